@@ -1,0 +1,50 @@
+/**
+ * The trained gradient-boosted tree ensemble, as plain data: what the trainer produces, what the ONNX
+ * exporter writes and what the in-process scorer evaluates. All three must agree on these semantics:
+ *
+ * - Features are float32 (a row of a Float32Array); thresholds are float32 values (Math.fround).
+ * - At an internal node, go to `left` when `x[feature] < threshold` (strict), else to `right`.
+ *   NaN compares false, so it goes right (ONNX: BRANCH_LT, missing value does not track true).
+ * - Leaves have `feature === -1`; their `value` is an additive margin (log-odds) contribution.
+ * - probability(class 1) = sigmoid(baseScore + sum of the reached leaf values).
+ */
+export interface Tree {
+  /** Split feature index per node; -1 marks a leaf. Node 0 is the root. */
+  readonly feature: number[];
+  /** Split threshold per node (float32-representable); 0 for leaves. */
+  readonly threshold: number[];
+  /** Index of the left child per node; -1 for leaves. */
+  readonly left: number[];
+  /** Index of the right child per node; -1 for leaves. */
+  readonly right: number[];
+  /** Leaf margin per node; 0 for internal nodes. */
+  readonly value: number[];
+}
+
+export interface TreeEnsemble {
+  readonly kind: 'tree-ensemble';
+  /** Number of input features each row carries. */
+  readonly featureCount: number;
+  /** Initial margin (log-odds of the base rate). */
+  readonly baseScore: number;
+  readonly trees: Tree[];
+}
+
+export function sigmoid(margin: number): number {
+  return 1 / (1 + Math.exp(-margin));
+}
+
+/** Margin of one row that starts at `offset` in a row-major float32 matrix. */
+export function ensembleMargin(model: TreeEnsemble, x: Float32Array, offset = 0): number {
+  let margin = model.baseScore;
+  for (const tree of model.trees) {
+    let node = 0;
+    let feature = tree.feature[0]!;
+    while (feature !== -1) {
+      node = x[offset + feature]! < tree.threshold[node]! ? tree.left[node]! : tree.right[node]!;
+      feature = tree.feature[node]!;
+    }
+    margin += tree.value[node]!;
+  }
+  return margin;
+}
