@@ -48,3 +48,22 @@ export function ensembleMargin(model: TreeEnsemble, x: Float32Array, offset = 0)
   }
   return margin;
 }
+
+/**
+ * The logistic-regression baseline, with any input standardization already folded into the weights:
+ * probability(class 1) = sigmoid(intercept + sum_i weights[i] * x[i]).
+ */
+export interface LinearModel {
+  readonly kind: 'linear';
+  readonly featureCount: number;
+  readonly weights: number[];
+  readonly intercept: number;
+}
+
+export type ChurnModel = TreeEnsemble | LinearModel;
+
+export function linearMargin(model: LinearModel, x: Float32Array, offset = 0): number {
+  let margin = model.intercept;
+  for (let i = 0; i < model.featureCount; i++) margin += model.weights[i]! * x[offset + i]!;
+  return margin;
+}
