@@ -1,1 +1,3 @@
-console.log("hello", process.argv.slice(2))
+import { main } from '#local/cli/program.ts';
+
+process.exitCode = await main(process.argv.slice(2));

@@ -109,11 +109,18 @@ export function encodeFeatures(fields: PartialFeatureFields): EncodeResult {
   return { ok: true, vector, imputed, unseen: unseenCategories(record) };
 }
 
-/** Fast path for validated complete records (ETL, batch scoring): writes one row of a float32 matrix. */
-export function encodeInto(record: FeatureFields, out: Float32Array, offset: number): void {
+/** Fast path for validated complete records (ETL, batch scoring): writes one row of a row-major matrix. */
+export function encodeInto(record: FeatureFields, out: Float32Array | Float64Array, offset: number): void {
   for (let i = 0; i < FEATURE_COUNT; i++) out[offset + i] = COMPILED[i]!(record);
 }
 
 export function unseenCategories(record: Pick<FeatureFields, CategoricalField>): CategoricalField[] {
   return CATEGORICAL_FIELDS.filter((name) => !CATEGORIES[name].includes(record[name]));
+}
+
+/** Position of a feature in the vector; throws for an unknown name so a typo cannot read column 0. */
+export function featureIndex(name: string): number {
+  const index = FEATURE_SET.names.indexOf(name);
+  if (index < 0) throw new Error(`unknown feature "${name}"; known: ${FEATURE_SET.names.join(', ')}`);
+  return index;
 }

@@ -11,6 +11,7 @@ export {
   FEATURE_COUNT,
   FEATURE_SET,
   type FeatureSet,
+  featureIndex,
   unseenCategories,
 } from './encode.ts';
 export { canonicalJson, fingerprintOf } from './fingerprint.ts';

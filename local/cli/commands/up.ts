@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { keelHome, readRuntime, removeRuntime, writeRuntime } from '#local/runtime.ts';
+import { startLocalServers } from '#local/servers.ts';
+import { intEnv } from '#shared/env.ts';
+import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
+import { type Output, UserError } from '../output.ts';
+
+/** `keel up`: the embedded local platform, in the foreground until Ctrl-C. */
+export function registerUp(program: Command, output: Output): void {
+  program
+    .command('up')
+    .description('start the local platform (S3 and DynamoDB servers) and keep it running until Ctrl-C')
+    .action(async () => {
+      const home = keelHome();
+      const running = await readRuntime(home);
+      if (running) {
+        throw new UserError(
+          `Keel is already running in ${home} (pid ${running.pid}); stop it first with Ctrl-C`,
+        );
+      }
+      const servers = await startLocalServers({
+        home,
+        s3Port: intEnv('KEEL_S3_PORT', 4568, { min: 0, max: 65535 }),
+        dynamoPort: intEnv('KEEL_DYNAMODB_PORT', 4567, { min: 0, max: 65535 }),
+        environment: LOCAL_ENVIRONMENT,
+      });
+      const endpoints = servers.target.endpoints!;
+      await writeRuntime(home, {
+        pid: process.pid,
+        startedAt: new Date().toISOString(),
+        stage: LOCAL_ENVIRONMENT.stage,
+        region: servers.target.region,
+        endpoints,
+        names: servers.names,
+      });
+
+      output.result(
+        { status: 'running', home, endpoints, names: servers.names, created: servers.created },
+        () =>
+          [
+            `Keel is running (state in ${home})`,
+            `  S3        ${endpoints.s3}`,
+            `  DynamoDB  ${endpoints.dynamodb}`,
+            ...Object.entries(servers.names).map(([role, name]) => `  ${role.padEnd(15)} ${name}`),
+            servers.created.length > 0
+              ? `  created: ${servers.created.join(', ')}`
+              : '  resources: already present',
+            'In another terminal: npx keel data generate --rows 100000 --seed 42',
+            'Ctrl-C stops and keeps the state.',
+          ].join('\n'),
+      );
+
+      await new Promise<void>((resolve) => {
+        const stop = (signal: NodeJS.Signals) => {
+          output.info(`\n${signal}: stopping…`);
+          resolve();
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await servers.close();
+      await removeRuntime(home);
+      output.info('stopped; state kept in ' + home);
+    });
+}

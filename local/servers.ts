@@ -1,0 +1,90 @@
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import dynalite from 'dynalite';
+import S3rver from 's3rver';
+import { type AwsTarget, createDynamoClient, createS3Client } from '#shared/aws/clients.ts';
+import { type DeploymentEnvironment, type ResourceNames, resourceNames } from '#shared/resources.ts';
+import { provisionResources } from './provision.ts';
+
+export interface LocalServersOptions {
+  /** State directory; S3 objects go to `<home>/s3`, DynamoDB tables to `<home>/dynamodb`. */
+  readonly home: string;
+  /** Port of the S3 server; 0 picks a free one. */
+  readonly s3Port: number;
+  /** Port of the DynamoDB server; 0 picks a free one. */
+  readonly dynamoPort: number;
+  readonly environment: DeploymentEnvironment;
+}
+
+export interface LocalServers {
+  readonly target: AwsTarget;
+  readonly names: ResourceNames;
+  /** Buckets and tables this start created (empty when the state already had them). */
+  readonly created: string[];
+  close(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+
+function rethrowPortInUse(error: NodeJS.ErrnoException, what: string, port: number): never {
+  if (error.code === 'EADDRINUSE') {
+    throw new Error(
+      `${what} port ${port} on ${HOST} is already in use: stop what holds it or choose another port`,
+    );
+  }
+  throw error;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.close((error) => (error ? reject(error) : resolve()));
+    // Keep-alive connections from SDK clients would otherwise hold close() open.
+    server.closeAllConnections();
+  });
+}
+
+/**
+ * Starts S3 (s3rver) and DynamoDB (dynalite) in this process on 127.0.0.1, with state on disk, and
+ * creates the buckets and tables the CDK data stack declares, under the same names.
+ */
+export async function startLocalServers(options: LocalServersOptions): Promise<LocalServers> {
+  const s3Dir = join(options.home, 's3');
+  const dynamoDir = join(options.home, 'dynamodb');
+  await mkdir(s3Dir, { recursive: true });
+  await mkdir(dynamoDir, { recursive: true });
+
+  const s3rver = new S3rver({ address: HOST, port: options.s3Port, directory: s3Dir, silent: true });
+  const s3Port = (await s3rver.run().catch((error) => rethrowPortInUse(error, 'S3', options.s3Port))).port;
+  const dynamoServer = dynalite({ path: dynamoDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const dynamoPort = await new Promise<number>((resolve, reject) => {
+    dynamoServer.once('error', reject);
+    dynamoServer.listen(options.dynamoPort, HOST, () =>
+      resolve((dynamoServer.address() as AddressInfo).port),
+    );
+  }).catch(async (error) => {
+    await closeServer(s3rver.httpServer);
+    return rethrowPortInUse(error, 'DynamoDB', options.dynamoPort);
+  });
+
+  const target: AwsTarget = {
+    region: options.environment.region,
+    endpoints: { s3: `http://${HOST}:${s3Port}`, dynamodb: `http://${HOST}:${dynamoPort}` },
+  };
+  const names = resourceNames(options.environment);
+  const s3 = createS3Client(target);
+  const dynamo = createDynamoClient(target);
+  const created = await provisionResources({ s3, dynamo }, names);
+  s3.destroy();
+  dynamo.destroy();
+
+  return {
+    target,
+    names,
+    created,
+    async close() {
+      await Promise.all([closeServer(s3rver.httpServer), closeServer(dynamoServer)]);
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { optionalEnv } from '#shared/env.ts';
+
+/**
+ * One description of where AWS is: the real thing through the default credential chain, or local
+ * endpoints (the embedded servers of `keel up`, or moto). Every SDK client in Keel is built from it.
+ */
+export interface AwsTarget {
+  readonly region: string;
+  /** Local endpoints; absent means real AWS. */
+  readonly endpoints?: { readonly s3: string; readonly dynamodb: string };
+}
+
+/** Local emulators accept any key; s3rver insists on these. */
+const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+export const AWS_TARGET_ENV = { s3: 'KEEL_S3_ENDPOINT', dynamodb: 'KEEL_DYNAMODB_ENDPOINT' } as const;
+
+export function awsTargetFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): AwsTarget {
+  const region = optionalEnv('AWS_REGION', optionalEnv('AWS_DEFAULT_REGION', 'us-east-1', env), env);
+  const s3 = env[AWS_TARGET_ENV.s3];
+  const dynamodb = env[AWS_TARGET_ENV.dynamodb];
+  if (!s3 && !dynamodb) return { region };
+  if (!s3 || !dynamodb) {
+    throw new Error(
+      `set both ${AWS_TARGET_ENV.s3} and ${AWS_TARGET_ENV.dynamodb} for local endpoints, or neither`,
+    );
+  }
+  return { region, endpoints: { s3, dynamodb } };
+}
+
+export function createS3Client(target: AwsTarget): S3Client {
+  if (!target.endpoints) return new S3Client({ region: target.region });
+  return new S3Client({
+    region: target.region,
+    endpoint: target.endpoints.s3,
+    credentials: LOCAL_CREDENTIALS,
+    forcePathStyle: true,
+    // Local S3 servers mishandle the SDK's default streaming checksums (corrupted multipart bodies).
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+export function createDynamoClient(target: AwsTarget): DynamoDBClient {
+  if (!target.endpoints) return new DynamoDBClient({ region: target.region });
+  return new DynamoDBClient({
+    region: target.region,
+    endpoint: target.endpoints.dynamodb,
+    credentials: LOCAL_CREDENTIALS,
+  });
+}
+
+/** Document client over {@link createDynamoClient}; undefined attributes are dropped, never stored. */
+export function createDocumentClient(target: AwsTarget): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(createDynamoClient(target), {
+    marshallOptions: { removeUndefinedValues: true },
+  });
+}
+
+/** Both clients of a target, built once per process (Lambda module scope, the CLI, a test). */
+export interface AwsClients {
+  readonly s3: S3Client;
+  readonly dynamo: DynamoDBDocumentClient;
+}
+
+export function createAwsClients(target: AwsTarget): AwsClients {
+  return { s3: createS3Client(target), dynamo: createDocumentClient(target) };
+}

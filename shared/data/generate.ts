@@ -1,0 +1,146 @@
+import {
+  encodeInto,
+  FEATURE_COUNT,
+  featureIndex,
+  type LabeledRecord,
+  NUMERIC_FIELDS,
+  type NumericField,
+  PLANS,
+  REGIONS,
+} from '#shared/features/index.ts';
+import { Random } from '#shared/random.ts';
+
+/**
+ * Deterministic synthetic churn data, modelled on the seed's gen_data.py: lognormal income with a mean
+ * of 75,000, orders growing with tenure and plan, ~6% dormant accounts that never order, and a churn
+ * label drawn from a fixed logistic function of the customer's features (churn rate ≈ 25%).
+ */
+
+export interface GenerateOptions {
+  /** Number of customers (1 … 100,000,000). */
+  readonly rows: number;
+  readonly seed: number;
+  /** Multiplies a numeric field, e.g. `{ income: 1.9 }` moves average income from 75,000 to ~142,500. */
+  readonly drift?: Readonly<Partial<Record<NumericField, number>>>;
+  /** Event times fall in the 7 days before this instant. */
+  readonly asOf: Date;
+}
+
+const MAX_ROWS = 100_000_000;
+const PLAN_P = [0.5, 0.3, 0.2];
+const REGION_P = [0.22, 0.2, 0.2, 0.18, 0.2];
+const PLAN_ORDER_RATE = [0.6, 0.9, 1.3];
+const PLAN_ORDER_VALUE = [1, 1.4, 2];
+const PLAN_TICKET_RATE = [0.9, 0.6, 0.4];
+const INCOME_SIGMA = 0.45;
+/** A lognormal's mean is exp(mu + sigma²/2): this mu puts the mean, not the median, at 75,000. */
+const INCOME_MU = Math.log(75_000) - INCOME_SIGMA ** 2 / 2;
+const WEEK_MS = 7 * 24 * 3600 * 1000;
+const INTEGER_FIELDS: ReadonlySet<NumericField> = new Set(['orders', 'support_tickets_90d']);
+
+/** The churn log-odds as a function of the features the model sees: the truth the trainer must find. */
+const CHURN_COEFFICIENTS: ReadonlyArray<[feature: string, weight: number]> = [
+  ['support_tickets_90d', 0.55],
+  ['tenure_months', -0.035],
+  ['plan_premium', -0.25],
+  ['age', 0.004],
+];
+const CHURN_INTERCEPT = -1.3 - 0.004 * 45;
+const DAYS_SINCE = featureIndex('days_since_last_order');
+const AVG_SPEND = featureIndex('avg_spend');
+const ORDERS = featureIndex('orders');
+const churnTerms = CHURN_COEFFICIENTS.map(([name, weight]) => [featureIndex(name), weight] as const);
+
+function churnLogOdds(features: Float64Array): number {
+  let z = CHURN_INTERCEPT;
+  for (const [index, weight] of churnTerms) z += weight * features[index]!;
+  z += 0.018 * Math.min(features[DAYS_SINCE]!, 180);
+  z -= 0.45 * (Math.log1p(features[AVG_SPEND]!) - Math.log(45));
+  if (features[ORDERS] === 0) z += 0.5;
+  return z;
+}
+
+export function validateGenerateOptions(options: GenerateOptions): void {
+  if (!Number.isInteger(options.rows) || options.rows < 1 || options.rows > MAX_ROWS) {
+    throw new RangeError(`rows must be an integer from 1 to ${MAX_ROWS}, got ${options.rows}`);
+  }
+  if (!Number.isSafeInteger(options.seed) || options.seed < 0) {
+    throw new RangeError(`seed must be a non-negative integer, got ${options.seed}`);
+  }
+  for (const [field, factor] of Object.entries(options.drift ?? {})) {
+    if (!(NUMERIC_FIELDS as string[]).includes(field)) {
+      throw new RangeError(
+        `drift field "${field}" is not a numeric field; use one of ${NUMERIC_FIELDS.join(', ')}`,
+      );
+    }
+    if (!(typeof factor === 'number' && Number.isFinite(factor) && factor > 0)) {
+      throw new RangeError(`drift factor for ${field} must be a positive number, got ${factor}`);
+    }
+  }
+  if (Number.isNaN(options.asOf.getTime())) throw new RangeError('asOf must be a valid date');
+}
+
+/** Parses `FIELD=FACTOR` (the CLI's `--drift income=1.9`). */
+export function parseDriftSpec(spec: string): [NumericField, number] {
+  const match = /^([a-z_0-9]+)=([0-9]*\.?[0-9]+)$/.exec(spec.trim());
+  if (!match) throw new RangeError(`--drift must look like FIELD=FACTOR (e.g. income=1.9), got "${spec}"`);
+  const field = match[1] as NumericField;
+  const factor = Number(match[2]);
+  validateGenerateOptions({ rows: 1, seed: 0, asOf: new Date(0), drift: { [field]: factor } });
+  return [field, factor];
+}
+
+const round2 = (value: number) => Math.round(value * 100) / 100;
+
+/** Yields customers `c-000001`, `c-000002`, … one at a time: memory stays flat for any row count. */
+export function* generateRecords(options: GenerateOptions): Generator<LabeledRecord> {
+  validateGenerateOptions(options);
+  const random = new Random(options.seed);
+  const drift = options.drift ?? {};
+  const scale = (field: NumericField, value: number) => {
+    const factor = drift[field];
+    if (factor === undefined) return value;
+    const scaled = value * factor;
+    if (field === 'age') return Math.min(100, Math.max(18, Math.round(scaled)));
+    return INTEGER_FIELDS.has(field) ? Math.round(scaled) : scaled;
+  };
+  const features = new Float64Array(FEATURE_COUNT);
+  const asOfMs = options.asOf.getTime();
+  const idWidth = Math.max(6, String(options.rows).length);
+
+  for (let row = 1; row <= options.rows; row++) {
+    const age = random.int(18, 80);
+    const income = Math.exp(random.normal(INCOME_MU, INCOME_SIGMA)) * (drift.income ?? 1);
+    const plan = random.choice(PLAN_P);
+    const region = random.choice(REGION_P);
+    const tenure = random.int(0, 72);
+    const dormant = random.float() < 0.06;
+    const orderCount = random.poisson(tenure * PLAN_ORDER_RATE[plan]! * 0.5);
+    const orders = dormant ? 0 : orderCount;
+    const orderValue = Math.exp(
+      random.normal(Math.log(40 * PLAN_ORDER_VALUE[plan]! * (income / 75_000) ** 0.3), 0.35),
+    );
+    const tickets = random.poisson(PLAN_TICKET_RATE[plan]!);
+    const lastGap = Math.min(random.exponential(25), 365);
+    const daysSince = Math.floor(orders === 0 ? Math.min(tenure * 30, 365) : lastGap);
+    const eventMs = asOfMs - Math.floor(random.float() * WEEK_MS);
+    const record: LabeledRecord = {
+      customer_id: `c-${String(row).padStart(idWidth, '0')}`,
+      age: scale('age', age),
+      income: round2(income),
+      plan: PLANS[plan]!,
+      region: REGIONS[region]!,
+      tenure_months: scale('tenure_months', tenure),
+      total_spend: round2(scale('total_spend', orders * orderValue)),
+      orders: scale('orders', orders),
+      support_tickets_90d: scale('support_tickets_90d', tickets),
+      days_since_last_order: scale('days_since_last_order', daysSince),
+      event_time: new Date(eventMs - (eventMs % 1000)).toISOString(),
+      churned: 0,
+    };
+    encodeInto(record, features, 0);
+    const probability = 1 / (1 + Math.exp(-churnLogOdds(features)));
+    record.churned = random.float() < probability ? 1 : 0;
+    yield record;
+  }
+}
