@@ -35,7 +35,7 @@ const ROWS_PER_CHUNK = 2_000;
 /** Generates CSV text in chunks of lines, tallying the summary as it goes. */
 function* csvChunks(
   records: Iterable<LabeledRecord>,
-  tally: { rows: number; bytes: number; churned: number; income: number; zeroOrders: number },
+  tally: { rows: number; bytes: number; churned: number; incomeSum: number; zeroOrders: number },
   onProgress: ProgressListener | undefined,
 ): Generator<string> {
   let lines: string[] = [CSV_HEADER];
@@ -43,7 +43,7 @@ function* csvChunks(
     lines.push(toCsvLine(record));
     tally.rows++;
     tally.churned += record.churned;
-    tally.income += record.income;
+    tally.incomeSum += record.income;
     if (record.orders === 0) tally.zeroOrders++;
     if (lines.length >= ROWS_PER_CHUNK) {
       const chunk = `${lines.join('\n')}\n`;
@@ -72,7 +72,7 @@ export async function writeRawData(
   { now = new Date(), onProgress }: { now?: Date; onProgress?: ProgressListener } = {},
 ): Promise<RawDataSummary> {
   const key = rawDataKey(options, now);
-  const tally = { rows: 0, bytes: 0, churned: 0, income: 0, zeroOrders: 0 };
+  const tally = { rows: 0, bytes: 0, churned: 0, incomeSum: 0, zeroOrders: 0 };
   const body = Readable.from(csvChunks(generateRecords(options), tally, onProgress), { objectMode: false });
   await new Upload({
     client: s3,
@@ -86,7 +86,7 @@ export async function writeRawData(
     rows: tally.rows,
     bytes: tally.bytes,
     churnRate: tally.churned / tally.rows,
-    meanIncome: tally.income / tally.rows,
+    meanIncome: tally.incomeSum / tally.rows,
     zeroOrderShare: tally.zeroOrders / tally.rows,
   };
 }

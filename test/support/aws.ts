@@ -1,0 +1,109 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { provisionResources } from '#local/provision.ts';
+import { startLocalServers } from '#local/servers.ts';
+import {
+  type AwsClients,
+  type AwsTarget,
+  createAwsClients,
+  createDynamoClient,
+  createS3Client,
+} from '#shared/aws/clients.ts';
+import { LOCAL_ENVIRONMENT, type ResourceNames, resourceNames } from '#shared/resources.ts';
+
+/**
+ * The AWS that integration tests run against: the embedded servers of `keel up` by default, or
+ * `moto_server` with KEEL_TEST_EMULATOR=moto, so the same tests prove Keel does not lean on one
+ * emulator's quirks.
+ */
+export interface TestAws {
+  readonly emulator: 'embedded' | 'moto';
+  readonly home: string;
+  readonly target: AwsTarget;
+  readonly names: ResourceNames;
+  readonly clients: AwsClients;
+  close(): Promise<void>;
+}
+
+export const TEST_EMULATOR = process.env.KEEL_TEST_EMULATOR === 'moto' ? 'moto' : 'embedded';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHttp(url: string, deadlineMs: number): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      await fetch(url);
+      return;
+    } catch (error) {
+      if (Date.now() > until)
+        throw new Error(`${url} did not answer within ${deadlineMs} ms`, { cause: error });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+async function startMoto(): Promise<{ target: AwsTarget; process: ChildProcess }> {
+  const port = await freePort();
+  const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  const endpoint = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${endpoint}/moto-api/`, 30_000);
+  return {
+    target: { region: LOCAL_ENVIRONMENT.region, endpoints: { s3: endpoint, dynamodb: endpoint } },
+    process: child,
+  };
+}
+
+export async function startTestAws(): Promise<TestAws> {
+  const home = await mkdtemp(join(tmpdir(), 'keel-test-'));
+  if (TEST_EMULATOR === 'moto') {
+    const moto = await startMoto();
+    const names = resourceNames(LOCAL_ENVIRONMENT);
+    const s3 = createS3Client(moto.target);
+    const dynamo = createDynamoClient(moto.target);
+    await provisionResources({ s3, dynamo }, names);
+    s3.destroy();
+    dynamo.destroy();
+    const clients = createAwsClients(moto.target);
+    return {
+      emulator: 'moto',
+      home,
+      target: moto.target,
+      names,
+      clients,
+      async close() {
+        clients.s3.destroy();
+        clients.dynamo.destroy();
+        moto.process.kill('SIGTERM');
+        await rm(home, { recursive: true, force: true });
+      },
+    };
+  }
+  const servers = await startLocalServers({ home, s3Port: 0, dynamoPort: 0, environment: LOCAL_ENVIRONMENT });
+  const clients = createAwsClients(servers.target);
+  return {
+    emulator: 'embedded',
+    home,
+    target: servers.target,
+    names: servers.names,
+    clients,
+    async close() {
+      clients.s3.destroy();
+      clients.dynamo.destroy();
+      await servers.close();
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
