@@ -38,7 +38,9 @@ const SESSION_OPTIONS: InferenceSession.SessionOptions = Object.freeze({
   interOpNumThreads: 1,
   executionMode: 'sequential',
   graphOptimizationLevel: 'all',
-  logSeverityLevel: 3,
+  // Failures reach the caller as rejected promises / ModelFormatError; onnxruntime's own stderr lines
+  // would only duplicate them, unstructured, in the function's logs.
+  logSeverityLevel: 4,
 });
 
 /** Output names used by Keel, onnxmltools and skl2onnx for class probabilities, in order of preference. */
