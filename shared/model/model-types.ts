@@ -7,6 +7,10 @@
  *   NaN compares false, so it goes right (ONNX: BRANCH_LT, missing value does not track true).
  * - Leaves have `feature === -1`; their `value` is an additive margin (log-odds) contribution.
  * - probability(class 1) = sigmoid(baseScore + sum of the reached leaf values).
+ * - Leaf values and baseScore may be any finite doubles. The ONNX export (onnx-export.ts) evaluates in
+ *   double, so onnxruntime matches this reference to ~1e-7 in probability (float32 output rounding).
+ *   A float32 evaluation (ONNX float attributes) would instead drift by up to ~1e-6 at 1,000 trees,
+ *   from float32 accumulation, whether or not the leaves are float32-representable.
  */
 export interface Tree {
   /** Split feature index per node; -1 marks a leaf. Node 0 is the root. */
@@ -51,7 +55,8 @@ export function ensembleMargin(model: TreeEnsemble, x: Float32Array, offset = 0)
 
 /**
  * The logistic-regression baseline, with any input standardization already folded into the weights:
- * probability(class 1) = sigmoid(intercept + sum_i weights[i] * x[i]).
+ * probability(class 1) = sigmoid(intercept + sum_i weights[i] * x[i]). The ONNX export computes this in
+ * double too (not with ai.onnx.ml.LinearClassifier, whose coefficients and GEMM are float32).
  */
 export interface LinearModel {
   readonly kind: 'linear';
