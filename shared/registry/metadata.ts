@@ -1,0 +1,75 @@
+import { z } from 'zod';
+
+/** `v1`, `v2`, …: the one spelling of a version, in S3 keys, metadata, the API and the CLI. */
+export const versionSchema = z.string().regex(/^v[1-9]\d{0,8}$/, 'a version looks like v1, v2, …');
+export type ModelVersion = `v${number}`;
+
+export const modelNameSchema = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9-]{0,62}$/,
+    'model name: lower-case letters, digits and dashes, starting with a letter',
+  );
+
+export function versionNumber(version: string): number {
+  return Number(versionSchema.parse(version).slice(1));
+}
+
+export function versionName(n: number): ModelVersion {
+  return `v${n}`;
+}
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'sha256 as 64 lower-case hex digits');
+const probability = z.number().min(0).max(1);
+
+/** What `metadata.json` holds beside every `model.onnx` (DESIGN.md's registry contract). */
+export const modelMetadataSchema = z.object({
+  name: modelNameSchema,
+  version: versionSchema,
+  algorithm: z.string().min(1),
+  dataset: z.object({
+    uri: z.string().min(1),
+    rows: z.number().int().min(0),
+  }),
+  created_at: z.iso.datetime({ offset: true }),
+  feature_set: z.object({
+    version: z.string().min(1),
+    fingerprint: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+    names: z.array(z.string().min(1)).min(1),
+  }),
+  artifact: z.object({
+    format: z.literal('onnx'),
+    sha256: sha256Hex,
+    bytes: z.number().int().positive(),
+  }),
+  metrics: z
+    .object({
+      auc: probability,
+      logloss: z.number().min(0),
+      accuracy: probability,
+    })
+    .catchall(z.unknown()),
+  threshold: probability,
+  training: z.object({
+    rows: z.number().int().min(0),
+    params: z.record(z.string(), z.unknown()),
+    duration_ms: z.number().min(0),
+  }),
+  /** The champion when this version was trained (what it was compared against), or null. */
+  parent: versionSchema.nullable(),
+});
+
+export type ModelMetadata = z.infer<typeof modelMetadataSchema>;
+
+/** Metadata as the caller supplies it; the registry fills in name, version, artifact and created_at. */
+export type NewModelMetadata = Omit<ModelMetadata, 'name' | 'version' | 'artifact' | 'created_at'>;
+
+export const modelKeys = (name: string, version: string) => {
+  const prefix = `models/${name}/${version}/`;
+  return {
+    prefix,
+    model: `${prefix}model.onnx`,
+    metadata: `${prefix}metadata.json`,
+    baseline: `${prefix}baseline.json`,
+  };
+};

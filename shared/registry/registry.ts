@@ -1,0 +1,445 @@
+import { createHash } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { ConflictError, KeelError, UnknownEntityError, ValidationError } from '#shared/errors.ts';
+import {
+  type ModelMetadata,
+  type ModelVersion,
+  modelKeys,
+  modelMetadataSchema,
+  modelNameSchema,
+  type NewModelMetadata,
+  versionName,
+  versionNumber,
+} from './metadata.ts';
+
+/**
+ * The model registry: immutable versions in S3 (`models/<name>/v<N>/…`), and in DynamoDB the version
+ * counter, one item per registered version, the `champion` alias and the append-only deployment log.
+ * Every function takes its dependencies; nothing here reads the environment.
+ */
+export interface RegistryDeps {
+  readonly s3: S3Client;
+  readonly dynamo: DynamoDBDocumentClient;
+  /** The models bucket. */
+  readonly bucket: string;
+  /** The model-registry table. */
+  readonly table: string;
+  readonly clock?: () => Date;
+}
+
+export const CHAMPION = 'champion';
+
+/** A version's artifact in S3 does not match what was registered: never serve it. */
+export class ArtifactIntegrityError extends KeelError {
+  readonly code = 'Internal';
+}
+
+/** The model was trained on another feature definition than the one running here. */
+export class FingerprintMismatchError extends KeelError {
+  readonly code = 'Conflict';
+}
+
+/** One registered version, as listed from DynamoDB without reading S3. */
+export interface VersionSummary {
+  readonly name: string;
+  readonly version: ModelVersion;
+  readonly created_at: string;
+  readonly algorithm: string;
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly fingerprint: string;
+  readonly feature_set_version: string;
+  readonly metrics: { auc: number; logloss: number; accuracy: number };
+  readonly threshold: number;
+  readonly parent: string | null;
+}
+
+/** One move of the champion alias. `seq` numbers the moves of a model from 1. */
+export interface Deployment {
+  readonly seq: number;
+  readonly at: string;
+  readonly from: ModelVersion | null;
+  readonly to: ModelVersion;
+  readonly kind: 'promote' | 'rollback';
+  readonly reason: string;
+  readonly actor: string;
+}
+
+const pk = (name: string) => `MODEL#${modelNameSchema.parse(name)}`;
+const pad = (n: number) => String(n).padStart(9, '0');
+const versionKey = (version: string) => `VERSION#${pad(versionNumber(version))}`;
+const logKey = (seq: number) => `LOG#${pad(seq)}`;
+const ALIAS_KEY = `ALIAS#${CHAMPION}`;
+const COUNTER_KEY = 'COUNTER';
+
+export const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+const now = (deps: RegistryDeps) => (deps.clock ?? (() => new Date()))().toISOString();
+
+/** Allocates the next version number atomically (DynamoDB ADD on the model's counter). */
+async function allocateVersion(deps: RegistryDeps, name: string): Promise<ModelVersion> {
+  const result = await deps.dynamo.send(
+    new UpdateCommand({
+      TableName: deps.table,
+      Key: { pk: pk(name), sk: COUNTER_KEY },
+      UpdateExpression: 'ADD #next :one',
+      ExpressionAttributeNames: { '#next': 'next' },
+      ExpressionAttributeValues: { ':one': 1 },
+      ReturnValues: 'UPDATED_NEW',
+    }),
+  );
+  return versionName(Number(result.Attributes?.next));
+}
+
+export interface RegisterInput {
+  readonly name: string;
+  readonly onnx: Uint8Array;
+  readonly metadata: NewModelMetadata;
+  /** Training distributions for drift, stored as `baseline.json`. */
+  readonly baseline?: unknown;
+}
+
+/**
+ * Registers a new immutable version. The S3 objects are written first and the DynamoDB version item
+ * last: a crash in between leaves an unlisted prefix and a skipped number, never a half version.
+ */
+export async function registerModel(deps: RegistryDeps, input: RegisterInput): Promise<ModelMetadata> {
+  const draft = { ...input.metadata, name: input.name, version: 'v1', created_at: now(deps) };
+  const artifact = { format: 'onnx' as const, sha256: sha256Hex(input.onnx), bytes: input.onnx.byteLength };
+  const checked = modelMetadataSchema.safeParse({ ...draft, artifact });
+  if (!checked.success) {
+    throw new ValidationError(
+      'model metadata is invalid',
+      checked.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+    );
+  }
+  const version = await allocateVersion(deps, input.name);
+  const metadata: ModelMetadata = { ...checked.data, version };
+  const keys = modelKeys(input.name, version);
+  const put = (Key: string, Body: Uint8Array | string, ContentType: string) =>
+    // IfNoneMatch: S3 refuses to overwrite an existing key, so a version is written once.
+    deps.s3.send(new PutObjectCommand({ Bucket: deps.bucket, Key, Body, ContentType, IfNoneMatch: '*' }));
+  await put(keys.model, input.onnx, 'application/octet-stream');
+  if (input.baseline !== undefined)
+    await put(keys.baseline, JSON.stringify(input.baseline), 'application/json');
+  await put(keys.metadata, JSON.stringify(metadata, null, 2), 'application/json');
+
+  const summary: VersionSummary = {
+    name: metadata.name,
+    version,
+    created_at: metadata.created_at,
+    algorithm: metadata.algorithm,
+    sha256: artifact.sha256,
+    bytes: artifact.bytes,
+    fingerprint: metadata.feature_set.fingerprint,
+    feature_set_version: metadata.feature_set.version,
+    metrics: {
+      auc: metadata.metrics.auc,
+      logloss: metadata.metrics.logloss,
+      accuracy: metadata.metrics.accuracy,
+    },
+    threshold: metadata.threshold,
+    parent: metadata.parent,
+  };
+  await deps.dynamo.send(
+    new PutCommand({
+      TableName: deps.table,
+      Item: { pk: pk(input.name), sk: versionKey(version), ...summary },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    }),
+  );
+  return metadata;
+}
+
+async function queryAll(
+  deps: RegistryDeps,
+  name: string,
+  prefix: string,
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const page = await deps.dynamo.send(
+      new QueryCommand({
+        TableName: deps.table,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': pk(name), ':prefix': prefix },
+        ExclusiveStartKey,
+      }),
+    );
+    items.push(...(page.Items ?? []));
+    ExclusiveStartKey = page.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return items;
+}
+
+const stripKeys = <T>({ pk: _pk, sk: _sk, ...rest }: Record<string, unknown>) => rest as T;
+
+export async function listVersions(deps: RegistryDeps, name: string): Promise<VersionSummary[]> {
+  return (await queryAll(deps, name, 'VERSION#')).map((item) => stripKeys<VersionSummary>(item));
+}
+
+export async function getVersion(deps: RegistryDeps, name: string, version: string): Promise<VersionSummary> {
+  const parsed = modelVersionOrThrow(version);
+  const { Item } = await deps.dynamo.send(
+    new GetCommand({
+      TableName: deps.table,
+      Key: { pk: pk(name), sk: versionKey(parsed) },
+      ConsistentRead: true,
+    }),
+  );
+  if (!Item) throw new UnknownEntityError(`model ${name} has no version ${parsed}; see \`keel models list\``);
+  return stripKeys<VersionSummary>(Item);
+}
+
+function modelVersionOrThrow(version: string): ModelVersion {
+  try {
+    return versionName(versionNumber(version));
+  } catch {
+    throw new ValidationError(`"${version}" is not a version: versions look like v1, v2, …`, [
+      { path: 'version', message: 'a version looks like v1, v2, …' },
+    ]);
+  }
+}
+
+export async function readMetadata(
+  deps: RegistryDeps,
+  name: string,
+  version: string,
+): Promise<ModelMetadata> {
+  await getVersion(deps, name, version);
+  const object = await deps.s3.send(
+    new GetObjectCommand({ Bucket: deps.bucket, Key: modelKeys(name, version).metadata }),
+  );
+  return modelMetadataSchema.parse(JSON.parse(await object.Body!.transformToString()));
+}
+
+interface AliasItem {
+  readonly version: ModelVersion;
+  readonly seq: number;
+  /** The move that set this value (written with it): {@link history} restores a log entry lost to a crash. */
+  readonly last_move: Omit<Deployment, 'seq'>;
+}
+
+async function readAlias(deps: RegistryDeps, name: string): Promise<AliasItem | undefined> {
+  const { Item } = await deps.dynamo.send(
+    new GetCommand({ TableName: deps.table, Key: { pk: pk(name), sk: ALIAS_KEY }, ConsistentRead: true }),
+  );
+  return Item ? stripKeys<AliasItem>(Item) : undefined;
+}
+
+/** The current champion, or undefined when no version has been promoted yet. */
+export async function getChampion(deps: RegistryDeps, name: string): Promise<ModelVersion | undefined> {
+  return (await readAlias(deps, name))?.version;
+}
+
+export interface PromoteInput {
+  readonly name: string;
+  readonly version: string;
+  /**
+   * The champion the caller believes is current (null: none). The alias moves only if it still is;
+   * otherwise a {@link ConflictError}. Omitted: the current value is read first (CLI use).
+   */
+  readonly expected?: ModelVersion | null;
+  /** Fingerprint of the feature set running here; a version trained on another one is refused. */
+  readonly featureFingerprint: string;
+  readonly reason: string;
+  readonly actor: string;
+  /** Promote despite a fingerprint mismatch; `reason` must then say why. */
+  readonly force?: boolean;
+  readonly kind?: Deployment['kind'];
+}
+
+/**
+ * Moves the champion alias with a conditional write on its current value, then appends the move to the
+ * deployment log. Two concurrent promotions from the same expected champion: exactly one wins.
+ */
+export async function promote(deps: RegistryDeps, input: PromoteInput): Promise<Deployment> {
+  const target = await getVersion(deps, input.name, input.version);
+  if (target.fingerprint !== input.featureFingerprint && !input.force) {
+    throw new FingerprintMismatchError(
+      `${target.version} was trained on feature set ${target.fingerprint} but this deployment computes ` +
+        `${input.featureFingerprint}; serving it would skew every prediction. Retrain on the current ` +
+        'features, or promote with --force and a --reason if you know the difference is harmless',
+    );
+  }
+  if (input.force && input.reason.trim().length === 0) {
+    throw new ValidationError('a forced promotion needs a reason', [
+      { path: 'reason', message: 'required with force' },
+    ]);
+  }
+  const current = input.expected === undefined ? await readAlias(deps, input.name) : undefined;
+  const expected = input.expected === undefined ? (current?.version ?? null) : input.expected;
+  if (expected === target.version) {
+    throw new ConflictError(`${target.version} is already the champion of ${input.name}`);
+  }
+  const move: Omit<Deployment, 'seq'> = {
+    at: now(deps),
+    from: expected,
+    to: target.version,
+    kind: input.kind ?? 'promote',
+    reason: input.reason,
+    actor: input.actor,
+  };
+  let seq: number;
+  try {
+    const result = await deps.dynamo.send(
+      new UpdateCommand({
+        TableName: deps.table,
+        Key: { pk: pk(input.name), sk: ALIAS_KEY },
+        UpdateExpression: 'SET #version = :to, #seq = if_not_exists(#seq, :zero) + :one, #last = :move',
+        ConditionExpression: expected === null ? 'attribute_not_exists(pk)' : '#version = :expected',
+        ExpressionAttributeNames: { '#version': 'version', '#seq': 'seq', '#last': 'last_move' },
+        ExpressionAttributeValues: {
+          ':to': target.version,
+          ':move': move,
+          ':zero': 0,
+          ':one': 1,
+          ...(expected === null ? {} : { ':expected': expected }),
+        },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    seq = Number(result.Attributes?.seq);
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    const now = await getChampion(deps, input.name);
+    throw new ConflictError(
+      `the champion of ${input.name} moved: expected ${expected ?? 'none'}, it is now ${now ?? 'none'}; ` +
+        'check `keel models history` and retry',
+      { cause: error },
+    );
+  }
+  const deployment: Deployment = { seq, ...move };
+  await appendLog(deps, input.name, deployment);
+  return deployment;
+}
+
+async function appendLog(deps: RegistryDeps, name: string, deployment: Deployment): Promise<void> {
+  try {
+    await deps.dynamo.send(
+      new PutCommand({
+        TableName: deps.table,
+        Item: { pk: pk(name), sk: logKey(deployment.seq), ...deployment },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+  } catch (error) {
+    // Append-only: an entry already written for this seq (a repair raced us) is kept as it is.
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+/** The deployment log, oldest first. A move whose log write was lost to a crash is restored here. */
+export async function history(deps: RegistryDeps, name: string): Promise<Deployment[]> {
+  const entries = (await queryAll(deps, name, 'LOG#')).map((item) => stripKeys<Deployment>(item));
+  const alias = await readAlias(deps, name);
+  if (alias && !entries.some((entry) => entry.seq === alias.seq)) {
+    const lost: Deployment = { seq: alias.seq, ...alias.last_move };
+    await appendLog(deps, name, lost);
+    entries.push(lost);
+  }
+  return entries.sort((a, b) => a.seq - b.seq);
+}
+
+/** The champion that was live at `time` according to the log (undefined before the first promotion). */
+export function championAt(log: readonly Deployment[], time: Date): ModelVersion | undefined {
+  let live: ModelVersion | undefined;
+  for (const entry of log) {
+    if (Date.parse(entry.at) > time.getTime()) break;
+    live = entry.to;
+  }
+  return live;
+}
+
+/**
+ * Where a rollback goes: the champion before the current one, treating earlier rollbacks as undone
+ * promotions (v1 → v2 → v3, rollback → v2, rollback → v1).
+ */
+export function rollbackTarget(log: readonly Deployment[]): ModelVersion | undefined {
+  const stack: ModelVersion[] = [];
+  for (const entry of log) {
+    if (entry.kind === 'rollback') {
+      stack.pop();
+      if (stack.at(-1) !== entry.to) stack.push(entry.to);
+    } else {
+      stack.push(entry.to);
+    }
+  }
+  return stack.at(-2);
+}
+
+export async function rollback(
+  deps: RegistryDeps,
+  input: { name: string; reason: string; actor: string; featureFingerprint: string },
+): Promise<Deployment> {
+  const log = await history(deps, input.name);
+  const target = rollbackTarget(log);
+  if (!target) {
+    throw new ConflictError(
+      log.length === 0
+        ? `${input.name} has no champion yet, so there is nothing to roll back`
+        : `${input.name} has no earlier champion to roll back to (history: ${log.map((e) => e.to).join(' → ')})`,
+    );
+  }
+  return promote(deps, {
+    name: input.name,
+    version: target,
+    expected: log.at(-1)!.to,
+    featureFingerprint: input.featureFingerprint,
+    reason: input.reason,
+    actor: input.actor,
+    kind: 'rollback',
+    // A rollback returns to a version that was already served; a fingerprint change since is still refused.
+  });
+}
+
+/** A version's artifact, checked byte for byte against the registry and against this feature set. */
+export interface VerifiedModel {
+  readonly metadata: ModelMetadata;
+  readonly onnx: Uint8Array;
+}
+
+export async function loadVerifiedModel(
+  deps: RegistryDeps,
+  input: { name: string; version: string; featureFingerprint: string },
+): Promise<VerifiedModel> {
+  const summary = await getVersion(deps, input.name, input.version);
+  const metadata = await readMetadata(deps, input.name, summary.version);
+  const object = await deps.s3.send(
+    new GetObjectCommand({ Bucket: deps.bucket, Key: modelKeys(input.name, summary.version).model }),
+  );
+  const onnx = await object.Body!.transformToByteArray();
+  const actual = sha256Hex(onnx);
+  if (actual !== summary.sha256 || actual !== metadata.artifact.sha256 || onnx.byteLength !== summary.bytes) {
+    throw new ArtifactIntegrityError(
+      `${input.name} ${summary.version}: model.onnx has sha256 ${actual} (${onnx.byteLength} bytes) but was ` +
+        `registered as ${summary.sha256} (${summary.bytes} bytes); refusing to serve a tampered artifact`,
+    );
+  }
+  if (
+    metadata.feature_set.fingerprint !== input.featureFingerprint ||
+    summary.fingerprint !== input.featureFingerprint
+  ) {
+    throw new FingerprintMismatchError(
+      `${input.name} ${summary.version} was trained on feature set ${metadata.feature_set.fingerprint}, ` +
+        `this deployment computes ${input.featureFingerprint}; refusing to serve it`,
+    );
+  }
+  return { metadata, onnx };
+}
+
+export async function readBaseline(deps: RegistryDeps, name: string, version: string): Promise<unknown> {
+  const object = await deps.s3.send(
+    new GetObjectCommand({ Bucket: deps.bucket, Key: modelKeys(name, version).baseline }),
+  );
+  return JSON.parse(await object.Body!.transformToString());
+}

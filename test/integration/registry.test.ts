@@ -1,0 +1,250 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConflictError, UnknownEntityError, ValidationError } from '#shared/errors.ts';
+import { FEATURE_SET } from '#shared/features/index.ts';
+import type { NewModelMetadata } from '#shared/registry/metadata.ts';
+import {
+  ArtifactIntegrityError,
+  championAt,
+  FingerprintMismatchError,
+  getChampion,
+  getVersion,
+  history,
+  listVersions,
+  loadVerifiedModel,
+  promote,
+  type RegistryDeps,
+  readMetadata,
+  registerModel,
+  rollback,
+} from '#shared/registry/registry.ts';
+import { startTestAws, type TestAws } from '../support/aws.ts';
+
+let aws: TestAws;
+let deps: RegistryDeps;
+let clockMs = Date.parse('2026-11-01T00:00:00Z');
+beforeAll(async () => {
+  aws = await startTestAws();
+  deps = {
+    s3: aws.clients.s3,
+    dynamo: aws.clients.dynamo,
+    bucket: aws.names.models,
+    table: aws.names.modelRegistry,
+    // Each call is one minute later, so the log has distinct, ordered times.
+    clock: () => new Date((clockMs += 60_000)),
+  };
+});
+afterAll(async () => {
+  await aws?.close();
+});
+
+const fingerprint = FEATURE_SET.fingerprint;
+const otherFingerprint = `sha256:${'0'.repeat(64)}`;
+
+function metadata(overrides: Partial<NewModelMetadata> = {}): NewModelMetadata {
+  return {
+    algorithm: 'gbdt',
+    dataset: { uri: 's3://raw/raw/x.csv', rows: 1000 },
+    feature_set: { version: FEATURE_SET.version, fingerprint, names: [...FEATURE_SET.names] },
+    metrics: { auc: 0.83, logloss: 0.45, accuracy: 0.79 },
+    threshold: 0.5,
+    training: { rows: 800, params: { trees: 10 }, duration_ms: 12 },
+    parent: null,
+    ...overrides,
+  };
+}
+
+const onnx = (seed: number) => new Uint8Array(Array.from({ length: 256 }, (_, i) => (i * seed) % 251));
+const actor = 'test';
+
+describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () => {
+  const name = 'churn';
+
+  it('allocates distinct versions to concurrent registrations', async () => {
+    const registered = await Promise.all(
+      [1, 2, 3, 4].map((seed) =>
+        registerModel(deps, { name, onnx: onnx(seed), metadata: metadata(), baseline: { seed } }),
+      ),
+    );
+    expect(registered.map((m) => m.version).sort()).toEqual(['v1', 'v2', 'v3', 'v4']);
+    const listed = await listVersions(deps, name);
+    expect(listed.map((v) => v.version)).toEqual(['v1', 'v2', 'v3', 'v4']);
+    const v2 = await readMetadata(deps, name, 'v2');
+    expect(v2.artifact.bytes).toBe(256);
+    expect(v2.feature_set.fingerprint).toBe(fingerprint);
+  });
+
+  it('validates metadata with the schema, naming each bad field', async () => {
+    const bad = metadata({ metrics: { auc: 1.5, logloss: -1, accuracy: 0.5 }, threshold: 2 });
+    const error = await registerModel(deps, { name, onnx: onnx(9), metadata: bad }).catch((e) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).details).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ path: 'metrics.auc' }),
+        expect.objectContaining({ path: 'metrics.logloss' }),
+        expect.objectContaining({ path: 'threshold' }),
+      ]),
+    );
+    expect((await listVersions(deps, name)).length).toBe(4);
+  });
+
+  it('says which version is unknown', async () => {
+    await expect(getVersion(deps, name, 'v99')).rejects.toThrow(UnknownEntityError);
+    await expect(getVersion(deps, name, 'latest')).rejects.toThrow(/not a version/);
+  });
+
+  it('lets exactly one of two concurrent promotions from the same champion win', async () => {
+    await promote(deps, {
+      name,
+      version: 'v1',
+      expected: null,
+      featureFingerprint: fingerprint,
+      reason: 'first',
+      actor,
+    });
+    const results = await Promise.allSettled([
+      promote(deps, {
+        name,
+        version: 'v2',
+        expected: 'v1',
+        featureFingerprint: fingerprint,
+        reason: 'a',
+        actor,
+      }),
+      promote(deps, {
+        name,
+        version: 'v3',
+        expected: 'v1',
+        featureFingerprint: fingerprint,
+        reason: 'b',
+        actor,
+      }),
+    ]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.reason).toBeInstanceOf(ConflictError);
+    expect(String(lost[0]!.reason.message)).toMatch(/moved: expected v1, it is now v[23]/);
+    const winner = (won[0] as PromiseFulfilledResult<{ to: string }>).value.to;
+    expect(await getChampion(deps, name)).toBe(winner);
+    expect((await history(deps, name)).map((d) => d.to)).toEqual(['v1', winner]);
+  });
+
+  it('refuses a version trained on another feature set unless forced with a reason', async () => {
+    const foreign = await registerModel(deps, {
+      name,
+      onnx: onnx(5),
+      metadata: metadata({ feature_set: { version: '0.9.0', fingerprint: otherFingerprint, names: ['a'] } }),
+    });
+    await expect(
+      promote(deps, {
+        name,
+        version: foreign.version,
+        featureFingerprint: fingerprint,
+        reason: 'try',
+        actor,
+      }),
+    ).rejects.toThrow(FingerprintMismatchError);
+    await expect(
+      loadVerifiedModel(deps, { name, version: foreign.version, featureFingerprint: fingerprint }),
+    ).rejects.toThrow(FingerprintMismatchError);
+    await expect(
+      promote(deps, {
+        name,
+        version: foreign.version,
+        featureFingerprint: fingerprint,
+        reason: ' ',
+        actor,
+        force: true,
+      }),
+    ).rejects.toThrow(/needs a reason/);
+  });
+
+  it('verifies the artifact hash on every load and refuses a tampered one', async () => {
+    const { version } = await registerModel(deps, { name, onnx: onnx(7), metadata: metadata() });
+    const loaded = await loadVerifiedModel(deps, { name, version, featureFingerprint: fingerprint });
+    expect(Array.from(loaded.onnx)).toEqual(Array.from(onnx(7)));
+    const tampered = onnx(7);
+    tampered[10] = (tampered[10]! + 1) % 256;
+    await aws.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: deps.bucket,
+        Key: `models/churn/${version}/model.onnx`,
+        Body: tampered,
+      }),
+    );
+    await expect(loadVerifiedModel(deps, { name, version, featureFingerprint: fingerprint })).rejects.toThrow(
+      ArtifactIntegrityError,
+    );
+  });
+
+  it('rolls back through the history, answers what was live when, and refuses with no history', async () => {
+    const model = 'rollback-demo';
+    for (const seed of [1, 2, 3])
+      await registerModel(deps, { name: model, onnx: onnx(seed), metadata: metadata() });
+    await expect(
+      rollback(deps, { name: model, reason: 'r', actor, featureFingerprint: fingerprint }),
+    ).rejects.toThrow(/no champion yet/);
+    for (const version of ['v1', 'v2', 'v3']) {
+      await promote(deps, {
+        name: model,
+        version,
+        featureFingerprint: fingerprint,
+        reason: `ship ${version}`,
+        actor,
+      });
+    }
+    const back1 = await rollback(deps, {
+      name: model,
+      reason: 'bad v3',
+      actor,
+      featureFingerprint: fingerprint,
+    });
+    expect(back1).toMatchObject({ from: 'v3', to: 'v2', kind: 'rollback', reason: 'bad v3' });
+    const back2 = await rollback(deps, {
+      name: model,
+      reason: 'bad v2',
+      actor,
+      featureFingerprint: fingerprint,
+    });
+    expect(back2).toMatchObject({ from: 'v2', to: 'v1' });
+    await expect(
+      rollback(deps, { name: model, reason: 'r', actor, featureFingerprint: fingerprint }),
+    ).rejects.toThrow(/no earlier champion/);
+    const log = await history(deps, model);
+    expect(log.map((d) => `${d.from ?? '-'}>${d.to}:${d.kind}`)).toEqual([
+      '->v1:promote',
+      'v1>v2:promote',
+      'v2>v3:promote',
+      'v3>v2:rollback',
+      'v2>v1:rollback',
+    ]);
+    expect(log.map((d) => d.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(championAt(log, new Date(Date.parse(log[0]!.at) - 1))).toBeUndefined();
+    expect(championAt(log, new Date(log[2]!.at))).toBe('v3');
+    expect(championAt(log, new Date(Date.parse(log[3]!.at) + 1))).toBe('v2');
+    await expect(
+      promote(deps, { name: model, version: 'v1', featureFingerprint: fingerprint, reason: 'again', actor }),
+    ).rejects.toThrow(/already the champion/);
+  });
+
+  it('restores a log entry lost between the alias move and the log write', async () => {
+    const model = 'crash-demo';
+    await registerModel(deps, { name: model, onnx: onnx(1), metadata: metadata() });
+    await promote(deps, {
+      name: model,
+      version: 'v1',
+      featureFingerprint: fingerprint,
+      reason: 'ship',
+      actor,
+    });
+    await aws.clients.dynamo.send(
+      new DeleteCommand({ TableName: deps.table, Key: { pk: `MODEL#${model}`, sk: 'LOG#000000001' } }),
+    );
+    const log = await history(deps, model);
+    expect(log).toEqual([expect.objectContaining({ seq: 1, from: null, to: 'v1', reason: 'ship' })]);
+    expect(await history(deps, model)).toEqual(log);
+  });
+});
