@@ -32,7 +32,10 @@ beforeAll(async () => {
     bucket: aws.names.models,
     table: aws.names.modelRegistry,
     // Each call is one minute later, so the log has distinct, ordered times.
-    clock: () => new Date((clockMs += 60_000)),
+    clock: () => {
+      clockMs += 60_000;
+      return new Date(clockMs);
+    },
   };
 });
 afterAll(async () => {
