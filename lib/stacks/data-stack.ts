@@ -1,0 +1,97 @@
+import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { KeelTable } from '#lib/constructs/keel-table.ts';
+import { AccessLogsBucket, SecureBucket } from '#lib/constructs/secure-bucket.ts';
+import {
+  assertValidStage,
+  BUCKET_ROLES,
+  type BucketRole,
+  resourceNames,
+  TABLE_ROLES,
+  type TableRole,
+} from '#shared/resources.ts';
+
+/** Props of {@link DataStack}. */
+export interface DataStackProps extends StackProps {
+  /** Deployment stage (`dev`, `prod`, …): lower-case letters, digits and dashes, starting with a letter. */
+  readonly stage: string;
+  /**
+   * Removal policy of every bucket and table. DESTROY suits throw-away stages; buckets must be empty
+   * and tables unprotected (see {@link deletionProtection}) for the deletion to succeed.
+   *
+   * @default - RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * DynamoDB deletion protection on both tables.
+   *
+   * @default - true
+   */
+  readonly deletionProtection?: boolean;
+}
+
+const pascal = (role: string): string => role.charAt(0).toUpperCase() + role.slice(1);
+const kebab = (role: string): string => role.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/**
+ * Keel's stateful resources: the data buckets, their access-log bucket and the DynamoDB tables,
+ * named by `shared/resources.ts` so handlers, the CLI and the local platform agree on them.
+ * The pipelines, inference and monitoring stacks take these as props.
+ */
+export class DataStack extends Stack {
+  public readonly accessLogsBucket: IBucket;
+  public readonly buckets: Readonly<Record<BucketRole, IBucket>>;
+  public readonly tables: Readonly<Record<TableRole, ITable>>;
+
+  constructor(scope: Construct, id: string, props: DataStackProps) {
+    // Before super(): a bad stage must not leave a half-built stack in the app.
+    assertValidStage(props.stage);
+    super(scope, id, { description: `Keel ${props.stage}: data buckets and tables`, ...props });
+    const { stage } = props;
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const names = resourceNames({ stage, account: this.account, region: this.region });
+
+    this.accessLogsBucket = new AccessLogsBucket(this, 'AccessLogs', { removalPolicy }).bucket;
+    this.output(
+      'AccessLogsBucketName',
+      this.accessLogsBucket.bucketName,
+      `keel-${stage}-access-logs-bucket-name`,
+    );
+
+    const buckets = {} as Record<BucketRole, IBucket>;
+    for (const role of BUCKET_ROLES) {
+      buckets[role] = new SecureBucket(this, `${pascal(role)}Bucket`, {
+        bucketName: names[role],
+        accessLogsBucket: this.accessLogsBucket,
+        accessLogsPrefix: `${role}/`,
+        // The model registry's artifacts: an overwritten or deleted version stays recoverable.
+        versioned: role === 'models',
+        removalPolicy,
+      }).bucket;
+      this.output(`${pascal(role)}BucketName`, buckets[role].bucketName, `keel-${stage}-${role}-bucket-name`);
+    }
+    this.buckets = buckets;
+
+    const tables = {} as Record<TableRole, ITable>;
+    for (const role of TABLE_ROLES) {
+      tables[role] = new KeelTable(this, `${pascal(role)}Table`, {
+        role,
+        tableName: names[role],
+        deletionProtection: props.deletionProtection,
+        removalPolicy,
+      }).table;
+      this.output(
+        `${pascal(role)}TableName`,
+        tables[role].tableName,
+        `keel-${stage}-${kebab(role)}-table-name`,
+      );
+    }
+    this.tables = tables;
+  }
+
+  private output(id: string, value: string, exportName: string): void {
+    new CfnOutput(this, id, { value, exportName });
+  }
+}
