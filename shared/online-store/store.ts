@@ -1,0 +1,104 @@
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { RawRecord } from '#shared/features/index.ts';
+
+/**
+ * The online feature store: one DynamoDB item per customer holding the latest raw record and its event
+ * time. Reads and writes go in DynamoDB's batch sizes, and whatever a batch leaves unprocessed is
+ * retried with exponential backoff and full jitter until done (or the attempts run out).
+ */
+export interface OnlineStoreDeps {
+  readonly dynamo: DynamoDBDocumentClient;
+  readonly table: string;
+  /** Sleep between retries (tests pass a fake). */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Source of jitter in [0, 1). */
+  readonly random?: () => number;
+}
+
+const WRITE_BATCH = 25;
+const READ_BATCH = 100;
+const MAX_ATTEMPTS = 10;
+const BASE_DELAY_MS = 25;
+const MAX_DELAY_MS = 2_000;
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class UnprocessedItemsError extends Error {
+  constructor(
+    what: string,
+    readonly remaining: number,
+  ) {
+    super(`${remaining} ${what} still unprocessed after ${MAX_ATTEMPTS} attempts`);
+    this.name = 'UnprocessedItemsError';
+  }
+}
+
+function backoff(deps: OnlineStoreDeps, attempt: number): Promise<void> {
+  const cap = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
+  return (deps.sleep ?? defaultSleep)(Math.floor((deps.random ?? Math.random)() * cap));
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Writes records (last write wins per customer); returns how many items DynamoDB accepted. */
+export async function writeRecords(deps: OnlineStoreDeps, records: readonly RawRecord[]): Promise<number> {
+  let written = 0;
+  for (const batch of chunks(records, WRITE_BATCH)) {
+    let pending = batch.map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt >= MAX_ATTEMPTS) throw new UnprocessedItemsError('writes', pending.length);
+      if (attempt > 0) await backoff(deps, attempt);
+      const result = await deps.dynamo.send(
+        new BatchWriteCommand({ RequestItems: { [deps.table]: pending } }),
+      );
+      const unprocessed = (result.UnprocessedItems?.[deps.table] ?? []) as typeof pending;
+      written += pending.length - unprocessed.length;
+      pending = unprocessed;
+    }
+  }
+  return written;
+}
+
+export async function getRecord(deps: OnlineStoreDeps, customerId: string): Promise<RawRecord | undefined> {
+  const { Item } = await deps.dynamo.send(
+    new GetCommand({ TableName: deps.table, Key: { customer_id: customerId } }),
+  );
+  return Item as RawRecord | undefined;
+}
+
+/** Reads many customers; the map has an entry for each id found. */
+export async function getRecords(
+  deps: OnlineStoreDeps,
+  customerIds: readonly string[],
+): Promise<Map<string, RawRecord>> {
+  const found = new Map<string, RawRecord>();
+  for (const batch of chunks([...new Set(customerIds)], READ_BATCH)) {
+    let keys: Record<string, unknown>[] = batch.map((customer_id) => ({ customer_id }));
+    for (let attempt = 0; keys.length > 0; attempt++) {
+      if (attempt >= MAX_ATTEMPTS) throw new UnprocessedItemsError('reads', keys.length);
+      if (attempt > 0) await backoff(deps, attempt);
+      const result = await deps.dynamo.send(
+        new BatchGetCommand({ RequestItems: { [deps.table]: { Keys: keys } } }),
+      );
+      for (const item of result.Responses?.[deps.table] ?? [])
+        found.set(item.customer_id as string, item as RawRecord);
+      keys = result.UnprocessedKeys?.[deps.table]?.Keys ?? [];
+    }
+  }
+  return found;
+}
+
+/** Age of a record relative to `now`; records older than `maxAgeMs` are reported as stale. */
+export function freshness(record: Pick<RawRecord, 'event_time'>, now: Date, maxAgeMs: number) {
+  const ageMs = now.getTime() - Date.parse(record.event_time);
+  return { ageMs, stale: ageMs > maxAgeMs };
+}
