@@ -1,0 +1,796 @@
+/**
+ * Histogram-based gradient-boosted decision trees for binary classification (logistic loss), in the
+ * style of XGBoost's `hist` / LightGBM: features are quantile-binned once into a column-major
+ * Uint8Array, each node accumulates gradient/hessian histograms over its rows, and only the smaller
+ * child of a split is histogrammed (the sibling is parent minus child).
+ *
+ * Exactness contract with model-types.ts: a split "bin <= b goes left" is stored as
+ * `x < threshold` with threshold = the smallest training value of bin b + 1 (a float32 data value),
+ * so on the raw float32 features the stored ensemble routes every training row exactly as the trainer
+ * did, and `ensembleMargin` reproduces the trainer's margins bit for bit (same leaf values, added in
+ * the same order onto the same baseScore). Leaf values and baseScore are float32-representable
+ * (Math.fround), so a float32 writer such as an ONNX attribute stores them without loss.
+ */
+import { Random } from '#shared/random.ts';
+import { type Dataset, rowCount, takeRows, validateDataset } from './dataset.ts';
+import { InvalidParameterError, requireInRange, requireInteger } from './errors.ts';
+import { shuffle, stratifiedSplit } from './metrics.ts';
+import type { Tree, TreeEnsemble } from './model-types.ts';
+
+export interface GbdtParams {
+  /** Boosting rounds (an upper bound when early stopping is on). */
+  readonly nTrees: number;
+  readonly maxDepth: number;
+  /** Leaves per tree; 0 = only maxDepth limits the tree. With a limit, the best split is taken first. */
+  readonly maxLeaves: number;
+  readonly learningRate: number;
+  /** L2 regularization on leaf values. */
+  readonly lambda: number;
+  /** Minimum hessian sum in each child of a split. */
+  readonly minChildWeight: number;
+  /** Histogram bins per feature, at most 256 (bin indices are bytes). */
+  readonly maxBins: number;
+  /** Share of rows drawn (without replacement, per tree) to grow each tree. */
+  readonly subsample: number;
+  /** Share of features drawn per tree. */
+  readonly colsampleByTree: number;
+  /** Stop after this many rounds without a lower validation log loss; 0 = off. */
+  readonly earlyStoppingRounds: number;
+  /** Stratified share of the training rows held out for early stopping when no validation set is given. */
+  readonly validationFraction: number;
+  readonly seed: number;
+}
+
+export const DEFAULT_GBDT_PARAMS: GbdtParams = {
+  nTrees: 100,
+  maxDepth: 6,
+  maxLeaves: 0,
+  learningRate: 0.1,
+  lambda: 1,
+  minChildWeight: 1,
+  maxBins: 256,
+  subsample: 1,
+  colsampleByTree: 1,
+  earlyStoppingRounds: 0,
+  validationFraction: 0.1,
+  seed: 42,
+};
+
+export interface GbdtOptions {
+  /** Held-out rows for the validation log loss (and early stopping); else see validationFraction. */
+  readonly validation?: Dataset;
+}
+
+export interface GbdtResult {
+  readonly model: TreeEnsemble;
+  readonly params: GbdtParams;
+  /** Indices (into the input rows, ascending) of the rows the trees were fitted on. */
+  readonly trainRows: Uint32Array;
+  /** The trainer's margin for each of trainRows under `model` (equal to ensembleMargin, bit for bit). */
+  readonly trainMargins: Float64Array;
+  /** Validation log loss after each round (empty without validation rows). */
+  readonly validationLogLoss: number[];
+  /** Trees kept: the round with the lowest validation log loss when early stopping is on. */
+  readonly bestIteration: number;
+  readonly stoppedEarly: boolean;
+}
+
+/** Mirrors XGBoost's kRtEps: splits that gain less than this are noise. */
+const MIN_GAIN = 2e-6;
+/** Keeps hessians of confidently-predicted rows away from zero (XGBoost's floor). */
+const MIN_HESSIAN = 1e-16;
+
+export function resolveGbdtParams(params: Partial<GbdtParams> = {}): GbdtParams {
+  const p: GbdtParams = { ...DEFAULT_GBDT_PARAMS, ...params };
+  const open = { minOpen: true, maxOpen: false };
+  const closed = { minOpen: false, maxOpen: false };
+  requireInteger('nTrees', p.nTrees, 1);
+  requireInteger('maxDepth', p.maxDepth, 1, 30);
+  if (p.maxLeaves !== 0) requireInteger('maxLeaves', p.maxLeaves, 2);
+  requireInRange('learningRate', p.learningRate, 0, 1, open);
+  requireInRange('lambda', p.lambda, 0, Number.MAX_VALUE, closed);
+  requireInRange('minChildWeight', p.minChildWeight, 0, Number.MAX_VALUE, closed);
+  requireInteger('maxBins', p.maxBins, 2, 256);
+  requireInRange('subsample', p.subsample, 0, 1, open);
+  requireInRange('colsampleByTree', p.colsampleByTree, 0, 1, open);
+  requireInteger('earlyStoppingRounds', p.earlyStoppingRounds, 0);
+  requireInRange('validationFraction', p.validationFraction, 0, 1, { minOpen: true, maxOpen: true });
+  requireInteger('seed', p.seed, 0, Number.MAX_SAFE_INTEGER);
+  return p;
+}
+
+export function trainGbdt(
+  data: Dataset,
+  params: Partial<GbdtParams> = {},
+  options: GbdtOptions = {},
+): GbdtResult {
+  const p = resolveGbdtParams(params);
+  validateDataset(data, 'train');
+  const { train, trainRows, validation } = chooseValidation(data, p, options.validation);
+  const n = rowCount(train);
+  const positives = train.y.reduce((sum, label) => sum + label, 0);
+  if (positives === 0 || positives === n) {
+    throw new InvalidParameterError('train.y', 'training labels must contain both classes');
+  }
+
+  const binning = binFeatures(train, p.maxBins);
+  const baseScore = Math.fround(Math.log(positives / (n - positives)));
+  const margins = new Float64Array(n).fill(baseScore);
+  const validMargins = validation ? new Float64Array(rowCount(validation)).fill(baseScore) : undefined;
+  const grower = new TreeGrower(binning, p);
+  const random = new Random(p.seed);
+  const trees: Tree[] = [];
+  const validationLogLoss: number[] = [];
+  let best = { rounds: 0, loss: Infinity, margins };
+  let stoppedEarly = false;
+
+  for (let round = 1; round <= p.nTrees; round++) {
+    grower.setGradients(margins, train.y);
+    const tree = grower.grow(
+      sampleRows(n, p.subsample, random),
+      sampleFeatures(train.featureCount, p.colsampleByTree, random),
+    );
+    grower.addToMargins(tree, margins);
+    trees.push(tree.tree);
+    if (!validation || !validMargins) continue;
+
+    addTreeToMargins(tree.tree, validation, validMargins);
+    const loss = marginLogLoss(validMargins, validation.y);
+    validationLogLoss.push(loss);
+    if (p.earlyStoppingRounds === 0) continue;
+    if (loss < best.loss) best = { rounds: round, loss, margins: margins.slice() };
+    if (round - best.rounds >= p.earlyStoppingRounds) {
+      stoppedEarly = true;
+      break;
+    }
+  }
+
+  const keep = p.earlyStoppingRounds > 0 && validation ? best.rounds : trees.length;
+  const trainMargins = keep === trees.length ? margins : best.margins;
+  return {
+    model: {
+      kind: 'tree-ensemble',
+      featureCount: train.featureCount,
+      baseScore,
+      trees: trees.slice(0, keep),
+    },
+    params: p,
+    trainRows,
+    trainMargins,
+    validationLogLoss,
+    bestIteration: keep,
+    stoppedEarly,
+  };
+}
+
+function chooseValidation(
+  data: Dataset,
+  p: GbdtParams,
+  validation: Dataset | undefined,
+): { train: Dataset; trainRows: Uint32Array; validation: Dataset | undefined } {
+  const allRows = () => identity(rowCount(data));
+  if (validation) {
+    validateDataset(validation, 'validation');
+    if (validation.featureCount !== data.featureCount) {
+      throw new InvalidParameterError(
+        'validation.featureCount',
+        'validation.featureCount must equal train.featureCount',
+      );
+    }
+    return { train: data, trainRows: allRows(), validation };
+  }
+  if (p.earlyStoppingRounds === 0) return { train: data, trainRows: allRows(), validation: undefined };
+  const split = stratifiedSplit(data.y, { validation: p.validationFraction, seed: p.seed });
+  if (split.validation.length === 0) {
+    throw new InvalidParameterError('validationFraction', 'validationFraction leaves no validation rows');
+  }
+  return {
+    train: takeRows(data, split.train),
+    trainRows: split.train,
+    validation: takeRows(data, split.validation),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binning
+
+interface Binning {
+  readonly rows: number;
+  readonly featureCount: number;
+  /** Column-major bin index of every value: bins[feature * rows + row]. */
+  readonly bins: Uint8Array;
+  /** Per feature: edges[k] is the smallest value in bin k + 1, so bin(x) = #{k : edges[k] <= x}. */
+  readonly edges: Float32Array[];
+  /** Per feature: start of its bins in a histogram, in bins (the last entry is the total). */
+  readonly histOffsets: Int32Array;
+}
+
+function binFeatures(data: Dataset, maxBins: number): Binning {
+  const n = rowCount(data);
+  const { featureCount, x } = data;
+  const bins = new Uint8Array(featureCount * n);
+  const edges: Float32Array[] = [];
+  const histOffsets = new Int32Array(featureCount + 1);
+  const column = new Float32Array(n);
+  const sorted = new Float32Array(n);
+  const radix = new RadixScratch(n);
+  for (let f = 0; f < featureCount; f++) {
+    for (let i = 0; i < n; i++) column[i] = x[i * featureCount + f]!;
+    const order = radix.argsort(column);
+    for (let k = 0; k < n; k++) sorted[k] = column[order[k]!]!;
+    const featureEdges = quantileEdges(sorted, maxBins);
+    edges.push(featureEdges);
+    histOffsets[f + 1] = histOffsets[f]! + featureEdges.length + 1;
+    // bin = number of edges <= value: one merge-like walk over the sorted values. NaN (sorted last)
+    // compares false, so it stays in the last bin, which no split sends left (as `NaN < t` is false).
+    const out = bins.subarray(f * n, (f + 1) * n);
+    let bin = 0;
+    for (let k = 0; k < n; k++) {
+      const value = sorted[k]!;
+      while (bin < featureEdges.length && featureEdges[bin]! <= value) bin++;
+      out[order[k]!] = bin;
+    }
+  }
+  return { rows: n, featureCount, bins, edges, histOffsets };
+}
+
+/** LSD radix argsort of float32 values (4 passes of 8 bits), far faster than a comparison sort. */
+class RadixScratch {
+  private readonly keys: Uint32Array;
+  private readonly keysOut: Uint32Array;
+  private readonly order: Uint32Array;
+  private readonly orderOut: Uint32Array;
+  private readonly counts = new Uint32Array(256);
+
+  constructor(n: number) {
+    this.keys = new Uint32Array(n);
+    this.keysOut = new Uint32Array(n);
+    this.order = new Uint32Array(n);
+    this.orderOut = new Uint32Array(n);
+  }
+
+  /** Indices of `values` in ascending order, NaN last, equal values in index order. */
+  argsort(values: Float32Array): Uint32Array {
+    let keys = this.keys;
+    let order = this.order;
+    let keysOut = this.keysOut;
+    let orderOut = this.orderOut;
+    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    for (let i = 0; i < values.length; i++) {
+      keys[i] = sortableKey(values[i]!, bits[i]!);
+      order[i] = i;
+    }
+    for (let shift = 0; shift < 32; shift += 8) {
+      const counts = this.counts.fill(0);
+      for (let i = 0; i < values.length; i++) counts[(keys[i]! >>> shift) & 255]!++;
+      let total = 0;
+      for (let d = 0; d < 256; d++) {
+        const c = counts[d]!;
+        counts[d] = total;
+        total += c;
+      }
+      for (let i = 0; i < values.length; i++) {
+        const key = keys[i]!;
+        const at = counts[(key >>> shift) & 255]!++;
+        keysOut[at] = key;
+        orderOut[at] = order[i]!;
+      }
+      [keys, keysOut] = [keysOut, keys];
+      [order, orderOut] = [orderOut, order];
+    }
+    return order; // four passes: back in this.order
+  }
+}
+
+/** Maps float32 bits to unsigned integers in the same order; -0 joins +0, every NaN sorts last. */
+function sortableKey(value: number, bits: number): number {
+  if (Number.isNaN(value)) return 0xffffffff;
+  if (value === 0) return 0x80000000;
+  return bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
+}
+
+/**
+ * Bin edges (actual data values) from sorted values (NaN last). Few distinct values: one bin each.
+ * Otherwise greedy equal-count bins, where a value holding at least a bin's share of the rows gets a
+ * bin of its own (so e.g. a mass of zeros is not merged with its neighbours).
+ */
+function quantileEdges(sorted: Float32Array, maxBins: number): Float32Array {
+  let valid = sorted.length;
+  while (valid > 0 && Number.isNaN(sorted[valid - 1])) valid--;
+  const distinct: number[] = [];
+  const counts: number[] = [];
+  for (let i = 0; i < valid; i++) {
+    if (i > 0 && sorted[i] === sorted[i - 1]) counts[counts.length - 1]!++;
+    else {
+      distinct.push(sorted[i]!);
+      counts.push(1);
+    }
+  }
+  if (distinct.length <= maxBins) return Float32Array.from(distinct.slice(1));
+
+  const edges: number[] = [];
+  let rowsLeft = valid;
+  let target = valid / maxBins;
+  let inBin = counts[0]!;
+  for (let j = 1; j < distinct.length && edges.length < maxBins - 1; j++) {
+    const count = counts[j]!;
+    if (inBin >= target || count >= target) {
+      edges.push(distinct[j]!);
+      rowsLeft -= inBin;
+      target = rowsLeft / (maxBins - edges.length);
+      inBin = 0;
+    }
+    inBin += count;
+  }
+  return Float32Array.from(edges);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sampling
+
+function sampleRows(n: number, share: number, random: Random): Uint32Array {
+  if (share === 1) return identity(n);
+  const picked: number[] = [];
+  for (let i = 0; i < n; i++) if (random.float() < share) picked.push(i);
+  if (picked.length === 0) picked.push(random.int(0, n - 1));
+  return Uint32Array.from(picked);
+}
+
+function identity(n: number): Uint32Array {
+  const rows = new Uint32Array(n);
+  for (let i = 0; i < n; i++) rows[i] = i;
+  return rows;
+}
+
+function sampleFeatures(featureCount: number, share: number, random: Random): Int32Array {
+  const all = Int32Array.from({ length: featureCount }, (_, f) => f);
+  if (share === 1) return all;
+  const count = Math.max(1, Math.round(featureCount * share));
+  return shuffle(all, random).slice(0, count).sort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tree growth
+
+interface Split {
+  readonly gain: number;
+  readonly feature: number;
+  readonly bin: number;
+  readonly gradLeft: number;
+  readonly hessLeft: number;
+}
+
+/** A leaf of the tree being grown, owning rows[start, end) of the grower's row buffer. */
+interface GrowingLeaf {
+  readonly node: number;
+  readonly depth: number;
+  readonly start: number;
+  readonly end: number;
+  readonly grad: number;
+  readonly hess: number;
+  hist: Float64Array | undefined;
+  split: Split | undefined;
+}
+
+interface GrownTree {
+  readonly tree: Tree;
+  /** Split bin per node (-1 for leaves): the tree in bin space, for rows it was not grown on. */
+  readonly splitBin: number[];
+  /** Final leaves and their row ranges in the grower's row buffer. */
+  readonly leaves: GrowingLeaf[];
+  /** The rows the tree was grown on (row buffer contents, partitioned by leaf). */
+  readonly rows: Uint32Array;
+}
+
+class TreeGrower {
+  /** Gradient and hessian of row i at [2i] and [2i + 1]. */
+  private readonly gradHess: Float64Array;
+  /** The node's rows' gradient pairs, gathered so the histogram loops read them sequentially. */
+  private readonly nodeGradHess: Float64Array;
+  private readonly scratch: Uint32Array;
+  private readonly histPool: Float64Array[] = [];
+  private readonly histSize: number;
+  private readonly maxLeaves: number;
+  /** This tree's features that can split (2+ bins), ascending: the scan order that breaks gain ties. */
+  private features = new Int32Array(0);
+  private manyBinFeatures = new Int32Array(0);
+  private twoBinFeatures = new Int32Array(0);
+
+  constructor(
+    private readonly binning: Binning,
+    private readonly p: GbdtParams,
+  ) {
+    const n = binning.rows;
+    this.gradHess = new Float64Array(2 * n);
+    this.nodeGradHess = new Float64Array(2 * n);
+    this.scratch = new Uint32Array(n);
+    this.histSize = binning.histOffsets[binning.featureCount]! * 2;
+    this.maxLeaves = p.maxLeaves === 0 ? Infinity : p.maxLeaves;
+  }
+
+  /** Logistic loss: gradient p - y and hessian p (1 - p) at the current margins. */
+  setGradients(margins: Float64Array, labels: Uint8Array): void {
+    for (let i = 0; i < margins.length; i++) {
+      const prob = 1 / (1 + Math.exp(-margins[i]!));
+      this.gradHess[2 * i] = prob - labels[i]!;
+      this.gradHess[2 * i + 1] = Math.max(prob * (1 - prob), MIN_HESSIAN);
+    }
+  }
+
+  grow(rows: Uint32Array, features: Int32Array): GrownTree {
+    const binCount = (f: number) => this.binning.edges[f]!.length + 1;
+    this.features = features.filter((f) => binCount(f) >= 2);
+    this.manyBinFeatures = features.filter((f) => binCount(f) > 2);
+    this.twoBinFeatures = features.filter((f) => binCount(f) === 2);
+    const tree: Tree = { feature: [], threshold: [], left: [], right: [], value: [] };
+    const splitBin: number[] = [];
+    const addNode = (): number => {
+      tree.feature.push(-1);
+      tree.threshold.push(0);
+      tree.left.push(-1);
+      tree.right.push(-1);
+      tree.value.push(0);
+      splitBin.push(-1);
+      return tree.feature.length - 1;
+    };
+
+    let grad = 0;
+    let hess = 0;
+    for (let k = 0; k < rows.length; k++) {
+      grad += this.gradHess[2 * rows[k]!]!;
+      hess += this.gradHess[2 * rows[k]! + 1]!;
+    }
+    const root: GrowingLeaf = {
+      node: addNode(),
+      depth: 0,
+      start: 0,
+      end: rows.length,
+      grad,
+      hess,
+      hist: undefined,
+      split: undefined,
+    };
+    const leaves = [root];
+    const candidates: GrowingLeaf[] = [];
+    if (this.splittable(root)) {
+      root.hist = this.buildHistogram(rows, root.start, root.end);
+      this.considerSplit(root, candidates);
+    }
+
+    while (candidates.length > 0 && leaves.length < this.maxLeaves) {
+      const parent = takeBest(candidates);
+      const split = parent.split!;
+      const node = parent.node;
+      const mid = this.partition(rows, parent.start, parent.end, split);
+      const left: GrowingLeaf = {
+        node: addNode(),
+        depth: parent.depth + 1,
+        start: parent.start,
+        end: mid,
+        grad: split.gradLeft,
+        hess: split.hessLeft,
+        hist: undefined,
+        split: undefined,
+      };
+      const right: GrowingLeaf = {
+        node: addNode(),
+        depth: parent.depth + 1,
+        start: mid,
+        end: parent.end,
+        grad: parent.grad - split.gradLeft,
+        hess: parent.hess - split.hessLeft,
+        hist: undefined,
+        split: undefined,
+      };
+      tree.feature[node] = split.feature;
+      tree.threshold[node] = this.binning.edges[split.feature]![split.bin]!;
+      tree.left[node] = left.node;
+      tree.right[node] = right.node;
+      splitBin[node] = split.bin;
+      leaves.splice(leaves.indexOf(parent), 1, left, right);
+
+      if (this.splittable(left) || this.splittable(right)) {
+        const leftSmaller = mid - parent.start <= parent.end - mid;
+        const [small, large] = leftSmaller ? [left, right] : [right, left];
+        small.hist = this.buildHistogram(rows, small.start, small.end);
+        large.hist = subtractInPlace(parent.hist!, small.hist);
+        this.considerSplit(left, candidates);
+        this.considerSplit(right, candidates);
+      } else {
+        this.histPool.push(parent.hist!);
+      }
+      parent.hist = undefined;
+    }
+    for (const leaf of candidates) this.releaseHistogram(leaf);
+
+    for (const leaf of leaves) {
+      tree.value[leaf.node] = Math.fround((-leaf.grad / (leaf.hess + this.p.lambda)) * this.p.learningRate);
+    }
+    return { tree, splitBin, leaves, rows };
+  }
+
+  /** Adds the tree's leaf values to the training margins: grown rows by leaf range, others by descent. */
+  addToMargins(grown: GrownTree, margins: Float64Array): void {
+    const { tree, leaves, rows } = grown;
+    for (const leaf of leaves) {
+      const value = tree.value[leaf.node]!;
+      for (let k = leaf.start; k < leaf.end; k++) margins[rows[k]!]! += value;
+    }
+    if (rows.length === margins.length) return;
+    const grownOn = new Uint8Array(margins.length);
+    for (const row of rows) grownOn[row] = 1;
+    const { bins, rows: n } = this.binning;
+    for (let row = 0; row < margins.length; row++) {
+      if (grownOn[row]) continue;
+      let node = 0;
+      while (tree.feature[node] !== -1) {
+        const bin = bins[tree.feature[node]! * n + row]!;
+        node = bin <= grown.splitBin[node]! ? tree.left[node]! : tree.right[node]!;
+      }
+      margins[row]! += tree.value[node]!;
+    }
+  }
+
+  private splittable(leaf: GrowingLeaf): boolean {
+    return (
+      leaf.depth < this.p.maxDepth && leaf.end - leaf.start >= 2 && leaf.hess >= 2 * this.p.minChildWeight
+    );
+  }
+
+  /** Finds the leaf's best split; keeps the leaf (and its histogram) as a candidate only if one exists. */
+  private considerSplit(leaf: GrowingLeaf, candidates: GrowingLeaf[]): void {
+    if (this.splittable(leaf)) leaf.split = this.bestSplit(leaf);
+    if (leaf.split) candidates.push(leaf);
+    else this.releaseHistogram(leaf);
+  }
+
+  private releaseHistogram(leaf: GrowingLeaf): void {
+    if (leaf.hist) this.histPool.push(leaf.hist);
+    leaf.hist = undefined;
+  }
+
+  private bestSplit(leaf: GrowingLeaf): Split | undefined {
+    const { lambda, minChildWeight } = this.p;
+    const hist = leaf.hist!;
+    const parentScore = (leaf.grad * leaf.grad) / (leaf.hess + lambda);
+    let best: Split | undefined;
+    let bestGain = MIN_GAIN;
+    for (const f of this.features) {
+      const from = this.binning.histOffsets[f]! << 1;
+      const to = (this.binning.histOffsets[f + 1]! << 1) - 2; // the last bin cannot go left
+      let gl = 0;
+      let hl = 0;
+      for (let j = from; j < to; j += 2) {
+        gl += hist[j]!;
+        hl += hist[j + 1]!;
+        const hr = leaf.hess - hl;
+        if (hl < minChildWeight) continue;
+        if (hr < minChildWeight) break;
+        const gr = leaf.grad - gl;
+        const gain = (gl * gl) / (hl + lambda) + (gr * gr) / (hr + lambda) - parentScore;
+        if (gain > bestGain) {
+          bestGain = gain;
+          best = { gain, feature: f, bin: (j - from) >> 1, gradLeft: gl, hessLeft: hl };
+        }
+      }
+    }
+    return best;
+  }
+
+  /** Sums the node's gradients and hessians per (feature, bin). */
+  private buildHistogram(rows: Uint32Array, start: number, end: number): Float64Array {
+    const hist = this.histPool.pop() ?? new Float64Array(this.histSize);
+    hist.fill(0);
+    const { gradHess, nodeGradHess } = this;
+    const m = end - start;
+    let grad = 0;
+    let hess = 0;
+    for (let k = 0; k < m; k++) {
+      const row = rows[start + k]! << 1;
+      const g = gradHess[row]!;
+      const h = gradHess[row + 1]!;
+      nodeGradHess[k << 1] = g;
+      nodeGradHess[(k << 1) + 1] = h;
+      grad += g;
+      hess += h;
+    }
+    const node = { rows, start, count: m, gradHess: nodeGradHess };
+    accumulateManyBins(hist, this.binning, this.manyBinFeatures, node);
+    accumulateTwoBins(hist, this.binning, this.twoBinFeatures, node, grad, hess);
+    return hist;
+  }
+
+  /** Stable in-place partition of rows[start, end) by the split; returns where the right side begins. */
+  private partition(rows: Uint32Array, start: number, end: number, split: Split): number {
+    const { bins, rows: n } = this.binning;
+    const column = split.feature * n;
+    const scratch = this.scratch;
+    let left = start;
+    let right = 0;
+    const bin = split.bin;
+    for (let k = start; k < end; k++) {
+      // Branch-free: the side is data-dependent and mispredicts half the time.
+      const row = rows[k]!;
+      const goesRight = (bin - bins[column + row]!) >>> 31;
+      rows[left] = row;
+      scratch[right] = row;
+      left += 1 - goesRight;
+      right += goesRight;
+    }
+    rows.set(scratch.subarray(0, right), left);
+    return left;
+  }
+}
+
+/** The rows of one node and their gathered gradient pairs ([2k], [2k + 1] for rows[start + k]). */
+interface NodeRows {
+  readonly rows: Uint32Array;
+  readonly start: number;
+  readonly count: number;
+  readonly gradHess: Float64Array;
+}
+
+/**
+ * Histograms of features with 3+ bins, four features per pass over the rows: the row index and the
+ * gradient pair are loaded once for four features, and the four histograms are independent add
+ * chains (one feature's adds often hit the same bin back to back, which serializes them).
+ */
+function accumulateManyBins(
+  hist: Float64Array,
+  binning: Binning,
+  features: Int32Array,
+  node: NodeRows,
+): void {
+  const { bins, rows: n, histOffsets } = binning;
+  const { rows, start, count, gradHess } = node;
+  let i = 0;
+  for (; i + 4 <= features.length; i += 4) {
+    const c0 = features[i]! * n;
+    const c1 = features[i + 1]! * n;
+    const c2 = features[i + 2]! * n;
+    const c3 = features[i + 3]! * n;
+    const o0 = histOffsets[features[i]!]! << 1;
+    const o1 = histOffsets[features[i + 1]!]! << 1;
+    const o2 = histOffsets[features[i + 2]!]! << 1;
+    const o3 = histOffsets[features[i + 3]!]! << 1;
+    for (let k = 0; k < count; k++) {
+      const row = rows[start + k]!;
+      const g = gradHess[k << 1]!;
+      const h = gradHess[(k << 1) + 1]!;
+      const j0 = o0 + (bins[c0 + row]! << 1);
+      const j1 = o1 + (bins[c1 + row]! << 1);
+      const j2 = o2 + (bins[c2 + row]! << 1);
+      const j3 = o3 + (bins[c3 + row]! << 1);
+      hist[j0]! += g;
+      hist[j0 + 1]! += h;
+      hist[j1]! += g;
+      hist[j1 + 1]! += h;
+      hist[j2]! += g;
+      hist[j2 + 1]! += h;
+      hist[j3]! += g;
+      hist[j3 + 1]! += h;
+    }
+  }
+  for (; i < features.length; i++) {
+    const column = features[i]! * n;
+    const offset = histOffsets[features[i]!]! << 1;
+    for (let k = 0; k < count; k++) {
+      const j = offset + (bins[column + rows[start + k]!]! << 1);
+      hist[j]! += gradHess[k << 1]!;
+      hist[j + 1]! += gradHess[(k << 1) + 1]!;
+    }
+  }
+}
+
+/**
+ * Histograms of two-bin features (the one-hot columns): bin 1 is summed in registers as bin * g, with
+ * no memory traffic, and bin 0 is the node total minus bin 1.
+ */
+function accumulateTwoBins(
+  hist: Float64Array,
+  binning: Binning,
+  features: Int32Array,
+  node: NodeRows,
+  grad: number,
+  hess: number,
+): void {
+  const { bins, rows: n, histOffsets } = binning;
+  const { rows, start, count, gradHess } = node;
+  const store = (feature: number, grad1: number, hess1: number) => {
+    const offset = histOffsets[feature]! << 1;
+    hist[offset] = grad - grad1;
+    hist[offset + 1] = hess - hess1;
+    hist[offset + 2] = grad1;
+    hist[offset + 3] = hess1;
+  };
+  let i = 0;
+  for (; i + 4 <= features.length; i += 4) {
+    const c0 = features[i]! * n;
+    const c1 = features[i + 1]! * n;
+    const c2 = features[i + 2]! * n;
+    const c3 = features[i + 3]! * n;
+    let g0 = 0;
+    let h0 = 0;
+    let g1 = 0;
+    let h1 = 0;
+    let g2 = 0;
+    let h2 = 0;
+    let g3 = 0;
+    let h3 = 0;
+    for (let k = 0; k < count; k++) {
+      const row = rows[start + k]!;
+      const g = gradHess[k << 1]!;
+      const h = gradHess[(k << 1) + 1]!;
+      const b0 = bins[c0 + row]!;
+      const b1 = bins[c1 + row]!;
+      const b2 = bins[c2 + row]!;
+      const b3 = bins[c3 + row]!;
+      g0 += b0 * g;
+      h0 += b0 * h;
+      g1 += b1 * g;
+      h1 += b1 * h;
+      g2 += b2 * g;
+      h2 += b2 * h;
+      g3 += b3 * g;
+      h3 += b3 * h;
+    }
+    store(features[i]!, g0, h0);
+    store(features[i + 1]!, g1, h1);
+    store(features[i + 2]!, g2, h2);
+    store(features[i + 3]!, g3, h3);
+  }
+  for (; i < features.length; i++) {
+    const column = features[i]! * n;
+    let g1 = 0;
+    let h1 = 0;
+    for (let k = 0; k < count; k++) {
+      const b = bins[column + rows[start + k]!]!;
+      g1 += b * gradHess[k << 1]!;
+      h1 += b * gradHess[(k << 1) + 1]!;
+    }
+    store(features[i]!, g1, h1);
+  }
+}
+
+function takeBest(candidates: GrowingLeaf[]): GrowingLeaf {
+  let bestIndex = 0;
+  for (let i = 1; i < candidates.length; i++) {
+    const a = candidates[i]!;
+    const b = candidates[bestIndex]!;
+    // Ties go to the older node, so growth order never depends on anything but the data.
+    if (a.split!.gain > b.split!.gain || (a.split!.gain === b.split!.gain && a.node < b.node)) bestIndex = i;
+  }
+  return candidates.splice(bestIndex, 1)[0]!;
+}
+
+/** parent -= child, in place; the result is the sibling's histogram. */
+function subtractInPlace(parent: Float64Array, child: Float64Array): Float64Array {
+  for (let j = 0; j < parent.length; j++) parent[j]! -= child[j]!;
+  return parent;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+/** Adds one tree's leaf values to `margins`, descending on the raw float32 features as ensembleMargin does. */
+function addTreeToMargins(tree: Tree, data: Dataset, margins: Float64Array): void {
+  const { x, featureCount } = data;
+  for (let row = 0; row < margins.length; row++) {
+    const offset = row * featureCount;
+    let node = 0;
+    while (tree.feature[node] !== -1) {
+      node = x[offset + tree.feature[node]!]! < tree.threshold[node]! ? tree.left[node]! : tree.right[node]!;
+    }
+    margins[row]! += tree.value[node]!;
+  }
+}
+
+/** Mean log loss from margins, as softplus so it stays finite without clipping. */
+function marginLogLoss(margins: Float64Array, labels: Uint8Array): number {
+  let total = 0;
+  for (let i = 0; i < margins.length; i++) {
+    const z = labels[i] === 1 ? -margins[i]! : margins[i]!;
+    total += Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z)));
+  }
+  return total / margins.length;
+}
