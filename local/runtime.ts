@@ -69,7 +69,7 @@ export async function removeRuntime(home: string): Promise<void> {
   await rm(runtimeFile(home), { force: true });
 }
 
-export function runtimeTarget(runtime: RuntimeInfo): AwsTarget {
+export function runtimeTarget(runtime: Pick<RuntimeInfo, 'region' | 'endpoints'>): AwsTarget {
   return {
     region: runtime.region,
     endpoints: { s3: runtime.endpoints.s3, dynamodb: runtime.endpoints.dynamodb },

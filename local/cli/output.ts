@@ -1,4 +1,6 @@
 import { InvalidArgumentError } from 'commander';
+import { type PlatformContext, platformContext } from '#local/context.ts';
+import { keelHome, requireRuntime } from '#local/runtime.ts';
 import { Progress } from './progress.ts';
 
 /** A mistake the user can fix; printed without a stack trace. */
@@ -34,4 +36,14 @@ export function parseInteger(flag: string) {
     if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`${flag} must be an integer, got "${value}"`);
     return Number(value);
   };
+}
+
+/** Runs a command body against the running platform (found through KEEL_HOME), closing clients after. */
+export async function withPlatform<T>(body: (ctx: PlatformContext) => Promise<T>): Promise<T> {
+  const ctx = platformContext(await requireRuntime(keelHome()));
+  try {
+    return await body(ctx);
+  } finally {
+    ctx.close();
+  }
 }

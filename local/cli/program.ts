@@ -1,6 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { KeelError } from '#shared/errors.ts';
 import { registerData } from './commands/data.ts';
+import { registerEtl } from './commands/etl.ts';
+import { registerModels } from './commands/models.ts';
+import { registerTrain } from './commands/train.ts';
 import { registerUp } from './commands/up.ts';
 import { Output, UserError } from './output.ts';
 
@@ -13,6 +16,9 @@ export function buildProgram(): Command {
   const output = new Output(() => Boolean(program.opts().json));
   registerUp(program, output);
   registerData(program, output);
+  registerEtl(program, output);
+  registerTrain(program, output);
+  registerModels(program, output);
   return program;
 }
 

@@ -90,3 +90,22 @@ export async function readFeatureDataset(
   }
   return { rows, x: x.subarray(0, rows * FEATURE_COUNT), y: y.subarray(0, rows), customerIds, keys };
 }
+
+/** The prefix of the most recently written feature dataset, or undefined when there is none. */
+export async function newestFeatureDataset(s3: S3Client, bucket: string): Promise<string | undefined> {
+  let newest: { prefix: string; at: number } | undefined;
+  let ContinuationToken: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: FEATURES_PREFIX, ContinuationToken }),
+    );
+    for (const object of page.Contents ?? []) {
+      if (!object.Key?.endsWith('.csv')) continue;
+      const at = object.LastModified?.getTime() ?? 0;
+      const prefix = object.Key.slice(0, object.Key.lastIndexOf('/') + 1);
+      if (!newest || at > newest.at || (at === newest.at && prefix > newest.prefix)) newest = { prefix, at };
+    }
+    ContinuationToken = page.NextContinuationToken;
+  } while (ContinuationToken);
+  return newest?.prefix;
+}

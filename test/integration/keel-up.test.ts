@@ -10,7 +10,7 @@ import { runKeel, startKeelUp } from '../support/cli.ts';
 
 const home = await mkdtemp(join(tmpdir(), 'keel-up-'));
 // Port 0: the servers pick free ports and publish them in runtime.json for the other commands.
-const env = { KEEL_HOME: home, KEEL_S3_PORT: '0', KEEL_DYNAMODB_PORT: '0' };
+const env = { KEEL_HOME: home, KEEL_S3_PORT: '0', KEEL_DYNAMODB_PORT: '0', KEEL_BOOTSTRAP_ROWS: '2000' };
 
 afterAll(async () => {
   await rm(home, { recursive: true, force: true });

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { bootstrapIfEmpty } from '#local/bootstrap.ts';
+import { platformContext } from '#local/context.ts';
 import { keelHome, readRuntime, removeRuntime, writeRuntime } from '#local/runtime.ts';
 import { startLocalServers } from '#local/servers.ts';
 import { intEnv } from '#shared/env.ts';
@@ -25,14 +27,27 @@ export function registerUp(program: Command, output: Output): void {
         environment: LOCAL_ENVIRONMENT,
       });
       const endpoints = servers.target.endpoints!;
-      await writeRuntime(home, {
+      const runtime = {
         pid: process.pid,
         startedAt: new Date().toISOString(),
         stage: LOCAL_ENVIRONMENT.stage,
         region: servers.target.region,
         endpoints,
         names: servers.names,
-      });
+      };
+      const ctx = platformContext(runtime);
+      try {
+        await bootstrapIfEmpty(ctx, {
+          rows: intEnv('KEEL_BOOTSTRAP_ROWS', 20_000, { min: 1_000, max: 10_000_000 }),
+          seed: 42,
+          log: (message) => output.info(message),
+        });
+      } catch (error) {
+        ctx.close();
+        await servers.close();
+        throw error;
+      }
+      await writeRuntime(home, runtime);
 
       output.result(
         { status: 'running', home, endpoints, names: servers.names, created: servers.created },
@@ -58,6 +73,7 @@ export function registerUp(program: Command, output: Output): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      ctx.close();
       await servers.close();
       await removeRuntime(home);
       output.info('stopped; state kept in ' + home);

@@ -1,0 +1,107 @@
+import type { Command } from 'commander';
+import { FEATURE_SET } from '#shared/features/index.ts';
+import {
+  getChampion,
+  history,
+  listVersions,
+  promote,
+  readMetadata,
+  rollback,
+} from '#shared/registry/registry.ts';
+import { type Output, withPlatform } from '../output.ts';
+
+export function registerModels(program: Command, output: Output): void {
+  const models = program.command('models').description('the model registry: versions, champion, history');
+
+  models
+    .command('list')
+    .description('registered versions, the champion marked with *')
+    .action(async () =>
+      withPlatform(async (ctx) => {
+        const [versions, champion] = await Promise.all([
+          listVersions(ctx.registry, ctx.modelName),
+          getChampion(ctx.registry, ctx.modelName),
+        ]);
+        output.result({ name: ctx.modelName, champion: champion ?? null, versions }, () =>
+          versions.length === 0
+            ? `${ctx.modelName}: no versions yet (run \`keel train\`)`
+            : [
+                'version  champion  created_at                algorithm            auc     logloss  fingerprint',
+                ...versions.map(
+                  (v) =>
+                    `${v.version.padEnd(8)} ${(v.version === champion ? '*' : '').padEnd(9)} ${v.created_at.padEnd(25)} ` +
+                    `${v.algorithm.padEnd(20)} ${v.metrics.auc.toFixed(4)}  ${v.metrics.logloss.toFixed(4)}   ` +
+                    `${v.fingerprint === FEATURE_SET.fingerprint ? 'current' : v.fingerprint.slice(0, 19)}`,
+                ),
+              ].join('\n'),
+        );
+      }),
+    );
+
+  models
+    .command('show')
+    .description('metadata.json of a version')
+    .argument('<version>', 'e.g. v3')
+    .action(async (version: string) =>
+      withPlatform(async (ctx) => {
+        const metadata = await readMetadata(ctx.registry, ctx.modelName, version);
+        output.result(metadata, () => JSON.stringify(metadata, null, 2));
+      }),
+    );
+
+  models
+    .command('promote')
+    .description('make a version the champion (conditional on the champion you last saw)')
+    .argument('<version>', 'e.g. v3')
+    .option('--reason <text>', 'why, for the deployment log', 'manual promotion')
+    .option('--force', 'promote even if it was trained on another feature set (needs --reason)')
+    .action(async (version: string, options: { reason: string; force?: boolean }) =>
+      withPlatform(async (ctx) => {
+        const move = await promote(ctx.registry, {
+          name: ctx.modelName,
+          version,
+          featureFingerprint: FEATURE_SET.fingerprint,
+          reason: options.force && options.reason === 'manual promotion' ? '' : options.reason,
+          actor: ctx.actor,
+          force: options.force,
+        });
+        output.result(move, () => `champion of ${ctx.modelName}: ${move.from ?? 'none'} → ${move.to}`);
+      }),
+    );
+
+  models
+    .command('rollback')
+    .description('move the champion back to the previous one in the deployment log')
+    .option('--reason <text>', 'why, for the deployment log', 'manual rollback')
+    .action(async (options: { reason: string }) =>
+      withPlatform(async (ctx) => {
+        const move = await rollback(ctx.registry, {
+          name: ctx.modelName,
+          reason: options.reason,
+          actor: ctx.actor,
+          featureFingerprint: FEATURE_SET.fingerprint,
+        });
+        output.result(move, () => `rolled back ${ctx.modelName}: ${move.from} → ${move.to}`);
+      }),
+    );
+
+  models
+    .command('history')
+    .description('the deployment log: every move of the champion, oldest first')
+    .action(async () =>
+      withPlatform(async (ctx) => {
+        const log = await history(ctx.registry, ctx.modelName);
+        output.result({ name: ctx.modelName, history: log }, () =>
+          log.length === 0
+            ? `${ctx.modelName}: never promoted`
+            : log
+                .map(
+                  (d) =>
+                    `#${d.seq} ${d.at} ${d.kind.padEnd(8)} ${(d.from ?? 'none').padStart(4)} → ${d.to.padEnd(4)} ` +
+                    `by ${d.actor}: ${d.reason}`,
+                )
+                .join('\n'),
+        );
+      }),
+    );
+}

@@ -1,0 +1,44 @@
+import { userInfo } from 'node:os';
+import { type AwsClients, createAwsClients } from '#shared/aws/clients.ts';
+import { optionalEnv } from '#shared/env.ts';
+import type { EtlDeps } from '#shared/etl/etl.ts';
+import type { RegistryDeps } from '#shared/registry/registry.ts';
+import type { ResourceNames } from '#shared/resources.ts';
+import { type RuntimeInfo, runtimeTarget } from './runtime.ts';
+
+/** What CLI commands need to work against a running platform, built once per command. */
+export interface PlatformContext {
+  readonly clients: AwsClients;
+  readonly names: ResourceNames;
+  readonly modelName: string;
+  readonly registry: RegistryDeps;
+  readonly etl: EtlDeps;
+  /** Who is acting, for the deployment log. */
+  readonly actor: string;
+  close(): void;
+}
+
+export function platformContext(
+  runtime: Pick<RuntimeInfo, 'region' | 'endpoints' | 'names'>,
+): PlatformContext {
+  const clients = createAwsClients(runtimeTarget(runtime));
+  const names = runtime.names as ResourceNames;
+  return {
+    clients,
+    names,
+    modelName: optionalEnv('KEEL_MODEL_NAME', 'churn'),
+    registry: { s3: clients.s3, dynamo: clients.dynamo, bucket: names.models, table: names.modelRegistry },
+    etl: {
+      s3: clients.s3,
+      dynamo: clients.dynamo,
+      rawBucket: names.raw,
+      featuresBucket: names.features,
+      onlineTable: names.onlineFeatures,
+    },
+    actor: `${userInfo().username}@cli`,
+    close() {
+      clients.s3.destroy();
+      clients.dynamo.destroy();
+    },
+  };
+}

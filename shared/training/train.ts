@@ -1,0 +1,131 @@
+import { type Baseline, buildBaseline } from '#shared/drift/baseline.ts';
+import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { type Dataset, takeRows } from '#shared/model/dataset.ts';
+import { type GbdtParams, trainGbdt } from '#shared/model/gbdt.ts';
+import { trainLogistic } from '#shared/model/logistic.ts';
+import {
+  type BinaryEvaluation,
+  calibration,
+  evaluateBinary,
+  stratifiedSplit,
+} from '#shared/model/metrics.ts';
+import type { ChurnModel } from '#shared/model/model-types.ts';
+import { exportOnnx } from '#shared/model/onnx-export.ts';
+import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
+import { createJsScorer } from '#shared/model/scorer.ts';
+import type { FeatureDataset } from '#shared/offline/features-dataset.ts';
+import type { NewModelMetadata } from '#shared/registry/metadata.ts';
+
+/**
+ * Training as a plain function: offline features in, a candidate version out (ONNX bytes, metadata,
+ * drift baseline, held-out evaluation). Registration and promotion are the caller's decision.
+ */
+export type Algorithm = 'gbdt' | 'logistic';
+
+export interface TrainOptions {
+  readonly algorithm?: Algorithm;
+  /** Tree parameters (gbdt only); defaults are the seed's: 100 trees, depth 6, learning rate 0.1. */
+  readonly params?: Partial<GbdtParams>;
+  readonly seed?: number;
+  /** Share of rows held out for the final evaluation (stratified). */
+  readonly testShare?: number;
+  /** Decision threshold recorded with the model. */
+  readonly threshold?: number;
+  readonly datasetUri: string;
+  /** The current champion, recorded as the candidate's parent. */
+  readonly parent: string | null;
+  readonly clock?: () => number;
+}
+
+export interface Candidate {
+  readonly model: ChurnModel;
+  readonly onnx: Uint8Array;
+  readonly metadata: NewModelMetadata;
+  readonly baseline: Baseline;
+  readonly evaluation: BinaryEvaluation;
+  /** The held-out rows, kept so a champion can be scored on exactly the same data. */
+  readonly test: Dataset;
+  /** Largest |onnxruntime − trainer| probability over the held-out rows. */
+  readonly onnxParityMaxDiff: number;
+}
+
+/** ONNX and trainer must agree to this on every held-out row, or nothing is registered. */
+export const PARITY_TOLERANCE = 1e-6;
+
+export async function trainCandidate(data: FeatureDataset, options: TrainOptions): Promise<Candidate> {
+  const clock = options.clock ?? (() => performance.now());
+  const algorithm = options.algorithm ?? 'gbdt';
+  const seed = options.seed ?? 42;
+  const threshold = options.threshold ?? 0.5;
+  const all: Dataset = { x: data.x, y: data.y, featureCount: FEATURE_COUNT };
+  const split = stratifiedSplit(data.y, { test: options.testShare ?? 0.2, seed });
+  const train = takeRows(all, split.train);
+  const test = takeRows(all, split.test);
+
+  const started = clock();
+  let model: ChurnModel;
+  let params: Record<string, unknown>;
+  if (algorithm === 'gbdt') {
+    const result = trainGbdt(train, { earlyStoppingRounds: 10, seed, ...options.params });
+    model = result.model;
+    params = { ...result.params, bestIteration: result.bestIteration, stoppedEarly: result.stoppedEarly };
+  } else {
+    const result = trainLogistic(train);
+    model = result.model;
+    params = { ...result.params, iterations: result.iterations, converged: result.converged };
+  }
+  const durationMs = clock() - started;
+
+  const trainerScores = await createJsScorer(model).scoreBatch(test.x, test.y.length);
+  const onnx = exportOnnx(model, { featureNames: FEATURE_SET.names, producer: { name: 'keel' } });
+  const onnxScorer = await loadOnnxScorer(onnx, {
+    featureCount: FEATURE_COUNT,
+    featureNames: FEATURE_SET.names,
+  });
+  const onnxScores = await onnxScorer.scoreBatch(test.x, test.y.length);
+  await onnxScorer.release();
+  let onnxParityMaxDiff = 0;
+  for (let i = 0; i < onnxScores.length; i++) {
+    onnxParityMaxDiff = Math.max(onnxParityMaxDiff, Math.abs(onnxScores[i]! - trainerScores[i]!));
+  }
+  if (!(onnxParityMaxDiff <= PARITY_TOLERANCE)) {
+    throw new Error(`ONNX export disagrees with the trainer by ${onnxParityMaxDiff} (> ${PARITY_TOLERANCE})`);
+  }
+
+  const evaluation = evaluateBinary(test.y, onnxScores, threshold);
+  const calibrationSummary = calibration(test.y, onnxScores, 10);
+  const metadata: NewModelMetadata = {
+    algorithm: algorithm === 'gbdt' ? 'gbdt-hist-logistic' : 'logistic-regression',
+    dataset: { uri: options.datasetUri, rows: data.rows },
+    feature_set: {
+      version: FEATURE_SET.version,
+      fingerprint: FEATURE_SET.fingerprint,
+      names: [...FEATURE_SET.names],
+    },
+    metrics: {
+      auc: evaluation.auc,
+      logloss: evaluation.logloss,
+      accuracy: evaluation.accuracy,
+      precision: evaluation.precision,
+      recall: evaluation.recall,
+      brier: calibrationSummary.brier,
+      expected_calibration_error: calibrationSummary.expectedCalibrationError,
+      calibration: calibrationSummary.bins,
+      test_rows: test.y.length,
+      onnx_parity_max_abs_diff: onnxParityMaxDiff,
+    },
+    threshold,
+    training: { rows: train.y.length, params, duration_ms: Math.round(durationMs) },
+    parent: options.parent,
+  };
+  return {
+    model,
+    onnx,
+    metadata,
+    // Feature distributions over every row the model learned from; scores over the held-out rows.
+    baseline: buildBaseline(data.x, data.rows, onnxScores, threshold),
+    evaluation,
+    test,
+    onnxParityMaxDiff,
+  };
+}
