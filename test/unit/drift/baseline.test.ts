@@ -50,7 +50,7 @@ describe('buildBaseline', () => {
     customer('gold', 4000),
   ];
   const x = new Float32Array(rows.length * FEATURE_COUNT);
-  rows.forEach((row, i) => encodeInto(row, x, i * FEATURE_COUNT));
+  for (const [i, row] of rows.entries()) encodeInto(row, x, i * FEATURE_COUNT);
 
   it('reads category frequencies back from the one-hot columns, unseen included', () => {
     expect(ONE_HOT_COLUMNS.plan!.map((c) => c.category)).toEqual(['basic', 'standard', 'premium']);
