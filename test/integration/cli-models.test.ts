@@ -1,0 +1,111 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { platformContext } from '#local/context.ts';
+import { readRuntime } from '#local/runtime.ts';
+import { registerModel } from '#shared/registry/registry.ts';
+import { type RunningKeel, runKeel, startKeelUp } from '../support/cli.ts';
+
+const home = await mkdtemp(join(tmpdir(), 'keel-models-'));
+const env = { KEEL_HOME: home, KEEL_S3_PORT: '0', KEEL_DYNAMODB_PORT: '0', KEEL_BOOTSTRAP_ROWS: '3000' };
+let keel: RunningKeel;
+
+beforeAll(async () => {
+  keel = await startKeelUp(env);
+});
+afterAll(async () => {
+  await keel?.stop();
+  await rm(home, { recursive: true, force: true });
+});
+
+async function json<T>(...args: string[]): Promise<T> {
+  const result = await runKeel(['--json', ...args], env);
+  if (result.code !== 0) throw new Error(`keel ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}
+
+describe('keel train and keel models against a running platform', () => {
+  it('bootstrapped v1 as champion on the empty state', async () => {
+    expect(keel.output()).toMatch(/bootstrap: empty registry/);
+    const list = await json<{ champion: string; versions: { version: string }[] }>('models', 'list');
+    expect(list.champion).toBe('v1');
+    expect(list.versions.map((v) => v.version)).toEqual(['v1']);
+  });
+
+  it('trains, registers, promotes, rolls back and keeps the history', async () => {
+    await json('data', 'generate', '--rows', '3000', '--seed', '5');
+    await json('etl', 'run');
+    const v2 = await json<{ metadata: { version: string }; promoted: unknown; championAuc: number }>('train');
+    expect(v2.metadata.version).toBe('v2');
+    expect(v2.promoted).toBeNull();
+    expect(v2.championAuc).toBeGreaterThan(0.6);
+    const v3 = await json<{ promoted: { from: string; to: string } }>('train', '--promote');
+    expect(v3.promoted).toMatchObject({ from: 'v1', to: 'v3' });
+
+    expect(await json('models', 'promote', 'v2', '--reason', 'canary')).toMatchObject({
+      from: 'v3',
+      to: 'v2',
+    });
+    expect(await json('models', 'rollback', '--reason', 'canary failed')).toMatchObject({
+      from: 'v2',
+      to: 'v3',
+    });
+    expect(await json('models', 'rollback')).toMatchObject({ from: 'v3', to: 'v1', kind: 'rollback' });
+
+    const noMore = await runKeel(['models', 'rollback'], env);
+    expect(noMore.code).toBe(1);
+    expect(noMore.stderr).toMatch(/no earlier champion to roll back to/);
+
+    const { history } = await json<{ history: { from: string | null; to: string; reason: string }[] }>(
+      'models',
+      'history',
+    );
+    expect(history.map((d) => `${d.from ?? '-'}>${d.to}`)).toEqual([
+      '->v1',
+      'v1>v3',
+      'v3>v2',
+      'v2>v3',
+      'v3>v1',
+    ]);
+    expect(history[2]!.reason).toBe('canary');
+
+    const shown = await json<{ version: string; metrics: { auc: number }; parent: string }>(
+      'models',
+      'show',
+      'v3',
+    );
+    expect(shown).toMatchObject({ version: 'v3', parent: 'v1' });
+  });
+
+  it('explains unknown versions, already-champion and mismatched feature sets', async () => {
+    const unknown = await runKeel(['models', 'show', 'v99'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('has no version v99');
+    const same = await runKeel(['models', 'promote', 'v1'], env);
+    expect(same.stderr).toContain('already the champion');
+
+    const ctx = platformContext((await readRuntime(home))!);
+    const foreign = await registerModel(ctx.registry, {
+      name: 'churn',
+      onnx: new Uint8Array([1, 2, 3]),
+      metadata: {
+        algorithm: 'external',
+        dataset: { uri: 's3://elsewhere', rows: 1 },
+        feature_set: { version: '0.1.0', fingerprint: `sha256:${'a'.repeat(64)}`, names: ['x'] },
+        metrics: { auc: 0.9, logloss: 0.3, accuracy: 0.9 },
+        threshold: 0.5,
+        training: { rows: 1, params: {}, duration_ms: 1 },
+        parent: null,
+      },
+    });
+    ctx.close();
+    const refused = await runKeel(['models', 'promote', foreign.version], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/trained on feature set sha256:a+ but this deployment computes/);
+    const noReason = await runKeel(['models', 'promote', foreign.version, '--force'], env);
+    expect(noReason.stderr).toContain('needs a reason');
+    const forced = await json('models', 'promote', foreign.version, '--force', '--reason', 'audit test');
+    expect(forced).toMatchObject({ to: foreign.version, reason: 'audit test' });
+  });
+});
