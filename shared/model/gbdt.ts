@@ -385,9 +385,13 @@ interface GrownTree {
 class TreeGrower {
   /** Gradient and hessian of row i at [2i] and [2i + 1]. */
   private readonly gradHess: Float64Array;
-  /** The node's rows' gradient pairs, gathered so the histogram loops read them sequentially. */
-  private readonly nodeGradHess: Float64Array;
+  /**
+   * The gradient pair of the row at each position of the row buffer: partitioning moves the pairs
+   * with their rows, so every node reads its gradients sequentially, never gathers them.
+   */
+  private readonly rowGradHess: Float64Array;
   private readonly scratch: Uint32Array;
+  private readonly scratchGradHess: Float64Array;
   private readonly histPool: Float64Array[] = [];
   private readonly histSize: number;
   private readonly maxLeaves: number;
@@ -402,8 +406,9 @@ class TreeGrower {
   ) {
     const n = binning.rows;
     this.gradHess = new Float64Array(2 * n);
-    this.nodeGradHess = new Float64Array(2 * n);
+    this.rowGradHess = new Float64Array(2 * n);
     this.scratch = new Uint32Array(n);
+    this.scratchGradHess = new Float64Array(2 * n);
     this.histSize = binning.histOffsets[binning.featureCount]! * 2;
     this.maxLeaves = p.maxLeaves === 0 ? Infinity : p.maxLeaves;
   }
@@ -436,9 +441,14 @@ class TreeGrower {
 
     let grad = 0;
     let hess = 0;
+    const { gradHess, rowGradHess } = this;
     for (let k = 0; k < rows.length; k++) {
-      grad += this.gradHess[2 * rows[k]!]!;
-      hess += this.gradHess[2 * rows[k]! + 1]!;
+      const g = gradHess[2 * rows[k]!]!;
+      const h = gradHess[2 * rows[k]! + 1]!;
+      rowGradHess[2 * k] = g;
+      rowGradHess[2 * k + 1] = h;
+      grad += g;
+      hess += h;
     }
     const root: GrowingLeaf = {
       node: addNode(),
@@ -453,7 +463,7 @@ class TreeGrower {
     const leaves = [root];
     const candidates: GrowingLeaf[] = [];
     if (this.splittable(root)) {
-      root.hist = this.buildHistogram(rows, root.start, root.end);
+      root.hist = this.buildHistogram(rows, root);
       this.considerSplit(root, candidates);
     }
 
@@ -492,7 +502,7 @@ class TreeGrower {
       if (this.splittable(left) || this.splittable(right)) {
         const leftSmaller = mid - parent.start <= parent.end - mid;
         const [small, large] = leftSmaller ? [left, right] : [right, left];
-        small.hist = this.buildHistogram(rows, small.start, small.end);
+        small.hist = this.buildHistogram(rows, small);
         large.hist = subtractInPlace(parent.hist!, small.hist);
         this.considerSplit(left, candidates);
         this.considerSplit(right, candidates);
@@ -577,56 +587,53 @@ class TreeGrower {
     return best;
   }
 
-  /** Sums the node's gradients and hessians per (feature, bin). */
-  private buildHistogram(rows: Uint32Array, start: number, end: number): Float64Array {
+  /** Sums the leaf's gradients and hessians per (feature, bin). */
+  private buildHistogram(rows: Uint32Array, leaf: GrowingLeaf): Float64Array {
     const hist = this.histPool.pop() ?? new Float64Array(this.histSize);
     hist.fill(0);
-    const { gradHess, nodeGradHess } = this;
-    const m = end - start;
-    let grad = 0;
-    let hess = 0;
-    for (let k = 0; k < m; k++) {
-      const row = rows[start + k]! << 1;
-      const g = gradHess[row]!;
-      const h = gradHess[row + 1]!;
-      nodeGradHess[k << 1] = g;
-      nodeGradHess[(k << 1) + 1] = h;
-      grad += g;
-      hess += h;
-    }
-    const node = { rows, start, count: m, gradHess: nodeGradHess };
+    const node = { rows, start: leaf.start, end: leaf.end, gradHess: this.rowGradHess };
     accumulateManyBins(hist, this.binning, this.manyBinFeatures, node);
-    accumulateTwoBins(hist, this.binning, this.twoBinFeatures, node, grad, hess);
+    accumulateTwoBins(hist, this.binning, this.twoBinFeatures, node, leaf.grad, leaf.hess);
     return hist;
   }
 
-  /** Stable in-place partition of rows[start, end) by the split; returns where the right side begins. */
+  /**
+   * Stable in-place partition of rows[start, end) (and their gradient pairs) by the split; returns
+   * where the right side begins.
+   */
   private partition(rows: Uint32Array, start: number, end: number, split: Split): number {
     const { bins, rows: n } = this.binning;
+    const { rowGradHess, scratch, scratchGradHess } = this;
     const column = split.feature * n;
-    const scratch = this.scratch;
+    const bin = split.bin;
     let left = start;
     let right = 0;
-    const bin = split.bin;
     for (let k = start; k < end; k++) {
       // Branch-free: the side is data-dependent and mispredicts half the time.
       const row = rows[k]!;
+      const g = rowGradHess[2 * k]!;
+      const h = rowGradHess[2 * k + 1]!;
       const goesRight = (bin - bins[column + row]!) >>> 31;
       rows[left] = row;
+      rowGradHess[2 * left] = g;
+      rowGradHess[2 * left + 1] = h;
       scratch[right] = row;
+      scratchGradHess[2 * right] = g;
+      scratchGradHess[2 * right + 1] = h;
       left += 1 - goesRight;
       right += goesRight;
     }
     rows.set(scratch.subarray(0, right), left);
+    rowGradHess.set(scratchGradHess.subarray(0, 2 * right), 2 * left);
     return left;
   }
 }
 
-/** The rows of one node and their gathered gradient pairs ([2k], [2k + 1] for rows[start + k]). */
+/** The rows[start, end) of one node; the gradient pair of rows[k] is at gradHess[2k], gradHess[2k + 1]. */
 interface NodeRows {
   readonly rows: Uint32Array;
   readonly start: number;
-  readonly count: number;
+  readonly end: number;
   readonly gradHess: Float64Array;
 }
 
@@ -642,7 +649,7 @@ function accumulateManyBins(
   node: NodeRows,
 ): void {
   const { bins, rows: n, histOffsets } = binning;
-  const { rows, start, count, gradHess } = node;
+  const { rows, start, end, gradHess } = node;
   let i = 0;
   for (; i + 4 <= features.length; i += 4) {
     const c0 = features[i]! * n;
@@ -653,8 +660,8 @@ function accumulateManyBins(
     const o1 = histOffsets[features[i + 1]!]! << 1;
     const o2 = histOffsets[features[i + 2]!]! << 1;
     const o3 = histOffsets[features[i + 3]!]! << 1;
-    for (let k = 0; k < count; k++) {
-      const row = rows[start + k]!;
+    for (let k = start; k < end; k++) {
+      const row = rows[k]!;
       const g = gradHess[k << 1]!;
       const h = gradHess[(k << 1) + 1]!;
       const j0 = o0 + (bins[c0 + row]! << 1);
@@ -674,8 +681,8 @@ function accumulateManyBins(
   for (; i < features.length; i++) {
     const column = features[i]! * n;
     const offset = histOffsets[features[i]!]! << 1;
-    for (let k = 0; k < count; k++) {
-      const j = offset + (bins[column + rows[start + k]!]! << 1);
+    for (let k = start; k < end; k++) {
+      const j = offset + (bins[column + rows[k]!]! << 1);
       hist[j]! += gradHess[k << 1]!;
       hist[j + 1]! += gradHess[(k << 1) + 1]!;
     }
@@ -695,7 +702,7 @@ function accumulateTwoBins(
   hess: number,
 ): void {
   const { bins, rows: n, histOffsets } = binning;
-  const { rows, start, count, gradHess } = node;
+  const { rows, start, end, gradHess } = node;
   const store = (feature: number, grad1: number, hess1: number) => {
     const offset = histOffsets[feature]! << 1;
     hist[offset] = grad - grad1;
@@ -717,8 +724,8 @@ function accumulateTwoBins(
     let h2 = 0;
     let g3 = 0;
     let h3 = 0;
-    for (let k = 0; k < count; k++) {
-      const row = rows[start + k]!;
+    for (let k = start; k < end; k++) {
+      const row = rows[k]!;
       const g = gradHess[k << 1]!;
       const h = gradHess[(k << 1) + 1]!;
       const b0 = bins[c0 + row]!;
@@ -743,8 +750,8 @@ function accumulateTwoBins(
     const column = features[i]! * n;
     let g1 = 0;
     let h1 = 0;
-    for (let k = 0; k < count; k++) {
-      const b = bins[column + rows[start + k]!]!;
+    for (let k = start; k < end; k++) {
+      const b = bins[column + rows[k]!]!;
       g1 += b * gradHess[k << 1]!;
       h1 += b * gradHess[(k << 1) + 1]!;
     }
