@@ -75,8 +75,8 @@ export interface GbdtResult {
   readonly stoppedEarly: boolean;
 }
 
-/** Mirrors XGBoost's kRtEps: splits that gain less than this are noise. */
-const MIN_GAIN = 2e-6;
+/** XGBoost's kRtEps, on the same gain scale (G²/(H + λ) terms): smaller gains are rounding noise. */
+const MIN_GAIN = 1e-6;
 /** Keeps hessians of confidently-predicted rows away from zero (XGBoost's floor). */
 const MIN_HESSIAN = 1e-16;
 
