@@ -3,6 +3,7 @@ import { KeelError } from '#shared/errors.ts';
 import { registerData } from './commands/data.ts';
 import { registerEtl } from './commands/etl.ts';
 import { registerModels } from './commands/models.ts';
+import { registerPredict } from './commands/predict.ts';
 import { registerTrain } from './commands/train.ts';
 import { registerUp } from './commands/up.ts';
 import { Output, UserError } from './output.ts';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerEtl(program, output);
   registerTrain(program, output);
   registerModels(program, output);
+  registerPredict(program, output);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { optionalEnv } from '#shared/env.ts';
 
 /**
@@ -12,6 +13,33 @@ export interface AwsTarget {
   /** Local endpoints; absent means real AWS. */
   readonly endpoints?: { readonly s3: string; readonly dynamodb: string };
 }
+
+/**
+ * How long a caller waits for AWS. The serving path wants to fail fast (a 503 the client can retry
+ * beats a request that hangs); batch work keeps the SDK defaults.
+ */
+export interface ClientTimeouts {
+  readonly connectionTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxAttempts: number;
+}
+
+export const SERVING_TIMEOUTS: ClientTimeouts = {
+  connectionTimeoutMs: 1_000,
+  requestTimeoutMs: 3_000,
+  maxAttempts: 2,
+};
+
+const transport = (timeouts: ClientTimeouts | undefined) =>
+  timeouts
+    ? {
+        maxAttempts: timeouts.maxAttempts,
+        requestHandler: new NodeHttpHandler({
+          connectionTimeout: timeouts.connectionTimeoutMs,
+          requestTimeout: timeouts.requestTimeoutMs,
+        }),
+      }
+    : {};
 
 /** Local emulators accept any key; s3rver insists on these. */
 const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -31,9 +59,10 @@ export function awsTargetFromEnv(env: Readonly<Record<string, string | undefined
   return { region, endpoints: { s3, dynamodb } };
 }
 
-export function createS3Client(target: AwsTarget): S3Client {
-  if (!target.endpoints) return new S3Client({ region: target.region });
+export function createS3Client(target: AwsTarget, timeouts?: ClientTimeouts): S3Client {
+  if (!target.endpoints) return new S3Client({ region: target.region, ...transport(timeouts) });
   return new S3Client({
+    ...transport(timeouts),
     region: target.region,
     endpoint: target.endpoints.s3,
     credentials: LOCAL_CREDENTIALS,
@@ -44,9 +73,10 @@ export function createS3Client(target: AwsTarget): S3Client {
   });
 }
 
-export function createDynamoClient(target: AwsTarget): DynamoDBClient {
-  if (!target.endpoints) return new DynamoDBClient({ region: target.region });
+export function createDynamoClient(target: AwsTarget, timeouts?: ClientTimeouts): DynamoDBClient {
+  if (!target.endpoints) return new DynamoDBClient({ region: target.region, ...transport(timeouts) });
   return new DynamoDBClient({
+    ...transport(timeouts),
     region: target.region,
     endpoint: target.endpoints.dynamodb,
     credentials: LOCAL_CREDENTIALS,
@@ -54,8 +84,8 @@ export function createDynamoClient(target: AwsTarget): DynamoDBClient {
 }
 
 /** Document client over {@link createDynamoClient}; undefined attributes are dropped, never stored. */
-export function createDocumentClient(target: AwsTarget): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(createDynamoClient(target), {
+export function createDocumentClient(target: AwsTarget, timeouts?: ClientTimeouts): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(createDynamoClient(target, timeouts), {
     marshallOptions: { removeUndefinedValues: true },
   });
 }
@@ -66,6 +96,6 @@ export interface AwsClients {
   readonly dynamo: DynamoDBDocumentClient;
 }
 
-export function createAwsClients(target: AwsTarget): AwsClients {
-  return { s3: createS3Client(target), dynamo: createDocumentClient(target) };
+export function createAwsClients(target: AwsTarget, timeouts?: ClientTimeouts): AwsClients {
+  return { s3: createS3Client(target, timeouts), dynamo: createDocumentClient(target, timeouts) };
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { startLocalApi } from '#local/api.ts';
 import { bootstrapIfEmpty } from '#local/bootstrap.ts';
 import { platformContext } from '#local/context.ts';
 import { keelHome, readRuntime, removeRuntime, writeRuntime } from '#local/runtime.ts';
@@ -26,13 +27,12 @@ export function registerUp(program: Command, output: Output): void {
         dynamoPort: intEnv('KEEL_DYNAMODB_PORT', 4567, { min: 0, max: 65535 }),
         environment: LOCAL_ENVIRONMENT,
       });
-      const endpoints = servers.target.endpoints!;
       const runtime = {
         pid: process.pid,
         startedAt: new Date().toISOString(),
         stage: LOCAL_ENVIRONMENT.stage,
         region: servers.target.region,
-        endpoints,
+        endpoints: servers.target.endpoints!,
         names: servers.names,
       };
       const ctx = platformContext(runtime);
@@ -47,20 +47,32 @@ export function registerUp(program: Command, output: Output): void {
         await servers.close();
         throw error;
       }
-      await writeRuntime(home, runtime);
+      const api = await startLocalApi({
+        home,
+        target: servers.target,
+        names: servers.names,
+        port: intEnv('KEEL_PORT', 3000, { min: 0, max: 65535 }),
+      }).catch(async (error: unknown) => {
+        ctx.close();
+        await servers.close();
+        throw error;
+      });
+      const endpoints = { ...servers.target.endpoints!, api: api.url };
+      await writeRuntime(home, { ...runtime, endpoints });
 
       output.result(
         { status: 'running', home, endpoints, names: servers.names, created: servers.created },
         () =>
           [
             `Keel is running (state in ${home})`,
+            `  API       ${endpoints.api}  (POST /predict, POST /predict/batch, GET /health)`,
             `  S3        ${endpoints.s3}`,
             `  DynamoDB  ${endpoints.dynamodb}`,
             ...Object.entries(servers.names).map(([role, name]) => `  ${role.padEnd(15)} ${name}`),
             servers.created.length > 0
               ? `  created: ${servers.created.join(', ')}`
               : '  resources: already present',
-            'In another terminal: npx keel data generate --rows 100000 --seed 42',
+            'In another terminal: npx keel predict c-000042   (or: npx keel models list)',
             'Ctrl-C stops and keeps the state.',
           ].join('\n'),
       );
@@ -73,6 +85,7 @@ export function registerUp(program: Command, output: Output): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      await api.close();
       ctx.close();
       await servers.close();
       await removeRuntime(home);

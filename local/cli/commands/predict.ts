@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { keelHome, requireRuntime } from '#local/runtime.ts';
+import { type Output, UserError } from '../output.ts';
+
+/** `--attr income=52000`: numbers stay numbers, anything else is a string (e.g. plan=premium). */
+function parseAttribute(spec: string, previous: Record<string, unknown>): Record<string, unknown> {
+  const match = /^([a-z_0-9]+)=(.*)$/.exec(spec);
+  if (!match) throw new UserError(`--attr must look like FIELD=VALUE (e.g. income=52000), got "${spec}"`);
+  const value = match[2]!;
+  return { ...previous, [match[1]!]: value !== '' && Number.isFinite(Number(value)) ? Number(value) : value };
+}
+
+export function registerPredict(program: Command, output: Output): void {
+  program
+    .command('predict')
+    .description('score one customer through the running local API (POST /predict)')
+    .argument('<customer-id>', 'e.g. c-000042')
+    .option('--attr <field=value>', 'override a stored field (repeatable)', parseAttribute, {})
+    .action(async (customerId: string, options: { attr: Record<string, unknown> }) => {
+      const runtime = await requireRuntime(keelHome());
+      if (!runtime.endpoints.api)
+        throw new UserError('the running platform has no API endpoint; restart `keel up`');
+      const body = {
+        customerId,
+        ...(Object.keys(options.attr).length > 0 ? { attributes: options.attr } : {}),
+      };
+      const response = await fetch(`${runtime.endpoints.api}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const result = (await response.json()) as Record<string, unknown>;
+      if (!response.ok) {
+        const error = result.error as { code: string; message: string; details?: unknown };
+        throw new UserError(
+          `${response.status} ${error.code}: ${error.message}` +
+            (error.details ? `\n${JSON.stringify(error.details, null, 2)}` : ''),
+        );
+      }
+      output.result(result, () => {
+        const r = result as {
+          prediction: number;
+          probability: number;
+          model: { name: string; version: string };
+        };
+        return (
+          `${customerId}: ${r.prediction === 1 ? 'will churn' : 'will stay'} (probability ${r.probability.toFixed(4)}, ` +
+          `model ${r.model.name} ${r.model.version})` +
+          ((result.warnings as string[] | undefined)?.map((w) => `\n  warning: ${w}`).join('') ?? '')
+        );
+      });
+    });
+}

@@ -1,0 +1,57 @@
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { UnknownEntityError } from '#shared/errors.ts';
+import { errorBody, jsonResponse, parseJsonBody } from '#shared/http/responses.ts';
+import { health, type InferenceDeps, type Prediction, predictBatch, predictOne } from './service.ts';
+
+/** What the API reports to metrics and logs for each request, beside its response. */
+export interface Observer {
+  prediction(prediction: Prediction): void;
+}
+
+type Route = (
+  event: APIGatewayProxyEvent,
+  deps: InferenceDeps,
+  requestId: string,
+  observer: Observer,
+) => Promise<APIGatewayProxyResult>;
+
+const ROUTES: Record<string, Route> = {
+  'POST /predict': async (event, deps, requestId, observer) => {
+    const prediction = await predictOne(deps, parseJsonBody(event.body, event.isBase64Encoded), requestId);
+    observer.prediction(prediction);
+    return jsonResponse(200, prediction.body);
+  },
+  'POST /predict/batch': async (event, deps, requestId, observer) => {
+    const results = await predictBatch(
+      deps,
+      parseJsonBody(event.body, event.isBase64Encoded),
+      requestId,
+      (e) => errorBody(e, requestId),
+    );
+    return jsonResponse(200, {
+      results: results.map((result) => {
+        if ('error' in result) return { error: result.error };
+        observer.prediction(result);
+        return result.body;
+      }),
+    });
+  },
+  'GET /health': async (_event, deps) => jsonResponse(200, await health(deps)),
+};
+
+export const API_ROUTES = Object.keys(ROUTES);
+
+/** Routes an API Gateway proxy event; errors propagate to the one error mapping (see httpErrors). */
+export async function routeApiRequest(
+  event: APIGatewayProxyEvent,
+  deps: InferenceDeps,
+  requestId: string,
+  observer: Observer,
+): Promise<APIGatewayProxyResult> {
+  const path = event.path.length > 1 ? event.path.replace(/\/+$/, '') : event.path;
+  const route = ROUTES[`${event.httpMethod} ${path}`];
+  if (!route) {
+    throw new UnknownEntityError(`no route ${event.httpMethod} ${path}; routes: ${API_ROUTES.join(', ')}`);
+  }
+  return route(event, deps, requestId, observer);
+}

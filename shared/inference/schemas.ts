@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { attributesSchema, customerIdSchema } from '#shared/features/index.ts';
+
+/**
+ * The inference API's bodies (DESIGN.md), as zod schemas: the handler validates with them and the
+ * OpenAPI document is generated from them. Unknown keys are rejected, naming the key.
+ */
+export const MAX_BATCH_ITEMS = 100;
+
+export const predictRequestSchema = z.strictObject({
+  customerId: customerIdSchema,
+  attributes: attributesSchema.optional(),
+});
+export type PredictRequest = z.infer<typeof predictRequestSchema>;
+
+/** Items are validated one by one, so one bad item becomes one `{error}` result, not a failed batch. */
+export const batchRequestSchema = z.strictObject({
+  items: z.array(z.unknown()).min(1).max(MAX_BATCH_ITEMS),
+});
+
+export const modelRefSchema = z.object({ name: z.string(), version: z.string() });
+
+export const predictResponseSchema = z.object({
+  customerId: z.string(),
+  prediction: z.union([z.literal(0), z.literal(1)]),
+  probability: z.number().min(0).max(1),
+  model: modelRefSchema,
+  featureSet: z.object({ version: z.string(), fingerprint: z.string() }),
+  requestId: z.string(),
+  /** Present only when something about the input deserves attention (stale record, imputed or unseen values). */
+  warnings: z.array(z.string()).optional(),
+});
+export type PredictResponse = z.infer<typeof predictResponseSchema>;
+
+export const errorBodySchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+export type ErrorBody = z.infer<typeof errorBodySchema>;
+
+export const batchResponseSchema = z.object({
+  results: z.array(z.union([predictResponseSchema, errorBodySchema])),
+});
+
+export const healthResponseSchema = z.object({ status: z.literal('ok'), model: modelRefSchema });

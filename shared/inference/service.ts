@@ -1,0 +1,199 @@
+import { callDependency } from '#shared/aws/errors.ts';
+import {
+  type FieldIssue,
+  IncompleteFeaturesError,
+  KeelError,
+  UnknownEntityError,
+  ValidationError,
+} from '#shared/errors.ts';
+import {
+  encodeFeatures,
+  FEATURE_COUNT,
+  FEATURE_FIELD_NAMES,
+  FEATURE_SET,
+  type PartialFeatureFields,
+  type RawRecord,
+} from '#shared/features/index.ts';
+import { freshness, getRecords, type OnlineStoreDeps } from '#shared/online-store/store.ts';
+import type { LoadedModel, ModelHolder } from './model-holder.ts';
+import {
+  batchRequestSchema,
+  type ErrorBody,
+  type PredictRequest,
+  type PredictResponse,
+  predictRequestSchema,
+} from './schemas.ts';
+
+/**
+ * The inference domain, free of HTTP and Lambda: validate → read the online store → merge request
+ * attributes → features (shared/features) → score → apply the model's threshold.
+ */
+export interface InferenceDeps {
+  readonly models: ModelHolder;
+  readonly store: OnlineStoreDeps;
+  /** Stored records older than this are reported in `warnings`. */
+  readonly maxRecordAgeMs: number;
+  readonly now?: () => Date;
+}
+
+/** What a prediction tells the metrics beyond its body. */
+export interface PredictionFacts {
+  readonly imputed: number;
+  readonly unseen: number;
+  readonly stale: boolean;
+}
+
+export interface Prediction {
+  readonly body: PredictResponse;
+  readonly facts: PredictionFacts;
+}
+
+export function issuesOf(
+  error: { issues: { path: PropertyKey[]; message: string }[] },
+  prefix = '',
+): FieldIssue[] {
+  return error.issues.map((issue) => ({
+    path: [prefix, ...issue.path.map(String)].filter(Boolean).join('.') || '(body)',
+    message: issue.message,
+  }));
+}
+
+export function parsePredictRequest(body: unknown, prefix = ''): PredictRequest {
+  const parsed = predictRequestSchema.safeParse(body);
+  if (!parsed.success) {
+    throw new ValidationError('the request body is invalid', issuesOf(parsed.error, prefix));
+  }
+  return parsed.data;
+}
+
+function featureFields(record: RawRecord | undefined): PartialFeatureFields {
+  if (!record) return {};
+  const fields: Record<string, unknown> = {};
+  for (const name of FEATURE_FIELD_NAMES) fields[name] = record[name];
+  return fields as PartialFeatureFields;
+}
+
+interface Prepared {
+  readonly request: PredictRequest;
+  readonly vector: Float64Array;
+  readonly warnings: string[];
+  readonly facts: PredictionFacts;
+}
+
+function prepare(request: PredictRequest, stored: RawRecord | undefined, deps: InferenceDeps): Prepared {
+  if (!stored && request.attributes === undefined) {
+    throw new UnknownEntityError(
+      `customer ${request.customerId} is not in the online store; send its fields in "attributes"`,
+    );
+  }
+  const encoded = encodeFeatures({ ...featureFields(stored), ...request.attributes });
+  if (!encoded.ok) {
+    throw new IncompleteFeaturesError(
+      `missing fields for ${request.customerId}: ${encoded.missing.join(', ')}`,
+      {
+        details: { missing: encoded.missing },
+      },
+    );
+  }
+  const warnings: string[] = [];
+  let stale = false;
+  if (stored) {
+    const age = freshness(stored, (deps.now ?? (() => new Date()))(), deps.maxRecordAgeMs);
+    stale = age.stale;
+    if (stale)
+      warnings.push(
+        `stored record is stale: event_time ${stored.event_time} is older than the freshness limit`,
+      );
+  }
+  if (encoded.imputed.length > 0) warnings.push(`imputed: ${encoded.imputed.join(', ')}`);
+  if (encoded.unseen.length > 0) warnings.push(`unseen category in: ${encoded.unseen.join(', ')}`);
+  return {
+    request,
+    vector: encoded.vector,
+    warnings,
+    facts: { imputed: encoded.imputed.length, unseen: encoded.unseen.length, stale },
+  };
+}
+
+function respond(prepared: Prepared, probability: number, model: LoadedModel, requestId: string): Prediction {
+  const body: PredictResponse = {
+    customerId: prepared.request.customerId,
+    prediction: probability >= model.threshold ? 1 : 0,
+    probability,
+    model: { name: model.name, version: model.version },
+    featureSet: { version: FEATURE_SET.version, fingerprint: FEATURE_SET.fingerprint },
+    requestId,
+    ...(prepared.warnings.length > 0 ? { warnings: prepared.warnings } : {}),
+  };
+  return { body, facts: prepared.facts };
+}
+
+async function readStore(deps: InferenceDeps, ids: string[]): Promise<Map<string, RawRecord>> {
+  return callDependency('the online feature store', () => getRecords(deps.store, ids));
+}
+
+export async function predictOne(deps: InferenceDeps, body: unknown, requestId: string): Promise<Prediction> {
+  const model = await deps.models.require();
+  const request = parsePredictRequest(body);
+  const stored = (await readStore(deps, [request.customerId])).get(request.customerId);
+  const prepared = prepare(request, stored, deps);
+  const probability = await model.scorer.scoreOne(Float32Array.from(prepared.vector));
+  return respond(prepared, probability, model, requestId);
+}
+
+export type BatchResult = Prediction | { readonly error: ErrorBody['error']; readonly status: number };
+
+/**
+ * Scores up to 100 items with one store read (BatchGetItem) and one model call. Each item succeeds or
+ * fails on its own; store or model outages fail the whole batch (503), since every item would.
+ */
+export async function predictBatch(
+  deps: InferenceDeps,
+  body: unknown,
+  requestId: string,
+  errorBody: (error: KeelError) => { status: number; body: ErrorBody },
+): Promise<BatchResult[]> {
+  const model = await deps.models.require();
+  const parsed = batchRequestSchema.safeParse(body);
+  if (!parsed.success) throw new ValidationError('the request body is invalid', issuesOf(parsed.error));
+  const requests = parsed.data.items.map((item, i) => {
+    try {
+      return parsePredictRequest(item, `items.${i}`);
+    } catch (error) {
+      return error as KeelError;
+    }
+  });
+  const ids = requests.flatMap((r) => (r instanceof KeelError ? [] : [r.customerId]));
+  const stored = ids.length > 0 ? await readStore(deps, ids) : new Map<string, RawRecord>();
+  const prepared = requests.map((request) => {
+    if (request instanceof KeelError) return request;
+    try {
+      return prepare(request, stored.get(request.customerId), deps);
+    } catch (error) {
+      if (error instanceof KeelError) return error;
+      throw error;
+    }
+  });
+  const ready = prepared.filter((p): p is Prepared => !(p instanceof KeelError));
+  const x = new Float32Array(ready.length * FEATURE_COUNT);
+  ready.forEach((p, i) => {
+    x.set(p.vector, i * FEATURE_COUNT);
+  });
+  const probabilities =
+    ready.length > 0 ? await model.scorer.scoreBatch(x, ready.length) : new Float64Array();
+  let next = 0;
+  return prepared.map((p) => {
+    if (p instanceof KeelError) {
+      const { status, body: errorResponse } = errorBody(p);
+      return { status, error: errorResponse.error };
+    }
+    return respond(p, probabilities[next++]!, model, requestId);
+  });
+}
+
+export async function health(
+  deps: InferenceDeps,
+): Promise<{ status: 'ok'; model: { name: string; version: string } }> {
+  const model = await deps.models.require();
+  return { status: 'ok', model: { name: model.name, version: model.version } };
+}
