@@ -1,0 +1,224 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import {
+  ApplicationLogLevel,
+  Architecture,
+  type ILayerVersion,
+  LoggingFormat,
+  Runtime,
+  Tracing,
+} from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { REPO_ROOT } from '#lib/paths.ts';
+import { type BucketRole, RESOURCE_ENV, type TableRole } from '#shared/resources.ts';
+
+/** Log levels shared by Powertools (`POWERTOOLS_LOG_LEVEL`) and Lambda's application log filter. */
+export type KeelLogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+/** Props of {@link KeelFunction}. */
+export interface KeelFunctionProps {
+  /** The handler's source file, relative to the repository root, e.g. `lambdas/predict/handler.ts`. */
+  readonly entry: string;
+  /**
+   * Name of the exported handler function in {@link entry}.
+   *
+   * @default - 'handler'
+   */
+  readonly handler?: string;
+  /** What the function does, shown in the Lambda console. */
+  readonly description: string;
+  /** Powertools service name (`POWERTOOLS_SERVICE_NAME`): the `service` of every log line, metric and trace. */
+  readonly serviceName: string;
+  /**
+   * CloudWatch namespace of the function's Powertools metrics (`POWERTOOLS_METRICS_NAMESPACE`).
+   *
+   * @default - 'Keel'
+   */
+  readonly metricsNamespace?: string;
+  /**
+   * Lowest level logged, by Powertools and by Lambda's JSON log filter alike.
+   *
+   * @default - 'INFO'
+   */
+  readonly logLevel?: KeelLogLevel;
+  /**
+   * Memory in MB, 128 to 10240; Lambda allocates CPU in proportion.
+   *
+   * @default - 512
+   */
+  readonly memorySize?: number;
+  /**
+   * Maximum run time of one invocation, whole seconds from 1 second to 15 minutes.
+   *
+   * @default - 30 seconds
+   */
+  readonly timeout?: Duration;
+  /**
+   * How long the function's log group keeps its logs. INFINITE is refused.
+   *
+   * @default - RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * Packages left out of the bundle and imported at run time, from a layer in {@link layers}
+   * (native addons such as onnxruntime-node, which esbuild cannot bundle).
+   *
+   * @default - none: everything is bundled, the AWS SDK included
+   */
+  readonly externalModules?: readonly string[];
+  /**
+   * Lambda layers, e.g. the one providing {@link externalModules}.
+   *
+   * @default - none
+   */
+  readonly layers?: readonly ILayerVersion[];
+  /**
+   * Names of the Keel buckets and tables the handler uses, passed as the `RESOURCE_ENV` variables of
+   * `shared/resources.ts`. Naming a resource here grants nothing: grant access separately.
+   *
+   * @default - none
+   */
+  readonly resources?: Readonly<Partial<Record<BucketRole | TableRole, string>>>;
+  /**
+   * Further environment variables. They may not redefine one this construct sets (resources,
+   * Powertools, `NODE_OPTIONS`).
+   *
+   * @default - none
+   */
+  readonly environment?: Readonly<Record<string, string>>;
+}
+
+const MEMORY_MB = { min: 128, max: 10_240 };
+const TIMEOUT_SECONDS = { min: 1, max: 900 };
+
+/**
+ * esbuild's ESM output has no `require`; CommonJS dependencies (parts of the AWS SDK, Powertools) call it
+ * for Node built-ins, so the bundle defines one.
+ */
+const REQUIRE_BANNER =
+  "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
+
+/**
+ * THE Lambda function of Keel: a TypeScript handler bundled locally by esbuild as one minified ESM
+ * file with a source map, on Node.js 22, x86_64 (onnxruntime-node's arm64 build has a reported
+ * initialisation crash), with X-Ray active tracing, JSON logs in its own log group with a retention, and
+ * a role that may write only to that log group (plus X-Ray); callers add their grants to {@link role}.
+ *
+ * Keel functions are invoked synchronously (API Gateway, Step Functions tasks): errors return to the
+ * caller, so there is no asynchronous failure destination or dead-letter queue.
+ */
+export class KeelFunction extends Construct {
+  public readonly function: NodejsFunction;
+  public readonly role: Role;
+  public readonly logGroup: LogGroup;
+
+  constructor(scope: Construct, id: string, props: KeelFunctionProps) {
+    super(scope, id);
+    const owner = `KeelFunction ${this.node.path}`;
+    const entry = join(REPO_ROOT, props.entry);
+    if (!existsSync(entry)) {
+      throw new Error(
+        `${owner}: entry "${props.entry}" does not exist: give a path relative to ${REPO_ROOT}`,
+      );
+    }
+    const memorySize = props.memorySize ?? 512;
+    if (!Number.isInteger(memorySize) || memorySize < MEMORY_MB.min || memorySize > MEMORY_MB.max) {
+      throw new Error(
+        `${owner}: memorySize must be a whole number of MB from ${MEMORY_MB.min} to ${MEMORY_MB.max} (got ${memorySize})`,
+      );
+    }
+    const timeout = props.timeout ?? Duration.seconds(30);
+    const seconds = timeout.toSeconds({ integral: false });
+    if (!Number.isInteger(seconds) || seconds < TIMEOUT_SECONDS.min || seconds > TIMEOUT_SECONDS.max) {
+      throw new Error(
+        `${owner}: timeout must be whole seconds from ${TIMEOUT_SECONDS.min} second to 15 minutes (got ${timeout.toHumanString()})`,
+      );
+    }
+    const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
+    if (logRetention === RetentionDays.INFINITE) {
+      throw new Error(
+        `${owner}: logRetention INFINITE keeps logs (and their cost) forever: choose a number of days`,
+      );
+    }
+    const logLevel = props.logLevel ?? 'INFO';
+    const environment = {
+      ...Object.fromEntries(
+        (Object.entries(props.resources ?? {}) as [BucketRole | TableRole, string][]).map(([role, name]) => [
+          RESOURCE_ENV[role],
+          name,
+        ]),
+      ),
+      POWERTOOLS_SERVICE_NAME: props.serviceName,
+      POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'Keel',
+      POWERTOOLS_LOG_LEVEL: logLevel,
+      // Stack traces point into the TypeScript sources instead of the minified bundle.
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    const redefined = Object.keys(props.environment ?? {}).filter((name) => name in environment);
+    if (redefined.length > 0) {
+      throw new Error(
+        `${owner}: environment may not set ${redefined.join(', ')}: use the resources, serviceName, metricsNamespace or logLevel props`,
+      );
+    }
+
+    this.logGroup = new LogGroup(this, 'Logs', { retention: logRetention });
+    // Instead of AWSLambdaBasicExecutionRole, which may write to every log group in the account.
+    this.role = new Role(this, 'Role', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    this.logGroup.grantWrite(this.role);
+
+    this.function = new NodejsFunction(this, 'Function', {
+      entry,
+      handler: props.handler ?? 'handler',
+      description: props.description,
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.X86_64,
+      memorySize,
+      timeout,
+      tracing: Tracing.ACTIVE,
+      role: this.role,
+      logGroup: this.logGroup,
+      loggingFormat: LoggingFormat.JSON,
+      applicationLogLevelV2: ApplicationLogLevel[logLevel],
+      layers: props.layers ? [...props.layers] : undefined,
+      environment: { ...environment, ...props.environment },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node22',
+        // ESM entry points of dependencies first: they tree-shake, CommonJS does not.
+        mainFields: ['module', 'main'],
+        banner: REQUIRE_BANNER,
+        minify: true,
+        sourceMap: true,
+        // The SDK is bundled, not taken from the runtime: the deployed code runs the SDK version the
+        // tests ran (package-lock.json), not whatever version the runtime ships that week.
+        bundleAwsSDK: true,
+        externalModules: props.externalModules ? [...props.externalModules] : [],
+        // Never Docker: esbuild is a dev dependency, so bundling runs locally.
+        forceDockerBundling: false,
+      },
+    });
+
+    // X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.
+    const policy = this.role.node.tryFindChild('DefaultPolicy');
+    if (policy) {
+      Validations.of(policy).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions: AWS requires "*"',
+      });
+    }
+    for (const id of ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination']) {
+      Validations.of(this.function).acknowledge({
+        id,
+        reason:
+          'Keel functions are invoked synchronously (API Gateway, Step Functions), which return failures to the caller; no event is ever queued for a dead-letter target',
+      });
+    }
+  }
+}
