@@ -56,9 +56,10 @@ function toEvent(req: IncomingMessage, body: Buffer, requestId: string, stage: s
   }
   const query: Record<string, string> = {};
   const multiQuery: Record<string, string[]> = {};
-  for (const [key, value] of url.searchParams) {
-    query[key] = value;
-    (multiQuery[key] ??= []).push(value);
+  for (const key of new Set(url.searchParams.keys())) {
+    const values = url.searchParams.getAll(key);
+    query[key] = values.at(-1)!;
+    multiQuery[key] = values;
   }
   // Like API Gateway, text passes as a string and anything that is not valid UTF-8 as base64.
   let text: string | null = null;
