@@ -1,9 +1,15 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { awsTargetFromEnv, createAwsClients, SERVING_TIMEOUTS } from '#shared/aws/clients.ts';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { type AwsTarget, awsTargetFromEnv, createAwsClients, SERVING_TIMEOUTS } from '#shared/aws/clients.ts';
 import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { httpErrors, requestIdOf } from '#shared/http/middleware.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
-import { logger, metrics } from '#shared/observability.ts';
-import type { Observer } from './api.ts';
+import { logger, metrics, tracer } from '#shared/observability.ts';
+import { type Observer, routeApiRequest } from './api.ts';
 import type { PredictConfig } from './config.ts';
 import { ModelHolder } from './model-holder.ts';
 import type { InferenceDeps } from './service.ts';
@@ -12,8 +18,11 @@ import type { InferenceDeps } from './service.ts';
  * Builds what a predict process serves with (clients, the model holder, metric reporting) from its
  * configuration: shared by the Lambda handler and the ECS container so both behave the same.
  */
-export function createInferenceRuntime(config: PredictConfig): { deps: InferenceDeps; observer: Observer } {
-  const clients = createAwsClients(awsTargetFromEnv(), SERVING_TIMEOUTS);
+export function createInferenceRuntime(
+  config: PredictConfig,
+  target: AwsTarget = awsTargetFromEnv(),
+): { deps: InferenceDeps; observer: Observer } {
+  const clients = createAwsClients(target, SERVING_TIMEOUTS);
   const models = new ModelHolder({
     registry: {
       s3: clients.s3,
@@ -47,4 +56,21 @@ export function createInferenceRuntime(config: PredictConfig): { deps: Inference
     },
   };
   return { deps, observer };
+}
+
+/** The predict handler: middy around the router, with Powertools and the one error mapping. */
+export function createApiHandler(deps: InferenceDeps, observer: Observer) {
+  async function api(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> {
+    const started = performance.now();
+    try {
+      return await routeApiRequest(event, deps, requestIdOf(event, context), observer);
+    } finally {
+      metrics.addMetric('Latency', MetricUnit.Milliseconds, performance.now() - started);
+    }
+  }
+  return middy(api)
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use(httpErrors({ logger, metrics }));
 }

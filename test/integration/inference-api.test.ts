@@ -1,0 +1,384 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateRecords } from '#shared/data/generate.ts';
+import { encodeFeatures, encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
+import { MAX_BODY_BYTES } from '#shared/http/responses.ts';
+import type { PredictConfig } from '#shared/inference/config.ts';
+import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
+import type { InferenceDeps } from '#shared/inference/service.ts';
+import { createJsScorer } from '#shared/model/scorer.ts';
+import { writeRecords } from '#shared/online-store/store.ts';
+import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
+import { trainCandidate } from '#shared/training/train.ts';
+import { startTestAws, type TestAws } from '../support/aws.ts';
+import { startToggleProxy, type ToggleProxy } from '../support/toggle-proxy.ts';
+
+/**
+ * The predict handler over real HTTP (the API Gateway adapter), against the local S3 and DynamoDB
+ * behind switchable proxies: every route and error code of DESIGN.md's contract.
+ */
+let aws: TestAws;
+let s3Proxy: ToggleProxy;
+let dynamoProxy: ToggleProxy;
+let api: ApiServer;
+let deps: InferenceDeps;
+let registry: RegistryDeps;
+
+const asOf = new Date();
+const customers = [...generateRecords({ rows: 3000, seed: 21, asOf })];
+
+async function trainVersion(seed: number, nTrees: number) {
+  const rows = customers.length;
+  const x = new Float32Array(rows * FEATURE_COUNT);
+  const y = new Uint8Array(rows);
+  customers.forEach((record, i) => {
+    encodeInto(record, x, i * FEATURE_COUNT);
+    y[i] = record.churned;
+  });
+  const candidate = await trainCandidate(
+    { rows, x, y, customerIds: customers.map((c) => c.customer_id), keys: [] },
+    { datasetUri: 's3://test', parent: null, seed, params: { nTrees } },
+  );
+  const metadata = await registerModel(registry, {
+    name: 'churn',
+    onnx: candidate.onnx,
+    metadata: candidate.metadata,
+    baseline: candidate.baseline,
+  });
+  return { version: metadata.version, model: candidate.model };
+}
+
+const port = (url: string) => Number(new URL(url).port);
+
+beforeAll(async () => {
+  aws = await startTestAws();
+  s3Proxy = await startToggleProxy(port(aws.target.endpoints!.s3));
+  dynamoProxy = await startToggleProxy(port(aws.target.endpoints!.dynamodb));
+  const config: PredictConfig = {
+    modelsBucket: aws.names.models,
+    registryTable: aws.names.modelRegistry,
+    onlineTable: aws.names.onlineFeatures,
+    modelName: 'churn',
+    refreshIntervalMs: 200,
+    backend: 'onnx',
+    sagemakerEndpoint: undefined,
+    maxRecordAgeMs: 30 * 86_400_000,
+  };
+  const runtime = createInferenceRuntime(config, {
+    region: aws.target.region,
+    endpoints: { s3: s3Proxy.url, dynamodb: dynamoProxy.url },
+  });
+  deps = runtime.deps;
+  api = await startApiServer({
+    handler: createApiHandler(deps, runtime.observer),
+    host: '127.0.0.1',
+    port: 0,
+  });
+  registry = {
+    s3: aws.clients.s3,
+    dynamo: aws.clients.dynamo,
+    bucket: aws.names.models,
+    table: aws.names.modelRegistry,
+  };
+  await writeRecords(
+    { dynamo: aws.clients.dynamo, table: aws.names.onlineFeatures },
+    customers.slice(0, 500).map(({ churned: _label, ...raw }) => raw),
+  );
+});
+
+afterAll(async () => {
+  await api?.close();
+  await deps?.models.close();
+  await s3Proxy?.close();
+  await dynamoProxy?.close();
+  await aws?.close();
+});
+
+async function call(
+  method: string,
+  path: string,
+  body?: string | Uint8Array,
+  headers: Record<string, string> = {},
+) {
+  const response = await fetch(`${api.url}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+}
+const post = (path: string, body: unknown) => call('POST', path, JSON.stringify(body));
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000) {
+  const until = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function expectError(response: { status: number; body: unknown }, status: number, code: string) {
+  expect(response.status).toBe(status);
+  expect(response.body).toMatchObject({ error: { code, message: expect.any(String) } });
+}
+
+let v1: Awaited<ReturnType<typeof trainVersion>>;
+
+describe('inference API over HTTP', () => {
+  it('answers 503 NoModel on health and predict while no model is promoted', async () => {
+    expectError(await call('GET', '/health'), 503, 'NoModel');
+    expectError(await post('/predict', { customerId: 'c-000001' }), 503, 'NoModel');
+    expectError(await post('/predict/batch', { items: [{ customerId: 'c-000001' }] }), 503, 'NoModel');
+  });
+
+  it('serves the champion once promoted, with the contract body', async () => {
+    v1 = await trainVersion(1, 20);
+    await promote(registry, {
+      name: 'churn',
+      version: v1.version,
+      featureFingerprint: FEATURE_SET.fingerprint,
+      reason: 't',
+      actor: 't',
+    });
+    await waitFor(async () => (await call('GET', '/health')).status === 200);
+    expect((await call('GET', '/health')).body).toEqual({
+      status: 'ok',
+      model: { name: 'churn', version: 'v1' },
+    });
+
+    const response = await post('/predict', { customerId: 'c-000042' });
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({
+      customerId: 'c-000042',
+      prediction: expect.any(Number),
+      probability: expect.any(Number),
+      model: { name: 'churn', version: 'v1' },
+      featureSet: { version: FEATURE_SET.version, fingerprint: FEATURE_SET.fingerprint },
+      requestId: expect.any(String),
+    });
+    const encoded = encodeFeatures(customers[41]!);
+    if (!encoded.ok) throw new Error('unexpected');
+    const expected = await createJsScorer(v1.model).scoreOne(Float32Array.from(encoded.vector));
+    expect(Math.abs(response.body.probability - expected)).toBeLessThan(1e-6);
+    expect(response.body.prediction).toBe(response.body.probability >= 0.5 ? 1 : 0);
+    expect(response.headers.get('x-amzn-requestid')).toBe(response.body.requestId);
+  });
+
+  it('lets attributes override stored fields and scores customers the store does not know', async () => {
+    const stored = await post('/predict', { customerId: 'c-000007' });
+    const changed = await post('/predict', {
+      customerId: 'c-000007',
+      attributes: { support_tickets_90d: 12, tenure_months: 0 },
+    });
+    expect(changed.status).toBe(200);
+    expect(changed.body.probability).toBeGreaterThan(stored.body.probability);
+    const { customer_id: _id, event_time: _t, churned: _c, ...fields } = customers[2999]!;
+    const unknown = await post('/predict', {
+      customerId: 'new-1',
+      attributes: { ...fields, plan: 'enterprise' },
+    });
+    expect(unknown.status).toBe(200);
+    expect(unknown.body.warnings).toEqual(['unseen category in: plan']);
+  });
+
+  it('answers a batch in order, each item succeeding or failing on its own', async () => {
+    const response = await post('/predict/batch', {
+      items: [
+        { customerId: 'c-000001' },
+        { customerId: 'c-999999' },
+        { customerId: 7 },
+        { customerId: 'c-000002' },
+      ],
+    });
+    expect(response.status).toBe(200);
+    const [a, b, c, d] = response.body.results;
+    expect(a).toMatchObject({ customerId: 'c-000001', model: { version: 'v1' } });
+    expect(b).toEqual({ error: expect.objectContaining({ code: 'UnknownEntity' }) });
+    expect(c).toEqual({
+      error: expect.objectContaining({
+        code: 'ValidationError',
+        details: [expect.objectContaining({ path: 'items.2.customerId' })],
+      }),
+    });
+    expect(d).toMatchObject({ customerId: 'c-000002' });
+    const single = await post('/predict', { customerId: 'c-000001' });
+    expect(Math.abs(a.probability - single.body.probability)).toBeLessThan(1e-6);
+    expectError(await post('/predict/batch', { items: [] }), 400, 'ValidationError');
+    expectError(
+      await post('/predict/batch', {
+        items: Array.from({ length: 101 }, () => ({ customerId: 'c-000001' })),
+      }),
+      400,
+      'ValidationError',
+    );
+  });
+
+  it('rejects bad input with 4xx and the contract error body, naming every bad field', async () => {
+    const wrongTypes = await post('/predict', {
+      customerId: 'c-000001',
+      attributes: { income: 'lots', orders: 1.5, age: -3 },
+      extra: true,
+    });
+    expectError(wrongTypes, 400, 'ValidationError');
+    expect(wrongTypes.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(
+      ['(body)', 'attributes.age', 'attributes.income', 'attributes.orders'].sort(),
+    );
+    expectError(await call('POST', '/predict', '{"customerId": "c-000001",'), 400, 'ValidationError');
+    expectError(
+      await call('POST', '/predict', '{"customerId":"c-000001","attributes":{"income":NaN}}'),
+      400,
+      'ValidationError',
+    );
+    const infinite = await call(
+      'POST',
+      '/predict',
+      '{"customerId":"c-000001","attributes":{"income":1e400}}',
+    );
+    expectError(infinite, 400, 'ValidationError');
+    expect(infinite.body.error.details[0].path).toBe('attributes.income');
+    expectError(await call('POST', '/predict', '[[[['.repeat(50_000)), 400, 'ValidationError');
+    expectError(
+      await call('POST', '/predict', new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])),
+      400,
+      'ValidationError',
+    );
+    expectError(await call('POST', '/predict'), 400, 'ValidationError');
+    expectError(await post('/predict', {}), 400, 'ValidationError');
+    expectError(
+      await call('POST', '/predict', JSON.stringify({ customerId: 'c-1', pad: 'x'.repeat(MAX_BODY_BYTES) })),
+      413,
+      'PayloadTooLarge',
+    );
+    expectError(await call('POST', '/predict', 'x'.repeat(11 * 1024 * 1024)), 413, 'PayloadTooLarge');
+    expectError(await call('GET', '/nope'), 404, 'UnknownEntity');
+    expectError(await call('DELETE', '/predict'), 404, 'UnknownEntity');
+  });
+
+  it('says 404 for an unknown customer and 422 naming missing fields for partial attributes', async () => {
+    const unknown = await post('/predict', { customerId: 'c-999999' });
+    expectError(unknown, 404, 'UnknownEntity');
+    const partial = await post('/predict', { customerId: 'c-999999', attributes: { age: 30, income: 1000 } });
+    expectError(partial, 422, 'IncompleteFeatures');
+    expect(partial.body.error.details.missing).toEqual([
+      'plan',
+      'region',
+      'tenure_months',
+      'total_spend',
+      'orders',
+      'days_since_last_order',
+    ]);
+  });
+
+  it('follows a promotion without dropping requests', async () => {
+    const v2 = await trainVersion(2, 10);
+    const results: number[] = [];
+    let done = false;
+    const load = (async () => {
+      while (!done) results.push((await post('/predict', { customerId: 'c-000010' })).status);
+    })();
+    await promote(registry, {
+      name: 'churn',
+      version: v2.version,
+      featureFingerprint: FEATURE_SET.fingerprint,
+      reason: 't',
+      actor: 't',
+    });
+    await waitFor(
+      async () => (await post('/predict', { customerId: 'c-000010' })).body.model.version === 'v2',
+    );
+    done = true;
+    await load;
+    expect(results.length).toBeGreaterThan(0);
+    expect(new Set(results)).toEqual(new Set([200]));
+  });
+
+  it('answers 503 Unavailable while DynamoDB is down and recovers by itself', async () => {
+    await dynamoProxy.down();
+    try {
+      const started = Date.now();
+      const down = await post('/predict', { customerId: 'c-000001' });
+      expectError(down, 503, 'Unavailable');
+      expect(down.headers.get('retry-after')).toBe('1');
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect((await post('/predict/batch', { items: [{ customerId: 'c-000001' }] })).status).toBe(503);
+    } finally {
+      await dynamoProxy.up();
+    }
+    await waitFor(async () => (await post('/predict', { customerId: 'c-000001' })).status === 200);
+  });
+
+  it('answers 503 Unavailable on a cold start while S3 is down, and serves once it is back', async () => {
+    await s3Proxy.down();
+    const cold = createInferenceRuntime(
+      {
+        modelsBucket: aws.names.models,
+        registryTable: aws.names.modelRegistry,
+        onlineTable: aws.names.onlineFeatures,
+        modelName: 'churn',
+        refreshIntervalMs: 0,
+        backend: 'onnx',
+        sagemakerEndpoint: undefined,
+        maxRecordAgeMs: 86_400_000,
+      },
+      { region: aws.target.region, endpoints: { s3: s3Proxy.url, dynamodb: dynamoProxy.url } },
+    );
+    const coldApi = await startApiServer({
+      handler: createApiHandler(cold.deps, cold.observer),
+      host: '127.0.0.1',
+      port: 0,
+    });
+    try {
+      const response = await fetch(`${coldApi.url}/predict`, {
+        method: 'POST',
+        body: JSON.stringify({ customerId: 'c-000001' }),
+      });
+      expect(response.status).toBe(503);
+      expect((await response.json()).error.code).toBe('Unavailable');
+      await s3Proxy.up();
+      const ok = await fetch(`${coldApi.url}/predict`, {
+        method: 'POST',
+        body: JSON.stringify({ customerId: 'c-000001' }),
+      });
+      expect(ok.status).toBe(200);
+    } finally {
+      await s3Proxy.up().catch(() => undefined);
+      await coldApi.close();
+      await cold.deps.models.close();
+    }
+  });
+
+  it('answers 500 Internal without internals when something unexpected breaks', async () => {
+    const broken: InferenceDeps = {
+      ...deps,
+      models: {
+        require: async () => ({
+          ...(await deps.models.require()),
+          scorer: {
+            scoreOne: async () => {
+              throw new Error('secret internal detail at /opt/x');
+            },
+          },
+        }),
+      } as unknown as InferenceDeps['models'],
+    };
+    const brokenApi = await startApiServer({
+      handler: createApiHandler(broken, { prediction() {} }),
+      host: '127.0.0.1',
+      port: 0,
+    });
+    try {
+      const response = await fetch(`${brokenApi.url}/predict`, {
+        method: 'POST',
+        body: JSON.stringify({ customerId: 'c-000001' }),
+      });
+      const body = await response.json();
+      expect(response.status).toBe(500);
+      expect(body.error.code).toBe('Internal');
+      expect(JSON.stringify(body)).not.toContain('secret');
+      expect(body.error.details).toBeUndefined();
+    } finally {
+      await brokenApi.close();
+    }
+  });
+});
