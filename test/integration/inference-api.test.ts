@@ -49,6 +49,7 @@ async function trainVersion(seed: number, nTrees: number) {
 }
 
 const port = (url: string) => Number(new URL(url).port);
+type ErrorReply = { error: { code: string; details?: unknown } };
 
 beforeAll(async () => {
   aws = await startTestAws();
@@ -334,7 +335,7 @@ describe('inference API over HTTP', () => {
         body: JSON.stringify({ customerId: 'c-000001' }),
       });
       expect(response.status).toBe(503);
-      expect((await response.json()).error.code).toBe('Unavailable');
+      expect(((await response.json()) as ErrorReply).error.code).toBe('Unavailable');
       await s3Proxy.up();
       const ok = await fetch(`${coldApi.url}/predict`, {
         method: 'POST',
@@ -372,7 +373,7 @@ describe('inference API over HTTP', () => {
         method: 'POST',
         body: JSON.stringify({ customerId: 'c-000001' }),
       });
-      const body = await response.json();
+      const body = (await response.json()) as ErrorReply;
       expect(response.status).toBe(500);
       expect(body.error.code).toBe('Internal');
       expect(JSON.stringify(body)).not.toContain('secret');
