@@ -16,6 +16,12 @@ import { featureDatasetHeader, featureDatasetPrefix, featureRow } from '#shared/
 import { writeRecords } from '#shared/online-store/store.ts';
 import { KEYS } from '#shared/resources.ts';
 
+/**
+ * The ETL as three steps, the states of the ETL state machine: `planEtl` cuts the raw file into row
+ * chunks (byte ranges), `processEtlChunk` validates, encodes and stores one chunk (the Map state runs
+ * these in parallel), and `finalizeEtl` checks the counts. `runEtl` runs the same steps in sequence.
+ * Every output key derives from the input key and chunk index, so a re-run rewrites the same objects.
+ */
 export interface EtlDeps {
   readonly s3: S3Client;
   readonly dynamo: DynamoDBDocumentClient;
@@ -25,15 +31,34 @@ export interface EtlDeps {
   readonly clock?: () => Date;
 }
 
-export interface EtlOptions {
+export interface EtlChunk {
+  readonly index: number;
+  /** Byte range [start, end) of whole lines in the raw object. */
+  readonly start: number;
+  readonly end: number;
+  /** 1-based number of the chunk's first data row (the header is row 0). */
+  readonly firstRow: number;
+  readonly rows: number;
+}
+
+export interface EtlPlan {
   readonly inputKey: string;
-  /** Partition of the offline dataset (YYYY-MM-DD); default: today (UTC). */
-  readonly runDate?: string;
-  /** The run fails when more than this share of rows is bad (default 0.01). */
-  readonly maxBadRowShare?: number;
-  /** Rows per offline feature part (default 250,000): bounds memory for any input size. */
-  readonly partRows?: number;
-  readonly onProgress?: (rowsRead: number) => void;
+  readonly runDate: string;
+  readonly header: string;
+  readonly labeled: boolean;
+  readonly totalRows: number;
+  readonly featurePrefix: string;
+  readonly chunks: EtlChunk[];
+}
+
+export interface EtlChunkResult {
+  readonly index: number;
+  readonly rows: number;
+  readonly valid: number;
+  readonly quarantined: number;
+  readonly onlineWritten: number;
+  readonly featureKey: string;
+  readonly quarantineKey: string | null;
 }
 
 export interface EtlReport {
@@ -46,12 +71,17 @@ export interface EtlReport {
   readonly labeled: boolean;
   readonly featurePrefix: string;
   readonly featureParts: string[];
-  readonly quarantineKey: string | null;
+  readonly quarantineKeys: string[];
 }
 
-/** More bad rows than the run allows; the report says how many. */
+/** More bad rows than the run allows; `details` holds the report. */
 export class BadRowShareError extends KeelError {
   readonly code = 'ValidationError';
+}
+
+/** The stores disagree with the input: a write was lost. */
+export class EtlCountMismatchError extends KeelError {
+  readonly code = 'Internal';
 }
 
 /** The newest raw CSV in the raw bucket (keys are time-ordered), or undefined when there is none. */
@@ -70,84 +100,159 @@ export async function newestRawKey(s3: S3Client, bucket: string): Promise<string
   return newest;
 }
 
-const ONLINE_FLUSH_ROWS = 500;
-const ONLINE_PARALLEL = 4;
+const NEWLINE = 0x0a;
+export const DEFAULT_CHUNK_ROWS = 100_000;
 
 /**
- * Raw CSV → validated records → offline features (S3) and the online store (DynamoDB), streaming:
- * memory holds one feature part and one online batch, whatever the input size. Bad rows go to a
- * quarantine object with their row number and reason. Outputs are keyed by the input, so re-running
- * the same input rewrites the same objects and items.
+ * One streaming pass over the raw object that records the byte offset of every `chunkRows`-th line.
+ * Raw customer fields never contain line breaks, so lines are rows.
  */
-export async function runEtl(deps: EtlDeps, options: EtlOptions): Promise<EtlReport> {
+export async function planEtl(
+  deps: EtlDeps,
+  options: { inputKey: string; runDate?: string; chunkRows?: number },
+): Promise<EtlPlan> {
+  const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
   const runDate = options.runDate ?? (deps.clock ?? (() => new Date()))().toISOString().slice(0, 10);
-  const maxBadRowShare = options.maxBadRowShare ?? 0.01;
-  const partRows = options.partRows ?? 250_000;
-  const featurePrefix = featureDatasetPrefix(options.inputKey, runDate);
   const object = await deps.s3.send(new GetObjectCommand({ Bucket: deps.rawBucket, Key: options.inputKey }));
-  const parser = (object.Body as Readable).pipe(
-    parse({ columns: true, relax_column_count: true, skip_empty_lines: true, trim: false }),
-  );
-
-  const vector = new Float32Array(FEATURE_COUNT);
-  const featureParts: string[] = [];
-  const quarantine: string[] = [];
-  let labeled: boolean | undefined;
-  let part: string[] = [];
-  let online: RawRecord[] = [];
-  let rowsRead = 0;
-  let valid = 0;
-  let onlineWritten = 0;
-
-  const flushPart = async () => {
-    if (part.length === 0 && featureParts.length > 0) return;
-    const key = `${featurePrefix}part-${String(featureParts.length).padStart(5, '0')}.csv`;
-    const body = `${featureDatasetHeader(labeled ?? false)}\n${part.join('\n')}${part.length > 0 ? '\n' : ''}`;
-    await deps.s3.send(
-      new PutObjectCommand({ Bucket: deps.featuresBucket, Key: key, Body: body, ContentType: 'text/csv' }),
-    );
-    featureParts.push(key);
-    part = [];
+  let offset = 0;
+  let headerBytes: Buffer[] = [];
+  let headerEnd = -1;
+  let lines = 0;
+  let chunkStart = -1;
+  let lastByte = NEWLINE;
+  const chunks: EtlChunk[] = [];
+  for await (const piece of object.Body as Readable) {
+    const bytes = piece as Buffer;
+    for (let i = bytes.indexOf(NEWLINE); i !== -1; i = bytes.indexOf(NEWLINE, i + 1)) {
+      const lineEnd = offset + i + 1;
+      if (headerEnd === -1) {
+        headerBytes.push(bytes.subarray(0, i));
+        headerEnd = lineEnd;
+        chunkStart = lineEnd;
+        continue;
+      }
+      lines++;
+      if (lines % chunkRows === 0) {
+        chunks.push({
+          index: chunks.length,
+          start: chunkStart,
+          end: lineEnd,
+          firstRow: lines - chunkRows + 1,
+          rows: chunkRows,
+        });
+        chunkStart = lineEnd;
+      }
+    }
+    if (headerEnd === -1) headerBytes.push(bytes);
+    offset += bytes.byteLength;
+    if (bytes.byteLength > 0) lastByte = bytes[bytes.byteLength - 1]!;
+  }
+  if (headerEnd === -1)
+    throw new BadRowShareError(`s3://${deps.rawBucket}/${options.inputKey} has no header line`);
+  if (lastByte !== NEWLINE && offset > chunkStart) lines++; // a last line without a newline
+  const rowsInTail = lines - chunks.length * chunkRows;
+  if (rowsInTail > 0) {
+    chunks.push({
+      index: chunks.length,
+      start: chunkStart,
+      end: offset,
+      firstRow: lines - rowsInTail + 1,
+      rows: rowsInTail,
+    });
+  }
+  const header = Buffer.concat(headerBytes).toString('utf8').replace(/\r$/, '');
+  headerBytes = [];
+  return {
+    inputKey: options.inputKey,
+    runDate,
+    header,
+    labeled: header.split(',').includes(LABEL_COLUMN),
+    totalRows: lines,
+    featurePrefix: featureDatasetPrefix(options.inputKey, runDate),
+    chunks,
   };
+}
+
+const ONLINE_FLUSH_ROWS = 500;
+const ONLINE_PARALLEL = 4;
+const pad = (n: number) => String(n).padStart(5, '0');
+
+export function quarantinePrefix(plan: Pick<EtlPlan, 'runDate' | 'featurePrefix'>): string {
+  return `quarantine/run_date=${plan.runDate}/${plan.featurePrefix.split('/').at(-2)}/`;
+}
+
+/** Validates one chunk's rows, writes its feature part, its quarantine part and its online items. */
+export async function processEtlChunk(
+  deps: EtlDeps,
+  plan: Omit<EtlPlan, 'chunks' | 'totalRows'>,
+  chunk: EtlChunk,
+): Promise<EtlChunkResult> {
+  const featureKey = `${plan.featurePrefix}part-${pad(chunk.index)}.csv`;
+  const lines: string[] = [featureDatasetHeader(plan.labeled)];
+  const quarantine: string[] = [];
+  const vector = new Float32Array(FEATURE_COUNT);
+  let online: RawRecord[] = [];
+  let onlineWritten = 0;
+  let rows = 0;
+  const store = { dynamo: deps.dynamo, table: deps.onlineTable };
   const flushOnline = async () => {
-    const slices: RawRecord[][] = [];
     const size = Math.ceil(online.length / ONLINE_PARALLEL);
+    const slices: RawRecord[][] = [];
     for (let i = 0; i < online.length; i += size) slices.push(online.slice(i, i + size));
-    const counts = await Promise.all(
-      slices.map((slice) => writeRecords({ dynamo: deps.dynamo, table: deps.onlineTable }, slice)),
-    );
-    onlineWritten += counts.reduce((a, b) => a + b, 0);
+    for (const count of await Promise.all(slices.map((slice) => writeRecords(store, slice))))
+      onlineWritten += count;
     online = [];
   };
 
-  for await (const row of parser as AsyncIterable<Record<string, string>>) {
-    rowsRead++;
-    if (labeled === undefined) labeled = LABEL_COLUMN in row;
-    const parsed = labeled ? parseLabeledCsvRecord(row) : parseCsvRecord(row);
-    if (!parsed.success) {
-      const reason = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'row'}: ${issue.message}`);
-      quarantine.push(JSON.stringify({ row: rowsRead, reason, raw: row }));
-      continue;
-    }
-    valid++;
-    const record = parsed.data as LabeledRecord;
-    encodeInto(record, vector, 0);
-    part.push(
-      featureRow(record.customer_id, record.event_time, vector, labeled ? record.churned : undefined),
+  if (chunk.end > chunk.start) {
+    const object = await deps.s3.send(
+      new GetObjectCommand({
+        Bucket: deps.rawBucket,
+        Key: plan.inputKey,
+        Range: `bytes=${chunk.start}-${chunk.end - 1}`,
+      }),
     );
-    const { churned: _label, ...raw } = record;
-    online.push(raw);
-    if (part.length >= partRows) await flushPart();
-    if (online.length >= ONLINE_FLUSH_ROWS) await flushOnline();
-    if (rowsRead % 10_000 === 0) options.onProgress?.(rowsRead);
+    const parser = (object.Body as Readable).pipe(
+      parse({
+        columns: plan.header.split(','),
+        relax_column_count: true,
+        skip_empty_lines: true,
+        relax_quotes: true,
+      }),
+    );
+    for await (const row of parser as AsyncIterable<Record<string, string>>) {
+      const rowNumber = chunk.firstRow + rows;
+      rows++;
+      const parsed = plan.labeled ? parseLabeledCsvRecord(row) : parseCsvRecord(row);
+      if (!parsed.success) {
+        const reason = parsed.error.issues.map(
+          (issue) => `${issue.path.join('.') || 'row'}: ${issue.message}`,
+        );
+        quarantine.push(JSON.stringify({ row: rowNumber, reason, raw: row }));
+        continue;
+      }
+      const record = parsed.data as LabeledRecord;
+      encodeInto(record, vector, 0);
+      lines.push(
+        featureRow(record.customer_id, record.event_time, vector, plan.labeled ? record.churned : undefined),
+      );
+      const { churned: _label, ...raw } = record;
+      online.push(raw);
+      if (online.length >= ONLINE_FLUSH_ROWS) await flushOnline();
+    }
+    await flushOnline();
   }
-  await flushPart();
-  await flushOnline();
-  options.onProgress?.(rowsRead);
-
-  const quarantineKey =
-    quarantine.length > 0 ? `quarantine/run_date=${runDate}/${featurePrefix.split('/').at(-2)}.jsonl` : null;
-  if (quarantineKey) {
+  await deps.s3.send(
+    new PutObjectCommand({
+      Bucket: deps.featuresBucket,
+      Key: featureKey,
+      Body: `${lines.join('\n')}\n`,
+      ContentType: 'text/csv',
+    }),
+  );
+  let quarantineKey: string | null = null;
+  if (quarantine.length > 0) {
+    quarantineKey = `${quarantinePrefix(plan)}part-${pad(chunk.index)}.jsonl`;
     await deps.s3.send(
       new PutObjectCommand({
         Bucket: deps.featuresBucket,
@@ -157,26 +262,75 @@ export async function runEtl(deps: EtlDeps, options: EtlOptions): Promise<EtlRep
       }),
     );
   }
-  const report: EtlReport = {
-    inputKey: options.inputKey,
-    runDate,
-    rowsRead,
-    valid,
+  return {
+    index: chunk.index,
+    rows,
+    valid: lines.length - 1,
     quarantined: quarantine.length,
     onlineWritten,
-    labeled: labeled ?? false,
-    featurePrefix,
-    featureParts,
+    featureKey,
     quarantineKey,
   };
-  if (onlineWritten !== valid) {
-    throw new Error(`online store wrote ${onlineWritten} items for ${valid} valid rows`);
+}
+
+/** Adds up the chunks and fails the run when rows went missing or too many were bad. */
+export function finalizeEtl(
+  plan: Omit<EtlPlan, 'chunks'>,
+  results: readonly EtlChunkResult[],
+  options: { maxBadRowShare?: number; featuresBucket: string },
+): EtlReport {
+  const maxBadRowShare = options.maxBadRowShare ?? 0.01;
+  const sorted = [...results].sort((a, b) => a.index - b.index);
+  const sum = (pick: (r: EtlChunkResult) => number) => sorted.reduce((total, r) => total + pick(r), 0);
+  const report: EtlReport = {
+    inputKey: plan.inputKey,
+    runDate: plan.runDate,
+    rowsRead: sum((r) => r.rows),
+    valid: sum((r) => r.valid),
+    quarantined: sum((r) => r.quarantined),
+    onlineWritten: sum((r) => r.onlineWritten),
+    labeled: plan.labeled,
+    featurePrefix: plan.featurePrefix,
+    featureParts: sorted.map((r) => r.featureKey),
+    quarantineKeys: sorted.flatMap((r) => (r.quarantineKey ? [r.quarantineKey] : [])),
+  };
+  if (report.rowsRead !== plan.totalRows || report.onlineWritten !== report.valid) {
+    throw new EtlCountMismatchError(
+      `read ${report.rowsRead} of ${plan.totalRows} rows and wrote ${report.onlineWritten} online items for ${report.valid} valid rows`,
+      { details: report },
+    );
   }
-  if (rowsRead === 0 || quarantine.length / rowsRead > maxBadRowShare) {
+  if (report.rowsRead === 0 || report.quarantined / report.rowsRead > maxBadRowShare) {
     throw new BadRowShareError(
-      `${quarantine.length} of ${rowsRead} rows are bad (allowed share ${maxBadRowShare}); see s3://${deps.featuresBucket}/${quarantineKey}`,
+      `${report.quarantined} of ${report.rowsRead} rows are bad (allowed share ${maxBadRowShare}); ` +
+        `see s3://${options.featuresBucket}/${quarantinePrefix(plan)}`,
       { details: report },
     );
   }
   return report;
+}
+
+export interface EtlOptions {
+  readonly inputKey: string;
+  readonly runDate?: string;
+  readonly maxBadRowShare?: number;
+  readonly chunkRows?: number;
+  readonly onProgress?: (rowsDone: number, totalRows: number) => void;
+}
+
+/** The three steps in sequence, in this process (tests and tools; the state machine runs them in AWS). */
+export async function runEtl(deps: EtlDeps, options: EtlOptions): Promise<EtlReport> {
+  const plan = await planEtl(deps, options);
+  const results: EtlChunkResult[] = [];
+  for (const chunk of plan.chunks) {
+    results.push(await processEtlChunk(deps, plan, chunk));
+    options.onProgress?.(
+      results.reduce((n, r) => n + r.rows, 0),
+      plan.totalRows,
+    );
+  }
+  return finalizeEtl(plan, results, {
+    maxBadRowShare: options.maxBadRowShare,
+    featuresBucket: deps.featuresBucket,
+  });
 }

@@ -2,7 +2,7 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
-import { BadRowShareError, type EtlDeps, newestRawKey, runEtl } from '#shared/etl/etl.ts';
+import { BadRowShareError, type EtlDeps, newestRawKey, planEtl, runEtl } from '#shared/etl/etl.ts';
 import { CSV_HEADER, encodeFeatures, FEATURE_COUNT, toCsvLine } from '#shared/features/index.ts';
 import { readFeatureDataset } from '#shared/offline/features-dataset.ts';
 import { getRecord, getRecords } from '#shared/online-store/store.ts';
@@ -63,7 +63,7 @@ describe('ETL: raw CSV → offline features + online store', () => {
     const report = await runEtl(deps, {
       inputKey: 'raw/20261101T000000Z-n3000-s11.csv',
       runDate: '2026-11-01',
-      partRows: 1000,
+      chunkRows: 1000,
     });
     expect(report).toMatchObject({
       rowsRead: ROWS,
@@ -74,13 +74,17 @@ describe('ETL: raw CSV → offline features + online store', () => {
     });
     expect(report.featureParts).toHaveLength(3);
 
-    const quarantine = await aws.clients.s3.send(
-      new GetObjectCommand({ Bucket: aws.names.features, Key: report.quarantineKey! }),
-    );
-    const entries = (await quarantine.Body!.transformToString())
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as { row: number; reason: string[] });
+    // Rows 5 and 100 are in chunk 0, row 2500 in chunk 2: one quarantine part per chunk with bad rows.
+    expect(report.quarantineKeys.map((key) => key.slice(-16))).toEqual([
+      'part-00000.jsonl',
+      'part-00002.jsonl',
+    ]);
+    const entries: { row: number; reason: string[] }[] = [];
+    for (const Key of report.quarantineKeys) {
+      const part = await aws.clients.s3.send(new GetObjectCommand({ Bucket: aws.names.features, Key }));
+      for (const line of (await part.Body!.transformToString()).trim().split('\n'))
+        entries.push(JSON.parse(line));
+    }
     expect(entries.map((e) => e.row)).toEqual([5, 100, 2500]);
     expect(entries[0]!.reason.join()).toContain('plan');
     expect(entries[1]!.reason.join()).toContain('age');
@@ -108,7 +112,7 @@ describe('ETL: raw CSV → offline features + online store', () => {
     const report = await runEtl(deps, {
       inputKey: 'raw/20261101T000000Z-n3000-s11.csv',
       runDate: '2026-11-01',
-      partRows: 1000,
+      chunkRows: 1000,
     });
     expect(report).toMatchObject({ valid: ROWS - 3, quarantined: 3 });
     expect(await countOnline()).toBe(ROWS - 3);
@@ -123,5 +127,32 @@ describe('ETL: raw CSV → offline features + online store', () => {
     const error = await runEtl(deps, { inputKey: 'raw/bad.csv', maxBadRowShare: 0.5 }).catch((e) => e);
     expect(error).toBeInstanceOf(BadRowShareError);
     expect(error.message).toMatch(/10 of 11 rows are bad/);
+  });
+
+  it('plans chunks of whole lines with exact row numbers, with or without a final newline', async () => {
+    const body = [CSV_HEADER, ...records.slice(0, 2500).map(toCsvLine)].join('\n');
+    for (const [key, text] of [
+      ['raw/plan-a.csv', `${body}\n`],
+      ['raw/plan-b.csv', body],
+    ] as const) {
+      await aws.clients.s3.send(new PutObjectCommand({ Bucket: aws.names.raw, Key: key, Body: text }));
+      const plan = await planEtl(deps, { inputKey: key, chunkRows: 1000 });
+      expect(plan.totalRows).toBe(2500);
+      expect(plan.chunks.map((c) => [c.firstRow, c.rows])).toEqual([
+        [1, 1000],
+        [1001, 1000],
+        [2001, 500],
+      ]);
+      expect(plan.chunks.at(-1)!.end).toBe(Buffer.byteLength(text));
+      expect(plan.header).toBe(CSV_HEADER);
+      expect(plan.labeled).toBe(true);
+      const report = await runEtl(deps, { inputKey: key, chunkRows: 1000 });
+      expect(report).toMatchObject({ rowsRead: 2500, valid: 2500, quarantined: 0 });
+    }
+  });
+
+  it('fails a file with a header and no rows', async () => {
+    await putRaw('raw/empty.csv', [CSV_HEADER]);
+    await expect(runEtl(deps, { inputKey: 'raw/empty.csv' })).rejects.toThrow(/0 of 0 rows are bad/);
   });
 });

@@ -25,7 +25,9 @@ export function registerEtl(program: Command, output: Output): void {
           [
             `etl of s3://${ctx.names.raw}/${report.inputKey}`,
             `  rows ${report.rowsRead}, valid ${report.valid}, quarantined ${report.quarantined}` +
-              (report.quarantineKey ? ` (s3://${ctx.names.features}/${report.quarantineKey})` : ''),
+              (report.quarantineKeys.length > 0
+                ? ` (s3://${ctx.names.features}/${report.quarantineKeys[0]!.replace(/part-\d+\.jsonl$/, '')})`
+                : ''),
             `  offline features: s3://${ctx.names.features}/${report.featurePrefix} (${report.featureParts.length} parts)`,
             `  online store: ${report.onlineWritten} customers`,
           ].join('\n'),
