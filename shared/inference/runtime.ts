@@ -2,17 +2,35 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { type AwsTarget, awsTargetFromEnv, createAwsClients, SERVING_TIMEOUTS } from '#shared/aws/clients.ts';
 import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { httpErrors, requestIdOf } from '#shared/http/middleware.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
+import { createSageMakerScorer } from '#shared/model/sagemaker-scorer.ts';
 import { logger, metrics, tracer } from '#shared/observability.ts';
 import { type Observer, routeApiRequest } from './api.ts';
 import type { PredictConfig } from './config.ts';
-import { ModelHolder } from './model-holder.ts';
+import { ModelHolder, type ScorerFactory } from './model-holder.ts';
 import type { InferenceDeps } from './service.ts';
+
+/**
+ * onnxruntime in-process, or the SageMaker endpoint the model is deployed on (for models too large for
+ * Lambda). Either way the registry artifact was verified first, so the served version is accountable.
+ */
+function scorerFactory(config: PredictConfig, target: AwsTarget): ScorerFactory {
+  if (config.backend === 'onnx') {
+    return (onnx) => loadOnnxScorer(onnx, { featureCount: FEATURE_COUNT, featureNames: FEATURE_SET.names });
+  }
+  const client = new SageMakerRuntimeClient({
+    region: target.region,
+    maxAttempts: SERVING_TIMEOUTS.maxAttempts,
+  });
+  const endpointName = config.sagemakerEndpoint!;
+  return async () => createSageMakerScorer({ client, endpointName, featureCount: FEATURE_COUNT });
+}
 
 /**
  * Builds what a predict process serves with (clients, the model holder, metric reporting) from its

@@ -20,7 +20,7 @@ export interface SageMakerScorerOptions {
   readonly maxRowsPerRequest?: number;
 }
 
-export interface SageMakerScorer extends Omit<Scorer, 'kind'> {
+export interface SageMakerScorer extends Scorer {
   readonly kind: 'sagemaker';
   readonly endpointName: string;
 }

@@ -7,7 +7,7 @@ import { type ChurnModel, ensembleMargin, linearMargin, sigmoid } from './model-
  * Scorers return probabilities only: the decision threshold belongs to the model's metadata.
  */
 export interface Scorer {
-  readonly kind: 'onnx' | 'js';
+  readonly kind: 'onnx' | 'js' | 'sagemaker';
   readonly featureCount: number;
   /** `x` holds exactly `rows * featureCount` values; the result holds one probability per row. */
   scoreBatch(x: Float32Array, rows: number): Promise<Float64Array>;
