@@ -14,10 +14,12 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { REPO_ROOT } from '#lib/paths.ts';
-import { type BucketRole, RESOURCE_ENV, type TableRole } from '#shared/resources.ts';
-
-/** Log levels shared by Powertools (`POWERTOOLS_LOG_LEVEL`) and Lambda's application log filter. */
-export type KeelLogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+import {
+  type KeelLogLevel,
+  powertoolsVariables,
+  type ResourceRefs,
+  resourceVariables,
+} from '#lib/runtime-env.ts';
 
 /** Props of {@link KeelFunction}. */
 export interface KeelFunctionProps {
@@ -82,7 +84,7 @@ export interface KeelFunctionProps {
    *
    * @default - none
    */
-  readonly resources?: Readonly<Partial<Record<BucketRole | TableRole, string>>>;
+  readonly resources?: ResourceRefs;
   /**
    * Further environment variables. They may not redefine one this construct sets (resources,
    * Powertools, `NODE_OPTIONS`).
@@ -146,15 +148,12 @@ export class KeelFunction extends Construct {
     }
     const logLevel = props.logLevel ?? 'INFO';
     const environment = {
-      ...Object.fromEntries(
-        (Object.entries(props.resources ?? {}) as [BucketRole | TableRole, string][]).map(([role, name]) => [
-          RESOURCE_ENV[role],
-          name,
-        ]),
-      ),
-      POWERTOOLS_SERVICE_NAME: props.serviceName,
-      POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'Keel',
-      POWERTOOLS_LOG_LEVEL: logLevel,
+      ...resourceVariables(props.resources ?? {}),
+      ...powertoolsVariables({
+        serviceName: props.serviceName,
+        metricsNamespace: props.metricsNamespace ?? 'Keel',
+        logLevel,
+      }),
       // Stack traces point into the TypeScript sources instead of the minified bundle.
       NODE_OPTIONS: '--enable-source-maps',
     };
@@ -195,6 +194,8 @@ export class KeelFunction extends Construct {
         banner: REQUIRE_BANNER,
         minify: true,
         sourceMap: true,
+        // Stack traces need the mappings, not a copy of every source file: a smaller package to load.
+        sourcesContent: false,
         // The SDK is bundled, not taken from the runtime: the deployed code runs the SDK version the
         // tests ran (package-lock.json), not whatever version the runtime ships that week.
         bundleAwsSDK: true,
@@ -211,6 +212,13 @@ export class KeelFunction extends Construct {
         id: 'AwsSolutions-IAM5[Resource::*]',
         reason:
           'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions: AWS requires "*"',
+      });
+    }
+    for (const id of ['AwsSolutions-L1', 'Serverless-LambdaLatestVersion']) {
+      Validations.of(this.function).acknowledge({
+        id,
+        reason:
+          'Node.js 22 (LTS, supported by Lambda) is the runtime Keel bundles for (esbuild target node22) and its onnxruntime layer is built for; a newer one is a deliberate upgrade with its own test run',
       });
     }
     for (const id of ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination']) {

@@ -14,7 +14,7 @@ import { REPO_ROOT } from '#lib/paths.ts';
  */
 const LAYER_CONTENT = [
   { name: 'onnxruntime-node', files: /^(package\.json|dist\/[^/]+\.js|bin\/napi-v6\/linux\/x64\/[^/]+)$/ },
-  { name: 'onnxruntime-common', files: /^(package\.json|dist\/cjs\/.+\.js)$/ },
+  { name: 'onnxruntime-common', files: /^(package\.json|dist\/cjs\/(.+\.js|package\.json))$/ },
 ] as const;
 
 /** The file without which the layer cannot load onnxruntime on Lambda (x86_64). */
