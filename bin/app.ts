@@ -1,6 +1,8 @@
 import { App } from 'aws-cdk-lib';
+import { contextChoice, contextString, INFERENCE_KINDS, modelBackendFromContext } from '#lib/context.ts';
 import { addNagChecks } from '#lib/nag.ts';
 import { DataStack } from '#lib/stacks/data-stack.ts';
+import { InferenceStack } from '#lib/stacks/inference-stack.ts';
 
 // A fixed dummy account lets `cdk synth` run offline with no credentials; a deploy sets the real ones.
 const env = {
@@ -9,10 +11,17 @@ const env = {
 };
 
 const app = new App();
-const stage: unknown = app.node.tryGetContext('stage') ?? 'dev';
-if (typeof stage !== 'string') {
-  throw new Error(`context "stage" must be a string, e.g. -c stage=dev (got ${JSON.stringify(stage)})`);
-}
+const stage = contextString(app.node, 'stage', 'dev');
+const inference = contextChoice(app.node, 'inference', INFERENCE_KINDS, 'lambda');
+const modelBackend = modelBackendFromContext(app.node);
 addNagChecks(app);
 
-new DataStack(app, `Keel-${stage}-Data`, { stage, env });
+const data = new DataStack(app, `Keel-${stage}-Data`, { stage, env });
+new InferenceStack(app, `Keel-${stage}-Inference`, {
+  stage,
+  env,
+  buckets: data.buckets,
+  tables: data.tables,
+  inference,
+  modelBackend,
+});

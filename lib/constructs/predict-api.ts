@@ -1,0 +1,289 @@
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import {
+  AccessLogField,
+  AccessLogFormat,
+  AuthorizationType,
+  EndpointType,
+  type Integration,
+  JsonSchemaType,
+  JsonSchemaVersion,
+  LogGroupLogDestination,
+  MethodLoggingLevel,
+  type Model,
+  Period,
+  ResponseType,
+  RestApi,
+  type UsagePlan,
+} from 'aws-cdk-lib/aws-apigateway';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { MAX_BATCH_ITEMS } from '#shared/inference/schemas.ts';
+
+/** One route of the inference API (DESIGN.md, "Inference API"). */
+export interface ApiRoute {
+  readonly method: 'GET' | 'POST';
+  /** Path under the stage, e.g. `/predict`. */
+  readonly path: string;
+}
+
+/** The routes of the contract; the handler's router serves the same ones (`API_ROUTES`). */
+export const PREDICT_ROUTES: readonly ApiRoute[] = [
+  { method: 'POST', path: '/predict' },
+  { method: 'POST', path: '/predict/batch' },
+  { method: 'GET', path: '/health' },
+];
+
+/** The compute behind the API: a Lambda function or the ECS service. */
+export interface PredictBackend {
+  /** The integration serving `route`. */
+  integrationFor(route: ApiRoute): Integration;
+}
+
+export interface ThrottleLimits {
+  /** Steady-state requests per second. */
+  readonly rateLimit: number;
+  /** Requests allowed in a burst above the rate. */
+  readonly burstLimit: number;
+}
+
+export interface RequestQuota {
+  /** Requests allowed per {@link period}. */
+  readonly limit: number;
+  readonly period: Period;
+}
+
+/** Props of {@link PredictApi}. */
+export interface PredictApiProps {
+  /** Name of the REST API, e.g. `keel-dev-inference`. */
+  readonly apiName: string;
+  /** Serves the routes. */
+  readonly backend: PredictBackend;
+  /**
+   * Name of the deployed stage, the first segment of every URL path.
+   *
+   * @default - 'v1'
+   */
+  readonly stageName?: string;
+  /**
+   * Stage-wide throttling of every method, for all callers together; excess requests get 429.
+   *
+   * @default - 100 requests per second, bursts of 200
+   */
+  readonly throttle?: ThrottleLimits;
+  /**
+   * Quota of the usage plan, counted per API key (see {@link requireApiKey}).
+   *
+   * @default - 1,000,000 requests per day
+   */
+  readonly quota?: RequestQuota;
+  /**
+   * Require an API key (`x-api-key`) besides the IAM signature. Usage plans meter and throttle per API
+   * key only: with keys, {@link quota} and {@link throttle} also apply to each key (issue keys and add
+   * them to the usage plan out of band); without, the stage throttle alone limits traffic.
+   *
+   * @default - false
+   */
+  readonly requireApiKey?: boolean;
+  /**
+   * How long the access log group keeps its logs. INFINITE is refused.
+   *
+   * @default - RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+}
+
+const STAGE_NAME_PATTERN = /^[A-Za-z0-9_]{1,128}$/;
+
+/**
+ * The access log line: one JSON object per request. API Gateway substitutes values unescaped, so only
+ * fields that cannot hold a double quote are logged: ids, ARNs, numbers, API Gateway's own messages;
+ * no client-controlled text such as the user agent (callers are identified by their IAM ARN).
+ */
+const ACCESS_LOG_FORMAT = JSON.stringify({
+  requestId: AccessLogField.contextRequestId(),
+  extendedRequestId: AccessLogField.contextExtendedRequestId(),
+  requestTime: AccessLogField.contextRequestTime(),
+  httpMethod: AccessLogField.contextHttpMethod(),
+  resourcePath: AccessLogField.contextResourcePath(),
+  status: AccessLogField.contextStatus(),
+  protocol: AccessLogField.contextProtocol(),
+  responseLength: AccessLogField.contextResponseLength(),
+  responseLatency: AccessLogField.contextResponseLatency(),
+  integrationLatency: AccessLogField.contextIntegrationLatency(),
+  integrationStatus: AccessLogField.contextIntegrationStatus(),
+  sourceIp: AccessLogField.contextIdentitySourceIp(),
+  caller: AccessLogField.contextIdentityCaller(),
+  userArn: AccessLogField.contextIdentityUserArn(),
+  apiKeyId: AccessLogField.contextIdentityApiKeyId(),
+  wafResponseCode: AccessLogField.contextWafResponseCode(),
+  errorType: AccessLogField.contextErrorResponseType(),
+  errorMessage: AccessLogField.contextErrorMessage(),
+  xrayTraceId: AccessLogField.contextXrayTraceId(),
+});
+
+/**
+ * Errors API Gateway answers itself (before or instead of the backend), in the contract's error body
+ * `{"error": {"code", "message"}}`. Gateway response templates are not VTL: `messageString` is the
+ * only escaped message, so validation details stay in the access log, not the body.
+ */
+const GATEWAY_ERRORS: readonly { readonly type: ResponseType; readonly code: string }[] = [
+  { type: ResponseType.BAD_REQUEST_BODY, code: 'ValidationError' },
+  { type: ResponseType.BAD_REQUEST_PARAMETERS, code: 'ValidationError' },
+  { type: ResponseType.REQUEST_TOO_LARGE, code: 'PayloadTooLarge' },
+  { type: ResponseType.INTEGRATION_FAILURE, code: 'Unavailable' },
+  { type: ResponseType.INTEGRATION_TIMEOUT, code: 'Unavailable' },
+  { type: ResponseType.DEFAULT_5XX, code: 'Internal' },
+  // Authentication, authorization, throttling, WAF: API Gateway's own type names the reason.
+  { type: ResponseType.DEFAULT_4XX, code: '$context.error.responseType' },
+];
+
+function assertPositive(owner: string, name: string, value: number, integer: boolean): void {
+  if (!(value > 0) || (integer && !Number.isInteger(value)) || !Number.isFinite(value)) {
+    throw new Error(`${owner}: ${name} must be a positive ${integer ? 'integer' : 'number'} (got ${value})`);
+  }
+}
+
+/**
+ * The inference API: a regional REST API with the contract's routes, every method signed with IAM
+ * (SigV4), bodies checked against JSON-schema models by a request validator, a stage with stage-wide
+ * throttling, X-Ray tracing, execution logs (errors) and JSON access logs, a usage plan, and errors
+ * API Gateway raises itself in the contract's error format. The firewall is {@link ApiWebAcl}.
+ */
+export class PredictApi extends Construct {
+  public readonly api: RestApi;
+  public readonly usagePlan: UsagePlan;
+  public readonly accessLogs: LogGroup;
+
+  constructor(scope: Construct, id: string, props: PredictApiProps) {
+    super(scope, id);
+    const owner = `PredictApi ${this.node.path}`;
+    const stageName = props.stageName ?? 'v1';
+    if (!STAGE_NAME_PATTERN.test(stageName)) {
+      throw new Error(`${owner}: stageName "${stageName}" is invalid: use 1-128 letters, digits or "_"`);
+    }
+    const throttle = props.throttle ?? { rateLimit: 100, burstLimit: 200 };
+    assertPositive(owner, 'throttle.rateLimit', throttle.rateLimit, false);
+    assertPositive(owner, 'throttle.burstLimit', throttle.burstLimit, true);
+    const quota = props.quota ?? { limit: 1_000_000, period: Period.DAY };
+    assertPositive(owner, 'quota.limit', quota.limit, true);
+    const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
+    if (logRetention === RetentionDays.INFINITE) {
+      throw new Error(
+        `${owner}: logRetention INFINITE keeps logs (and their cost) forever: choose a number of days`,
+      );
+    }
+
+    this.accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention });
+    this.api = new RestApi(this, 'Api', {
+      restApiName: props.apiName,
+      description: 'Keel inference API (DESIGN.md, "Inference API")',
+      endpointTypes: [EndpointType.REGIONAL],
+      // Execution logging needs API Gateway's account-level CloudWatch role. It is one per account and
+      // region, shared by every stage's API, so deleting this stack must not delete it.
+      cloudWatchRole: true,
+      cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN,
+      deployOptions: {
+        stageName,
+        tracingEnabled: true,
+        loggingLevel: MethodLoggingLevel.ERROR,
+        // Request and response bodies hold customer data: never in the execution logs.
+        dataTraceEnabled: false,
+        metricsEnabled: true,
+        throttlingRateLimit: throttle.rateLimit,
+        throttlingBurstLimit: throttle.burstLimit,
+        accessLogDestination: new LogGroupLogDestination(this.accessLogs),
+        accessLogFormat: AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+      },
+    });
+    const validator = this.api.addRequestValidator('Validator', {
+      requestValidatorName: 'body-and-parameters',
+      validateRequestBody: true,
+      validateRequestParameters: true,
+    });
+    const models = this.requestModels();
+    for (const route of PREDICT_ROUTES) {
+      const resource = this.api.root.resourceForPath(route.path);
+      const model = models.get(`${route.method} ${route.path}`);
+      const method = resource.addMethod(route.method, props.backend.integrationFor(route), {
+        authorizationType: AuthorizationType.IAM,
+        apiKeyRequired: props.requireApiKey ?? false,
+        requestValidator: validator,
+        requestModels: model ? { 'application/json': model } : undefined,
+      });
+      Validations.of(method).acknowledge({
+        id: 'AwsSolutions-COG4',
+        reason:
+          'Callers are AWS principals (services, batch jobs, operators) authorized by IAM SigV4 (AuthorizationType.IAM), not Cognito users',
+      });
+    }
+    for (const { type, code } of GATEWAY_ERRORS) {
+      this.api.addGatewayResponse(`Error${type.responseType}`, {
+        type,
+        templates: {
+          'application/json': `{"error":{"code":"${code}","message":$context.error.messageString}}`,
+        },
+      });
+    }
+
+    // Usage plans meter, throttle and cap traffic per API key; IAM-signed requests carry no key unless
+    // requireApiKey is on, so until then this plan counts nothing and the stage throttle above is what
+    // limits traffic. It is declared anyway so that turning keys on is a matter of issuing them.
+    this.usagePlan = this.api.addUsagePlan('UsagePlan', {
+      name: `${props.apiName}-plan`,
+      description: 'Per-API-key throttle and quota of the inference API',
+      throttle,
+      quota,
+      apiStages: [{ api: this.api, stage: this.api.deploymentStage }],
+    });
+
+    const cloudWatchRole = this.api.node.tryFindChild('CloudWatchRole');
+    if (cloudWatchRole) {
+      Validations.of(cloudWatchRole).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        reason:
+          "The AWS managed policy AWS documents for API Gateway's account-level logging role; it is limited to log delivery",
+      });
+    }
+  }
+
+  /** JSON-schema (draft 4) models of the POST bodies: their shape only; the handler checks every field's domain and reports each bad one. */
+  private requestModels(): Map<string, Model> {
+    const predict = this.api.addModel('PredictRequest', {
+      contentType: 'application/json',
+      modelName: 'PredictRequest',
+      description: '{"customerId": string, "attributes"?: object}',
+      schema: {
+        schema: JsonSchemaVersion.DRAFT4,
+        title: 'PredictRequest',
+        type: JsonSchemaType.OBJECT,
+        required: ['customerId'],
+        additionalProperties: false,
+        properties: {
+          customerId: { type: JsonSchemaType.STRING, minLength: 1 },
+          attributes: { type: JsonSchemaType.OBJECT },
+        },
+      },
+    });
+    // Items are not constrained here: the handler answers a bad item with an error in its place, so one
+    // bad item must not fail the whole batch.
+    const batch = this.api.addModel('BatchPredictRequest', {
+      contentType: 'application/json',
+      modelName: 'BatchPredictRequest',
+      description: `{"items": [<predict body>, …]} with 1 to ${MAX_BATCH_ITEMS} items`,
+      schema: {
+        schema: JsonSchemaVersion.DRAFT4,
+        title: 'BatchPredictRequest',
+        type: JsonSchemaType.OBJECT,
+        required: ['items'],
+        additionalProperties: false,
+        properties: {
+          items: { type: JsonSchemaType.ARRAY, minItems: 1, maxItems: MAX_BATCH_ITEMS },
+        },
+      },
+    });
+    return new Map([
+      ['POST /predict', predict],
+      ['POST /predict/batch', batch],
+    ]);
+  }
+}

@@ -1,0 +1,109 @@
+import { Stack } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Grant, type IRole } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { acknowledgeWildcardResource } from '#lib/nag.ts';
+import type { PowertoolsSettings, ResourceRefs } from '#lib/runtime-env.ts';
+import { modelNameSchema } from '#shared/registry/metadata.ts';
+
+/**
+ * What a predict process (the Lambda function or the ECS container) serves and reads, and the one
+ * place that turns it into environment variables (read by `shared/inference/config.ts`) and IAM grants,
+ * so both compute options get the same configuration and the same least privilege.
+ */
+
+/** Where the model is evaluated. */
+export type ModelBackend =
+  /** onnxruntime-node in the predict process. */
+  | { readonly kind: 'onnx' }
+  /** A SageMaker real-time endpoint, in the stack's account and region. */
+  | { readonly kind: 'sagemaker'; readonly endpointName: string };
+
+export interface PredictSettings {
+  /** The registry's artifact bucket; the process reads `models/<modelName>/…` objects only. */
+  readonly modelsBucket: IBucket;
+  /** The registry table (champion alias, versions). */
+  readonly registryTable: ITable;
+  /** The online feature store. */
+  readonly onlineTable: ITable;
+  /** The registry model served, e.g. `churn`. */
+  readonly modelName: string;
+  readonly backend: ModelBackend;
+}
+
+/** Logging and metrics identity of the predict process, on Lambda and on ECS alike. */
+export const PREDICT_POWERTOOLS: PowertoolsSettings = {
+  serviceName: 'predict',
+  metricsNamespace: 'Keel',
+  logLevel: 'INFO',
+};
+
+/** SageMaker's endpoint naming rule. */
+const ENDPOINT_NAME_PATTERN = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
+
+/** Throws, naming `owner` and what to fix, when the settings cannot work. */
+export function assertValidPredictSettings(owner: string, settings: PredictSettings): void {
+  if (!modelNameSchema.safeParse(settings.modelName).success) {
+    throw new Error(
+      `${owner}: modelName "${settings.modelName}" is invalid: use lower-case letters, digits and dashes, starting with a letter (e.g. "churn")`,
+    );
+  }
+  if (settings.backend.kind === 'sagemaker' && !ENDPOINT_NAME_PATTERN.test(settings.backend.endpointName)) {
+    throw new Error(
+      `${owner}: SageMaker endpointName "${settings.backend.endpointName}" is invalid: use 1-63 letters, digits or dashes, starting and ending with a letter or digit`,
+    );
+  }
+}
+
+/** The buckets and tables the process is told about (as `RESOURCE_ENV` variables). */
+export function predictResources(settings: PredictSettings): ResourceRefs {
+  return {
+    models: settings.modelsBucket.bucketName,
+    modelRegistry: settings.registryTable.tableName,
+    onlineFeatures: settings.onlineTable.tableName,
+  };
+}
+
+/** The model variables `readPredictConfig` reads (resource names come from {@link predictResources}). */
+export function predictVariables(settings: PredictSettings): Record<string, string> {
+  return {
+    KEEL_MODEL_NAME: settings.modelName,
+    KEEL_MODEL_BACKEND: settings.backend.kind,
+    ...(settings.backend.kind === 'sagemaker'
+      ? { KEEL_SAGEMAKER_ENDPOINT: settings.backend.endpointName }
+      : {}),
+  };
+}
+
+/**
+ * Exactly what serving needs: read the served model's objects, read the registry (GetItem, Query),
+ * read customers from the online store (GetItem, BatchGetItem), and invoke the one SageMaker endpoint
+ * when that is the backend. No writes, no listing, nothing else.
+ */
+export function grantPredictAccess(scope: Construct, role: IRole, settings: PredictSettings): void {
+  // The registry's layout, `models/<name>/v<N>/…` (modelKeys in shared/registry/metadata.ts).
+  const modelObjects = settings.modelsBucket.arnForObjects(`models/${settings.modelName}/*`);
+  Grant.addToPrincipal({ grantee: role, actions: ['s3:GetObject'], resourceArns: [modelObjects] });
+  acknowledgeWildcardResource(
+    role,
+    modelObjects,
+    `Reads the objects of model "${settings.modelName}" only; its versions are registered after deployment, so their keys cannot be listed`,
+  );
+  settings.registryTable.grant(role, 'dynamodb:GetItem', 'dynamodb:Query');
+  settings.onlineTable.grant(role, 'dynamodb:GetItem', 'dynamodb:BatchGetItem');
+  if (settings.backend.kind === 'sagemaker') {
+    Grant.addToPrincipal({
+      grantee: role,
+      actions: ['sagemaker:InvokeEndpoint'],
+      // Endpoint ARNs carry the name in lower case, whatever case it was created with.
+      resourceArns: [
+        Stack.of(scope).formatArn({
+          service: 'sagemaker',
+          resource: 'endpoint',
+          resourceName: settings.backend.endpointName.toLowerCase(),
+        }),
+      ],
+    });
+  }
+}

@@ -1,0 +1,135 @@
+import { CfnOutput, CrossStackReferences, Fn, ReferenceStrength, Stack, type StackProps } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { ApiWebAcl } from '#lib/constructs/api-web-acl.ts';
+import { FargatePredict } from '#lib/constructs/fargate-predict.ts';
+import { LambdaPredict } from '#lib/constructs/lambda-predict.ts';
+import { PredictApi, type RequestQuota, type ThrottleLimits } from '#lib/constructs/predict-api.ts';
+import type { InferenceKind } from '#lib/context.ts';
+import type { ModelBackend, PredictSettings } from '#lib/predict-settings.ts';
+import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
+
+/** Props of {@link InferenceStack}. */
+export interface InferenceStackProps extends StackProps {
+  /** Deployment stage (`dev`, `prod`, …), as for the data stack. */
+  readonly stage: string;
+  /** The data stack's buckets (`DataStack.buckets`); the models bucket is read. */
+  readonly buckets: Readonly<Record<BucketRole, IBucket>>;
+  /** The data stack's tables (`DataStack.tables`); the registry and the online store are read. */
+  readonly tables: Readonly<Record<TableRole, ITable>>;
+  /**
+   * The registry model served.
+   *
+   * @default - 'churn'
+   */
+  readonly modelName?: string;
+  /**
+   * What runs the predict handler behind the API: a Lambda function, or an ECS Fargate service
+   * reached through a VPC link.
+   *
+   * @default - 'lambda'
+   */
+  readonly inference?: InferenceKind;
+  /**
+   * Where the model is evaluated: onnxruntime in the predict process, or a SageMaker endpoint.
+   *
+   * @default - { kind: 'onnx' }
+   */
+  readonly modelBackend?: ModelBackend;
+  /**
+   * Provisioned concurrency of the predict function (`inference: 'lambda'` only): the API then
+   * invokes an alias with this many initialized execution environments.
+   *
+   * @default - none: on-demand only
+   */
+  readonly provisionedConcurrency?: number;
+  /**
+   * Stage-wide API throttling.
+   *
+   * @default - 100 requests per second, bursts of 200
+   */
+  readonly throttle?: ThrottleLimits;
+  /**
+   * Usage-plan quota, per API key.
+   *
+   * @default - 1,000,000 requests per day
+   */
+  readonly quota?: RequestQuota;
+  /**
+   * WAF limit of requests per client IP in any 5-minute window.
+   *
+   * @default - 3000
+   */
+  readonly wafRateLimitPer5Minutes?: number;
+}
+
+/**
+ * Keel's real-time inference: the REST API of DESIGN.md ("Inference API") in front of the predict
+ * handler on Lambda or ECS, with a WAF web ACL on its stage.
+ */
+export class InferenceStack extends Stack {
+  public readonly api: PredictApi;
+
+  /**
+   * The region's first zones as CloudFormation resolves them (`Fn::GetAZs`), as for a stack without an
+   * env: with one, CDK would look them up, which needs AWS credentials, and `cdk synth` runs offline.
+   */
+  override get availabilityZones(): string[] {
+    return [0, 1, 2].map((i) => Fn.select(i, Fn.getAzs()));
+  }
+
+  constructor(scope: Construct, id: string, props: InferenceStackProps) {
+    // Before super(): a bad prop must not leave a half-built stack in the app.
+    assertValidStage(props.stage);
+    const inference = props.inference ?? 'lambda';
+    if (inference !== 'lambda' && props.provisionedConcurrency !== undefined) {
+      throw new Error(
+        `InferenceStack ${id}: provisionedConcurrency applies to inference "lambda" only: remove it or use lambda`,
+      );
+    }
+    super(scope, id, { description: `Keel ${props.stage}: inference API (${inference})`, ...props });
+    // Exports/imports: the data stack cannot remove a bucket or table this stack still reads.
+    CrossStackReferences.of(this).consume(ReferenceStrength.STRONG);
+    const { stage } = props;
+    const settings: PredictSettings = {
+      modelsBucket: props.buckets.models,
+      registryTable: props.tables.modelRegistry,
+      onlineTable: props.tables.onlineFeatures,
+      modelName: props.modelName ?? 'churn',
+      backend: props.modelBackend ?? { kind: 'onnx' },
+    };
+
+    const backend =
+      inference === 'lambda'
+        ? new LambdaPredict(this, 'Lambda', {
+            settings,
+            provisionedConcurrency: props.provisionedConcurrency,
+          })
+        : new FargatePredict(this, 'Ecs', { settings });
+    this.api = new PredictApi(this, 'Api', {
+      apiName: `keel-${stage}-inference`,
+      backend,
+      throttle: props.throttle,
+      quota: props.quota,
+    });
+    new ApiWebAcl(this, 'Waf', {
+      name: `keel-${stage}-inference`,
+      stageArn: this.api.api.deploymentStage.stageArn,
+      rateLimitPer5Minutes: props.wafRateLimitPer5Minutes,
+    });
+
+    new CfnOutput(this, 'ApiUrl', { value: this.api.api.url, exportName: `keel-${stage}-inference-api-url` });
+    if (backend instanceof LambdaPredict) {
+      new CfnOutput(this, 'FunctionName', {
+        value: backend.function.function.functionName,
+        exportName: `keel-${stage}-predict-function-name`,
+      });
+    } else {
+      new CfnOutput(this, 'ServiceName', {
+        value: backend.service.serviceName,
+        exportName: `keel-${stage}-predict-service-name`,
+      });
+    }
+  }
+}
