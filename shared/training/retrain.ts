@@ -3,7 +3,7 @@ import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { evaluateBinary } from '#shared/model/metrics.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { readFeatureDataset } from '#shared/offline/features-dataset.ts';
-import type { ModelMetadata } from '#shared/registry/metadata.ts';
+import type { ModelMetadata, ModelVersion } from '#shared/registry/metadata.ts';
 import {
   type Deployment,
   getChampion,
@@ -20,31 +20,30 @@ export interface RetrainDeps {
   readonly featuresBucket: string;
 }
 
-export interface RetrainOptions {
+export interface TrainRegisterOptions {
   readonly name: string;
   /** Prefix of the offline feature dataset to train on. */
   readonly datasetPrefix: string;
   readonly algorithm?: Algorithm;
   readonly seed?: number;
-  /** `always`: promote the new version; `if-better`: only if its AUC beats the champion's by `margin`; `never`. */
-  readonly promotion: 'always' | 'if-better' | 'never';
-  /** Minimum AUC gain over the champion, on the same held-out rows (default 0). */
-  readonly margin?: number;
-  readonly actor: string;
 }
 
-export interface RetrainResult {
+export interface TrainRegisterResult {
   readonly metadata: ModelMetadata;
-  /** The champion's AUC on the candidate's held-out rows (null when there was no champion). */
+  readonly version: string;
+  readonly auc: number;
+  /** The champion when training started, and its AUC on the candidate's held-out rows (null: none). */
+  readonly champion: ModelVersion | null;
   readonly championAuc: number | null;
-  readonly champion: string | null;
-  readonly promoted: Deployment | null;
-  /** Why the new version was or was not promoted. */
-  readonly decision: string;
+  /** AUC gain over the champion on the same rows (null without a champion). */
+  readonly improvement: number | null;
 }
 
-/** Train → evaluate against the champion on the same held-out data → register → promote if it should. */
-export async function retrain(deps: RetrainDeps, options: RetrainOptions): Promise<RetrainResult> {
+/** Train → evaluate against the champion on the same held-out rows → register. Never promotes. */
+export async function trainAndRegister(
+  deps: RetrainDeps,
+  options: TrainRegisterOptions,
+): Promise<TrainRegisterResult> {
   const data = await readFeatureDataset(deps.s3, deps.featuresBucket, options.datasetPrefix);
   const champion = (await getChampion(deps.registry, options.name)) ?? null;
   const candidate = await trainCandidate(data, {
@@ -79,35 +78,68 @@ export async function retrain(deps: RetrainDeps, options: RetrainOptions): Promi
     },
     baseline: candidate.baseline,
   });
-
-  const margin = options.margin ?? 0;
   const auc = candidate.evaluation.auc;
-  let decision: string;
-  let shouldPromote: boolean;
-  if (options.promotion === 'never') {
-    [shouldPromote, decision] = [false, 'registered only (promotion not requested)'];
-  } else if (options.promotion === 'always' || championAuc === null) {
-    [shouldPromote, decision] = [
-      true,
-      championAuc === null
-        ? 'no champion yet'
-        : `promotion forced (AUC ${auc.toFixed(4)} vs ${championAuc.toFixed(4)})`,
-    ];
-  } else {
-    shouldPromote = auc >= championAuc + margin;
-    decision = shouldPromote
-      ? `AUC ${auc.toFixed(4)} beats champion ${champion} (${championAuc.toFixed(4)}) by ≥ ${margin}`
-      : `AUC ${auc.toFixed(4)} does not beat champion ${champion} (${championAuc.toFixed(4)}) by ${margin}; kept registered`;
+  return {
+    metadata,
+    version: metadata.version,
+    auc,
+    champion,
+    championAuc,
+    improvement: championAuc === null ? null : auc - championAuc,
+  };
+}
+
+export type PromotionPolicy = 'always' | 'if-better' | 'never';
+
+/** Whether a newly registered version should become the champion, and why (for the log and the report). */
+export function promotionDecision(
+  result: Pick<TrainRegisterResult, 'auc' | 'champion' | 'championAuc'>,
+  policy: PromotionPolicy,
+  margin = 0,
+): { promote: boolean; reason: string } {
+  const { auc, champion, championAuc } = result;
+  if (policy === 'never') return { promote: false, reason: 'registered only (promotion not requested)' };
+  if (championAuc === null) return { promote: true, reason: 'no champion yet' };
+  if (policy === 'always') {
+    return { promote: true, reason: `promotion forced (AUC ${auc.toFixed(4)} vs ${championAuc.toFixed(4)})` };
   }
-  const promoted = shouldPromote
+  return auc >= championAuc + margin
+    ? {
+        promote: true,
+        reason: `AUC ${auc.toFixed(4)} beats champion ${champion} (${championAuc.toFixed(4)}) by ≥ ${margin}`,
+      }
+    : {
+        promote: false,
+        reason: `AUC ${auc.toFixed(4)} does not beat champion ${champion} (${championAuc.toFixed(4)}) by ${margin}; kept registered`,
+      };
+}
+
+export interface RetrainOptions extends TrainRegisterOptions {
+  readonly promotion: PromotionPolicy;
+  /** Minimum AUC gain over the champion, on the same held-out rows (default 0). */
+  readonly margin?: number;
+  readonly actor: string;
+}
+
+export interface RetrainResult extends TrainRegisterResult {
+  readonly promoted: Deployment | null;
+  /** Why the new version was or was not promoted. */
+  readonly decision: string;
+}
+
+/** The whole retrain in this process: {@link trainAndRegister}, then promote if the policy says so. */
+export async function retrain(deps: RetrainDeps, options: RetrainOptions): Promise<RetrainResult> {
+  const result = await trainAndRegister(deps, options);
+  const decision = promotionDecision(result, options.promotion, options.margin);
+  const promoted = decision.promote
     ? await promote(deps.registry, {
         name: options.name,
-        version: metadata.version,
-        expected: champion,
+        version: result.version,
+        expected: result.champion,
         featureFingerprint: FEATURE_SET.fingerprint,
-        reason: `retrain: ${decision}`,
+        reason: `retrain: ${decision.reason}`,
         actor: options.actor,
       })
     : null;
-  return { metadata, championAuc, champion, promoted, decision };
+  return { ...result, promoted, decision: decision.reason };
 }

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { ValidationError } from '#shared/errors.ts';
+import { FEATURE_SET } from '#shared/features/index.ts';
+import { newestFeatureDataset } from '#shared/offline/features-dataset.ts';
+import { pipelineContext } from '#shared/pipelines/config.ts';
+import { step } from '#shared/pipelines/step.ts';
+import { versionSchema } from '#shared/registry/metadata.ts';
+import { promote as promoteVersion } from '#shared/registry/registry.ts';
+import { promotionDecision, trainAndRegister } from '#shared/training/retrain.ts';
+
+const ctx = pipelineContext();
+const deps = { registry: ctx.registry, s3: ctx.clients.s3, featuresBucket: ctx.names.features };
+
+/**
+ * Train on the offline features (default: the newest dataset), evaluate against the champion on the
+ * same held-out rows, register. The result carries the decision the Choice state acts on.
+ */
+export const train = step(
+  z.object({
+    datasetPrefix: z.string().min(1).optional(),
+    algorithm: z.enum(['gbdt', 'logistic']).optional(),
+    seed: z.number().int().min(0).optional(),
+    margin: z.number().min(0).max(1).default(0),
+    promotion: z.enum(['always', 'if-better', 'never']).default('if-better'),
+  }),
+  async (input) => {
+    const datasetPrefix = input.datasetPrefix ?? (await newestFeatureDataset(deps.s3, deps.featuresBucket));
+    if (!datasetPrefix) {
+      throw new ValidationError('no offline features to train on: run the ETL first', [
+        { path: 'datasetPrefix', message: 'none found' },
+      ]);
+    }
+    const result = await trainAndRegister(deps, { ...input, name: ctx.modelName, datasetPrefix });
+    const decision = promotionDecision(result, input.promotion, input.margin);
+    return {
+      version: result.version,
+      auc: result.auc,
+      champion: result.champion,
+      championAuc: result.championAuc,
+      datasetPrefix,
+      promote: decision.promote,
+      reason: decision.reason,
+    };
+  },
+);
+
+/** Moves the champion from the one the candidate was compared with; a move in between is a conflict. */
+export const promote = step(
+  z.object({ version: versionSchema, champion: versionSchema.nullable(), reason: z.string().min(1) }),
+  (input) =>
+    promoteVersion(ctx.registry, {
+      name: ctx.modelName,
+      version: input.version,
+      expected: input.champion as `v${number}` | null,
+      featureFingerprint: FEATURE_SET.fingerprint,
+      reason: `retrain: ${input.reason}`,
+      actor: 'retrain-state-machine',
+    }),
+);

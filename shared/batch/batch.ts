@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { NoModelError } from '#shared/errors.ts';
+import { encodeFeatures, FEATURE_COUNT, FEATURE_SET, type RawRecord } from '#shared/features/index.ts';
+import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
+import { getChampion, loadVerifiedModel, type RegistryDeps } from '#shared/registry/registry.ts';
+
+/**
+ * Batch scoring as the states of its state machine: `planBatch` pins the champion version and splits the
+ * online store into parallel-scan segments, `scoreSegment` scores one segment (a Distributed Map item in
+ * AWS), `finalizeBatch` adds up the counts and writes the manifest. Segments partition the table, so
+ * every customer is scored exactly once, by the same model version.
+ */
+export interface BatchDeps {
+  readonly registry: RegistryDeps;
+  readonly dynamo: DynamoDBDocumentClient;
+  readonly s3: S3Client;
+  readonly onlineTable: string;
+  readonly outputsBucket: string;
+  readonly clock?: () => Date;
+}
+
+export interface BatchPlan {
+  readonly runId: string;
+  readonly runDate: string;
+  readonly model: { readonly name: string; readonly version: string; readonly threshold: number };
+  readonly outputPrefix: string;
+  readonly totalSegments: number;
+  readonly segments: { readonly segment: number }[];
+}
+
+export interface SegmentResult {
+  readonly segment: number;
+  readonly rows: number;
+  readonly positives: number;
+  readonly skipped: number;
+  readonly key: string;
+}
+
+export interface BatchReport {
+  readonly runId: string;
+  readonly model: BatchPlan['model'];
+  readonly featureSet: { readonly version: string; readonly fingerprint: string };
+  readonly rows: number;
+  readonly positives: number;
+  readonly positiveRate: number;
+  readonly skipped: number;
+  readonly parts: string[];
+  readonly manifestKey: string;
+}
+
+export const PREDICTIONS_HEADER =
+  'customer_id,probability,prediction,model_version,feature_fingerprint,event_time';
+
+export async function planBatch(
+  deps: BatchDeps,
+  options: { name: string; segments?: number; runId?: string },
+): Promise<BatchPlan> {
+  const version = await getChampion(deps.registry, options.name);
+  if (!version) throw new NoModelError(`no ${options.name} model is promoted: nothing to score with`);
+  const { metadata } = await loadVerifiedModel(deps.registry, {
+    name: options.name,
+    version,
+    featureFingerprint: FEATURE_SET.fingerprint,
+  });
+  const now = (deps.clock ?? (() => new Date()))();
+  const runDate = now.toISOString().slice(0, 10);
+  const runId =
+    options.runId ?? `${now.toISOString().replace(/[-:.]/g, '').slice(0, 15)}Z-${randomUUID().slice(0, 8)}`;
+  const totalSegments = options.segments ?? 4;
+  return {
+    runId,
+    runDate,
+    model: { name: options.name, version, threshold: metadata.threshold },
+    outputPrefix: `predictions/run_date=${runDate}/${runId}/`,
+    totalSegments,
+    segments: Array.from({ length: totalSegments }, (_, segment) => ({ segment })),
+  };
+}
+
+const SCAN_PAGE = 1000;
+
+export async function scoreSegment(
+  deps: BatchDeps,
+  plan: BatchPlan,
+  segment: number,
+): Promise<SegmentResult> {
+  const verified = await loadVerifiedModel(deps.registry, {
+    name: plan.model.name,
+    version: plan.model.version,
+    featureFingerprint: FEATURE_SET.fingerprint,
+  });
+  const scorer = await loadOnnxScorer(verified.onnx, {
+    featureCount: FEATURE_COUNT,
+    featureNames: FEATURE_SET.names,
+  });
+  const lines: string[] = [PREDICTIONS_HEADER];
+  let positives = 0;
+  let skipped = 0;
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  try {
+    do {
+      const page = await deps.dynamo.send(
+        new ScanCommand({
+          TableName: deps.onlineTable,
+          Segment: segment,
+          TotalSegments: plan.totalSegments,
+          Limit: SCAN_PAGE,
+          ExclusiveStartKey,
+        }),
+      );
+      const records = (page.Items ?? []) as RawRecord[];
+      const x = new Float32Array(records.length * FEATURE_COUNT);
+      const scored: RawRecord[] = [];
+      for (const record of records) {
+        const encoded = encodeFeatures(record);
+        if (!encoded.ok) {
+          skipped++;
+          continue;
+        }
+        x.set(encoded.vector, scored.length * FEATURE_COUNT);
+        scored.push(record);
+      }
+      const probabilities = await scorer.scoreBatch(
+        x.subarray(0, scored.length * FEATURE_COUNT),
+        scored.length,
+      );
+      scored.forEach((record, i) => {
+        const probability = probabilities[i]!;
+        const prediction = probability >= plan.model.threshold ? 1 : 0;
+        positives += prediction;
+        lines.push(
+          `${record.customer_id},${probability},${prediction},${plan.model.version},${FEATURE_SET.fingerprint},${record.event_time}`,
+        );
+      });
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+  } finally {
+    await scorer.release();
+  }
+  const key = `${plan.outputPrefix}part-${String(segment).padStart(5, '0')}.csv`;
+  await deps.s3.send(
+    new PutObjectCommand({
+      Bucket: deps.outputsBucket,
+      Key: key,
+      Body: `${lines.join('\n')}\n`,
+      ContentType: 'text/csv',
+    }),
+  );
+  return { segment, rows: lines.length - 1, positives, skipped, key };
+}
+
+export async function finalizeBatch(
+  deps: Pick<BatchDeps, 's3' | 'outputsBucket'>,
+  plan: BatchPlan,
+  results: readonly SegmentResult[],
+): Promise<BatchReport> {
+  const sorted = [...results].sort((a, b) => a.segment - b.segment);
+  const missing = plan.segments.filter(({ segment }) => !sorted.some((r) => r.segment === segment));
+  if (missing.length > 0)
+    throw new Error(`segments ${missing.map((m) => m.segment).join(', ')} produced no result`);
+  const rows = sorted.reduce((n, r) => n + r.rows, 0);
+  const positives = sorted.reduce((n, r) => n + r.positives, 0);
+  const manifestKey = `${plan.outputPrefix}_manifest.json`;
+  const report: BatchReport = {
+    runId: plan.runId,
+    model: plan.model,
+    featureSet: { version: FEATURE_SET.version, fingerprint: FEATURE_SET.fingerprint },
+    rows,
+    positives,
+    positiveRate: rows === 0 ? 0 : positives / rows,
+    skipped: sorted.reduce((n, r) => n + r.skipped, 0),
+    parts: sorted.map((r) => r.key),
+    manifestKey,
+  };
+  await deps.s3.send(
+    new PutObjectCommand({
+      Bucket: deps.outputsBucket,
+      Key: manifestKey,
+      Body: JSON.stringify(report, null, 2),
+      ContentType: 'application/json',
+    }),
+  );
+  return report;
+}

@@ -1,0 +1,28 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import type { z } from 'zod';
+import { ValidationError } from '#shared/errors.ts';
+import { issuesOf } from '#shared/inference/service.ts';
+import { logger, metrics } from '#shared/observability.ts';
+
+/**
+ * A state machine task: zod parses the state's input at the edge, the domain function does the work,
+ * and a thrown error keeps its class name, which is what the state machine's Retry and Catch match on.
+ */
+export type StepHandler<O> = (input: unknown, context?: Context) => Promise<O>;
+
+export function step<S extends z.ZodType, O>(
+  schema: S,
+  work: (input: z.infer<S>) => Promise<O>,
+): StepHandler<O> {
+  const handler = middy(async (event: unknown) => {
+    const parsed = schema.safeParse(event);
+    if (!parsed.success) throw new ValidationError('the step input is invalid', issuesOf(parsed.error));
+    return work(parsed.data);
+  })
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics));
+  return (input, context) => handler(input, context ?? ({} as Context));
+}
