@@ -1,4 +1,5 @@
 import { Stack, Validations } from 'aws-cdk-lib';
+import { CfnPolicy } from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { flattenCfnReference } from 'cdk-nag/lib/utils/flatten-cfn-reference.js';
 import type { Construct, IConstruct } from 'constructs';
@@ -12,17 +13,44 @@ export function addNagChecks(app: Construct): void {
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
 }
 
+/** A wildcard resource that AWS or the design requires, and the only actions allowed on it. */
+export interface WildcardGrant {
+  /** The resource ARN with a `*` (possibly a token), or `*` itself. */
+  readonly resource: string;
+  /** The actions granted on it; any other action on the same resource keeps the finding. */
+  readonly actions: readonly string[];
+  readonly reason: string;
+}
+
+const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : [value]);
+
 /**
- * Acknowledges cdk-nag's AwsSolutions-IAM5 finding for one wildcard `resource` (an ARN, possibly a
- * token) of the policies of `scope`, with `reason`. The finding names the resource as the template
- * has it, and a reference to another stack becomes an import only during synthesis, so the
- * acknowledgement is made then, from the resolved value, as cdk-nag flattens it.
+ * Acknowledges cdk-nag's AwsSolutions-IAM5 finding for one wildcard resource in the policies under
+ * `scope` (a role), as long as only `grant.actions` are allowed on it: a later statement granting more
+ * on the same resource is reported again. The finding names the resource as the template has it, and
+ * a reference to another stack becomes an import only during synthesis, so the check and the
+ * acknowledgement happen then, on the resolved policies, flattened as cdk-nag flattens them.
  */
-export function acknowledgeWildcardResource(scope: IConstruct, resource: string, reason: string): void {
+export function acknowledgeWildcardResource(scope: IConstruct, grant: WildcardGrant): void {
   scope.node.addValidation({
     validate: () => {
-      const flat = flattenCfnReference(Stack.of(scope).resolve(resource));
-      Validations.of(scope).acknowledge({ id: `AwsSolutions-IAM5[Resource::${flat}]`, reason });
+      const stack = Stack.of(scope);
+      const flat = flattenCfnReference(stack.resolve(grant.resource));
+      const statements = scope.node
+        .findAll()
+        .filter((c): c is CfnPolicy => c instanceof CfnPolicy)
+        .flatMap(
+          (policy) => (stack.resolve(policy.policyDocument).Statement ?? []) as Record<string, unknown>[],
+        );
+      const onResource = statements.filter(
+        (s) => s.Effect === 'Allow' && asArray(s.Resource).some((r) => flattenCfnReference(r) === flat),
+      );
+      if (onResource.every((s) => asArray(s.Action).every((a) => grant.actions.includes(a as string)))) {
+        Validations.of(scope).acknowledge({
+          id: `AwsSolutions-IAM5[Resource::${flat}]`,
+          reason: grant.reason,
+        });
+      }
       return [];
     },
   });

@@ -85,11 +85,11 @@ export function grantPredictAccess(scope: Construct, role: IRole, settings: Pred
   // The registry's layout, `models/<name>/v<N>/…` (modelKeys in shared/registry/metadata.ts).
   const modelObjects = settings.modelsBucket.arnForObjects(`models/${settings.modelName}/*`);
   Grant.addToPrincipal({ grantee: role, actions: ['s3:GetObject'], resourceArns: [modelObjects] });
-  acknowledgeWildcardResource(
-    role,
-    modelObjects,
-    `Reads the objects of model "${settings.modelName}" only; its versions are registered after deployment, so their keys cannot be listed`,
-  );
+  acknowledgeWildcardResource(role, {
+    resource: modelObjects,
+    actions: ['s3:GetObject'],
+    reason: `Reads the objects of model "${settings.modelName}" only; its versions are registered after deployment, so their keys cannot be listed`,
+  });
   settings.registryTable.grant(role, 'dynamodb:GetItem', 'dynamodb:Query');
   settings.onlineTable.grant(role, 'dynamodb:GetItem', 'dynamodb:BatchGetItem');
   if (settings.backend.kind === 'sagemaker') {

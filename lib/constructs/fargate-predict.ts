@@ -25,6 +25,7 @@ import { NetworkLoadBalancer, Protocol } from 'aws-cdk-lib/aws-elasticloadbalanc
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { ApiRoute, PredictBackend } from '#lib/constructs/predict-api.ts';
+import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
 import {
   assertValidPredictSettings,
@@ -189,8 +190,9 @@ export class FargatePredict extends Construct implements PredictBackend {
         'An NLB writes access logs only for TLS listeners; this TCP listener is reached only through the VPC link, and API Gateway access-logs every request',
     });
     if (this.taskDefinition.executionRole) {
-      Validations.of(this.taskDefinition.executionRole).acknowledge({
-        id: 'AwsSolutions-IAM5[Resource::*]',
+      acknowledgeWildcardResource(this.taskDefinition.executionRole, {
+        resource: '*',
+        actions: ['ecr:GetAuthorizationToken'],
         reason:
           'ecr:GetAuthorizationToken, which the execution role needs to pull the image, supports no resource-level permissions: AWS requires "*"',
       });

@@ -13,6 +13,7 @@ import {
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
 import {
   type KeelLogLevel,
@@ -205,15 +206,12 @@ export class KeelFunction extends Construct {
       },
     });
 
-    // X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.
-    const policy = this.role.node.tryFindChild('DefaultPolicy');
-    if (policy) {
-      Validations.of(policy).acknowledge({
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason:
-          'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions: AWS requires "*"',
-      });
-    }
+    acknowledgeWildcardResource(this.role, {
+      resource: '*',
+      actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+      reason:
+        'Active tracing: X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions, so AWS requires "*"',
+    });
     for (const id of ['AwsSolutions-L1', 'Serverless-LambdaLatestVersion']) {
       Validations.of(this.function).acknowledge({
         id,

@@ -1,25 +1,19 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { App, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
-import { VALIDATION_REPORT_FILE } from 'aws-cdk-lib/cx-api';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KeelTable } from '#lib/constructs/keel-table.ts';
 import { AccessLogsBucket, SecureBucket, type SecureBucketProps } from '#lib/constructs/secure-bucket.ts';
 import { addNagChecks } from '#lib/nag.ts';
 import { DataStack, type DataStackProps } from '#lib/stacks/data-stack.ts';
 import { BUCKET_ROLES, resourceNames, TABLE_ROLES, TABLES } from '#shared/resources.ts';
+import { acknowledgementsIn, CDK_CONTEXT, findingsIn, runApp, synthFindings } from './cdk-app.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-/** The context `cdk synth` gets from cdk.json (feature flags the constructs rely on). */
-const CDK_CONTEXT: Record<string, unknown> = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context;
 const STAGE = 'test';
 const ENV = { account: '111122223333', region: 'eu-west-1' };
 const NAMES = resourceNames({ stage: STAGE, ...ENV });
@@ -295,62 +289,10 @@ describe('construct validation', () => {
   });
 });
 
-/** One unacknowledged finding of a validation plugin (cdk-nag packs, CDK's own template checks). */
-interface Finding {
-  readonly plugin: string;
-  readonly rule: string;
-  readonly severity: string;
-  readonly paths: string[];
-}
-
-interface ValidationReport {
-  pluginReports: {
-    pluginName: string;
-    violations: { ruleName: string; severity: string; violatingConstructs: { constructPath: string }[] }[];
-  }[];
-}
-
-/**
- * Every finding, errors and warnings alike, in the validation report of the cloud assembly in `outdir`.
- * A synthesis fails on error findings; `failure` is rethrown only when the report does not explain it.
- */
-function findingsIn(outdir: string, failure?: unknown): Finding[] {
-  const file = join(outdir, VALIDATION_REPORT_FILE);
-  if (!existsSync(file)) throw failure ?? new Error(`no ${VALIDATION_REPORT_FILE} in ${outdir}`);
-  const report: ValidationReport = JSON.parse(readFileSync(file, 'utf8'));
-  const findings = report.pluginReports.flatMap((plugin) =>
-    plugin.violations.map((v) => ({
-      plugin: plugin.pluginName,
-      rule: v.ruleName,
-      severity: v.severity,
-      paths: v.violatingConstructs.map((c) => c.constructPath),
-    })),
-  );
-  if (failure !== undefined && !findings.some((f) => f.severity === 'error')) throw failure;
-  return findings;
-}
-
-function synthFindings(app: App): Finding[] {
-  try {
-    app.synth();
-  } catch (error) {
-    return findingsIn(app.outdir, error);
-  }
-  return findingsIn(app.outdir);
-}
-
 describe('cdk-nag', () => {
   it('finds nothing unacknowledged in the app as `cdk synth` runs it (default stage, dummy account)', async () => {
     const outdir = newOutdir();
-    const { CDK_DEFAULT_ACCOUNT: _account, CDK_DEFAULT_REGION: _region, ...env } = process.env;
-    // What the CDK CLI does: run the app with the output directory and cdk.json's context in the environment.
-    const failure = await promisify(execFile)(join(ROOT, 'node_modules/.bin/tsx'), ['bin/app.ts'], {
-      cwd: ROOT,
-      env: { ...env, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: JSON.stringify(CDK_CONTEXT) },
-    }).then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    const failure = await runApp(outdir);
     expect(findingsIn(outdir, failure)).toEqual([]);
     expect(failure).toBeUndefined();
     const template = Template.fromJSON(
@@ -405,9 +347,6 @@ describe('cdk-nag', () => {
   it('acknowledges no finding in the data stack: each one is fixed, not silenced', () => {
     const app = newApp();
     new DataStack(app, 'Keel-test-Data', { stage: STAGE, env: ENV });
-    const acknowledgements = app.node
-      .findAll()
-      .flatMap((c) => c.node.metadata.filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY));
-    expect(acknowledgements).toEqual([]);
+    expect(acknowledgementsIn(app)).toEqual([]);
   });
 });
