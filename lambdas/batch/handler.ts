@@ -60,6 +60,7 @@ export const finalize = step(
     metrics.addMetric('BatchRowsScored', MetricUnit.Count, report.rows);
     metrics.addMetric('BatchPositiveRate', MetricUnit.NoUnit, report.positiveRate);
     metrics.addMetric('BatchRowsSkipped', MetricUnit.Count, report.skipped);
+    metrics.publishStoredMetrics();
     return report;
   },
 );

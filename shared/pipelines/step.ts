@@ -1,11 +1,10 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { ValidationError } from '#shared/errors.ts';
 import { issuesOf } from '#shared/inference/service.ts';
-import { logger, metrics } from '#shared/observability.ts';
+import { logger } from '#shared/observability.ts';
 
 /**
  * A state machine task: zod parses the state's input at the edge, the domain function does the work,
@@ -21,8 +20,6 @@ export function step<S extends z.ZodType, O>(
     const parsed = schema.safeParse(event);
     if (!parsed.success) throw new ValidationError('the step input is invalid', issuesOf(parsed.error));
     return work(parsed.data);
-  })
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics));
+  }).use(injectLambdaContext(logger));
   return (input, context) => handler(input, context ?? ({} as Context));
 }

@@ -1,0 +1,208 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import {
+  Choice,
+  Condition,
+  DefinitionBody,
+  DistributedMap,
+  Fail,
+  type IChainable,
+  JsonPath,
+  LogLevel,
+  Map as MapState,
+  StateMachine,
+  TaskInput,
+  type TaskStateBase,
+} from 'aws-cdk-lib/aws-stepfunctions';
+import { LambdaInvoke, SnsPublish } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import type { KeelFunction } from '#lib/constructs/keel-function.ts';
+import {
+  NOTIFY_FAILURE_STATE,
+  PIPELINES,
+  type PipelineName,
+  stateMachineName,
+  TRANSIENT_ERRORS,
+} from '#shared/pipelines/definitions.ts';
+import type { PipelineFunctions } from './pipeline-functions.ts';
+
+/** Props of {@link PipelineStateMachines}. */
+export interface PipelineStateMachinesProps {
+  readonly stage: string;
+  readonly functions: PipelineFunctions;
+  /** Where run results and failures are published (on-call subscribes to it). */
+  readonly notifications: ITopic;
+  /**
+   * Chunks the ETL Map state processes at once.
+   *
+   * @default - 4
+   */
+  readonly etlConcurrency?: number;
+  /**
+   * Segments of the online store the batch Distributed Map scores at once.
+   *
+   * @default - 16
+   */
+  readonly batchConcurrency?: number;
+  /**
+   * Retention of the state machines' execution logs.
+   *
+   * @default - RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+}
+
+/**
+ * The three pipelines as Step Functions state machines: ETL (plan → Map of chunks → finalize),
+ * retrain (train and register → Choice → promote → notify) and batch scoring (plan → Distributed Map of
+ * store segments → finalize). Every task retries transient errors with backoff; any failure goes to a
+ * state that notifies, then fails the execution. `keel` runs these very definitions locally.
+ */
+export class PipelineStateMachines extends Construct {
+  public readonly etl: StateMachine;
+  public readonly retrain: StateMachine;
+  public readonly batch: StateMachine;
+
+  constructor(scope: Construct, id: string, props: PipelineStateMachinesProps) {
+    super(scope, id);
+    const etlConcurrency = props.etlConcurrency ?? 4;
+    const batchConcurrency = props.batchConcurrency ?? 16;
+    for (const [key, value] of Object.entries({ etlConcurrency, batchConcurrency })) {
+      if (!Number.isInteger(value) || value < 1 || value > 1000) {
+        throw new Error(
+          `PipelineStateMachines ${this.node.path}: ${key} must be an integer from 1 to 1000 (got ${value})`,
+        );
+      }
+    }
+    const f = props.functions;
+    const task = (name: string, fn: KeelFunction, payload?: Record<string, unknown>, resultPath?: string) =>
+      withRetry(
+        new LambdaInvoke(this, name, {
+          stateName: name,
+          lambdaFunction: fn.function,
+          // The state's output is the handler's return value, and the local runner calls the handler directly.
+          payloadResponseOnly: true,
+          ...(payload ? { payload: TaskInput.fromObject(payload) } : {}),
+          ...(resultPath ? { resultPath } : {}),
+        }),
+      );
+    const failure = (pipeline: PipelineName) =>
+      new SnsPublish(this, `${pipeline}NotifyFailure`, {
+        stateName: NOTIFY_FAILURE_STATE,
+        topic: props.notifications,
+        subject: `Keel ${props.stage}: ${PIPELINES[pipeline].name} failed`,
+        message: TaskInput.fromObject({
+          pipeline: PIPELINES[pipeline].name,
+          status: 'FAILED',
+          execution: JsonPath.executionId,
+          error: JsonPath.stringAt('$.error.Error'),
+          cause: JsonPath.stringAt('$.error.Cause'),
+        }),
+        resultPath: JsonPath.DISCARD,
+      }).next(new Fail(this, `${pipeline}Failed`, { stateName: 'Failed', error: 'PipelineFailed' }));
+
+    // ETL: the execution input ({inputKey?, runDate?, chunkRows?, maxBadRowShare?}) flows through
+    // every state; each task's zod schema picks what it needs.
+    {
+      const s = PIPELINES.etl.states;
+      const plan = task(s.plan, f.etlPlan, undefined, '$.plan');
+      const chunks = new MapState(this, 'EtlChunks', {
+        stateName: s.chunks,
+        itemsPath: '$.plan.chunks',
+        itemSelector: { 'plan.$': '$.plan', 'chunk.$': '$$.Map.Item.Value' },
+        maxConcurrency: etlConcurrency,
+        resultPath: '$.results',
+      }).itemProcessor(task(s.chunk, f.etlChunk));
+      const finalize = task(s.finalize, f.etlFinalize);
+      catchAll([plan, chunks, finalize], failure('etl'));
+      this.etl = this.machine('etl', props, plan.next(chunks).next(finalize));
+    }
+    // Retrain
+    {
+      const s = PIPELINES.retrain.states;
+      const train = task(s.train, f.train, undefined, '$.candidate');
+      const promote = task(
+        s.promote,
+        f.promote,
+        {
+          'version.$': '$.candidate.version',
+          'champion.$': '$.candidate.champion',
+          'reason.$': '$.candidate.reason',
+        },
+        '$.deployment',
+      );
+      const notify = (name: string, outcome: string) =>
+        new SnsPublish(this, `Retrain${outcome}`, {
+          stateName: name,
+          topic: props.notifications,
+          subject: `Keel ${props.stage}: retrain ${outcome.toLowerCase()}`,
+          message: TaskInput.fromObject({
+            pipeline: PIPELINES.retrain.name,
+            status: outcome.toUpperCase(),
+            version: JsonPath.stringAt('$.candidate.version'),
+            reason: JsonPath.stringAt('$.candidate.reason'),
+          }),
+          resultPath: JsonPath.DISCARD,
+        });
+      const promoted = notify(s.notify, 'Promoted');
+      const kept = notify('Notify kept', 'Kept');
+      const decide = new Choice(this, 'RetrainDecide', { stateName: s.decide })
+        .when(Condition.booleanEquals('$.candidate.promote', true), promote.next(promoted))
+        .otherwise(kept);
+      catchAll([train, promote], failure('retrain'));
+      this.retrain = this.machine('retrain', props, train.next(decide));
+    }
+    // Batch scoring
+    {
+      const s = PIPELINES.batch.states;
+      const score = task(s.score, f.batchScore, { 'plan.$': '$.plan', 'segment.$': '$.segment' });
+      const segments = new DistributedMap(this, 'BatchSegments', {
+        stateName: s.segments,
+        itemsPath: '$.plan.segments',
+        itemSelector: { 'plan.$': '$.plan', 'segment.$': '$$.Map.Item.Value.segment' },
+        maxConcurrency: batchConcurrency,
+        resultPath: '$.results',
+      }).itemProcessor(score);
+      const plan = task(s.plan, f.batchPlan, undefined, '$.plan');
+      const finalize = task(s.finalize, f.batchFinalize, { 'plan.$': '$.plan', 'results.$': '$.results' });
+      catchAll([plan, segments, finalize], failure('batch'));
+      this.batch = this.machine('batch', props, plan.next(segments).next(finalize));
+    }
+  }
+
+  private machine(
+    pipeline: PipelineName,
+    props: PipelineStateMachinesProps,
+    definition: IChainable,
+  ): StateMachine {
+    const name = stateMachineName(pipeline, props.stage);
+    const logs = new LogGroup(this, `${pipeline}Logs`, {
+      logGroupName: `/aws/vendedlogs/states/${name}`,
+      retention: props.logRetention ?? RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    return new StateMachine(this, `${pipeline}StateMachine`, {
+      stateMachineName: name,
+      definitionBody: DefinitionBody.fromChainable(definition),
+      tracingEnabled: true,
+      logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: true },
+      timeout: Duration.hours(6),
+    });
+  }
+}
+
+function withRetry<T extends TaskStateBase>(state: T): T {
+  state.addRetry({
+    errors: [...TRANSIENT_ERRORS],
+    interval: Duration.seconds(2),
+    backoffRate: 2,
+    maxAttempts: 3,
+  });
+  return state;
+}
+
+/** Any error of these states, once retries are spent, goes to the pipeline's notify-then-fail path. */
+function catchAll(states: readonly (TaskStateBase | MapState | DistributedMap)[], handler: IChainable): void {
+  for (const state of states) state.addCatch(handler, { errors: ['States.ALL'], resultPath: '$.error' });
+}

@@ -1,0 +1,89 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import type { Construct } from 'constructs';
+import { PipelineFunctions } from '#lib/constructs/pipeline-functions.ts';
+import { PipelineSchedules } from '#lib/constructs/pipeline-schedules.ts';
+import { PipelineStateMachines } from '#lib/constructs/pipeline-state-machines.ts';
+import { SCHEDULES } from '#shared/pipelines/schedules.ts';
+import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
+
+/** Props of {@link PipelinesStack}. */
+export interface PipelinesStackProps extends StackProps {
+  readonly stage: string;
+  /** The data stack's buckets, by role. */
+  readonly buckets: Readonly<Record<BucketRole, IBucket>>;
+  /** The data stack's tables, by role. */
+  readonly tables: Readonly<Record<TableRole, ITable>>;
+  /**
+   * Registry name of the model.
+   *
+   * @default - 'churn'
+   */
+  readonly modelName?: string;
+  /**
+   * Whether the EventBridge schedules start the pipelines.
+   *
+   * @default - true
+   */
+  readonly schedulesEnabled?: boolean;
+}
+
+/** ETL, retraining and batch scoring: their functions, state machines, schedules and notifications. */
+export class PipelinesStack extends Stack {
+  public readonly stateMachines: PipelineStateMachines;
+  public readonly notifications: Topic;
+  public readonly schedules: PipelineSchedules;
+
+  constructor(scope: Construct, id: string, props: PipelinesStackProps) {
+    assertValidStage(props.stage);
+    super(scope, id, {
+      description: `Keel ${props.stage}: ETL, retraining and batch scoring pipelines`,
+      ...props,
+    });
+    const functions = new PipelineFunctions(this, 'Functions', {
+      buckets: props.buckets,
+      tables: props.tables,
+      modelName: props.modelName ?? 'churn',
+    });
+    this.notifications = new Topic(this, 'Notifications', {
+      displayName: `Keel ${props.stage} pipeline notifications`,
+      masterKey: new Key(this, 'NotificationsKey', {
+        enableKeyRotation: true,
+        description: 'Keel pipeline notifications',
+      }),
+      enforceSSL: true,
+    });
+    this.stateMachines = new PipelineStateMachines(this, 'StateMachines', {
+      stage: props.stage,
+      functions,
+      notifications: this.notifications,
+    });
+    this.schedules = new PipelineSchedules(this, 'Schedules', {
+      // The drift job's schedule joins when the monitoring stack provides its target.
+      schedules: SCHEDULES.filter((schedule) => schedule.target !== 'drift'),
+      targets: {
+        batch: this.stateMachines.batch,
+        retrain: this.stateMachines.retrain,
+        etl: this.stateMachines.etl,
+      },
+      enabled: props.schedulesEnabled,
+    });
+    for (const [name, machine] of Object.entries({
+      Etl: this.stateMachines.etl,
+      Retrain: this.stateMachines.retrain,
+      BatchScoring: this.stateMachines.batch,
+    })) {
+      new CfnOutput(this, `${name}StateMachineArn`, {
+        value: machine.stateMachineArn,
+        exportName: `keel-${props.stage}-${name.toLowerCase()}-state-machine-arn`,
+      });
+    }
+    new CfnOutput(this, 'NotificationsTopicArn', {
+      value: this.notifications.topicArn,
+      exportName: `keel-${props.stage}-pipeline-notifications-topic-arn`,
+    });
+  }
+}

@@ -1,0 +1,170 @@
+import './promise-polyfill.ts';
+import { randomUUID } from 'node:crypto';
+import { appendFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { AWS_TARGET_ENV, type AwsTarget } from '#shared/aws/clients.ts';
+import { NOTIFY_FAILURE_STATE, PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
+import type { StepHandler } from '#shared/pipelines/step.ts';
+import { type ResourceNames, resourceEnvironment } from '#shared/resources.ts';
+import { type AslDefinition, inlineDistributedMaps, synthesizeStateMachines } from './state-machines.ts';
+
+/** A notification a pipeline published (SNS in AWS; a file and the console locally). */
+export interface Notification {
+  readonly at: string;
+  readonly source: string;
+  readonly subject: string;
+  readonly message: unknown;
+}
+
+export const notificationsFile = (home: string) => join(home, 'notifications.jsonl');
+
+export interface PipelineRunnerOptions {
+  readonly home: string;
+  readonly target: AwsTarget;
+  readonly names: ResourceNames;
+  /** Called for each notification after it is written (the console, a webhook). */
+  readonly onNotification?: (notification: Notification) => void;
+}
+
+export interface PipelineRun<T = unknown> {
+  readonly pipeline: PipelineName;
+  readonly status: 'SUCCEEDED' | 'FAILED';
+  readonly output: T | undefined;
+  readonly error?: { readonly name: string; readonly message: string };
+  readonly durationMs: number;
+}
+
+export interface PipelineRunner {
+  run<T = unknown>(
+    pipeline: PipelineName,
+    input: Record<string, unknown>,
+    onTaskDone?: (state: string, output: unknown) => void,
+  ): Promise<PipelineRun<T>>;
+  readonly definitions: Record<PipelineName, AslDefinition>;
+}
+
+/**
+ * Runs the state machines of the synthesized pipelines stack with aws-local-stepfunctions, each task
+ * state bound by name to the handler its Lambda runs, in this process. SNS publish states write to
+ * `${KEEL_HOME}/notifications.jsonl`. The handlers read their configuration from the environment at
+ * import, as in Lambda, so the environment is set before they load.
+ */
+export async function createPipelineRunner(options: PipelineRunnerOptions): Promise<PipelineRunner> {
+  Object.assign(process.env, {
+    ...resourceEnvironment(options.names),
+    AWS_REGION: options.target.region,
+    ...(options.target.endpoints
+      ? {
+          [AWS_TARGET_ENV.s3]: options.target.endpoints.s3,
+          [AWS_TARGET_ENV.dynamodb]: options.target.endpoints.dynamodb,
+        }
+      : {}),
+  });
+  process.env.POWERTOOLS_TRACE_ENABLED ??= 'false';
+  const [etl, retrain, batch] = await Promise.all([
+    import('#lambdas/etl/handler.ts'),
+    import('#lambdas/retrain/handler.ts'),
+    import('#lambdas/batch/handler.ts'),
+  ]);
+  const definitions = synthesizeStateMachines();
+  await mkdir(options.home, { recursive: true });
+
+  const notify = (pipeline: PipelineName) => async (input: unknown) => {
+    const { Subject, Message } = input as { Subject?: string; Message?: unknown };
+    const notification: Notification = {
+      at: new Date().toISOString(),
+      source: `pipeline:${PIPELINES[pipeline].name}`,
+      subject: Subject ?? '',
+      message: Message,
+    };
+    await appendFile(notificationsFile(options.home), `${JSON.stringify(notification)}\n`);
+    options.onNotification?.(notification);
+    return { MessageId: `local-${Date.now()}` };
+  };
+  const handlers: Record<
+    PipelineName,
+    Record<string, StepHandler<unknown> | ((input: unknown) => Promise<unknown>)>
+  > = {
+    etl: {
+      [PIPELINES.etl.states.plan]: etl.plan,
+      [PIPELINES.etl.states.chunk]: etl.chunk,
+      [PIPELINES.etl.states.finalize]: etl.finalize,
+      [NOTIFY_FAILURE_STATE]: notify('etl'),
+    },
+    retrain: {
+      [PIPELINES.retrain.states.train]: retrain.train,
+      [PIPELINES.retrain.states.promote]: retrain.promote,
+      [PIPELINES.retrain.states.notify]: notify('retrain'),
+      'Notify kept': notify('retrain'),
+      [NOTIFY_FAILURE_STATE]: notify('retrain'),
+    },
+    batch: {
+      [PIPELINES.batch.states.plan]: batch.plan,
+      [PIPELINES.batch.states.score]: batch.score,
+      [PIPELINES.batch.states.finalize]: batch.finalize,
+      [NOTIFY_FAILURE_STATE]: notify('batch'),
+    },
+  };
+  const machines = Object.fromEntries(
+    (Object.keys(definitions) as PipelineName[]).map((name) => [
+      name,
+      new StateMachine(inlineDistributedMaps(definitions[name]) as never, {
+        validationOptions: { checkArn: false },
+      }),
+    ]),
+  ) as Record<PipelineName, StateMachine>;
+
+  return {
+    definitions,
+    async run<T>(
+      pipeline: PipelineName,
+      input: Record<string, unknown>,
+      onTaskDone?: (state: string, output: unknown) => void,
+    ) {
+      const started = performance.now();
+      const taskResourceLocalHandlers = Object.fromEntries(
+        Object.entries(handlers[pipeline]).map(([state, handler]) => [
+          state,
+          async (taskInput: unknown) => {
+            const output = await handler(taskInput);
+            onTaskDone?.(state, output);
+            return output as never;
+          },
+        ]),
+      );
+      // Retries wait 1 ms instead of seconds: the retry logic runs, the laptop does not sit idle.
+      const retryIntervalOverrides = Object.fromEntries(
+        Object.keys(handlers[pipeline]).map((state) => [state, 1]),
+      );
+      const name = `${PIPELINES[pipeline].name}-${randomUUID()}`;
+      const machineArn = `arn:aws:states:${options.target.region}:000000000000:stateMachine:keel-local-${PIPELINES[pipeline].name}`;
+      const execution = machines[pipeline].run(input as never, {
+        overrides: { taskResourceLocalHandlers, retryIntervalOverrides },
+        // The Context Object as Step Functions fills it; the failure path reports the execution id.
+        context: {
+          Execution: {
+            Id: `${machineArn.replace(':stateMachine:', ':execution:')}:${name}`,
+            Name: name,
+            Input: input,
+            StartTime: new Date().toISOString(),
+          },
+          StateMachine: { Id: machineArn, Name: machineArn.split(':').at(-1) },
+        } as never,
+      });
+      try {
+        const output = (await execution.result) as unknown as T;
+        return { pipeline, status: 'SUCCEEDED', output, durationMs: performance.now() - started };
+      } catch (error) {
+        const e = error as Error & { cause?: unknown };
+        return {
+          pipeline,
+          status: 'FAILED',
+          output: undefined,
+          error: { name: e.name, message: e.message },
+          durationMs: performance.now() - started,
+        };
+      }
+    },
+  };
+}
