@@ -101,7 +101,7 @@ export function nextFireTime(expression: string, after: Date, anchor: Date = aft
     return new Date(anchor.getTime() + (Math.floor(elapsed / period) + 1) * period);
   }
   const cron = /^cron\((.+)\)$/.exec(expression);
-  const fields = cron?.[1]!.trim().split(/\s+/);
+  const fields = cron?.[1]?.trim().split(/\s+/);
   if (!fields || fields.length !== 6) {
     throw new ScheduleExpressionError(
       expression,
