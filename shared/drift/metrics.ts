@@ -173,7 +173,7 @@ export function countCategories(
 }
 
 /** Shares of a count vector; all zeros when there is nothing to share. */
-export function shares(counts: ArrayLike<number>, total: number): number[] {
+function shares(counts: ArrayLike<number>, total: number): number[] {
   return Array.from(counts, (count) => (total > 0 ? count / total : 0));
 }
 
@@ -181,7 +181,7 @@ export function shares(counts: ArrayLike<number>, total: number): number[] {
  * Why a comparison has no value, or null when it has one. Below `minRows` finite values a PSI would be
  * mostly sampling noise (its expectation without any drift is about (bins − 1)/rows).
  */
-export function insufficiency(rows: number, valid: number, minRows: number): string | null {
+function insufficiency(rows: number, valid: number, minRows: number): string | null {
   if (rows === 0) return 'insufficient data: no rows in the window';
   if (valid === 0) return `insufficient data: none of the ${rows} values is finite`;
   if (valid < minRows) return `insufficient data: ${valid} finite values, fewer than the ${minRows} required`;
