@@ -128,6 +128,12 @@ export class KeelFunction extends Construct {
         `${owner}: entry "${props.entry}" does not exist: give a path relative to ${REPO_ROOT}`,
       );
     }
+    // Without a local esbuild, CDK falls back to bundling in Docker, which Keel never uses.
+    if (!existsSync(join(REPO_ROOT, 'node_modules/.bin/esbuild'))) {
+      throw new Error(
+        `${owner}: esbuild is not installed: run npm ci (it is a dev dependency) to bundle locally`,
+      );
+    }
     const memorySize = props.memorySize ?? 512;
     if (!Number.isInteger(memorySize) || memorySize < MEMORY_MB.min || memorySize > MEMORY_MB.max) {
       throw new Error(
@@ -201,8 +207,6 @@ export class KeelFunction extends Construct {
         // tests ran (package-lock.json), not whatever version the runtime ships that week.
         bundleAwsSDK: true,
         externalModules: props.externalModules ? [...props.externalModules] : [],
-        // Never Docker: esbuild is a dev dependency, so bundling runs locally.
-        forceDockerBundling: false,
       },
     });
 

@@ -72,11 +72,12 @@ export class InferenceStack extends Stack {
   public readonly api: PredictApi;
 
   /**
-   * The region's first zones as CloudFormation resolves them (`Fn::GetAZs`), as for a stack without an
-   * env: with one, CDK would look them up, which needs AWS credentials, and `cdk synth` runs offline.
+   * The region's first two zones (every region has two) as CloudFormation resolves them
+   * (`Fn::GetAZs`), as for a stack without an env: with one, CDK would look them up, which needs AWS
+   * credentials, and `cdk synth` runs offline.
    */
   override get availabilityZones(): string[] {
-    return [0, 1, 2].map((i) => Fn.select(i, Fn.getAzs()));
+    return [0, 1].map((i) => Fn.select(i, Fn.getAzs()));
   }
 
   constructor(scope: Construct, id: string, props: InferenceStackProps) {

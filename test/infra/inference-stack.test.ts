@@ -654,6 +654,12 @@ describe('InferenceStack on ECS Fargate', () => {
       ],
     });
     template.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'REJECT' });
+    // Zones from Fn::GetAZs, not a context lookup that `cdk synth` could only do with credentials.
+    template.resourceCountIs('AWS::EC2::Subnet', 4);
+    template.allResourcesProperties('AWS::EC2::Subnet', {
+      AvailabilityZone: { 'Fn::Select': [Match.anyValue(), { 'Fn::GetAZs': '' }] },
+    });
+    expect(JSON.parse(readFileSync(join(app.outdir, 'manifest.json'), 'utf8')).missing).toBeUndefined();
     for (const group of Object.values(template.findResources('AWS::Logs::LogGroup')) as Resource[]) {
       expect(group.Properties.RetentionInDays).toBe(30);
     }
@@ -921,6 +927,19 @@ describe('validation of props, at synth, saying what to fix', () => {
         MemorySize: 512,
         Timeout: 30,
       });
+    });
+  });
+
+  it('requires an API key besides the signature when asked, so the usage plan meters each key', () => {
+    const stack = new Stack(newApp(NO_BUNDLING), 'S');
+    new PredictApi(stack, 'Api', {
+      apiName: 'a',
+      backend: { integrationFor: () => new MockIntegration() },
+      requireApiKey: true,
+    });
+    Template.fromStack(stack).allResourcesProperties('AWS::ApiGateway::Method', {
+      AuthorizationType: 'AWS_IAM',
+      ApiKeyRequired: true,
     });
   });
 
