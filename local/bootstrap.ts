@@ -1,8 +1,8 @@
 import { writeRawData } from '#shared/data/raw-data.ts';
-import { runEtl } from '#shared/etl/etl.ts';
+import type { EtlReport } from '#shared/etl/etl.ts';
 import { getChampion, listVersions } from '#shared/registry/registry.ts';
-import { retrain } from '#shared/training/retrain.ts';
 import type { PlatformContext } from './context.ts';
+import type { PipelineRunner } from './pipelines.ts';
 
 export interface BootstrapOptions {
   readonly rows: number;
@@ -11,10 +11,15 @@ export interface BootstrapOptions {
 }
 
 /**
- * First start on an empty state: generate customers → ETL → train → register v1 → promote, so the
- * platform serves a model a minute after `npm start`. Does nothing once any version exists.
+ * First start on an empty state: generate customers → ETL state machine → retrain state machine
+ * (register v1 → promote), so the platform serves a model a minute after `npm start`. Does nothing
+ * once any version exists.
  */
-export async function bootstrapIfEmpty(ctx: PlatformContext, options: BootstrapOptions): Promise<boolean> {
+export async function bootstrapIfEmpty(
+  ctx: PlatformContext,
+  runner: PipelineRunner,
+  options: BootstrapOptions,
+): Promise<boolean> {
   const [versions, champion] = await Promise.all([
     listVersions(ctx.registry, ctx.modelName),
     getChampion(ctx.registry, ctx.modelName),
@@ -32,23 +37,20 @@ export async function bootstrapIfEmpty(ctx: PlatformContext, options: BootstrapO
     asOf: new Date(),
   });
   options.log(
-    `  1/4 generated s3://${raw.bucket}/${raw.key} (churn rate ${(raw.churnRate * 100).toFixed(1)}%) [${seconds()}]`,
+    `  1/3 generated s3://${raw.bucket}/${raw.key} (churn rate ${(raw.churnRate * 100).toFixed(1)}%) [${seconds()}]`,
   );
-  const etl = await runEtl(ctx.etl, { inputKey: raw.key });
-  options.log(`  2/4 etl: ${etl.valid} customers to offline features and the online store [${seconds()}]`);
-  const result = await retrain(
-    { registry: ctx.registry, s3: ctx.clients.s3, featuresBucket: ctx.names.features },
-    {
-      name: ctx.modelName,
-      datasetPrefix: etl.featurePrefix,
-      promotion: 'always',
-      actor: 'keel-up-bootstrap',
-    },
-  );
-  const m = result.metadata;
+  const etl = await runner.run<EtlReport>('etl', { inputKey: raw.key });
+  if (etl.status === 'FAILED') throw new Error(`bootstrap ETL failed: ${etl.error?.message}`);
   options.log(
-    `  3/4 trained and registered ${m.version}: held-out AUC ${m.metrics.auc.toFixed(4)} [${seconds()}]`,
+    `  2/3 etl state machine: ${etl.output!.valid} customers to offline features and the online store [${seconds()}]`,
   );
-  options.log(`  4/4 promoted ${result.promoted?.to} to champion [${seconds()}]`);
+  const retrain = await runner.run<{ candidate: { version: string; auc: number } }>('retrain', {
+    promotion: 'always',
+  });
+  if (retrain.status === 'FAILED') throw new Error(`bootstrap retrain failed: ${retrain.error?.message}`);
+  const { version, auc } = retrain.output!.candidate;
+  options.log(
+    `  3/3 retrain state machine: registered and promoted ${version}, held-out AUC ${auc.toFixed(4)} [${seconds()}]`,
+  );
   return true;
 }

@@ -3,10 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { AWS_TARGET_ENV, type AwsTarget } from '#shared/aws/clients.ts';
+import type { AwsTarget } from '#shared/aws/clients.ts';
 import { NOTIFY_FAILURE_STATE, PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
 import type { StepHandler } from '#shared/pipelines/step.ts';
-import { type ResourceNames, resourceEnvironment } from '#shared/resources.ts';
+import type { ResourceNames } from '#shared/resources.ts';
+import { prepareLocalHandlers } from './environment.ts';
 import { type AslDefinition, inlineDistributedMaps, synthesizeStateMachines } from './state-machines.ts';
 
 /** A notification a pipeline published (SNS in AWS; a file and the console locally). */
@@ -51,17 +52,7 @@ export interface PipelineRunner {
  * import, as in Lambda, so the environment is set before they load.
  */
 export async function createPipelineRunner(options: PipelineRunnerOptions): Promise<PipelineRunner> {
-  Object.assign(process.env, {
-    ...resourceEnvironment(options.names),
-    AWS_REGION: options.target.region,
-    ...(options.target.endpoints
-      ? {
-          [AWS_TARGET_ENV.s3]: options.target.endpoints.s3,
-          [AWS_TARGET_ENV.dynamodb]: options.target.endpoints.dynamodb,
-        }
-      : {}),
-  });
-  process.env.POWERTOOLS_TRACE_ENABLED ??= 'false';
+  await prepareLocalHandlers(options.home, options.target, options.names);
   const [etl, retrain, batch] = await Promise.all([
     import('#lambdas/etl/handler.ts'),
     import('#lambdas/retrain/handler.ts'),

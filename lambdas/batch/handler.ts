@@ -56,7 +56,7 @@ export const finalize = step(
   }),
   async (input) => {
     const report = await finalizeBatch(deps, input.plan, input.results);
-    metrics.addDimension('ModelVersion', report.model.version);
+    metrics.addMetadata('ModelVersion', report.model.version);
     metrics.addMetric('BatchRowsScored', MetricUnit.Count, report.rows);
     metrics.addMetric('BatchPositiveRate', MetricUnit.NoUnit, report.positiveRate);
     metrics.addMetric('BatchRowsSkipped', MetricUnit.Count, report.skipped);

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { KeelError } from '#shared/errors.ts';
+import { registerBatch } from './commands/batch.ts';
 import { registerData } from './commands/data.ts';
 import { registerEtl } from './commands/etl.ts';
 import { registerModels } from './commands/models.ts';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerData(program, output);
   registerEtl(program, output);
   registerTrain(program, output);
+  registerBatch(program, output);
   registerModels(program, output);
   registerPredict(program, output);
   return program;

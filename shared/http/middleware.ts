@@ -2,6 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { PREDICT_METRICS } from '#shared/monitoring/metrics.ts';
 import { errorResponse } from './responses.ts';
 
 /** The request id clients see: API Gateway's, else Lambda's. */
@@ -21,7 +22,7 @@ export function httpErrors({
 }): MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult, Error, Context> {
   return {
     after: async (request) => {
-      if (request.response) metrics.addMetric('Http2xx', MetricUnit.Count, 1);
+      if (request.response) metrics.addMetric(PREDICT_METRICS.http2xx, MetricUnit.Count, 1);
     },
     onError: async (request) => {
       const response = errorResponse(request.error, requestIdOf(request.event, request.context));
@@ -34,7 +35,7 @@ export function httpErrors({
           path: request.event.path,
           code: request.error?.name,
         });
-      metrics.addMetric(serverError ? 'Http5xx' : 'Http4xx', MetricUnit.Count, 1);
+      metrics.addMetric(serverError ? PREDICT_METRICS.http5xx : PREDICT_METRICS.http4xx, MetricUnit.Count, 1);
       request.response = response;
     },
   };

@@ -10,6 +10,7 @@ import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { httpErrors, requestIdOf } from '#shared/http/middleware.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createSageMakerScorer } from '#shared/model/sagemaker-scorer.ts';
+import { PREDICT_METRICS } from '#shared/monitoring/metrics.ts';
 import { logger, metrics, tracer } from '#shared/observability.ts';
 import { type Observer, routeApiRequest } from './api.ts';
 import type { PredictConfig } from './config.ts';
@@ -64,7 +65,8 @@ export function createInferenceRuntime(
   };
   const observer: Observer = {
     prediction({ body, facts }) {
-      metrics.addDimension('ModelVersion', body.model.version);
+      // Metadata, not a dimension: the alarms watch the {service} dimension set.
+      metrics.addMetadata('ModelVersion', body.model.version);
       metrics.addMetric('Predictions', MetricUnit.Count, 1);
       metrics.addMetric('PositivePredictions', MetricUnit.Count, body.prediction);
       metrics.addMetric('Probability', MetricUnit.NoUnit, body.probability);
@@ -83,7 +85,7 @@ export function createApiHandler(deps: InferenceDeps, observer: Observer) {
     try {
       return await routeApiRequest(event, deps, requestIdOf(event, context), observer);
     } finally {
-      metrics.addMetric('Latency', MetricUnit.Milliseconds, performance.now() - started);
+      metrics.addMetric(PREDICT_METRICS.latency, MetricUnit.Milliseconds, performance.now() - started);
     }
   }
   return middy(api)

@@ -36,12 +36,16 @@ describe('keel train and keel models against a running platform', () => {
   it('trains, registers, promotes, rolls back and keeps the history', async () => {
     await json('data', 'generate', '--rows', '3000', '--seed', '5');
     await json('etl', 'run');
-    const v2 = await json<{ metadata: { version: string }; promoted: unknown; championAuc: number }>('train');
-    expect(v2.metadata.version).toBe('v2');
-    expect(v2.promoted).toBeNull();
-    expect(v2.championAuc).toBeGreaterThan(0.6);
-    const v3 = await json<{ promoted: { from: string; to: string } }>('train', '--promote');
-    expect(v3.promoted).toMatchObject({ from: 'v1', to: 'v3' });
+    type Retrain = {
+      candidate: { version: string; championAuc: number; promote: boolean };
+      deployment?: unknown;
+    };
+    const v2 = await json<Retrain>('train');
+    expect(v2.candidate).toMatchObject({ version: 'v2', promote: false });
+    expect(v2.candidate.championAuc).toBeGreaterThan(0.6);
+    expect(v2.deployment).toBeUndefined();
+    const v3 = await json<Retrain>('train', '--promote');
+    expect(v3.deployment).toMatchObject({ from: 'v1', to: 'v3' });
 
     expect(await json('models', 'promote', 'v2', '--reason', 'canary')).toMatchObject({
       from: 'v3',

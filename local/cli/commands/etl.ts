@@ -1,37 +1,49 @@
 import type { Command } from 'commander';
-import { newestRawKey, runEtl } from '#shared/etl/etl.ts';
-import { type Output, UserError, withPlatform } from '../output.ts';
+import type { EtlPlan, EtlReport } from '#shared/etl/etl.ts';
+import { PIPELINES } from '#shared/pipelines/definitions.ts';
+import { type Output, parseInteger } from '../output.ts';
+import { runPipelineCommand } from '../run-pipeline.ts';
 
 export function registerEtl(program: Command, output: Output): void {
   const etl = program.command('etl').description('raw CSV → validated offline features and the online store');
   etl
     .command('run')
-    .description('validate a raw file, write its features to S3 and its customers to the online store')
+    .description(
+      'run the ETL state machine: validate a raw file, write features to S3 and customers to the online store',
+    )
     .option('--input <key>', 'raw object key (default: the newest file under raw/)')
-    .option('--max-bad-share <share>', 'fail when more than this share of rows is bad', Number, 0.01)
-    .action(async (options: { input?: string; maxBadShare: number }) =>
-      withPlatform(async (ctx) => {
-        const inputKey = options.input ?? (await newestRawKey(ctx.clients.s3, ctx.names.raw));
-        if (!inputKey)
-          throw new UserError('the raw bucket is empty: run `keel data generate --rows 100000` first');
-        const progress = output.progress('etl');
-        const report = await runEtl(ctx.etl, {
-          inputKey,
-          maxBadRowShare: options.maxBadShare,
-          onProgress: (rows) => progress?.update(rows),
-        });
-        progress?.finish(report.rowsRead);
-        output.result(report, () =>
-          [
-            `etl of s3://${ctx.names.raw}/${report.inputKey}`,
-            `  rows ${report.rowsRead}, valid ${report.valid}, quarantined ${report.quarantined}` +
-              (report.quarantineKeys.length > 0
-                ? ` (s3://${ctx.names.features}/${report.quarantineKeys[0]!.replace(/part-\d+\.jsonl$/, '')})`
-                : ''),
-            `  offline features: s3://${ctx.names.features}/${report.featurePrefix} (${report.featureParts.length} parts)`,
-            `  online store: ${report.onlineWritten} customers`,
-          ].join('\n'),
-        );
-      }),
-    );
+    .option('--max-bad-share <share>', 'fail when more than this share of rows is bad (default 0.01)', Number)
+    .option(
+      '--chunk-rows <n>',
+      'rows per chunk of the Map state (default 100000)',
+      parseInteger('--chunk-rows'),
+    )
+    .action(async (options: { input?: string; maxBadShare?: number; chunkRows?: number }) => {
+      const report = await runPipelineCommand<EtlReport>(
+        output,
+        'etl',
+        {
+          ...(options.input ? { inputKey: options.input } : {}),
+          ...(options.maxBadShare !== undefined ? { maxBadRowShare: options.maxBadShare } : {}),
+          ...(options.chunkRows ? { chunkRows: options.chunkRows } : {}),
+        },
+        {
+          label: 'etl',
+          unit: 'rows',
+          total: (state, result) =>
+            state === PIPELINES.etl.states.plan ? (result as EtlPlan).totalRows : undefined,
+          done: (state, result) =>
+            state === PIPELINES.etl.states.chunk ? (result as { rows: number }).rows : 0,
+        },
+      );
+      output.result(report, () =>
+        [
+          `etl of ${report.inputKey}`,
+          `  rows ${report.rowsRead}, valid ${report.valid}, quarantined ${report.quarantined}` +
+            (report.quarantineKeys.length > 0 ? ` (${report.quarantineKeys.length} quarantine parts)` : ''),
+          `  offline features: ${report.featurePrefix} (${report.featureParts.length} parts)`,
+          `  online store: ${report.onlineWritten} customers`,
+        ].join('\n'),
+      );
+    });
 }

@@ -2,9 +2,12 @@ import type { Command } from 'commander';
 import { startLocalApi } from '#local/api.ts';
 import { bootstrapIfEmpty } from '#local/bootstrap.ts';
 import { platformContext } from '#local/context.ts';
+import { createPipelineRunner } from '#local/pipelines.ts';
 import { keelHome, readRuntime, removeRuntime, writeRuntime } from '#local/runtime.ts';
+import { startScheduler } from '#local/scheduler.ts';
 import { startLocalServers } from '#local/servers.ts';
-import { intEnv } from '#shared/env.ts';
+import { intEnv, optionalEnv } from '#shared/env.ts';
+import { SCHEDULES } from '#shared/pipelines/schedules.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 import { type Output, UserError } from '../output.ts';
 
@@ -36,8 +39,14 @@ export function registerUp(program: Command, output: Output): void {
         names: servers.names,
       };
       const ctx = platformContext(runtime);
+      const runner = await createPipelineRunner({
+        home,
+        target: servers.target,
+        names: servers.names,
+        onNotification: (n) => output.info(`notification: ${n.subject}`),
+      });
       try {
-        await bootstrapIfEmpty(ctx, {
+        await bootstrapIfEmpty(ctx, runner, {
           rows: intEnv('KEEL_BOOTSTRAP_ROWS', 20_000, { min: 1_000, max: 10_000_000 }),
           seed: 42,
           log: (message) => output.info(message),
@@ -57,6 +66,10 @@ export function registerUp(program: Command, output: Output): void {
         await servers.close();
         throw error;
       });
+      const scheduler =
+        optionalEnv('KEEL_SCHEDULES', 'on') === 'off'
+          ? undefined
+          : startScheduler(SCHEDULES, runner, (m) => output.info(m));
       const endpoints = { ...servers.target.endpoints!, api: api.url };
       await writeRuntime(home, { ...runtime, endpoints });
 
@@ -72,6 +85,11 @@ export function registerUp(program: Command, output: Output): void {
             servers.created.length > 0
               ? `  created: ${servers.created.join(', ')}`
               : '  resources: already present',
+            ...(scheduler
+              ? scheduler
+                  .upcoming()
+                  .map((s) => `  schedule ${s.id.padEnd(13)} next ${s.target} at ${s.at.toISOString()}`)
+              : ['  schedules off (KEEL_SCHEDULES=off)']),
             'In another terminal: npx keel predict c-000042   (or: npx keel models list)',
             'Ctrl-C stops and keeps the state.',
           ].join('\n'),
@@ -85,6 +103,7 @@ export function registerUp(program: Command, output: Output): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      scheduler?.stop();
       await api.close();
       ctx.close();
       await servers.close();

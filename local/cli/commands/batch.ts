@@ -1,0 +1,38 @@
+import type { Command } from 'commander';
+import type { BatchPlan, BatchReport } from '#shared/batch/batch.ts';
+import { PIPELINES } from '#shared/pipelines/definitions.ts';
+import { type Output, parseInteger } from '../output.ts';
+import { runPipelineCommand } from '../run-pipeline.ts';
+
+export function registerBatch(program: Command, output: Output): void {
+  const batch = program.command('batch').description('batch scoring of every customer in the online store');
+  batch
+    .command('run')
+    .description('run the batch-scoring state machine now (it also runs on its schedule)')
+    .option(
+      '--segments <n>',
+      'parallel scan segments of the online store (default 4)',
+      parseInteger('--segments'),
+    )
+    .action(async (options: { segments?: number }) => {
+      const report = await runPipelineCommand<BatchReport>(
+        output,
+        'batch',
+        options.segments ? { segments: options.segments } : {},
+        {
+          label: 'batch',
+          unit: 'segments',
+          total: (state, result) =>
+            state === PIPELINES.batch.states.plan ? (result as BatchPlan).totalSegments : undefined,
+          done: (state) => (state === PIPELINES.batch.states.score ? 1 : 0),
+        },
+      );
+      output.result(report, () =>
+        [
+          `scored ${report.rows} customers with ${report.model.name} ${report.model.version}`,
+          `  positive rate ${(report.positiveRate * 100).toFixed(2)}% (${report.positives}), skipped ${report.skipped}`,
+          `  predictions: ${report.manifestKey.replace(/_manifest\.json$/, '')} (${report.parts.length} parts)`,
+        ].join('\n'),
+      );
+    });
+}

@@ -1,0 +1,42 @@
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AWS_TARGET_ENV, type AwsTarget } from '#shared/aws/clients.ts';
+import { type ResourceNames, resourceEnvironment } from '#shared/resources.ts';
+
+/** Where the local platform keeps the EMF metric lines its handlers emit (what CloudWatch would read). */
+export const metricsFile = (home: string) => join(home, 'metrics', 'emf.jsonl');
+
+/**
+ * Prepares this process to run Keel's handlers the way Lambda would: resource names and endpoints in
+ * the environment (handlers read them at import), laptop defaults for Powertools (quiet logs, no X-Ray
+ * daemon, quick model refresh) unless the user set them, and EMF metrics appended to the metrics file.
+ * Must run before any handler module is imported; safe to call more than once.
+ */
+export async function prepareLocalHandlers(
+  home: string,
+  target: AwsTarget,
+  names: ResourceNames,
+): Promise<void> {
+  Object.assign(process.env, {
+    ...resourceEnvironment(names),
+    AWS_REGION: target.region,
+    ...(target.endpoints
+      ? { [AWS_TARGET_ENV.s3]: target.endpoints.s3, [AWS_TARGET_ENV.dynamodb]: target.endpoints.dynamodb }
+      : {}),
+  });
+  const defaults: Record<string, string> = {
+    KEEL_MODEL_REFRESH_SECONDS: '2',
+    POWERTOOLS_SERVICE_NAME: 'keel',
+    POWERTOOLS_LOG_LEVEL: 'WARN',
+    POWERTOOLS_TRACE_ENABLED: 'false',
+  };
+  for (const [name, value] of Object.entries(defaults)) process.env[name] ??= value;
+  if (redirected !== home) {
+    mkdirSync(join(home, 'metrics'), { recursive: true });
+    const { redirectMetrics } = await import('#shared/observability.ts');
+    redirectMetrics(createWriteStream(metricsFile(home), { flags: 'a' }));
+    redirected = home;
+  }
+}
+
+let redirected: string | undefined;
