@@ -3,6 +3,7 @@ import { contextChoice, contextString, INFERENCE_KINDS, modelBackendFromContext 
 import { addNagChecks } from '#lib/nag.ts';
 import { DataStack } from '#lib/stacks/data-stack.ts';
 import { InferenceStack } from '#lib/stacks/inference-stack.ts';
+import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
 
 // A fixed dummy account lets `cdk synth` run offline with no credentials; a deploy sets the real ones.
 const env = {
@@ -24,4 +25,10 @@ new InferenceStack(app, `Keel-${stage}-Inference`, {
   tables: data.tables,
   inference,
   modelBackend,
+});
+new PipelinesStack(app, `Keel-${stage}-Pipelines`, {
+  stage,
+  env,
+  buckets: data.buckets,
+  tables: data.tables,
 });

@@ -1,9 +1,11 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Grant, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { OnnxRuntimeLayer } from '#lib/constructs/onnxruntime-layer.ts';
+import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import type { BucketRole, TableRole } from '#shared/resources.ts';
 
 /** Props of {@link PipelineFunctions}. */
@@ -44,7 +46,6 @@ export class PipelineFunctions extends Construct {
       handler: string,
       description: string,
       sizing: { memorySize: number; timeoutMinutes: number },
-      needsOnnx = false,
     ) =>
       new KeelFunction(this, name, {
         entry: `lambdas/${entry}/handler.ts`,
@@ -55,7 +56,8 @@ export class PipelineFunctions extends Construct {
         timeout: Duration.minutes(sizing.timeoutMinutes),
         resources,
         environment: { KEEL_MODEL_NAME: props.modelName },
-        ...(needsOnnx ? { externalModules: OnnxRuntimeLayer.EXTERNAL_MODULES, layers: [layer] } : {}),
+        // The retrain and batch modules load onnxruntime at import, so every task exported from them needs the layer.
+        ...(entry === 'etl' ? {} : { externalModules: OnnxRuntimeLayer.EXTERNAL_MODULES, layers: [layer] }),
       });
 
     this.etlPlan = fn('EtlPlan', 'etl', 'plan', 'Keel ETL: cut a raw CSV into row chunks', {
@@ -76,7 +78,6 @@ export class PipelineFunctions extends Construct {
       'train',
       'Keel retrain: train, evaluate against the champion, register',
       { memorySize: 3008, timeoutMinutes: 15 },
-      true,
     );
     this.promote = fn('Promote', 'retrain', 'promote', 'Keel retrain: move the champion alias', {
       memorySize: 256,
@@ -92,30 +93,74 @@ export class PipelineFunctions extends Construct {
       'score',
       'Keel batch scoring: score one segment of the store',
       { memorySize: 1024, timeoutMinutes: 15 },
-      true,
     );
     this.batchFinalize = fn('BatchFinalize', 'batch', 'finalize', 'Keel batch scoring: totals and manifest', {
       memorySize: 256,
       timeoutMinutes: 1,
     });
 
-    buckets.raw.grantRead(this.etlPlan.function);
-    buckets.raw.grantRead(this.etlChunk.function);
-    buckets.features.grantWrite(this.etlChunk.function, 'features/*');
-    buckets.features.grantWrite(this.etlChunk.function, 'quarantine/*');
-    tables.onlineFeatures.grantWriteData(this.etlChunk.function);
+    const objects = (f: KeelFunction, bucket: IBucket, prefix: string, actions: string[], why: string) => {
+      const resource = bucket.arnForObjects(`${prefix}*`);
+      Grant.addToPrincipal({ grantee: f.role, actions, resourceArns: [resource] });
+      acknowledgeWildcardResource(f.role, {
+        resource,
+        actions,
+        reason: `${why}: object keys under ${prefix} are only known at run time`,
+      });
+    };
+    const list = (f: KeelFunction, bucket: IBucket, prefix: string) =>
+      f.role.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: ['s3:ListBucket'],
+          resources: [bucket.bucketArn],
+          conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+        }),
+      );
+    const modelPrefix = `models/${props.modelName}/`;
 
-    buckets.features.grantRead(this.train.function, 'features/*');
-    buckets.models.grantReadWrite(this.train.function, 'models/*');
-    tables.modelRegistry.grantReadWriteData(this.train.function);
-    tables.modelRegistry.grantReadWriteData(this.promote.function);
+    list(this.etlPlan, buckets.raw, 'raw/');
+    objects(this.etlPlan, buckets.raw, 'raw/', ['s3:GetObject'], 'Reads the raw file it plans');
+    objects(this.etlChunk, buckets.raw, 'raw/', ['s3:GetObject'], 'Reads its byte range of the raw file');
+    objects(this.etlChunk, buckets.features, 'features/', ['s3:PutObject'], 'Writes its feature part');
+    objects(this.etlChunk, buckets.features, 'quarantine/', ['s3:PutObject'], 'Writes its quarantined rows');
+    tables.onlineFeatures.grant(this.etlChunk.role, 'dynamodb:BatchWriteItem', 'dynamodb:PutItem');
+
+    list(this.train, buckets.features, 'features/');
+    objects(this.train, buckets.features, 'features/', ['s3:GetObject'], 'Reads the offline feature dataset');
+    objects(
+      this.train,
+      buckets.models,
+      modelPrefix,
+      ['s3:GetObject', 's3:PutObject'],
+      'Registers a new version and reads the champion',
+    );
+    tables.modelRegistry.grant(
+      this.train.role,
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:Query',
+    );
+    tables.modelRegistry.grant(
+      this.promote.role,
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:Query',
+    );
 
     for (const f of [this.batchPlan, this.batchScore]) {
-      buckets.models.grantRead(f.function, 'models/*');
-      tables.modelRegistry.grantReadData(f.function);
+      objects(f, buckets.models, modelPrefix, ['s3:GetObject'], 'Reads and verifies the champion artifact');
+      tables.modelRegistry.grant(f.role, 'dynamodb:GetItem');
     }
-    tables.onlineFeatures.grantReadData(this.batchScore.function);
-    buckets.outputs.grantWrite(this.batchScore.function, 'predictions/*');
-    buckets.outputs.grantWrite(this.batchFinalize.function, 'predictions/*');
+    tables.onlineFeatures.grant(this.batchScore.role, 'dynamodb:Scan');
+    objects(
+      this.batchScore,
+      buckets.outputs,
+      'predictions/',
+      ['s3:PutObject'],
+      'Writes its segment of predictions',
+    );
+    objects(this.batchFinalize, buckets.outputs, 'predictions/', ['s3:PutObject'], 'Writes the run manifest');
   }
 }

@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
@@ -35,6 +35,13 @@ export class PipelineSchedules extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
+    for (const id of ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy']) {
+      Validations.of(this.deadLetterQueue).acknowledge({
+        id,
+        reason:
+          'This queue is the dead-letter queue of the schedule targets (EventBridge), which cdk-nag does not recognise as DLQ use',
+      });
+    }
     this.rules = props.schedules.map((schedule) => {
       const target = props.targets[schedule.target];
       if (!target) {

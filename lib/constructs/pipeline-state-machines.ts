@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Arn, ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import {
@@ -18,6 +18,7 @@ import {
 import { LambdaInvoke, SnsPublish } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { KeelFunction } from '#lib/constructs/keel-function.ts';
+import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import {
   NOTIFY_FAILURE_STATE,
   PIPELINES,
@@ -116,7 +117,11 @@ export class PipelineStateMachines extends Construct {
       }).itemProcessor(task(s.chunk, f.etlChunk));
       const finalize = task(s.finalize, f.etlFinalize);
       catchAll([plan, chunks, finalize], failure('etl'));
-      this.etl = this.machine('etl', props, plan.next(chunks).next(finalize));
+      this.etl = this.machine('etl', props, plan.next(chunks).next(finalize), [
+        f.etlPlan,
+        f.etlChunk,
+        f.etlFinalize,
+      ]);
     }
     // Retrain
     {
@@ -151,7 +156,7 @@ export class PipelineStateMachines extends Construct {
         .when(Condition.booleanEquals('$.candidate.promote', true), promote.next(promoted))
         .otherwise(kept);
       catchAll([train, promote], failure('retrain'));
-      this.retrain = this.machine('retrain', props, train.next(decide));
+      this.retrain = this.machine('retrain', props, train.next(decide), [f.train, f.promote]);
     }
     // Batch scoring
     {
@@ -167,7 +172,11 @@ export class PipelineStateMachines extends Construct {
       const plan = task(s.plan, f.batchPlan, undefined, '$.plan');
       const finalize = task(s.finalize, f.batchFinalize, { 'plan.$': '$.plan', 'results.$': '$.results' });
       catchAll([plan, segments, finalize], failure('batch'));
-      this.batch = this.machine('batch', props, plan.next(segments).next(finalize));
+      this.batch = this.machine('batch', props, plan.next(segments).next(finalize), [
+        f.batchPlan,
+        f.batchScore,
+        f.batchFinalize,
+      ]);
     }
   }
 
@@ -175,6 +184,7 @@ export class PipelineStateMachines extends Construct {
     pipeline: PipelineName,
     props: PipelineStateMachinesProps,
     definition: IChainable,
+    tasks: readonly KeelFunction[],
   ): StateMachine {
     const name = stateMachineName(pipeline, props.stage);
     const logs = new LogGroup(this, `${pipeline}Logs`, {
@@ -182,13 +192,64 @@ export class PipelineStateMachines extends Construct {
       retention: props.logRetention ?? RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    return new StateMachine(this, `${pipeline}StateMachine`, {
+    const machine = new StateMachine(this, `${pipeline}StateMachine`, {
       stateMachineName: name,
       definitionBody: DefinitionBody.fromChainable(definition),
       tracingEnabled: true,
       logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: true },
       timeout: Duration.hours(6),
     });
+    acknowledgeWildcardResource(machine.role, {
+      resource: '*',
+      actions: [
+        'xray:PutTraceSegments',
+        'xray:PutTelemetryRecords',
+        'xray:GetSamplingRules',
+        'xray:GetSamplingTargets',
+        'logs:CreateLogDelivery',
+        'logs:GetLogDelivery',
+        'logs:UpdateLogDelivery',
+        'logs:DeleteLogDelivery',
+        'logs:ListLogDeliveries',
+        'logs:PutResourcePolicy',
+        'logs:DescribeResourcePolicies',
+        'logs:DescribeLogGroups',
+      ],
+      reason:
+        'Tracing and execution logging: X-Ray and CloudWatch Logs delivery APIs support no resource-level permissions, so AWS requires "*"',
+    });
+    for (const task of tasks) {
+      acknowledgeWildcardResource(machine.role, {
+        resource: `${task.function.functionArn}:*`,
+        actions: ['lambda:InvokeFunction'],
+        reason:
+          'Invokes its task function; ":*" covers that function\'s versions and aliases only (CDK grants both)',
+      });
+    }
+    if (pipeline === 'batch') {
+      // The Distributed Map runs its items as child executions of this state machine (CDK's DistributedMapPolicy).
+      const stack = Stack.of(machine);
+      const name = Arn.split(machine.stateMachineArn, ArnFormat.COLON_RESOURCE_NAME).resourceName;
+      const execution = (resourceName: string) =>
+        stack.formatArn({
+          service: 'states',
+          resource: 'execution',
+          resourceName,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        });
+      acknowledgeWildcardResource(machine, {
+        resource: `${execution(name!)}:*`,
+        actions: ['states:DescribeExecution', 'states:StopExecution'],
+        reason:
+          'The Distributed Map describes and stops the child executions it starts; their ids exist only at run time',
+      });
+      acknowledgeWildcardResource(machine, {
+        resource: execution(`${name}/*:*`),
+        actions: ['states:RedriveExecution'],
+        reason: 'The Distributed Map redrives its own map runs; their labels exist only at run time',
+      });
+    }
+    return machine;
   }
 }
 

@@ -1,4 +1,4 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, CrossStackReferences, ReferenceStrength, Stack, type StackProps } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
@@ -43,6 +43,8 @@ export class PipelinesStack extends Stack {
       description: `Keel ${props.stage}: ETL, retraining and batch scoring pipelines`,
       ...props,
     });
+    // Exports/imports: the data stack cannot remove a bucket or table these pipelines still use.
+    CrossStackReferences.of(this).consume(ReferenceStrength.STRONG);
     const functions = new PipelineFunctions(this, 'Functions', {
       buckets: props.buckets,
       tables: props.tables,
