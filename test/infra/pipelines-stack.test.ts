@@ -1,0 +1,256 @@
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DataStack } from '#lib/stacks/data-stack.ts';
+import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
+import {
+  type AslDefinition,
+  type AslState,
+  inlineDistributedMaps,
+  resolveIntrinsics,
+} from '#local/state-machines.ts';
+import { NOTIFY_FAILURE_STATE, PIPELINES } from '#shared/pipelines/definitions.ts';
+import { SCHEDULES } from '#shared/pipelines/schedules.ts';
+import { CDK_CONTEXT } from './cdk-app.ts';
+
+let template: Template;
+const env = { account: '123456789012', region: 'us-east-1' };
+
+beforeAll(() => {
+  // Bundling is skipped: these assertions are about the templates, not the function code.
+  const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+  const data = new DataStack(app, 'Keel-test-Data', { stage: 'test', env });
+  const stack = new PipelinesStack(app, 'Keel-test-Pipelines', {
+    stage: 'test',
+    env,
+    buckets: data.buckets,
+    tables: data.tables,
+  });
+  template = Template.fromStack(stack);
+});
+
+function definition(name: string): AslDefinition {
+  const machines = template.findResources('AWS::StepFunctions::StateMachine', {
+    Properties: { StateMachineName: name },
+  });
+  const [machine] = Object.values(machines);
+  if (!machine) throw new Error(`no state machine ${name}`);
+  return JSON.parse(resolveIntrinsics(machine.Properties.DefinitionString)) as AslDefinition;
+}
+
+function tasks(states: Record<string, AslState>): [string, AslState][] {
+  return Object.entries(states).flatMap(([name, state]) => {
+    if (state.Type === 'Task') return [[name, state] as [string, AslState]];
+    if (state.Type === 'Map') return tasks((state.ItemProcessor as AslDefinition).States);
+    return [];
+  });
+}
+
+const logicalId = (type: string, props: Record<string, unknown>) =>
+  Object.keys(template.findResources(type, { Properties: props }))[0]!;
+
+describe('pipeline state machines', () => {
+  it('log everything and trace', () => {
+    for (const pipeline of Object.values(PIPELINES)) {
+      template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+        StateMachineName: `keel-test-${pipeline.name}`,
+        LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: true, Destinations: Match.anyValue() },
+        TracingConfiguration: { Enabled: true },
+      });
+    }
+  });
+
+  it('ETL: plan → Map over chunks → finalize', () => {
+    const etl = definition('keel-test-etl');
+    const s = PIPELINES.etl.states;
+    expect(etl.StartAt).toBe(s.plan);
+    expect(etl.States[s.plan]).toMatchObject({ Type: 'Task', ResultPath: '$.plan', Next: s.chunks });
+    expect(etl.States[s.chunks]).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.plan.chunks',
+      MaxConcurrency: 4,
+      ResultPath: '$.results',
+      Next: s.finalize,
+    });
+    expect(etl.States[s.finalize]).toMatchObject({ Type: 'Task', End: true });
+  });
+
+  it('retrain: train → Choice on the decision → promote → notify, or notify kept', () => {
+    const retrain = definition('keel-test-retrain');
+    const s = PIPELINES.retrain.states;
+    expect(retrain.StartAt).toBe(s.train);
+    expect(retrain.States[s.decide]).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.candidate.promote', BooleanEquals: true, Next: s.promote }],
+      Default: 'Notify kept',
+    });
+    expect(retrain.States[s.promote]).toMatchObject({ Next: s.notify, ResultPath: '$.deployment' });
+    expect(retrain.States[s.notify]).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::sns:publish',
+      End: true,
+    });
+  });
+
+  it('batch scoring: a Distributed Map over store segments', () => {
+    const batch = definition('keel-test-batch-scoring');
+    const map = batch.States[PIPELINES.batch.states.segments]!;
+    expect(map).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.plan.segments',
+      MaxConcurrency: 16,
+      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' } },
+    });
+  });
+
+  it('retries transient errors on every task and sends any failure to notify-then-fail', () => {
+    for (const pipeline of Object.values(PIPELINES)) {
+      const asl = definition(`keel-test-${pipeline.name}`);
+      expect(asl.States[NOTIFY_FAILURE_STATE]).toMatchObject({
+        Resource: 'arn:aws:states:::sns:publish',
+        Next: 'Failed',
+      });
+      expect(asl.States.Failed).toMatchObject({ Type: 'Fail', Error: 'PipelineFailed' });
+      for (const [name, state] of tasks(asl.States)) {
+        if (name.startsWith('Notify')) continue;
+        expect(state.Retry, name).toEqual(
+          expect.arrayContaining([
+            expect.objectContaining({
+              ErrorEquals: ['Lambda.TooManyRequestsException', 'UnavailableError'],
+              MaxAttempts: 3,
+              BackoffRate: 2,
+            }),
+          ]),
+        );
+      }
+      for (const [name, state] of Object.entries(asl.States)) {
+        if (!['Task', 'Map'].includes(state.Type) || name.startsWith('Notify')) continue;
+        expect(state.Catch, name).toEqual([
+          { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: NOTIFY_FAILURE_STATE },
+        ]);
+      }
+    }
+  });
+});
+
+describe('permissions', () => {
+  it('lets the batch state machine start, describe and stop its own Distributed Map executions', () => {
+    const batch = logicalId('AWS::StepFunctions::StateMachine', {
+      StateMachineName: 'keel-test-batch-scoring',
+    });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: 'states:StartExecution', Effect: 'Allow', Resource: { Ref: batch } }),
+          Match.objectLike({ Action: ['states:DescribeExecution', 'states:StopExecution'], Effect: 'Allow' }),
+        ]),
+      },
+    });
+  });
+
+  it('lets each state machine invoke exactly its own task functions', () => {
+    const invokes = (machine: string) => {
+      const roleRef = template.findResources('AWS::StepFunctions::StateMachine', {
+        Properties: { StateMachineName: machine },
+      });
+      const role = (Object.values(roleRef)[0]!.Properties.RoleArn as { 'Fn::GetAtt': [string] })[
+        'Fn::GetAtt'
+      ][0];
+      const policies = template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: role }] } });
+      return Object.values(policies)
+        .flatMap((p) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[])
+        .filter((s) => s.Action === 'lambda:InvokeFunction')
+        .flatMap((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]))
+        .map((r) => JSON.stringify(r).match(/Functions(\w+?)Function/)?.[1])
+        .filter(Boolean);
+    };
+    expect(new Set(invokes('keel-test-etl'))).toEqual(new Set(['EtlPlan', 'EtlChunk', 'EtlFinalize']));
+    expect(new Set(invokes('keel-test-retrain'))).toEqual(new Set(['Train', 'Promote']));
+    expect(new Set(invokes('keel-test-batch-scoring'))).toEqual(
+      new Set(['BatchPlan', 'BatchScore', 'BatchFinalize']),
+    );
+  });
+
+  it('grants tasks exact actions only: no service-wide or wildcard actions', () => {
+    const policies = template.findResources('AWS::IAM::Policy');
+    const actions = Object.values(policies).flatMap((p) =>
+      (p.Properties.PolicyDocument.Statement as { Action: string | string[] }[]).flatMap((s) =>
+        [s.Action].flat(),
+      ),
+    );
+    expect(actions.filter((a) => a.startsWith('s3:') && a.includes('*'))).toEqual([]);
+    expect(actions.filter((a) => a.endsWith(':*') || a === '*')).toEqual([]);
+  });
+
+  it('lets the ETL chunk task write features, quarantine and the online store, and nothing more', () => {
+    const role = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
+      id.startsWith('FunctionsEtlChunkRole'),
+    )!;
+    const [policy] = Object.values(
+      template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: role }] } }),
+    );
+    const statements = policy!.Properties.PolicyDocument.Statement as { Action: string | string[] }[];
+    expect(new Set(statements.flatMap((s) => [s.Action].flat()))).toEqual(
+      new Set([
+        's3:GetObject',
+        's3:PutObject',
+        'dynamodb:BatchWriteItem',
+        'dynamodb:PutItem',
+        'logs:CreateLogStream',
+        'logs:PutLogEvents',
+        'xray:PutTraceSegments',
+        'xray:PutTelemetryRecords',
+      ]),
+    );
+  });
+});
+
+describe('schedules', () => {
+  it('start their state machines with the declared expression and input, with a DLQ', () => {
+    const targets = { batch: 'keel-test-batch-scoring', retrain: 'keel-test-retrain' } as const;
+    for (const schedule of SCHEDULES.filter((s) => s.target !== 'drift' && s.target !== 'etl')) {
+      const machine = logicalId('AWS::StepFunctions::StateMachine', {
+        StateMachineName: targets[schedule.target as 'batch' | 'retrain'],
+      });
+      template.hasResourceProperties('AWS::Events::Rule', {
+        ScheduleExpression: schedule.expression,
+        State: 'ENABLED',
+        Targets: [
+          Match.objectLike({
+            Arn: { Ref: machine },
+            Input: JSON.stringify(schedule.input),
+            DeadLetterConfig: { Arn: Match.anyValue() },
+            RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 7200 },
+          }),
+        ],
+      });
+    }
+    template.resourceCountIs('AWS::Events::Rule', 2);
+    template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
+  });
+});
+
+describe('the local transformation of Distributed Map', () => {
+  it('turns a Distributed Map into an inline Map over the same items, and nothing else', () => {
+    const batch = definition('keel-test-batch-scoring');
+    const local = inlineDistributedMaps(batch);
+    const map = local.States[PIPELINES.batch.states.segments]!;
+    expect((map.ItemProcessor as { ProcessorConfig: unknown }).ProcessorConfig).toEqual({ Mode: 'INLINE' });
+    const { ItemProcessor: _a, ...restLocal } = map;
+    const { ItemProcessor: _b, ...restCloud } = batch.States[PIPELINES.batch.states.segments]!;
+    expect(restLocal).toEqual(restCloud);
+    const otherStates = (d: AslDefinition) =>
+      Object.entries(d.States).filter(([n]) => n !== PIPELINES.batch.states.segments);
+    expect(otherStates(local)).toEqual(otherStates(batch));
+    expect(inlineDistributedMaps(definition('keel-test-etl'))).toEqual(definition('keel-test-etl'));
+  });
+
+  it('refuses a Distributed Map with an ItemReader, which it could not run faithfully', () => {
+    const batch = definition('keel-test-batch-scoring');
+    const withReader = structuredClone(batch);
+    (withReader.States[PIPELINES.batch.states.segments] as Record<string, unknown>).ItemReader = {
+      Resource: 'arn:aws:states:::s3:getObject',
+    };
+    expect(() => inlineDistributedMaps(withReader)).toThrow(/uses ItemReader/);
+  });
+});
