@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '#shared/errors.ts';
-import { type EtlDeps, finalizeEtl, newestRawKey, planEtl, processEtlChunk } from '#shared/etl/etl.ts';
+import { completeEtl, type EtlDeps, newestRawKey, planEtl, processEtlChunk } from '#shared/etl/etl.ts';
 import { pipelineContext } from '#shared/pipelines/config.ts';
 import { step } from '#shared/pipelines/step.ts';
 
@@ -64,16 +64,12 @@ export const chunk = step(z.object({ plan: planSchema, chunk: chunkSchema }), (i
   processEtlChunk(deps, input.plan, input.chunk),
 );
 
-/** Totals and checks; fails the execution when rows were lost or too many were bad. */
+/** Totals and checks; fails the execution when rows were lost or too many were bad, else marks the dataset complete. */
 export const finalize = step(
   z.object({
     plan: planSchema,
     results: z.array(chunkResultSchema),
     maxBadRowShare: z.number().min(0).max(1).optional(),
   }),
-  async (input) =>
-    finalizeEtl(input.plan, input.results, {
-      maxBadRowShare: input.maxBadRowShare,
-      featuresBucket: deps.featuresBucket,
-    }),
+  (input) => completeEtl(deps, input.plan, input.results, input.maxBadRowShare),
 );

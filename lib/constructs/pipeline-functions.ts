@@ -123,6 +123,7 @@ export class PipelineFunctions extends Construct {
     objects(this.etlChunk, buckets.raw, 'raw/', ['s3:GetObject'], 'Reads its byte range of the raw file');
     objects(this.etlChunk, buckets.features, 'features/', ['s3:PutObject'], 'Writes its feature part');
     objects(this.etlChunk, buckets.features, 'quarantine/', ['s3:PutObject'], 'Writes its quarantined rows');
+    objects(this.etlFinalize, buckets.features, 'features/', ['s3:PutObject'], 'Marks a complete dataset');
     tables.onlineFeatures.grant(this.etlChunk.role, 'dynamodb:BatchWriteItem', 'dynamodb:PutItem');
 
     list(this.train, buckets.features, 'features/');

@@ -12,7 +12,12 @@ import {
   parseLabeledCsvRecord,
   type RawRecord,
 } from '#shared/features/index.ts';
-import { featureDatasetHeader, featureDatasetPrefix, featureRow } from '#shared/offline/features-dataset.ts';
+import {
+  featureDatasetHeader,
+  featureDatasetPrefix,
+  featureRow,
+  markDatasetComplete,
+} from '#shared/offline/features-dataset.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
 import { KEYS } from '#shared/resources.ts';
 
@@ -329,8 +334,17 @@ export async function runEtl(deps: EtlDeps, options: EtlOptions): Promise<EtlRep
       plan.totalRows,
     );
   }
-  return finalizeEtl(plan, results, {
-    maxBadRowShare: options.maxBadRowShare,
-    featuresBucket: deps.featuresBucket,
-  });
+  return completeEtl(deps, plan, results, options.maxBadRowShare);
+}
+
+/** {@link finalizeEtl}, then the success marker that makes the dataset visible to training. */
+export async function completeEtl(
+  deps: Pick<EtlDeps, 's3' | 'featuresBucket'>,
+  plan: Omit<EtlPlan, 'chunks'>,
+  results: readonly EtlChunkResult[],
+  maxBadRowShare?: number,
+): Promise<EtlReport> {
+  const report = finalizeEtl(plan, results, { maxBadRowShare, featuresBucket: deps.featuresBucket });
+  await markDatasetComplete(deps.s3, deps.featuresBucket, plan.featurePrefix, report);
+  return report;
 }

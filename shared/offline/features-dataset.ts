@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse';
 import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 
@@ -91,7 +91,29 @@ export async function readFeatureDataset(
   return { rows, x: x.subarray(0, rows * FEATURE_COUNT), y: y.subarray(0, rows), customerIds, keys };
 }
 
-/** The prefix of the most recently written feature dataset, or undefined when there is none. */
+/**
+ * Written last by a successful ETL run: a dataset without it is incomplete (a failed or running ETL)
+ * and is never picked as "the newest" for training.
+ */
+export const SUCCESS_MARKER = '_SUCCESS.json';
+
+export async function markDatasetComplete(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  report: unknown,
+): Promise<void> {
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: `${prefix}${SUCCESS_MARKER}`,
+      Body: JSON.stringify(report),
+      ContentType: 'application/json',
+    }),
+  );
+}
+
+/** The prefix of the most recently completed feature dataset, or undefined when there is none. */
 export async function newestFeatureDataset(s3: S3Client, bucket: string): Promise<string | undefined> {
   let newest: { prefix: string; at: number } | undefined;
   let ContinuationToken: string | undefined;
@@ -100,7 +122,7 @@ export async function newestFeatureDataset(s3: S3Client, bucket: string): Promis
       new ListObjectsV2Command({ Bucket: bucket, Prefix: FEATURES_PREFIX, ContinuationToken }),
     );
     for (const object of page.Contents ?? []) {
-      if (!object.Key?.endsWith('.csv')) continue;
+      if (!object.Key?.endsWith(`/${SUCCESS_MARKER}`)) continue;
       const at = object.LastModified?.getTime() ?? 0;
       const prefix = object.Key.slice(0, object.Key.lastIndexOf('/') + 1);
       if (!newest || at > newest.at || (at === newest.at && prefix > newest.prefix)) newest = { prefix, at };

@@ -103,10 +103,11 @@ export function promotionDecision(
   if (policy === 'always') {
     return { promote: true, reason: `promotion forced (AUC ${auc.toFixed(4)} vs ${championAuc.toFixed(4)})` };
   }
-  return auc >= championAuc + margin
+  // Strictly better: retraining on the same data must not churn the champion.
+  return auc > championAuc + margin
     ? {
         promote: true,
-        reason: `AUC ${auc.toFixed(4)} beats champion ${champion} (${championAuc.toFixed(4)}) by ≥ ${margin}`,
+        reason: `AUC ${auc.toFixed(4)} beats champion ${champion} (${championAuc.toFixed(4)}) by more than ${margin}`,
       }
     : {
         promote: false,
