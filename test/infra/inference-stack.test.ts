@@ -743,7 +743,7 @@ describe('InferenceStack on ECS Fargate', () => {
 });
 
 describe('the CDK app (bin/app.ts) as `cdk synth -c inference=ecs -c modelBackend=sagemaker` runs it', () => {
-  it('synthesizes both stacks with no unacknowledged finding', async () => {
+  it('synthesizes every stack with no unacknowledged finding', async () => {
     const outdir = mkdtempSync(join(TMP, 'cdk.out-'));
     const failure = await runApp(outdir, {
       inference: 'ecs',
