@@ -25,7 +25,8 @@ async function json<T>(...args: string[]): Promise<T> {
   return JSON.parse(result.stdout) as T;
 }
 
-describe('keel train and keel models against a running platform', () => {
+// Each pipeline command synthesizes the stack and runs a state machine: minutes on a loaded machine.
+describe('keel train and keel models against a running platform', { timeout: 240_000 }, () => {
   it('bootstrapped v1 as champion on the empty state', async () => {
     expect(keel.output()).toMatch(/bootstrap: empty registry/);
     const list = await json<{ champion: string; versions: { version: string }[] }>('models', 'list');
