@@ -3,13 +3,13 @@ import { generateRecords } from '#shared/data/generate.ts';
 import { encodeFeatures, encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
 import { MAX_BODY_BYTES } from '#shared/http/responses.ts';
-import type { PredictConfig } from '#shared/inference/config.ts';
-import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
+import { createApiHandler } from '#shared/inference/runtime.ts';
 import type { InferenceDeps } from '#shared/inference/service.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
 import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
 import { trainCandidate } from '#shared/training/train.ts';
+import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
 import { startToggleProxy, type ToggleProxy } from '../support/toggle-proxy.ts';
 
@@ -21,6 +21,7 @@ let aws: TestAws;
 let s3Proxy: ToggleProxy;
 let dynamoProxy: ToggleProxy;
 let api: ApiServer;
+let testApi: TestApi;
 let deps: InferenceDeps;
 let registry: RegistryDeps;
 
@@ -55,26 +56,10 @@ beforeAll(async () => {
   aws = await startTestAws();
   s3Proxy = await startToggleProxy(port(aws.target.endpoints!.s3));
   dynamoProxy = await startToggleProxy(port(aws.target.endpoints!.dynamodb));
-  const config: PredictConfig = {
-    modelsBucket: aws.names.models,
-    registryTable: aws.names.modelRegistry,
-    onlineTable: aws.names.onlineFeatures,
-    modelName: 'churn',
-    refreshIntervalMs: 200,
-    backend: 'onnx',
-    sagemakerEndpoint: undefined,
-    maxRecordAgeMs: 30 * 86_400_000,
-  };
-  const runtime = createInferenceRuntime(config, {
-    region: aws.target.region,
-    endpoints: { s3: s3Proxy.url, dynamodb: dynamoProxy.url },
-  });
-  deps = runtime.deps;
-  api = await startApiServer({
-    handler: createApiHandler(deps, runtime.observer),
-    host: '127.0.0.1',
-    port: 0,
-  });
+  const proxied = { region: aws.target.region, endpoints: { s3: s3Proxy.url, dynamodb: dynamoProxy.url } };
+  testApi = await startTestApi(aws, { target: proxied, refreshIntervalMs: 200 });
+  deps = testApi.deps;
+  api = testApi.server;
   registry = {
     s3: aws.clients.s3,
     dynamo: aws.clients.dynamo,
@@ -88,8 +73,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await api?.close();
-  await deps?.models.close();
+  await testApi?.close();
   await s3Proxy?.close();
   await dynamoProxy?.close();
   await aws?.close();
@@ -311,23 +295,8 @@ describe('inference API over HTTP', () => {
 
   it('answers 503 Unavailable on a cold start while S3 is down, and serves once it is back', async () => {
     await s3Proxy.down();
-    const cold = createInferenceRuntime(
-      {
-        modelsBucket: aws.names.models,
-        registryTable: aws.names.modelRegistry,
-        onlineTable: aws.names.onlineFeatures,
-        modelName: 'churn',
-        refreshIntervalMs: 0,
-        backend: 'onnx',
-        sagemakerEndpoint: undefined,
-        maxRecordAgeMs: 86_400_000,
-      },
-      { region: aws.target.region, endpoints: { s3: s3Proxy.url, dynamodb: dynamoProxy.url } },
-    );
-    const coldApi = await startApiServer({
-      handler: createApiHandler(cold.deps, cold.observer),
-      host: '127.0.0.1',
-      port: 0,
+    const coldApi = await startTestApi(aws, {
+      target: { region: aws.target.region, endpoints: { s3: s3Proxy.url, dynamodb: dynamoProxy.url } },
     });
     try {
       const response = await fetch(`${coldApi.url}/predict`, {
@@ -345,7 +314,6 @@ describe('inference API over HTTP', () => {
     } finally {
       await s3Proxy.up().catch(() => undefined);
       await coldApi.close();
-      await cold.deps.models.close();
     }
   });
 

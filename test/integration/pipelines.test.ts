@@ -7,10 +7,8 @@ import type { BatchReport } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { EtlReport } from '#shared/etl/etl.ts';
 import { CSV_HEADER, toCsvLine } from '#shared/features/index.ts';
-import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
-import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
-import type { InferenceDeps } from '#shared/inference/service.ts';
 import { getChampion, listVersions } from '#shared/registry/registry.ts';
+import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
 
 /** The synthesized state machines, run locally end to end against the local (or moto) S3 and DynamoDB. */
@@ -165,33 +163,13 @@ describe('retrain state machine', () => {
 });
 
 describe('batch scoring state machine', () => {
-  let api: ApiServer;
-  let deps: InferenceDeps;
+  let api: TestApi;
 
   beforeAll(async () => {
-    const runtime = createInferenceRuntime(
-      {
-        modelsBucket: aws.names.models,
-        registryTable: aws.names.modelRegistry,
-        onlineTable: aws.names.onlineFeatures,
-        modelName: 'churn',
-        refreshIntervalMs: 0,
-        backend: 'onnx',
-        sagemakerEndpoint: undefined,
-        maxRecordAgeMs: 30 * 86_400_000,
-      },
-      aws.target,
-    );
-    deps = runtime.deps;
-    api = await startApiServer({
-      handler: createApiHandler(deps, runtime.observer),
-      host: '127.0.0.1',
-      port: 0,
-    });
+    api = await startTestApi(aws);
   });
   afterAll(async () => {
     await api?.close();
-    await deps?.models.close();
   });
 
   it('scores every customer exactly once, with the champion, matching the real-time API', async () => {

@@ -4,17 +4,12 @@ import { trainGbdt } from '#shared/model/gbdt.ts';
 import { ensembleMargin, sigmoid } from '#shared/model/model-types.ts';
 import { exportOnnx } from '#shared/model/onnx-export.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
+import { Random } from '#shared/random.ts';
 
-/** mulberry32, so the data set is the same on every run. */
+/** Uniform [0, 1) from the project's seeded PRNG, so every random case is reproducible. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new Random(seed);
+  return () => random.float();
 }
 
 /** Rows with a non-linear label rule, mixed scales and repeated values (ties at split thresholds). */

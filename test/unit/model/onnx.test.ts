@@ -18,20 +18,15 @@ import {
 } from '#shared/model/onnx-export.ts';
 import { loadOnnxScorer, ModelFormatError, type OnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createJsScorer, ScoringInputError } from '#shared/model/scorer.ts';
+import { Random } from '#shared/random.ts';
 
 const { onnx } = onnxProto;
 const TOLERANCE = 1e-6;
 
-/** mulberry32: a tiny seeded PRNG so every random case is reproducible. */
+/** Uniform [0, 1) from the project's seeded PRNG, so every random case is reproducible. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new Random(seed);
+  return () => random.float();
 }
 
 const names = (count: number) => Array.from({ length: count }, (_, i) => `f${i}`);
