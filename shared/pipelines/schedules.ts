@@ -102,7 +102,7 @@ export function nextFireTime(expression: string, after: Date, anchor: Date = aft
   }
   const cron = /^cron\((.+)\)$/.exec(expression);
   const fields = cron?.[1]?.trim().split(/\s+/);
-  if (!fields || fields.length !== 6) {
+  if (fields?.length !== 6) {
     throw new ScheduleExpressionError(
       expression,
       'use rate(N minutes|hours|days) or cron(min hour dom month dow year)',
