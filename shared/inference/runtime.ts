@@ -51,8 +51,7 @@ export function createInferenceRuntime(
     },
     name: config.modelName,
     refreshIntervalMs: config.refreshIntervalMs,
-    createScorer: (onnx) =>
-      loadOnnxScorer(onnx, { featureCount: FEATURE_COUNT, featureNames: FEATURE_SET.names }),
+    createScorer: scorerFactory(config, target),
     onEvent: (event) => {
       if (event.type === 'loaded') logger.info('model loaded', { ...event });
       else logger.error(`model ${event.type}`, { ...event });

@@ -128,6 +128,15 @@ function respond(prepared: Prepared, probability: number, model: LoadedModel, re
   return { body, facts: prepared.facts };
 }
 
+/**
+ * Whether the request carries every feature field itself: then nothing stored would survive the
+ * override, and the online store is not read (the seed's contract: all fields in the body).
+ */
+export function needsStoredRecord(request: PredictRequest): boolean {
+  const attributes = request.attributes;
+  return attributes === undefined || FEATURE_FIELD_NAMES.some((name) => attributes[name] === undefined);
+}
+
 async function readStore(deps: InferenceDeps, ids: string[]): Promise<Map<string, RawRecord>> {
   return callDependency('the online feature store', () => getRecords(deps.store, ids));
 }
@@ -135,7 +144,9 @@ async function readStore(deps: InferenceDeps, ids: string[]): Promise<Map<string
 export async function predictOne(deps: InferenceDeps, body: unknown, requestId: string): Promise<Prediction> {
   const model = await deps.models.require();
   const request = parsePredictRequest(body);
-  const stored = (await readStore(deps, [request.customerId])).get(request.customerId);
+  const stored = needsStoredRecord(request)
+    ? (await readStore(deps, [request.customerId])).get(request.customerId)
+    : undefined;
   const prepared = prepare(request, stored, deps);
   const probability = await model.scorer.scoreOne(Float32Array.from(prepared.vector));
   return respond(prepared, probability, model, requestId);
@@ -163,12 +174,14 @@ export async function predictBatch(
       return error as KeelError;
     }
   });
-  const ids = requests.flatMap((r) => (r instanceof KeelError ? [] : [r.customerId]));
+  const ids = requests.flatMap((r) =>
+    r instanceof KeelError || !needsStoredRecord(r) ? [] : [r.customerId],
+  );
   const stored = ids.length > 0 ? await readStore(deps, ids) : new Map<string, RawRecord>();
   const prepared = requests.map((request) => {
     if (request instanceof KeelError) return request;
     try {
-      return prepare(request, stored.get(request.customerId), deps);
+      return prepare(request, needsStoredRecord(request) ? stored.get(request.customerId) : undefined, deps);
     } catch (error) {
       if (error instanceof KeelError) return error;
       throw error;

@@ -3,7 +3,7 @@ import { generateRecords } from '#shared/data/generate.ts';
 import { encodeFeatures, encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
 import { MAX_BODY_BYTES } from '#shared/http/responses.ts';
-import { createApiHandler } from '#shared/inference/runtime.ts';
+import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
 import type { InferenceDeps } from '#shared/inference/service.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
@@ -150,6 +150,26 @@ describe('inference API over HTTP', () => {
     expect(response.headers.get('x-amzn-requestid')).toBe(response.body.requestId);
   });
 
+  it('serves the verified champion through a SageMaker endpoint when that is the backend', async () => {
+    const sagemaker = createInferenceRuntime(
+      {
+        modelsBucket: aws.names.models,
+        registryTable: aws.names.modelRegistry,
+        onlineTable: aws.names.onlineFeatures,
+        modelName: 'churn',
+        refreshIntervalMs: 0,
+        backend: 'sagemaker',
+        sagemakerEndpoint: 'churn-endpoint',
+        maxRecordAgeMs: 86_400_000,
+      },
+      aws.target,
+    );
+    const model = await sagemaker.deps.models.require();
+    expect(model.version).toBe('v1');
+    expect(model.scorer.kind).toBe('sagemaker');
+    await sagemaker.deps.models.close();
+  });
+
   it('lets attributes override stored fields and scores customers the store does not know', async () => {
     const stored = await post('/predict', { customerId: 'c-000007' });
     const changed = await post('/predict', {
@@ -287,6 +307,11 @@ describe('inference API over HTTP', () => {
       expect(down.headers.get('retry-after')).toBe('1');
       expect(Date.now() - started).toBeLessThan(5_000);
       expect((await post('/predict/batch', { items: [{ customerId: 'c-000001' }] })).status).toBe(503);
+      // A request that carries every field never needs the store, so it is still answered.
+      const { customer_id: _id, event_time: _t, churned: _c, ...fields } = customers[0]!;
+      const complete = await post('/predict', { customerId: 'c-000001', attributes: fields });
+      expect(complete.status).toBe(200);
+      expect(complete.body.warnings).toBeUndefined();
     } finally {
       await dynamoProxy.up();
     }
