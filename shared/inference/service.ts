@@ -142,8 +142,9 @@ async function readStore(deps: InferenceDeps, ids: string[]): Promise<Map<string
 }
 
 export async function predictOne(deps: InferenceDeps, body: unknown, requestId: string): Promise<Prediction> {
-  const model = await deps.models.require();
+  // A malformed request is the client's to fix whatever the model state: validate first.
   const request = parsePredictRequest(body);
+  const model = await deps.models.require();
   const stored = needsStoredRecord(request)
     ? (await readStore(deps, [request.customerId])).get(request.customerId)
     : undefined;
@@ -164,9 +165,9 @@ export async function predictBatch(
   requestId: string,
   errorBody: (error: KeelError) => { status: number; body: ErrorBody },
 ): Promise<BatchResult[]> {
-  const model = await deps.models.require();
   const parsed = batchRequestSchema.safeParse(body);
   if (!parsed.success) throw new ValidationError('the request body is invalid', issuesOf(parsed.error));
+  const model = await deps.models.require();
   const requests = parsed.data.items.map((item, i) => {
     try {
       return parsePredictRequest(item, `items.${i}`);
