@@ -200,6 +200,8 @@ export class KeelFunction extends Construct {
         mainFields: ['module', 'main'],
         banner: REQUIRE_BANNER,
         minify: true,
+        // Error classes name themselves (`new.target.name`): logs must read UnavailableError, not "ju".
+        keepNames: true,
         sourceMap: true,
         // Stack traces need the mappings, not a copy of every source file: a smaller package to load.
         sourcesContent: false,
