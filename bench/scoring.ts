@@ -1,14 +1,25 @@
 /**
  * Scoring speed of a serving-sized model (100 trees of depth 6 over 20 features): onnxruntime single-row
  * latency (what one /predict costs), onnxruntime and in-process JS batch throughput (what batch scoring
- * costs). Run alone with `npx tsx bench/scoring.ts`.
+ * costs). Run alone with `npx tsx bench/scoring.ts [--quick]`.
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import type { Tree, TreeEnsemble } from '#shared/model/model-types.ts';
 import { exportOnnx } from '#shared/model/onnx-export.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
+
+export interface ScoringBenchOptions {
+  /** Timed single-row calls (default 5,000). */
+  readonly singleRowCalls?: number;
+  /** Timed batches of 1,000 rows per scorer (default 50). */
+  readonly batches?: number;
+}
+
+/** The short form (`npm run bench -- --quick`). */
+export const QUICK_SCORING: ScoringBenchOptions = { singleRowCalls: 1_000, batches: 10 };
 
 export interface ScoringBenchResult {
   model: { trees: number; depth: number; features: number; onnxBytes: number };
@@ -26,7 +37,9 @@ const BATCH_ROWS = 1_000;
 const BATCHES = 50;
 const WARM_UP = 200;
 
-export async function runScoringBench(): Promise<ScoringBenchResult> {
+export async function runScoringBench(options: ScoringBenchOptions = {}): Promise<ScoringBenchResult> {
+  const singleRowCalls = options.singleRowCalls ?? SINGLE_ROW_CALLS;
+  const batches = options.batches ?? BATCHES;
   const rand = mulberry32(42);
   const model: TreeEnsemble = {
     kind: 'tree-ensemble',
@@ -44,8 +57,8 @@ export async function runScoringBench(): Promise<ScoringBenchResult> {
   try {
     const rows = Array.from({ length: BATCH_ROWS }, (_, r) => x.subarray(r * FEATURES, (r + 1) * FEATURES));
     for (let i = 0; i < WARM_UP; i++) await onnx.scoreOne(rows[i % BATCH_ROWS]!);
-    const latencies = new Float64Array(SINGLE_ROW_CALLS);
-    for (let i = 0; i < SINGLE_ROW_CALLS; i++) {
+    const latencies = new Float64Array(singleRowCalls);
+    for (let i = 0; i < singleRowCalls; i++) {
       const start = performance.now();
       await onnx.scoreOne(rows[i % BATCH_ROWS]!);
       latencies[i] = (performance.now() - start) * 1000;
@@ -55,28 +68,32 @@ export async function runScoringBench(): Promise<ScoringBenchResult> {
       model: { trees: TREES, depth: DEPTH, features: FEATURES, onnxBytes: bytes.length },
       onnxLoadMs: round(onnxLoadMs),
       onnxSingleRow: {
-        calls: SINGLE_ROW_CALLS,
+        calls: singleRowCalls,
         p50Us: round(quantile(latencies, 0.5)),
         p99Us: round(quantile(latencies, 0.99)),
-        meanUs: round(latencies.reduce((a, b) => a + b, 0) / SINGLE_ROW_CALLS),
+        meanUs: round(latencies.reduce((a, b) => a + b, 0) / singleRowCalls),
       },
-      onnxBatch: await batchThroughput((b) => onnx.scoreBatch(b, BATCH_ROWS), x),
-      jsBatch: await batchThroughput((b) => js.scoreBatch(b, BATCH_ROWS), x),
+      onnxBatch: await batchThroughput((b) => onnx.scoreBatch(b, BATCH_ROWS), x, batches),
+      jsBatch: await batchThroughput((b) => js.scoreBatch(b, BATCH_ROWS), x, batches),
     };
   } finally {
     await onnx.release();
   }
 }
 
-async function batchThroughput(score: (x: Float32Array) => Promise<Float64Array>, x: Float32Array) {
+async function batchThroughput(
+  score: (x: Float32Array) => Promise<Float64Array>,
+  x: Float32Array,
+  batches: number,
+) {
   for (let i = 0; i < 5; i++) await score(x);
   const start = performance.now();
-  for (let i = 0; i < BATCHES; i++) await score(x);
+  for (let i = 0; i < batches; i++) await score(x);
   const seconds = (performance.now() - start) / 1000;
   return {
     batchRows: BATCH_ROWS,
-    batches: BATCHES,
-    rowsPerSecond: Math.round((BATCH_ROWS * BATCHES) / seconds),
+    batches,
+    rowsPerSecond: Math.round((BATCH_ROWS * batches) / seconds),
   };
 }
 
@@ -119,5 +136,6 @@ function quantile(sorted: Float64Array, q: number): number {
 const round = (v: number) => Math.round(v * 10) / 10;
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  console.log(JSON.stringify(await runScoringBench(), null, 2));
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
+  console.log(JSON.stringify(await runScoringBench(values.quick ? QUICK_SCORING : {}), null, 2));
 }

@@ -1,0 +1,409 @@
+/**
+ * The shape of bench/results/latest.json and its Markdown rendering (latest.md, printed at the end of
+ * `npm run bench`).
+ */
+import type { ColdStartResult, ProcessColdStart } from './cold-start.ts';
+import type { DriftBenchResult } from './drift.ts';
+import type { HandlerBenchResult } from './handler.ts';
+import type { LoadLevel, LoadRun, LoadTool } from './http.ts';
+import type { KeelFixtureInfo } from './keel-fixture.ts';
+import type { runPipelinesBench } from './pipelines.ts';
+import type { ScoringBenchResult } from './scoring.ts';
+import type { SeedModel } from './seed.ts';
+import type { TrainingBenchResult } from './training.ts';
+import type { LatencySummary } from './util.ts';
+
+export type Failed = { error: string };
+export type Skipped = { skipped: string };
+export type Outcome<T> = T | Failed | Skipped;
+
+export const ok = <T extends object>(value: Outcome<T> | undefined): value is T =>
+  value !== undefined && !('error' in value) && !('skipped' in value);
+
+export interface ServerInfo {
+  url: string;
+  pid: number;
+  /** Spawn to serving (ms). */
+  readyMs: number;
+  /** Resident memory after the load (MiB). */
+  rssMbAfter: number | null;
+}
+
+export interface HttpRatio {
+  connections: number;
+  keelRps: number | null;
+  keelAttributesRps: number | null;
+  seedRps: number | null;
+  /** Keel (customerId, features from the online store) req/s ÷ seed req/s. */
+  keelOverSeed: number | null;
+  /** Keel (every field as attributes, like the seed's body) req/s ÷ seed req/s. */
+  keelAttributesOverSeed: number | null;
+}
+
+export interface BenchResults {
+  meta: {
+    startedAt: string;
+    durationS: number;
+    mode: 'full' | 'quick';
+    command: string;
+    machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string };
+    git: { commit: string; dirty: boolean };
+    /** os.loadavg() when the run started and ended: other work on the machine shows here. */
+    loadAverage: { start: number[]; end: number[] };
+    /** Share of the machine's CPU (0–1, all cores) used by processes outside this bench. */
+    otherCpu: { run: number | null; bySection: Record<string, number | null> };
+    profile: Record<string, unknown>;
+  };
+  training?: Outcome<TrainingBenchResult>;
+  scoring?: Outcome<ScoringBenchResult>;
+  drift?: Outcome<DriftBenchResult>;
+  pipelines?: Outcome<Awaited<ReturnType<typeof runPipelinesBench>>>;
+  keelFixture?: Outcome<KeelFixtureInfo>;
+  handler?: Outcome<HandlerBenchResult>;
+  coldStart?: Outcome<ColdStartResult>;
+  http?: Outcome<{
+    tool: LoadTool;
+    concurrency: number[];
+    durationS: number;
+    warmupS: number;
+    keel: Outcome<{
+      server: ServerInfo;
+      byCustomerId: Outcome<LoadRun>;
+      byAttributes: Outcome<LoadRun>;
+      /** GET /health through the same stack: HTTP adapter + middy + Powertools, no store read, no model. */
+      health: Outcome<LoadRun>;
+    }>;
+    seed: Outcome<{ server: ServerInfo & { probability: number }; run: Outcome<LoadRun> }>;
+  }>;
+  seed?: Outcome<{
+    versions: Record<string, string>;
+    model: Omit<SeedModel, 'directory' | 'modelPath'>;
+    inProcess: Outcome<LatencySummary>;
+  }>;
+  ratios: {
+    http: HttpRatio[];
+    /** Seed in-process p50 (to_vector + predict_proba) ÷ Keel (encodeFeatures + scoreOne) p50. */
+    inProcessSpeedupP50: number | null;
+    /** Keel GBDT train time ÷ XGBoost's, and AUC difference (from runTrainingBench). */
+    trainTime: number | null;
+    aucDifference: number | null;
+  };
+  /** Targets from the issue, checked against this run. */
+  targets: { name: string; target: string; measured: string; met: boolean | null }[];
+  problems: string[];
+}
+
+const fmt = (value: number | null | undefined, digits = 1) =>
+  value === null || value === undefined || Number.isNaN(value)
+    ? '–'
+    : value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+const whyNot = (value: Outcome<object> | undefined) =>
+  value === undefined
+    ? 'not run'
+    : 'error' in value
+      ? `failed: ${value.error}`
+      : 'skipped' in value
+        ? `skipped: ${value.skipped}`
+        : '';
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function toMarkdown(r: BenchResults): string {
+  const out: string[] = [];
+  const m = r.meta;
+  out.push(
+    `# Keel benchmarks (${m.mode})`,
+    '',
+    `${m.startedAt}, ${m.durationS.toFixed(0)} s, \`${m.command}\`, commit ${m.git.commit}${m.git.dirty ? ' (dirty tree)' : ''}. ` +
+      `Machine: ${m.machine.cpus} × ${m.machine.cpuModel}, ${m.machine.memoryGiB} GiB, Node ${m.machine.node}, ${m.machine.platform}; ` +
+      `load average ${m.loadAverage.start.join(' / ')} at the start; other processes used ${m.otherCpu.run === null ? '–' : `${Math.round(m.otherCpu.run * 100)}%`} of the CPU during the run.`,
+    '',
+  );
+
+  out.push('## Targets', '');
+  out.push(
+    table(
+      ['target', 'goal', 'measured', 'met'],
+      r.targets.map((t) => [t.name, t.target, t.measured, t.met === null ? '–' : t.met ? 'yes' : '**no**']),
+    ),
+    '',
+  );
+
+  out.push('## In-process latency of one prediction (µs, one call at a time)', '');
+  if (ok(r.handler)) {
+    const h = r.handler;
+    const row = (what: string, s: LatencySummary) => [
+      what,
+      fmt(s.p50Us),
+      fmt(s.p90Us),
+      fmt(s.p99Us),
+      fmt(s.meanUs),
+      s.calls.toLocaleString('en-US'),
+    ];
+    const rows = [
+      row('(a) encodeFeatures + onnxruntime scoreOne', h.featuresAndModel),
+      row('  encodeFeatures only', h.encodeOnly),
+      row('  scoreOne only', h.scoreOneOnly),
+      row('  online-store read (getRecords: SDK BatchGetItem → dynalite)', h.storeRead),
+      row('    the same request without the SDK (plain HTTP → dynalite)', h.storeReadWithoutSdk),
+      row('(b) predictOne {customerId}', h.predictOne),
+      row('(b) predictOne {customerId, attributes}', h.predictOneAttributes),
+      row('(c) middy handler, API Gateway event {customerId}', h.handler),
+      row('(c) middy handler, API Gateway event {customerId, attributes}', h.handlerAttributes),
+    ];
+    if (ok(r.seed) && ok(r.seed.inProcess)) {
+      rows.push(row('seed: to_vector + predict_proba (Python, same machine)', r.seed.inProcess));
+    }
+    out.push(table(['what', 'p50', 'p90', 'p99', 'mean', 'calls'], rows), '');
+    out.push(
+      `Warm-up ${h.warmup} calls per row. Model ${h.model.version}, ${h.model.trees} trees. Same probability from (a), (b), (c): ` +
+        `${h.probability.featuresAndModel} / ${h.probability.predictOne} / ${h.probability.handler}; handler non-200: ${h.handlerNon200}.`,
+      '',
+    );
+  } else out.push(whyNot(r.handler), '');
+
+  out.push('## HTTP: Keel local API vs the seed (FastAPI, 1 worker)', '');
+  if (ok(r.http)) {
+    const h = r.http;
+    out.push(
+      `Load generator: ${h.tool.name} ${h.tool.version} (${h.tool.notes}); ${h.durationS} s per level after a ${h.warmupS} s warm-up at 16 connections; ` +
+        'server and load generator on the same cores, 127.0.0.1.',
+      '',
+    );
+    const rows: string[][] = [];
+    const seedRps = new Map<number, number>();
+    if (ok(h.seed) && ok(h.seed.run)) for (const l of h.seed.run.levels) seedRps.set(l.connections, l.rps);
+    const add = (service: string, run: Outcome<LoadRun> | undefined, withRatio: boolean) => {
+      if (!ok(run)) {
+        rows.push([service, '', whyNot(run), '', '', '', '', '', '']);
+        return;
+      }
+      for (const l of run.levels as LoadLevel[]) {
+        const seed = seedRps.get(l.connections);
+        rows.push([
+          service,
+          String(l.connections),
+          fmt(l.rps, 0),
+          fmt(l.p50Ms, 2),
+          fmt(l.p99Ms, 2),
+          String(l.non2xx),
+          String(l.errors),
+          withRatio && seed ? `${fmt(l.rps / seed, 2)}×` : '–',
+          l.otherCpuShare === null ? '–' : `${Math.round(l.otherCpuShare * 100)}%`,
+        ]);
+      }
+    };
+    if (ok(h.keel)) {
+      add('Keel `{"customerId"}` (store read)', h.keel.byCustomerId, true);
+      add('Keel `{"customerId","attributes"}`', h.keel.byAttributes, true);
+      add('Keel `GET /health` (no store read, no model)', h.keel.health, false);
+    } else rows.push(['Keel', '', whyNot(h.keel), '', '', '', '', '', '']);
+    if (ok(h.seed)) add('seed FastAPI `body.json`', h.seed.run, false);
+    else rows.push(['seed FastAPI', '', whyNot(h.seed), '', '', '', '', '', '']);
+    out.push(
+      table(
+        [
+          'service / body',
+          'conns',
+          'req/s',
+          'p50 ms',
+          'p99 ms',
+          'non-2xx',
+          'errors',
+          'Keel/seed req/s',
+          'other CPU',
+        ],
+        rows,
+      ),
+      '',
+      'Levels run interleaved (at each concurrency every target in turn), so outside load hits neighbours alike. ' +
+        '"other CPU": share of the machine used by processes outside the bench during that level.',
+      '',
+    );
+    const servers: string[] = [];
+    if (ok(h.keel))
+      servers.push(
+        `Keel server ready ${fmt(h.keel.server.readyMs, 0)} ms after spawn (servers + handler import + model load; state prepared beforehand), RSS after load ${fmt(h.keel.server.rssMbAfter, 0)} MiB`,
+      );
+    if (ok(h.seed))
+      servers.push(
+        `seed ready ${fmt(h.seed.server.readyMs, 0)} ms after spawn, RSS after load ${fmt(h.seed.server.rssMbAfter, 0)} MiB, body.json → probability ${h.seed.server.probability}`,
+      );
+    if (servers.length > 0) out.push(`${servers.join('; ')}.`, '');
+  } else out.push(whyNot(r.http), '');
+
+  out.push('## Cold start', '');
+  if (ok(r.coldStart)) {
+    const c = r.coldStart;
+    out.push(
+      `ModelHolder load in a warm process (fresh SDK clients, ${c.holder.runs} runs, model ${(c.modelBytes / 1024).toFixed(0)} KiB): ` +
+        `first ${fmt(c.holder.loadMs.first)} ms, median ${fmt(c.holder.loadMs.median)} ms — alias read ${fmt(c.holder.parts.median.aliasMs, 2)} ms, ` +
+        `S3 fetch + sha256 + fingerprint ${fmt(c.holder.parts.median.fetchVerifyMs, 2)} ms (sha256 alone ${fmt(c.holder.parts.median.sha256Ms, 2)} ms), ` +
+        `onnxruntime session ${fmt(c.holder.parts.median.sessionMs, 2)} ms.`,
+      '',
+    );
+    const rows: string[][] = [];
+    for (const [name, v] of Object.entries(c.process) as [string, ColdStartResult['process']['tsx']][]) {
+      if (!ok(v)) {
+        rows.push([name, whyNot(v), '', '', '', '', '', '']);
+        continue;
+      }
+      const p: ProcessColdStart = v.median;
+      rows.push([
+        `${name} (median of ${v.runs.length})`,
+        fmt(p.spawnToFirstAnswerMs, 0),
+        fmt(p.bootMs, 0),
+        fmt(p.importMs, 0),
+        fmt(p.modelLoadMs, 0),
+        fmt(p.firstRequestMs, 1),
+        fmt(p.secondRequestMs, 1),
+        fmt(p.rssMb, 0),
+      ]);
+    }
+    out.push(
+      table(
+        [
+          'fresh process',
+          'spawn → 1st answer ms',
+          'node boot ms',
+          'handler import ms',
+          'of which model load ms',
+          '1st request ms',
+          '2nd request ms',
+          'RSS MiB',
+        ],
+        rows,
+      ),
+      '',
+      'tsx: TypeScript sources through tsx (as `keel up`); bundle: esbuild ESM bundle like the Lambda, run with --enable-source-maps. ' +
+        'The handler loads the champion at import (top-level await), so the import includes the model load.',
+      '',
+    );
+  } else out.push(whyNot(r.coldStart), '');
+
+  out.push('## Training (Keel GBDT vs XGBoost, same matrix and split)', '');
+  if (ok(r.training)) {
+    const t = r.training;
+    const x = t.xgboost;
+    out.push(
+      table(
+        ['rows', 'trainer', 'train s', 'held-out AUC'],
+        [
+          [
+            t.rows.toLocaleString('en-US'),
+            `Keel GBDT (${t.keel.trees} trees)`,
+            fmt(t.keel.trainMs / 1000, 2),
+            fmt(t.keel.auc, 4),
+          ],
+          'skipped' in x
+            ? [t.rows.toLocaleString('en-US'), 'XGBoost', x.skipped, '']
+            : [
+                t.rows.toLocaleString('en-US'),
+                `XGBoost ${x.version} (hist, 1 thread)`,
+                fmt(x.trainMs / 1000, 2),
+                fmt(x.auc, 4),
+              ],
+        ],
+      ),
+      '',
+    );
+    if (t.ratios)
+      out.push(
+        `Keel/XGBoost train time ${fmt(t.ratios.trainTime, 2)}×, AUC difference ${t.ratios.aucDifference}.`,
+        '',
+      );
+  } else out.push(whyNot(r.training), '');
+  if (ok(r.seed)) {
+    const s = r.seed.model;
+    out.push(
+      `Seed's own train.py on its gen_data.py CSV (${s.rows.toLocaleString('en-US')} rows, served model): XGBoost fit ${fmt(s.xgboost.fitS, 3)} s, AUC ${fmt(s.xgboost.auc, 4)}; ` +
+        `HistGB (1 OpenMP thread) fit ${fmt(s.histgb.fitS, 3)} s, AUC ${fmt(s.histgb.auc, 4)}.`,
+      '',
+    );
+  }
+  if (ok(r.keelFixture)) {
+    const f = r.keelFixture;
+    out.push(
+      `Keel served model: ${f.rows.toLocaleString('en-US')} generated rows, ${f.model.trees} trees, held-out AUC ${fmt(f.model.auc, 4)}, ONNX ${(f.model.onnxBytes / 1024).toFixed(0)} KiB; ` +
+        `setup ${fmt(f.setupMs.total / 1000, 1)} s (train ${fmt(f.setupMs.train / 1000, 1)} s, ${f.storeRows.toLocaleString('en-US')} records to the online store ${fmt(f.setupMs.storeLoad / 1000, 1)} s).`,
+      '',
+    );
+  }
+
+  out.push('## Scoring (synthetic 100 × depth-6 trees, 20 features)', '');
+  if (ok(r.scoring)) {
+    const s = r.scoring;
+    out.push(
+      table(
+        ['what', 'figure'],
+        [
+          ['onnxruntime session load', `${fmt(s.onnxLoadMs)} ms`],
+          [
+            `onnxruntime single row (${s.onnxSingleRow.calls.toLocaleString('en-US')} calls)`,
+            `p50 ${fmt(s.onnxSingleRow.p50Us)} µs, p99 ${fmt(s.onnxSingleRow.p99Us)} µs`,
+          ],
+          [
+            `onnxruntime batches of ${s.onnxBatch.batchRows}`,
+            `${s.onnxBatch.rowsPerSecond.toLocaleString('en-US')} rows/s`,
+          ],
+          [
+            `JS scorer batches of ${s.jsBatch.batchRows}`,
+            `${s.jsBatch.rowsPerSecond.toLocaleString('en-US')} rows/s`,
+          ],
+        ],
+      ),
+      '',
+    );
+  } else out.push(whyNot(r.scoring), '');
+
+  out.push('## Drift (computeDrift over a window of generated customers)', '');
+  if (ok(r.drift)) {
+    const d = r.drift;
+    out.push(
+      `${fmt(d.rows, 0)} rows × ${d.features} features: ${fmt(d.ms, 1)} ms (${fmt(d.rowsPerSecond, 0)} rows/s).`,
+      '',
+    );
+  } else out.push(whyNot(r.drift), '');
+
+  out.push('## Pipelines (bench/pipelines.ts)', '');
+  if (ok(r.pipelines)) {
+    const p = r.pipelines;
+    out.push(
+      table(
+        ['what', 'rows', 'rows/s', 'peak RSS MiB'],
+        [
+          [
+            `batch-scoring core: features + onnxruntime (target ${fmt(p.scoringCore.target, 0)} rows/s)`,
+            fmt(p.scoringCore.rows, 0),
+            fmt(p.scoringCore.rowsPerSecond, 0),
+            fmt(p.scoringCore.peakRssMb, 0),
+          ],
+          [
+            `ETL state machine (${fmt(p.etlStateMachine.seconds, 1)} s)`,
+            fmt(p.etlStateMachine.rows, 0),
+            fmt(p.etlStateMachine.rowsPerSecond, 0),
+            fmt(p.etlStateMachine.peakRssMb, 0),
+          ],
+          [
+            `batch-scoring state machine (${fmt(p.batchStateMachine.seconds, 1)} s)`,
+            fmt(p.batchStateMachine.rows, 0),
+            fmt(p.batchStateMachine.rowsPerSecond, 0),
+            fmt(p.batchStateMachine.peakRssMb, 0),
+          ],
+        ],
+      ),
+      '',
+      `${p.note}.`,
+      '',
+    );
+  } else out.push(whyNot(r.pipelines), '');
+
+  if (r.problems.length > 0) {
+    out.push('## Problems in this run', '', ...r.problems.map((p) => `- ${p}`), '');
+  }
+  return `${out.join('\n')}\n`;
+}

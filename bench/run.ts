@@ -1,0 +1,528 @@
+/**
+ * `npm run bench`: every benchmark in one run on this machine, figures to bench/results/latest.json and
+ * a Markdown table to bench/results/latest.md (printed at the end).
+ *
+ *   npm run bench                      the full run (6–8 minutes on 2 cores)
+ *   npm run bench -- --quick           the short form for CI (BENCH_QUICK=1 too, about a minute); writes
+ *                                      quick.json/quick.md instead, so CI never overwrites the committed figures
+ *   options: --no-seed  --tool wrk|autocannon  --skip SECTION,…  --out DIR
+ *            (sections: training, scoring, drift, handler, coldstart, http, pipelines)
+ *
+ * Sections, in order: training (Keel GBDT vs XGBoost), scoring (onnxruntime / JS), drift, a served Keel
+ * model on the embedded platform (bench/keel-fixture.ts) used by the in-process handler latency and
+ * cold-start benches, HTTP load against Keel's local API in a child process (bench/serve-keel.ts) and the
+ * seed's FastAPI service (bench/seed.ts) with the same load generator, duration and concurrency, levels
+ * interleaved; then the seed's in-process latency and the pipelines. A section that fails is recorded
+ * with its error and the others still run; the exit code is then 1. Nothing is installed: missing tools
+ * (wrk → autocannon) or seed packages are reported and skipped.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { KEEL_ID_BODY, keelAttributesBody, SEED_DIR } from './bodies.ts';
+import { runColdStartBench } from './cold-start.ts';
+import { type DriftBenchOptions, runDriftBench } from './drift.ts';
+import { servingEnvironment } from './events.ts';
+import { runHandlerBench } from './handler.ts';
+import { detectLoadTool, type LoadRun, type LoadTarget, type LoadToolName, runInterleaved } from './http.ts';
+import { type KeelFixture, startKeelFixture } from './keel-fixture.ts';
+import {
+  FULL_PIPELINES,
+  type PipelinesBenchOptions,
+  QUICK_PIPELINES,
+  runPipelinesBench,
+} from './pipelines.ts';
+import { type BenchResults, type HttpRatio, type Outcome, ok, toMarkdown } from './report.ts';
+import { QUICK_SCORING, runScoringBench, type ScoringBenchOptions } from './scoring.ts';
+import {
+  prepareSeedModel,
+  type SeedServer,
+  seedAvailability,
+  seedInProcess,
+  startSeedServer,
+} from './seed.ts';
+import { type KeelServer, startKeelServer } from './serve-keel.ts';
+import { runTrainingBench } from './training.ts';
+import { cpuSnapshot, otherCpuShare, processRssMb, removeDirectory, round } from './util.ts';
+
+interface Profile {
+  trainingRows: number;
+  /** Fits per trainer (median reported). */
+  trainingRepeats: number;
+  scoring: ScoringBenchOptions;
+  keelRows: number;
+  storeRows: number;
+  handlerCalls: number;
+  handlerWarmup: number;
+  holderRuns: number;
+  processRuns: number;
+  concurrency: number[];
+  httpDurationS: number;
+  httpWarmupS: number;
+  seedRows: number;
+  seedInProcessCalls: number;
+  drift: DriftBenchOptions;
+  pipelines: PipelinesBenchOptions;
+}
+
+const FULL: Profile = {
+  trainingRows: 100_000,
+  trainingRepeats: 3,
+  scoring: {},
+  keelRows: 100_000,
+  storeRows: 100_000,
+  handlerCalls: 5_000,
+  handlerWarmup: 1_000,
+  holderRuns: 5,
+  processRuns: 3,
+  concurrency: [1, 16, 64],
+  httpDurationS: 10,
+  httpWarmupS: 3,
+  seedRows: 100_000,
+  seedInProcessCalls: 2_000,
+  drift: {},
+  // FULL_PIPELINES has 200,000 ETL rows: its 100,000-row chunk task outlives aws-local-stepfunctions'
+  // default 60 s task timeout against dynalite (States.Timeout), as the tasks declare no TimeoutSeconds.
+  pipelines: { ...FULL_PIPELINES, etlRows: 50_000 },
+};
+
+const QUICK: Profile = {
+  trainingRows: 20_000,
+  trainingRepeats: 1,
+  scoring: QUICK_SCORING,
+  keelRows: 20_000,
+  storeRows: 2_000,
+  handlerCalls: 500,
+  handlerWarmup: 200,
+  holderRuns: 2,
+  processRuns: 1,
+  concurrency: [1, 16, 64],
+  httpDurationS: 2,
+  httpWarmupS: 1,
+  seedRows: 10_000,
+  seedInProcessCalls: 500,
+  drift: { rows: 100_000, repeats: 1 },
+  pipelines: { ...QUICK_PIPELINES, etlRows: 5_000 },
+};
+
+const SECTIONS = ['training', 'scoring', 'drift', 'handler', 'coldstart', 'http', 'pipelines'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
+const t0 = performance.now();
+const log = (message: string) =>
+  process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${message}\n`);
+
+/** Share of the CPU other processes on the machine used during each section (name → 0–1). */
+const otherCpuBySection: Record<string, number | null> = {};
+
+async function section<T extends object>(name: string, run: () => Promise<T>): Promise<Outcome<T>> {
+  log(`${name} …`);
+  const start = performance.now();
+  const cpuBefore = cpuSnapshot();
+  try {
+    const result = await run();
+    const other = otherCpuShare(cpuBefore, cpuSnapshot());
+    otherCpuBySection[name.trim()] = other;
+    const note = 'skipped' in result ? ` (skipped: ${(result as { skipped: string }).skipped})` : '';
+    const busy = other ? `; other processes used ${Math.round(other * 100)}% of the CPU` : '';
+    log(`${name} done in ${((performance.now() - start) / 1000).toFixed(1)} s${note}${busy}`);
+    return result;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    log(`${name} FAILED: ${message}`);
+    return { error: message };
+  }
+}
+
+/** The committed results pass `npm run lint`: Biome (a dev dependency) formats the JSON as it wants it. */
+function formatJson(file: string): void {
+  const biome = join(BENCH_DIR, '..', 'node_modules', '.bin', 'biome');
+  const run = spawnSync(biome, ['format', '--write', file], { encoding: 'utf8', timeout: 60_000 });
+  if (run.error || run.status !== 0) log(`(biome could not format ${file}; left as JSON.stringify wrote it)`);
+}
+
+function gitInfo(): { commit: string; dirty: boolean } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain'], { encoding: 'utf8' }).trim().length > 0;
+    return { commit, dirty };
+  } catch {
+    return { commit: 'unknown', dirty: false };
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      'no-seed': { type: 'boolean' },
+      tool: { type: 'string' },
+      skip: { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
+  const quick = values.quick === true || process.env.BENCH_QUICK === '1';
+  const profile = quick ? QUICK : FULL;
+  const skip = new Set((values.skip ?? '').split(',').filter(Boolean));
+  for (const name of skip) {
+    if (!(SECTIONS as readonly string[]).includes(name)) {
+      throw new Error(`--skip: unknown section "${name}"; sections: ${SECTIONS.join(', ')}`);
+    }
+  }
+  const runs = (name: Section) => !skip.has(name);
+  if (values.tool !== undefined && values.tool !== 'wrk' && values.tool !== 'autocannon') {
+    throw new Error(`--tool must be wrk or autocannon, got "${values.tool}"`);
+  }
+  const outDir = values.out ?? join(BENCH_DIR, 'results');
+  const baseName = quick ? 'quick' : 'latest';
+  // Before any handler module loads Powertools (they read these at import): quiet logs, no X-Ray.
+  for (const [name, value] of Object.entries(servingEnvironment())) process.env[name] ??= value;
+
+  const startedAt = new Date();
+  const results: BenchResults = {
+    meta: {
+      startedAt: startedAt.toISOString(),
+      durationS: 0,
+      mode: quick ? 'quick' : 'full',
+      command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+        node: process.versions.node,
+        platform: `${process.platform} ${process.arch}`,
+      },
+      git: gitInfo(),
+      loadAverage: { start: loadavg().map((v) => round(v, 2)), end: [] },
+      otherCpu: { run: null, bySection: otherCpuBySection },
+      profile: { ...profile },
+    },
+    ratios: { http: [], inProcessSpeedupP50: null, trainTime: null, aucDifference: null },
+    targets: [],
+    problems: [],
+  };
+
+  // The seed: availability first (nothing is installed here), then its data and model in a temp dir.
+  const seedWanted = runs('http') && values['no-seed'] !== true;
+  const availability = seedWanted ? seedAvailability() : undefined;
+  let seedModel: Awaited<ReturnType<typeof prepareSeedModel>> | undefined;
+  if (!seedWanted) results.seed = { skipped: values['no-seed'] ? 'disabled (--no-seed)' : 'http skipped' };
+  else if (!availability?.available) {
+    const reason = availability && !availability.available ? availability.reason : 'unavailable';
+    log(`seed: skipped — ${reason}`);
+    results.seed = { skipped: reason };
+  }
+
+  const runCpu = cpuSnapshot();
+  try {
+    if (runs('training')) {
+      results.training = await section('training (Keel GBDT vs XGBoost)', async () =>
+        runTrainingBench({ rows: profile.trainingRows, repeats: profile.trainingRepeats }),
+      );
+    }
+    if (runs('scoring')) {
+      results.scoring = await section('scoring (onnxruntime, JS)', () => runScoringBench(profile.scoring));
+    }
+
+    if (runs('drift')) {
+      results.drift = await section('drift (computeDrift)', async () => runDriftBench(profile.drift));
+    }
+
+    // One served model on the embedded platform for the in-process benches; its state then serves HTTP.
+    let fixture: KeelFixture | undefined;
+    let attributesBody: string | undefined;
+    let keelHome: string | undefined;
+    if (runs('handler') || runs('coldstart') || runs('http')) {
+      const built = await section(
+        'Keel model on the embedded platform (train, register, promote, load store)',
+        () => startKeelFixture({ rows: profile.keelRows, storeRows: profile.storeRows }),
+      );
+      if (ok(built)) {
+        fixture = built;
+        results.keelFixture = built.info;
+        keelHome = built.home;
+        attributesBody = keelAttributesBody(built.sample);
+      } else results.keelFixture = built;
+    }
+    if (fixture) {
+      const f = fixture;
+      try {
+        if (runs('handler')) {
+          results.handler = await section('in-process handler latency', () =>
+            runHandlerBench(f, { calls: profile.handlerCalls, warmup: profile.handlerWarmup }),
+          );
+        }
+        if (runs('coldstart')) {
+          results.coldStart = await section('cold start', () =>
+            runColdStartBench(f, { holderRuns: profile.holderRuns, processRuns: profile.processRuns }),
+          );
+        }
+      } finally {
+        await f.close({ keepHome: true });
+      }
+    }
+
+    if (runs('http')) {
+      results.http = await section('HTTP load (Keel and the seed, interleaved)', async () => {
+        const tool = detectLoadTool(values.tool as LoadToolName | undefined);
+        log(`  load generator: ${tool.name} ${tool.version}`);
+        let keelServer: KeelServer | undefined;
+        let seedServer: SeedServer | undefined;
+        try {
+          const keelStart = await section('  Keel local API: start (child process)', async () => {
+            if (!keelHome || !attributesBody) return { skipped: 'no Keel state (the model setup failed)' };
+            keelServer = await startKeelServer({ home: keelHome });
+            log(`  Keel serves on ${keelServer.url} (pid ${keelServer.pid})`);
+            return keelServer;
+          });
+          let seedStart: Outcome<SeedServer>;
+          if (!availability?.available) {
+            seedStart = {
+              skipped: (results.seed as { skipped?: string } | undefined)?.skipped ?? 'unavailable',
+            };
+          } else {
+            seedStart = await section('  seed: gen_data.py, train.py, uvicorn (child process)', async () => {
+              seedModel = await prepareSeedModel({ rows: profile.seedRows });
+              log(
+                `  seed model: ${seedModel.rows} rows, xgboost fit ${seedModel.xgboost.fitS} s, AUC ${seedModel.xgboost.auc}`,
+              );
+              seedServer = await startSeedServer({ modelPath: seedModel.modelPath });
+              log(`  seed serves on ${seedServer.url} (pid ${seedServer.pid})`);
+              return seedServer;
+            });
+          }
+          const targets: LoadTarget[] = [];
+          if (keelServer) {
+            const url = keelServer.url;
+            targets.push(
+              { name: 'keel-id', url: `${url}/predict`, body: KEEL_ID_BODY },
+              { name: 'keel-attributes', url: `${url}/predict`, body: attributesBody! },
+              { name: 'keel-health', url: `${url}/health`, method: 'GET', body: null },
+            );
+          }
+          if (seedServer) {
+            const body = (await readFile(join(SEED_DIR, 'body.json'), 'utf8')).trim();
+            targets.push({ name: 'seed', url: `${seedServer.url}/predict`, body });
+          }
+          const measured = await section(
+            `  load: ${targets.map((t) => t.name).join(', ')} at ${profile.concurrency.join('/')} connections`,
+            async () =>
+              runInterleaved({
+                tool,
+                targets,
+                concurrency: profile.concurrency,
+                durationS: profile.httpDurationS,
+                warmupS: profile.httpWarmupS,
+                log: (message) => log(`    ${message}`),
+              }),
+          );
+          const runOf = (name: string): Outcome<LoadRun> =>
+            ok(measured) ? (measured.get(name) ?? { skipped: 'not run' }) : measured;
+          const keel = ok(keelStart)
+            ? {
+                server: {
+                  url: keelStart.url,
+                  pid: keelStart.pid,
+                  readyMs: keelStart.readyAtMs,
+                  rssMbAfter: processRssMb(keelStart.pid),
+                },
+                byCustomerId: runOf('keel-id'),
+                byAttributes: runOf('keel-attributes'),
+                health: runOf('keel-health'),
+              }
+            : keelStart;
+          const seed = ok(seedStart)
+            ? {
+                server: {
+                  url: seedStart.url,
+                  pid: seedStart.pid,
+                  readyMs: seedStart.readyMs,
+                  rssMbAfter: processRssMb(seedStart.pid),
+                  probability: seedStart.probability,
+                },
+                run: runOf('seed'),
+              }
+            : seedStart;
+          return {
+            tool,
+            concurrency: profile.concurrency,
+            durationS: profile.httpDurationS,
+            warmupS: profile.httpWarmupS,
+            keel,
+            seed,
+          };
+        } finally {
+          await keelServer?.stop();
+          await seedServer?.stop();
+          if (keelHome) removeDirectory(keelHome);
+        }
+      });
+    }
+
+    if (seedModel && availability?.available) {
+      const model = seedModel;
+      const inProcess = await section('seed in-process (to_vector + predict_proba)', async () =>
+        seedInProcess({
+          modelPath: model.modelPath,
+          calls: profile.seedInProcessCalls,
+          warmup: Math.min(200, profile.seedInProcessCalls),
+        }),
+      );
+      const { directory: _d, modelPath: _m, ...modelInfo } = model;
+      results.seed = { versions: availability.versions, model: modelInfo, inProcess };
+      removeDirectory(model.directory);
+    }
+
+    // Last: it runs the ETL/retrain/batch Lambda handlers in this process.
+    if (runs('pipelines')) {
+      results.pipelines = await section('pipelines (ETL, batch scoring)', () =>
+        runPipelinesBench(profile.pipelines),
+      );
+    }
+  } finally {
+    results.meta.durationS = round((performance.now() - t0) / 1000, 1);
+    results.meta.loadAverage.end = loadavg().map((v) => round(v, 2));
+    results.meta.otherCpu.run = otherCpuShare(runCpu, cpuSnapshot());
+  }
+
+  computeRatios(results);
+  await mkdir(outDir, { recursive: true });
+  const markdown = toMarkdown(results);
+  const jsonFile = join(outDir, `${baseName}.json`);
+  await writeFile(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
+  // Only the committed figures need to pass the lint (Biome skips ignored files and paths outside the repo).
+  if (!quick && values.out === undefined) formatJson(jsonFile);
+  await writeFile(join(outDir, `${baseName}.md`), markdown);
+  process.stdout.write(`\n${markdown}`);
+  log(`wrote ${join(outDir, `${baseName}.json`)} and ${baseName}.md in ${results.meta.durationS} s`);
+  return results.problems.some((p) => p.startsWith('failed')) ? 1 : 0;
+}
+
+function computeRatios(r: BenchResults): void {
+  const failures: [string, Outcome<object> | undefined][] = [
+    ['training', r.training],
+    ['scoring', r.scoring],
+    ['drift', r.drift],
+    ['pipelines', r.pipelines],
+    ['Keel model setup', r.keelFixture],
+    ['handler', r.handler],
+    ['cold start', r.coldStart],
+    ['http', r.http],
+  ];
+  if (ok(r.http)) {
+    failures.push(['http Keel', r.http.keel], ['http seed', r.http.seed]);
+    if (ok(r.http.keel))
+      failures.push(
+        ['http Keel {customerId}', r.http.keel.byCustomerId],
+        ['http Keel {attributes}', r.http.keel.byAttributes],
+      );
+    if (ok(r.http.seed)) failures.push(['http seed body.json', r.http.seed.run]);
+  }
+  if (ok(r.seed)) failures.push(['seed in-process', r.seed.inProcess]);
+  for (const [name, value] of failures) {
+    if (value && 'error' in value) r.problems.push(`failed: ${name}: ${value.error}`);
+    else if (value && 'skipped' in value) r.problems.push(`skipped: ${name}: ${value.skipped}`);
+  }
+  if (r.seed && 'skipped' in r.seed && !ok(r.http)) r.problems.push(`skipped: seed: ${r.seed.skipped}`);
+  const other = r.meta.otherCpu.run;
+  if (other !== null && other > 0.1) {
+    r.problems.push(
+      `other processes used ${Math.round(other * 100)}% of the machine's CPU during the run ` +
+        '(per section and per HTTP level in latest.json): expect noise, compare neighbouring figures',
+    );
+  }
+
+  if (ok(r.http)) {
+    const rpsOf = (run: Outcome<LoadRun> | undefined, connections: number) =>
+      ok(run) ? (run.levels.find((l) => l.connections === connections)?.rps ?? null) : null;
+    const keel = ok(r.http.keel) ? r.http.keel : undefined;
+    const seedRun = ok(r.http.seed) ? r.http.seed.run : undefined;
+    r.ratios.http = r.http.concurrency.map((connections): HttpRatio => {
+      const keelRps = rpsOf(keel?.byCustomerId, connections);
+      const keelAttributesRps = rpsOf(keel?.byAttributes, connections);
+      const seedRps = rpsOf(seedRun, connections);
+      const ratio = (a: number | null) => (a !== null && seedRps ? round(a / seedRps, 2) : null);
+      return {
+        connections,
+        keelRps,
+        keelAttributesRps,
+        seedRps,
+        keelOverSeed: ratio(keelRps),
+        keelAttributesOverSeed: ratio(keelAttributesRps),
+      };
+    });
+    // The seed gets every field in the body; Keel's apples-to-apples request carries them as attributes.
+    // The {customerId} request (features from the online store) does more work and is shown beside it.
+    for (const level of r.ratios.http) {
+      const same = level.keelAttributesOverSeed;
+      r.targets.push({
+        name: `HTTP req/s Keel/seed, c=${level.connections}, same fields in the body`,
+        target: '≥ 3×',
+        measured:
+          same === null
+            ? '–'
+            : `${same}× (Keel {customerId, attributes}); by customerId with the store read: ${level.keelOverSeed ?? '–'}×`,
+        met: same === null ? null : same >= 3,
+      });
+    }
+    for (const [name, run] of [
+      ['Keel {customerId}', keel?.byCustomerId],
+      ['Keel {attributes}', keel?.byAttributes],
+      ['seed', seedRun],
+    ] as const) {
+      if (!ok(run)) continue;
+      for (const level of run.levels) {
+        if (level.non2xx > 0 || level.errors > 0) {
+          r.problems.push(
+            `${name} c=${level.connections}: ${level.non2xx} non-2xx responses, ${level.errors} socket errors/timeouts`,
+          );
+        }
+      }
+    }
+  }
+  if (ok(r.handler)) {
+    const p99 = r.handler.featuresAndModel.p99Us;
+    r.targets.unshift({
+      name: 'in-process features + model p99',
+      target: '< 500 µs',
+      measured: `${p99} µs (p50 ${r.handler.featuresAndModel.p50Us} µs)`,
+      met: p99 < 500,
+    });
+    if (r.handler.handlerNon200 > 0)
+      r.problems.push(`handler answered ${r.handler.handlerNon200} non-200 results`);
+    if (ok(r.seed) && ok(r.seed.inProcess)) {
+      r.ratios.inProcessSpeedupP50 = round(r.seed.inProcess.p50Us / r.handler.featuresAndModel.p50Us, 1);
+    }
+  }
+  if (ok(r.training) && r.training.ratios) {
+    r.ratios.trainTime = r.training.ratios.trainTime;
+    r.ratios.aucDifference = r.training.ratios.aucDifference;
+    r.targets.push(
+      {
+        name: 'training time Keel/XGBoost',
+        target: '≤ 3×',
+        measured: `${r.training.ratios.trainTime}×`,
+        met: r.training.ratios.trainTime <= 3,
+      },
+      {
+        name: 'held-out AUC Keel − XGBoost',
+        target: '≥ −0.005',
+        measured: String(r.training.ratios.aucDifference),
+        met: r.training.ratios.aucDifference >= -0.005,
+      },
+    );
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    log(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  },
+);
