@@ -31,6 +31,8 @@ export async function prepareLocalHandlers(
     POWERTOOLS_TRACE_ENABLED: 'false',
   };
   for (const [name, value] of Object.entries(defaults)) process.env[name] ??= value;
+  // With tracing off, keep the X-Ray SDK (loaded by Powertools' Tracer) from hooking every async call.
+  if (process.env.POWERTOOLS_TRACE_ENABLED === 'false') process.env.AWS_XRAY_MANUAL_MODE ??= 'true';
   if (redirected !== home) {
     mkdirSync(join(home, 'metrics'), { recursive: true });
     const { redirectMetrics } = await import('#shared/observability.ts');

@@ -14,6 +14,7 @@ import {
   StateMachine,
   TaskInput,
   type TaskStateBase,
+  Timeout,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke, SnsPublish } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
@@ -84,6 +85,8 @@ export class PipelineStateMachines extends Construct {
           lambdaFunction: fn.function,
           // The state's output is the handler's return value, and the local runner calls the handler directly.
           payloadResponseOnly: true,
+          // The function's own limit: without one, Step Functions (and the local runner) apply their default.
+          taskTimeout: Timeout.duration(fn.function.timeout!),
           ...(payload ? { payload: TaskInput.fromObject(payload) } : {}),
           ...(resultPath ? { resultPath } : {}),
         }),

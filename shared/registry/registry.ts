@@ -215,7 +215,12 @@ export async function readMetadata(
   name: string,
   version: string,
 ): Promise<ModelMetadata> {
-  await getVersion(deps, name, version);
+  const { version: registered } = await getVersion(deps, name, version);
+  return readMetadataObject(deps, name, registered);
+}
+
+/** metadata.json of a version already known to be registered. */
+async function readMetadataObject(deps: RegistryDeps, name: string, version: string): Promise<ModelMetadata> {
   const object = await deps.s3.send(
     new GetObjectCommand({ Bucket: deps.bucket, Key: modelKeys(name, version).metadata }),
   );
@@ -413,7 +418,7 @@ export async function loadVerifiedModel(
   input: { name: string; version: string; featureFingerprint: string },
 ): Promise<VerifiedModel> {
   const summary = await getVersion(deps, input.name, input.version);
-  const metadata = await readMetadata(deps, input.name, summary.version);
+  const metadata = await readMetadataObject(deps, input.name, summary.version);
   const object = await deps.s3.send(
     new GetObjectCommand({ Bucket: deps.bucket, Key: modelKeys(input.name, summary.version).model }),
   );

@@ -73,6 +73,9 @@ describe('pipeline state machines', () => {
       Next: s.finalize,
     });
     expect(etl.States[s.finalize]).toMatchObject({ Type: 'Task', End: true });
+    // Each task waits as long as its function may run (Step Functions' default would cut a long chunk).
+    const lambdaTasks = tasks(etl.States).filter(([name]) => !name.startsWith('Notify'));
+    expect(lambdaTasks.map(([, state]) => state.TimeoutSeconds)).toEqual([300, 900, 60]);
   });
 
   it('retrain: train → Choice on the decision → promote → notify, or notify kept', () => {
