@@ -12,6 +12,21 @@ export interface PredictConfig {
   readonly backend: 'onnx' | 'sagemaker';
   readonly sagemakerEndpoint: string | undefined;
   readonly maxRecordAgeMs: number;
+  /**
+   * Prediction capture (shared/inference/capture.ts): the outputs bucket it writes to and the share of
+   * predictions sampled (`KEEL_CAPTURE_SAMPLE_RATE`, 0..1, default 1). Absent (no outputs bucket in the
+   * environment, or a rate of 0): nothing is captured.
+   */
+  readonly capture?: { readonly bucket: string; readonly sampleRate: number };
+}
+
+function sampleRate(env: Readonly<Record<string, string | undefined>>): number {
+  const raw = optionalEnv('KEEL_CAPTURE_SAMPLE_RATE', '1', env);
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new ConfigError(`KEEL_CAPTURE_SAMPLE_RATE must be a number from 0 to 1, got "${raw}"`);
+  }
+  return value;
 }
 
 export function readPredictConfig(
@@ -21,6 +36,8 @@ export function readPredictConfig(
   if (backend !== 'onnx' && backend !== 'sagemaker') {
     throw new ConfigError(`KEEL_MODEL_BACKEND must be onnx or sagemaker, got "${backend}"`);
   }
+  const rate = sampleRate(env);
+  const outputs = env[RESOURCE_ENV.outputs];
   return {
     modelsBucket: requireEnv(RESOURCE_ENV.models, env),
     registryTable: requireEnv(RESOURCE_ENV.modelRegistry, env),
@@ -30,5 +47,6 @@ export function readPredictConfig(
     backend,
     sagemakerEndpoint: backend === 'sagemaker' ? requireEnv('KEEL_SAGEMAKER_ENDPOINT', env) : undefined,
     maxRecordAgeMs: intEnv('KEEL_MAX_RECORD_AGE_HOURS', 24 * 30, { min: 1, max: 24 * 3650 }, env) * 3_600_000,
+    ...(outputs && rate > 0 ? { capture: { bucket: outputs, sampleRate: rate } } : {}),
   };
 }

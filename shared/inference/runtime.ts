@@ -13,6 +13,7 @@ import { createSageMakerScorer } from '#shared/model/sagemaker-scorer.ts';
 import { PREDICT_METRICS } from '#shared/monitoring/metrics.ts';
 import { logger, metrics, tracer } from '#shared/observability.ts';
 import { type Observer, routeApiRequest } from './api.ts';
+import { createPredictionCapture, type PredictionCapture } from './capture.ts';
 import type { PredictConfig } from './config.ts';
 import { ModelHolder, type ScorerFactory } from './model-holder.ts';
 import type { InferenceDeps } from './service.ts';
@@ -40,7 +41,7 @@ function scorerFactory(config: PredictConfig, target: AwsTarget): ScorerFactory 
 export function createInferenceRuntime(
   config: PredictConfig,
   target: AwsTarget = awsTargetFromEnv(),
-): { deps: InferenceDeps; observer: Observer } {
+): { deps: InferenceDeps; observer: Observer; capture: PredictionCapture | undefined } {
   const clients = createAwsClients(target, SERVING_TIMEOUTS);
   const models = new ModelHolder({
     registry: {
@@ -62,8 +63,25 @@ export function createInferenceRuntime(
     store: { dynamo: clients.dynamo, table: config.onlineTable },
     maxRecordAgeMs: config.maxRecordAgeMs,
   };
+  const capture = config.capture
+    ? createPredictionCapture({
+        s3: clients.s3,
+        bucket: config.capture.bucket,
+        sampleRate: config.capture.sampleRate,
+        onEvent: (event) => {
+          if (event.type === 'flushed') return;
+          logger.warn(`prediction capture ${event.type}`, { ...event });
+          metrics.addMetric(
+            event.type === 'dropped' ? 'CaptureDropped' : 'CaptureFlushFailures',
+            MetricUnit.Count,
+            event.type === 'dropped' ? event.records : 1,
+          );
+        },
+      })
+    : undefined;
   const observer: Observer = {
-    prediction({ body, facts }) {
+    prediction({ body, facts, vector }) {
+      capture?.record({ ...body, vector });
       // Metadata, not a dimension: the alarms watch the {service} dimension set.
       metrics.addMetadata('ModelVersion', body.model.version);
       metrics.addMetric('Predictions', MetricUnit.Count, 1);
@@ -74,7 +92,7 @@ export function createInferenceRuntime(
       if (facts.stale) metrics.addMetric('StaleRecords', MetricUnit.Count, 1);
     },
   };
-  return { deps, observer };
+  return { deps, observer, capture };
 }
 
 /** The predict handler: middy around the router, with Powertools and the one error mapping. */

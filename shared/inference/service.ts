@@ -46,6 +46,8 @@ export interface PredictionFacts {
 export interface Prediction {
   readonly body: PredictResponse;
   readonly facts: PredictionFacts;
+  /** The encoded features the model scored (float32, FEATURE_SET order): what prediction capture keeps. */
+  readonly vector: Float32Array;
 }
 
 export function issuesOf(
@@ -125,7 +127,7 @@ function respond(prepared: Prepared, probability: number, model: LoadedModel, re
     requestId,
     ...(prepared.warnings.length > 0 ? { warnings: prepared.warnings } : {}),
   };
-  return { body, facts: prepared.facts };
+  return { body, facts: prepared.facts, vector: Float32Array.from(prepared.vector) };
 }
 
 /**
