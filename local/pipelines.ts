@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
-import type { AwsTarget } from '#shared/aws/clients.ts';
+import { type AwsTarget, createAwsClients } from '#shared/aws/clients.ts';
+import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
 import { NOTIFY_FAILURE_STATE, PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
 import type { StepHandler } from '#shared/pipelines/step.ts';
 import type { ResourceNames } from '#shared/resources.ts';
@@ -42,7 +43,46 @@ export interface PipelineRunner {
     input: Record<string, unknown>,
     onTaskDone?: (state: string, output: unknown) => void,
   ): Promise<PipelineRun<T>>;
+  /** Runs the drift job's handler directly, as its Lambda runs (a single task, not a state machine). */
+  drift(input: DriftJobInput): Promise<DriftRun>;
   readonly definitions: Record<PipelineName, AslDefinition>;
+}
+
+export type DriftRun = Omit<PipelineRun<Omit<DriftJobResult, 'report'>>, 'pipeline'> & {
+  readonly pipeline: 'drift';
+};
+
+/**
+ * One drift check against the local platform (what `keel drift check` runs): the champion's captured
+ * predictions of the window (default the last hour) → report in `drift-reports/`, EMF lines in the
+ * local metrics file. Returns the full report; errors (no champion, a bad window) propagate.
+ */
+export async function runDriftJob(
+  options: Pick<PipelineRunnerOptions, 'home' | 'target' | 'names'> & { readonly modelName?: string },
+  input: DriftJobInput = {},
+): Promise<DriftJobResult> {
+  await prepareLocalHandlers(options.home, options.target, options.names);
+  const { runDrift } = await import('#shared/drift/job.ts');
+  const clients = createAwsClients(options.target);
+  try {
+    return await runDrift(
+      {
+        s3: clients.s3,
+        registry: {
+          s3: clients.s3,
+          dynamo: clients.dynamo,
+          bucket: options.names.models,
+          table: options.names.modelRegistry,
+        },
+        outputsBucket: options.names.outputs,
+        modelName: options.modelName ?? process.env.KEEL_MODEL_NAME ?? 'churn',
+      },
+      input,
+    );
+  } finally {
+    clients.s3.destroy();
+    clients.dynamo.destroy();
+  }
 }
 
 /**
@@ -53,10 +93,11 @@ export interface PipelineRunner {
  */
 export async function createPipelineRunner(options: PipelineRunnerOptions): Promise<PipelineRunner> {
   await prepareLocalHandlers(options.home, options.target, options.names);
-  const [etl, retrain, batch] = await Promise.all([
+  const [etl, retrain, batch, drift] = await Promise.all([
     import('#lambdas/etl/handler.ts'),
     import('#lambdas/retrain/handler.ts'),
     import('#lambdas/batch/handler.ts'),
+    import('#lambdas/drift/handler.ts'),
   ]);
   const definitions = synthesizeStateMachines();
   await mkdir(options.home, { recursive: true });
@@ -108,6 +149,22 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
 
   return {
     definitions,
+    async drift(input) {
+      const started = performance.now();
+      try {
+        const output = await drift.handler(input);
+        return { pipeline: 'drift', status: 'SUCCEEDED', output, durationMs: performance.now() - started };
+      } catch (error) {
+        const e = error as Error;
+        return {
+          pipeline: 'drift',
+          status: 'FAILED',
+          output: undefined,
+          error: { name: e.name, message: e.message },
+          durationMs: performance.now() - started,
+        };
+      }
+    },
     async run<T>(
       pipeline: PipelineName,
       input: Record<string, unknown>,

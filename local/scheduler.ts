@@ -10,8 +10,9 @@ export interface LocalScheduler {
 
 /**
  * Fires the same schedules EventBridge fires in AWS, with the same expressions and inputs, by running
- * the target pipeline's state machine locally. A run still going when the next fire comes is not
- * doubled: that fire is skipped and logged.
+ * the target pipeline's state machine locally (the drift job, one Lambda in AWS, runs its handler
+ * directly). A run still going when the next fire comes is not doubled: that fire is skipped and
+ * logged.
  */
 export function startScheduler(
   schedules: readonly ScheduleDefinition[],
@@ -23,11 +24,13 @@ export function startScheduler(
   const timers = new Map<string, NodeJS.Timeout>();
   const next = new Map<string, Date>();
   const running = new Set<string>();
-  const runnable = schedules.filter(
-    (s): s is ScheduleDefinition & { target: PipelineName } => s.target !== 'drift',
-  );
+  const runnable = schedules;
+  const start = (schedule: ScheduleDefinition) =>
+    schedule.target === 'drift'
+      ? runner.drift({ ...schedule.input })
+      : runner.run(schedule.target as PipelineName, { ...schedule.input });
 
-  const arm = (schedule: ScheduleDefinition & { target: PipelineName }) => {
+  const arm = (schedule: ScheduleDefinition) => {
     const at = nextFireTime(schedule.expression, now(), anchor);
     next.set(schedule.id, at);
     // setTimeout holds at most ~24.8 days; far schedules re-arm on the way.
@@ -39,9 +42,10 @@ export function startScheduler(
       running.add(schedule.id);
       log(`schedule ${schedule.id}: starting ${schedule.target}`);
       try {
-        const run = await runner.run(schedule.target, { ...schedule.input });
+        const run = await start(schedule);
         log(
-          `schedule ${schedule.id}: ${schedule.target} ${run.status} in ${(run.durationMs / 1000).toFixed(1)}s`,
+          `schedule ${schedule.id}: ${schedule.target} ${run.status} in ${(run.durationMs / 1000).toFixed(1)}s` +
+            (run.error ? ` (${run.error.name}: ${run.error.message})` : ''),
         );
       } finally {
         running.delete(schedule.id);

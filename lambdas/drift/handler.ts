@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import { type DriftJobDeps, runDrift } from '#shared/drift/job.ts';
+import { pipelineContext } from '#shared/pipelines/config.ts';
+import { step } from '#shared/pipelines/step.ts';
+
+const ctx = pipelineContext();
+const deps: DriftJobDeps = {
+  s3: ctx.clients.s3,
+  registry: ctx.registry,
+  outputsBucket: ctx.names.outputs,
+  modelName: ctx.modelName,
+};
+
+const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time');
+
+/**
+ * The hourly drift job (EventBridge → this Lambda; locally the scheduler calls it directly): the
+ * champion's captured predictions of [from, to) (default: the last hour) against its baseline; drift
+ * metrics as EMF on stdout, the report in `drift-reports/`. Returns the summary without the full report.
+ */
+export const handler = step(z.object({ from: isoTime.optional(), to: isoTime.optional() }), async (input) => {
+  const { report: _report, ...summary } = await runDrift(deps, input);
+  return summary;
+});

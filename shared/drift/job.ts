@@ -1,0 +1,231 @@
+import type { Console } from 'node:console';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { NoModelError, ValidationError } from '#shared/errors.ts';
+import { FEATURE_COUNT } from '#shared/features/index.ts';
+import { type CaptureRecord, captureHourPrefix } from '#shared/inference/capture.ts';
+import { driftThresholds, type MonitoringOptionsInput } from '#shared/monitoring/alarms.ts';
+import { toEmf } from '#shared/monitoring/emf.ts';
+import { DEFAULT_SERVICE, driftMetricData, KEEL_NAMESPACE } from '#shared/monitoring/metrics.ts';
+import { metrics } from '#shared/observability.ts';
+import { getChampion, type RegistryDeps, readBaseline } from '#shared/registry/registry.ts';
+import type { Baseline } from './baseline.ts';
+import { computeDrift, type DriftReport, type DriftStatus } from './compute.ts';
+
+/**
+ * The drift job: the champion's captured predictions of a window (default: the hour before now) →
+ * `computeDrift` against the champion's `baseline.json` → the drift metrics as EMF lines (the same sink
+ * as every other Keel metric: stdout in Lambda, `${KEEL_HOME}/metrics/emf.jsonl` locally) → the report
+ * as JSON in the outputs bucket under `drift-reports/`.
+ *
+ * Input is the prediction capture only (shared/inference/capture.ts): it holds the feature vectors the
+ * model scored. Batch scoring outputs (`predictions/...` CSVs) carry scores but no features, so they are
+ * not part of the window.
+ */
+
+export const DRIFT_REPORT_PREFIX = 'drift-reports/';
+const HOUR = 3_600_000;
+
+export interface DriftJobDeps {
+  readonly s3: S3Client;
+  readonly registry: RegistryDeps;
+  readonly outputsBucket: string;
+  readonly modelName: string;
+  /** The `service` dimension of the published metrics (default `keel`, what the alarms watch). */
+  readonly service?: string;
+  readonly monitoring?: MonitoringOptionsInput;
+  /** Receives each EMF document as one line (default: the Powertools metrics console). */
+  readonly emit?: (line: string) => void;
+  readonly now?: () => Date;
+}
+
+export interface DriftJobInput {
+  /** ISO 8601, inclusive; default `to` − 1 hour. */
+  readonly from?: string;
+  /** ISO 8601, exclusive; default now. */
+  readonly to?: string;
+}
+
+export interface DriftJobResult {
+  readonly model: { readonly name: string; readonly version: string };
+  readonly window: { readonly from: string; readonly to: string };
+  readonly rows: number;
+  /** Capture lines read that were not counted (other versions, outside the window, malformed). */
+  readonly skipped: number;
+  readonly status: DriftStatus;
+  /** True when the window had fewer rows than the comparison needs: nothing was judged. */
+  readonly insufficientData: boolean;
+  readonly maxPsi: number | null;
+  readonly maxPsiFeature: string | null;
+  readonly reportKey: string;
+  /** The EMF lines published. */
+  readonly metricLines: number;
+  readonly report: DriftReport;
+}
+
+/** What `drift-reports/...json` holds. */
+export interface DriftReportDocument {
+  readonly generatedAt: string;
+  readonly model: DriftJobResult['model'];
+  readonly window: DriftJobResult['window'];
+  readonly rows: number;
+  readonly status: DriftStatus;
+  readonly insufficientData: boolean;
+  readonly message: string;
+  readonly report: DriftReport;
+}
+
+/** The window [from, to) the input names; the default is the hour before `now`. */
+export function driftWindow(input: DriftJobInput, now: Date): { from: Date; to: Date } {
+  const to = input.to ? new Date(input.to) : now;
+  const from = input.from ? new Date(input.from) : new Date(to.getTime() - HOUR);
+  const issues = [
+    ...(Number.isNaN(to.getTime()) ? [{ path: 'to', message: 'not an ISO 8601 time' }] : []),
+    ...(Number.isNaN(from.getTime()) ? [{ path: 'from', message: 'not an ISO 8601 time' }] : []),
+  ];
+  if (issues.length === 0 && from >= to) issues.push({ path: 'from', message: 'must be before to' });
+  if (issues.length > 0) throw new ValidationError('the drift window is invalid', issues);
+  return { from, to };
+}
+
+/** The capture hour prefixes [from, to) touches. */
+function hourPrefixes(model: string, from: Date, to: Date): string[] {
+  const prefixes: string[] = [];
+  for (let t = Math.floor(from.getTime() / HOUR) * HOUR; t < to.getTime(); t += HOUR) {
+    prefixes.push(captureHourPrefix(model, new Date(t)));
+  }
+  return prefixes;
+}
+
+async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
+/** The captured records of `version` served in [from, to), as computeDrift's window. */
+export async function readCapturedWindow(
+  deps: Pick<DriftJobDeps, 's3' | 'outputsBucket' | 'modelName'>,
+  version: string,
+  from: Date,
+  to: Date,
+): Promise<{ x: Float32Array; scores: Float64Array; rows: number; skipped: number }> {
+  const keys = (
+    await Promise.all(
+      hourPrefixes(deps.modelName, from, to).map((p) => listKeys(deps.s3, deps.outputsBucket, p)),
+    )
+  ).flat();
+  const texts = await Promise.all(
+    keys.map(async (key) => {
+      const object = await deps.s3.send(new GetObjectCommand({ Bucket: deps.outputsBucket, Key: key }));
+      return object.Body!.transformToString();
+    }),
+  );
+  const kept: CaptureRecord[] = [];
+  let skipped = 0;
+  const [fromMs, toMs] = [from.getTime(), to.getTime()];
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      let record: CaptureRecord;
+      try {
+        record = JSON.parse(line) as CaptureRecord;
+      } catch {
+        skipped++;
+        continue;
+      }
+      const t = Date.parse(record.t);
+      if (
+        record.version !== version ||
+        !(t >= fromMs && t < toMs) ||
+        !Array.isArray(record.x) ||
+        record.x.length !== FEATURE_COUNT
+      ) {
+        skipped++;
+        continue;
+      }
+      kept.push(record);
+    }
+  }
+  const x = new Float32Array(kept.length * FEATURE_COUNT);
+  const scores = new Float64Array(kept.length);
+  kept.forEach((record, i) => {
+    x.set(record.x, i * FEATURE_COUNT);
+    // A missing probability is a non-finite score (counted by computeDrift), never a made-up number.
+    scores[i] = typeof record.probability === 'number' ? record.probability : Number.NaN;
+  });
+  return { x, scores, rows: kept.length, skipped };
+}
+
+/** One JSON document per line on the Powertools metrics console: stdout in Lambda, the EMF file locally. */
+function metricsConsoleLine(line: string): void {
+  (metrics as unknown as { console: Console }).console.log(line);
+}
+
+export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): Promise<DriftJobResult> {
+  const now = (deps.now ?? (() => new Date()))();
+  const { from, to } = driftWindow(input, now);
+  const version = await getChampion(deps.registry, deps.modelName);
+  if (!version) throw new NoModelError(`${deps.modelName} has no champion: there is nothing to watch`);
+  const baseline = (await readBaseline(deps.registry, deps.modelName, version)) as Baseline;
+  const window = await readCapturedWindow(deps, version, from, to);
+  const thresholds = driftThresholds(deps.monitoring);
+  const report = computeDrift(baseline, window, thresholds);
+  const insufficientData = window.rows < thresholds.minRows;
+
+  const data = driftMetricData(report, deps.service ?? DEFAULT_SERVICE);
+  const lines = toEmf(data, {
+    namespace: KEEL_NAMESPACE,
+    timestamp: to.getTime(),
+    properties: { ModelVersion: version, DriftWindowFrom: from.toISOString() },
+  }).map((doc) => JSON.stringify(doc));
+  const emit = deps.emit ?? metricsConsoleLine;
+  for (const line of lines) emit(line);
+
+  const windowIso = { from: from.toISOString(), to: to.toISOString() };
+  const stamp = (d: Date) =>
+    d
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, 'Z');
+  const reportKey = `${DRIFT_REPORT_PREFIX}model=${deps.modelName}/version=${version}/${stamp(from)}-${stamp(to)}.json`;
+  const document: DriftReportDocument = {
+    generatedAt: now.toISOString(),
+    model: { name: deps.modelName, version },
+    window: windowIso,
+    rows: window.rows,
+    status: report.status,
+    insufficientData,
+    message: insufficientData
+      ? `insufficient data: ${window.rows} captured predictions of ${version} in the window, ${thresholds.minRows} needed`
+      : `drift ${report.status}: largest PSI ${report.summary.maxPsi?.toFixed(3)} (${report.summary.maxPsiFeature})`,
+    report,
+  };
+  await deps.s3.send(
+    new PutObjectCommand({
+      Bucket: deps.outputsBucket,
+      Key: reportKey,
+      Body: JSON.stringify(document, null, 2),
+      ContentType: 'application/json',
+    }),
+  );
+  return {
+    model: document.model,
+    window: windowIso,
+    rows: window.rows,
+    skipped: window.skipped,
+    status: report.status,
+    insufficientData,
+    maxPsi: report.summary.maxPsi,
+    maxPsiFeature: report.summary.maxPsiFeature,
+    reportKey,
+    metricLines: lines.length,
+    report,
+  };
+}
