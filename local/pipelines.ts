@@ -8,6 +8,7 @@ import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
 import { NOTIFY_FAILURE_STATE, PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
 import type { StepHandler } from '#shared/pipelines/step.ts';
 import type { ResourceNames } from '#shared/resources.ts';
+import { awaitApproval } from './approvals.ts';
 import { prepareLocalHandlers } from './environment.ts';
 import { type AslDefinition, inlineDistributedMaps, synthesizeStateMachines } from './state-machines.ts';
 
@@ -128,6 +129,22 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       [PIPELINES.retrain.states.train]: retrain.train,
       [PIPELINES.retrain.states.promote]: retrain.promote,
       [PIPELINES.retrain.states.notify]: notify('retrain'),
+      [PIPELINES.retrain.states.approve]: async (input: unknown) => {
+        const { Subject, Message } = input as { Subject?: string; Message?: unknown };
+        const decision = await awaitApproval(
+          options.home,
+          { subject: Subject ?? '', message: Message },
+          (id) =>
+            options.onNotification?.({
+              at: new Date().toISOString(),
+              source: 'pipeline:retrain',
+              subject: `${Subject ?? 'approval requested'}: run \`keel models approve ${id}\` or \`keel models reject ${id}\``,
+              message: Message,
+            }),
+        );
+        return decision;
+      },
+      'Notify not approved': notify('retrain'),
       'Notify kept': notify('retrain'),
       [NOTIFY_FAILURE_STATE]: notify('retrain'),
     },
@@ -198,6 +215,8 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
             StartTime: new Date().toISOString(),
           },
           StateMachine: { Id: machineArn, Name: machineArn.split(':').at(-1) },
+          // The callback token a waitForTaskToken state hands out; locally the approval id plays its part.
+          Task: { Token: `local-${name}` },
         } as never,
       });
       try {

@@ -22,6 +22,7 @@ export const train = step(
     seed: z.number().int().min(0).optional(),
     margin: z.number().min(0).max(1).default(0),
     promotion: z.enum(['always', 'if-better', 'never']).default('if-better'),
+    requireApproval: z.boolean().default(false),
   }),
   async (input) => {
     const datasetPrefix = input.datasetPrefix ?? (await newestFeatureDataset(deps.s3, deps.featuresBucket));
@@ -40,6 +41,7 @@ export const train = step(
       datasetPrefix,
       promote: decision.promote,
       reason: decision.reason,
+      requireApproval: input.requireApproval,
     };
   },
 );

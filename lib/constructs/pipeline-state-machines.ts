@@ -8,6 +8,7 @@ import {
   DistributedMap,
   Fail,
   type IChainable,
+  IntegrationPattern,
   JsonPath,
   LogLevel,
   Map as MapState,
@@ -155,10 +156,35 @@ export class PipelineStateMachines extends Construct {
         });
       const promoted = notify(s.notify, 'Promoted');
       const kept = notify('Notify kept', 'Kept');
+      const approvalDenied = notify('Notify not approved', 'NotApproved');
+      // Optional human gate (`requireApproval` in the input): the token goes out with the notification,
+      // and `aws stepfunctions send-task-success --task-output '{"approved":true}'` (locally
+      // `keel models approve`) lets the promotion proceed. No answer within a day: not promoted.
+      const approval = new SnsPublish(this, 'RetrainApproval', {
+        stateName: s.approve,
+        topic: props.notifications,
+        subject: `Keel ${props.stage}: approve promoting a retrained model?`,
+        integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+        message: TaskInput.fromObject({
+          pipeline: PIPELINES.retrain.name,
+          status: 'AWAITING_APPROVAL',
+          version: JsonPath.stringAt('$.candidate.version'),
+          reason: JsonPath.stringAt('$.candidate.reason'),
+          taskToken: JsonPath.taskToken,
+        }),
+        resultPath: '$.approval',
+        taskTimeout: Timeout.duration(Duration.days(1)),
+      });
+      approval.addCatch(approvalDenied, { errors: ['States.Timeout'], resultPath: '$.error' });
+      const approved = new Choice(this, 'RetrainApproved', { stateName: s.approved })
+        .when(Condition.booleanEquals('$.approval.approved', true), promote)
+        .otherwise(approvalDenied);
+      promote.next(promoted);
       const decide = new Choice(this, 'RetrainDecide', { stateName: s.decide })
-        .when(Condition.booleanEquals('$.candidate.promote', true), promote.next(promoted))
-        .otherwise(kept);
-      catchAll([train, promote], failure('retrain'));
+        .when(Condition.booleanEquals('$.candidate.promote', false), kept)
+        .when(Condition.booleanEquals('$.candidate.requireApproval', true), approval.next(approved))
+        .otherwise(promote);
+      catchAll([train, promote, approval], failure('retrain'));
       this.retrain = this.machine('retrain', props, train.next(decide), [f.train, f.promote]);
     }
     // Batch scoring

@@ -17,6 +17,8 @@ export const PIPELINES = {
     states: {
       train: 'Train and register',
       decide: 'Better than the champion?',
+      approve: 'Wait for approval',
+      approved: 'Approved?',
       promote: 'Promote',
       notify: 'Notify result',
     },

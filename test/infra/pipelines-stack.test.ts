@@ -84,8 +84,22 @@ describe('pipeline state machines', () => {
     expect(retrain.StartAt).toBe(s.train);
     expect(retrain.States[s.decide]).toMatchObject({
       Type: 'Choice',
-      Choices: [{ Variable: '$.candidate.promote', BooleanEquals: true, Next: s.promote }],
-      Default: 'Notify kept',
+      Choices: [
+        { Variable: '$.candidate.promote', BooleanEquals: false, Next: 'Notify kept' },
+        { Variable: '$.candidate.requireApproval', BooleanEquals: true, Next: s.approve },
+      ],
+      Default: s.promote,
+    });
+    expect(retrain.States[s.approve]).toMatchObject({
+      Resource: 'arn:aws:states:::sns:publish.waitForTaskToken',
+      TimeoutSeconds: 86_400,
+      ResultPath: '$.approval',
+      Next: s.approved,
+      Parameters: { Message: { 'taskToken.$': '$$.Task.Token' } },
+    });
+    expect(retrain.States[s.approved]).toMatchObject({
+      Choices: [{ Variable: '$.approval.approved', BooleanEquals: true, Next: s.promote }],
+      Default: 'Notify not approved',
     });
     expect(retrain.States[s.promote]).toMatchObject({ Next: s.notify, ResultPath: '$.deployment' });
     expect(retrain.States[s.notify]).toMatchObject({
@@ -115,7 +129,7 @@ describe('pipeline state machines', () => {
       });
       expect(asl.States.Failed).toMatchObject({ Type: 'Fail', Error: 'PipelineFailed' });
       for (const [name, state] of tasks(asl.States)) {
-        if (name.startsWith('Notify')) continue;
+        if (!String(state.Resource).startsWith('arn:aws:lambda')) continue;
         expect(state.Retry, name).toEqual(
           expect.arrayContaining([
             expect.objectContaining({
@@ -128,6 +142,14 @@ describe('pipeline state machines', () => {
       }
       for (const [name, state] of Object.entries(asl.States)) {
         if (!['Task', 'Map'].includes(state.Type) || name.startsWith('Notify')) continue;
+        if (name === PIPELINES.retrain.states.approve) {
+          // Waiting for a human: no answer within the timeout means "not approved", anything else fails.
+          expect(state.Catch).toEqual([
+            { ErrorEquals: ['States.Timeout'], ResultPath: '$.error', Next: 'Notify not approved' },
+            { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: NOTIFY_FAILURE_STATE },
+          ]);
+          continue;
+        }
         expect(state.Catch, name).toEqual([
           { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: NOTIFY_FAILURE_STATE },
         ]);

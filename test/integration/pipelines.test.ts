@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decideApproval, listApprovals } from '#local/approvals.ts';
 import { createPipelineRunner, notificationsFile, type PipelineRunner } from '#local/pipelines.ts';
 import type { BatchReport } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
@@ -206,5 +207,55 @@ describe('batch scoring state machine', () => {
       expect(Math.abs(body.probability - Number(row[1]))).toBeLessThan(1e-6);
       expect(body.prediction).toBe(Number(row[2]));
     }
+  });
+});
+
+describe('retrain with a human approval (task token)', () => {
+  async function decideWhenAsked(approved: boolean): Promise<string> {
+    for (let i = 0; i < 400; i++) {
+      const pending = (await listApprovals(aws.home)).find((r) => r.status === 'pending');
+      if (pending) {
+        await decideApproval(aws.home, pending.id, {
+          approved,
+          by: 'test',
+          note: approved ? 'looks good' : 'not now',
+        });
+        return pending.id;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error('no approval was requested');
+  }
+
+  it('promotes only after approval, and keeps the champion when rejected', async () => {
+    type Run = {
+      candidate: { version: string };
+      approval?: { approved: boolean; by: string };
+      deployment?: { to: string };
+    };
+    const [approvedRun] = await Promise.all([
+      runner.run<Run>('retrain', { promotion: 'always', requireApproval: true }),
+      decideWhenAsked(true),
+    ]);
+    expect(approvedRun.status).toBe('SUCCEEDED');
+    expect(approvedRun.output!.approval).toMatchObject({ approved: true, by: 'test' });
+    expect(approvedRun.output!.deployment).toMatchObject({ to: approvedRun.output!.candidate.version });
+
+    const champion = await getChampion(registry(), 'churn');
+    const [rejectedRun] = await Promise.all([
+      runner.run<Run>('retrain', { promotion: 'always', requireApproval: true }),
+      decideWhenAsked(false),
+    ]);
+    expect(rejectedRun.status).toBe('SUCCEEDED');
+    expect(rejectedRun.output!.deployment).toBeUndefined();
+    expect(await getChampion(registry(), 'churn')).toBe(champion);
+    const notifications = (await readFile(notificationsFile(aws.home), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(notifications.at(-1)).toMatchObject({
+      source: 'pipeline:retrain',
+      message: { status: 'NOTAPPROVED' },
+    });
   });
 });

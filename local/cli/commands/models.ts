@@ -1,4 +1,7 @@
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { decideApproval, listApprovals } from '#local/approvals.ts';
+import { keelHome } from '#local/runtime.ts';
 import { FEATURE_SET } from '#shared/features/index.ts';
 import {
   getChampion,
@@ -104,4 +107,42 @@ export function registerModels(program: Command, output: Output): void {
         );
       }),
     );
+
+  models
+    .command('approvals')
+    .description('promotions waiting for a human decision (retrain started with --require-approval)')
+    .action(async () => {
+      const requests = await listApprovals(keelHome());
+      output.result({ approvals: requests }, () =>
+        requests.length === 0
+          ? 'no approval requests'
+          : requests
+              .map(
+                (r) =>
+                  `${r.id}  ${r.status.padEnd(8)} ${r.requestedAt}  ${r.subject}${r.by ? ` (by ${r.by})` : ''}`,
+              )
+              .join('\n'),
+      );
+    });
+
+  for (const [verb, approved] of [
+    ['approve', true],
+    ['reject', false],
+  ] as const) {
+    models
+      .command(verb)
+      .description(
+        `${verb} a pending promotion; the waiting retrain execution then ${approved ? 'promotes' : 'keeps the champion'}`,
+      )
+      .argument('<id>', 'the approval id (see `keel models approvals`)')
+      .option('--note <text>', 'why, recorded with the decision')
+      .action(async (id: string, options: { note?: string }) => {
+        const decided = await decideApproval(keelHome(), id, {
+          approved,
+          by: `${userInfo().username}@cli`,
+          note: options.note,
+        });
+        output.result(decided, () => `${id}: ${decided.status}`);
+      });
+  }
 }

@@ -25,6 +25,7 @@ export function registerTrain(program: Command, output: Output): void {
     .option('--promote', 'make the new version the champion whatever it scores')
     .option('--if-better', 'promote only if its AUC beats the champion on the same rows by --margin')
     .option('--margin <auc>', 'AUC gain required by --if-better', Number, 0)
+    .option('--require-approval', 'wait for `keel models approve ID` before promoting')
     .option('--algorithm <name>', 'gbdt (gradient-boosted trees) or logistic (baseline)', 'gbdt')
     .option('--dataset <prefix>', 'offline feature prefix (default: the newest dataset)')
     .option('--seed <n>', 'seed of the split and the trainer', Number, 42)
@@ -33,6 +34,7 @@ export function registerTrain(program: Command, output: Output): void {
         promote?: boolean;
         ifBetter?: boolean;
         margin: number;
+        requireApproval?: boolean;
         algorithm: string;
         dataset?: string;
         seed: number;
@@ -47,6 +49,7 @@ export function registerTrain(program: Command, output: Output): void {
           seed: options.seed,
           margin: options.margin,
           promotion: options.promote ? 'always' : options.ifBetter ? 'if-better' : 'never',
+          requireApproval: options.requireApproval ?? false,
           ...(options.dataset ? { datasetPrefix: options.dataset } : {}),
         });
         const c = result.candidate;
