@@ -3,6 +3,7 @@ import { contextChoice, contextString, INFERENCE_KINDS, modelBackendFromContext 
 import { addNagChecks } from '#lib/nag.ts';
 import { DataStack } from '#lib/stacks/data-stack.ts';
 import { InferenceStack } from '#lib/stacks/inference-stack.ts';
+import { MonitoringStack } from '#lib/stacks/monitoring-stack.ts';
 import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
 
 // A fixed dummy account lets `cdk synth` run offline with no credentials; a deploy sets the real ones.
@@ -18,7 +19,7 @@ const modelBackend = modelBackendFromContext(app.node);
 addNagChecks(app);
 
 const data = new DataStack(app, `Keel-${stage}-Data`, { stage, env });
-new InferenceStack(app, `Keel-${stage}-Inference`, {
+const inferenceStack = new InferenceStack(app, `Keel-${stage}-Inference`, {
   stage,
   env,
   buckets: data.buckets,
@@ -26,9 +27,23 @@ new InferenceStack(app, `Keel-${stage}-Inference`, {
   inference,
   modelBackend,
 });
-new PipelinesStack(app, `Keel-${stage}-Pipelines`, {
+const pipelines = new PipelinesStack(app, `Keel-${stage}-Pipelines`, {
   stage,
   env,
   buckets: data.buckets,
   tables: data.tables,
+});
+new MonitoringStack(app, `Keel-${stage}-Monitoring`, {
+  stage,
+  env,
+  stateMachines: pipelines.stateMachines,
+  schedulesDeadLetterQueue: pipelines.schedules.deadLetterQueue,
+  predictFunction: inferenceStack.predictFunction?.function,
+  predictLogGroup: inferenceStack.predictFunction?.logGroup,
+  api: inferenceStack.api.api,
+  // On-call endpoints: -c onCallEmail=… -c onCallWebhookUrl=https://…, or the stack's deploy-time
+  // parameters OnCallEmail / OnCallWebhookUrl when these are absent.
+  onCallEmail: contextString(app.node, 'onCallEmail'),
+  onCallWebhookUrl: contextString(app.node, 'onCallWebhookUrl'),
+  retrainOnDrift: contextChoice(app.node, 'retrainOnDrift', ['true', 'false'], 'false') === 'true',
 });

@@ -4,6 +4,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { ApiWebAcl } from '#lib/constructs/api-web-acl.ts';
 import { FargatePredict } from '#lib/constructs/fargate-predict.ts';
+import type { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { LambdaPredict } from '#lib/constructs/lambda-predict.ts';
 import { PredictApi, type RequestQuota, type ThrottleLimits } from '#lib/constructs/predict-api.ts';
 import type { InferenceKind } from '#lib/context.ts';
@@ -70,6 +71,8 @@ export interface InferenceStackProps extends StackProps {
  */
 export class InferenceStack extends Stack {
   public readonly api: PredictApi;
+  /** The predict function (its alarms and logs are watched by the monitoring stack); undefined with ECS. */
+  public readonly predictFunction?: KeelFunction;
 
   /**
    * The region's first two zones (every region has two) as CloudFormation resolves them
@@ -122,6 +125,7 @@ export class InferenceStack extends Stack {
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.api.url, exportName: `keel-${stage}-inference-api-url` });
     if (backend instanceof LambdaPredict) {
+      this.predictFunction = backend.function;
       new CfnOutput(this, 'FunctionName', {
         value: backend.function.function.functionName,
         exportName: `keel-${stage}-predict-function-name`,

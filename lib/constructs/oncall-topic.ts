@@ -1,0 +1,158 @@
+import { CfnCondition, CfnParameter, Duration, Fn, Stack, Validations } from 'aws-cdk-lib';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { CfnSubscription, Topic } from 'aws-cdk-lib/aws-sns';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/** Props of {@link OnCallTopic}. */
+export interface OnCallTopicProps {
+  /** Shown as the sender of the notifications, e.g. `Keel dev on-call`. */
+  readonly displayName: string;
+  /**
+   * The on-call email address, fixed at synth time (`-c onCallEmail=…`). When left out, the stack
+   * takes it at deploy time instead, from the CloudFormation parameter `OnCallEmail`, whose empty
+   * default subscribes nobody.
+   *
+   * @default - the `OnCallEmail` parameter
+   */
+  readonly email?: string;
+  /**
+   * An HTTPS endpoint (a pager or chat webhook) that receives every notification, fixed at synth time
+   * (`-c onCallWebhookUrl=https://…`). When left out, the stack takes it at deploy time from the
+   * CloudFormation parameter `OnCallWebhookUrl`, whose empty default subscribes nothing.
+   *
+   * @default - the `OnCallWebhookUrl` parameter
+   */
+  readonly webhookUrl?: string;
+}
+
+/** What SNS accepts as an email endpoint, checked before a deploy fails on it. */
+const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** An https URL with a host; SNS refuses anything else for the `https` protocol. */
+const WEBHOOK_PATTERN = /^https:\/\/[^\s/?#]+[^\s]*$/;
+
+/**
+ * The on-call topic every Keel alarm notifies: KMS-encrypted with a rotated key that CloudWatch may
+ * use to publish, TLS-only, with an email subscription and an optional HTTPS webhook subscription.
+ * Each endpoint is a synth-time value (validated here) or, when absent, a deploy-time parameter whose
+ * empty value creates no subscription (a CloudFormation condition).
+ */
+export class OnCallTopic extends Construct {
+  public readonly topic: Topic;
+  public readonly key: Key;
+  /** Where SNS puts a notification it could not deliver to a subscription (an email, the webhook). */
+  public readonly deadLetterQueue: Queue;
+
+  constructor(scope: Construct, id: string, props: OnCallTopicProps) {
+    super(scope, id);
+    const owner = `OnCallTopic ${this.node.path}`;
+    if (props.email !== undefined && !EMAIL_PATTERN.test(props.email)) {
+      throw new Error(
+        `${owner}: email "${props.email}" is not an email address: give one like oncall@example.com, or leave it out to set the OnCallEmail parameter at deploy time`,
+      );
+    }
+    if (props.webhookUrl !== undefined && !isHttpsUrl(props.webhookUrl)) {
+      throw new Error(
+        `${owner}: webhookUrl "${props.webhookUrl}" is not an https:// URL: SNS delivers only to https endpoints; give one like https://hooks.example.com/keel, or leave it out`,
+      );
+    }
+
+    this.key = new Key(this, 'Key', {
+      enableKeyRotation: true,
+      description: `${props.displayName}: encrypts the on-call topic`,
+    });
+    // CloudWatch alarms publish to an encrypted topic only if they may use its key.
+    this.key.grant(
+      new ServicePrincipal('cloudwatch.amazonaws.com').withConditions({
+        StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+      }),
+      'kms:Decrypt',
+      'kms:GenerateDataKey*',
+    );
+    this.topic = new Topic(this, 'Topic', {
+      displayName: props.displayName,
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+
+    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.deadLetterQueue.addToResourcePolicy(
+      new PolicyStatement({
+        actions: ['sqs:SendMessage'],
+        principals: [new ServicePrincipal('sns.amazonaws.com')],
+        resources: [this.deadLetterQueue.queueArn],
+        conditions: { ArnEquals: { 'aws:SourceArn': this.topic.topicArn } },
+      }),
+    );
+    for (const ruleId of ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy']) {
+      Validations.of(this.deadLetterQueue).acknowledge({
+        id: ruleId,
+        reason:
+          'This queue is the dead-letter queue of the on-call subscriptions (SNS redrive policy), which cdk-nag does not recognise as DLQ use',
+      });
+    }
+
+    this.subscribe('Email', 'email', props.email, {
+      parameter: 'OnCallEmail',
+      description: 'Email address of on-call (confirm the subscription email SNS sends); empty: no email',
+      pattern: '^$|^[^\\s@]+@[^\\s@]+\\.[^\\s@]+$',
+    });
+    this.subscribe('Webhook', 'https', props.webhookUrl, {
+      parameter: 'OnCallWebhookUrl',
+      description: 'HTTPS endpoint (pager or chat webhook) that receives every alarm; empty: none',
+      pattern: '^$|^https://[^\\s/?#]+[^\\s]*$',
+    });
+  }
+
+  private subscribe(
+    id: string,
+    protocol: 'email' | 'https',
+    value: string | undefined,
+    deployTime: { parameter: string; description: string; pattern: string },
+  ): void {
+    if (value !== undefined) {
+      new CfnSubscription(this, id, { ...this.subscriptionProps(protocol), endpoint: value });
+      return;
+    }
+    // Parameters belong to the stack: their logical ids are what `cdk deploy --parameters` names.
+    const stack = Stack.of(this);
+    const parameter = new CfnParameter(stack, deployTime.parameter, {
+      type: 'String',
+      default: '',
+      description: deployTime.description,
+      allowedPattern: deployTime.pattern,
+      constraintDescription:
+        protocol === 'email' ? 'must be an email address or empty' : 'must be an https:// URL or empty',
+    });
+    const given = new CfnCondition(stack, `${deployTime.parameter}Given`, {
+      expression: Fn.conditionNot(Fn.conditionEquals(parameter.valueAsString, '')),
+    });
+    const subscription = new CfnSubscription(this, id, {
+      ...this.subscriptionProps(protocol),
+      endpoint: parameter.valueAsString,
+    });
+    subscription.cfnOptions.condition = given;
+  }
+
+  private subscriptionProps(protocol: 'email' | 'https') {
+    return {
+      topicArn: this.topic.topicArn,
+      protocol,
+      redrivePolicy: { deadLetterTargetArn: this.deadLetterQueue.queueArn },
+    };
+  }
+}
+
+function isHttpsUrl(value: string): boolean {
+  if (!WEBHOOK_PATTERN.test(value)) return false;
+  try {
+    return new URL(value).protocol === 'https:';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,226 @@
+import { CfnOutput, CrossStackReferences, ReferenceStrength, Stack, type StackProps } from 'aws-cdk-lib';
+import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import type { Construct } from 'constructs';
+import { KeelDashboard } from '#lib/constructs/keel-dashboard.ts';
+import { MonitoringAlarms } from '#lib/constructs/monitoring-alarms.ts';
+import { OnCallTopic } from '#lib/constructs/oncall-topic.ts';
+import { RetrainOnAlarm } from '#lib/constructs/retrain-on-alarm.ts';
+import { PREDICT_POWERTOOLS } from '#lib/predict-settings.ts';
+import {
+  ALARM_IDS,
+  type AlarmCatalog,
+  type AlarmDefinition,
+  alarmDefinitions,
+  type MonitoredResourcesInput,
+  MonitoringOptionsError,
+  type MonitoringOptionsInput,
+} from '#shared/monitoring/alarms.ts';
+import { DEFAULT_SERVICE, DRIFT_METRICS } from '#shared/monitoring/metrics.ts';
+import { PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
+import { SCHEDULES } from '#shared/pipelines/schedules.ts';
+import { assertValidStage } from '#shared/resources.ts';
+
+/** Props of {@link MonitoringStack}. */
+export interface MonitoringStackProps extends StackProps {
+  /** Deployment stage (`dev`, `prod`, …), as for the data stack. */
+  readonly stage: string;
+  /** The pipelines' state machines (`PipelinesStack.stateMachines`): a failed execution alarms. */
+  readonly stateMachines: Readonly<Record<PipelineName, IStateMachine>>;
+  /** The schedules' dead-letter queue (`PipelinesStack.schedules.deadLetterQueue`): any message alarms. */
+  readonly schedulesDeadLetterQueue: IQueue;
+  /**
+   * The predict function (`InferenceStack.predictFunction.function`): its errors and throttles alarm.
+   *
+   * @default - none (ECS serving): only the handler's EMF metrics are watched
+   */
+  readonly predictFunction?: IFunction;
+  /**
+   * The predict function's log group (`InferenceStack.predictFunction.logGroup`), queried by the
+   * dashboard's model-version widget.
+   *
+   * @default - none: the widget explains where the version is found
+   */
+  readonly predictLogGroup?: ILogGroup;
+  /**
+   * The inference REST API (`InferenceStack.api.api`): API Gateway's latency p99 alarms, and its
+   * latency and 4xx/5xx are graphed.
+   *
+   * @default - none
+   */
+  readonly api?: RestApi;
+  /**
+   * Thresholds, periods and evaluation windows of the alarms (see `MonitoringOptionsInput` in
+   * `shared/monitoring/alarms.ts`); validated at synth, each bad key named.
+   *
+   * @default - the defaults of shared/monitoring/alarms.ts
+   */
+  readonly alarmOptions?: Omit<MonitoringOptionsInput, 'service'>;
+  /**
+   * The `service` dimension of the predict handler's EMF metrics (its Powertools service name).
+   *
+   * @default - PREDICT_POWERTOOLS.serviceName ('predict')
+   */
+  readonly predictService?: string;
+  /**
+   * The `service` dimension of the drift job's EMF metrics.
+   *
+   * @default - DEFAULT_SERVICE ('keel'), what `driftMetricData` publishes under by default
+   */
+  readonly driftService?: string;
+  /**
+   * On-call email address fixed at synth time (`-c onCallEmail=…`).
+   *
+   * @default - the deploy-time parameter `OnCallEmail` (empty: no email subscription)
+   */
+  readonly onCallEmail?: string;
+  /**
+   * On-call HTTPS webhook fixed at synth time (`-c onCallWebhookUrl=https://…`).
+   *
+   * @default - the deploy-time parameter `OnCallWebhookUrl` (empty: no webhook subscription)
+   */
+  readonly onCallWebhookUrl?: string;
+  /**
+   * Start the retrain state machine (with the weekly schedule's input: promote only if better) when
+   * the data-drift page alarm goes to ALARM.
+   *
+   * @default - false: drift pages on-call, who decides (a broken feed must not be trained on)
+   */
+  readonly retrainOnDrift?: boolean;
+}
+
+/** Severity of the per-resource alarms: the paging signals are the API's latency and 5xx rate and drift. */
+const RESOURCE_SEVERITY = 'warn';
+
+const PIPELINE_NAMES = Object.keys(PIPELINES) as PipelineName[];
+
+const DRIFT_METRIC_NAMES: ReadonlySet<string> = new Set(Object.values(DRIFT_METRICS));
+
+/** Whether a definition watches the drift job's metrics (rather than the predict handler's or AWS's). */
+function watchesDrift(definition: AlarmDefinition): boolean {
+  const stats =
+    definition.metric.kind === 'metric'
+      ? [definition.metric.metric]
+      : Object.values(definition.metric.metrics);
+  return stats.some((stat) => DRIFT_METRIC_NAMES.has(stat.metricName));
+}
+
+/**
+ * The alarm catalog of a deployment. The definitions take one `service` dimension for every EMF
+ * metric, but in AWS the predict handler and the drift job publish under different service names;
+ * the drift alarms are therefore taken from a catalog built with the drift job's service, the others
+ * from one built with the predict handler's. Thresholds and everything else are the definitions'.
+ */
+export function monitoringCatalog(
+  options: MonitoringOptionsInput & { readonly driftService: string },
+  resources: MonitoredResourcesInput,
+): AlarmCatalog {
+  const { driftService, ...rest } = options;
+  const main = alarmDefinitions(rest, resources);
+  const drift = new Map(
+    alarmDefinitions({ ...rest, service: driftService }, resources).alarms.map((a) => [a.id, a]),
+  );
+  return {
+    ...main,
+    alarms: main.alarms.map((alarm) => (watchesDrift(alarm) ? drift.get(alarm.id)! : alarm)),
+  };
+}
+
+/**
+ * Keel's monitoring: the on-call topic, one CloudWatch alarm per definition of
+ * `shared/monitoring/alarms.ts` over the resources of the other stacks, the paging composite, the
+ * dashboard and, optionally, retraining started by the data-drift page alarm.
+ */
+export class MonitoringStack extends Stack {
+  public readonly onCall: OnCallTopic;
+  public readonly alarms: MonitoringAlarms;
+  public readonly dashboard: KeelDashboard;
+  public readonly catalog: AlarmCatalog;
+  public readonly retrainOnDrift?: RetrainOnAlarm;
+
+  constructor(scope: Construct, id: string, props: MonitoringStackProps) {
+    // Before super(): a bad prop must not leave a half-built stack in the app.
+    assertValidStage(props.stage);
+    const predictService = props.predictService ?? PREDICT_POWERTOOLS.serviceName;
+    const driftService = props.driftService ?? DEFAULT_SERVICE;
+    let catalog: AlarmCatalog;
+    try {
+      catalog = monitoringCatalog(
+        { ...props.alarmOptions, service: predictService, driftService },
+        {
+          api: props.api
+            ? { name: props.api.restApiName, stage: props.api.deploymentStage.stageName }
+            : undefined,
+          functions: props.predictFunction
+            ? [{ id: 'predict', name: props.predictFunction.functionName, severity: RESOURCE_SEVERITY }]
+            : [],
+          // Named keys only: the prop may be the PipelineStateMachines construct itself.
+          stateMachines: PIPELINE_NAMES.map((name) => ({
+            id: name,
+            arn: props.stateMachines[name].stateMachineArn,
+            severity: RESOURCE_SEVERITY,
+          })),
+          queues: [
+            { id: 'schedules', name: props.schedulesDeadLetterQueue.queueName, severity: RESOURCE_SEVERITY },
+          ],
+        },
+      );
+    } catch (error) {
+      if (error instanceof MonitoringOptionsError) {
+        throw new Error(
+          `MonitoringStack ${id}: ${error.message} (fix the alarmOptions, predictService or driftService prop)`,
+        );
+      }
+      throw error;
+    }
+    super(scope, id, { description: `Keel ${props.stage}: alarms, on-call topic and dashboard`, ...props });
+    // Exports/imports: the other stacks cannot remove a resource these alarms still watch.
+    CrossStackReferences.of(this).consume(ReferenceStrength.STRONG);
+    const { stage } = props;
+    this.catalog = catalog;
+
+    this.onCall = new OnCallTopic(this, 'OnCall', {
+      displayName: `Keel ${stage} on-call`,
+      email: props.onCallEmail,
+      webhookUrl: props.onCallWebhookUrl,
+    });
+    this.alarms = new MonitoringAlarms(this, 'Alarms', {
+      stage,
+      alarms: catalog.alarms,
+      page: catalog.page,
+      topic: this.onCall.topic,
+    });
+    this.dashboard = new KeelDashboard(this, 'Dashboard', {
+      dashboardName: `keel-${stage}`,
+      predictService,
+      driftService,
+      predictLogGroup: props.predictLogGroup,
+      api: props.api
+        ? { name: props.api.restApiName, stage: props.api.deploymentStage.stageName }
+        : undefined,
+      stateMachines: {
+        ETL: props.stateMachines.etl,
+        Retrain: props.stateMachines.retrain,
+        Batch: props.stateMachines.batch,
+      },
+    });
+
+    if (props.retrainOnDrift ?? false) {
+      const retrain = SCHEDULES.find((schedule) => schedule.target === 'retrain');
+      this.retrainOnDrift = new RetrainOnAlarm(this, 'RetrainOnDrift', {
+        alarm: this.alarms.alarms.get(ALARM_IDS.dataDriftPage)!,
+        stateMachine: props.stateMachines.retrain,
+        input: retrain?.input ?? {},
+      });
+    }
+
+    new CfnOutput(this, 'OnCallTopicArn', {
+      value: this.onCall.topic.topicArn,
+      exportName: `keel-${stage}-oncall-topic-arn`,
+    });
+    new CfnOutput(this, 'DashboardName', { value: `keel-${stage}` });
+  }
+}
