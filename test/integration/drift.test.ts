@@ -1,0 +1,216 @@
+import { readFile } from 'node:fs/promises';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { metricsFile } from '#local/environment.ts';
+import { runDriftJob } from '#local/pipelines.ts';
+import { generateRecords } from '#shared/data/generate.ts';
+import type { DriftJobResult, DriftReportDocument } from '#shared/drift/job.ts';
+import { encodeInto, FEATURE_COUNT, FEATURE_FIELD_NAMES, FEATURE_SET } from '#shared/features/index.ts';
+import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
+import type { PredictionCapture } from '#shared/inference/capture.ts';
+import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
+import type { InferenceDeps } from '#shared/inference/service.ts';
+import { parseEmf } from '#shared/monitoring/emf.ts';
+import { DRIFT_METRICS } from '#shared/monitoring/metrics.ts';
+import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
+import { trainCandidate } from '#shared/training/train.ts';
+import { startTestAws, type TestAws } from '../support/aws.ts';
+
+/**
+ * Monitoring end to end: predictions through the API are captured to S3, the drift job reads the
+ * champion's captures of a window, compares them with its baseline, publishes EMF lines into the
+ * local metrics file and writes the report to S3.
+ */
+let aws: TestAws;
+let api: ApiServer;
+let deps: InferenceDeps;
+let capture: PredictionCapture;
+
+const asOf = new Date();
+
+beforeAll(async () => {
+  aws = await startTestAws();
+  const registry: RegistryDeps = {
+    s3: aws.clients.s3,
+    dynamo: aws.clients.dynamo,
+    bucket: aws.names.models,
+    table: aws.names.modelRegistry,
+  };
+  const training = [...generateRecords({ rows: 3000, seed: 21, asOf })];
+  const rows = training.length;
+  const x = new Float32Array(rows * FEATURE_COUNT);
+  const y = new Uint8Array(rows);
+  training.forEach((record, i) => {
+    encodeInto(record, x, i * FEATURE_COUNT);
+    y[i] = record.churned;
+  });
+  const candidate = await trainCandidate(
+    { rows, x, y, customerIds: training.map((c) => c.customer_id), keys: [] },
+    { datasetUri: 's3://test', parent: null, seed: 1, params: { nTrees: 20 } },
+  );
+  const metadata = await registerModel(registry, {
+    name: 'churn',
+    onnx: candidate.onnx,
+    metadata: candidate.metadata,
+    baseline: candidate.baseline,
+  });
+  await promote(registry, {
+    name: 'churn',
+    version: metadata.version,
+    featureFingerprint: FEATURE_SET.fingerprint,
+    reason: 't',
+    actor: 't',
+  });
+  const runtime = createInferenceRuntime(
+    {
+      modelsBucket: aws.names.models,
+      registryTable: aws.names.modelRegistry,
+      onlineTable: aws.names.onlineFeatures,
+      modelName: 'churn',
+      refreshIntervalMs: 60_000,
+      backend: 'onnx',
+      sagemakerEndpoint: undefined,
+      maxRecordAgeMs: 30 * 86_400_000,
+      capture: { bucket: aws.names.outputs, sampleRate: 1 },
+    },
+    aws.target,
+  );
+  deps = runtime.deps;
+  capture = runtime.capture!;
+  api = await startApiServer({
+    handler: createApiHandler(runtime.deps, runtime.observer),
+    host: '127.0.0.1',
+    port: 0,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await capture?.close();
+  await api?.close();
+  await deps?.models.close();
+  await aws?.close();
+});
+
+/** Scores `customers` through POST /predict/batch (all fields in attributes), 100 at a time. */
+async function predictAll(customers: ReturnType<typeof generateRecords>) {
+  const items = [...customers].map((record) => ({
+    customerId: record.customer_id,
+    attributes: Object.fromEntries(FEATURE_FIELD_NAMES.map((name) => [name, record[name]])),
+  }));
+  for (let i = 0; i < items.length; i += 100) {
+    const response = await fetch(`${api.url}/predict/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ items: items.slice(i, i + 100) }),
+    });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { results: { probability?: number }[] };
+    expect(body.results.every((r) => typeof r.probability === 'number')).toBe(true);
+  }
+}
+
+/** The window's drift job run, its report document in S3 and its EMF samples in the local metrics file. */
+async function driftOf(from: Date, to: Date) {
+  const result: DriftJobResult = await runDriftJob(
+    { home: aws.home, target: aws.target, names: aws.names },
+    { from: from.toISOString(), to: to.toISOString() },
+  );
+  const object = await aws.clients.s3.send(
+    new GetObjectCommand({ Bucket: aws.names.outputs, Key: result.reportKey }),
+  );
+  const document = JSON.parse(await object.Body!.transformToString()) as DriftReportDocument;
+  // The EMF sink is an append stream: wait until this run's lines are in the file.
+  const mine = async () =>
+    (await readFile(metricsFile(aws.home), 'utf8').catch(() => ''))
+      .split('\n')
+      .filter((line) => line.includes(`"DriftWindowFrom":"${from.toISOString()}"`));
+  const until = Date.now() + 5_000;
+  let lines = await mine();
+  while (lines.length < result.metricLines && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    lines = await mine();
+  }
+  expect(lines).toHaveLength(result.metricLines);
+  const samples = lines.flatMap(parseEmf);
+  const metric = (name: string, feature?: string) =>
+    samples.find((s) => s.metricName === name && (feature === undefined || s.dimensions.Feature === feature))
+      ?.value;
+  return { result, document, samples, metric };
+}
+
+const statusOf = (document: DriftReportDocument) =>
+  Object.fromEntries(
+    document.report.features.map((f) => [f.kind === 'numeric' ? f.feature : f.field, f.status]),
+  );
+
+describe('drift job over captured predictions', () => {
+  it('pages on income and log_income when the served customers earn 1.9× more, and publishes it as EMF', async () => {
+    const from = new Date();
+    await predictAll(generateRecords({ rows: 700, seed: 31, asOf, drift: { income: 1.9 } }));
+    await capture.flush();
+    const to = new Date(Date.now() + 1);
+    expect(capture.stats()).toMatchObject({ buffered: 0, failedFlushes: 0 });
+
+    const { result, document, metric } = await driftOf(from, to);
+    expect(result).toMatchObject({
+      model: { name: 'churn', version: 'v1' },
+      rows: 700,
+      insufficientData: false,
+    });
+    expect(document.rows).toBe(700);
+    const statuses = statusOf(document);
+    expect(statuses.income).toBe('page');
+    expect(statuses.log_income).toBe('page');
+    const others = Object.entries(statuses).filter(([name]) => !['income', 'log_income'].includes(name));
+    expect(others.length).toBeGreaterThan(5);
+    expect(others.filter(([, status]) => status !== 'ok')).toEqual([]);
+    expect(metric(DRIFT_METRICS.maxFeaturePsi)).toBeGreaterThanOrEqual(0.25);
+    expect(metric(DRIFT_METRICS.featurePsi, 'income')).toBeGreaterThanOrEqual(0.25);
+    expect(metric(DRIFT_METRICS.windowRows)).toBe(700);
+    expect(metric(DRIFT_METRICS.pagedFeatures)).toBeGreaterThanOrEqual(2);
+  }, 30_000);
+
+  it('warns about nothing when the served customers look like the training data', async () => {
+    const from = new Date(Date.now() + 1);
+    await predictAll(generateRecords({ rows: 700, seed: 32, asOf }));
+    await capture.flush();
+    const to = new Date(Date.now() + 1);
+
+    const { result, document, metric } = await driftOf(from, to);
+    expect(result.rows).toBe(700);
+    expect(Object.values(statusOf(document)).filter((s) => s !== 'ok')).toEqual([]);
+    expect(document.report.summary).toMatchObject({ warned: 0, paged: 0, insufficient: 0, status: 'ok' });
+    expect(document.report.prediction.status).toBe('ok');
+    expect(document.status).toBe('ok');
+    expect(metric(DRIFT_METRICS.maxFeaturePsi)).toBeLessThan(0.1);
+    expect(metric(DRIFT_METRICS.pagedFeatures)).toBe(0);
+  }, 30_000);
+
+  it('reports insufficient data for an empty window: no NaN, DriftWindowRows 0, no PSI published', async () => {
+    const from = new Date('2020-01-01T00:00:00Z');
+    const to = new Date('2020-01-01T01:00:00Z');
+    const { result, document, samples, metric } = await driftOf(from, to);
+    expect(result).toMatchObject({ rows: 0, insufficientData: true, status: 'insufficient', maxPsi: null });
+    expect(document.insufficientData).toBe(true);
+    expect(document.message).toMatch(/^insufficient data: 0 captured predictions/);
+    expect(JSON.stringify(document)).not.toMatch(/NaN|Infinity/);
+    expect(metric(DRIFT_METRICS.windowRows)).toBe(0);
+    expect(metric(DRIFT_METRICS.maxFeaturePsi)).toBeUndefined();
+    expect(samples.every((s) => Number.isFinite(s.value))).toBe(true);
+  });
+
+  it('defaults to the last hour before now', async () => {
+    const result = await runDriftJob({ home: aws.home, target: aws.target, names: aws.names });
+    expect(result.rows).toBe(1400);
+    expect(Date.parse(result.window.to) - Date.parse(result.window.from)).toBe(3_600_000);
+  }, 30_000);
+
+  it('refuses an inverted window', async () => {
+    await expect(
+      runDriftJob(
+        { home: aws.home, target: aws.target, names: aws.names },
+        { from: '2020-01-01T01:00:00Z', to: '2020-01-01T00:00:00Z' },
+      ),
+    ).rejects.toThrow(/drift window is invalid/);
+  });
+});
