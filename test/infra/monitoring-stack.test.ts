@@ -1,0 +1,525 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addNagChecks } from '#lib/nag.ts';
+import { DataStack } from '#lib/stacks/data-stack.ts';
+import { InferenceStack } from '#lib/stacks/inference-stack.ts';
+import { MonitoringStack, type MonitoringStackProps } from '#lib/stacks/monitoring-stack.ts';
+import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
+import {
+  ALARM_IDS,
+  type AlarmDefinition,
+  alarmDescription,
+  alarmName,
+  type MetricStat,
+  renderAlarmRule,
+  renderExpression,
+} from '#shared/monitoring/alarms.ts';
+import {
+  DEFAULT_SERVICE,
+  DRIFT_METRICS,
+  KEEL_NAMESPACE,
+  PREDICT_METRICS,
+} from '#shared/monitoring/metrics.ts';
+import { SCHEDULES } from '#shared/pipelines/schedules.ts';
+import { acknowledgementsIn, CDK_CONTEXT, synthFindings } from './cdk-app.ts';
+
+const STAGE = 'test';
+const ENV = { account: '111122223333', region: 'eu-west-1' };
+const TMP = mkdtempSync(join(tmpdir(), 'keel-monitoring-'));
+afterAll(() => rmSync(TMP, { recursive: true, force: true }));
+
+// biome-ignore lint/suspicious/noExplicitAny: template JSON, asserted on by shape
+type Resource = { Type: string; Properties: Record<string, any>; Condition?: string; DependsOn?: string[] };
+
+/** The four stacks as bin/app.ts composes them, bundling skipped (no test here reads function code). */
+function monitoringApp(props: Partial<MonitoringStackProps> = {}, options: { inference?: boolean } = {}) {
+  const app = new App({
+    context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] },
+    outdir: mkdtempSync(join(TMP, 'cdk.out-')),
+  });
+  addNagChecks(app);
+  const data = new DataStack(app, 'Keel-test-Data', { stage: STAGE, env: ENV });
+  const pipelines = new PipelinesStack(app, 'Keel-test-Pipelines', {
+    stage: STAGE,
+    env: ENV,
+    buckets: data.buckets,
+    tables: data.tables,
+  });
+  const inference =
+    (options.inference ?? true)
+      ? new InferenceStack(app, 'Keel-test-Inference', {
+          stage: STAGE,
+          env: ENV,
+          buckets: data.buckets,
+          tables: data.tables,
+        })
+      : undefined;
+  const stack = new MonitoringStack(app, 'Keel-test-Monitoring', {
+    stage: STAGE,
+    env: ENV,
+    stateMachines: pipelines.stateMachines,
+    schedulesDeadLetterQueue: pipelines.schedules.deadLetterQueue,
+    predictFunction: inference?.predictFunction?.function,
+    predictLogGroup: inference?.predictFunction?.logGroup,
+    api: inference?.api.api,
+    ...props,
+  });
+  return { app, data, pipelines, inference, stack };
+}
+
+function resources(template: Template, type: string): [string, Resource][] {
+  return Object.entries(template.findResources(type)) as [string, Resource][];
+}
+
+function alarmNamed(template: Template, name: string): Resource {
+  const found = Object.values(
+    template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: name } }),
+  ) as Resource[];
+  expect(found, name).toHaveLength(1);
+  return found[0]!;
+}
+
+/** A `{Fn::ImportValue}` of an export of `stack` (names are resolved cross-stack references). */
+const importFrom = (stack: string) => ({
+  'Fn::ImportValue': expect.stringMatching(new RegExp(`^${stack}:ExportsOutput`)),
+});
+
+/** The DashboardBody as JSON: tokens joined into it are replaced by `TOKEN`. */
+function dashboardBody(template: Template): {
+  widgets: { type: string; properties: Record<string, unknown> }[];
+} {
+  const [[, dashboard]] = resources(template, 'AWS::CloudWatch::Dashboard') as [[string, Resource]];
+  const body = dashboard.Properties.DashboardBody;
+  const text =
+    typeof body === 'string'
+      ? body
+      : (body['Fn::Join'][1] as unknown[])
+          .map((part) => (typeof part === 'string' ? part : 'TOKEN'))
+          .join('');
+  return JSON.parse(text);
+}
+
+const EXPECTED_ALARM_IDS = [
+  ALARM_IDS.dataDriftWarn,
+  ALARM_IDS.dataDriftPage,
+  ALARM_IDS.scoreDrift,
+  ALARM_IDS.positiveRateDrift,
+  ALARM_IDS.predictLatency,
+  ALARM_IDS.apiLatency,
+  ALARM_IDS.predictServerErrors,
+  'lambda-errors-predict',
+  'lambda-throttles-predict',
+  'state-machine-failures-etl',
+  'state-machine-failures-retrain',
+  'state-machine-failures-batch',
+  'dlq-depth-schedules',
+];
+
+describe('MonitoringStack over the whole app (Lambda inference)', () => {
+  const { app, stack, inference, pipelines } = monitoringApp();
+  let findings: ReturnType<typeof synthFindings>;
+  let template: Template;
+  let topicId: string;
+
+  beforeAll(() => {
+    const started = performance.now();
+    findings = synthFindings(app);
+    console.info(`synthesized the four stacks in ${Math.round(performance.now() - started)} ms`);
+    template = Template.fromStack(stack);
+    topicId = resources(template, 'AWS::SNS::Topic')[0]![0];
+  });
+
+  it('leaves no cdk-nag finding unacknowledged (AwsSolutions and Serverless)', () => {
+    expect(findings).toEqual([]);
+  });
+
+  it('acknowledges each finding on its own construct, one rule at a time, with a reason', () => {
+    const acknowledged = acknowledgementsIn(app).filter((a) => a.path.startsWith('Keel-test-Monitoring/'));
+    expect(acknowledged.map(({ path, id }) => `${path} ${id}`).sort()).toEqual([
+      'Keel-test-Monitoring/OnCall/DeadLetters AwsSolutions-SQS3',
+      'Keel-test-Monitoring/OnCall/DeadLetters Serverless-SQSRedrivePolicy',
+    ]);
+    for (const { reason } of acknowledged) expect(reason.length).toBeGreaterThan(40);
+  });
+
+  it('creates exactly one alarm per definition, named alarmName(stage, id)', () => {
+    expect(stack.catalog.alarms.map((a) => a.id)).toEqual(EXPECTED_ALARM_IDS);
+    const names = resources(template, 'AWS::CloudWatch::Alarm').map(([, r]) => r.Properties.AlarmName);
+    expect(names.sort()).toEqual(EXPECTED_ALARM_IDS.map((id) => alarmName(STAGE, id)).sort());
+  });
+
+  /** What the template must say of a metric stat, cross-stack names as imports of their stack. */
+  function expectedStat(stat: MetricStat) {
+    const dimensions = Object.entries(stat.dimensions).map(([Name, value]) => ({
+      Name,
+      Value: stack.resolve(value),
+    }));
+    return { namespace: stat.namespace, name: stat.metricName, dimensions, statistic: stat.statistic };
+  }
+
+  const percentile = (statistic: string) => /^p\d/.test(statistic);
+
+  it.each(EXPECTED_ALARM_IDS)(
+    'alarm %s: metric, window, comparison, threshold, description and actions as defined',
+    (id) => {
+      const definition = stack.catalog.alarms.find((a) => a.id === id) as AlarmDefinition;
+      const alarm = alarmNamed(template, alarmName(STAGE, id)).Properties;
+      expect(alarm).toMatchObject({
+        AlarmDescription: alarmDescription(definition),
+        Threshold: definition.threshold,
+        EvaluationPeriods: definition.evaluationPeriods,
+        DatapointsToAlarm: definition.datapointsToAlarm,
+        ComparisonOperator: definition.comparisonOperator,
+        TreatMissingData: definition.treatMissingData,
+        AlarmActions: [{ Ref: topicId }],
+      });
+      expect(alarm.AlarmDescription).toContain(definition.runbook.slice(0, 40));
+      if (definition.severity === 'page') expect(alarm.OKActions).toEqual([{ Ref: topicId }]);
+      else expect(alarm.OKActions).toBeUndefined();
+
+      if (definition.metric.kind === 'metric') {
+        const want = expectedStat(definition.metric.metric);
+        expect(alarm.Namespace).toBe(want.namespace);
+        expect(alarm.MetricName).toBe(want.name);
+        expect(alarm.Dimensions).toEqual(want.dimensions);
+        expect(alarm.Period).toBe(definition.periodSeconds);
+        if (percentile(want.statistic)) expect(alarm.ExtendedStatistic).toBe(want.statistic);
+        else expect(alarm.Statistic).toBe(want.statistic);
+        expect(alarm.Metrics).toBeUndefined();
+      } else {
+        expect(alarm.MetricName).toBeUndefined();
+        const metrics = alarm.Metrics as Record<string, unknown>[];
+        const [expression, ...inputs] = [
+          metrics.find((m) => m.Expression !== undefined),
+          ...metrics.filter((m) => m.Expression === undefined),
+        ];
+        expect(expression).toMatchObject({
+          Expression: renderExpression(definition.metric.expression),
+          Label: definition.metric.label,
+          ReturnData: true,
+        });
+        const byId = Object.fromEntries(inputs.map((m) => [m!.Id, m]));
+        expect(Object.keys(byId).sort()).toEqual(Object.keys(definition.metric.metrics).sort());
+        for (const [inputId, stat] of Object.entries(definition.metric.metrics)) {
+          const want = expectedStat(stat);
+          expect(byId[inputId]).toEqual({
+            Id: inputId,
+            ReturnData: false,
+            MetricStat: {
+              Metric: { Namespace: want.namespace, MetricName: want.name, Dimensions: want.dimensions },
+              Period: definition.periodSeconds,
+              Stat: want.statistic,
+            },
+          });
+        }
+      }
+    },
+  );
+
+  it('watches the drift job’s metrics under its service, the predict handler’s under "predict"', () => {
+    const dims = (name: string) => alarmNamed(template, alarmName(STAGE, name)).Properties;
+    expect(dims(ALARM_IDS.dataDriftPage)).toMatchObject({
+      Namespace: KEEL_NAMESPACE,
+      MetricName: DRIFT_METRICS.maxFeaturePsi,
+      Dimensions: [{ Name: 'service', Value: DEFAULT_SERVICE }],
+    });
+    expect(dims(ALARM_IDS.predictLatency)).toMatchObject({
+      MetricName: PREDICT_METRICS.latency,
+      Dimensions: [{ Name: 'service', Value: 'predict' }],
+    });
+    // The predict function's Powertools service name is what its EMF lines carry.
+    const fn = Template.fromStack(inference!).findResources('AWS::Lambda::Function');
+    expect(JSON.stringify(fn)).toContain('"POWERTOOLS_SERVICE_NAME":"predict"');
+  });
+
+  it('watches the other stacks’ resources through their exports', () => {
+    const props = (id: string) => alarmNamed(template, alarmName(STAGE, id)).Properties;
+    expect(props('lambda-errors-predict').Dimensions).toEqual([
+      { Name: 'FunctionName', Value: importFrom('Keel-test-Inference') },
+    ]);
+    for (const machine of ['etl', 'retrain', 'batch']) {
+      expect(props(`state-machine-failures-${machine}`)).toMatchObject({
+        Namespace: 'AWS/States',
+        MetricName: 'ExecutionsFailed',
+        Dimensions: [{ Name: 'StateMachineArn', Value: importFrom('Keel-test-Pipelines') }],
+      });
+    }
+    expect(props('dlq-depth-schedules').Dimensions).toEqual([
+      { Name: 'QueueName', Value: importFrom('Keel-test-Pipelines') },
+    ]);
+    expect(props(ALARM_IDS.apiLatency).Dimensions).toEqual([
+      { Name: 'ApiName', Value: 'keel-test-inference' },
+      // The stage's Ref is its name.
+      { Name: 'Stage', Value: importFrom('Keel-test-Inference') },
+    ]);
+    expect(stack.resolve(pipelines.schedules.deadLetterQueue.queueName)).toEqual(
+      importFrom('Keel-test-Pipelines'),
+    );
+  });
+
+  it('pages through one composite alarm over every page alarm, notified on ALARM and OK', () => {
+    const [[, composite]] = resources(template, 'AWS::CloudWatch::CompositeAlarm') as [[string, Resource]];
+    const rule = renderAlarmRule(stack.catalog.page, (id) => alarmName(STAGE, id));
+    expect(composite.Properties).toEqual({
+      AlarmName: alarmName(STAGE, ALARM_IDS.page),
+      AlarmDescription: alarmDescription(stack.catalog.page),
+      AlarmRule: rule,
+      AlarmActions: [{ Ref: topicId }],
+      OKActions: [{ Ref: topicId }],
+    });
+    const pages = stack.catalog.alarms.filter((a) => a.severity === 'page').map((a) => a.id);
+    expect(pages).toEqual([
+      ALARM_IDS.dataDriftPage,
+      ALARM_IDS.scoreDrift,
+      ALARM_IDS.positiveRateDrift,
+      ALARM_IDS.predictLatency,
+      ALARM_IDS.apiLatency,
+      ALARM_IDS.predictServerErrors,
+    ]);
+    for (const id of pages) expect(rule).toContain(`ALARM("${alarmName(STAGE, id)}")`);
+    expect(rule.split(' OR ')).toHaveLength(pages.length);
+    // Created after its children, which its rule names as text.
+    const alarmIds = resources(template, 'AWS::CloudWatch::Alarm')
+      .filter(([, r]) => pages.some((id) => r.Properties.AlarmName === alarmName(STAGE, id)))
+      .map(([logicalId]) => logicalId);
+    expect([...(composite.DependsOn ?? [])].sort()).toEqual(expect.arrayContaining(alarmIds.sort()));
+  });
+
+  it('encrypts the on-call topic with a rotated key CloudWatch may use, and refuses plain HTTP', () => {
+    const [[keyId, key]] = resources(template, 'AWS::KMS::Key') as [[string, Resource]];
+    expect(key.Properties.EnableKeyRotation).toBe(true);
+    expect(key.Properties.KeyPolicy.Statement).toContainEqual({
+      Effect: 'Allow',
+      Principal: { Service: 'cloudwatch.amazonaws.com' },
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      Resource: '*',
+      Condition: { StringEquals: { 'aws:SourceAccount': '111122223333' } },
+    });
+    template.hasResourceProperties('AWS::SNS::Topic', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] },
+      DisplayName: 'Keel test on-call',
+    });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('subscribes the OnCallEmail and OnCallWebhookUrl parameters only when given (empty by default)', () => {
+    const parameters = template.toJSON().Parameters;
+    expect(parameters.OnCallEmail).toMatchObject({ Type: 'String', Default: '' });
+    expect(parameters.OnCallWebhookUrl).toMatchObject({ Type: 'String', Default: '' });
+    const conditions = template.toJSON().Conditions;
+    expect(conditions.OnCallEmailGiven).toEqual({
+      'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'OnCallEmail' }, ''] }],
+    });
+    const subscriptions = resources(template, 'AWS::SNS::Subscription').map(([, r]) => r);
+    const [queueId] = resources(template, 'AWS::SQS::Queue')[0]!;
+    expect(subscriptions.map((s) => ({ condition: s.Condition, ...s.Properties }))).toEqual([
+      {
+        condition: 'OnCallEmailGiven',
+        Protocol: 'email',
+        Endpoint: { Ref: 'OnCallEmail' },
+        TopicArn: { Ref: topicId },
+        RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+      },
+      {
+        condition: 'OnCallWebhookUrlGiven',
+        Protocol: 'https',
+        Endpoint: { Ref: 'OnCallWebhookUrl' },
+        TopicArn: { Ref: topicId },
+        RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+      },
+    ]);
+    // SNS may put what it could not deliver into that queue, from this topic only.
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'sqs:SendMessage',
+            Principal: { Service: 'sns.amazonaws.com' },
+            Condition: { ArnEquals: { 'aws:SourceArn': { Ref: topicId } } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('draws the dashboard: model version, traffic, latency p50/p99, 4xx/5xx, drift, pipeline runs and failures', () => {
+    const { widgets } = dashboardBody(template);
+    const titles = widgets.map((w) => w.properties.title ?? w.type);
+    expect(titles).toEqual([
+      'Model version serving (predictions by ModelVersion)',
+      'Traffic (predictions)',
+      'Latency p50 / p99 (ms)',
+      'Responses 4xx / 5xx',
+      'Drift (hourly job)',
+      'Pipeline executions',
+      'Pipeline failures (failed, timed out, aborted)',
+    ]);
+    const byTitle = (title: string) => widgets.find((w) => w.properties.title === title)!.properties;
+    const metricsOf = (title: string) =>
+      (byTitle(title).metrics as unknown[][]).map((m) => m.filter((part) => typeof part === 'string'));
+    expect(byTitle('Model version serving (predictions by ModelVersion)').query).toMatch(
+      /^SOURCE 'TOKEN' \| filter ispresent\(ModelVersion\).*by ModelVersion/s,
+    );
+    expect(metricsOf('Traffic (predictions)')).toContainEqual(['Keel', 'Predictions', 'service', 'predict']);
+    const latency = byTitle('Latency p50 / p99 (ms)').metrics as unknown[][];
+    const stats = latency.map((m) => (m.at(-1) as { stat: string }).stat);
+    expect(stats).toEqual(['p50', 'p99', 'p50', 'p99']);
+    expect(metricsOf('Latency p50 / p99 (ms)')).toContainEqual([
+      'AWS/ApiGateway',
+      'Latency',
+      'ApiName',
+      'keel-test-inference',
+      'Stage',
+      'TOKEN',
+    ]);
+    expect(metricsOf('Responses 4xx / 5xx').map((m) => m[1])).toEqual([
+      PREDICT_METRICS.http4xx,
+      PREDICT_METRICS.http5xx,
+      '4XXError',
+      '5XXError',
+    ]);
+    expect(metricsOf('Drift (hourly job)')).toEqual([
+      ['Keel', DRIFT_METRICS.maxFeaturePsi, 'service', DEFAULT_SERVICE],
+      ['Keel', DRIFT_METRICS.scorePsi, 'service', DEFAULT_SERVICE],
+      ['Keel', DRIFT_METRICS.positiveRateDelta, 'service', DEFAULT_SERVICE],
+    ]);
+    expect(metricsOf('Pipeline executions')).toEqual(
+      ['ETL', 'Retrain', 'Batch'].map(() => ['AWS/States', 'ExecutionsStarted', 'StateMachineArn', 'TOKEN']),
+    );
+    const failures = (
+      byTitle('Pipeline failures (failed, timed out, aborted)').metrics as unknown[][]
+    ).filter((m) => typeof m[0] === 'object');
+    expect(failures.map((m) => (m[0] as { expression: string }).expression)).toEqual([
+      'FILL(f0, 0) + FILL(t0, 0) + FILL(a0, 0)',
+      'FILL(f1, 0) + FILL(t1, 0) + FILL(a1, 0)',
+      'FILL(f2, 0) + FILL(t2, 0) + FILL(a2, 0)',
+    ]);
+  });
+
+  it('does not start retraining on drift unless asked', () => {
+    expect(stack.retrainOnDrift).toBeUndefined();
+    template.resourceCountIs('AWS::Events::Rule', 0);
+  });
+});
+
+describe('MonitoringStack options', () => {
+  it('starts the retrain state machine when the data-drift page alarm goes to ALARM, with a DLQ', () => {
+    const { app, stack, pipelines } = monitoringApp({ retrainOnDrift: true });
+    expect(synthFindings(app)).toEqual([]);
+    const template = Template.fromStack(stack);
+    const alarmId = resources(template, 'AWS::CloudWatch::Alarm').find(
+      ([, r]) => r.Properties.AlarmName === alarmName(STAGE, ALARM_IDS.dataDriftPage),
+    )![0];
+    const [[, rule]] = resources(template, 'AWS::Events::Rule') as [[string, Resource]];
+    const queueId = resources(template, 'AWS::SQS::Queue')
+      .map(([id]) => id)
+      .find((id) => id.startsWith('RetrainOnDrift'))!;
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.cloudwatch'],
+      'detail-type': ['CloudWatch Alarm State Change'],
+      resources: [{ 'Fn::GetAtt': [alarmId, 'Arn'] }],
+      detail: { state: { value: ['ALARM'] } },
+    });
+    const [target] = rule.Properties.Targets;
+    expect(target).toMatchObject({
+      Arn: importFrom('Keel-test-Pipelines'),
+      Input: JSON.stringify(SCHEDULES.find((s) => s.target === 'retrain')!.input),
+      DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+      RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 7200 },
+    });
+    expect(stack.resolve(pipelines.stateMachines.retrain.stateMachineArn)).toEqual(target.Arn);
+    expect(
+      acknowledgementsIn(app)
+        .filter((a) => a.path.startsWith('Keel-test-Monitoring/RetrainOnDrift'))
+        .map((a) => a.id)
+        .sort(),
+    ).toEqual(['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy']);
+  });
+
+  it('subscribes endpoints fixed at synth time directly, with no parameters', () => {
+    const { stack } = monitoringApp(
+      { onCallEmail: 'oncall@example.com', onCallWebhookUrl: 'https://hooks.example.com/keel?x=1' },
+      { inference: false },
+    );
+    const template = Template.fromStack(stack);
+    expect(template.toJSON().Parameters?.OnCallEmail).toBeUndefined();
+    expect(template.toJSON().Parameters?.OnCallWebhookUrl).toBeUndefined();
+    const subscriptions = resources(template, 'AWS::SNS::Subscription').map(([, r]) => r);
+    expect(subscriptions.map((s) => [s.Condition, s.Properties.Protocol, s.Properties.Endpoint])).toEqual([
+      [undefined, 'email', 'oncall@example.com'],
+      [undefined, 'https', 'https://hooks.example.com/keel?x=1'],
+    ]);
+  });
+
+  it.each([
+    [{ onCallEmail: 'oncall.example.com' }, /email "oncall\.example\.com" is not an email address/],
+    [
+      { onCallWebhookUrl: 'http://hooks.example.com' },
+      /webhookUrl "http:\/\/hooks\.example\.com" is not an https:\/\/ URL/,
+    ],
+    [{ onCallWebhookUrl: 'https://' }, /is not an https:\/\/ URL/],
+  ])('refuses bad on-call endpoints %j, saying what to give', (props, message) => {
+    expect(() => monitoringApp(props, { inference: false })).toThrow(message);
+  });
+
+  it('refuses bad alarm options before adding the stack, naming the key', () => {
+    const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+    const data = new DataStack(app, 'D', { stage: STAGE, env: ENV });
+    const pipelines = new PipelinesStack(app, 'P', {
+      stage: STAGE,
+      env: ENV,
+      buckets: data.buckets,
+      tables: data.tables,
+    });
+    const make = (alarmOptions: MonitoringStackProps['alarmOptions']) =>
+      new MonitoringStack(app, 'M', {
+        stage: STAGE,
+        env: ENV,
+        stateMachines: pipelines.stateMachines,
+        schedulesDeadLetterQueue: pipelines.schedules.deadLetterQueue,
+        alarmOptions,
+      });
+    expect(() => make({ drift: { featurePsiPage: 0.1 } })).toThrow(
+      /MonitoringStack M: invalid monitoring options: drift\.featurePsiPage: must be at least drift\.featurePsiWarn.*fix the alarmOptions/,
+    );
+    expect(() => make({ latency: { periodSeconds: 45 } })).toThrow(
+      /latency\.periodSeconds: must be 10, 30 or a multiple of 60/,
+    );
+    // @ts-expect-error: a typo is named as an unknown option
+    expect(() => make({ latncy: {} })).toThrow(/latncy: unknown option/);
+    expect(() => make({ drift: { periodSeconds: 600 } })).not.toThrow();
+    expect(app.node.tryFindChild('M')).toBeDefined();
+  });
+
+  it('uses the given thresholds: a custom p99 and drift window reach the alarms', () => {
+    const { stack } = monitoringApp(
+      { alarmOptions: { latency: { p99Ms: 250 }, drift: { periodSeconds: 7200 } } },
+      { inference: false },
+    );
+    const template = Template.fromStack(stack);
+    expect(alarmNamed(template, alarmName(STAGE, ALARM_IDS.predictLatency)).Properties.Threshold).toBe(250);
+    expect(alarmNamed(template, alarmName(STAGE, ALARM_IDS.dataDriftWarn)).Properties.Period).toBe(7200);
+  });
+
+  it('without inference, watches the handler’s metrics only: no API Gateway or function alarms', () => {
+    const { app, stack } = monitoringApp({}, { inference: false });
+    expect(synthFindings(app)).toEqual([]);
+    expect(stack.catalog.alarms.map((a) => a.id)).toEqual(
+      EXPECTED_ALARM_IDS.filter((id) => id !== ALARM_IDS.apiLatency && !id.endsWith('-predict')),
+    );
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', stack.catalog.alarms.length);
+    const { widgets } = dashboardBody(template);
+    expect(widgets[0]).toMatchObject({ type: 'text' });
+  });
+});
