@@ -18,7 +18,15 @@ const deps: BatchDeps = {
   s3: ctx.clients.s3,
   onlineTable: ctx.names.onlineFeatures,
   outputsBucket: ctx.names.outputs,
+  rawBucket: ctx.names.raw,
 };
+
+const segmentSchema = z.object({
+  segment: z.number().int().min(0),
+  start: z.number().int().min(0).optional(),
+  end: z.number().int().min(0).optional(),
+  firstRow: z.number().int().min(1).optional(),
+});
 
 const planSchema = z.object({
   runId: z.string().min(1),
@@ -26,17 +34,26 @@ const planSchema = z.object({
   model: z.object({ name: z.string(), version: z.string(), threshold: z.number() }),
   outputPrefix: z.string().min(1),
   totalSegments: z.number().int().min(1).max(1_000_000),
-  segments: z.array(z.object({ segment: z.number().int().min(0) })),
+  segments: z.array(segmentSchema),
+  input: z.object({ key: z.string().min(1), header: z.string().min(1), labeled: z.boolean() }).optional(),
 });
 
-/** Pins the champion version and splits the online store into parallel-scan segments. */
-export const plan = step(z.object({ segments: z.number().int().min(1).max(10_000).optional() }), (input) =>
-  planBatch(deps, { name: ctx.modelName, segments: input.segments }),
+/**
+ * Pins the champion version and splits the work: the online store into parallel-scan segments, or a
+ * given raw CSV (`inputKey`) into byte ranges of whole lines.
+ */
+export const plan = step(
+  z.object({
+    segments: z.number().int().min(1).max(10_000).optional(),
+    inputKey: z.string().min(1).optional(),
+    chunkRows: z.number().int().min(1).optional(),
+  }),
+  (input) => planBatch(deps, { name: ctx.modelName, ...input }),
 );
 
 /** Scores one segment (one Distributed Map item). */
 export const score = step(
-  z.object({ plan: planSchema.omit({ segments: true }), segment: z.number().int().min(0) }),
+  z.object({ plan: planSchema.omit({ segments: true }), segment: segmentSchema }),
   (input) => scoreSegment(deps, { ...input.plan, segments: [] } as BatchPlan, input.segment),
 );
 

@@ -155,6 +155,14 @@ export class PipelineFunctions extends Construct {
       tables.modelRegistry.grant(f.role, 'dynamodb:GetItem');
     }
     tables.onlineFeatures.grant(this.batchScore.role, 'dynamodb:Scan');
+    objects(this.batchPlan, buckets.raw, 'raw/', ['s3:GetObject'], 'Plans the scoring of a given input file');
+    objects(
+      this.batchScore,
+      buckets.raw,
+      'raw/',
+      ['s3:GetObject'],
+      'Scores its byte range of a given input file',
+    );
     objects(
       this.batchScore,
       buckets.outputs,

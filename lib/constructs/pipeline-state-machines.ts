@@ -194,7 +194,7 @@ export class PipelineStateMachines extends Construct {
       const segments = new DistributedMap(this, 'BatchSegments', {
         stateName: s.segments,
         itemsPath: '$.plan.segments',
-        itemSelector: { 'plan.$': '$.plan', 'segment.$': '$$.Map.Item.Value.segment' },
+        itemSelector: { 'plan.$': '$.plan', 'segment.$': '$$.Map.Item.Value' },
         maxConcurrency: batchConcurrency,
         resultPath: '$.results',
       }).itemProcessor(score);

@@ -1,8 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { parse } from 'csv-parse';
 import { NoModelError } from '#shared/errors.ts';
-import { encodeFeatures, FEATURE_COUNT, FEATURE_SET, type RawRecord } from '#shared/features/index.ts';
+import { planEtl } from '#shared/etl/etl.ts';
+import {
+  encodeFeatures,
+  FEATURE_COUNT,
+  FEATURE_SET,
+  parseCsvRecord,
+  parseLabeledCsvRecord,
+  type RawRecord,
+} from '#shared/features/index.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { getChampion, loadVerifiedModel, type RegistryDeps } from '#shared/registry/registry.ts';
 
@@ -12,12 +22,22 @@ import { getChampion, loadVerifiedModel, type RegistryDeps } from '#shared/regis
  * AWS), `finalizeBatch` adds up the counts and writes the manifest. Segments partition the table, so
  * every customer is scored exactly once, by the same model version.
  */
+/** One Distributed Map item: a parallel-scan segment of the store, or a byte range of an input file. */
+export interface BatchSegment {
+  readonly segment: number;
+  readonly start?: number;
+  readonly end?: number;
+  readonly firstRow?: number;
+}
+
 export interface BatchDeps {
   readonly registry: RegistryDeps;
   readonly dynamo: DynamoDBDocumentClient;
   readonly s3: S3Client;
   readonly onlineTable: string;
   readonly outputsBucket: string;
+  /** Where a given input file is read from. */
+  readonly rawBucket: string;
   readonly clock?: () => Date;
 }
 
@@ -27,7 +47,9 @@ export interface BatchPlan {
   readonly model: { readonly name: string; readonly version: string; readonly threshold: number };
   readonly outputPrefix: string;
   readonly totalSegments: number;
-  readonly segments: { readonly segment: number }[];
+  readonly segments: BatchSegment[];
+  /** Score the rows of this raw CSV instead of the online store. */
+  readonly input?: { readonly key: string; readonly header: string; readonly labeled: boolean };
 }
 
 export interface SegmentResult {
@@ -55,7 +77,7 @@ export const PREDICTIONS_HEADER =
 
 export async function planBatch(
   deps: BatchDeps,
-  options: { name: string; segments?: number; runId?: string },
+  options: { name: string; segments?: number; runId?: string; inputKey?: string; chunkRows?: number },
 ): Promise<BatchPlan> {
   const version = await getChampion(deps.registry, options.name);
   if (!version) throw new NoModelError(`no ${options.name} model is promoted: nothing to score with`);
@@ -68,12 +90,33 @@ export async function planBatch(
   const runDate = now.toISOString().slice(0, 10);
   const runId =
     options.runId ?? `${now.toISOString().replace(/[-:.]/g, '').slice(0, 15)}Z-${randomUUID().slice(0, 8)}`;
-  const totalSegments = options.segments ?? 4;
-  return {
+  const common = {
     runId,
     runDate,
     model: { name: options.name, version, threshold: metadata.threshold },
     outputPrefix: `predictions/run_date=${runDate}/${runId}/`,
+  };
+  if (options.inputKey) {
+    // The same cut into whole-line byte ranges as the ETL plan, one range per Map item.
+    const file = await planEtl(
+      { s3: deps.s3, rawBucket: deps.rawBucket },
+      { inputKey: options.inputKey, chunkRows: options.chunkRows },
+    );
+    return {
+      ...common,
+      totalSegments: file.chunks.length,
+      segments: file.chunks.map((c) => ({
+        segment: c.index,
+        start: c.start,
+        end: c.end,
+        firstRow: c.firstRow,
+      })),
+      input: { key: file.inputKey, header: file.header, labeled: file.labeled },
+    };
+  }
+  const totalSegments = options.segments ?? 4;
+  return {
+    ...common,
     totalSegments,
     segments: Array.from({ length: totalSegments }, (_, segment) => ({ segment })),
   };
@@ -81,10 +124,65 @@ export async function planBatch(
 
 const SCAN_PAGE = 1000;
 
+/** Pages of records of one segment: a parallel scan of the store, or a byte range of the input file. */
+async function* segmentRecords(
+  deps: BatchDeps,
+  plan: BatchPlan,
+  segment: BatchSegment,
+): AsyncGenerator<{ records: RawRecord[]; invalid: number }> {
+  if (plan.input) {
+    if (segment.start === undefined || segment.end === undefined)
+      throw new Error(`segment ${segment.segment} has no byte range`);
+    if (segment.end <= segment.start) return;
+    const object = await deps.s3.send(
+      new GetObjectCommand({
+        Bucket: deps.rawBucket,
+        Key: plan.input.key,
+        Range: `bytes=${segment.start}-${segment.end - 1}`,
+      }),
+    );
+    const parser = (object.Body as Readable).pipe(
+      parse({ columns: plan.input.header.split(','), relax_column_count: true, skip_empty_lines: true }),
+    );
+    let page: RawRecord[] = [];
+    let invalid = 0;
+    for await (const row of parser as AsyncIterable<Record<string, string>>) {
+      const parsed = plan.input.labeled ? parseLabeledCsvRecord(row) : parseCsvRecord(row);
+      if (!parsed.success) {
+        invalid++;
+        continue;
+      }
+      const { churned: _label, ...record } = parsed.data as RawRecord & { churned?: number };
+      page.push(record);
+      if (page.length === SCAN_PAGE) {
+        yield { records: page, invalid };
+        page = [];
+        invalid = 0;
+      }
+    }
+    yield { records: page, invalid };
+    return;
+  }
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const page = await deps.dynamo.send(
+      new ScanCommand({
+        TableName: deps.onlineTable,
+        Segment: segment.segment,
+        TotalSegments: plan.totalSegments,
+        Limit: SCAN_PAGE,
+        ExclusiveStartKey,
+      }),
+    );
+    yield { records: (page.Items ?? []) as RawRecord[], invalid: 0 };
+    ExclusiveStartKey = page.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+}
+
 export async function scoreSegment(
   deps: BatchDeps,
   plan: BatchPlan,
-  segment: number,
+  segment: BatchSegment,
 ): Promise<SegmentResult> {
   const verified = await loadVerifiedModel(deps.registry, {
     name: plan.model.name,
@@ -98,20 +196,10 @@ export async function scoreSegment(
   const lines: string[] = [PREDICTIONS_HEADER];
   let positives = 0;
   let skipped = 0;
-  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  const x = new Float32Array(SCAN_PAGE * FEATURE_COUNT);
   try {
-    do {
-      const page = await deps.dynamo.send(
-        new ScanCommand({
-          TableName: deps.onlineTable,
-          Segment: segment,
-          TotalSegments: plan.totalSegments,
-          Limit: SCAN_PAGE,
-          ExclusiveStartKey,
-        }),
-      );
-      const records = (page.Items ?? []) as RawRecord[];
-      const x = new Float32Array(records.length * FEATURE_COUNT);
+    for await (const { records, invalid } of segmentRecords(deps, plan, segment)) {
+      skipped += invalid;
       const scored: RawRecord[] = [];
       for (const record of records) {
         const encoded = encodeFeatures(record);
@@ -134,12 +222,11 @@ export async function scoreSegment(
           `${record.customer_id},${probability},${prediction},${plan.model.version},${FEATURE_SET.fingerprint},${record.event_time}`,
         );
       });
-      ExclusiveStartKey = page.LastEvaluatedKey;
-    } while (ExclusiveStartKey);
+    }
   } finally {
     await scorer.release();
   }
-  const key = `${plan.outputPrefix}part-${String(segment).padStart(5, '0')}.csv`;
+  const key = `${plan.outputPrefix}part-${String(segment.segment).padStart(5, '0')}.csv`;
   await deps.s3.send(
     new PutObjectCommand({
       Bucket: deps.outputsBucket,
@@ -148,7 +235,7 @@ export async function scoreSegment(
       ContentType: 'text/csv',
     }),
   );
-  return { segment, rows: lines.length - 1, positives, skipped, key };
+  return { segment: segment.segment, rows: lines.length - 1, positives, skipped, key };
 }
 
 export async function finalizeBatch(

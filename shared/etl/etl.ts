@@ -113,7 +113,7 @@ export const DEFAULT_CHUNK_ROWS = 100_000;
  * Raw customer fields never contain line breaks, so lines are rows.
  */
 export async function planEtl(
-  deps: EtlDeps,
+  deps: Pick<EtlDeps, 's3' | 'rawBucket' | 'clock'>,
   options: { inputKey: string; runDate?: string; chunkRows?: number },
 ): Promise<EtlPlan> {
   const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;

@@ -210,6 +210,57 @@ describe('batch scoring state machine', () => {
   });
 });
 
+describe('batch scoring of a given input file', () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    api = await startTestApi(aws);
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  it('scores every valid row of the file, skips the invalid ones, and agrees with the API', async () => {
+    const fresh = [...generateRecords({ rows: 2500, seed: 77, asOf: new Date() })].map((r) => ({
+      ...r,
+      customer_id: r.customer_id.replace('c-', 'n-'),
+    }));
+    const lines = [CSV_HEADER, ...fresh.map(toCsvLine)];
+    lines[10] = lines[10]!.replace(/^(n-\d+),\d+,/, '$1,5,');
+    await putRaw('raw/20261103T000000Z-to-score.csv', lines);
+    const run = await runner.run<BatchReport>('batch', {
+      inputKey: 'raw/20261103T000000Z-to-score.csv',
+      chunkRows: 1000,
+    });
+    expect(run.status).toBe('SUCCEEDED');
+    expect(run.output).toMatchObject({ rows: 2499, skipped: 1 });
+    expect(run.output!.parts).toHaveLength(3);
+    const rows = (await Promise.all(run.output!.parts.map((key) => text(aws.names.outputs, key)))).flatMap(
+      (part) =>
+        part
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((line) => line.split(',')),
+    );
+    expect(new Set(rows.map((r) => r[0])).size).toBe(2499);
+    expect(rows.some((r) => r[0] === fresh[9]!.customer_id)).toBe(false);
+    for (const row of rows.slice(0, 25)) {
+      const {
+        customer_id,
+        event_time: _t,
+        churned: _c,
+        ...attributes
+      } = fresh.find((r) => r.customer_id === row[0])!;
+      const response = await fetch(`${api.url}/predict`, {
+        method: 'POST',
+        body: JSON.stringify({ customerId: customer_id, attributes }),
+      });
+      const body = (await response.json()) as { probability: number };
+      expect(Math.abs(body.probability - Number(row[1]))).toBeLessThan(1e-6);
+    }
+  });
+});
+
 describe('retrain with a human approval (task token)', () => {
   async function decideWhenAsked(approved: boolean): Promise<string> {
     for (let i = 0; i < 400; i++) {

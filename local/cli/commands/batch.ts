@@ -8,7 +8,9 @@ export function registerBatch(program: Command, output: Output): void {
   const batch = program.command('batch').description('batch scoring of every customer in the online store');
   batch
     .command('run')
-    .description('run the batch-scoring state machine now (it also runs on its schedule)')
+    .description(
+      'run the batch-scoring state machine now: every customer in the online store, or the rows of --input',
+    )
     .option(
       '--segments <n>',
       'parallel scan segments of the online store (default 4)',
@@ -18,7 +20,10 @@ export function registerBatch(program: Command, output: Output): void {
       const report = await runPipelineCommand<BatchReport>(
         output,
         'batch',
-        options.segments ? { segments: options.segments } : {},
+        {
+          ...(options.segments ? { segments: options.segments } : {}),
+          ...(options.input ? { inputKey: options.input } : {}),
+        },
         {
           label: 'batch',
           unit: 'segments',
