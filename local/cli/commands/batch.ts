@@ -16,7 +16,8 @@ export function registerBatch(program: Command, output: Output): void {
       'parallel scan segments of the online store (default 4)',
       parseInteger('--segments'),
     )
-    .action(async (options: { segments?: number }) => {
+    .option('--input <key>', 'score the rows of this raw CSV (raw bucket key) instead of the online store')
+    .action(async (options: { segments?: number; input?: string }) => {
       const report = await runPipelineCommand<BatchReport>(
         output,
         'batch',
