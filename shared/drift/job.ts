@@ -24,6 +24,7 @@ import { computeDrift, type DriftReport, type DriftStatus } from './compute.ts';
 
 export const DRIFT_REPORT_PREFIX = 'drift-reports/';
 const HOUR = 3_600_000;
+const READ_CONCURRENCY = 16;
 
 export interface DriftJobDeps {
   readonly s3: S3Client;
@@ -121,12 +122,16 @@ export async function readCapturedWindow(
       hourPrefixes(deps.modelName, from, to).map((p) => listKeys(deps.s3, deps.outputsBucket, p)),
     )
   ).flat();
-  const texts = await Promise.all(
-    keys.map(async (key) => {
-      const object = await deps.s3.send(new GetObjectCommand({ Bucket: deps.outputsBucket, Key: key }));
-      return object.Body!.transformToString();
-    }),
-  );
+  // At most READ_CONCURRENCY reads at a time: a busy hour holds thousands of small capture objects.
+  const texts: string[] = new Array(keys.length);
+  let next = 0;
+  const reader = async () => {
+    for (let i = next++; i < keys.length; i = next++) {
+      const object = await deps.s3.send(new GetObjectCommand({ Bucket: deps.outputsBucket, Key: keys[i] }));
+      texts[i] = await object.Body!.transformToString();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, keys.length) }, reader));
   const kept: CaptureRecord[] = [];
   let skipped = 0;
   const [fromMs, toMs] = [from.getTime(), to.getTime()];
