@@ -52,6 +52,12 @@ describe('keel train and keel models against a running platform', { timeout: 240
       from: 'v3',
       to: 'v2',
     });
+    // The running API follows the alias by itself (refresh every 2 s locally).
+    let served = '';
+    for (let attempt = 0; attempt < 20 && served !== 'v2'; attempt++) {
+      served = (await json<{ model: { version: string } }>('predict', 'c-000042')).model.version;
+    }
+    expect(served).toBe('v2');
     expect(await json('models', 'rollback', '--reason', 'canary failed')).toMatchObject({
       from: 'v2',
       to: 'v3',
