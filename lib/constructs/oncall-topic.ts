@@ -46,17 +46,7 @@ export class OnCallTopic extends Construct {
 
   constructor(scope: Construct, id: string, props: OnCallTopicProps) {
     super(scope, id);
-    const owner = `OnCallTopic ${this.node.path}`;
-    if (props.email !== undefined && !EMAIL_PATTERN.test(props.email)) {
-      throw new Error(
-        `${owner}: email "${props.email}" is not an email address: give one like oncall@example.com, or leave it out to set the OnCallEmail parameter at deploy time`,
-      );
-    }
-    if (props.webhookUrl !== undefined && !isHttpsUrl(props.webhookUrl)) {
-      throw new Error(
-        `${owner}: webhookUrl "${props.webhookUrl}" is not an https:// URL: SNS delivers only to https endpoints; give one like https://hooks.example.com/keel, or leave it out`,
-      );
-    }
+    assertValidOnCallEndpoints(`OnCallTopic ${this.node.path}`, props);
 
     this.key = new Key(this, 'Key', {
       enableKeyRotation: true,
@@ -145,6 +135,26 @@ export class OnCallTopic extends Construct {
       protocol,
       redrivePolicy: { deadLetterTargetArn: this.deadLetterQueue.queueArn },
     };
+  }
+}
+
+/**
+ * Refuses an email or webhook given at synth time that SNS would refuse at deploy time, saying what
+ * to give instead; `owner` names the caller in the message.
+ */
+export function assertValidOnCallEndpoints(
+  owner: string,
+  endpoints: Pick<OnCallTopicProps, 'email' | 'webhookUrl'>,
+): void {
+  if (endpoints.email !== undefined && !EMAIL_PATTERN.test(endpoints.email)) {
+    throw new Error(
+      `${owner}: email "${endpoints.email}" is not an email address: give one like oncall@example.com, or leave it out to set the OnCallEmail parameter at deploy time`,
+    );
+  }
+  if (endpoints.webhookUrl !== undefined && !isHttpsUrl(endpoints.webhookUrl)) {
+    throw new Error(
+      `${owner}: webhookUrl "${endpoints.webhookUrl}" is not an https:// URL: SNS delivers only to https endpoints; give one like https://hooks.example.com/keel, or leave it out to set the OnCallWebhookUrl parameter at deploy time`,
+    );
   }
 }
 

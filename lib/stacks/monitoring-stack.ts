@@ -7,7 +7,7 @@ import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { KeelDashboard } from '#lib/constructs/keel-dashboard.ts';
 import { MonitoringAlarms } from '#lib/constructs/monitoring-alarms.ts';
-import { OnCallTopic } from '#lib/constructs/oncall-topic.ts';
+import { assertValidOnCallEndpoints, OnCallTopic } from '#lib/constructs/oncall-topic.ts';
 import { RetrainOnAlarm } from '#lib/constructs/retrain-on-alarm.ts';
 import { PREDICT_POWERTOOLS } from '#lib/predict-settings.ts';
 import {
@@ -144,6 +144,10 @@ export class MonitoringStack extends Stack {
   constructor(scope: Construct, id: string, props: MonitoringStackProps) {
     // Before super(): a bad prop must not leave a half-built stack in the app.
     assertValidStage(props.stage);
+    assertValidOnCallEndpoints(`MonitoringStack ${id}`, {
+      email: props.onCallEmail,
+      webhookUrl: props.onCallWebhookUrl,
+    });
     const predictService = props.predictService ?? PREDICT_POWERTOOLS.serviceName;
     const driftService = props.driftService ?? DEFAULT_SERVICE;
     let catalog: AlarmCatalog;

@@ -468,8 +468,12 @@ describe('MonitoringStack options', () => {
       /webhookUrl "http:\/\/hooks\.example\.com" is not an https:\/\/ URL/,
     ],
     [{ onCallWebhookUrl: 'https://' }, /is not an https:\/\/ URL/],
-  ])('refuses bad on-call endpoints %j, saying what to give', (props, message) => {
+  ])('refuses bad on-call endpoints %j before building the stack, saying what to give', (props, message) => {
     expect(() => monitoringApp(props, { inference: false })).toThrow(message);
+    // Thrown by the stack before super(): nothing half-built is left in the app.
+    expect(() => monitoringApp(props, { inference: false })).toThrow(
+      /^MonitoringStack Keel-test-Monitoring: /,
+    );
   });
 
   it('refuses bad alarm options before adding the stack, naming the key', () => {
