@@ -41,6 +41,8 @@ new MonitoringStack(app, `Keel-${stage}-Monitoring`, {
   predictFunction: inferenceStack.predictFunction?.function,
   predictLogGroup: inferenceStack.predictFunction?.logGroup,
   api: inferenceStack.api.api,
+  // The hourly drift job publishes the metrics the drift alarms watch.
+  driftJob: { buckets: data.buckets, tables: data.tables },
   // On-call endpoints: -c onCallEmail=… -c onCallWebhookUrl=https://…, or the stack's deploy-time
   // parameters OnCallEmail / OnCallWebhookUrl when these are absent.
   onCallEmail: contextString(app.node, 'onCallEmail'),

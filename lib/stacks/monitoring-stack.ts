@@ -1,10 +1,13 @@
 import { CfnOutput, CrossStackReferences, ReferenceStrength, Stack, type StackProps } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import { DriftJob } from '#lib/constructs/drift-job.ts';
 import { KeelDashboard } from '#lib/constructs/keel-dashboard.ts';
 import { MonitoringAlarms } from '#lib/constructs/monitoring-alarms.ts';
 import { assertValidOnCallEndpoints, OnCallTopic } from '#lib/constructs/oncall-topic.ts';
@@ -22,7 +25,7 @@ import {
 import { DEFAULT_SERVICE, DRIFT_METRICS } from '#shared/monitoring/metrics.ts';
 import { PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
-import { assertValidStage } from '#shared/resources.ts';
+import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
 
 /** Props of {@link MonitoringStack}. */
 export interface MonitoringStackProps extends StackProps {
@@ -84,6 +87,20 @@ export interface MonitoringStackProps extends StackProps {
    */
   readonly onCallWebhookUrl?: string;
   /**
+   * Run the hourly drift job (`lambdas/drift/handler.ts`) here, on the drift schedule of `SCHEDULES`,
+   * over the data stack's buckets and tables; its errors, throttles and dead letters alarm too.
+   *
+   * @default - none: no drift job runs, and the drift alarms see no data (state kept, never ALARM)
+   */
+  readonly driftJob?: {
+    readonly buckets: Readonly<Record<BucketRole, IBucket>>;
+    readonly tables: Readonly<Record<TableRole, ITable>>;
+    /** @default - 'churn' */
+    readonly modelName?: string;
+    /** @default - true */
+    readonly scheduleEnabled?: boolean;
+  };
+  /**
    * Start the retrain state machine (with the weekly schedule's input: promote only if better) when
    * the data-drift page alarm goes to ALARM.
    *
@@ -140,6 +157,7 @@ export class MonitoringStack extends Stack {
   public readonly dashboard: KeelDashboard;
   public readonly catalog: AlarmCatalog;
   public readonly retrainOnDrift?: RetrainOnAlarm;
+  public readonly driftJob?: DriftJob;
 
   constructor(scope: Construct, id: string, props: MonitoringStackProps) {
     // Before super(): a bad prop must not leave a half-built stack in the app.
@@ -150,40 +168,71 @@ export class MonitoringStack extends Stack {
     });
     const predictService = props.predictService ?? PREDICT_POWERTOOLS.serviceName;
     const driftService = props.driftService ?? DEFAULT_SERVICE;
-    let catalog: AlarmCatalog;
-    try {
-      catalog = monitoringCatalog(
-        { ...props.alarmOptions, service: predictService, driftService },
-        {
-          api: props.api
-            ? { name: props.api.restApiName, stage: props.api.deploymentStage.stageName }
-            : undefined,
-          functions: props.predictFunction
-            ? [{ id: 'predict', name: props.predictFunction.functionName, severity: RESOURCE_SEVERITY }]
-            : [],
-          // Named keys only: the prop may be the PipelineStateMachines construct itself.
-          stateMachines: PIPELINE_NAMES.map((name) => ({
-            id: name,
-            arn: props.stateMachines[name].stateMachineArn,
-            severity: RESOURCE_SEVERITY,
-          })),
-          queues: [
-            { id: 'schedules', name: props.schedulesDeadLetterQueue.queueName, severity: RESOURCE_SEVERITY },
-          ],
-        },
-      );
-    } catch (error) {
-      if (error instanceof MonitoringOptionsError) {
-        throw new Error(
-          `MonitoringStack ${id}: ${error.message} (fix the alarmOptions, predictService or driftService prop)`,
-        );
+    const options = { ...props.alarmOptions, service: predictService, driftService };
+    const baseResources = {
+      api: props.api
+        ? { name: props.api.restApiName, stage: props.api.deploymentStage.stageName }
+        : undefined,
+      functions: props.predictFunction
+        ? [{ id: 'predict', name: props.predictFunction.functionName, severity: RESOURCE_SEVERITY }]
+        : [],
+      // Named keys only: the prop may be the PipelineStateMachines construct itself.
+      stateMachines: PIPELINE_NAMES.map((name) => ({
+        id: name,
+        arn: props.stateMachines[name].stateMachineArn,
+        severity: RESOURCE_SEVERITY,
+      })),
+      queues: [
+        { id: 'schedules', name: props.schedulesDeadLetterQueue.queueName, severity: RESOURCE_SEVERITY },
+      ],
+    } satisfies MonitoredResourcesInput;
+    const catalogOf = (resources: MonitoredResourcesInput) => {
+      try {
+        return monitoringCatalog(options, resources);
+      } catch (error) {
+        if (error instanceof MonitoringOptionsError) {
+          throw new Error(
+            `MonitoringStack ${id}: ${error.message} (fix the alarmOptions, predictService or driftService prop)`,
+          );
+        }
+        throw error;
       }
-      throw error;
-    }
+    };
+    // Checked before super(); built again below once the drift job's resources exist.
+    catalogOf(baseResources);
     super(scope, id, { description: `Keel ${props.stage}: alarms, on-call topic and dashboard`, ...props });
     // Exports/imports: the other stacks cannot remove a resource these alarms still watch.
     CrossStackReferences.of(this).consume(ReferenceStrength.STRONG);
     const { stage } = props;
+
+    if (props.driftJob) {
+      const schedule = SCHEDULES.find((s) => s.target === 'drift');
+      if (!schedule)
+        throw new Error(`MonitoringStack ${id}: SCHEDULES has no drift schedule to run the job by`);
+      this.driftJob = new DriftJob(this, 'DriftJob', {
+        buckets: props.driftJob.buckets,
+        tables: props.driftJob.tables,
+        modelName: props.driftJob.modelName ?? 'churn',
+        enabled: props.driftJob.scheduleEnabled,
+        schedule,
+      });
+    }
+    const job = this.driftJob;
+    const catalog = catalogOf(
+      job
+        ? {
+            ...baseResources,
+            functions: [
+              ...baseResources.functions,
+              { id: 'drift', name: job.function.function.functionName, severity: RESOURCE_SEVERITY },
+            ],
+            queues: [
+              ...baseResources.queues,
+              { id: 'drift', name: job.deadLetterQueue.queueName, severity: RESOURCE_SEVERITY },
+            ],
+          }
+        : baseResources,
+    );
     this.catalog = catalog;
 
     this.onCall = new OnCallTopic(this, 'OnCall', {

@@ -1,0 +1,123 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { Grant, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { KeelFunction } from '#lib/constructs/keel-function.ts';
+import { acknowledgeWildcardResource } from '#lib/nag.ts';
+import { DRIFT_REPORT_PREFIX } from '#shared/drift/job.ts';
+import { CAPTURE_PREFIX } from '#shared/inference/capture.ts';
+import type { ScheduleDefinition } from '#shared/pipelines/schedules.ts';
+import type { BucketRole, TableRole } from '#shared/resources.ts';
+
+/** Props of {@link DriftJob}. */
+export interface DriftJobProps {
+  /** The data stack's buckets, by role: captures are read from and reports written to `outputs`. */
+  readonly buckets: Readonly<Record<BucketRole, IBucket>>;
+  /** The data stack's tables, by role: the champion is read from `modelRegistry`. */
+  readonly tables: Readonly<Record<TableRole, ITable>>;
+  /** Registry name of the model whose captured predictions are compared with its baseline. */
+  readonly modelName: string;
+  /** The drift schedule (`SCHEDULES`, target `drift`): its expression and input. */
+  readonly schedule: ScheduleDefinition;
+  /**
+   * Whether the schedule runs the job.
+   *
+   * @default - true
+   */
+  readonly enabled?: boolean;
+}
+
+/**
+ * The hourly drift job (`lambdas/drift/handler.ts`): the champion's captured predictions of the last
+ * hour against its training baseline, drift metrics as EMF (what the drift alarms watch), the report
+ * under `drift-reports/`. EventBridge invokes it asynchronously, so both an undeliverable event and a
+ * failed invocation land in one encrypted dead-letter queue.
+ */
+export class DriftJob extends Construct {
+  public readonly function: KeelFunction;
+  public readonly rule: Rule;
+  public readonly deadLetterQueue: Queue;
+
+  constructor(scope: Construct, id: string, props: DriftJobProps) {
+    super(scope, id);
+    if (props.schedule.target !== 'drift') {
+      throw new Error(
+        `DriftJob ${this.node.path}: schedule ${props.schedule.id} targets "${props.schedule.target}": pass the drift schedule`,
+      );
+    }
+    const { buckets, tables } = props;
+    this.function = new KeelFunction(this, 'Job', {
+      entry: 'lambdas/drift/handler.ts',
+      handler: 'handler',
+      description:
+        'Keel drift job: captured predictions vs the champion’s baseline → drift metrics and report',
+      serviceName: 'keel-drift',
+      memorySize: 1024,
+      timeout: Duration.minutes(5),
+      // pipelineContext() reads every resource name.
+      resources: Object.fromEntries([
+        ...Object.entries(buckets).map(([role, bucket]) => [role, bucket.bucketName]),
+        ...Object.entries(tables).map(([role, table]) => [role, table.tableName]),
+      ]),
+      environment: { KEEL_MODEL_NAME: props.modelName },
+    });
+    const role = this.function.role;
+    const objects = (bucket: IBucket, prefix: string, actions: string[], why: string) => {
+      const resource = bucket.arnForObjects(`${prefix}*`);
+      Grant.addToPrincipal({ grantee: role, actions, resourceArns: [resource] });
+      acknowledgeWildcardResource(role, {
+        resource,
+        actions,
+        reason: `${why}: object keys under ${prefix} are only known at run time`,
+      });
+    };
+    const captures = `${CAPTURE_PREFIX}model=${props.modelName}/`;
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [buckets.outputs.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${captures}*`] } },
+      }),
+    );
+    objects(buckets.outputs, captures, ['s3:GetObject'], 'Reads the captured predictions of its window');
+    objects(buckets.outputs, DRIFT_REPORT_PREFIX, ['s3:PutObject'], 'Writes the drift report of its window');
+    objects(buckets.models, `models/${props.modelName}/`, ['s3:GetObject'], 'Reads the champion’s baseline');
+    tables.modelRegistry.grant(role, 'dynamodb:GetItem');
+
+    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    for (const ruleId of ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy']) {
+      Validations.of(this.deadLetterQueue).acknowledge({
+        id: ruleId,
+        reason:
+          'This queue is the dead-letter queue of the drift schedule (EventBridge) and of failed drift invocations (Lambda on-failure destination), which cdk-nag does not recognise as DLQ use',
+      });
+    }
+    this.function.function.configureAsyncInvoke({
+      onFailure: new SqsDestination(this.deadLetterQueue),
+      retryAttempts: 1,
+      maxEventAge: Duration.hours(1),
+    });
+    this.rule = new Rule(this, 'Schedule', {
+      description: `Keel: ${props.schedule.description}`,
+      schedule: Schedule.expression(props.schedule.expression),
+      enabled: props.enabled ?? true,
+      targets: [
+        new LambdaFunction(this.function.function, {
+          event: RuleTargetInput.fromObject(props.schedule.input),
+          deadLetterQueue: this.deadLetterQueue,
+          retryAttempts: 3,
+          maxEventAge: Duration.hours(1),
+        }),
+      ],
+    });
+  }
+}
