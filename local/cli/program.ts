@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { KeelError } from '#shared/errors.ts';
 import { registerBatch } from './commands/batch.ts';
 import { registerData } from './commands/data.ts';
+import { registerDrift } from './commands/drift.ts';
 import { registerEtl } from './commands/etl.ts';
 import { registerModels } from './commands/models.ts';
 import { registerPredict } from './commands/predict.ts';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerEtl(program, output);
   registerTrain(program, output);
   registerBatch(program, output);
+  registerDrift(program, output);
   registerModels(program, output);
   registerPredict(program, output);
   return program;
