@@ -36,7 +36,10 @@ afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 type Resource = { Type: string; Properties: Record<string, any>; Condition?: string; DependsOn?: string[] };
 
 /** The four stacks as bin/app.ts composes them, bundling skipped (no test here reads function code). */
-function monitoringApp(props: Partial<MonitoringStackProps> = {}, options: { inference?: boolean } = {}) {
+function monitoringApp(
+  props: Partial<MonitoringStackProps> = {},
+  options: { inference?: boolean; driftJob?: boolean } = {},
+) {
   const app = new App({
     context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] },
     outdir: mkdtempSync(join(TMP, 'cdk.out-')),
@@ -66,6 +69,7 @@ function monitoringApp(props: Partial<MonitoringStackProps> = {}, options: { inf
     predictFunction: inference?.predictFunction?.function,
     predictLogGroup: inference?.predictFunction?.logGroup,
     api: inference?.api.api,
+    driftJob: (options.driftJob ?? true) ? { buckets: data.buckets, tables: data.tables } : undefined,
     ...props,
   });
   return { app, data, pipelines, inference, stack };
@@ -113,10 +117,13 @@ const EXPECTED_ALARM_IDS = [
   ALARM_IDS.predictServerErrors,
   'lambda-errors-predict',
   'lambda-throttles-predict',
+  'lambda-errors-drift',
+  'lambda-throttles-drift',
   'state-machine-failures-etl',
   'state-machine-failures-retrain',
   'state-machine-failures-batch',
   'dlq-depth-schedules',
+  'dlq-depth-drift',
 ];
 
 describe('MonitoringStack over the whole app (Lambda inference)', () => {
@@ -139,7 +146,21 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
 
   it('acknowledges each finding on its own construct, one rule at a time, with a reason', () => {
     const acknowledged = acknowledgementsIn(app).filter((a) => a.path.startsWith('Keel-test-Monitoring/'));
-    expect(acknowledged.map(({ path, id }) => `${path} ${id}`).sort()).toEqual([
+    const listed = acknowledged.map(({ path, id }) =>
+      `${path} ${id}`.replace(/ExportsOutput[A-Za-z0-9]+/, '…'),
+    );
+    expect(listed.sort()).toEqual([
+      'Keel-test-Monitoring/DriftJob/DeadLetters AwsSolutions-SQS3',
+      'Keel-test-Monitoring/DriftJob/DeadLetters Serverless-SQSRedrivePolicy',
+      // KeelFunction's own: the runtime, and no DLQ (this one has an on-failure destination anyway).
+      'Keel-test-Monitoring/DriftJob/Job/Function AwsSolutions-L1',
+      'Keel-test-Monitoring/DriftJob/Job/Function Serverless-LambdaAsyncFailureDestination',
+      'Keel-test-Monitoring/DriftJob/Job/Function Serverless-LambdaDLQ',
+      'Keel-test-Monitoring/DriftJob/Job/Function Serverless-LambdaLatestVersion',
+      'Keel-test-Monitoring/DriftJob/Job/Role AwsSolutions-IAM5[Resource::*]',
+      'Keel-test-Monitoring/DriftJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/captures/model=churn/*]',
+      'Keel-test-Monitoring/DriftJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/drift-reports/*]',
+      'Keel-test-Monitoring/DriftJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/models/churn/*]',
       'Keel-test-Monitoring/OnCall/DeadLetters AwsSolutions-SQS3',
       'Keel-test-Monitoring/OnCall/DeadLetters Serverless-SQSRedrivePolicy',
     ]);
@@ -321,7 +342,9 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
       'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'OnCallEmail' }, ''] }],
     });
     const subscriptions = resources(template, 'AWS::SNS::Subscription').map(([, r]) => r);
-    const [queueId] = resources(template, 'AWS::SQS::Queue')[0]!;
+    const queueId = resources(template, 'AWS::SQS::Queue')
+      .map(([id]) => id)
+      .find((id) => id.startsWith('OnCallDeadLetters'))!;
     expect(subscriptions.map((s) => ({ condition: s.Condition, ...s.Properties }))).toEqual([
       {
         condition: 'OnCallEmailGiven',
@@ -406,9 +429,83 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
     ]);
   });
 
+  it('runs the drift job hourly on the SCHEDULES drift rule, its failures in a dead-letter queue', () => {
+    const drift = SCHEDULES.find((s) => s.target === 'drift')!;
+    const [[fnId, fn]] = resources(template, 'AWS::Lambda::Function') as [[string, Resource]];
+    expect(fn.Properties).toMatchObject({
+      Handler: 'index.handler',
+      Runtime: 'nodejs22.x',
+      Timeout: 300,
+      Environment: {
+        Variables: expect.objectContaining({
+          KEEL_MODEL_NAME: 'churn',
+          POWERTOOLS_SERVICE_NAME: 'keel-drift',
+        }),
+      },
+    });
+    expect(stack.driftJob!.function.node.path).toBe('Keel-test-Monitoring/DriftJob/Job');
+    const queueId = resources(template, 'AWS::SQS::Queue')
+      .map(([id]) => id)
+      .find((id) => id.startsWith('DriftJobDeadLetters'))!;
+    const [[, rule]] = resources(template, 'AWS::Events::Rule') as [[string, Resource]];
+    expect(rule.Properties).toMatchObject({
+      ScheduleExpression: drift.expression,
+      State: 'ENABLED',
+      Targets: [
+        {
+          Arn: { 'Fn::GetAtt': [fnId, 'Arn'] },
+          Input: JSON.stringify(drift.input),
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+          RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
+        },
+      ],
+    });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: fnId },
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+    });
+    // Its metrics are the drift alarms' (service keel, what driftMetricData publishes under by default).
+    expect(alarmNamed(template, alarmName(STAGE, 'lambda-errors-drift')).Properties.Dimensions).toEqual([
+      { Name: 'FunctionName', Value: { Ref: fnId } },
+    ]);
+  });
+
+  it('grants the drift job exactly what it reads and writes', () => {
+    const [[, policy]] = resources(template, 'AWS::IAM::Policy') as [[string, Resource]];
+    const statements = JSON.parse(
+      JSON.stringify(policy.Properties.PolicyDocument.Statement).replace(/ExportsOutput[A-Za-z0-9]+/g, '…'),
+    );
+    const data = { 'Fn::ImportValue': 'Keel-test-Data:…' };
+    const local = { 'Fn::GetAtt': [expect.any(String), 'Arn'] };
+    const under = (prefix: string) => ({ 'Fn::Join': ['', [data, prefix]] });
+    expect(statements).toEqual([
+      { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: local },
+      { Effect: 'Allow', Action: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], Resource: '*' },
+      {
+        Effect: 'Allow',
+        Action: 's3:ListBucket',
+        Resource: data,
+        Condition: { StringLike: { 's3:prefix': ['captures/model=churn/*'] } },
+      },
+      {
+        Effect: 'Allow',
+        Action: 's3:GetObject',
+        Resource: [under('/models/churn/*'), under('/captures/model=churn/*')],
+      },
+      { Effect: 'Allow', Action: 's3:PutObject', Resource: under('/drift-reports/*') },
+      { Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: data },
+      {
+        Effect: 'Allow',
+        Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+        Resource: local,
+      },
+    ]);
+  });
+
   it('does not start retraining on drift unless asked', () => {
     expect(stack.retrainOnDrift).toBeUndefined();
-    template.resourceCountIs('AWS::Events::Rule', 0);
+    const patterns = resources(template, 'AWS::Events::Rule').filter(([, r]) => r.Properties.EventPattern);
+    expect(patterns).toEqual([]);
   });
 });
 
@@ -420,7 +517,9 @@ describe('MonitoringStack options', () => {
     const alarmId = resources(template, 'AWS::CloudWatch::Alarm').find(
       ([, r]) => r.Properties.AlarmName === alarmName(STAGE, ALARM_IDS.dataDriftPage),
     )![0];
-    const [[, rule]] = resources(template, 'AWS::Events::Rule') as [[string, Resource]];
+    const [[, rule]] = resources(template, 'AWS::Events::Rule').filter(
+      ([, r]) => r.Properties.EventPattern,
+    ) as [[string, Resource]];
     const queueId = resources(template, 'AWS::SQS::Queue')
       .map(([id]) => id)
       .find((id) => id.startsWith('RetrainOnDrift'))!;
@@ -521,6 +620,7 @@ describe('MonitoringStack options', () => {
     expect(stack.catalog.alarms.map((a) => a.id)).toEqual(
       EXPECTED_ALARM_IDS.filter((id) => id !== ALARM_IDS.apiLatency && !id.endsWith('-predict')),
     );
+    expect(stack.driftJob).toBeDefined();
     const template = Template.fromStack(stack);
     template.resourceCountIs('AWS::CloudWatch::Alarm', stack.catalog.alarms.length);
     const { widgets } = dashboardBody(template);
