@@ -1,12 +1,13 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { Grant, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { DRIFT_REPORT_PREFIX } from '#shared/drift/job.ts';
@@ -89,18 +90,10 @@ export class DriftJob extends Construct {
     objects(buckets.models, `models/${props.modelName}/`, ['s3:GetObject'], 'Reads the champion’s baseline');
     tables.modelRegistry.grant(role, 'dynamodb:GetItem');
 
-    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
+      deadLetterFor:
+        'the drift schedule (EventBridge) and of failed drift invocations (Lambda on-failure destination)',
     });
-    for (const ruleId of ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy']) {
-      Validations.of(this.deadLetterQueue).acknowledge({
-        id: ruleId,
-        reason:
-          'This queue is the dead-letter queue of the drift schedule (EventBridge) and of failed drift invocations (Lambda on-failure destination), which cdk-nag does not recognise as DLQ use',
-      });
-    }
     this.function.function.configureAsyncInvoke({
       onFailure: new SqsDestination(this.deadLetterQueue),
       retryAttempts: 1,

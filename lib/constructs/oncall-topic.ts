@@ -1,9 +1,10 @@
-import { CfnCondition, CfnParameter, Duration, Fn, Stack, Validations } from 'aws-cdk-lib';
+import { CfnCondition, CfnParameter, Fn, Stack } from 'aws-cdk-lib';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { CfnSubscription, Topic } from 'aws-cdk-lib/aws-sns';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
 
 /** Props of {@link OnCallTopic}. */
 export interface OnCallTopicProps {
@@ -66,10 +67,8 @@ export class OnCallTopic extends Construct {
       enforceSSL: true,
     });
 
-    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
+      deadLetterFor: 'the on-call subscriptions (SNS redrive policy)',
     });
     this.deadLetterQueue.addToResourcePolicy(
       new PolicyStatement({
@@ -79,13 +78,6 @@ export class OnCallTopic extends Construct {
         conditions: { ArnEquals: { 'aws:SourceArn': this.topic.topicArn } },
       }),
     );
-    for (const ruleId of ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy']) {
-      Validations.of(this.deadLetterQueue).acknowledge({
-        id: ruleId,
-        reason:
-          'This queue is the dead-letter queue of the on-call subscriptions (SNS redrive policy), which cdk-nag does not recognise as DLQ use',
-      });
-    }
 
     this.subscribe('Email', 'email', props.email, {
       parameter: 'OnCallEmail',

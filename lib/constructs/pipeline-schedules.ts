@@ -1,9 +1,10 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
 import type { ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 
 /** Props of {@link PipelineSchedules}. */
@@ -30,18 +31,9 @@ export class PipelineSchedules extends Construct {
 
   constructor(scope: Construct, id: string, props: PipelineSchedulesProps) {
     super(scope, id);
-    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
+      deadLetterFor: 'the schedule targets (EventBridge)',
     });
-    for (const id of ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy']) {
-      Validations.of(this.deadLetterQueue).acknowledge({
-        id,
-        reason:
-          'This queue is the dead-letter queue of the schedule targets (EventBridge), which cdk-nag does not recognise as DLQ use',
-      });
-    }
     this.rules = props.schedules.map((schedule) => {
       const target = props.targets[schedule.target];
       if (!target) {

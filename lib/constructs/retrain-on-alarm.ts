@@ -1,10 +1,11 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type { IAlarm } from 'aws-cdk-lib/aws-cloudwatch';
 import { Rule, RuleTargetInput } from 'aws-cdk-lib/aws-events';
 import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
 
 /** Props of {@link RetrainOnAlarm}. */
 export interface RetrainOnAlarmProps {
@@ -26,18 +27,9 @@ export class RetrainOnAlarm extends Construct {
 
   constructor(scope: Construct, id: string, props: RetrainOnAlarmProps) {
     super(scope, id);
-    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
+      deadLetterFor: 'the retrain-on-drift rule target (EventBridge)',
     });
-    for (const ruleId of ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy']) {
-      Validations.of(this.deadLetterQueue).acknowledge({
-        id: ruleId,
-        reason:
-          'This queue is the dead-letter queue of the retrain-on-drift rule target (EventBridge), which cdk-nag does not recognise as DLQ use',
-      });
-    }
     this.rule = new Rule(this, 'Rule', {
       description: 'Keel: start the retrain pipeline when the data-drift page alarm goes to ALARM',
       eventPattern: {
