@@ -4,6 +4,7 @@
  * embedded S3 and DynamoDB, with the process's peak memory.
  *
  *   npx tsx bench/pipelines.ts [--rows N] [--etl-rows N]
+ *   node --expose-gc --import tsx bench/pipelines.ts --etl-memory 300000   (heap after GC per ETL chunk)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,7 @@ import { createAwsClients } from '#shared/aws/clients.ts';
 import type { BatchReport } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { writeRawData } from '#shared/data/raw-data.ts';
-import type { EtlReport } from '#shared/etl/etl.ts';
+import { type EtlReport, planEtl, processEtlChunk } from '#shared/etl/etl.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET, type RawRecord } from '#shared/features/index.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { getChampion, loadVerifiedModel } from '#shared/registry/registry.ts';
@@ -43,6 +44,47 @@ async function withPeakRss<T>(work: () => Promise<T>): Promise<{ result: T; peak
     return { result, peakRssMb: Math.round(peak / 1e6) };
   } finally {
     clearInterval(timer);
+  }
+}
+
+/**
+ * Memory of the ETL chunk step over a whole file: V8 heap in use after a full GC, after each chunk.
+ * Flat means bounded by the chunk, whatever the file size (RSS alone mostly shows how lazily V8 collects).
+ * Needs `node --expose-gc`; without it the heap figures are null.
+ */
+export async function runEtlMemoryProfile(rows: number, chunkRows: number) {
+  const home = await mkdtemp(join(tmpdir(), 'keel-bench-etl-memory-'));
+  const servers = await startLocalServers({ home, s3Port: 0, dynamoPort: 0, environment: LOCAL_ENVIRONMENT });
+  const clients = createAwsClients(servers.target);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  try {
+    const raw = await writeRawData(clients.s3, servers.names.raw, { rows, seed: 3, asOf: new Date() });
+    const deps = {
+      s3: clients.s3,
+      dynamo: clients.dynamo,
+      rawBucket: servers.names.raw,
+      featuresBucket: servers.names.features,
+      onlineTable: servers.names.onlineFeatures,
+    };
+    const plan = await planEtl(deps, { inputKey: raw.key, chunkRows });
+    const chunks: { rowsDone: number; heapUsedMb: number | null; rssMb: number }[] = [];
+    let rowsDone = 0;
+    for (const chunk of plan.chunks) {
+      rowsDone += (await processEtlChunk(deps, plan, chunk)).rows;
+      gc?.();
+      const memory = process.memoryUsage();
+      chunks.push({
+        rowsDone,
+        heapUsedMb: gc ? Math.round(memory.heapUsed / 1e6) : null,
+        rssMb: Math.round(memory.rss / 1e6),
+      });
+    }
+    return { rows, chunkRows, chunks };
+  } finally {
+    clients.s3.destroy();
+    clients.dynamo.destroy();
+    await servers.close();
+    await rm(home, { recursive: true, force: true });
   }
 }
 
@@ -151,7 +193,13 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { rows: { type: 'string' }, 'etl-rows': { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { rows: { type: 'string' }, 'etl-rows': { type: 'string' }, 'etl-memory': { type: 'string' } },
+  });
+  if (values['etl-memory']) {
+    console.log(JSON.stringify(await runEtlMemoryProfile(Number(values['etl-memory']), 50_000), null, 2));
+    process.exit(0);
+  }
   const result = await runPipelinesBench({
     scoringRows: Number(values.rows ?? FULL_PIPELINES.scoringRows),
     etlRows: Number(values['etl-rows'] ?? FULL_PIPELINES.etlRows),
