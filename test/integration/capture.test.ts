@@ -1,8 +1,7 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
-import { encodeFeatures, encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
-import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
+import { encodeFeatures, FEATURE_COUNT } from '#shared/features/index.ts';
 import {
   type CaptureEvent,
   type CaptureRecord,
@@ -11,13 +10,11 @@ import {
   type PredictionCapture,
 } from '#shared/inference/capture.ts';
 import { readPredictConfig } from '#shared/inference/config.ts';
-import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
-import type { InferenceDeps } from '#shared/inference/service.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
-import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
 import { RESOURCE_ENV } from '#shared/resources.ts';
-import { trainCandidate } from '#shared/training/train.ts';
+import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { promoteVersion, registerTrainedModel } from '../support/model.ts';
 import { startToggleProxy, type ToggleProxy } from '../support/toggle-proxy.ts';
 
 /**
@@ -26,8 +23,7 @@ import { startToggleProxy, type ToggleProxy } from '../support/toggle-proxy.ts';
  */
 let aws: TestAws;
 let s3Proxy: ToggleProxy;
-let api: ApiServer;
-let deps: InferenceDeps;
+let api: TestApi;
 let capture: PredictionCapture;
 
 const asOf = new Date();
@@ -37,63 +33,26 @@ const port = (url: string) => Number(new URL(url).port);
 beforeAll(async () => {
   aws = await startTestAws();
   s3Proxy = await startToggleProxy(port(aws.target.endpoints!.s3));
-  const registry: RegistryDeps = {
-    s3: aws.clients.s3,
-    dynamo: aws.clients.dynamo,
-    bucket: aws.names.models,
-    table: aws.names.modelRegistry,
-  };
-  const rows = customers.length;
-  const x = new Float32Array(rows * FEATURE_COUNT);
-  const y = new Uint8Array(rows);
-  customers.forEach((record, i) => {
-    encodeInto(record, x, i * FEATURE_COUNT);
-    y[i] = record.churned;
-  });
-  const candidate = await trainCandidate(
-    { rows, x, y, customerIds: customers.map((c) => c.customer_id), keys: [] },
-    { datasetUri: 's3://test', parent: null, seed: 1, params: { nTrees: 20 } },
-  );
-  const metadata = await registerModel(registry, { name: 'churn', ...candidate });
-  await promote(registry, {
-    name: 'churn',
-    version: metadata.version,
-    featureFingerprint: FEATURE_SET.fingerprint,
-    reason: 't',
-    actor: 't',
-  });
+  const { version } = await registerTrainedModel(aws, customers, { seed: 1, nTrees: 20 });
+  await promoteVersion(aws, version);
   await writeRecords(
     { dynamo: aws.clients.dynamo, table: aws.names.onlineFeatures },
     customers.slice(0, 300).map(({ churned: _label, ...raw }) => raw),
   );
-  const runtime = createInferenceRuntime(
-    {
-      modelsBucket: aws.names.models,
-      registryTable: aws.names.modelRegistry,
-      onlineTable: aws.names.onlineFeatures,
-      modelName: 'churn',
-      refreshIntervalMs: 600_000,
-      backend: 'onnx',
-      sagemakerEndpoint: undefined,
-      maxRecordAgeMs: 30 * 86_400_000,
-      capture: { bucket: aws.names.outputs, sampleRate: 1 },
-    },
+  api = await startTestApi(aws, {
     // S3 (models and captures) behind a switch; DynamoDB direct.
-    { region: aws.target.region, endpoints: { s3: s3Proxy.url, dynamodb: aws.target.endpoints!.dynamodb } },
-  );
-  deps = runtime.deps;
-  capture = runtime.capture!;
-  api = await startApiServer({
-    handler: createApiHandler(runtime.deps, runtime.observer),
-    host: '127.0.0.1',
-    port: 0,
+    target: {
+      region: aws.target.region,
+      endpoints: { s3: s3Proxy.url, dynamodb: aws.target.endpoints!.dynamodb },
+    },
+    refreshIntervalMs: 600_000,
+    captureSampleRate: 1,
   });
+  capture = api.capture!;
 }, 60_000);
 
 afterAll(async () => {
-  await capture?.close();
   await api?.close();
-  await deps?.models.close();
   await s3Proxy?.close();
   await aws?.close();
 });

@@ -5,16 +5,13 @@ import { metricsFile } from '#local/environment.ts';
 import { runDriftJob } from '#local/pipelines.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { DriftJobResult, DriftReportDocument } from '#shared/drift/job.ts';
-import { encodeInto, FEATURE_COUNT, FEATURE_FIELD_NAMES, FEATURE_SET } from '#shared/features/index.ts';
-import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
+import { FEATURE_FIELD_NAMES } from '#shared/features/index.ts';
 import type { PredictionCapture } from '#shared/inference/capture.ts';
-import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
-import type { InferenceDeps } from '#shared/inference/service.ts';
 import { parseEmf } from '#shared/monitoring/emf.ts';
 import { DRIFT_METRICS } from '#shared/monitoring/metrics.ts';
-import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
-import { trainCandidate } from '#shared/training/train.ts';
+import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { promoteVersion, registerTrainedModel } from '../support/model.ts';
 
 /**
  * Monitoring end to end: predictions through the API are captured to S3, the drift job reads the
@@ -22,72 +19,24 @@ import { startTestAws, type TestAws } from '../support/aws.ts';
  * local metrics file and writes the report to S3.
  */
 let aws: TestAws;
-let api: ApiServer;
-let deps: InferenceDeps;
+let api: TestApi;
 let capture: PredictionCapture;
 
 const asOf = new Date();
 
 beforeAll(async () => {
   aws = await startTestAws();
-  const registry: RegistryDeps = {
-    s3: aws.clients.s3,
-    dynamo: aws.clients.dynamo,
-    bucket: aws.names.models,
-    table: aws.names.modelRegistry,
-  };
-  const training = [...generateRecords({ rows: 3000, seed: 21, asOf })];
-  const rows = training.length;
-  const x = new Float32Array(rows * FEATURE_COUNT);
-  const y = new Uint8Array(rows);
-  training.forEach((record, i) => {
-    encodeInto(record, x, i * FEATURE_COUNT);
-    y[i] = record.churned;
+  const { version } = await registerTrainedModel(aws, [...generateRecords({ rows: 3000, seed: 21, asOf })], {
+    seed: 1,
+    nTrees: 20,
   });
-  const candidate = await trainCandidate(
-    { rows, x, y, customerIds: training.map((c) => c.customer_id), keys: [] },
-    { datasetUri: 's3://test', parent: null, seed: 1, params: { nTrees: 20 } },
-  );
-  const metadata = await registerModel(registry, {
-    name: 'churn',
-    onnx: candidate.onnx,
-    metadata: candidate.metadata,
-    baseline: candidate.baseline,
-  });
-  await promote(registry, {
-    name: 'churn',
-    version: metadata.version,
-    featureFingerprint: FEATURE_SET.fingerprint,
-    reason: 't',
-    actor: 't',
-  });
-  const runtime = createInferenceRuntime(
-    {
-      modelsBucket: aws.names.models,
-      registryTable: aws.names.modelRegistry,
-      onlineTable: aws.names.onlineFeatures,
-      modelName: 'churn',
-      refreshIntervalMs: 60_000,
-      backend: 'onnx',
-      sagemakerEndpoint: undefined,
-      maxRecordAgeMs: 30 * 86_400_000,
-      capture: { bucket: aws.names.outputs, sampleRate: 1 },
-    },
-    aws.target,
-  );
-  deps = runtime.deps;
-  capture = runtime.capture!;
-  api = await startApiServer({
-    handler: createApiHandler(runtime.deps, runtime.observer),
-    host: '127.0.0.1',
-    port: 0,
-  });
+  await promoteVersion(aws, version);
+  api = await startTestApi(aws, { refreshIntervalMs: 60_000, captureSampleRate: 1 });
+  capture = api.capture!;
 }, 60_000);
 
 afterAll(async () => {
-  await capture?.close();
   await api?.close();
-  await deps?.models.close();
   await aws?.close();
 });
 

@@ -1,16 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
-import { encodeFeatures, encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { encodeFeatures, FEATURE_SET } from '#shared/features/index.ts';
 import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
 import { MAX_BODY_BYTES } from '#shared/http/responses.ts';
 import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
 import type { InferenceDeps } from '#shared/inference/service.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
-import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
-import { trainCandidate } from '#shared/training/train.ts';
+import { promote, type RegistryDeps } from '#shared/registry/registry.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { registerTrainedModel } from '../support/model.ts';
 import { startToggleProxy, type ToggleProxy } from '../support/toggle-proxy.ts';
 
 /**
@@ -28,26 +28,7 @@ let registry: RegistryDeps;
 const asOf = new Date();
 const customers = [...generateRecords({ rows: 3000, seed: 21, asOf })];
 
-async function trainVersion(seed: number, nTrees: number) {
-  const rows = customers.length;
-  const x = new Float32Array(rows * FEATURE_COUNT);
-  const y = new Uint8Array(rows);
-  customers.forEach((record, i) => {
-    encodeInto(record, x, i * FEATURE_COUNT);
-    y[i] = record.churned;
-  });
-  const candidate = await trainCandidate(
-    { rows, x, y, customerIds: customers.map((c) => c.customer_id), keys: [] },
-    { datasetUri: 's3://test', parent: null, seed, params: { nTrees } },
-  );
-  const metadata = await registerModel(registry, {
-    name: 'churn',
-    onnx: candidate.onnx,
-    metadata: candidate.metadata,
-    baseline: candidate.baseline,
-  });
-  return { version: metadata.version, model: candidate.model };
-}
+const trainVersion = (seed: number, nTrees: number) => registerTrainedModel(aws, customers, { seed, nTrees });
 
 const port = (url: string) => Number(new URL(url).port);
 type ErrorReply = { error: { code: string; details?: unknown } };
