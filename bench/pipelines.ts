@@ -3,12 +3,14 @@
  * predictions) on one core, and the ETL and batch-scoring state machines end to end against the
  * embedded S3 and DynamoDB, with the process's peak memory.
  *
- *   npx tsx bench/pipelines.ts [--rows N] [--etl-rows N]
+ *   npx tsx bench/pipelines.ts [--rows N] [--etl-rows N] [--out FILE]
  *   node --expose-gc --import tsx bench/pipelines.ts --etl-memory 300000   (heap after GC per ETL chunk)
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createPipelineRunner } from '#local/pipelines.ts';
 import { startLocalServers } from '#local/servers.ts';
@@ -30,7 +32,7 @@ export interface PipelinesBenchOptions {
 }
 
 export const QUICK_PIPELINES: PipelinesBenchOptions = { scoringRows: 100_000, etlRows: 10_000 };
-export const FULL_PIPELINES: PipelinesBenchOptions = { scoringRows: 1_000_000, etlRows: 200_000 };
+export const FULL_PIPELINES: PipelinesBenchOptions = { scoringRows: 1_000_000, etlRows: 1_000_000 };
 
 /** Peak resident memory of this process while `work` runs, sampled every 50 ms. */
 async function withPeakRss<T>(work: () => Promise<T>): Promise<{ result: T; peakRssMb: number }> {
@@ -100,15 +102,19 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
       asOf: new Date(),
     });
 
+    const phase = (message: string) => process.stderr.write(`${message}\n`);
+    phase(`ETL state machine on ${options.etlRows.toLocaleString('en')} rows …`);
     const etl = await withPeakRss(async () => {
       const started = performance.now();
       const run = await runner.run<EtlReport>('etl', { inputKey: raw.key });
       if (run.status !== 'SUCCEEDED') throw new Error(`etl ${run.status}: ${run.error?.message}`);
       return { rows: run.output!.rowsRead, seconds: (performance.now() - started) / 1000 };
     });
+    phase(`ETL done in ${etl.result.seconds.toFixed(1)} s; retrain …`);
     const retrain = await runner.run('retrain', { promotion: 'always' });
     if (retrain.status !== 'SUCCEEDED')
       throw new Error(`retrain ${retrain.status}: ${retrain.error?.message}`);
+    phase('batch-scoring state machine over every customer …');
     const batch = await withPeakRss(async () => {
       const started = performance.now();
       const run = await runner.run<BatchReport>('batch', { segments: 4 });
@@ -116,6 +122,7 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
       return { rows: run.output!.rows, seconds: (performance.now() - started) / 1000 };
     });
 
+    phase(`batch done in ${batch.result.seconds.toFixed(1)} s; scoring core …`);
     // The scoring core: what each batch segment does per page, without DynamoDB.
     const registry = {
       s3: clients.s3,
@@ -192,9 +199,54 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
   }
 }
 
+export type PipelinesBenchResult = Awaited<ReturnType<typeof runPipelinesBench>> & {
+  /** The child process's peak resident memory over the whole run (getrusage maxrss). */
+  readonly processPeakRssMb: number;
+};
+
+/**
+ * {@link runPipelinesBench} in a fresh Node process, so its peak memory is the pipelines' own (embedded
+ * servers + runner + handlers), not whatever earlier sections left in the bench's heap.
+ */
+export async function runPipelinesBenchInChild(
+  options: PipelinesBenchOptions,
+  log: (line: string) => void,
+): Promise<PipelinesBenchResult> {
+  const directory = await mkdtemp(join(tmpdir(), 'keel-bench-pipelines-out-'));
+  const out = join(directory, 'pipelines.json');
+  const script = fileURLToPath(import.meta.url);
+  const args = [
+    '--import',
+    'tsx',
+    script,
+    '--rows',
+    `${options.scoringRows}`,
+    '--etl-rows',
+    `${options.etlRows}`,
+  ];
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(process.execPath, [...args, '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr.setEncoding('utf8').on('data', (text: string) => {
+        for (const line of text.split('\n')) if (line.trim()) log(`  ${line.trim()}`);
+      });
+      child.once('error', reject).once('exit', resolve);
+    });
+    if (code !== 0) throw new Error(`bench/pipelines.ts exited with ${code}`);
+    return JSON.parse(await readFile(out, 'utf8')) as PipelinesBenchResult;
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({
-    options: { rows: { type: 'string' }, 'etl-rows': { type: 'string' }, 'etl-memory': { type: 'string' } },
+    options: {
+      rows: { type: 'string' },
+      'etl-rows': { type: 'string' },
+      'etl-memory': { type: 'string' },
+      out: { type: 'string' },
+    },
   });
   if (values['etl-memory']) {
     console.log(JSON.stringify(await runEtlMemoryProfile(Number(values['etl-memory']), 50_000), null, 2));
@@ -204,6 +256,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     scoringRows: Number(values.rows ?? FULL_PIPELINES.scoringRows),
     etlRows: Number(values['etl-rows'] ?? FULL_PIPELINES.etlRows),
   });
-  console.log(JSON.stringify(result, null, 2));
+  const withPeak = { ...result, processPeakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) };
+  const json = JSON.stringify(withPeak, null, 2);
+  if (values.out) await writeFile(values.out, json);
+  else console.log(json);
   process.exit(0);
 }

@@ -7,7 +7,7 @@ import type { DriftBenchResult } from './drift.ts';
 import type { HandlerBenchResult } from './handler.ts';
 import type { LoadLevel, LoadRun, LoadTool } from './http.ts';
 import type { KeelFixtureInfo } from './keel-fixture.ts';
-import type { runPipelinesBench } from './pipelines.ts';
+import type { PipelinesBenchResult } from './pipelines.ts';
 import type { ScoringBenchResult } from './scoring.ts';
 import type { SeedModel } from './seed.ts';
 import type { TrainingBenchResult } from './training.ts';
@@ -57,7 +57,7 @@ export interface BenchResults {
   training?: Outcome<TrainingBenchResult>;
   scoring?: Outcome<ScoringBenchResult>;
   drift?: Outcome<DriftBenchResult>;
-  pipelines?: Outcome<Awaited<ReturnType<typeof runPipelinesBench>>>;
+  pipelines?: Outcome<PipelinesBenchResult>;
   keelFixture?: Outcome<KeelFixtureInfo>;
   handler?: Outcome<HandlerBenchResult>;
   coldStart?: Outcome<ColdStartResult>;
@@ -397,7 +397,7 @@ export function toMarkdown(r: BenchResults): string {
         ],
       ),
       '',
-      `${p.note}.`,
+      `${p.note}. Peak RSS of the whole pipelines process (its own Node process: embedded S3 and DynamoDB, the state-machine runner, the handlers): ${fmt(p.processPeakRssMb, 0)} MiB.`,
       '',
     );
   } else out.push(whyNot(r.pipelines), '');
