@@ -5,8 +5,7 @@ import {
   AuthorizationType,
   EndpointType,
   type Integration,
-  JsonSchemaType,
-  JsonSchemaVersion,
+  type JsonSchema,
   LogGroupLogDestination,
   MethodLoggingLevel,
   type Model,
@@ -17,6 +16,7 @@ import {
 } from 'aws-cdk-lib/aws-apigateway';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { type RequestModelName, requestModelSchema } from '#shared/inference/openapi.ts';
 import { MAX_BATCH_ITEMS } from '#shared/inference/schemas.ts';
 
 /** One route of the inference API (DESIGN.md, "Inference API"). */
@@ -31,6 +31,7 @@ export const PREDICT_ROUTES: readonly ApiRoute[] = [
   { method: 'POST', path: '/predict' },
   { method: 'POST', path: '/predict/batch' },
   { method: 'GET', path: '/health' },
+  { method: 'GET', path: '/openapi.json' },
 ];
 
 /** The compute behind the API: a Lambda function or the ECS service. */
@@ -246,44 +247,26 @@ export class PredictApi extends Construct {
     }
   }
 
-  /** JSON-schema (draft 4) models of the POST bodies: their shape only; the handler checks every field's domain and reports each bad one. */
+  /**
+   * The request models of the POST bodies: the draft-4 JSON schemas of the OpenAPI document, generated
+   * from the handler's zod schemas, so API Gateway refuses what the handler would (bad items of a batch
+   * excepted: the handler answers each with an error in its place). The gateway's 400 carries no
+   * per-field details; the handler's does, for bodies that reach it.
+   */
   private requestModels(): Map<string, Model> {
-    const predict = this.api.addModel('PredictRequest', {
-      contentType: 'application/json',
-      modelName: 'PredictRequest',
-      description: '{"customerId": string, "attributes"?: object}',
-      schema: {
-        schema: JsonSchemaVersion.DRAFT4,
-        title: 'PredictRequest',
-        type: JsonSchemaType.OBJECT,
-        required: ['customerId'],
-        additionalProperties: false,
-        properties: {
-          customerId: { type: JsonSchemaType.STRING, minLength: 1 },
-          attributes: { type: JsonSchemaType.OBJECT },
-        },
-      },
-    });
-    // Items are not constrained here: the handler answers a bad item with an error in its place, so one
-    // bad item must not fail the whole batch.
-    const batch = this.api.addModel('BatchPredictRequest', {
-      contentType: 'application/json',
-      modelName: 'BatchPredictRequest',
-      description: `{"items": [<predict body>, …]} with 1 to ${MAX_BATCH_ITEMS} items`,
-      schema: {
-        schema: JsonSchemaVersion.DRAFT4,
-        title: 'BatchPredictRequest',
-        type: JsonSchemaType.OBJECT,
-        required: ['items'],
-        additionalProperties: false,
-        properties: {
-          items: { type: JsonSchemaType.ARRAY, minItems: 1, maxItems: MAX_BATCH_ITEMS },
-        },
-      },
-    });
+    const model = (name: RequestModelName, description: string) =>
+      this.api.addModel(name, {
+        contentType: 'application/json',
+        modelName: name,
+        description,
+        schema: requestModelSchema(name) as JsonSchema,
+      });
     return new Map([
-      ['POST /predict', predict],
-      ['POST /predict/batch', batch],
+      ['POST /predict', model('PredictRequest', '{"customerId": string, "attributes"?: {raw fields}}')],
+      [
+        'POST /predict/batch',
+        model('BatchPredictRequest', `{"items": [<predict body>, …]} with 1 to ${MAX_BATCH_ITEMS} items`),
+      ],
     ]);
   }
 }

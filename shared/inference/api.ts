@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { UnknownEntityError } from '#shared/errors.ts';
 import { errorBody, jsonResponse, parseJsonBody } from '#shared/http/responses.ts';
+import { openApiDocument } from './openapi.ts';
 import { health, type InferenceDeps, type Prediction, predictBatch, predictOne } from './service.ts';
 
 /** What the API reports to metrics and logs for each request, beside its response. */
@@ -14,6 +15,9 @@ type Route = (
   requestId: string,
   observer: Observer,
 ) => Promise<APIGatewayProxyResult>;
+
+/** Built on first request, not at init: most cold starts never serve it. */
+let openApiJson: string | undefined;
 
 const ROUTES: Record<string, Route> = {
   'POST /predict': async (event, deps, requestId, observer) => {
@@ -37,6 +41,10 @@ const ROUTES: Record<string, Route> = {
     });
   },
   'GET /health': async (_event, deps) => jsonResponse(200, await health(deps)),
+  'GET /openapi.json': async () => {
+    openApiJson ??= JSON.stringify(openApiDocument());
+    return { ...jsonResponse(200, null), body: openApiJson };
+  },
 };
 
 export const API_ROUTES = Object.keys(ROUTES);

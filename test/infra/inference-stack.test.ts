@@ -20,6 +20,7 @@ import { InferenceStack, type InferenceStackProps } from '#lib/stacks/inference-
 import { generateRecords } from '#shared/data/generate.ts';
 import { encodeFeatures, encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { API_ROUTES } from '#shared/inference/api.ts';
+import { openApiDocument } from '#shared/inference/openapi.ts';
 import { MAX_BATCH_ITEMS } from '#shared/inference/schemas.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
@@ -158,6 +159,7 @@ describe('InferenceStack on Lambda (the default)', () => {
       [
         'Keel-test-Inference/Api/Api/CloudWatchRole AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
         'Keel-test-Inference/Api/Api/Default/health/GET AwsSolutions-COG4',
+        'Keel-test-Inference/Api/Api/Default/openapi.json/GET AwsSolutions-COG4',
         'Keel-test-Inference/Api/Api/Default/predict/POST AwsSolutions-COG4',
         'Keel-test-Inference/Api/Api/Default/predict/batch/POST AwsSolutions-COG4',
         'Keel-test-Inference/Lambda/Predict/Function AwsSolutions-L1',
@@ -176,7 +178,7 @@ describe('InferenceStack on Lambda (the default)', () => {
     expect(methods.filter((m) => m.Properties.HttpMethod === 'OPTIONS')).toEqual([]);
     expect(methods.map((m) => m.Properties.AuthorizationType)).toEqual(methods.map(() => 'AWS_IAM'));
     expect(PREDICT_ROUTES.map((r) => `${r.method} ${r.path}`).sort()).toEqual([...API_ROUTES].sort());
-    expect(methods.map((m) => m.Properties.HttpMethod).sort()).toEqual(['GET', 'POST', 'POST']);
+    expect(methods.map((m) => m.Properties.HttpMethod).sort()).toEqual(['GET', 'GET', 'POST', 'POST']);
     template.allResourcesProperties('AWS::ApiGateway::Method', { ApiKeyRequired: false });
   });
 
@@ -202,24 +204,22 @@ describe('InferenceStack on Lambda (the default)', () => {
       HttpMethod: 'GET',
       RequestModels: Match.absent(),
     });
-    template.hasResourceProperties('AWS::ApiGateway::Model', {
-      Name: 'PredictRequest',
-      ContentType: 'application/json',
-      Schema: {
+    // The models are the OpenAPI document's request schemas (draft 4, as API Gateway takes them).
+    const document = openApiDocument() as { components: { schemas: Record<string, object> } };
+    for (const name of ['PredictRequest', 'BatchPredictRequest']) {
+      expect(models[modelId(name)]!.Properties).toMatchObject({ ContentType: 'application/json' });
+      expect(models[modelId(name)]!.Properties.Schema).toEqual({
         $schema: 'http://json-schema.org/draft-04/schema#',
-        type: 'object',
-        required: ['customerId'],
-        additionalProperties: false,
-        properties: { customerId: { type: 'string', minLength: 1 }, attributes: { type: 'object' } },
-      },
+        ...document.components.schemas[name],
+      });
+    }
+    expect(models[modelId('PredictRequest')]!.Properties.Schema).toMatchObject({
+      required: ['customerId'],
+      additionalProperties: false,
+      properties: { attributes: { additionalProperties: false, properties: { age: { minimum: 18 } } } },
     });
-    template.hasResourceProperties('AWS::ApiGateway::Model', {
-      Name: 'BatchPredictRequest',
-      Schema: Match.objectLike({
-        required: ['items'],
-        additionalProperties: false,
-        properties: { items: { type: 'array', minItems: 1, maxItems: MAX_BATCH_ITEMS } },
-      }),
+    expect(models[modelId('BatchPredictRequest')]!.Properties.Schema).toMatchObject({
+      properties: { items: { type: 'array', minItems: 1, maxItems: MAX_BATCH_ITEMS } },
     });
   });
 

@@ -3,6 +3,7 @@ import { generateRecords } from '#shared/data/generate.ts';
 import { encodeFeatures, FEATURE_SET } from '#shared/features/index.ts';
 import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
 import { MAX_BODY_BYTES } from '#shared/http/responses.ts';
+import { openApiDocument } from '#shared/inference/openapi.ts';
 import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
 import type { InferenceDeps } from '#shared/inference/service.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
@@ -10,6 +11,7 @@ import { writeRecords } from '#shared/online-store/store.ts';
 import { promote, type RegistryDeps } from '#shared/registry/registry.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { validateJson } from '../support/json-schema.ts';
 import { registerTrainedModel } from '../support/model.ts';
 import { startToggleProxy, type ToggleProxy } from '../support/toggle-proxy.ts';
 
@@ -72,7 +74,34 @@ async function call(
     body,
   });
   const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+  const result = {
+    status: response.status,
+    body: text ? JSON.parse(text) : undefined,
+    headers: response.headers,
+  };
+  expectDocumented(method, path, result);
+  return result;
+}
+
+const DOCUMENT = openApiDocument() as {
+  paths: Record<
+    string,
+    Record<
+      string,
+      { responses: Record<string, { content: Record<string, { schema: Record<string, unknown> }> }> }
+    >
+  >;
+};
+
+/** Every answer of a documented route has its status in the OpenAPI document and a body its schema accepts. */
+function expectDocumented(method: string, path: string, result: { status: number; body: unknown }) {
+  const route = path.replace(/\?.*$/, '').replace(/(.)\/+$/, '$1');
+  const operation = DOCUMENT.paths[route]?.[method.toLowerCase()];
+  if (!operation) return;
+  const response = operation.responses[String(result.status)];
+  expect(response, `${method} ${path} answered ${result.status}, not in the OpenAPI document`).toBeDefined();
+  const schema = response!.content['application/json']!.schema;
+  expect(validateJson(DOCUMENT, schema, result.body), `${method} ${path} ${result.status}`).toEqual([]);
 }
 const post = (path: string, body: unknown) => call('POST', path, JSON.stringify(body));
 
@@ -92,6 +121,19 @@ function expectError(response: { status: number; body: unknown }, status: number
 let v1: Awaited<ReturnType<typeof trainVersion>>;
 
 describe('inference API over HTTP', () => {
+  it('serves its OpenAPI document at GET /openapi.json', async () => {
+    const response = await call('GET', '/openapi.json');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(response.body).toEqual(openApiDocument());
+    expect(Object.keys(response.body.paths).sort()).toEqual([
+      '/health',
+      '/openapi.json',
+      '/predict',
+      '/predict/batch',
+    ]);
+  });
+
   it('answers 503 NoModel on health and predict while no model is promoted', async () => {
     expectError(await call('GET', '/health'), 503, 'NoModel');
     expectError(await post('/predict', { customerId: 'c-000001' }), 503, 'NoModel');
