@@ -1,26 +1,19 @@
 import './promise-polyfill.ts';
 import { randomUUID } from 'node:crypto';
-import { appendFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { type AwsTarget, createAwsClients } from '#shared/aws/clients.ts';
 import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
+import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
 import { NOTIFY_FAILURE_STATE, PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
 import type { StepHandler } from '#shared/pipelines/step.ts';
 import type { ResourceNames } from '#shared/resources.ts';
 import { awaitApproval } from './approvals.ts';
 import { prepareLocalHandlers } from './environment.ts';
+import { fileNotifier, type Notification } from './notifications.ts';
 import { type AslDefinition, inlineDistributedMaps, synthesizeStateMachines } from './state-machines.ts';
 
-/** A notification a pipeline published (SNS in AWS; a file and the console locally). */
-export interface Notification {
-  readonly at: string;
-  readonly source: string;
-  readonly subject: string;
-  readonly message: unknown;
-}
-
-export const notificationsFile = (home: string) => join(home, 'notifications.jsonl');
+export { type Notification, notificationsFile } from './notifications.ts';
 
 export interface PipelineRunnerOptions {
   readonly home: string;
@@ -77,6 +70,7 @@ export async function runDriftJob(
         },
         outputsBucket: options.names.outputs,
         modelName: options.modelName ?? process.env.KEEL_MODEL_NAME ?? 'churn',
+        monitoring: monitoringOptionsFromEnv(),
       },
       input,
     );
@@ -103,16 +97,15 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
   const definitions = synthesizeStateMachines();
   await mkdir(options.home, { recursive: true });
 
+  const publish = fileNotifier(options.home, options.onNotification);
   const notify = (pipeline: PipelineName) => async (input: unknown) => {
     const { Subject, Message } = input as { Subject?: string; Message?: unknown };
-    const notification: Notification = {
+    await publish({
       at: new Date().toISOString(),
       source: `pipeline:${PIPELINES[pipeline].name}`,
       subject: Subject ?? '',
       message: Message,
-    };
-    await appendFile(notificationsFile(options.home), `${JSON.stringify(notification)}\n`);
-    options.onNotification?.(notification);
+    });
     return { MessageId: `local-${Date.now()}` };
   };
   const handlers: Record<

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type DriftJobDeps, runDrift } from '#shared/drift/job.ts';
+import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
 import { pipelineContext } from '#shared/pipelines/config.ts';
 import { step } from '#shared/pipelines/step.ts';
 
@@ -9,6 +10,7 @@ const deps: DriftJobDeps = {
   registry: ctx.registry,
   outputsBucket: ctx.names.outputs,
   modelName: ctx.modelName,
+  monitoring: monitoringOptionsFromEnv(),
 };
 
 const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time');

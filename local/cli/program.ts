@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { KeelError } from '#shared/errors.ts';
+import { registerAlarms } from './commands/alarms.ts';
 import { registerBatch } from './commands/batch.ts';
 import { registerData } from './commands/data.ts';
 import { registerDrift } from './commands/drift.ts';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerDrift(program, output);
   registerModels(program, output);
   registerPredict(program, output);
+  registerAlarms(program, output);
   return program;
 }
 

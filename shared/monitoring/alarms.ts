@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import type { DriftThresholds, Severity } from '#shared/drift/compute.ts';
+import { optionalEnv } from '#shared/env.ts';
+import { ConfigError } from '#shared/errors.ts';
 import { assertValidStage } from '#shared/resources.ts';
 import {
   DEFAULT_SERVICE,
@@ -207,6 +209,31 @@ export class MonitoringOptionsError extends RangeError {
   ) {
     super(`invalid ${what}: ${issues.map((i) => `${i.key}: ${i.message}`).join('; ')}`);
   }
+}
+
+/** The variable holding monitoring options as JSON for the drift job and the local alarms. */
+export const MONITORING_OPTIONS_ENV = 'KEEL_ALARM_OPTIONS';
+
+/** The options of {@link MONITORING_OPTIONS_ENV} (`{}` when unset), validated. */
+export function monitoringOptionsFromEnv(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): MonitoringOptionsInput {
+  const raw = optionalEnv(MONITORING_OPTIONS_ENV, '{}', env);
+  let parsed: MonitoringOptionsInput;
+  try {
+    parsed = JSON.parse(raw) as MonitoringOptionsInput;
+  } catch (error) {
+    throw new ConfigError(`${MONITORING_OPTIONS_ENV} must be JSON: ${(error as Error).message}`);
+  }
+  try {
+    resolveMonitoringOptions(parsed);
+  } catch (error) {
+    if (error instanceof MonitoringOptionsError) {
+      throw new ConfigError(`${MONITORING_OPTIONS_ENV}: ${error.message}`);
+    }
+    throw error;
+  }
+  return parsed;
 }
 
 export function resolveMonitoringOptions(input: MonitoringOptionsInput = {}): MonitoringOptions {

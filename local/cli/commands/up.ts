@@ -1,13 +1,23 @@
 import type { Command } from 'commander';
+import { REPO_ROOT } from '#lib/paths.ts';
+import {
+  ALARM_EVALUATE_SIGNAL,
+  alarmIntervalMs,
+  createAlarmLoop,
+  localAlarmCatalog,
+  ONCALL_WEBHOOK_ENV,
+} from '#local/alarms.ts';
 import { startLocalApi } from '#local/api.ts';
 import { bootstrapIfEmpty } from '#local/bootstrap.ts';
 import { platformContext } from '#local/context.ts';
+import { fileNotifier, type Notification } from '#local/notifications.ts';
 import { createPipelineRunner } from '#local/pipelines.ts';
 import { keelHome, readRuntime, removeRuntime, writeRuntime } from '#local/runtime.ts';
 import { startScheduler } from '#local/scheduler.ts';
 import { startLocalServers } from '#local/servers.ts';
+import { configuredSchedules, KeelConfigError, loadKeelConfig } from '#shared/config/keel-config.ts';
 import { intEnv, optionalEnv } from '#shared/env.ts';
-import { SCHEDULES } from '#shared/pipelines/schedules.ts';
+import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 import { type Output, UserError } from '../output.ts';
 
@@ -18,6 +28,16 @@ export function registerUp(program: Command, output: Output): void {
     .description('start the local platform (S3 and DynamoDB servers) and keep it running until Ctrl-C')
     .action(async () => {
       const home = keelHome();
+      // The local stage's config (config/local.json): its schedules are the ones fired below.
+      const config = (() => {
+        try {
+          return loadKeelConfig({ root: REPO_ROOT, stage: LOCAL_ENVIRONMENT.stage });
+        } catch (error) {
+          if (error instanceof KeelConfigError)
+            throw new UserError(`${error.message} (docs/configuration.md)`);
+          throw error;
+        }
+      })();
       const running = await readRuntime(home);
       if (running) {
         throw new UserError(
@@ -39,11 +59,12 @@ export function registerUp(program: Command, output: Output): void {
         names: servers.names,
       };
       const ctx = platformContext(runtime);
+      const onNotification = (n: Notification) => output.info(`notification: ${n.subject}`);
       const runner = await createPipelineRunner({
         home,
         target: servers.target,
         names: servers.names,
-        onNotification: (n) => output.info(`notification: ${n.subject}`),
+        onNotification,
       });
       try {
         await bootstrapIfEmpty(ctx, runner, {
@@ -69,7 +90,20 @@ export function registerUp(program: Command, output: Output): void {
       const scheduler =
         optionalEnv('KEEL_SCHEDULES', 'on') === 'off'
           ? undefined
-          : startScheduler(SCHEDULES, runner, (m) => output.info(m));
+          : startScheduler(configuredSchedules(config), runner, (m) => output.info(m));
+      const webhook = optionalEnv(ONCALL_WEBHOOK_ENV, '');
+      const alarms = await createAlarmLoop({
+        home,
+        environment: LOCAL_ENVIRONMENT,
+        catalog: localAlarmCatalog(monitoringOptionsFromEnv(), LOCAL_ENVIRONMENT.stage),
+        notify: fileNotifier(home, onNotification),
+        ...(webhook ? { webhook: { url: webhook } } : {}),
+        log: (m) => output.info(m),
+      });
+      alarms.start(alarmIntervalMs());
+      // `keel alarms --evaluate` in another terminal asks for an evaluation now.
+      const evaluateNow = () => void alarms.evaluate().catch((e: Error) => output.info(e.message));
+      process.on(ALARM_EVALUATE_SIGNAL, evaluateNow);
       const endpoints = { ...servers.target.endpoints!, api: api.url };
       await writeRuntime(home, { ...runtime, endpoints });
 
@@ -90,6 +124,7 @@ export function registerUp(program: Command, output: Output): void {
                   .upcoming()
                   .map((s) => `  schedule ${s.id.padEnd(13)} next ${s.target} at ${s.at.toISOString()}`)
               : ['  schedules off (KEEL_SCHEDULES=off)']),
+            `  alarms evaluated every ${alarmIntervalMs() / 1000} s${webhook ? `, notified to ${webhook}` : ''} (keel alarms)`,
             'In another terminal: npx keel predict c-000042   (or: npx keel models list)',
             'Ctrl-C stops and keeps the state.',
           ].join('\n'),
@@ -104,10 +139,12 @@ export function registerUp(program: Command, output: Output): void {
         process.once('SIGTERM', stop);
       });
       scheduler?.stop();
+      process.off(ALARM_EVALUATE_SIGNAL, evaluateNow);
+      await alarms.stop();
       await api.close();
       ctx.close();
       await servers.close();
       await removeRuntime(home);
-      output.info('stopped; state kept in ' + home);
+      output.info(`stopped; state kept in ${home}`);
     });
 }

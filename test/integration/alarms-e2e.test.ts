@@ -1,0 +1,256 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AlarmStatus, AlarmsSnapshot } from '#local/alarms.ts';
+import type { Notification } from '#local/notifications.ts';
+import { readRuntime, runtimeTarget } from '#local/runtime.ts';
+import { createS3Client } from '#shared/aws/clients.ts';
+import type { DriftReportDocument } from '#shared/drift/job.ts';
+import { ALARM_IDS } from '#shared/monitoring/alarms.ts';
+import { type RunningKeel, runKeel, startKeelUp } from '../support/cli.ts';
+
+/**
+ * Monitoring end to end, as a user runs it: `keel up` → drifted data → ETL → traffic through the API
+ * (captured) → `keel drift check` → the local alarm loop evaluates the monitoring stack's alarms over
+ * the EMF the drift job wrote → the state changes reach alarms.json, notifications.jsonl and an on-call
+ * webhook (an HTTP server of this test) in CloudWatch's SNS format; `keel alarms` shows them.
+ */
+
+interface Received {
+  readonly path: string;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: { Type: string; Subject: string; Message: string; TopicArn: string };
+}
+
+let webhook: Server;
+let webhookUrl: string;
+const received: Received[] = [];
+
+beforeAll(async () => {
+  webhook = createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk) => (body += chunk));
+    request.on('end', () => {
+      received.push({ path: request.url ?? '', headers: request.headers, body: JSON.parse(body) });
+      response.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+  webhookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => webhook.close(resolve));
+});
+
+/** A `keel up` of its own in a fresh KEEL_HOME, its alarms notified to `${webhookUrl}/${name}`. */
+async function platform(name: string) {
+  const home = await mkdtemp(join(tmpdir(), `keel-alarms-${name}-`));
+  const env = {
+    KEEL_HOME: home,
+    KEEL_S3_PORT: '0',
+    KEEL_DYNAMODB_PORT: '0',
+    KEEL_PORT: '0',
+    KEEL_BOOTSTRAP_ROWS: '2000',
+    KEEL_SCHEDULES: 'off',
+    KEEL_CAPTURE_SAMPLE_RATE: '1',
+    KEEL_ALARM_INTERVAL_SECONDS: '2',
+    KEEL_ONCALL_WEBHOOK: `${webhookUrl}/${name}`,
+  };
+  const keel: RunningKeel = await startKeelUp(env);
+  const runtime = (await readRuntime(home))!;
+  const keelJson = async <T>(args: string[]): Promise<T> => {
+    const result = await runKeel(['--json', ...args], env);
+    expect(result.code, result.stderr).toBe(0);
+    return JSON.parse(result.stdout) as T;
+  };
+  return {
+    home,
+    env,
+    keel,
+    keelJson,
+    /** Generates customers c-000001… (with an optional drift), loads them, scores each through the API. */
+    async serve(rows: number, seed: number, drift?: string) {
+      const generated = await keelJson<{ key: string }>([
+        'data',
+        'generate',
+        '--rows',
+        String(rows),
+        '--seed',
+        String(seed),
+        ...(drift ? ['--drift', drift] : []),
+      ]);
+      await keelJson(['etl', 'run', '--input', generated.key]);
+      const ids = Array.from({ length: rows }, (_, i) => `c-${String(i + 1).padStart(6, '0')}`);
+      for (let i = 0; i < ids.length; i += 100) {
+        const response = await fetch(`${runtime.endpoints.api}/predict/batch`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ items: ids.slice(i, i + 100).map((customerId) => ({ customerId })) }),
+        });
+        expect(response.status).toBe(200);
+      }
+    },
+    /** `keel drift check` from `from` until the window holds `rows` captures (capture flushes every 5 s). */
+    async driftCheck(from: Date, rows: number) {
+      const until = Date.now() + 30_000;
+      for (;;) {
+        const result = await keelJson<{ rows: number; reportKey: string }>([
+          'drift',
+          'check',
+          '--from',
+          from.toISOString(),
+        ]);
+        if (result.rows >= rows || Date.now() > until) {
+          expect(result.rows).toBe(rows);
+          const s3 = createS3Client(runtimeTarget(runtime));
+          const object = await s3.send(
+            new GetObjectCommand({ Bucket: runtime.names.outputs!, Key: result.reportKey }),
+          );
+          s3.destroy();
+          return JSON.parse(await object.Body!.transformToString()) as DriftReportDocument;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+      }
+    },
+    alarms: () =>
+      keelJson<AlarmsSnapshot & { notifications: Notification[] }>(['alarms', '--evaluate', '--limit', '50']),
+    async close() {
+      expect(await keel.stop()).toBe(0);
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+const stateOf = (alarms: readonly AlarmStatus[], id: string) => alarms.find((a) => a.id === id)?.state;
+const alarmNotifications = (notifications: readonly Notification[]) =>
+  notifications.filter((n) => n.source.startsWith('alarm:'));
+const statusesOf = (document: DriftReportDocument) =>
+  Object.fromEntries(
+    document.report.features.map((f) => [f.kind === 'numeric' ? f.feature : f.field, f.status]),
+  );
+
+describe('alarms end to end through keel up', () => {
+  it('income ×1.9 pages through data drift (file, console, webhook); a sicker population pages through prediction drift', async () => {
+    const p = await platform('drift');
+    try {
+      const incomeFrom = new Date();
+      await p.serve(1000, 7, 'income=1.9');
+      const income = await p.driftCheck(incomeFrom, 1000);
+      const drifted = Object.entries(statusesOf(income)).filter(([, status]) => status !== 'ok');
+      expect(drifted.map(([name]) => name).sort()).toEqual(['income', 'log_income']);
+
+      const afterIncome = await p.alarms();
+      expect(stateOf(afterIncome.alarms, ALARM_IDS.dataDriftPage)).toBe('ALARM');
+      expect(stateOf(afterIncome.alarms, ALARM_IDS.dataDriftWarn)).toBe('ALARM');
+      expect(stateOf(afterIncome.alarms, ALARM_IDS.positiveRateDrift)).toBe('OK');
+      expect(stateOf(afterIncome.alarms, ALARM_IDS.scoreDrift)).toBe('OK');
+      expect(stateOf(afterIncome.alarms, ALARM_IDS.page)).toBe('ALARM');
+      // The AWS service metrics do not exist locally: listed, not given a made-up state.
+      const notLocal = afterIncome.alarms.filter((a) => a.state === 'NOT_EVALUATED');
+      expect(notLocal.map((a) => a.id)).toContain('lambda-errors-predict');
+      expect(notLocal.every((a) => a.reason.startsWith('not evaluated locally: '))).toBe(true);
+
+      const page = alarmNotifications(afterIncome.notifications).find(
+        (n) => n.source === `alarm:${ALARM_IDS.dataDriftPage}`,
+      )!;
+      expect(page.subject).toBe('ALARM: "keel-local-data-drift-page" in us-east-1');
+      expect(page.message).toMatchObject({
+        AlarmName: 'keel-local-data-drift-page',
+        NewStateValue: 'ALARM',
+        OldStateValue: 'INSUFFICIENT_DATA',
+        Trigger: { MetricName: 'MaxFeaturePsi', Namespace: 'Keel', Statistic: 'MAXIMUM', Threshold: 0.25 },
+      });
+      expect((page.message as { NewStateReason: string }).NewStateReason).toMatch(
+        /^Threshold Crossed: 1 datapoint/,
+      );
+      expect(page.webhook).toMatchObject({ status: 'delivered', attempts: 1, detail: 'HTTP 200' });
+      expect(p.keel.output()).toContain('notification: ALARM: "keel-local-data-drift-page"');
+
+      const delivered = received.filter((r) => r.path === '/drift');
+      expect(delivered.map((r) => r.body.Subject)).toEqual(
+        expect.arrayContaining([
+          'ALARM: "keel-local-data-drift-page" in us-east-1',
+          'ALARM: "keel-local-data-drift-warn" in us-east-1',
+          'ALARM: "keel-local-page" in us-east-1',
+        ]),
+      );
+      const sns = delivered.find((r) => r.body.Subject.includes('data-drift-page'))!;
+      expect(sns.headers['x-amz-sns-message-type']).toBe('Notification');
+      expect(sns.body).toMatchObject({
+        Type: 'Notification',
+        TopicArn: expect.stringMatching(/:keel-local-oncall$/),
+      });
+      expect(JSON.parse(sns.body.Message)).toMatchObject({
+        AlarmName: 'keel-local-data-drift-page',
+        NewStateValue: 'ALARM',
+      });
+      const composite = JSON.parse(
+        delivered.find((r) => r.body.Subject.includes('"keel-local-page"'))!.body.Message,
+      );
+      expect(composite.AlarmRule).toContain('ALARM("keel-local-data-drift-page")');
+
+      // Prediction drift: three times the support tickets (the strongest churn driver) moves the
+      // positive rate by far more than 10 points.
+      const sickerFrom = new Date();
+      await p.serve(1000, 8, 'support_tickets_90d=3');
+      const sicker = await p.driftCheck(sickerFrom, 1000);
+      expect(Math.abs(sicker.report.prediction.positiveRateDelta!)).toBeGreaterThanOrEqual(10);
+      const afterSicker = await p.alarms();
+      expect(stateOf(afterSicker.alarms, ALARM_IDS.positiveRateDrift)).toBe('ALARM');
+      expect(alarmNotifications(afterSicker.notifications).map((n) => n.source)).toContain(
+        `alarm:${ALARM_IDS.positiveRateDrift}`,
+      );
+      expect(
+        received.some(
+          (r) => r.path === '/drift' && r.body.Subject.includes('prediction-drift-positive-rate'),
+        ),
+      ).toBe(true);
+
+      // Restarting keeps the states: nothing is notified twice.
+      expect(await p.keel.stop()).toBe(0);
+      const before = received.length;
+      const again = await startKeelUp(p.env);
+      try {
+        const restarted = await p.keelJson<AlarmsSnapshot>(['alarms', '--evaluate']);
+        expect(stateOf(restarted.alarms, ALARM_IDS.dataDriftPage)).toBe('ALARM');
+        expect(received.length).toBe(before);
+      } finally {
+        expect(await again.stop()).toBe(0);
+      }
+    } finally {
+      await p.keel.stop();
+      await rm(p.home, { recursive: true, force: true });
+    }
+  }, 240_000);
+
+  it('raises nothing when the served customers look like the training data', async () => {
+    const p = await platform('quiet');
+    try {
+      const from = new Date();
+      await p.serve(1000, 9);
+      const report = await p.driftCheck(from, 1000);
+      expect(report.status).toBe('ok');
+      const { alarms, notifications } = await p.alarms();
+      const evaluated = alarms.filter((a) => a.state !== 'NOT_EVALUATED');
+      expect(evaluated.length).toBeGreaterThanOrEqual(7);
+      expect(evaluated.filter((a) => a.state === 'ALARM')).toEqual([]);
+      for (const id of [
+        ALARM_IDS.dataDriftWarn,
+        ALARM_IDS.dataDriftPage,
+        ALARM_IDS.scoreDrift,
+        ALARM_IDS.positiveRateDrift,
+      ]) {
+        expect(stateOf(alarms, id)).toBe('OK');
+      }
+      expect(alarmNotifications(notifications)).toEqual([]);
+      expect(received.filter((r) => r.path === '/quiet')).toEqual([]);
+    } finally {
+      await p.close();
+    }
+  }, 180_000);
+});
