@@ -57,6 +57,19 @@ export const modelMetadataSchema = z.object({
   }),
   /** The champion when this version was trained (what it was compared against), or null. */
   parent: versionSchema.nullable(),
+  /** Set for models trained outside Keel (`keel models register --onnx`): what was imported and how. */
+  external: z
+    .object({
+      /** The file as given. */
+      file: z.string(),
+      /** sha256 of that file; `artifact.sha256` differs when {@link changes} rewrote the graph. */
+      sha256: sha256Hex,
+      /** Rewrites that made the graph servable (a ZipMap output replaced, a double input cast). */
+      changes: z.array(z.string()),
+      /** Why it was registered despite another feature set (`--force --reason`). */
+      forced: z.string().optional(),
+    })
+    .optional(),
 });
 
 export type ModelMetadata = z.infer<typeof modelMetadataSchema>;

@@ -1,8 +1,13 @@
+import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { decideApproval, listApprovals } from '#local/approvals.ts';
+import type { PlatformContext } from '#local/context.ts';
 import { keelHome } from '#local/runtime.ts';
-import { FEATURE_SET } from '#shared/features/index.ts';
+import { generateRecords } from '#shared/data/generate.ts';
+import { encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { newestFeatureDataset, readFeatureDataset } from '#shared/offline/features-dataset.ts';
+import { type CheckRows, registerExternalModel } from '#shared/registry/external.ts';
 import {
   getChampion,
   history,
@@ -11,7 +16,7 @@ import {
   readMetadata,
   rollback,
 } from '#shared/registry/registry.ts';
-import { type Output, withPlatform } from '../output.ts';
+import { type Output, UserError, withPlatform } from '../output.ts';
 
 export function registerModels(program: Command, output: Output): void {
   const models = program.command('models').description('the model registry: versions, champion, history');
@@ -109,6 +114,87 @@ export function registerModels(program: Command, output: Output): void {
     );
 
   models
+    .command('register')
+    .description('check and register a model trained outside Keel (ONNX, e.g. from XGBoost or scikit-learn)')
+    .requiredOption('--onnx <file>', 'the exported model: one float [N, F] input, class probabilities out')
+    .requiredOption('--metadata <file>', 'metadata.json without version, artifact and created_at')
+    .option(
+      '--dataset <prefix>',
+      'offline features to check it on and compute its drift baseline (default: newest)',
+    )
+    .option('--baseline <file>', 'a baseline.json to use instead of one computed from offline features')
+    .option('--force', 'register even if it was trained on another feature set (needs --reason)')
+    .option('--reason <text>', 'why --force, recorded in metadata.external.forced')
+    .option('--promote', 'make it the champion once registered')
+    .addHelpText(
+      'after',
+      `
+Keel rewrites a ZipMap output to its probability tensor and a double input to float; everything else
+is checked: one input of F = ${FEATURE_COUNT} features in feature-set order, a class-1 probability in [0, 1] on
+every row of the offline features. See docs/bring-your-own-model.md.
+
+Example:
+  $ keel models register --onnx xgb.onnx --metadata xgb.metadata.json
+  $ keel models register --onnx old.onnx --metadata old.json --force --reason "A/B against v7"`,
+    )
+    .action(
+      async (options: {
+        onnx: string;
+        metadata: string;
+        dataset?: string;
+        baseline?: string;
+        force?: boolean;
+        reason?: string;
+        promote?: boolean;
+      }) =>
+        withPlatform(async (ctx) => {
+          const [onnx, metadata, baseline] = await Promise.all([
+            readFile(options.onnx).catch(fileError(options.onnx, '--onnx')),
+            readJson(options.metadata, '--metadata'),
+            options.baseline === undefined ? undefined : readJson(options.baseline, '--baseline'),
+          ]);
+          const champion = (await getChampion(ctx.registry, ctx.modelName)) ?? null;
+          const rows = await checkRows(ctx, options.dataset, baseline !== undefined);
+          output.info(
+            `checking ${options.onnx} on ${rows.rows.toLocaleString('en-US')} rows of ${rows.source}`,
+          );
+          const { metadata: registered, checks } = await registerExternalModel(ctx.registry, {
+            name: ctx.modelName,
+            onnx: new Uint8Array(onnx),
+            metadata,
+            featureSet: FEATURE_SET,
+            champion,
+            rows,
+            baseline,
+            force: options.force,
+            reason: options.reason,
+            file: options.onnx,
+          });
+          const move = options.promote
+            ? await promote(ctx.registry, {
+                name: ctx.modelName,
+                version: registered.version,
+                featureFingerprint: FEATURE_SET.fingerprint,
+                reason: `registered from ${options.onnx}`,
+                actor: ctx.actor,
+              })
+            : undefined;
+          output.result({ metadata: registered, checks, deployment: move ?? null }, () =>
+            [
+              `registered ${ctx.modelName} ${registered.version} from ${options.onnx} (${registered.algorithm})`,
+              `  input '${checks.inputName}', probabilities from '${checks.outputName}'` +
+                (checks.changes.length > 0 ? `; ${checks.changes.join('; ')}` : ''),
+              `  scored ${checks.scoredRows.toLocaleString('en-US')} rows of ${checks.source}` +
+                (checks.auc === null ? '' : `: AUC ${checks.auc.toFixed(4)} on them`),
+              move
+                ? `  promoted: ${move.from ?? 'none'} → ${move.to}`
+                : `  not promoted: \`keel models promote ${registered.version}\` serves it`,
+            ].join('\n'),
+          );
+        }),
+    );
+
+  models
     .command('approvals')
     .description('promotions waiting for a human decision (retrain started with --require-approval)')
     .action(async () => {
@@ -145,4 +231,50 @@ export function registerModels(program: Command, output: Output): void {
         output.result(decided, () => `${id}: ${decided.status}`);
       });
   }
+}
+
+function fileError(file: string, flag: string) {
+  return (error: NodeJS.ErrnoException): never => {
+    throw new UserError(`${flag} ${file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+  };
+}
+
+async function readJson(file: string, flag: string): Promise<unknown> {
+  const text = await readFile(file, 'utf8').catch(fileError(file, flag));
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new UserError(`${flag} ${file} is not JSON: ${(error as Error).message}`);
+  }
+}
+
+/** Synthetic customers to score when there are no offline features but a baseline was given. */
+const SAMPLE_ROWS = 1000;
+
+/**
+ * The rows an external model is checked on: the offline features (newest dataset, or `prefix`), which
+ * also make its drift baseline; without any, generated customers, if the user brings the baseline.
+ */
+async function checkRows(
+  ctx: PlatformContext,
+  prefix: string | undefined,
+  hasBaseline: boolean,
+): Promise<CheckRows> {
+  const dataset = prefix ?? (await newestFeatureDataset(ctx.clients.s3, ctx.names.features));
+  if (dataset) {
+    const data = await readFeatureDataset(ctx.clients.s3, ctx.names.features, dataset);
+    return { x: data.x, rows: data.rows, y: data.y, source: `s3://${ctx.names.features}/${dataset}` };
+  }
+  if (!hasBaseline) {
+    throw new UserError(
+      'no offline features to check the model on and compute its drift baseline: run `keel etl run` first, ' +
+        'or pass --baseline FILE (a baseline.json of its training data)',
+    );
+  }
+  const x = new Float32Array(SAMPLE_ROWS * FEATURE_COUNT);
+  let i = 0;
+  for (const record of generateRecords({ rows: SAMPLE_ROWS, seed: 1, asOf: new Date() })) {
+    encodeInto(record, x, i++ * FEATURE_COUNT);
+  }
+  return { x, rows: SAMPLE_ROWS, y: new Uint8Array(0), source: `${SAMPLE_ROWS} generated customers` };
 }

@@ -1,0 +1,330 @@
+/**
+ * Bringing your own model: an ONNX binary classifier trained outside Keel (XGBoost, scikit-learn, …)
+ * is checked against this deployment's feature set and made servable before it is registered like
+ * any other version. Plain functions; the caller supplies the feature rows to check it on.
+ */
+import onnxProto from 'onnx-proto';
+import { z } from 'zod';
+import { type Baseline, buildBaseline } from '#shared/drift/baseline.ts';
+import { type FieldIssue, KeelError, ValidationError } from '#shared/errors.ts';
+import type { FeatureSet } from '#shared/features/encode.ts';
+import { evaluateBinary } from '#shared/model/metrics.ts';
+import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
+import { ModelFormatError } from '#shared/model/scorer.ts';
+import { type ModelMetadata, modelMetadataSchema, type NewModelMetadata } from './metadata.ts';
+import { type RegistryDeps, registerModel, sha256Hex } from './registry.ts';
+
+const { onnx } = onnxProto;
+const DataType = onnx.TensorProto.DataType;
+
+/** Fields the registry fills in itself: a metadata file must not carry them. */
+export const COMPUTED_FIELDS = ['version', 'artifact', 'created_at'] as const;
+
+/**
+ * The metadata file of an external model: the registry's metadata without the computed fields;
+ * `parent` defaults to the champion at registration. Unknown keys are refused (a misspelt `treshold`
+ * must not silently vanish).
+ */
+export const externalMetadataSchema = modelMetadataSchema
+  .omit({ version: true, artifact: true, created_at: true, external: true })
+  .extend({ parent: modelMetadataSchema.shape.parent.optional() })
+  .strict();
+export type ExternalMetadata = z.infer<typeof externalMetadataSchema>;
+
+/** The external model cannot be registered as it is; the message says what to change. */
+export class ExternalModelError extends KeelError {
+  readonly code = 'ValidationError';
+}
+
+/** Checks a metadata file's content; every problem is reported with its field path. */
+export function parseExternalMetadata(value: unknown, expected: { name: string }): ExternalMetadata {
+  const issues: FieldIssue[] = [];
+  if (typeof value === 'object' && value !== null) {
+    for (const field of COMPUTED_FIELDS)
+      if (field in value) issues.push({ path: field, message: 'computed by the registry: remove it' });
+  }
+  const parsed = externalMetadataSchema.safeParse(
+    typeof value === 'object' && value !== null
+      ? Object.fromEntries(
+          Object.entries(value).filter(([k]) => !(COMPUTED_FIELDS as readonly string[]).includes(k)),
+        )
+      : value,
+  );
+  if (!parsed.success) {
+    issues.push(
+      ...parsed.error.issues.map((issue) => ({
+        path: issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '(file)'),
+        message: issue.message,
+      })),
+    );
+  } else if (parsed.data.name !== expected.name) {
+    issues.push({
+      path: 'name',
+      message: `this platform serves model "${expected.name}", not "${parsed.data.name}"`,
+    });
+  }
+  if (issues.length > 0 || !parsed.success) {
+    throw new ValidationError(
+      `the metadata file is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      issues,
+    );
+  }
+  return parsed.data;
+}
+
+/** Feature set the metadata was trained on versus this deployment's; a mismatch needs `force` and a reason. */
+export function checkFeatureSet(
+  metadata: ExternalMetadata,
+  featureSet: FeatureSet,
+  override: { force?: boolean; reason?: string },
+): void {
+  const declared = metadata.feature_set;
+  const sameNames =
+    declared.names.length === featureSet.names.length &&
+    declared.names.every((n, i) => n === featureSet.names[i]);
+  if (declared.fingerprint === featureSet.fingerprint && sameNames) return;
+  if (override.force && override.reason) return;
+  const first = declared.names.findIndex((n, i) => n !== featureSet.names[i]);
+  throw new ExternalModelError(
+    `the model was trained on feature set ${declared.version} (${declared.fingerprint}), this deployment computes ` +
+      `${featureSet.version} (${featureSet.fingerprint})` +
+      (sameNames
+        ? ''
+        : `; feature names differ${first >= 0 ? ` at position ${first} ('${declared.names[first]}' vs '${featureSet.names[first] ?? '(none)'}')` : ` in count (${declared.names.length} vs ${featureSet.names.length})`}`) +
+      '. Retrain on the current features (`keel etl run` writes them), or register anyway with --force --reason TEXT ' +
+      '(serving refuses it until the feature set matches)',
+  );
+}
+
+/**
+ * Makes a converter's graph servable by Keel's runtime (one float32 [N, F] input, a probability
+ * tensor output), recording each change:
+ * - a ZipMap output (skl2onnx and onnxmltools default: a sequence of {class: probability} maps) is
+ *   replaced by the probability tensor that fed it, under the same output name;
+ * - a double input is taken as float32 and cast to double inside the graph.
+ * Anything else is left as it is, for the runtime's checks to accept or refuse.
+ */
+export function normalizeOnnx(bytes: Uint8Array): { onnx: Uint8Array; changes: string[] } {
+  let model: onnxProto.onnx.ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (cause) {
+    throw new ModelFormatError(`not an ONNX model (protobuf decoding failed: ${(cause as Error).message})`, {
+      cause,
+    });
+  }
+  if (!model.graph) throw new ModelFormatError('not an ONNX model: the ModelProto has no graph');
+  // Decoded messages have every repeated field set; the generated types leave them optional.
+  const graph = model.graph as onnxProto.onnx.GraphProto;
+  const nodes = graph.node as onnxProto.onnx.NodeProto[];
+  const changes: string[] = [];
+
+  for (const node of nodes) {
+    if (node.opType !== 'ZipMap' || node.domain !== 'ai.onnx.ml') continue;
+    const output = graph.output.find((o) => o.name === node.output[0]);
+    if (!output) continue;
+    const labels = node.attribute.find(
+      (a) => a.name === 'classlabels_int64s' || a.name === 'classlabels_strings',
+    );
+    const classes = (labels?.ints?.length ?? 0) + (labels?.strings?.length ?? 0);
+    node.opType = 'Identity';
+    node.domain = '';
+    node.attribute = [];
+    output.type = tensorType(DataType.FLOAT, ['N', classes > 0 ? classes : 'C']);
+    changes.push(`ZipMap output '${output.name}' replaced by its probability tensor`);
+  }
+
+  const [input, ...more] = graph.input;
+  const tensor = input?.type?.tensorType;
+  if (input?.name && more.length === 0 && tensor?.elemType === DataType.DOUBLE) {
+    const name = input.name;
+    const cast = `${name}_as_double`;
+    if (graph.output.some((o) => o.name === name))
+      throw new ModelFormatError(`input '${name}' is also an output`);
+    for (const node of nodes) node.input = node.input.map((n) => (n === name ? cast : n));
+    nodes.unshift(
+      onnx.NodeProto.create({
+        opType: 'Cast',
+        name: `${cast}_cast`,
+        input: [name],
+        output: [cast],
+        attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.DOUBLE }],
+      }),
+    );
+    tensor.elemType = DataType.FLOAT;
+    changes.push(`double input '${name}' fed from float32 through a Cast`);
+  }
+
+  // Identity and Cast are default-domain ops: a pure ai.onnx.ml graph may not import that domain.
+  if (changes.length > 0 && !model.opsetImport.some((o) => (o.domain ?? '') === '')) {
+    model.opsetImport.push(onnx.OperatorSetIdProto.create({ domain: '', version: 13 }));
+  }
+  return { onnx: changes.length > 0 ? onnx.ModelProto.encode(model).finish() : bytes, changes };
+}
+
+function tensorType(elemType: number, dims: (number | string)[]): onnxProto.onnx.ITypeProto {
+  return {
+    tensorType: {
+      elemType,
+      shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+    },
+  };
+}
+
+/** Feature rows to check the model on (this deployment's encoding), with labels when known. */
+export interface CheckRows {
+  readonly x: Float32Array;
+  readonly rows: number;
+  /** Labels (0/1) or empty. */
+  readonly y: Uint8Array;
+  /** Where the rows come from, for messages and the result. */
+  readonly source: string;
+}
+
+export interface ExternalModelInput {
+  readonly name: string;
+  /** The ONNX file's bytes, as exported. */
+  readonly onnx: Uint8Array;
+  /** The metadata file's parsed JSON. */
+  readonly metadata: unknown;
+  readonly featureSet: FeatureSet;
+  /** The current champion, recorded as parent unless the metadata names one. */
+  readonly champion: string | null;
+  /** Rows the model is scored on; the drift baseline is computed from them unless {@link baseline} is given. */
+  readonly rows: CheckRows;
+  /** A baseline.json supplied by the user (its feature set must match the metadata's). */
+  readonly baseline?: unknown;
+  /** Register despite a feature-set mismatch; needs {@link reason}. */
+  readonly force?: boolean;
+  readonly reason?: string;
+  /** Where the file came from, recorded in metadata.external. */
+  readonly file: string;
+}
+
+export interface CheckedExternalModel {
+  readonly onnx: Uint8Array;
+  readonly metadata: NewModelMetadata;
+  readonly baseline: Baseline | unknown;
+  /** What was checked and measured, for the caller to report. */
+  readonly checks: {
+    readonly inputName: string;
+    readonly outputName: string;
+    readonly changes: string[];
+    readonly scoredRows: number;
+    readonly source: string;
+    /** AUC on the check rows when they are labeled (not the model's own held-out metric). */
+    readonly auc: number | null;
+  };
+}
+
+const baselineFileSchema = z.object({
+  featureSet: z.object({ version: z.string(), fingerprint: z.string() }),
+  rows: z.number().int().positive(),
+  numeric: z.array(
+    z.object({ feature: z.string(), edges: z.array(z.number()), fractions: z.array(z.number()) }),
+  ),
+  categorical: z.array(z.object({ field: z.string(), frequencies: z.record(z.string(), z.number()) })),
+  score: z.object({ edges: z.array(z.number()), fractions: z.array(z.number()), threshold: z.number() }),
+});
+
+/** Every check short of writing: metadata, feature set, graph, scores on real rows, baseline. */
+export async function checkExternalModel(input: ExternalModelInput): Promise<CheckedExternalModel> {
+  if (input.force && !input.reason)
+    throw new ExternalModelError('--force needs --reason TEXT: say why, it is recorded');
+  const parsed = parseExternalMetadata(input.metadata, { name: input.name });
+  checkFeatureSet(parsed, input.featureSet, input);
+  const F = input.featureSet.names.length;
+  if (parsed.feature_set.names.length !== F) {
+    throw new ExternalModelError(
+      `metadata feature_set.names lists ${parsed.feature_set.names.length} features; this deployment computes ${F}`,
+    );
+  }
+
+  const { onnx: servable, changes } = normalizeOnnx(input.onnx);
+  let scorer: Awaited<ReturnType<typeof loadOnnxScorer>>;
+  try {
+    scorer = await loadOnnxScorer(servable, { featureCount: F, featureNames: input.featureSet.names });
+  } catch (error) {
+    if (!(error instanceof ModelFormatError)) throw error;
+    throw new ExternalModelError(
+      `${input.file}: ${error.message}. Keel serves one float [N, ${F}] input in feature-set order ` +
+        `(${input.featureSet.names.join(', ')}) and reads class 1 from a probabilities [N, 2], a [N, 1] or a ZipMap output`,
+      { cause: error },
+    );
+  }
+  let scores: Float64Array;
+  try {
+    scores = await scorer.scoreBatch(input.rows.x, input.rows.rows);
+  } finally {
+    await scorer.release();
+  }
+  const bad = scores.findIndex((p) => !(p >= 0 && p <= 1));
+  if (bad >= 0) {
+    throw new ExternalModelError(
+      `${input.file}: row ${bad} of ${input.rows.source} scores ${scores[bad]}, not a probability in [0, 1]: ` +
+        'export the class probabilities (not margins or logits), e.g. XGBoost objective binary:logistic',
+    );
+  }
+
+  let baseline: unknown;
+  if (input.baseline !== undefined) {
+    const checked = baselineFileSchema.safeParse(input.baseline);
+    if (!checked.success) {
+      throw new ValidationError(
+        'the baseline file is not a Keel baseline.json',
+        checked.error.issues.map((i) => ({ path: i.path.join('.') || '(file)', message: i.message })),
+      );
+    }
+    if (checked.data.featureSet.fingerprint !== parsed.feature_set.fingerprint) {
+      throw new ExternalModelError(
+        `the baseline was computed on feature set ${checked.data.featureSet.fingerprint}, the model on ${parsed.feature_set.fingerprint}`,
+      );
+    }
+    baseline = input.baseline;
+  } else {
+    baseline = buildBaseline(input.rows.x, input.rows.rows, scores, parsed.threshold);
+  }
+
+  const auc =
+    input.rows.y.length === input.rows.rows
+      ? evaluateBinary(input.rows.y, scores, parsed.threshold).auc
+      : null;
+  const metadata: NewModelMetadata = {
+    ...parsed,
+    parent: parsed.parent === undefined ? input.champion : parsed.parent,
+    external: {
+      file: input.file,
+      sha256: sha256Hex(input.onnx),
+      changes,
+      ...(input.force && input.reason ? { forced: input.reason } : {}),
+    },
+  };
+  return {
+    onnx: servable,
+    metadata,
+    baseline,
+    checks: {
+      inputName: scorer.inputName,
+      outputName: scorer.outputName,
+      changes,
+      scoredRows: input.rows.rows,
+      source: input.rows.source,
+      auc: auc !== null && Number.isFinite(auc) ? auc : null,
+    },
+  };
+}
+
+/** Checks, then registers a new immutable version through the registry (atomic number, no overwrite). */
+export async function registerExternalModel(
+  deps: RegistryDeps,
+  input: ExternalModelInput,
+): Promise<{ metadata: ModelMetadata; checks: CheckedExternalModel['checks'] }> {
+  const checked = await checkExternalModel(input);
+  const metadata = await registerModel(deps, {
+    name: input.name,
+    onnx: checked.onnx,
+    metadata: checked.metadata,
+    baseline: checked.baseline,
+  });
+  return { metadata, checks: checked.checks };
+}

@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { generateRecords } from '#shared/data/generate.ts';
+import { ValidationError } from '#shared/errors.ts';
+import { encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
+import {
+  type CheckRows,
+  checkExternalModel,
+  ExternalModelError,
+  type ExternalModelInput,
+  normalizeOnnx,
+} from '#shared/registry/external.ts';
+import { modelMetadataSchema } from '#shared/registry/metadata.ts';
+import { sha256Hex } from '#shared/registry/registry.ts';
+import { externalMetadata, externalOnnx, externalProbability } from '../../support/external-model.ts';
+
+const ROWS = 400;
+const rows: CheckRows = (() => {
+  const x = new Float32Array(ROWS * FEATURE_COUNT);
+  const y = new Uint8Array(ROWS);
+  let i = 0;
+  for (const record of generateRecords({ rows: ROWS, seed: 3, asOf: new Date('2026-01-01T00:00:00Z') })) {
+    encodeInto(record, x, i * FEATURE_COUNT);
+    y[i++] = record.churned;
+  }
+  return { x, rows: ROWS, y, source: 'generated customers' };
+})();
+
+const input = (overrides: Partial<ExternalModelInput> = {}): ExternalModelInput => ({
+  name: 'churn',
+  onnx: externalOnnx(),
+  metadata: externalMetadata(),
+  featureSet: FEATURE_SET,
+  champion: 'v2',
+  rows,
+  file: 'logreg.onnx',
+  ...overrides,
+});
+
+async function refusal(promise: Promise<unknown>): Promise<Error> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
+  if (!error) throw new Error('expected a refusal');
+  return error;
+}
+
+describe('checkExternalModel (bring your own ONNX model)', () => {
+  it('accepts a LinearClassifier with a ZipMap output, serving the probability a converter would', async () => {
+    const checked = await checkExternalModel(input());
+    expect(checked.checks).toMatchObject({
+      inputName: 'float_input',
+      outputName: 'output_probability',
+      changes: ["ZipMap output 'output_probability' replaced by its probability tensor"],
+      scoredRows: ROWS,
+    });
+    expect(checked.checks.auc).toBeGreaterThan(0.6);
+    // The rewritten graph is what the runtime serves: same class-1 probability as the model's maths.
+    const scorer = await loadOnnxScorer(checked.onnx, { featureCount: FEATURE_COUNT });
+    const scores = await scorer.scoreBatch(rows.x, ROWS);
+    await scorer.release();
+    for (let r = 0; r < ROWS; r++)
+      expect(scores[r]).toBeCloseTo(externalProbability(rows.x, r * FEATURE_COUNT), 5);
+    expect(checked.metadata).toMatchObject({
+      parent: 'v2',
+      algorithm: 'sklearn-logistic-regression',
+      external: { file: 'logreg.onnx', sha256: sha256Hex(externalOnnx()), changes: checked.checks.changes },
+    });
+    expect(checked.baseline).toMatchObject({
+      rows: ROWS,
+      featureSet: { fingerprint: FEATURE_SET.fingerprint },
+    });
+    const registered = {
+      ...checked.metadata,
+      name: 'churn',
+      version: 'v3',
+      created_at: new Date().toISOString(),
+    };
+    const artifact = { format: 'onnx', sha256: sha256Hex(checked.onnx), bytes: checked.onnx.byteLength };
+    expect(modelMetadataSchema.safeParse({ ...registered, artifact }).success).toBe(true);
+  });
+
+  it('takes a double input through a Cast, scoring the same', async () => {
+    const { changes } = normalizeOnnx(externalOnnx({ inputType: 'double' }));
+    expect(changes).toContain("double input 'float_input' fed from float32 through a Cast");
+    const checked = await checkExternalModel(input({ onnx: externalOnnx({ inputType: 'double' }) }));
+    const scorer = await loadOnnxScorer(checked.onnx, { featureCount: FEATURE_COUNT });
+    expect(await scorer.scoreOne(rows.x.subarray(0, FEATURE_COUNT))).toBeCloseTo(
+      externalProbability(rows.x),
+      6,
+    );
+    await scorer.release();
+  });
+
+  it('refuses a model of the wrong input width, with both numbers', async () => {
+    const error = await refusal(
+      checkExternalModel(input({ onnx: externalOnnx({ featureCount: FEATURE_COUNT - 3 }) })),
+    );
+    expect(error).toBeInstanceOf(ExternalModelError);
+    expect(error.message).toMatch(`takes ${FEATURE_COUNT - 3} features, expected ${FEATURE_COUNT}`);
+    expect(error.message).toMatch(/feature-set order \(age, income, log_income/);
+  });
+
+  it('refuses outputs that are not probabilities (raw margins), naming the row', async () => {
+    const error = await refusal(checkExternalModel(input({ onnx: externalOnnx({ postTransform: 'NONE' }) })));
+    expect(error.message).toMatch(
+      /row \d+ of generated customers scores -?\d.*not a probability in \[0, 1\]/,
+    );
+  });
+
+  it('refuses bad metadata, naming each bad field', async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ threshold: 1.5 }, /threshold: Too big/],
+      [{ metrics: { auc: 0.7, logloss: 0.5 } }, /metrics\.accuracy/],
+      [{ version: 'v9', artifact: {} }, /version: computed by the registry: remove it; artifact: computed/],
+      [{ treshold: 0.4 }, /treshold/],
+      [{ name: 'fraud' }, /name: this platform serves model "churn", not "fraud"/],
+      [{ feature_set: { version: '1', fingerprint: 'md5:x', names: ['a'] } }, /feature_set\.fingerprint/],
+    ];
+    for (const [override, message] of cases) {
+      const error = await refusal(checkExternalModel(input({ metadata: externalMetadata(override) })));
+      expect(error, JSON.stringify(override)).toBeInstanceOf(ValidationError);
+      expect(error.message).toMatch(message);
+    }
+  });
+
+  it('refuses another feature set unless forced with a reason, and records the reason', async () => {
+    const other = { ...FEATURE_SET, fingerprint: `sha256:${'a'.repeat(64)}`, version: '0.9.0' };
+    const metadata = externalMetadata({ feature_set: { ...other, names: [...other.names] } });
+    const error = await refusal(checkExternalModel(input({ metadata })));
+    expect(error.message).toMatch(/trained on feature set 0\.9\.0 \(sha256:a{64}\).*--force --reason/);
+    expect((await refusal(checkExternalModel(input({ metadata, force: true })))).message).toMatch(
+      /--force needs --reason/,
+    );
+    const forced = await checkExternalModel(input({ metadata, force: true, reason: 'shadow test' }));
+    expect(forced.metadata.external?.forced).toBe('shadow test');
+  });
+
+  it('uses a given baseline only if it is one of the same feature set', async () => {
+    const { baseline } = await checkExternalModel(input());
+    const given = await checkExternalModel(input({ baseline }));
+    expect(given.baseline).toBe(baseline);
+    const wrong = { ...(baseline as object), featureSet: { version: '0', fingerprint: 'sha256:other' } };
+    expect((await refusal(checkExternalModel(input({ baseline: wrong })))).message).toMatch(
+      /baseline was computed on feature set sha256:other/,
+    );
+    expect((await refusal(checkExternalModel(input({ baseline: { rows: 3 } })))).message).toMatch(
+      /not a Keel baseline\.json/,
+    );
+  });
+});
