@@ -5,6 +5,8 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import type { PowertoolsSettings, ResourceRefs } from '#lib/runtime-env.ts';
+import { captureModelPrefix } from '#shared/inference/capture.ts';
+import { DEFAULT_SERVICE } from '#shared/monitoring/metrics.ts';
 import { modelNameSchema } from '#shared/registry/metadata.ts';
 
 /**
@@ -30,11 +32,28 @@ export interface PredictSettings {
   /** The registry model served, e.g. `churn`. */
   readonly modelName: string;
   readonly backend: ModelBackend;
+  /**
+   * Where prediction capture (shared/inference/capture.ts) writes for the drift job: the process may
+   * put objects under `captures/model=<modelName>/` only.
+   *
+   * @default - none: nothing is captured and the drift alarms see no data
+   */
+  readonly outputsBucket?: IBucket;
+  /**
+   * Share of predictions captured, 0..1 (`KEEL_CAPTURE_SAMPLE_RATE`); 0 turns capture off.
+   *
+   * @default - 1 when an outputs bucket is given
+   */
+  readonly captureSampleRate?: number;
 }
 
-/** Logging and metrics identity of the predict process, on Lambda and on ECS alike. */
+/**
+ * Logging and metrics identity of the predict process, on Lambda and on ECS alike. The service name is
+ * the `service` dimension of its metrics, the one the alarms watch: the same as locally and as the
+ * drift job's metrics.
+ */
 export const PREDICT_POWERTOOLS: PowertoolsSettings = {
-  serviceName: 'predict',
+  serviceName: DEFAULT_SERVICE,
   metricsNamespace: 'Keel',
   logLevel: 'INFO',
 };
@@ -47,6 +66,15 @@ export function assertValidPredictSettings(owner: string, settings: PredictSetti
   if (!modelNameSchema.safeParse(settings.modelName).success) {
     throw new Error(
       `${owner}: modelName "${settings.modelName}" is invalid: use lower-case letters, digits and dashes, starting with a letter (e.g. "churn")`,
+    );
+  }
+  const rate = settings.captureSampleRate;
+  if (rate !== undefined && !(rate >= 0 && rate <= 1)) {
+    throw new Error(`${owner}: captureSampleRate must be from 0 to 1, got ${rate}`);
+  }
+  if (rate !== undefined && !settings.outputsBucket) {
+    throw new Error(
+      `${owner}: captureSampleRate needs an outputsBucket to capture to: add one or remove the rate`,
     );
   }
   if (settings.backend.kind === 'sagemaker' && !ENDPOINT_NAME_PATTERN.test(settings.backend.endpointName)) {
@@ -62,6 +90,7 @@ export function predictResources(settings: PredictSettings): ResourceRefs {
     models: settings.modelsBucket.bucketName,
     modelRegistry: settings.registryTable.tableName,
     onlineFeatures: settings.onlineTable.tableName,
+    ...(settings.outputsBucket ? { outputs: settings.outputsBucket.bucketName } : {}),
   };
 }
 
@@ -73,13 +102,15 @@ export function predictVariables(settings: PredictSettings): Record<string, stri
     ...(settings.backend.kind === 'sagemaker'
       ? { KEEL_SAGEMAKER_ENDPOINT: settings.backend.endpointName }
       : {}),
+    ...(settings.outputsBucket ? { KEEL_CAPTURE_SAMPLE_RATE: String(settings.captureSampleRate ?? 1) } : {}),
   };
 }
 
 /**
  * Exactly what serving needs: read the served model's objects, read the registry (GetItem, Query),
- * read customers from the online store (GetItem, BatchGetItem), and invoke the one SageMaker endpoint
- * when that is the backend. No writes, no listing, nothing else.
+ * read customers from the online store (GetItem, BatchGetItem), invoke the one SageMaker endpoint
+ * when that is the backend, and put capture objects of the served model when capture is on. No other
+ * writes, no listing, nothing else.
  */
 export function grantPredictAccess(scope: Construct, role: IRole, settings: PredictSettings): void {
   // The registry's layout, `models/<name>/v<N>/…` (modelKeys in shared/registry/metadata.ts).
@@ -90,6 +121,15 @@ export function grantPredictAccess(scope: Construct, role: IRole, settings: Pred
     actions: ['s3:GetObject'],
     reason: `Reads the objects of model "${settings.modelName}" only; its versions are registered after deployment, so their keys cannot be listed`,
   });
+  if (settings.outputsBucket && settings.captureSampleRate !== 0) {
+    const captures = settings.outputsBucket.arnForObjects(`${captureModelPrefix(settings.modelName)}*`);
+    Grant.addToPrincipal({ grantee: role, actions: ['s3:PutObject'], resourceArns: [captures] });
+    acknowledgeWildcardResource(role, {
+      resource: captures,
+      actions: ['s3:PutObject'],
+      reason: `Writes prediction capture objects of model "${settings.modelName}" only; their keys carry the hour and a random id, so they cannot be listed`,
+    });
+  }
   settings.registryTable.grant(role, 'dynamodb:GetItem', 'dynamodb:Query');
   settings.onlineTable.grant(role, 'dynamodb:GetItem', 'dynamodb:BatchGetItem');
   if (settings.backend.kind === 'sagemaker') {

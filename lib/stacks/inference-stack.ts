@@ -15,7 +15,10 @@ import { assertValidStage, type BucketRole, type TableRole } from '#shared/resou
 export interface InferenceStackProps extends StackProps {
   /** Deployment stage (`dev`, `prod`, …), as for the data stack. */
   readonly stage: string;
-  /** The data stack's buckets (`DataStack.buckets`); the models bucket is read. */
+  /**
+   * The data stack's buckets (`DataStack.buckets`); the models bucket is read, prediction captures
+   * are written to the outputs bucket (`captures/model=<name>/`) for the drift job.
+   */
   readonly buckets: Readonly<Record<BucketRole, IBucket>>;
   /** The data stack's tables (`DataStack.tables`); the registry and the online store are read. */
   readonly tables: Readonly<Record<TableRole, ITable>>;
@@ -102,6 +105,7 @@ export class InferenceStack extends Stack {
       onlineTable: props.tables.onlineFeatures,
       modelName: props.modelName ?? 'churn',
       backend: props.modelBackend ?? { kind: 'onnx' },
+      outputsBucket: props.buckets.outputs,
     };
 
     const backend =

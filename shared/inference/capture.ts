@@ -83,10 +83,15 @@ export interface PredictionCapture {
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
+/** The S3 prefix holding every capture of `model` (what the predict process may write). */
+export function captureModelPrefix(model: string): string {
+  return `${CAPTURE_PREFIX}model=${model}/`;
+}
+
 /** The S3 prefix holding the captures of `model` served in the UTC hour of `time`. */
 export function captureHourPrefix(model: string, time: Date): string {
   const date = `${time.getUTCFullYear()}-${pad(time.getUTCMonth() + 1)}-${pad(time.getUTCDate())}`;
-  return `${CAPTURE_PREFIX}model=${model}/date=${date}/hour=${pad(time.getUTCHours())}/`;
+  return `${captureModelPrefix(model)}date=${date}/hour=${pad(time.getUTCHours())}/`;
 }
 
 export function createPredictionCapture(options: CaptureOptions): PredictionCapture {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AuthorizationType, type Method, MockIntegration, Period } from 'aws-cdk-lib/aws-apigateway';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -94,6 +94,7 @@ const dataIds = (data: DataStack) => ({
   models: data.resolve(data.buckets.models.bucketName).Ref as string,
   registry: data.resolve(data.tables.modelRegistry.tableName).Ref as string,
   online: data.resolve(data.tables.onlineFeatures.tableName).Ref as string,
+  outputs: data.resolve(data.buckets.outputs.bucketName).Ref as string,
 });
 
 /** The statements serving needs (grantPredictAccess), for the role of the Lambda function or the task. */
@@ -104,6 +105,12 @@ function servingStatements(data: DataStack): Statement[] {
       Effect: 'Allow',
       Action: 's3:GetObject',
       Resource: { 'Fn::Join': ['', [imported(ids.models), '/models/churn/*']] },
+    },
+    // Prediction capture, for the drift job: the served model's capture prefix, nothing else.
+    {
+      Effect: 'Allow',
+      Action: 's3:PutObject',
+      Resource: { 'Fn::Join': ['', [imported(ids.outputs), '/captures/model=churn/*']] },
     },
     { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:Query'], Resource: imported(ids.registry) },
     {
@@ -167,6 +174,7 @@ describe('InferenceStack on Lambda (the default)', () => {
         'Keel-test-Inference/Lambda/Predict/Function Serverless-LambdaDLQ',
         'Keel-test-Inference/Lambda/Predict/Function Serverless-LambdaLatestVersion',
         'Keel-test-Inference/Lambda/Predict/Role AwsSolutions-IAM5[Resource::Keel-test-Data:ExportsOutput…/models/churn/*]',
+        'Keel-test-Inference/Lambda/Predict/Role AwsSolutions-IAM5[Resource::Keel-test-Data:ExportsOutput…/captures/model=churn/*]',
         'Keel-test-Inference/Lambda/Predict/Role AwsSolutions-IAM5[Resource::*]',
       ].sort(),
     );
@@ -364,9 +372,11 @@ describe('InferenceStack on Lambda (the default)', () => {
       [RESOURCE_ENV.models]: imported(ids.models),
       [RESOURCE_ENV.modelRegistry]: imported(ids.registry),
       [RESOURCE_ENV.onlineFeatures]: imported(ids.online),
+      [RESOURCE_ENV.outputs]: imported(ids.outputs),
       KEEL_MODEL_NAME: 'churn',
       KEEL_MODEL_BACKEND: 'onnx',
-      POWERTOOLS_SERVICE_NAME: 'predict',
+      KEEL_CAPTURE_SAMPLE_RATE: '1',
+      POWERTOOLS_SERVICE_NAME: 'keel',
       POWERTOOLS_METRICS_NAMESPACE: 'Keel',
       POWERTOOLS_LOG_LEVEL: 'INFO',
       NODE_OPTIONS: '--enable-source-maps',
@@ -390,7 +400,7 @@ describe('InferenceStack on Lambda (the default)', () => {
         ...servingStatements(data),
       ]),
     );
-    expect(statementsOf(template, roleId)).toHaveLength(5);
+    expect(statementsOf(template, roleId)).toHaveLength(6);
     const role = template.toJSON().Resources[roleId] as Resource;
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     // The S3 prefix is the registry's own layout.
@@ -623,6 +633,7 @@ describe('InferenceStack on ECS Fargate', () => {
       'Keel-test-Inference/Ecs/Nlb AwsSolutions-ELB2',
       'Keel-test-Inference/Ecs/Task AwsSolutions-ECS2',
       'Keel-test-Inference/Ecs/Task/ExecutionRole AwsSolutions-IAM5[Resource::*]',
+      'Keel-test-Inference/Ecs/Task/TaskRole AwsSolutions-IAM5[Resource::Keel-test-Data:ExportsOutput…/captures/model=churn/*]',
       'Keel-test-Inference/Ecs/Task/TaskRole AwsSolutions-IAM5[Resource::Keel-test-Data:ExportsOutput…/models/churn/*]',
     ]);
   });
@@ -678,9 +689,11 @@ describe('InferenceStack on ECS Fargate', () => {
       [RESOURCE_ENV.models]: imported(ids.models),
       [RESOURCE_ENV.modelRegistry]: imported(ids.registry),
       [RESOURCE_ENV.onlineFeatures]: imported(ids.online),
+      [RESOURCE_ENV.outputs]: imported(ids.outputs),
       KEEL_MODEL_NAME: 'churn',
       KEEL_MODEL_BACKEND: 'onnx',
-      POWERTOOLS_SERVICE_NAME: 'predict',
+      KEEL_CAPTURE_SAMPLE_RATE: '1',
+      POWERTOOLS_SERVICE_NAME: 'keel',
       POWERTOOLS_METRICS_NAMESPACE: 'Keel',
       POWERTOOLS_LOG_LEVEL: 'INFO',
       PORT: '8080',
@@ -848,6 +861,40 @@ describe('validation of props, at synth, saying what to fix', () => {
     ],
   ] as [Partial<InferenceStackProps>, string][])('refuses %j', (props, message) => {
     expect(inference(props)).toThrow(message);
+  });
+
+  it('captures predictions only with an outputs bucket, at a rate from 0 to 1; rate 0 grants no write', () => {
+    const { data: d } = data();
+    const stack = new Stack(d.node.scope as App, 'S', { env: ENV });
+    const base = {
+      modelsBucket: d.buckets.models,
+      registryTable: d.tables.modelRegistry,
+      onlineTable: d.tables.onlineFeatures,
+      modelName: 'churn',
+      backend: { kind: 'onnx' } as const,
+    };
+    expect(() => new LambdaPredict(stack, 'A', { settings: { ...base, captureSampleRate: 0.5 } })).toThrow(
+      'LambdaPredict S/A: captureSampleRate needs an outputsBucket to capture to: add one or remove the rate',
+    );
+    expect(
+      () =>
+        new LambdaPredict(stack, 'B', {
+          settings: { ...base, outputsBucket: d.buckets.outputs, captureSampleRate: 1.5 },
+        }),
+    ).toThrow('LambdaPredict S/B: captureSampleRate must be from 0 to 1, got 1.5');
+    const off = new LambdaPredict(stack, 'Off', {
+      settings: { ...base, outputsBucket: d.buckets.outputs, captureSampleRate: 0 },
+    });
+    const template = Template.fromStack(stack);
+    const fnId = stack.getLogicalId(off.function.function.node.defaultChild as CfnElement);
+    const fn = template.toJSON().Resources[fnId] as Resource;
+    expect(fn.Properties.Environment.Variables.KEEL_CAPTURE_SAMPLE_RATE).toBe('0');
+    const roleId = stack.getLogicalId(off.function.role.node.defaultChild as CfnElement);
+    expect(
+      statementsOf(template, roleId).filter((statement) =>
+        [statement.Action].flat().includes('s3:PutObject'),
+      ),
+    ).toEqual([]);
   });
 
   it('refuses a Lambda timeout that API Gateway would cut short', () => {
