@@ -1,14 +1,22 @@
 import type { Node } from 'constructs';
-import type { ModelBackend } from '#lib/predict-settings.ts';
+import { REPO_ROOT } from '#lib/paths.ts';
+import { type KeelConfig, loadKeelConfig } from '#shared/config/keel-config.ts';
 
 /**
- * Reading the app's context (`cdk synth -c key=value`, cdk.json): each value checked, and a bad one
- * refused with the key, what was given and what is allowed.
+ * Reading the app's context (`cdk synth -c key=value`): `-c stage=<name>` (default `dev`) selects
+ * `config/<stage>.json`, `-c config=FILE` names another file. Everything else a stage sets lives in
+ * that file (docs/configuration.md).
  */
 
-function describe(value: unknown): string {
-  return JSON.stringify(value) ?? String(value);
-}
+/** Context keys of earlier versions, now keys of the stage configuration. */
+const RETIRED_KEYS: Readonly<Record<string, string>> = {
+  inference: 'inference.compute',
+  modelBackend: 'inference.model',
+  sagemakerEndpoint: 'inference.sagemakerEndpoint',
+  onCallEmail: 'onCall.email',
+  onCallWebhookUrl: 'onCall.webhookUrl',
+  retrainOnDrift: 'retrain.onDrift',
+};
 
 /** A string value, or `fallback` when the key is absent. */
 export function contextString(node: Node, key: string, fallback: string): string;
@@ -17,49 +25,25 @@ export function contextString(node: Node, key: string, fallback?: string): strin
   const value: unknown = node.tryGetContext(key);
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || value === '') {
-    throw new Error(`context "${key}" must be a non-empty string, e.g. -c ${key}=… (got ${describe(value)})`);
+    throw new Error(
+      `context "${key}" must be a non-empty string, e.g. -c ${key}=… (got ${JSON.stringify(value) ?? String(value)})`,
+    );
   }
   return value;
 }
 
-/** One of `allowed`, or `fallback` when the key is absent. */
-export function contextChoice<T extends string>(
+/** The stage named by the context and its validated configuration; throws naming the bad key. */
+export function stageConfigFromContext(
   node: Node,
-  key: string,
-  allowed: readonly T[],
-  fallback: T,
-): T {
-  const value: unknown = node.tryGetContext(key);
-  if (value === undefined) return fallback;
-  if (!allowed.includes(value as T)) {
-    throw new Error(
-      `context "${key}" must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, e.g. -c ${key}=${allowed[0]} (got ${describe(value)})`,
-    );
-  }
-  return value as T;
-}
-
-export const INFERENCE_KINDS = ['lambda', 'ecs'] as const;
-export type InferenceKind = (typeof INFERENCE_KINDS)[number];
-
-const MODEL_BACKEND_KINDS = ['onnx', 'sagemaker'] as const;
-
-/** `-c modelBackend=onnx|sagemaker`, with `-c sagemakerEndpoint=<name>` required by (and only by) sagemaker. */
-export function modelBackendFromContext(node: Node): ModelBackend {
-  const kind = contextChoice(node, 'modelBackend', MODEL_BACKEND_KINDS, 'onnx');
-  const endpointName = contextString(node, 'sagemakerEndpoint');
-  if (kind === 'onnx') {
-    if (endpointName !== undefined) {
+  root: string = REPO_ROOT,
+): { readonly stage: string; readonly config: KeelConfig } {
+  for (const [key, replacement] of Object.entries(RETIRED_KEYS)) {
+    if (node.tryGetContext(key) !== undefined) {
       throw new Error(
-        'context "sagemakerEndpoint" only applies with -c modelBackend=sagemaker: add that, or drop the endpoint',
+        `context "${key}" is now the stage configuration's ${replacement}: set it in config/<stage>.json (or the file of -c config=FILE) and drop -c ${key}; see docs/configuration.md`,
       );
     }
-    return { kind };
   }
-  if (endpointName === undefined) {
-    throw new Error(
-      'context "modelBackend" is "sagemaker": name the endpoint too, with -c sagemakerEndpoint=<name>',
-    );
-  }
-  return { kind, endpointName };
+  const stage = contextString(node, 'stage', 'dev');
+  return { stage, config: loadKeelConfig({ root, stage, file: contextString(node, 'config') }) };
 }

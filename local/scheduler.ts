@@ -24,7 +24,8 @@ export function startScheduler(
   const timers = new Map<string, NodeJS.Timeout>();
   const next = new Map<string, Date>();
   const running = new Set<string>();
-  const runnable = schedules;
+  // A schedule its stage's config switches off does not fire here either.
+  const runnable = schedules.filter((schedule) => schedule.enabled ?? true);
   const start = (schedule: ScheduleDefinition) =>
     schedule.target === 'drift'
       ? runner.drift({ ...schedule.input })

@@ -33,3 +33,20 @@ export function intEnv(
   }
   return value;
 }
+
+/** A number within [min, max], or undefined when the variable is unset. */
+export function numberEnv(
+  name: string,
+  { min = -Number.MAX_VALUE, max = Number.MAX_VALUE } = {},
+  env: Environment = process.env,
+): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new ConfigError(
+      `environment variable ${name} must be a number from ${min} to ${max}, got "${raw}"`,
+    );
+  }
+  return value;
+}

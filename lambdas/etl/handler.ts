@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { numberEnv } from '#shared/env.ts';
 import { ValidationError } from '#shared/errors.ts';
 import { completeEtl, type EtlDeps, newestRawKey, planEtl, processEtlChunk } from '#shared/etl/etl.ts';
 import { pipelineContext } from '#shared/pipelines/config.ts';
@@ -64,6 +65,9 @@ export const chunk = step(z.object({ plan: planSchema, chunk: chunkSchema }), (i
   processEtlChunk(deps, input.plan, input.chunk),
 );
 
+/** The stage's share (its config's etl.maxBadRowShare), for runs whose input sets none. */
+const stageMaxBadRowShare = numberEnv('KEEL_ETL_MAX_BAD_ROW_SHARE', { min: 0, max: 1 });
+
 /** Totals and checks; fails the execution when rows were lost or too many were bad, else marks the dataset complete. */
 export const finalize = step(
   z.object({
@@ -71,5 +75,5 @@ export const finalize = step(
     results: z.array(chunkResultSchema),
     maxBadRowShare: z.number().min(0).max(1).optional(),
   }),
-  (input) => completeEtl(deps, input.plan, input.results, input.maxBadRowShare),
+  (input) => completeEtl(deps, input.plan, input.results, input.maxBadRowShare ?? stageMaxBadRowShare),
 );

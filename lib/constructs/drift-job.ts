@@ -4,6 +4,7 @@ import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { Grant, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -31,6 +32,18 @@ export interface DriftJobProps {
    * @default - true
    */
   readonly enabled?: boolean;
+  /**
+   * How long the job's log group keeps its logs.
+   *
+   * @default - RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * How long the dead-letter queue keeps an undelivered event or failed invocation.
+   *
+   * @default - 14 days
+   */
+  readonly deadLetterRetention?: Duration;
 }
 
 /**
@@ -66,6 +79,7 @@ export class DriftJob extends Construct {
         ...Object.entries(tables).map(([role, table]) => [role, table.tableName]),
       ]),
       environment: { KEEL_MODEL_NAME: props.modelName },
+      logRetention: props.logRetention,
     });
     const role = this.function.role;
     const objects = (bucket: IBucket, prefix: string, actions: string[], why: string) => {
@@ -93,6 +107,7 @@ export class DriftJob extends Construct {
     this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
       deadLetterFor:
         'the drift schedule (EventBridge) and of failed drift invocations (Lambda on-failure destination)',
+      retention: props.deadLetterRetention,
     });
     this.function.function.configureAsyncInvoke({
       onFailure: new SqsDestination(this.deadLetterQueue),

@@ -26,6 +26,12 @@ export interface KeelTableProps {
    */
   readonly encryptionKey?: IKey;
   /**
+   * Point-in-time recovery window: how far back the table can be restored, 1 to 35 days.
+   *
+   * @default - 35 days (DynamoDB's default)
+   */
+  readonly pointInTimeRecoveryDays?: number;
+  /**
    * What happens to the table when it leaves the stack. DESTROY still fails while
    * {@link deletionProtection} is on.
    *
@@ -52,6 +58,15 @@ export class KeelTable extends Construct {
         `KeelTable ${this.node.path}: tableName "${props.tableName}" is invalid: use 3-255 letters, digits, "_", "-" or "."`,
       );
     }
+    const recoveryDays = props.pointInTimeRecoveryDays;
+    if (
+      recoveryDays !== undefined &&
+      (!Number.isInteger(recoveryDays) || recoveryDays < 1 || recoveryDays > 35)
+    ) {
+      throw new Error(
+        `KeelTable ${this.node.path}: pointInTimeRecoveryDays must be a whole number from 1 to 35 (got ${recoveryDays})`,
+      );
+    }
     const keys: { readonly partitionKey: string; readonly sortKey?: string } = TABLES[props.role];
 
     this.table = new Table(this, 'Table', {
@@ -59,7 +74,10 @@ export class KeelTable extends Construct {
       partitionKey: { name: keys.partitionKey, type: AttributeType.STRING },
       sortKey: keys.sortKey === undefined ? undefined : { name: keys.sortKey, type: AttributeType.STRING },
       billingMode: BillingMode.PAY_PER_REQUEST,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      pointInTimeRecoverySpecification: {
+        pointInTimeRecoveryEnabled: true,
+        recoveryPeriodInDays: recoveryDays,
+      },
       encryption: props.encryptionKey ? TableEncryption.CUSTOMER_MANAGED : TableEncryption.AWS_MANAGED,
       encryptionKey: props.encryptionKey,
       deletionProtection: props.deletionProtection ?? true,

@@ -1,4 +1,4 @@
-import { CfnCondition, CfnParameter, Fn, Stack } from 'aws-cdk-lib';
+import { CfnCondition, CfnParameter, type Duration, Fn, Stack } from 'aws-cdk-lib';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { CfnSubscription, Topic } from 'aws-cdk-lib/aws-sns';
@@ -26,6 +26,12 @@ export interface OnCallTopicProps {
    * @default - the `OnCallWebhookUrl` parameter
    */
   readonly webhookUrl?: string;
+  /**
+   * How long a notification SNS could not deliver stays in the dead-letter queue.
+   *
+   * @default - 14 days
+   */
+  readonly deadLetterRetention?: Duration;
 }
 
 /** What SNS accepts as an email endpoint, checked before a deploy fails on it. */
@@ -69,6 +75,7 @@ export class OnCallTopic extends Construct {
 
     this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
       deadLetterFor: 'the on-call subscriptions (SNS redrive policy)',
+      retention: props.deadLetterRetention,
     });
     this.deadLetterQueue.addToResourcePolicy(
       new PolicyStatement({

@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Grant, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
@@ -16,6 +17,19 @@ export interface PipelineFunctionsProps {
   readonly tables: Readonly<Record<TableRole, ITable>>;
   /** Registry name of the model. */
   readonly modelName: string;
+  /**
+   * How long each function's log group keeps its logs.
+   *
+   * @default - RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * Share of quarantined rows (0 to 1) above which the ETL's finalize task fails a run whose input
+   * sets none (`KEEL_ETL_MAX_BAD_ROW_SHARE`).
+   *
+   * @default - the ETL's own (1%)
+   */
+  readonly maxBadRowShare?: number;
 }
 
 /**
@@ -35,6 +49,12 @@ export class PipelineFunctions extends Construct {
   constructor(scope: Construct, id: string, props: PipelineFunctionsProps) {
     super(scope, id);
     const { buckets, tables } = props;
+    const share = props.maxBadRowShare;
+    if (share !== undefined && !(share >= 0 && share <= 1)) {
+      throw new Error(
+        `PipelineFunctions ${this.node.path}: maxBadRowShare must be from 0 to 1 (got ${share})`,
+      );
+    }
     const resources = Object.fromEntries([
       ...Object.entries(buckets).map(([role, bucket]) => [role, bucket.bucketName]),
       ...Object.entries(tables).map(([role, table]) => [role, table.tableName]),
@@ -46,6 +66,7 @@ export class PipelineFunctions extends Construct {
       handler: string,
       description: string,
       sizing: { memorySize: number; timeoutMinutes: number },
+      environment: Record<string, string> = {},
     ) =>
       new KeelFunction(this, name, {
         entry: `lambdas/${entry}/handler.ts`,
@@ -55,7 +76,8 @@ export class PipelineFunctions extends Construct {
         memorySize: sizing.memorySize,
         timeout: Duration.minutes(sizing.timeoutMinutes),
         resources,
-        environment: { KEEL_MODEL_NAME: props.modelName },
+        logRetention: props.logRetention,
+        environment: { KEEL_MODEL_NAME: props.modelName, ...environment },
         // The retrain and batch modules load onnxruntime at import, so every task exported from them needs the layer.
         ...(entry === 'etl' ? {} : { externalModules: OnnxRuntimeLayer.EXTERNAL_MODULES, layers: [layer] }),
       });
@@ -68,10 +90,14 @@ export class PipelineFunctions extends Construct {
       memorySize: 1024,
       timeoutMinutes: 15,
     });
-    this.etlFinalize = fn('EtlFinalize', 'etl', 'finalize', 'Keel ETL: check the counts of a run', {
-      memorySize: 256,
-      timeoutMinutes: 1,
-    });
+    this.etlFinalize = fn(
+      'EtlFinalize',
+      'etl',
+      'finalize',
+      'Keel ETL: check the counts of a run',
+      { memorySize: 256, timeoutMinutes: 1 },
+      share === undefined ? {} : { KEEL_ETL_MAX_BAD_ROW_SHARE: String(share) },
+    );
     this.train = fn(
       'Train',
       'retrain',

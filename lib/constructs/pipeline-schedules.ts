@@ -14,11 +14,17 @@ export interface PipelineSchedulesProps {
   /** The state machine each schedule target starts; a schedule whose target is missing is an error. */
   readonly targets: Readonly<Partial<Record<ScheduleDefinition['target'], IStateMachine>>>;
   /**
-   * Turn every rule off (e.g. a dev stage that runs pipelines by hand).
+   * Turn every rule off, whatever each schedule's own `enabled` (e.g. a dev stage that runs pipelines by hand).
    *
    * @default - true (rules enabled)
    */
   readonly enabled?: boolean;
+  /**
+   * How long the dead-letter queue keeps an undelivered start.
+   *
+   * @default - 14 days
+   */
+  readonly deadLetterRetention?: Duration;
 }
 
 /**
@@ -33,6 +39,7 @@ export class PipelineSchedules extends Construct {
     super(scope, id);
     this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
       deadLetterFor: 'the schedule targets (EventBridge)',
+      retention: props.deadLetterRetention,
     });
     this.rules = props.schedules.map((schedule) => {
       const target = props.targets[schedule.target];
@@ -45,7 +52,7 @@ export class PipelineSchedules extends Construct {
       return new Rule(this, schedule.id, {
         description: `Keel: ${schedule.description}`,
         schedule: Schedule.expression(schedule.expression),
-        enabled: props.enabled ?? true,
+        enabled: (props.enabled ?? true) && (schedule.enabled ?? true),
         targets: [
           new SfnStateMachine(target, {
             input: RuleTargetInput.fromObject(schedule.input),

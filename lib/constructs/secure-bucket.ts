@@ -115,6 +115,13 @@ export interface SecureBucketProps {
    */
   readonly noncurrentVersionExpiration?: Duration;
   /**
+   * Objects under each prefix expire this long after they were written (e.g. captured predictions).
+   * Prefixes follow the same rule as {@link accessLogsPrefix}.
+   *
+   * @default - none: objects are kept until deleted
+   */
+  readonly expirations?: readonly { readonly prefix: string; readonly after: Duration }[];
+  /**
    * What happens to the bucket when it leaves the stack. DESTROY only succeeds on an empty bucket:
    * Keel does not add `autoDeleteObjects`, which deploys a Lambda allowed to delete every object.
    *
@@ -153,6 +160,15 @@ export class SecureBucket extends Construct {
     }
     const noncurrentVersionExpiration = props.noncurrentVersionExpiration ?? Duration.days(90);
     assertWholeDays(owner, 'noncurrentVersionExpiration', noncurrentVersionExpiration);
+    const expirations = props.expirations ?? [];
+    for (const { prefix, after } of expirations) {
+      if (!LOG_PREFIX_PATTERN.test(prefix)) {
+        throw new Error(
+          `${owner}: expirations prefix "${prefix}" is invalid: use path segments of letters, digits or !_.*'()- ending with "/" (e.g. "captures/")`,
+        );
+      }
+      assertWholeDays(owner, `expirations of "${prefix}"`, after);
+    }
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     assertSupportedRemovalPolicy(owner, removalPolicy);
 
@@ -171,6 +187,7 @@ export class SecureBucket extends Construct {
           abortIncompleteMultipartUploadAfter: ABORT_INCOMPLETE_UPLOADS_AFTER,
           ...(versioned ? { noncurrentVersionExpiration } : {}),
         },
+        ...expirations.map(({ prefix, after }) => ({ prefix, expiration: after })),
       ],
       removalPolicy,
     });

@@ -1,9 +1,10 @@
-import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, type Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { KeelTable } from '#lib/constructs/keel-table.ts';
 import { AccessLogsBucket, SecureBucket } from '#lib/constructs/secure-bucket.ts';
+import { CAPTURE_PREFIX } from '#shared/inference/capture.ts';
 import {
   assertValidStage,
   BUCKET_ROLES,
@@ -30,7 +31,41 @@ export interface DataStackProps extends StackProps {
    * @default - true
    */
   readonly deletionProtection?: boolean;
+  /**
+   * How long the S3 server access logs of the data buckets are kept.
+   *
+   * @default - 365 days
+   */
+  readonly accessLogsRetention?: Duration;
+  /**
+   * How long an overwritten or deleted model artifact (a non-current version in the models bucket)
+   * stays recoverable.
+   *
+   * @default - 90 days
+   */
+  readonly modelVersionRetention?: Duration;
+  /**
+   * How long captured predictions (`captures/` in the outputs bucket, the drift job's input) are kept.
+   *
+   * @default - kept until deleted
+   */
+  readonly captureRetention?: Duration;
+  /**
+   * How long batch-scoring outputs (`predictions/` in the outputs bucket) are kept.
+   *
+   * @default - kept until deleted
+   */
+  readonly predictionRetention?: Duration;
+  /**
+   * Point-in-time recovery window of both tables, 1 to 35 days.
+   *
+   * @default - 35 days (DynamoDB's default)
+   */
+  readonly pointInTimeRecoveryDays?: number;
 }
+
+/** Key prefix of the batch-scoring outputs in the outputs bucket (`shared/batch/batch.ts`). */
+const PREDICTIONS_PREFIX = 'predictions/';
 
 const pascal = (role: string): string => role.charAt(0).toUpperCase() + role.slice(1);
 const kebab = (role: string): string => role.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -53,13 +88,20 @@ export class DataStack extends Stack {
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const names = resourceNames({ stage, account: this.account, region: this.region });
 
-    this.accessLogsBucket = new AccessLogsBucket(this, 'AccessLogs', { removalPolicy }).bucket;
+    this.accessLogsBucket = new AccessLogsBucket(this, 'AccessLogs', {
+      retention: props.accessLogsRetention,
+      removalPolicy,
+    }).bucket;
     this.output(
       'AccessLogsBucketName',
       this.accessLogsBucket.bucketName,
       `keel-${stage}-access-logs-bucket-name`,
     );
 
+    const outputExpirations = [
+      { prefix: CAPTURE_PREFIX, after: props.captureRetention },
+      { prefix: PREDICTIONS_PREFIX, after: props.predictionRetention },
+    ].flatMap(({ prefix, after }) => (after ? [{ prefix, after }] : []));
     const buckets = {} as Record<BucketRole, IBucket>;
     for (const role of BUCKET_ROLES) {
       buckets[role] = new SecureBucket(this, `${pascal(role)}Bucket`, {
@@ -68,6 +110,8 @@ export class DataStack extends Stack {
         accessLogsPrefix: `${role}/`,
         // The model registry's artifacts: an overwritten or deleted version stays recoverable.
         versioned: role === 'models',
+        noncurrentVersionExpiration: role === 'models' ? props.modelVersionRetention : undefined,
+        expirations: role === 'outputs' ? outputExpirations : undefined,
         removalPolicy,
       }).bucket;
       this.output(`${pascal(role)}BucketName`, buckets[role].bucketName, `keel-${stage}-${role}-bucket-name`);
@@ -80,6 +124,7 @@ export class DataStack extends Stack {
         role,
         tableName: names[role],
         deletionProtection: props.deletionProtection,
+        pointInTimeRecoveryDays: props.pointInTimeRecoveryDays,
         removalPolicy,
       }).table;
       this.output(

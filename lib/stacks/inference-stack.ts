@@ -1,5 +1,6 @@
 import { CfnOutput, CrossStackReferences, Fn, ReferenceStrength, Stack, type StackProps } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { ApiWebAcl } from '#lib/constructs/api-web-acl.ts';
@@ -7,8 +8,8 @@ import { FargatePredict } from '#lib/constructs/fargate-predict.ts';
 import type { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { LambdaPredict } from '#lib/constructs/lambda-predict.ts';
 import { PredictApi, type RequestQuota, type ThrottleLimits } from '#lib/constructs/predict-api.ts';
-import type { InferenceKind } from '#lib/context.ts';
 import type { ModelBackend, PredictSettings } from '#lib/predict-settings.ts';
+import type { InferenceKind } from '#shared/config/keel-config.ts';
 import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
 
 /** Props of {@link InferenceStack}. */
@@ -66,6 +67,18 @@ export interface InferenceStackProps extends StackProps {
    * @default - 3000
    */
   readonly wafRateLimitPer5Minutes?: number;
+  /**
+   * Memory of the predict function in MB (`inference: 'lambda'` only).
+   *
+   * @default - 1024
+   */
+  readonly memorySize?: number;
+  /**
+   * How long the predict process's and the API's access log groups keep their logs.
+   *
+   * @default - RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
 }
 
 /**
@@ -90,10 +103,15 @@ export class InferenceStack extends Stack {
     // Before super(): a bad prop must not leave a half-built stack in the app.
     assertValidStage(props.stage);
     const inference = props.inference ?? 'lambda';
-    if (inference !== 'lambda' && props.provisionedConcurrency !== undefined) {
-      throw new Error(
-        `InferenceStack ${id}: provisionedConcurrency applies to inference "lambda" only: remove it or use lambda`,
-      );
+    for (const [key, value] of Object.entries({
+      provisionedConcurrency: props.provisionedConcurrency,
+      memorySize: props.memorySize,
+    })) {
+      if (inference !== 'lambda' && value !== undefined) {
+        throw new Error(
+          `InferenceStack ${id}: ${key} applies to inference "lambda" only: remove it or use lambda`,
+        );
+      }
     }
     super(scope, id, { description: `Keel ${props.stage}: inference API (${inference})`, ...props });
     // Exports/imports: the data stack cannot remove a bucket or table this stack still reads.
@@ -113,13 +131,16 @@ export class InferenceStack extends Stack {
         ? new LambdaPredict(this, 'Lambda', {
             settings,
             provisionedConcurrency: props.provisionedConcurrency,
+            memorySize: props.memorySize,
+            logRetention: props.logRetention,
           })
-        : new FargatePredict(this, 'Ecs', { settings });
+        : new FargatePredict(this, 'Ecs', { settings, logRetention: props.logRetention });
     this.api = new PredictApi(this, 'Api', {
       apiName: `keel-${stage}-inference`,
       backend,
       throttle: props.throttle,
       quota: props.quota,
+      logRetention: props.logRetention,
     });
     new ApiWebAcl(this, 'Waf', {
       name: `keel-${stage}-inference`,

@@ -1,8 +1,15 @@
-import { CfnOutput, CrossStackReferences, ReferenceStrength, Stack, type StackProps } from 'aws-cdk-lib';
+import {
+  CfnOutput,
+  CrossStackReferences,
+  type Duration,
+  ReferenceStrength,
+  Stack,
+  type StackProps,
+} from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
+import type { ILogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
@@ -24,7 +31,7 @@ import {
 } from '#shared/monitoring/alarms.ts';
 import { DEFAULT_SERVICE, DRIFT_METRICS } from '#shared/monitoring/metrics.ts';
 import { PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
-import { SCHEDULES } from '#shared/pipelines/schedules.ts';
+import { SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
 
 /** Props of {@link MonitoringStack}. */
@@ -99,6 +106,8 @@ export interface MonitoringStackProps extends StackProps {
     readonly modelName?: string;
     /** @default - true */
     readonly scheduleEnabled?: boolean;
+    /** @default - RetentionDays.ONE_MONTH */
+    readonly logRetention?: RetentionDays;
   };
   /**
    * Start the retrain state machine (with the weekly schedule's input: promote only if better) when
@@ -107,6 +116,19 @@ export interface MonitoringStackProps extends StackProps {
    * @default - false: drift pages on-call, who decides (a broken feed must not be trained on)
    */
   readonly retrainOnDrift?: boolean;
+  /**
+   * The schedules (a stage's `configuredSchedules`): the drift job runs on the drift one, and retrain
+   * on drift starts with the retrain one's input.
+   *
+   * @default - SCHEDULES of shared/pipelines/schedules.ts
+   */
+  readonly schedules?: readonly ScheduleDefinition[];
+  /**
+   * How long the on-call topic's and the drift job's dead-letter queues keep what they could not deliver.
+   *
+   * @default - 14 days
+   */
+  readonly deadLetterRetention?: Duration;
 }
 
 /** Severity of the per-resource alarms: the paging signals are the API's latency and 5xx rate and drift. */
@@ -204,9 +226,10 @@ export class MonitoringStack extends Stack {
     // Exports/imports: the other stacks cannot remove a resource these alarms still watch.
     CrossStackReferences.of(this).consume(ReferenceStrength.STRONG);
     const { stage } = props;
+    const schedules = props.schedules ?? SCHEDULES;
 
     if (props.driftJob) {
-      const schedule = SCHEDULES.find((s) => s.target === 'drift');
+      const schedule = schedules.find((s) => s.target === 'drift');
       if (!schedule)
         throw new Error(`MonitoringStack ${id}: SCHEDULES has no drift schedule to run the job by`);
       this.driftJob = new DriftJob(this, 'DriftJob', {
@@ -215,6 +238,8 @@ export class MonitoringStack extends Stack {
         modelName: props.driftJob.modelName ?? 'churn',
         enabled: props.driftJob.scheduleEnabled,
         schedule,
+        logRetention: props.driftJob.logRetention,
+        deadLetterRetention: props.deadLetterRetention,
       });
     }
     const job = this.driftJob;
@@ -239,6 +264,7 @@ export class MonitoringStack extends Stack {
       displayName: `Keel ${stage} on-call`,
       email: props.onCallEmail,
       webhookUrl: props.onCallWebhookUrl,
+      deadLetterRetention: props.deadLetterRetention,
     });
     this.alarms = new MonitoringAlarms(this, 'Alarms', {
       stage,
@@ -262,7 +288,7 @@ export class MonitoringStack extends Stack {
     });
 
     if (props.retrainOnDrift ?? false) {
-      const retrain = SCHEDULES.find((schedule) => schedule.target === 'retrain');
+      const retrain = schedules.find((schedule) => schedule.target === 'retrain');
       this.retrainOnDrift = new RetrainOnAlarm(this, 'RetrainOnDrift', {
         alarm: this.alarms.alarms.get(ALARM_IDS.dataDriftPage)!,
         stateMachine: props.stateMachines.retrain,

@@ -1,13 +1,21 @@
-import { CfnOutput, CrossStackReferences, ReferenceStrength, Stack, type StackProps } from 'aws-cdk-lib';
+import {
+  CfnOutput,
+  CrossStackReferences,
+  type Duration,
+  ReferenceStrength,
+  Stack,
+  type StackProps,
+} from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Key } from 'aws-cdk-lib/aws-kms';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { PipelineFunctions } from '#lib/constructs/pipeline-functions.ts';
 import { PipelineSchedules } from '#lib/constructs/pipeline-schedules.ts';
 import { PipelineStateMachines } from '#lib/constructs/pipeline-state-machines.ts';
-import { SCHEDULES } from '#shared/pipelines/schedules.ts';
+import { SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
 
 /** Props of {@link PipelinesStack}. */
@@ -29,6 +37,31 @@ export interface PipelinesStackProps extends StackProps {
    * @default - true
    */
   readonly schedulesEnabled?: boolean;
+  /**
+   * The schedules (a stage's `configuredSchedules`); those targeting the drift job are left to the
+   * monitoring stack.
+   *
+   * @default - SCHEDULES of shared/pipelines/schedules.ts
+   */
+  readonly schedules?: readonly ScheduleDefinition[];
+  /**
+   * How long the task functions' and state machines' log groups keep their logs.
+   *
+   * @default - RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * How long the schedules' dead-letter queue keeps an undelivered start.
+   *
+   * @default - 14 days
+   */
+  readonly deadLetterRetention?: Duration;
+  /**
+   * Share of quarantined rows above which an ETL run fails, when its execution input sets none.
+   *
+   * @default - the ETL's own (1%)
+   */
+  readonly maxBadRowShare?: number;
 }
 
 /** ETL, retraining and batch scoring: their functions, state machines, schedules and notifications. */
@@ -49,6 +82,8 @@ export class PipelinesStack extends Stack {
       buckets: props.buckets,
       tables: props.tables,
       modelName: props.modelName ?? 'churn',
+      logRetention: props.logRetention,
+      maxBadRowShare: props.maxBadRowShare,
     });
     this.notifications = new Topic(this, 'Notifications', {
       displayName: `Keel ${props.stage} pipeline notifications`,
@@ -62,16 +97,18 @@ export class PipelinesStack extends Stack {
       stage: props.stage,
       functions,
       notifications: this.notifications,
+      logRetention: props.logRetention,
     });
     this.schedules = new PipelineSchedules(this, 'Schedules', {
       // The drift job's schedule joins when the monitoring stack provides its target.
-      schedules: SCHEDULES.filter((schedule) => schedule.target !== 'drift'),
+      schedules: (props.schedules ?? SCHEDULES).filter((schedule) => schedule.target !== 'drift'),
       targets: {
         batch: this.stateMachines.batch,
         retrain: this.stateMachines.retrain,
         etl: this.stateMachines.etl,
       },
       enabled: props.schedulesEnabled,
+      deadLetterRetention: props.deadLetterRetention,
     });
     for (const [name, machine] of Object.entries({
       Etl: this.stateMachines.etl,

@@ -12,6 +12,12 @@ export interface ScheduleDefinition {
   readonly target: PipelineName | 'drift';
   /** Execution input. */
   readonly input: Readonly<Record<string, unknown>>;
+  /**
+   * Whether the schedule fires (a stage's config may switch it off).
+   *
+   * @default - true
+   */
+  readonly enabled?: boolean;
 }
 
 export const SCHEDULES: readonly ScheduleDefinition[] = [

@@ -1,5 +1,14 @@
 import { execFile } from 'node:child_process';
-import { cpSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  cpSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -13,7 +22,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeelFunction, type KeelFunctionProps } from '#lib/constructs/keel-function.ts';
 import { LambdaPredict } from '#lib/constructs/lambda-predict.ts';
 import { PREDICT_ROUTES, PredictApi, type PredictApiProps } from '#lib/constructs/predict-api.ts';
-import { contextChoice, contextString, INFERENCE_KINDS, modelBackendFromContext } from '#lib/context.ts';
 import { addNagChecks } from '#lib/nag.ts';
 import { DataStack } from '#lib/stacks/data-stack.ts';
 import { InferenceStack, type InferenceStackProps } from '#lib/stacks/inference-stack.ts';
@@ -755,14 +763,15 @@ describe('InferenceStack on ECS Fargate', () => {
   });
 });
 
-describe('the CDK app (bin/app.ts) as `cdk synth -c inference=ecs -c modelBackend=sagemaker` runs it', () => {
+describe('the CDK app (bin/app.ts) with a config of ECS compute and a SageMaker model', () => {
   it('synthesizes every stack with no unacknowledged finding', async () => {
     const outdir = mkdtempSync(join(TMP, 'cdk.out-'));
-    const failure = await runApp(outdir, {
-      inference: 'ecs',
-      modelBackend: 'sagemaker',
-      sagemakerEndpoint: ENDPOINT,
-    });
+    const config = join(TMP, 'ecs-sagemaker.json');
+    writeFileSync(
+      config,
+      JSON.stringify({ inference: { compute: 'ecs', model: 'sagemaker', sagemakerEndpoint: ENDPOINT } }),
+    );
+    const failure = await runApp(outdir, { config });
     expect(findingsIn(outdir, failure)).toEqual([]);
     expect(failure).toBeUndefined();
     const template = Template.fromJSON(
@@ -776,43 +785,6 @@ describe('the CDK app (bin/app.ts) as `cdk synth -c inference=ecs -c modelBacken
         ]),
       },
     });
-  });
-});
-
-describe('context of the CDK app', () => {
-  const node = (context: Record<string, unknown>) => new App({ context, outdir: join(TMP, 'unused') }).node;
-
-  it('defaults to Lambda, onnx and stage dev', () => {
-    expect(contextChoice(node({}), 'inference', INFERENCE_KINDS, 'lambda')).toBe('lambda');
-    expect(modelBackendFromContext(node({}))).toEqual({ kind: 'onnx' });
-    expect(contextString(node({}), 'stage', 'dev')).toBe('dev');
-  });
-
-  it('reads the SageMaker backend with its endpoint', () => {
-    expect(modelBackendFromContext(node({ modelBackend: 'sagemaker', sagemakerEndpoint: ENDPOINT }))).toEqual(
-      {
-        kind: 'sagemaker',
-        endpointName: ENDPOINT,
-      },
-    );
-  });
-
-  it('refuses a bad value, naming the key and the allowed values', () => {
-    expect(() =>
-      contextChoice(node({ inference: 'fargate' }), 'inference', INFERENCE_KINDS, 'lambda'),
-    ).toThrow('context "inference" must be one of "lambda", "ecs", e.g. -c inference=lambda (got "fargate")');
-    expect(() => modelBackendFromContext(node({ modelBackend: 'tensorflow' }))).toThrow(
-      'context "modelBackend" must be one of "onnx", "sagemaker"',
-    );
-    expect(() => modelBackendFromContext(node({ modelBackend: 'sagemaker' }))).toThrow(
-      '-c sagemakerEndpoint=<name>',
-    );
-    expect(() => modelBackendFromContext(node({ sagemakerEndpoint: ENDPOINT }))).toThrow(
-      'context "sagemakerEndpoint" only applies with -c modelBackend=sagemaker',
-    );
-    expect(() => contextString(node({ stage: 42 }), 'stage', 'dev')).toThrow(
-      'context "stage" must be a non-empty string, e.g. -c stage=… (got 42)',
-    );
   });
 });
 

@@ -1,0 +1,379 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, relative } from 'node:path';
+import { z } from 'zod';
+import {
+  MonitoringOptionsError,
+  type MonitoringOptionsInput,
+  resolveMonitoringOptions,
+} from '#shared/monitoring/alarms.ts';
+import {
+  nextFireTime,
+  SCHEDULES,
+  type ScheduleDefinition,
+  ScheduleExpressionError,
+} from '#shared/pipelines/schedules.ts';
+import { modelNameSchema } from '#shared/registry/metadata.ts';
+
+/**
+ * The configuration of one deployment stage, declared once: `bin/app.ts` turns it into the stacks'
+ * props and `keel up` reads the `local` stage's schedules from it. A stage's file is
+ * `config/<stage>.json`; every key is optional, an absent one takes the default below (an empty
+ * object synthesizes the same templates as before stages had files). Objects are strict: an unknown
+ * key or a bad value is refused with its dotted path, the value given and what is allowed.
+ * docs/configuration.md documents every key.
+ */
+
+/** The CloudWatch Logs retention periods, in days (what `RetentionDays` offers, "never expire" excluded). */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+/** Config key of each schedule of `SCHEDULES` (by its id). */
+export const SCHEDULE_KEYS = { batchScoring: 'BatchScoring', drift: 'Drift', retrain: 'Retrain' } as const;
+export type ScheduleKey = keyof typeof SCHEDULE_KEYS;
+
+/** SageMaker's endpoint naming rule. */
+const ENDPOINT_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
+
+const positive = (what = 'number') =>
+  z
+    .number({ error: `must be a positive ${what}` })
+    .gt(0, `must be a positive ${what}`)
+    .refine(Number.isFinite, `must be a positive ${what}`);
+const positiveInt = () => z.int({ error: 'must be a whole number' }).min(1, 'must be at least 1');
+const days = (max?: number) => {
+  const atLeastOne = positiveInt();
+  return max === undefined ? atLeastOne : atLeastOne.max(max, `must be at most ${max} days`);
+};
+const share = () =>
+  z
+    .number({ error: 'must be a number from 0 to 1' })
+    .min(0, 'must be from 0 to 1')
+    .max(1, 'must be from 0 to 1');
+const bool = () => z.boolean({ error: 'must be true or false' });
+
+function declaredSchedule(key: ScheduleKey): ScheduleDefinition {
+  const schedule = SCHEDULES.find((s) => s.id === SCHEDULE_KEYS[key]);
+  if (!schedule) throw new Error(`SCHEDULES has no schedule ${SCHEDULE_KEYS[key]} for config key ${key}`);
+  return schedule;
+}
+
+/** A schedule's expression (checked by the local scheduler's own parser) and switch; defaults from `SCHEDULES`. */
+const scheduleSchema = (key: ScheduleKey) =>
+  z
+    .strictObject({
+      expression: z
+        .string({
+          error: 'must be a string: rate(N minutes|hours|days) or cron(min hour dom month dow year)',
+        })
+        .superRefine((expression, ctx) => {
+          try {
+            nextFireTime(expression, new Date(0));
+          } catch (error) {
+            if (!(error instanceof ScheduleExpressionError)) throw error;
+            ctx.addIssue({ code: 'custom', message: error.message });
+          }
+        })
+        .default(declaredSchedule(key).expression),
+      enabled: bool().default(true),
+    })
+    .prefault({});
+
+/** The retrain schedule's declared promotion margin. */
+const DECLARED_MARGIN = z.number().parse(declaredSchedule('retrain').input.margin);
+
+export const keelConfigSchema = z.strictObject({
+  /** Registry name of the model served, retrained, scored and watched. */
+  modelName: modelNameSchema.default('churn'),
+  schedules: z
+    .strictObject({
+      batchScoring: scheduleSchema('batchScoring'),
+      drift: scheduleSchema('drift'),
+      retrain: scheduleSchema('retrain'),
+    })
+    .prefault({}),
+  retrain: z
+    .strictObject({
+      /** A scheduled retrain promotes only when its AUC beats the champion's by more than this. */
+      promotionMargin: share().default(DECLARED_MARGIN),
+      /** A scheduled retrain waits for a person (`send-task-success`) before promoting. */
+      requireApproval: bool().default(false),
+      /** Start a retrain when the data-drift page alarm fires. */
+      onDrift: bool().default(false),
+    })
+    .prefault({}),
+  etl: z
+    .strictObject({
+      /** The ETL fails when more than this share of rows is quarantined (execution input overrides it). */
+      maxBadRowShare: share().optional(),
+    })
+    .prefault({}),
+  /** `MonitoringOptionsInput` of shared/monitoring/alarms.ts (its `service` is the stack's); checked there. */
+  alarms: z
+    .custom<Omit<MonitoringOptionsInput, 'service'>>(
+      (value) => typeof value === 'object' && value !== null && !Array.isArray(value),
+      'must be an object of alarm options',
+    )
+    .default({}),
+  onCall: z
+    .strictObject({
+      email: z.email('must be an email address, e.g. oncall@example.com').optional(),
+      webhookUrl: z
+        .url({ protocol: /^https$/, error: 'must be an https:// URL (SNS delivers only to https)' })
+        .optional(),
+    })
+    .prefault({}),
+  api: z
+    .strictObject({
+      throttle: z
+        .strictObject({
+          rateLimit: positive().default(100),
+          burstLimit: positiveInt().default(200),
+        })
+        .prefault({}),
+      quota: z
+        .strictObject({
+          limit: positiveInt().default(1_000_000),
+          period: z.enum(['day', 'week', 'month']).default('day'),
+        })
+        .prefault({}),
+      /** WAF: requests per client IP in any 5-minute window (AWS allows 10 to 2,000,000,000). */
+      wafRateLimitPer5Minutes: z
+        .int({ error: 'must be a whole number' })
+        .min(10, 'must be at least 10')
+        .max(2_000_000_000, 'must be at most 2000000000')
+        .default(3000),
+    })
+    .prefault({}),
+  inference: z
+    .strictObject({
+      /** What runs the predict handler behind the API. */
+      compute: z.enum(['lambda', 'ecs']).default('lambda'),
+      /** Where the model is evaluated: onnxruntime in the predict process, or a SageMaker endpoint. */
+      model: z.enum(['onnx', 'sagemaker']).default('onnx'),
+      sagemakerEndpoint: z
+        .string()
+        .regex(
+          ENDPOINT_NAME,
+          'must be 1-63 letters, digits or dashes, starting and ending with a letter or digit',
+        )
+        .optional(),
+      /** Lambda only: initialized execution environments behind a `live` alias. */
+      provisionedConcurrency: positiveInt().optional(),
+      /** Lambda only: memory of the predict function (default 1024). */
+      memoryMb: z
+        .int({ error: 'must be a whole number' })
+        .min(128, 'must be from 128 to 10240')
+        .max(10_240, 'must be from 128 to 10240')
+        .optional(),
+    })
+    .prefault({}),
+  retention: z
+    .strictObject({
+      /** Every Lambda, state machine and API access log group. */
+      logDays: z
+        .int({ error: 'must be a whole number of days' })
+        .refine(
+          (d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d),
+          `must be one of ${LOG_RETENTION_DAYS.join(', ')} (the CloudWatch Logs retention periods)`,
+        )
+        .default(30),
+      /** S3 server access logs of the data buckets. */
+      accessLogDays: days().default(365),
+      /** Overwritten or deleted model artifacts (non-current versions in the models bucket). */
+      modelVersionDays: days().default(90),
+      /** Captured predictions (`captures/` in the outputs bucket); absent: kept. */
+      captureDays: days().optional(),
+      /** Batch-scoring outputs (`predictions/` in the outputs bucket); absent: kept. */
+      predictionDays: days().optional(),
+      /** Messages in the dead-letter queues (SQS keeps them at most 14 days). */
+      deadLetterDays: days(14).default(14),
+      /** DynamoDB point-in-time recovery window (1 to 35 days); absent: AWS's 35. */
+      backupDays: days(35).optional(),
+    })
+    .prefault({}),
+  data: z
+    .strictObject({
+      /** What happens to buckets and tables when they leave the stack. */
+      removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
+      deletionProtection: bool().default(true),
+    })
+    .prefault({}),
+});
+
+export type KeelConfigInput = z.input<typeof keelConfigSchema>;
+export type KeelConfig = z.output<typeof keelConfigSchema>;
+/** What runs the predict handler behind the API. */
+export type InferenceKind = KeelConfig['inference']['compute'];
+
+/** Rules across keys, after each key is valid on its own. */
+function crossFieldIssues(config: KeelConfig): { path: string[]; message: string }[] {
+  const issues: { path: string[]; message: string }[] = [];
+  const { inference } = config;
+  if (inference.model === 'sagemaker' && inference.sagemakerEndpoint === undefined) {
+    issues.push({
+      path: ['inference', 'sagemakerEndpoint'],
+      message: 'is required when inference.model is "sagemaker": name the endpoint',
+    });
+  }
+  if (inference.model === 'onnx' && inference.sagemakerEndpoint !== undefined) {
+    issues.push({
+      path: ['inference', 'sagemakerEndpoint'],
+      message: 'only applies when inference.model is "sagemaker": set that, or remove the endpoint',
+    });
+  }
+  if (inference.compute === 'ecs') {
+    for (const key of ['provisionedConcurrency', 'memoryMb'] as const) {
+      if (inference[key] !== undefined) {
+        issues.push({
+          path: ['inference', key],
+          message: 'applies to inference.compute "lambda" only: remove it, or use lambda',
+        });
+      }
+    }
+  }
+  if (config.data.removalPolicy === 'destroy' && config.data.deletionProtection) {
+    issues.push({
+      path: ['data', 'removalPolicy'],
+      message: '"destroy" cannot delete protected tables: also set data.deletionProtection to false',
+    });
+  }
+  if ('service' in config.alarms) {
+    issues.push({ path: ['alarms', 'service'], message: 'unknown key (the stacks set the service)' });
+  } else {
+    try {
+      resolveMonitoringOptions(config.alarms);
+    } catch (error) {
+      if (!(error instanceof MonitoringOptionsError)) throw error;
+      for (const issue of error.issues) {
+        issues.push({ path: ['alarms', ...issue.key.split('.')], message: issue.message });
+      }
+    }
+  }
+  return issues;
+}
+
+export class KeelConfigError extends Error {
+  override readonly name = 'KeelConfigError';
+
+  constructor(
+    readonly source: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`${source}: ${problems.join('; ')}`);
+  }
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+/** The keys the strict object at `path` of the schema allows. */
+function allowedKeys(path: readonly PropertyKey[]): string[] {
+  let schema: z.ZodType = keelConfigSchema;
+  for (const key of [...path, undefined]) {
+    // Unwrap defaults, prefaults, optionals and catches down to the object.
+    while ('unwrap' in schema && typeof schema.unwrap === 'function') schema = schema.unwrap() as z.ZodType;
+    while (schema instanceof z.ZodPipe) schema = schema.in as z.ZodType;
+    if (!(schema instanceof z.ZodObject)) return [];
+    if (key === undefined) return Object.keys(schema.shape);
+    const next = schema.shape[key as string] as z.ZodType | undefined;
+    if (!next) return [];
+    schema = next;
+  }
+  return [];
+}
+
+/** The value given, unless absent or already quoted by the message. */
+function given(message: string, value: unknown): string {
+  if (value === undefined || /\bgot\b/.test(message)) return '';
+  return ` (got ${JSON.stringify(value) ?? String(value)})`;
+}
+const dotted = (path: readonly PropertyKey[]): string => (path.length > 0 ? path.join('.') : '(root)');
+
+/**
+ * Parses one stage's configuration; throws {@link KeelConfigError} naming `source` and, for each
+ * problem, the dotted key, what was given and what is allowed.
+ */
+export function parseKeelConfig(input: unknown, source: string): KeelConfig {
+  const result = keelConfigSchema.safeParse(input);
+  if (!result.success) {
+    throw new KeelConfigError(
+      source,
+      result.error.issues.flatMap((issue) =>
+        issue.code === 'unrecognized_keys'
+          ? issue.keys.map(
+              (key) =>
+                `${dotted([...issue.path, key])}: unknown key (allowed here: ${allowedKeys(issue.path).join(', ')})`,
+            )
+          : [`${dotted(issue.path)}: ${issue.message}${given(issue.message, valueAt(input, issue.path))}`],
+      ),
+    );
+  }
+  const issues = crossFieldIssues(result.data);
+  if (issues.length > 0) {
+    throw new KeelConfigError(
+      source,
+      issues.map((i) => `${dotted(i.path)}: ${i.message}${given(i.message, valueAt(input, i.path))}`),
+    );
+  }
+  return result.data;
+}
+
+/** Where a stage's configuration is read from, unless a file is named. */
+export function stageConfigPath(root: string, stage: string): string {
+  return join(root, 'config', `${stage}.json`);
+}
+
+/**
+ * Reads and parses a stage's configuration: `file` when given (relative to `root`), else
+ * `config/<stage>.json` under `root`, which must exist (a typo in the stage must not deploy defaults).
+ */
+export function loadKeelConfig(options: { root: string; stage: string; file?: string }): KeelConfig {
+  const path =
+    options.file === undefined
+      ? stageConfigPath(options.root, options.stage)
+      : isAbsolute(options.file)
+        ? options.file
+        : join(options.root, options.file);
+  const source = relative(options.root, path) || path;
+  if (!existsSync(path)) {
+    throw new KeelConfigError(source, [
+      options.file === undefined
+        ? `no configuration for stage "${options.stage}": create ${source} ({} takes every default) or name a file with -c config=FILE`
+        : 'file not found',
+    ]);
+  }
+  let input: unknown;
+  try {
+    input = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new KeelConfigError(source, [`not valid JSON (${(error as Error).message})`]);
+  }
+  return parseKeelConfig(input, source);
+}
+
+/**
+ * `SCHEDULES` as the stage configures them: each expression and switch, and the retrain schedule's
+ * promotion margin and approval gate in its execution input.
+ */
+export function configuredSchedules(config: KeelConfig): ScheduleDefinition[] {
+  return (Object.keys(SCHEDULE_KEYS) as ScheduleKey[]).map((key) => {
+    const declared = declaredSchedule(key);
+    const { expression, enabled } = config.schedules[key];
+    const input =
+      key === 'retrain'
+        ? {
+            ...declared.input,
+            margin: config.retrain.promotionMargin,
+            ...(config.retrain.requireApproval ? { requireApproval: true } : {}),
+          }
+        : declared.input;
+    return { ...declared, expression, enabled, input };
+  });
+}
