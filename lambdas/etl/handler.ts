@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ETL_MAX_BAD_ROW_SHARE_ENV } from '#shared/config/keel-config.ts';
 import { numberEnv } from '#shared/env.ts';
 import { ValidationError } from '#shared/errors.ts';
 import { completeEtl, type EtlDeps, newestRawKey, planEtl, processEtlChunk } from '#shared/etl/etl.ts';
@@ -66,7 +67,7 @@ export const chunk = step(z.object({ plan: planSchema, chunk: chunkSchema }), (i
 );
 
 /** The stage's share (its config's etl.maxBadRowShare), for runs whose input sets none. */
-const stageMaxBadRowShare = numberEnv('KEEL_ETL_MAX_BAD_ROW_SHARE', { min: 0, max: 1 });
+const stageMaxBadRowShare = numberEnv(ETL_MAX_BAD_ROW_SHARE_ENV, { min: 0, max: 1 });
 
 /** Totals and checks; fails the execution when rows were lost or too many were bad, else marks the dataset complete. */
 export const finalize = step(

@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { OnnxRuntimeLayer } from '#lib/constructs/onnxruntime-layer.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
+import { ETL_MAX_BAD_ROW_SHARE_ENV } from '#shared/config/keel-config.ts';
 import type { BucketRole, TableRole } from '#shared/resources.ts';
 
 /** Props of {@link PipelineFunctions}. */
@@ -25,7 +26,7 @@ export interface PipelineFunctionsProps {
   readonly logRetention?: RetentionDays;
   /**
    * Share of quarantined rows (0 to 1) above which the ETL's finalize task fails a run whose input
-   * sets none (`KEEL_ETL_MAX_BAD_ROW_SHARE`).
+   * sets none (`KEEL_ETL_MAX_BAD_ROW_SHARE`, read by `lambdas/etl/handler.ts`).
    *
    * @default - the ETL's own (1%)
    */
@@ -96,7 +97,7 @@ export class PipelineFunctions extends Construct {
       'finalize',
       'Keel ETL: check the counts of a run',
       { memorySize: 256, timeoutMinutes: 1 },
-      share === undefined ? {} : { KEEL_ETL_MAX_BAD_ROW_SHARE: String(share) },
+      share === undefined ? {} : { [ETL_MAX_BAD_ROW_SHARE_ENV]: String(share) },
     );
     this.train = fn(
       'Train',

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { z } from 'zod';
 import {
+  MONITORING_OPTIONS_ENV,
   MonitoringOptionsError,
   type MonitoringOptionsInput,
   resolveMonitoringOptions,
@@ -323,6 +324,23 @@ export function parseKeelConfig(input: unknown, source: string): KeelConfig {
     );
   }
   return result.data;
+}
+
+/** The ETL finalize task's default bad-row share (`etl.maxBadRowShare`), for runs whose input sets none. */
+export const ETL_MAX_BAD_ROW_SHARE_ENV = 'KEEL_ETL_MAX_BAD_ROW_SHARE';
+
+/**
+ * The environment variables through which the stage's handlers read its configuration: what the
+ * stacks set on the functions in AWS, and what `keel up` sets on its own process for the local stage.
+ */
+export function stageVariables(config: KeelConfig): Record<string, string> {
+  return {
+    KEEL_MODEL_NAME: config.modelName,
+    [MONITORING_OPTIONS_ENV]: JSON.stringify(config.alarms),
+    ...(config.etl.maxBadRowShare === undefined
+      ? {}
+      : { [ETL_MAX_BAD_ROW_SHARE_ENV]: String(config.etl.maxBadRowShare) }),
+  };
 }
 
 /** Where a stage's configuration is read from, unless a file is named. */

@@ -15,7 +15,12 @@ import { createPipelineRunner } from '#local/pipelines.ts';
 import { keelHome, readRuntime, removeRuntime, writeRuntime } from '#local/runtime.ts';
 import { startScheduler } from '#local/scheduler.ts';
 import { startLocalServers } from '#local/servers.ts';
-import { configuredSchedules, KeelConfigError, loadKeelConfig } from '#shared/config/keel-config.ts';
+import {
+  configuredSchedules,
+  KeelConfigError,
+  loadKeelConfig,
+  stageVariables,
+} from '#shared/config/keel-config.ts';
 import { intEnv, optionalEnv } from '#shared/env.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
@@ -38,6 +43,10 @@ export function registerUp(program: Command, output: Output): void {
           throw error;
         }
       })();
+      // The handlers run here read the stage's settings from this process's environment, as they read
+      // their function's in AWS (model name, alarm options, ETL bad-row share); a variable set by the
+      // user still wins.
+      for (const [name, value] of Object.entries(stageVariables(config))) process.env[name] ??= value;
       const running = await readRuntime(home);
       if (running) {
         throw new UserError(

@@ -1,0 +1,79 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { PipelineRunner } from '#local/pipelines.ts';
+import { startScheduler } from '#local/scheduler.ts';
+import { configuredSchedules, parseKeelConfig, stageVariables } from '#shared/config/keel-config.ts';
+import { MONITORING_OPTIONS_ENV } from '#shared/monitoring/alarms.ts';
+
+/** A runner that records what the scheduler starts (the pipelines themselves are tested elsewhere). */
+function recordingRunner(started: string[]): PipelineRunner {
+  const done = { status: 'SUCCEEDED', output: undefined, durationMs: 0 } as const;
+  return {
+    definitions: {} as PipelineRunner['definitions'],
+    run: async (pipeline) => {
+      started.push(pipeline);
+      return { ...done, pipeline };
+    },
+    drift: async () => {
+      started.push('drift');
+      return { ...done, pipeline: 'drift' };
+    },
+  };
+}
+
+describe('the local scheduler with a stage configuration', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: new Date('2026-11-24T10:00:00Z') });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('fires the configured expressions and never a schedule the config switches off', async () => {
+    const config = parseKeelConfig(
+      {
+        schedules: {
+          batchScoring: { expression: 'rate(1 minute)' },
+          retrain: { expression: 'rate(1 minute)', enabled: false },
+          drift: { enabled: false },
+        },
+      },
+      'test',
+    );
+    const started: string[] = [];
+    const log: string[] = [];
+    const scheduler = startScheduler(configuredSchedules(config), recordingRunner(started), (m) =>
+      log.push(m),
+    );
+    try {
+      expect(scheduler.upcoming()).toEqual([
+        { id: 'BatchScoring', target: 'batch', at: new Date('2026-11-24T10:01:00Z') },
+      ]);
+      await vi.advanceTimersByTimeAsync(3 * 60_000 + 1_000);
+      expect(started).toEqual(['batch', 'batch', 'batch']);
+      expect(log.filter((m) => m.includes('Retrain') || m.includes('Drift'))).toEqual([]);
+    } finally {
+      scheduler.stop();
+    }
+  });
+});
+
+describe('the variables a stage gives its handlers', () => {
+  it('carry the model name, the alarm options and, when set, the ETL bad-row share', () => {
+    expect(stageVariables(parseKeelConfig({}, 'test'))).toEqual({
+      KEEL_MODEL_NAME: 'churn',
+      [MONITORING_OPTIONS_ENV]: '{}',
+    });
+    expect(
+      stageVariables(
+        parseKeelConfig(
+          { modelName: 'attrition', alarms: { latency: { p99Ms: 300 } }, etl: { maxBadRowShare: 0.02 } },
+          'test',
+        ),
+      ),
+    ).toEqual({
+      KEEL_MODEL_NAME: 'attrition',
+      [MONITORING_OPTIONS_ENV]: '{"latency":{"p99Ms":300}}',
+      KEEL_ETL_MAX_BAD_ROW_SHARE: '0.02',
+    });
+  });
+});
