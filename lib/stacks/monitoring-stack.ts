@@ -19,17 +19,14 @@ import { KeelDashboard } from '#lib/constructs/keel-dashboard.ts';
 import { MonitoringAlarms } from '#lib/constructs/monitoring-alarms.ts';
 import { assertValidOnCallEndpoints, OnCallTopic } from '#lib/constructs/oncall-topic.ts';
 import { RetrainOnAlarm } from '#lib/constructs/retrain-on-alarm.ts';
-import { PREDICT_POWERTOOLS } from '#lib/predict-settings.ts';
 import {
   ALARM_IDS,
   type AlarmCatalog,
-  type AlarmDefinition,
   alarmDefinitions,
   type MonitoredResourcesInput,
   MonitoringOptionsError,
   type MonitoringOptionsInput,
 } from '#shared/monitoring/alarms.ts';
-import { DEFAULT_SERVICE, DRIFT_METRICS } from '#shared/monitoring/metrics.ts';
 import { PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
 import { SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
@@ -69,18 +66,6 @@ export interface MonitoringStackProps extends StackProps {
    * @default - the defaults of shared/monitoring/alarms.ts
    */
   readonly alarmOptions?: Omit<MonitoringOptionsInput, 'service'>;
-  /**
-   * The `service` dimension of the predict handler's EMF metrics (its Powertools service name).
-   *
-   * @default - PREDICT_POWERTOOLS.serviceName ('predict')
-   */
-  readonly predictService?: string;
-  /**
-   * The `service` dimension of the drift job's EMF metrics.
-   *
-   * @default - DEFAULT_SERVICE ('keel'), what `driftMetricData` publishes under by default
-   */
-  readonly driftService?: string;
   /**
    * On-call email address fixed at synth time (`-c onCallEmail=…`).
    *
@@ -136,38 +121,6 @@ const RESOURCE_SEVERITY = 'warn';
 
 const PIPELINE_NAMES = Object.keys(PIPELINES) as PipelineName[];
 
-const DRIFT_METRIC_NAMES: ReadonlySet<string> = new Set(Object.values(DRIFT_METRICS));
-
-/** Whether a definition watches the drift job's metrics (rather than the predict handler's or AWS's). */
-function watchesDrift(definition: AlarmDefinition): boolean {
-  const stats =
-    definition.metric.kind === 'metric'
-      ? [definition.metric.metric]
-      : Object.values(definition.metric.metrics);
-  return stats.some((stat) => DRIFT_METRIC_NAMES.has(stat.metricName));
-}
-
-/**
- * The alarm catalog of a deployment. The definitions take one `service` dimension for every EMF
- * metric, but in AWS the predict handler and the drift job publish under different service names;
- * the drift alarms are therefore taken from a catalog built with the drift job's service, the others
- * from one built with the predict handler's. Thresholds and everything else are the definitions'.
- */
-export function monitoringCatalog(
-  options: MonitoringOptionsInput & { readonly driftService: string },
-  resources: MonitoredResourcesInput,
-): AlarmCatalog {
-  const { driftService, ...rest } = options;
-  const main = alarmDefinitions(rest, resources);
-  const drift = new Map(
-    alarmDefinitions({ ...rest, service: driftService }, resources).alarms.map((a) => [a.id, a]),
-  );
-  return {
-    ...main,
-    alarms: main.alarms.map((alarm) => (watchesDrift(alarm) ? drift.get(alarm.id)! : alarm)),
-  };
-}
-
 /**
  * Keel's monitoring: the on-call topic, one CloudWatch alarm per definition of
  * `shared/monitoring/alarms.ts` over the resources of the other stacks, the paging composite, the
@@ -188,9 +141,8 @@ export class MonitoringStack extends Stack {
       email: props.onCallEmail,
       webhookUrl: props.onCallWebhookUrl,
     });
-    const predictService = props.predictService ?? PREDICT_POWERTOOLS.serviceName;
-    const driftService = props.driftService ?? DEFAULT_SERVICE;
-    const options = { ...props.alarmOptions, service: predictService, driftService };
+    // Every Keel metric (predict handler, drift job; in AWS and locally) carries the default service.
+    const options: MonitoringOptionsInput = { ...props.alarmOptions };
     const baseResources = {
       api: props.api
         ? { name: props.api.restApiName, stage: props.api.deploymentStage.stageName }
@@ -210,11 +162,11 @@ export class MonitoringStack extends Stack {
     } satisfies MonitoredResourcesInput;
     const catalogOf = (resources: MonitoredResourcesInput) => {
       try {
-        return monitoringCatalog(options, resources);
+        return alarmDefinitions(options, resources);
       } catch (error) {
         if (error instanceof MonitoringOptionsError) {
           throw new Error(
-            `MonitoringStack ${id}: ${error.message} (fix the alarmOptions, predictService or driftService prop)`,
+            `MonitoringStack ${id}: ${error.message} (fix the alarmOptions prop)`,
           );
         }
         throw error;
@@ -274,8 +226,6 @@ export class MonitoringStack extends Stack {
     });
     this.dashboard = new KeelDashboard(this, 'Dashboard', {
       dashboardName: `keel-${stage}`,
-      predictService,
-      driftService,
       predictLogGroup: props.predictLogGroup,
       api: props.api
         ? { name: props.api.restApiName, stage: props.api.deploymentStage.stageName }

@@ -1,11 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { platformContext } from '#local/context.ts';
 import { readRuntime } from '#local/runtime.ts';
+import { FEATURE_COUNT } from '#shared/features/index.ts';
 import { registerModel } from '#shared/registry/registry.ts';
 import { type RunningKeel, runKeel, startKeelUp } from '../support/cli.ts';
+import { externalMetadata, externalOnnx } from '../support/external-model.ts';
 
 const home = await mkdtemp(join(tmpdir(), 'keel-models-'));
 const env = { KEEL_HOME: home, KEEL_S3_PORT: '0', KEEL_DYNAMODB_PORT: '0', KEEL_BOOTSTRAP_ROWS: '3000' };
@@ -118,5 +120,69 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(noReason.stderr).toContain('needs a reason');
     const forced = await json('models', 'promote', foreign.version, '--force', '--reason', 'audit test');
     expect(forced).toMatchObject({ to: foreign.version, reason: 'audit test' });
+  });
+
+  it('registers an externally trained ONNX model, refusing bad ones, and serves it once promoted', async () => {
+    const file = (name: string, content: Uint8Array | string) => {
+      const path = join(home, name);
+      return writeFile(path, content).then(() => path);
+    };
+    const metadata = await file('logreg.json', JSON.stringify(externalMetadata()));
+    const narrow = await runKeel(
+      [
+        'models',
+        'register',
+        '--onnx',
+        await file('narrow.onnx', externalOnnx({ featureCount: FEATURE_COUNT - 3 })),
+        '--metadata',
+        metadata,
+      ],
+      env,
+    );
+    expect(narrow.code).toBe(1);
+    expect(narrow.stderr).toContain(`takes ${FEATURE_COUNT - 3} features, expected ${FEATURE_COUNT}`);
+    const onnx = await file('logreg.onnx', externalOnnx());
+    const bad = await runKeel(
+      [
+        'models',
+        'register',
+        '--onnx',
+        onnx,
+        '--metadata',
+        await file('bad.json', JSON.stringify(externalMetadata({ threshold: 'half' }))),
+      ],
+      env,
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/metadata file is invalid: threshold: /);
+
+    type Registered = {
+      metadata: { version: string; parent: string; external: { changes: string[] } };
+      checks: { scoredRows: number; auc: number };
+      deployment: { to: string };
+    };
+    const registered = await json<Registered>(
+      'models',
+      'register',
+      '--onnx',
+      onnx,
+      '--metadata',
+      metadata,
+      '--promote',
+    );
+    const version = registered.metadata.version;
+    expect(registered.deployment.to).toBe(version);
+    expect(registered.checks.scoredRows).toBeGreaterThan(1000);
+    expect(registered.checks.auc).toBeGreaterThan(0.6);
+    expect(registered.metadata.external.changes).toEqual([
+      "ZipMap output 'output_probability' replaced by its probability tensor",
+    ]);
+    let served: { model: { version: string }; probability: number } | undefined;
+    for (let attempt = 0; attempt < 20 && served?.model.version !== version; attempt++) {
+      served = await json('predict', 'c-000042');
+    }
+    expect(served?.model.version).toBe(version);
+    expect(served!.probability).toBeGreaterThan(0);
+    expect(served!.probability).toBeLessThan(1);
   });
 });

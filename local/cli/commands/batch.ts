@@ -17,6 +17,13 @@ export function registerBatch(program: Command, output: Output): void {
       parseInteger('--segments'),
     )
     .option('--input <key>', 'score the rows of this raw CSV (raw bucket key) instead of the online store')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ keel batch run
+  $ keel batch run --input raw/customers-2026-11-24.csv`,
+    )
     .action(async (options: { segments?: number; input?: string }) => {
       const report = await runPipelineCommand<BatchReport>(
         output,

@@ -28,6 +28,13 @@ export function registerData(program: Command, output: Output): void {
       {} as Record<string, number>,
     )
     .option('--as-of <iso>', 'event times fall in the week before this instant (default: now)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ keel data generate --rows 100000 --seed 7
+  $ keel data generate --rows 20000 --drift income=1.9   # a drifted month, for keel drift check`,
+    )
     .action(async (options: { rows: number; seed: number; drift: Record<string, number>; asOf?: string }) => {
       const runtime = await requireRuntime(keelHome());
       const asOf = options.asOf ? new Date(options.asOf) : new Date();

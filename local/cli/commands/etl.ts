@@ -18,6 +18,13 @@ export function registerEtl(program: Command, output: Output): void {
       'rows per chunk of the Map state (default 100000)',
       parseInteger('--chunk-rows'),
     )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ keel etl run
+  $ keel etl run --input raw/customers-2026-11-24.csv --max-bad-share 0.05`,
+    )
     .action(async (options: { input?: string; maxBadShare?: number; chunkRows?: number }) => {
       const report = await runPipelineCommand<EtlReport>(
         output,

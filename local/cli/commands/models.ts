@@ -19,7 +19,18 @@ import {
 import { type Output, UserError, withPlatform } from '../output.ts';
 
 export function registerModels(program: Command, output: Output): void {
-  const models = program.command('models').description('the model registry: versions, champion, history');
+  const models = program
+    .command('models')
+    .description('the model registry: versions, champion, history')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ keel models list
+  $ keel models show v3
+  $ keel models promote v3 --reason "better AUC on November"
+  $ keel models rollback --reason "latency regression"`,
+    );
 
   models
     .command('list')

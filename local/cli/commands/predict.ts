@@ -16,6 +16,14 @@ export function registerPredict(program: Command, output: Output): void {
     .description('score one customer through the running local API (POST /predict)')
     .argument('<customer-id>', 'e.g. c-000042')
     .option('--attr <field=value>', 'override a stored field (repeatable)', parseAttribute, {})
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ keel predict c-000042
+  $ keel predict c-000042 --attr plan=premium --attr support_tickets_90d=0
+  $ keel --json predict c-000042 | jq .probability`,
+    )
     .action(async (customerId: string, options: { attr: Record<string, unknown> }) => {
       const runtime = await requireRuntime(keelHome());
       if (!runtime.endpoints.api)

@@ -29,6 +29,14 @@ export function registerTrain(program: Command, output: Output): void {
     .option('--algorithm <name>', 'gbdt (gradient-boosted trees) or logistic (baseline)', 'gbdt')
     .option('--dataset <prefix>', 'offline feature prefix (default: the newest dataset)')
     .option('--seed <n>', 'seed of the split and the trainer', Number, 42)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ keel train                        # register a candidate, keep the champion
+  $ keel train --if-better --margin 0.005
+  $ keel train --algorithm logistic --promote`,
+    )
     .action(
       async (options: {
         promote?: boolean;
