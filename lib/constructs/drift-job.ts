@@ -3,7 +3,6 @@ import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { Grant, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
@@ -65,6 +64,11 @@ export class DriftJob extends Construct {
       );
     }
     const { buckets, tables } = props;
+    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
+      deadLetterFor:
+        'the drift schedule (EventBridge) and of failed drift invocations (Lambda on-failure destination)',
+      retention: props.deadLetterRetention,
+    });
     this.function = new KeelFunction(this, 'Job', {
       entry: 'lambdas/drift/handler.ts',
       handler: 'handler',
@@ -79,6 +83,8 @@ export class DriftJob extends Construct {
         ...Object.entries(tables).map(([role, table]) => [role, table.tableName]),
       ]),
       environment: { KEEL_MODEL_NAME: props.modelName },
+      // EventBridge invokes it asynchronously: a run that fails twice lands in the dead-letter queue.
+      asyncInvocation: { onFailure: this.deadLetterQueue, retryAttempts: 1, maxEventAge: Duration.hours(1) },
       logRetention: props.logRetention,
     });
     const role = this.function.role;
@@ -104,16 +110,6 @@ export class DriftJob extends Construct {
     objects(buckets.models, `models/${props.modelName}/`, ['s3:GetObject'], 'Reads the champion’s baseline');
     tables.modelRegistry.grant(role, 'dynamodb:GetItem');
 
-    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
-      deadLetterFor:
-        'the drift schedule (EventBridge) and of failed drift invocations (Lambda on-failure destination)',
-      retention: props.deadLetterRetention,
-    });
-    this.function.function.configureAsyncInvoke({
-      onFailure: new SqsDestination(this.deadLetterQueue),
-      retryAttempts: 1,
-      maxEventAge: Duration.hours(1),
-    });
     this.rule = new Rule(this, 'Schedule', {
       description: `Keel: ${props.schedule.description}`,
       schedule: Schedule.expression(props.schedule.expression),

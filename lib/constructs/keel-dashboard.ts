@@ -13,6 +13,7 @@ import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import {
+  DEFAULT_SERVICE,
   DRIFT_METRICS,
   KEEL_NAMESPACE,
   PREDICT_METRICS,
@@ -23,10 +24,6 @@ import {
 export interface KeelDashboardProps {
   /** CloudWatch name of the dashboard, e.g. `keel-dev`. */
   readonly dashboardName: string;
-  /** The `service` dimension of the predict handler's EMF metrics. */
-  readonly predictService: string;
-  /** The `service` dimension of the drift job's EMF metrics. */
-  readonly driftService: string;
   /**
    * The predict handler's log group: the model-version widget queries its EMF lines, where
    * `ModelVersion` is a log field (metadata), not a metric dimension.
@@ -61,7 +58,7 @@ export class KeelDashboard extends Construct {
       new Metric({
         namespace: KEEL_NAMESPACE,
         metricName,
-        dimensionsMap: serviceDimensions(props.predictService),
+        dimensionsMap: serviceDimensions(DEFAULT_SERVICE),
         statistic,
         period: FIVE_MINUTES,
       });
@@ -69,7 +66,7 @@ export class KeelDashboard extends Construct {
       new Metric({
         namespace: KEEL_NAMESPACE,
         metricName,
-        dimensionsMap: serviceDimensions(props.driftService),
+        dimensionsMap: serviceDimensions(DEFAULT_SERVICE),
         statistic,
         period: HOUR,
         label,

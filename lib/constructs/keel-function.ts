@@ -10,8 +10,10 @@ import {
   Runtime,
   Tracing,
 } from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
@@ -93,6 +95,21 @@ export interface KeelFunctionProps {
    * @default - none
    */
   readonly environment?: Readonly<Record<string, string>>;
+  /**
+   * For a function invoked asynchronously (an EventBridge rule, an S3 notification): where Lambda sends
+   * an event that failed all its attempts — the function's on-failure destination, which records the
+   * error and the request with the event.
+   *
+   * @default - none: the function is invoked synchronously (API Gateway, Step Functions tasks), whose
+   *   callers receive its failures
+   */
+  readonly asyncInvocation?: {
+    readonly onFailure: IQueue;
+    /** @default - 2 (Lambda's default) */
+    readonly retryAttempts?: number;
+    /** @default - 6 hours (Lambda's default) */
+    readonly maxEventAge?: Duration;
+  };
 }
 
 const MEMORY_MB = { min: 128, max: 10_240 };
@@ -111,8 +128,9 @@ const REQUIRE_BANNER =
  * initialisation crash), with X-Ray active tracing, JSON logs in its own log group with a retention, and
  * a role that may write only to that log group (plus X-Ray); callers add their grants to {@link role}.
  *
- * Keel functions are invoked synchronously (API Gateway, Step Functions tasks): errors return to the
- * caller, so there is no asynchronous failure destination or dead-letter queue.
+ * Most Keel functions are invoked synchronously (API Gateway, Step Functions tasks): errors return to
+ * the caller, so they have no asynchronous failure destination or dead-letter queue. A function invoked
+ * asynchronously says so ({@link KeelFunctionProps.asyncInvocation}) and gets an on-failure destination.
  */
 export class KeelFunction extends Construct {
   public readonly function: NodejsFunction;
@@ -225,12 +243,26 @@ export class KeelFunction extends Construct {
           'Node.js 22 (LTS, supported by Lambda) is the runtime Keel bundles for (esbuild target node22) and its onnxruntime layer is built for; a newer one is a deliberate upgrade with its own test run',
       });
     }
-    for (const id of ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination']) {
-      Validations.of(this.function).acknowledge({
-        id,
-        reason:
-          'Keel functions are invoked synchronously (API Gateway, Step Functions), which return failures to the caller; no event is ever queued for a dead-letter target',
+    const async = props.asyncInvocation;
+    if (async) {
+      this.function.configureAsyncInvoke({
+        onFailure: new SqsDestination(async.onFailure),
+        retryAttempts: async.retryAttempts,
+        maxEventAge: async.maxEventAge,
       });
+      Validations.of(this.function).acknowledge({
+        id: 'Serverless-LambdaDLQ',
+        reason:
+          'Failed asynchronous events go to the on-failure destination (a queue), which supersedes a dead-letter queue: it receives the same events plus the error and the request; a DLQ as well would queue each failure twice',
+      });
+    } else {
+      for (const id of ['Serverless-LambdaDLQ', 'Serverless-LambdaAsyncFailureDestination']) {
+        Validations.of(this.function).acknowledge({
+          id,
+          reason:
+            'Invoked synchronously only (API Gateway, Step Functions tasks), which return failures to the caller; no event is ever queued for a dead-letter target',
+        });
+      }
     }
   }
 }

@@ -165,9 +165,7 @@ export class MonitoringStack extends Stack {
         return alarmDefinitions(options, resources);
       } catch (error) {
         if (error instanceof MonitoringOptionsError) {
-          throw new Error(
-            `MonitoringStack ${id}: ${error.message} (fix the alarmOptions prop)`,
-          );
+          throw new Error(`MonitoringStack ${id}: ${error.message} (fix the alarmOptions prop)`);
         }
         throw error;
       }

@@ -152,9 +152,8 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
     expect(listed.sort()).toEqual([
       'Keel-test-Monitoring/DriftJob/DeadLetters AwsSolutions-SQS3',
       'Keel-test-Monitoring/DriftJob/DeadLetters Serverless-SQSRedrivePolicy',
-      // KeelFunction's own: the runtime, and no DLQ (this one has an on-failure destination anyway).
+      // KeelFunction's own: the runtime, and no DLQ beside its on-failure destination (invoked asynchronously).
       'Keel-test-Monitoring/DriftJob/Job/Function AwsSolutions-L1',
-      'Keel-test-Monitoring/DriftJob/Job/Function Serverless-LambdaAsyncFailureDestination',
       'Keel-test-Monitoring/DriftJob/Job/Function Serverless-LambdaDLQ',
       'Keel-test-Monitoring/DriftJob/Job/Function Serverless-LambdaLatestVersion',
       'Keel-test-Monitoring/DriftJob/Job/Role AwsSolutions-IAM5[Resource::*]',
@@ -241,7 +240,7 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
     },
   );
 
-  it('watches the drift job’s metrics under its service, the predict handler’s under "predict"', () => {
+  it('watches the drift job’s and the predict handler’s metrics under the one service name they emit with', () => {
     const dims = (name: string) => alarmNamed(template, alarmName(STAGE, name)).Properties;
     expect(dims(ALARM_IDS.dataDriftPage)).toMatchObject({
       Namespace: KEEL_NAMESPACE,
@@ -250,11 +249,11 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
     });
     expect(dims(ALARM_IDS.predictLatency)).toMatchObject({
       MetricName: PREDICT_METRICS.latency,
-      Dimensions: [{ Name: 'service', Value: 'predict' }],
+      Dimensions: [{ Name: 'service', Value: DEFAULT_SERVICE }],
     });
-    // The predict function's Powertools service name is what its EMF lines carry.
+    // The predict function's Powertools service name is what its EMF lines carry: one name for all.
     const fn = Template.fromStack(inference!).findResources('AWS::Lambda::Function');
-    expect(JSON.stringify(fn)).toContain('"POWERTOOLS_SERVICE_NAME":"predict"');
+    expect(JSON.stringify(fn)).toContain(`"POWERTOOLS_SERVICE_NAME":"${DEFAULT_SERVICE}"`);
   });
 
   it('watches the other stacks’ resources through their exports', () => {
@@ -393,7 +392,12 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
     expect(byTitle('Model version serving (predictions by ModelVersion)').query).toMatch(
       /^SOURCE 'TOKEN' \| filter ispresent\(ModelVersion\).*by ModelVersion/s,
     );
-    expect(metricsOf('Traffic (predictions)')).toContainEqual(['Keel', 'Predictions', 'service', 'predict']);
+    expect(metricsOf('Traffic (predictions)')).toContainEqual([
+      'Keel',
+      'Predictions',
+      'service',
+      DEFAULT_SERVICE,
+    ]);
     const latency = byTitle('Latency p50 / p99 (ms)').metrics as unknown[][];
     const stats = latency.map((m) => (m.at(-1) as { stat: string }).stat);
     expect(stats).toEqual(['p50', 'p99', 'p50', 'p99']);
@@ -463,7 +467,14 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
     template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       FunctionName: { Ref: fnId },
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+      MaximumRetryAttempts: 1,
+      MaximumEventAgeInSeconds: 3600,
     });
+    // Invoked asynchronously: its acknowledgement says so (not the synchronous functions' reason).
+    const dlq = acknowledgementsIn(app).find(
+      (a) => a.path === 'Keel-test-Monitoring/DriftJob/Job/Function' && a.id === 'Serverless-LambdaDLQ',
+    )!;
+    expect(dlq.reason).toMatch(/^Failed asynchronous events go to the on-failure destination/);
     // Its metrics are the drift alarms' (service keel, what driftMetricData publishes under by default).
     expect(alarmNamed(template, alarmName(STAGE, 'lambda-errors-drift')).Properties.Dimensions).toEqual([
       { Name: 'FunctionName', Value: { Ref: fnId } },
@@ -481,6 +492,12 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
     expect(statements).toEqual([
       { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: local },
       { Effect: 'Allow', Action: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], Resource: '*' },
+      // The on-failure destination: its dead-letter queue.
+      {
+        Effect: 'Allow',
+        Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+        Resource: local,
+      },
       {
         Effect: 'Allow',
         Action: 's3:ListBucket',
@@ -494,11 +511,6 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
       },
       { Effect: 'Allow', Action: 's3:PutObject', Resource: under('/drift-reports/*') },
       { Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: data },
-      {
-        Effect: 'Allow',
-        Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
-        Resource: local,
-      },
     ]);
   });
 
