@@ -359,7 +359,9 @@ export function loadKeelConfig(options: { root: string; stage: string; file?: st
       : isAbsolute(options.file)
         ? options.file
         : join(options.root, options.file);
-  const source = relative(options.root, path) || path;
+  // Named as the user would: relative inside the repository, absolute outside it.
+  const inRoot = relative(options.root, path);
+  const source = inRoot === '' || inRoot.startsWith('..') || isAbsolute(inRoot) ? path : inRoot;
   if (!existsSync(path)) {
     throw new KeelConfigError(source, [
       options.file === undefined
