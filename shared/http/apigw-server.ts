@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { PayloadTooLargeError } from '#shared/errors.ts';
+import { PayloadTooLargeError, ValidationError } from '#shared/errors.ts';
 import { errorResponse } from './responses.ts';
 
 /**
@@ -44,8 +44,22 @@ function send(res: ServerResponse, result: APIGatewayProxyResult, requestId: str
   res.end(body);
 }
 
+/**
+ * The request target as a URL. Read as a path on this host, never as a URL of its own: `//[` or
+ * `//host/x` would otherwise throw or lose their first segment (and a throw here ended the server).
+ */
+function requestUrl(target = '/'): URL {
+  const href = `http://localhost${target.startsWith('/') ? '' : '/'}${target}`;
+  if (!URL.canParse(href)) {
+    throw new ValidationError('the request target is not a valid path', [
+      { path: '(path)', message: 'invalid' },
+    ]);
+  }
+  return new URL(href);
+}
+
 function toEvent(req: IncomingMessage, body: Buffer, requestId: string, stage: string): APIGatewayProxyEvent {
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  const url = requestUrl(req.url);
   const headers: Record<string, string> = {};
   const multiValueHeaders: Record<string, string[]> = {};
   for (const [name, value] of Object.entries(req.headers)) {
@@ -149,9 +163,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     });
     req.on('end', () => {
       if (rejected) return;
-      const event = toEvent(req, Buffer.concat(chunks), requestId, stage);
-      options
-        .handler(event, lambdaContext(functionName, requestId))
+      Promise.resolve()
+        .then(() =>
+          options.handler(
+            toEvent(req, Buffer.concat(chunks), requestId, stage),
+            lambdaContext(functionName, requestId),
+          ),
+        )
         .then((result) => send(res, result, requestId))
         .catch((error: unknown) => send(res, errorResponse(error, requestId), requestId));
     });
