@@ -19,9 +19,9 @@ const RETIRED_KEYS: Readonly<Record<string, string>> = {
 };
 
 /** A string value, or `fallback` when the key is absent. */
-export function contextString(node: Node, key: string, fallback: string): string;
-export function contextString(node: Node, key: string): string | undefined;
-export function contextString(node: Node, key: string, fallback?: string): string | undefined {
+function contextString(node: Node, key: string, fallback: string): string;
+function contextString(node: Node, key: string): string | undefined;
+function contextString(node: Node, key: string, fallback?: string): string | undefined {
   const value: unknown = node.tryGetContext(key);
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || value === '') {

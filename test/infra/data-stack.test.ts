@@ -260,6 +260,37 @@ describe('construct validation', () => {
     );
   });
 
+  it('expires objects under a prefix after whole days, and rejects a bad prefix or a fraction of a day', () => {
+    const bucket = bucketIn({ expirations: [{ prefix: 'captures/', after: Duration.days(30) }] })();
+    Template.fromStack(Stack.of(bucket)).hasResourceProperties('AWS::S3::Bucket', {
+      BucketName: Match.absent(),
+      LoggingConfiguration: Match.anyValue(),
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([{ Prefix: 'captures/', ExpirationInDays: 30, Status: 'Enabled' }]),
+      },
+    });
+    expect(bucketIn({ expirations: [{ prefix: '/captures', after: Duration.days(30) }] })).toThrow(
+      'SecureBucket S/Data: expirations prefix "/captures" is invalid',
+    );
+    expect(bucketIn({ expirations: [{ prefix: 'captures/', after: Duration.hours(12) }] })).toThrow(
+      'expirations of "captures/" must be a whole number of days, at least 1 (got 12 hours)',
+    );
+  });
+
+  it('rejects a point-in-time recovery window DynamoDB would refuse', () => {
+    const stack = new Stack(newApp(), 'S');
+    for (const days of [0, 36, 1.5]) {
+      expect(
+        () =>
+          new KeelTable(stack, `T${days}`, {
+            role: 'modelRegistry',
+            tableName: 'keel-test-registry',
+            pointInTimeRecoveryDays: days,
+          }),
+      ).toThrow(`pointInTimeRecoveryDays must be a whole number from 1 to 35 (got ${days})`);
+    }
+  });
+
   it('rejects the SNAPSHOT removal policy, which S3 does not have', () => {
     expect(bucketIn({ removalPolicy: RemovalPolicy.SNAPSHOT })).toThrow('use RETAIN or DESTROY');
   });
