@@ -7,6 +7,7 @@ import {
   planBatch,
   scoreSegment,
 } from '#shared/batch/batch.ts';
+import { captureSampleRate } from '#shared/inference/config.ts';
 import { metrics } from '#shared/observability.ts';
 import { pipelineContext } from '#shared/pipelines/config.ts';
 import { step } from '#shared/pipelines/step.ts';
@@ -19,6 +20,8 @@ const deps: BatchDeps = {
   onlineTable: ctx.names.onlineFeatures,
   outputsBucket: ctx.names.outputs,
   rawBucket: ctx.names.raw,
+  // Scored rows are captured for the drift job as the API's predictions are.
+  capture: { sampleRate: captureSampleRate() },
 };
 
 const segmentSchema = z.object({

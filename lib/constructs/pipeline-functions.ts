@@ -8,6 +8,7 @@ import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { OnnxRuntimeLayer } from '#lib/constructs/onnxruntime-layer.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { ETL_MAX_BAD_ROW_SHARE_ENV } from '#shared/config/keel-config.ts';
+import { captureModelPrefix } from '#shared/inference/capture.ts';
 import type { BucketRole, TableRole } from '#shared/resources.ts';
 
 /** Props of {@link PipelineFunctions}. */
@@ -196,6 +197,13 @@ export class PipelineFunctions extends Construct {
       'predictions/',
       ['s3:PutObject'],
       'Writes its segment of predictions',
+    );
+    objects(
+      this.batchScore,
+      buckets.outputs,
+      captureModelPrefix(props.modelName),
+      ['s3:PutObject'],
+      'Captures its scored rows for the drift job',
     );
     objects(this.batchFinalize, buckets.outputs, 'predictions/', ['s3:PutObject'], 'Writes the run manifest');
   }

@@ -13,6 +13,12 @@ import {
   parseLabeledCsvRecord,
   type RawRecord,
 } from '#shared/features/index.ts';
+import {
+  CAPTURE_CONTENT_TYPE,
+  type CaptureRecord,
+  captureObjects,
+  captureRecord,
+} from '#shared/inference/capture.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { getChampion, loadVerifiedModel, type RegistryDeps } from '#shared/registry/registry.ts';
 
@@ -38,6 +44,13 @@ export interface BatchDeps {
   readonly outputsBucket: string;
   /** Where a given input file is read from. */
   readonly rawBucket: string;
+  /**
+   * Prediction capture for the drift job: the share of scored rows written as capture records
+   * (`source: 'batch'`) to the outputs bucket's capture prefix, as the API captures its predictions.
+   *
+   * @default - none: nothing is captured
+   */
+  readonly capture?: { readonly sampleRate: number; readonly random?: () => number };
   readonly clock?: () => Date;
 }
 
@@ -197,6 +210,10 @@ export async function scoreSegment(
   let positives = 0;
   let skipped = 0;
   const x = new Float32Array(SCAN_PAGE * FEATURE_COUNT);
+  const captured: CaptureRecord[] = [];
+  const sampleRate = deps.capture?.sampleRate ?? 0;
+  const random = deps.capture?.random ?? Math.random;
+  const scoredAt = (deps.clock ?? (() => new Date()))();
   try {
     for await (const { records, invalid } of segmentRecords(deps, plan, segment)) {
       skipped += invalid;
@@ -221,6 +238,22 @@ export async function scoreSegment(
         lines.push(
           `${record.customer_id},${probability},${prediction},${plan.model.version},${FEATURE_SET.fingerprint},${record.event_time}`,
         );
+        if (sampleRate > 0 && (sampleRate >= 1 || random() < sampleRate)) {
+          captured.push(
+            captureRecord(
+              {
+                customerId: record.customer_id,
+                requestId: plan.runId,
+                model: plan.model,
+                probability,
+                prediction,
+                vector: x.subarray(i * FEATURE_COUNT, (i + 1) * FEATURE_COUNT),
+              },
+              scoredAt,
+              'batch',
+            ),
+          );
+        }
       });
     }
   } finally {
@@ -235,6 +268,17 @@ export async function scoreSegment(
       ContentType: 'text/csv',
     }),
   );
+  // After the predictions: a retried segment rewrites its part, and its captures only once it got here.
+  for (const object of captureObjects(captured, scoredAt)) {
+    await deps.s3.send(
+      new PutObjectCommand({
+        Bucket: deps.outputsBucket,
+        Key: object.key,
+        Body: object.body,
+        ContentType: CAPTURE_CONTENT_TYPE,
+      }),
+    );
+  }
   return { segment: segment.segment, rows: lines.length - 1, positives, skipped, key };
 }
 

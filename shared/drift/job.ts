@@ -17,9 +17,9 @@ import { computeDrift, type DriftReport, type DriftStatus } from './compute.ts';
  * as every other Keel metric: stdout in Lambda, `${KEEL_HOME}/metrics/emf.jsonl` locally) → the report
  * as JSON in the outputs bucket under `drift-reports/`.
  *
- * Input is the prediction capture only (shared/inference/capture.ts): it holds the feature vectors the
- * model scored. Batch scoring outputs (`predictions/...` CSVs) carry scores but no features, so they are
- * not part of the window.
+ * Input is the prediction capture (shared/inference/capture.ts): the feature vectors the model scored,
+ * from the real-time API and from batch scoring runs alike (`source`), so a drifted population is seen
+ * whichever way it is scored.
  */
 
 export const DRIFT_REPORT_PREFIX = 'drift-reports/';

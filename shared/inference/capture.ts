@@ -4,7 +4,8 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 /**
  * Prediction capture: a sample of what the predict path served (the float32 feature vector the model
  * scored, the probability, the prediction, the model version, the time, the request id), buffered in
- * memory and written to S3 as JSON lines in the background. Nothing here is awaited on the request
+ * memory and written to S3 as JSON lines in the background. Batch scoring writes the same records
+ * (`source: 'batch'`) through {@link captureRecord} and {@link captureObjects}. Nothing here is awaited on the request
  * path: `record` only pushes onto an array; flushes run on a timer or when the buffer fills, and a
  * failed flush keeps its records for the next attempt (bounded: the oldest are dropped and counted).
  *
@@ -15,10 +16,15 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 
 export const CAPTURE_PREFIX = 'captures/';
 
+/** Where a captured prediction was made: the real-time API or a batch scoring run. */
+export type CaptureSource = 'api' | 'batch';
+
 /** One captured prediction, one JSON line. */
 export interface CaptureRecord {
   /** ISO 8601 time the prediction was served. */
   readonly t: string;
+  /** Absent in records written before batch scoring was captured: those are the API's. */
+  readonly source?: CaptureSource;
   readonly requestId: string;
   readonly customerId: string;
   readonly model: string;
@@ -44,6 +50,8 @@ export interface CaptureOptions {
   readonly bucket: string;
   /** Share of predictions captured, 0..1 (0 disables). */
   readonly sampleRate: number;
+  /** Default `api`. */
+  readonly source?: CaptureSource;
   /** Flush when this many records wait (default 500). */
   readonly batchSize?: number;
   /** Flush when the oldest waiting record is this old (default 5 s). */
@@ -94,6 +102,47 @@ export function captureHourPrefix(model: string, time: Date): string {
   return `${captureModelPrefix(model)}date=${date}/hour=${pad(time.getUTCHours())}/`;
 }
 
+export const CAPTURE_CONTENT_TYPE = 'application/x-ndjson';
+
+/** The capture line of a prediction served at `at`. */
+export function captureRecord(
+  prediction: CapturedPrediction,
+  at: Date,
+  source: CaptureSource,
+): CaptureRecord {
+  return {
+    t: at.toISOString(),
+    source,
+    requestId: prediction.requestId,
+    customerId: prediction.customerId,
+    model: prediction.model.name,
+    version: prediction.model.version,
+    probability: prediction.probability,
+    prediction: prediction.prediction,
+    x: Array.from(prediction.vector),
+  };
+}
+
+/** The objects holding `records`: one per model and hour of the records' own times, keyed by `written`. */
+export function captureObjects(
+  records: readonly CaptureRecord[],
+  written: Date,
+): { key: string; body: string; records: CaptureRecord[] }[] {
+  const groups = new Map<string, CaptureRecord[]>();
+  for (const record of records) {
+    const prefix = captureHourPrefix(record.model, new Date(record.t));
+    const group = groups.get(prefix);
+    if (group) group.push(record);
+    else groups.set(prefix, [record]);
+  }
+  const stamp = written.toISOString().replace(/[-:.]/g, '');
+  return [...groups].map(([prefix, group]) => ({
+    key: `${prefix}${stamp}-${randomUUID()}.jsonl`,
+    body: `${group.map((r) => JSON.stringify(r)).join('\n')}\n`,
+    records: group,
+  }));
+}
+
 export function createPredictionCapture(options: CaptureOptions): PredictionCapture {
   const batchSize = options.batchSize ?? 500;
   const maxAgeMs = options.maxAgeMs ?? 5_000;
@@ -136,25 +185,18 @@ export function createPredictionCapture(options: CaptureOptions): PredictionCapt
     if (buffer.length === 0) return;
     const taken = buffer;
     buffer = [];
-    const groups = new Map<string, CaptureRecord[]>();
-    for (const record of taken) {
-      const prefix = captureHourPrefix(record.model, new Date(record.t));
-      const group = groups.get(prefix);
-      if (group) group.push(record);
-      else groups.set(prefix, [record]);
-    }
-    const stamp = now().toISOString().replace(/[-:.]/g, '');
+    const objects = captureObjects(taken, now());
     let written = 0;
     const failed: CaptureRecord[] = [];
     let lastError = '';
-    for (const [prefix, records] of groups) {
+    for (const { key, body, records } of objects) {
       try {
         await options.s3.send(
           new PutObjectCommand({
             Bucket: options.bucket,
-            Key: `${prefix}${stamp}-${randomUUID()}.jsonl`,
-            Body: `${records.map((r) => JSON.stringify(r)).join('\n')}\n`,
-            ContentType: 'application/x-ndjson',
+            Key: key,
+            Body: body,
+            ContentType: CAPTURE_CONTENT_TYPE,
           }),
         );
         written += records.length;
@@ -164,7 +206,7 @@ export function createPredictionCapture(options: CaptureOptions): PredictionCapt
       }
     }
     counts.written += written;
-    if (written > 0) emit({ type: 'flushed', records: written, objects: groups.size });
+    if (written > 0) emit({ type: 'flushed', records: written, objects: objects.length });
     if (failed.length > 0) {
       counts.failedFlushes++;
       emit({ type: 'flush-failed', records: failed.length, error: lastError });
@@ -192,16 +234,7 @@ export function createPredictionCapture(options: CaptureOptions): PredictionCapt
     record(prediction) {
       if (closed || options.sampleRate <= 0) return;
       if (options.sampleRate < 1 && random() >= options.sampleRate) return;
-      buffer.push({
-        t: now().toISOString(),
-        requestId: prediction.requestId,
-        customerId: prediction.customerId,
-        model: prediction.model.name,
-        version: prediction.model.version,
-        probability: prediction.probability,
-        prediction: prediction.prediction,
-        x: Array.from(prediction.vector),
-      });
+      buffer.push(captureRecord(prediction, now(), options.source ?? 'api'));
       counts.sampled++;
       trim();
       if (buffer.length >= batchSize && !inFlight) void flush();

@@ -20,7 +20,8 @@ export interface PredictConfig {
   readonly capture?: { readonly bucket: string; readonly sampleRate: number };
 }
 
-function sampleRate(env: Readonly<Record<string, string | undefined>>): number {
+/** `KEEL_CAPTURE_SAMPLE_RATE`: the share of predictions captured, 0..1 (default 1). */
+export function captureSampleRate(env: Readonly<Record<string, string | undefined>> = process.env): number {
   const raw = optionalEnv('KEEL_CAPTURE_SAMPLE_RATE', '1', env);
   const value = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) {
@@ -36,7 +37,7 @@ export function readPredictConfig(
   if (backend !== 'onnx' && backend !== 'sagemaker') {
     throw new ConfigError(`KEEL_MODEL_BACKEND must be onnx or sagemaker, got "${backend}"`);
   }
-  const rate = sampleRate(env);
+  const rate = captureSampleRate(env);
   const outputs = env[RESOURCE_ENV.outputs];
   return {
     modelsBucket: requireEnv(RESOURCE_ENV.models, env),

@@ -228,6 +228,23 @@ describe('permissions', () => {
       ]),
     );
   });
+  it('lets the batch score task put objects under its predictions and the model’s capture prefix only', () => {
+    const role = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
+      id.startsWith('FunctionsBatchScoreRole'),
+    )!;
+    const [policy] = Object.values(
+      template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: role }] } }),
+    );
+    const statements = policy!.Properties.PolicyDocument.Statement as {
+      Action: unknown;
+      Resource: unknown;
+    }[];
+    const puts = statements.filter((s) => [s.Action].flat().includes('s3:PutObject'));
+    expect(puts.map((s) => s.Action)).toEqual(['s3:PutObject']);
+    // Object ARNs are `<bucket arn>/<prefix>*`.
+    const prefixes = [...JSON.stringify(puts[0]!.Resource).matchAll(/"\/([^"]*)"\]/g)].map((m) => m[1]);
+    expect(prefixes.sort()).toEqual(['captures/model=churn/*', 'predictions/*']);
+  });
 });
 
 describe('schedules', () => {

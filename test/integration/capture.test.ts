@@ -1,6 +1,8 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BatchDeps, planBatch, scoreSegment } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
+import { readCapturedWindow } from '#shared/drift/job.ts';
 import { encodeFeatures, FEATURE_COUNT } from '#shared/features/index.ts';
 import {
   type CaptureEvent,
@@ -263,4 +265,84 @@ describe('readPredictConfig capture settings', () => {
       /KEEL_CAPTURE_SAMPLE_RATE/,
     );
   });
+});
+
+describe('batch scoring captures its predictions too', () => {
+  const batchDeps = (capture?: BatchDeps['capture']): BatchDeps => ({
+    registry: {
+      s3: aws.clients.s3,
+      dynamo: aws.clients.dynamo,
+      bucket: aws.names.models,
+      table: aws.names.modelRegistry,
+    },
+    dynamo: aws.clients.dynamo,
+    s3: aws.clients.s3,
+    onlineTable: aws.names.onlineFeatures,
+    outputsBucket: aws.names.outputs,
+    rawBucket: aws.names.raw,
+    ...(capture ? { capture } : {}),
+  });
+  /** Scores the whole store in two segments; the prediction CSV lines by customer. */
+  async function scoreStore(deps: BatchDeps) {
+    const plan = await planBatch(deps, { name: 'churn', segments: 2 });
+    const predictions = new Map<string, string[]>();
+    for (const segment of plan.segments) {
+      const result = await scoreSegment(deps, plan, segment);
+      const part = await aws.clients.s3.send(
+        new GetObjectCommand({ Bucket: aws.names.outputs, Key: result.key }),
+      );
+      for (const line of (await part.Body!.transformToString()).trim().split('\n').slice(1)) {
+        const fields = line.split(',');
+        predictions.set(fields[0]!, fields);
+      }
+    }
+    return { plan, predictions };
+  }
+  const batchRecords = async () =>
+    (await capturedRecords(aws.clients.s3, aws.names.outputs)).filter((r) => r.source === 'batch');
+
+  it('writes every scored row as a capture record (source batch) the drift job reads, or none when off', async () => {
+    const from = new Date();
+    await scoreStore(batchDeps());
+    expect(await batchRecords()).toEqual([]);
+
+    const { plan, predictions } = await scoreStore(batchDeps({ sampleRate: 1 }));
+    const records = await batchRecords();
+    expect(records).toHaveLength(300);
+    expect(new Set(records.map((r) => r.customerId)).size).toBe(300);
+    for (const record of records) {
+      const [, probability, prediction, version] = predictions.get(record.customerId)!;
+      expect(record).toMatchObject({
+        requestId: plan.runId,
+        model: 'churn',
+        version,
+        probability: Number(probability),
+        prediction: Number(prediction),
+      });
+    }
+    const c42 = records.find((r) => r.customerId === 'c-000042')!;
+    const { churned: _label, ...raw } = customers[41]!;
+    const encoded = encodeFeatures(raw);
+    expect(c42.x).toEqual(Array.from(Float32Array.from(encoded.ok ? encoded.vector : [])));
+    // The API's records say where they came from as well.
+    expect(
+      (await capturedRecords(aws.clients.s3, aws.names.outputs)).filter((r) => r.source === 'api').length,
+    ).toBeGreaterThan(0);
+
+    const window = await readCapturedWindow(
+      { s3: aws.clients.s3, outputsBucket: aws.names.outputs, modelName: 'churn' },
+      'v1',
+      from,
+      new Date(Date.now() + 1),
+    );
+    expect(window.rows).toBe(300);
+  }, 60_000);
+
+  it('samples by the rate', async () => {
+    const before = (await batchRecords()).length;
+    let draw = 0;
+    // Every other row is below 0.5.
+    await scoreStore(batchDeps({ sampleRate: 0.5, random: () => (draw++ % 2 === 0 ? 0.25 : 0.75) }));
+    expect((await batchRecords()).length - before).toBe(150);
+  }, 60_000);
 });
