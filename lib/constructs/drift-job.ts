@@ -12,6 +12,7 @@ import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { DRIFT_REPORT_PREFIX } from '#shared/drift/job.ts';
 import { CAPTURE_PREFIX } from '#shared/inference/capture.ts';
+import { MONITORING_OPTIONS_ENV, type MonitoringOptionsInput } from '#shared/monitoring/alarms.ts';
 import type { ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import type { BucketRole, TableRole } from '#shared/resources.ts';
 
@@ -37,6 +38,13 @@ export interface DriftJobProps {
    * @default - RetentionDays.ONE_MONTH
    */
   readonly logRetention?: RetentionDays;
+  /**
+   * The alarm options the monitoring stack's alarms use, so the job classifies drift (its report, its
+   * statuses) at the same thresholds (`KEEL_ALARM_OPTIONS`, read by `lambdas/drift/handler.ts`).
+   *
+   * @default - none: the defaults of shared/monitoring/alarms.ts
+   */
+  readonly monitoringOptions?: MonitoringOptionsInput;
   /**
    * How long the dead-letter queue keeps an undelivered event or failed invocation.
    *
@@ -82,7 +90,12 @@ export class DriftJob extends Construct {
         ...Object.entries(buckets).map(([role, bucket]) => [role, bucket.bucketName]),
         ...Object.entries(tables).map(([role, table]) => [role, table.tableName]),
       ]),
-      environment: { KEEL_MODEL_NAME: props.modelName },
+      environment: {
+        KEEL_MODEL_NAME: props.modelName,
+        ...(Object.keys(props.monitoringOptions ?? {}).length > 0
+          ? { [MONITORING_OPTIONS_ENV]: JSON.stringify(props.monitoringOptions) }
+          : {}),
+      },
       // EventBridge invokes it asynchronously: a run that fails twice lands in the dead-letter queue.
       asyncInvocation: { onFailure: this.deadLetterQueue, retryAttempts: 1, maxEventAge: Duration.hours(1) },
       logRetention: props.logRetention,

@@ -189,6 +189,7 @@ export class MonitoringStack extends Stack {
         enabled: props.driftJob.scheduleEnabled,
         schedule,
         logRetention: props.driftJob.logRetention,
+        monitoringOptions: props.alarmOptions,
         deadLetterRetention: props.deadLetterRetention,
       });
     }

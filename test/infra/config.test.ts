@@ -22,7 +22,7 @@ import {
   parseKeelConfig,
   SCHEDULE_KEYS,
 } from '#shared/config/keel-config.ts';
-import { ALARM_IDS, alarmName } from '#shared/monitoring/alarms.ts';
+import { ALARM_IDS, alarmName, MONITORING_OPTIONS_ENV } from '#shared/monitoring/alarms.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
 import { CDK_CONTEXT, runApp, synthFindings } from './cdk-app.ts';
 
@@ -381,6 +381,14 @@ describe('the stacks of config/prod.json', () => {
     t.monitoring.hasResourceProperties('AWS::CloudWatch::Alarm', {
       AlarmName: alarmName('prod', ALARM_IDS.dataDriftWarn),
       Threshold: 0.15,
+    });
+    // The drift job classifies drift at the same thresholds.
+    t.monitoring.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          [MONITORING_OPTIONS_ENV]: JSON.stringify(loadKeelConfig({ root: REPO_ROOT, stage: 'prod' }).alarms),
+        }),
+      },
     });
   });
 });
