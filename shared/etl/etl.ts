@@ -1,7 +1,8 @@
+import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { parse } from 'csv-parse';
+import { parse } from 'csv-parse/sync';
 import { KeelError } from '#shared/errors.ts';
 import {
   encodeInto,
@@ -152,6 +153,10 @@ export async function planEtl(
     offset += bytes.byteLength;
     if (bytes.byteLength > 0) lastByte = bytes[bytes.byteLength - 1]!;
   }
+  if (headerEnd === -1 && offset > 0) {
+    headerEnd = offset; // a header line without a newline, and no rows
+    chunkStart = offset;
+  }
   if (headerEnd === -1)
     throw new BadRowShareError(`s3://${deps.rawBucket}/${options.inputKey} has no header line`);
   if (lastByte !== NEWLINE && offset > chunkStart) lines++; // a last line without a newline
@@ -165,7 +170,11 @@ export async function planEtl(
       rows: rowsInTail,
     });
   }
-  const header = Buffer.concat(headerBytes).toString('utf8').replace(/\r$/, '');
+  // A byte-order mark (spreadsheet exports) is not part of the first column's name.
+  const header = Buffer.concat(headerBytes)
+    .toString('utf8')
+    .replace(/^\uFEFF/, '')
+    .replace(/\r$/, '');
   headerBytes = [];
   return {
     inputKey: options.inputKey,
@@ -176,6 +185,38 @@ export async function planEtl(
     featurePrefix: featureDatasetPrefix(options.inputKey, runDate),
     chunks,
   };
+}
+
+/** One line of a chunk: its cells keyed by column, or why it is not a row. */
+export type CsvLine = { readonly row: Record<string, string> } | { readonly reason: string };
+
+/**
+ * The lines of a chunk, one result per line (the planner's rows), so that a malformed line (an unclosed
+ * quote, a wrong cell count, nothing at all) is one bad row with its own number instead of an error
+ * that fails the chunk or shifts every row number after it. Quoted cells are fine within a line.
+ */
+export async function* readCsvLines(body: Readable, columns: readonly string[]): AsyncGenerator<CsvLine> {
+  for await (const line of createInterface({ input: body, crlfDelay: Number.POSITIVE_INFINITY })) {
+    let cells: string[];
+    if (line === '') {
+      yield { reason: 'row: empty line' };
+      continue;
+    }
+    if (!line.includes('"')) cells = line.split(',');
+    else {
+      try {
+        cells = (parse(line, { relax_quotes: true }) as string[][])[0] ?? [];
+      } catch (error) {
+        yield { reason: `row: ${(error as Error).message}` };
+        continue;
+      }
+    }
+    if (cells.length !== columns.length) {
+      yield { reason: `row: ${cells.length} cells, the header has ${columns.length}` };
+      continue;
+    }
+    yield { row: Object.fromEntries(columns.map((column, i) => [column, cells[i]!])) };
+  }
 }
 
 const ONLINE_FLUSH_ROWS = 500;
@@ -217,25 +258,26 @@ export async function processEtlChunk(
         Range: `bytes=${chunk.start}-${chunk.end - 1}`,
       }),
     );
-    const parser = (object.Body as Readable).pipe(
-      parse({
-        columns: plan.header.split(','),
-        relax_column_count: true,
-        skip_empty_lines: true,
-        relax_quotes: true,
-      }),
-    );
-    for await (const row of parser as AsyncIterable<Record<string, string>>) {
+    // A customer appears once per chunk: a batch write with the same key twice is refused by DynamoDB.
+    const firstRowOf = new Map<string, number>();
+    for await (const line of readCsvLines(object.Body as Readable, plan.header.split(','))) {
       const rowNumber = chunk.firstRow + rows;
       rows++;
+      if ('reason' in line) {
+        quarantine.push(JSON.stringify({ row: rowNumber, reason: [line.reason] }));
+        continue;
+      }
+      const { row } = line;
       const parsed = plan.labeled ? parseLabeledCsvRecord(row) : parseCsvRecord(row);
-      if (!parsed.success) {
-        const reason = parsed.error.issues.map(
-          (issue) => `${issue.path.join('.') || 'row'}: ${issue.message}`,
-        );
+      const first = parsed.success ? firstRowOf.get(parsed.data.customer_id) : undefined;
+      if (!parsed.success || first !== undefined) {
+        const reason = parsed.success
+          ? [`customer_id: duplicate of row ${first}`]
+          : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'row'}: ${issue.message}`);
         quarantine.push(JSON.stringify({ row: rowNumber, reason, raw: row }));
         continue;
       }
+      firstRowOf.set(parsed.data.customer_id, rowNumber);
       const record = parsed.data as LabeledRecord;
       encodeInto(record, vector, 0);
       lines.push(
