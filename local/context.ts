@@ -18,10 +18,15 @@ export interface PlatformContext {
   close(): void;
 }
 
+/** Builds the context from a running local platform's runtime.json, or a deployed stage (no endpoints). */
 export function platformContext(
-  runtime: Pick<RuntimeInfo, 'region' | 'endpoints' | 'names'>,
+  runtime: Pick<RuntimeInfo, 'region' | 'names'> & { endpoints?: RuntimeInfo['endpoints'] },
 ): PlatformContext {
-  const clients = createAwsClients(runtimeTarget(runtime));
+  const clients = createAwsClients(
+    runtime.endpoints
+      ? runtimeTarget({ ...runtime, endpoints: runtime.endpoints })
+      : { region: runtime.region },
+  );
   const names = runtime.names as ResourceNames;
   return {
     clients,

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import { type PlatformContext, platformContext } from '#local/context.ts';
 import { keelHome, requireRuntime } from '#local/runtime.ts';
+import { resolveStage, type StageInfo } from '#local/stage.ts';
 import { Progress } from './progress.ts';
 
 /** A mistake the user can fix; printed without a stack trace. */
@@ -15,8 +16,20 @@ export class UserError extends Error {
  * Where commands write: a human summary on stdout, or one JSON document with `--json` (then progress
  * and notes are kept off stdout so scripts can parse it).
  */
+/** The global options that choose what a command acts on: the local platform, or a deployed stage. */
+export interface TargetOptions {
+  readonly stage?: string;
+  readonly region?: string;
+  readonly profile?: string;
+  /** The inference API's base URL, instead of the one the platform or stage publishes. */
+  readonly endpoint?: string;
+}
+
 export class Output {
-  constructor(private readonly json: () => boolean) {}
+  constructor(
+    private readonly json: () => boolean,
+    readonly target: () => TargetOptions = () => ({}),
+  ) {}
 
   result(value: unknown, human: () => string): void {
     process.stdout.write(this.json() ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
@@ -29,6 +42,30 @@ export class Output {
   progress(label: string, total?: number, unit?: string): Progress | undefined {
     return this.json() ? undefined : new Progress(label, total, unit);
   }
+
+  /** The deployed stage of `--stage`, resolved from its stack outputs; undefined when acting locally. */
+  async stage(): Promise<StageInfo | undefined> {
+    const { stage, region } = this.target();
+    return stage ? resolveStage(stage, { region }) : undefined;
+  }
+
+  /**
+   * Runs a command body against the platform: the deployed stage of `--stage`, else the running local
+   * one (found through KEEL_HOME); closes the clients after.
+   */
+  async withPlatform<T>(body: (ctx: PlatformContext) => Promise<T>): Promise<T> {
+    const stage = await this.stage();
+    const ctx = platformContext(
+      stage
+        ? { region: stage.target.region, endpoints: stage.target.endpoints, names: stage.names }
+        : await requireRuntime(keelHome()),
+    );
+    try {
+      return await body(ctx);
+    } finally {
+      ctx.close();
+    }
+  }
 }
 
 export function parseInteger(flag: string) {
@@ -36,14 +73,4 @@ export function parseInteger(flag: string) {
     if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`${flag} must be an integer, got "${value}"`);
     return Number(value);
   };
-}
-
-/** Runs a command body against the running platform (found through KEEL_HOME), closing clients after. */
-export async function withPlatform<T>(body: (ctx: PlatformContext) => Promise<T>): Promise<T> {
-  const ctx = platformContext(await requireRuntime(keelHome()));
-  try {
-    return await body(ctx);
-  } finally {
-    ctx.close();
-  }
 }

@@ -9,15 +9,37 @@ import { registerModels } from './commands/models.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerTrain } from './commands/train.ts';
 import { registerUp } from './commands/up.ts';
-import { Output, UserError } from './output.ts';
+import { Output, type TargetOptions, UserError } from './output.ts';
 
 export function buildProgram(): Command {
-  const program = new Command('keel')
+  const program: Command = new Command('keel')
     .description('Keel: a churn model in production, on AWS or on this machine')
     .option('--json', 'print machine-readable JSON on stdout')
+    .option(
+      '--stage <name>',
+      'act on a deployed stage (its Keel-<name>-* stacks) instead of the local platform',
+    )
+    .option('--region <region>', 'AWS region of the stage (default: AWS_REGION)')
+    .option('--profile <name>', 'AWS profile for the stage (default: the standard credential chain)')
+    .option('--endpoint <url>', 'base URL of the inference API (default: the local or stage API)')
     .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Commands act on the local platform (\`npm start\` in another terminal) unless --stage names a deployed
+one; then \`models\` and \`predict\` (SigV4-signed) work against AWS. See docs/cli.md.
+
+Examples:
+  $ keel models list
+  $ keel --stage prod --region eu-west-1 --profile ops models history
+  $ keel --stage prod predict c-000042`,
+    )
+    .hook('preAction', (_program, action) => checkTarget(program.opts(), action))
     .exitOverride();
-  const output = new Output(() => Boolean(program.opts().json));
+  const output = new Output(
+    () => Boolean(program.opts().json),
+    () => program.opts(),
+  );
   registerUp(program, output);
   registerData(program, output);
   registerEtl(program, output);
@@ -28,6 +50,24 @@ export function buildProgram(): Command {
   registerPredict(program, output);
   registerAlarms(program, output);
   return program;
+}
+
+/** Top-level commands that act on a deployed stage with --stage; the others are local by nature. */
+const STAGE_COMMANDS = new Set(['models', 'predict', 'train', 'etl', 'batch']);
+
+function checkTarget(options: TargetOptions, action: Command): void {
+  let root = action;
+  while (root.parent?.parent) root = root.parent;
+  if (!options.stage && (options.region || options.profile)) {
+    throw new UserError(
+      '--region and --profile choose the AWS account of a deployed stage: add --stage NAME',
+    );
+  }
+  if (options.stage && !STAGE_COMMANDS.has(root.name())) {
+    throw new UserError(`keel ${root.name()} works on the local platform only; drop --stage`);
+  }
+  // The SDK's default credential chain reads the profile from the environment, for every client.
+  if (options.profile) process.env.AWS_PROFILE = options.profile;
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */

@@ -19,6 +19,21 @@ export async function runPipelineCommand<T>(
     done: (state: string, result: unknown) => number;
   },
 ): Promise<T> {
+  const stage = await output.stage();
+  if (stage) {
+    // Starting a deployed state machine needs the Step Functions client, not a dependency of Keel yet:
+    // hand over the exact command instead.
+    const arn = stage.stateMachines[pipeline];
+    if (!arn)
+      throw new UserError(
+        `stack Keel-${stage.stage}-Pipelines is not deployed (no ${pipeline} state machine)`,
+      );
+    throw new UserError(
+      `keel does not start deployed executions yet; start this one with the AWS CLI:\n` +
+        `  aws stepfunctions start-execution --region ${stage.target.region} --state-machine-arn ${arn} ` +
+        `--input '${JSON.stringify(input)}'`,
+    );
+  }
   const home = keelHome();
   const runtime = await requireRuntime(home);
   output.info(`running the ${pipeline} state machine…`);

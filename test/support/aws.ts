@@ -55,7 +55,8 @@ async function waitForHttp(url: string, deadlineMs: number): Promise<void> {
   }
 }
 
-async function startMoto(): Promise<{ target: AwsTarget; process: ChildProcess }> {
+/** A fresh moto_server on a free port (also used where a test needs services the embedded servers lack). */
+export async function startMoto(): Promise<{ target: AwsTarget; process: ChildProcess }> {
   const port = await freePort();
   const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
   const endpoint = `http://127.0.0.1:${port}`;

@@ -16,7 +16,7 @@ import {
   readMetadata,
   rollback,
 } from '#shared/registry/registry.ts';
-import { type Output, UserError, withPlatform } from '../output.ts';
+import { type Output, UserError } from '../output.ts';
 
 export function registerModels(program: Command, output: Output): void {
   const models = program
@@ -36,7 +36,7 @@ Examples:
     .command('list')
     .description('registered versions, the champion marked with *')
     .action(async () =>
-      withPlatform(async (ctx) => {
+      output.withPlatform(async (ctx) => {
         const [versions, champion] = await Promise.all([
           listVersions(ctx.registry, ctx.modelName),
           getChampion(ctx.registry, ctx.modelName),
@@ -62,7 +62,7 @@ Examples:
     .description('metadata.json of a version')
     .argument('<version>', 'e.g. v3')
     .action(async (version: string) =>
-      withPlatform(async (ctx) => {
+      output.withPlatform(async (ctx) => {
         const metadata = await readMetadata(ctx.registry, ctx.modelName, version);
         output.result(metadata, () => JSON.stringify(metadata, null, 2));
       }),
@@ -75,7 +75,7 @@ Examples:
     .option('--reason <text>', 'why, for the deployment log', 'manual promotion')
     .option('--force', 'promote even if it was trained on another feature set (needs --reason)')
     .action(async (version: string, options: { reason: string; force?: boolean }) =>
-      withPlatform(async (ctx) => {
+      output.withPlatform(async (ctx) => {
         const move = await promote(ctx.registry, {
           name: ctx.modelName,
           version,
@@ -93,7 +93,7 @@ Examples:
     .description('move the champion back to the previous one in the deployment log')
     .option('--reason <text>', 'why, for the deployment log', 'manual rollback')
     .action(async (options: { reason: string }) =>
-      withPlatform(async (ctx) => {
+      output.withPlatform(async (ctx) => {
         const move = await rollback(ctx.registry, {
           name: ctx.modelName,
           reason: options.reason,
@@ -108,7 +108,7 @@ Examples:
     .command('history')
     .description('the deployment log: every move of the champion, oldest first')
     .action(async () =>
-      withPlatform(async (ctx) => {
+      output.withPlatform(async (ctx) => {
         const log = await history(ctx.registry, ctx.modelName);
         output.result({ name: ctx.modelName, history: log }, () =>
           log.length === 0
@@ -158,7 +158,7 @@ Example:
         reason?: string;
         promote?: boolean;
       }) =>
-        withPlatform(async (ctx) => {
+        output.withPlatform(async (ctx) => {
           const [onnx, metadata, baseline] = await Promise.all([
             readFile(options.onnx).catch(fileError(options.onnx, '--onnx')),
             readJson(options.metadata, '--metadata'),

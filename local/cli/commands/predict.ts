@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { keelHome, requireRuntime } from '#local/runtime.ts';
 import { type Output, UserError } from '../output.ts';
+import { signedJsonPost } from '../signed-fetch.ts';
 
 /** `--attr income=52000`: numbers stay numbers, anything else is a string (e.g. plan=premium). */
 function parseAttribute(spec: string, previous: Record<string, unknown>): Record<string, unknown> {
@@ -10,10 +11,17 @@ function parseAttribute(spec: string, previous: Record<string, unknown>): Record
   return { ...previous, [match[1]!]: value !== '' && Number.isFinite(Number(value)) ? Number(value) : value };
 }
 
+/** A route under an API base URL, with or without its trailing slash (API Gateway's URL output has one). */
+function apiUrl(base: string, route: string): URL {
+  return new URL(route, base.endsWith('/') ? base : `${base}/`);
+}
+
 export function registerPredict(program: Command, output: Output): void {
   program
     .command('predict')
-    .description('score one customer through the running local API (POST /predict)')
+    .description(
+      'score one customer through the inference API (POST /predict): local, or the stage of --stage',
+    )
     .argument('<customer-id>', 'e.g. c-000042')
     .option('--attr <field=value>', 'override a stored field (repeatable)', parseAttribute, {})
     .addHelpText(
@@ -25,19 +33,33 @@ Examples:
   $ keel --json predict c-000042 | jq .probability`,
     )
     .action(async (customerId: string, options: { attr: Record<string, unknown> }) => {
-      const runtime = await requireRuntime(keelHome());
-      if (!runtime.endpoints.api)
-        throw new UserError('the running platform has no API endpoint; restart `keel up`');
-      const body = {
+      const body = JSON.stringify({
         customerId,
         ...(Object.keys(options.attr).length > 0 ? { attributes: options.attr } : {}),
-      };
-      const response = await fetch(`${runtime.endpoints.api}/predict`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
       });
-      const result = (await response.json()) as Record<string, unknown>;
+      const { endpoint } = output.target();
+      const stage = await output.stage();
+      let response: Response;
+      if (stage) {
+        const base = endpoint ?? stage.apiUrl;
+        if (!base) {
+          throw new UserError(
+            `stack Keel-${stage.stage}-Inference has no ApiUrl output: deploy it, or pass --endpoint URL`,
+          );
+        }
+        response = await signedJsonPost(apiUrl(base, 'predict'), body, stage.target.region);
+      } else {
+        const base = endpoint ?? (await requireRuntime(keelHome())).endpoints.api;
+        if (!base) throw new UserError('the running platform has no API endpoint; restart `keel up`');
+        response = await fetch(apiUrl(base, 'predict'), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+      }
+      const result = (await response.json().catch(() => ({
+        error: { code: 'Internal', message: `HTTP ${response.status} without a JSON body` },
+      }))) as Record<string, unknown>;
       if (!response.ok) {
         const error = result.error as { code: string; message: string; details?: unknown };
         throw new UserError(

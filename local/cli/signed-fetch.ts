@@ -1,0 +1,65 @@
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SignatureV4 } from '@smithy/signature-v4';
+
+/**
+ * HTTP requests to a deployed inference API, signed with SigV4 for `execute-api` (the API uses IAM
+ * authorization), with the credentials of the SDK's default chain (AWS_PROFILE, environment, SSO…).
+ */
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+
+const bytes = (data: SourceData): Buffer | string =>
+  typeof data === 'string'
+    ? data
+    : ArrayBuffer.isView(data)
+      ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+      : Buffer.from(data);
+
+/** The signer's hash: SHA-256, or HMAC-SHA-256 when given a key. */
+class Sha256 {
+  private hash: Hash | Hmac;
+  constructor(private readonly secret?: SourceData) {
+    this.hash = this.fresh();
+  }
+  private fresh(): Hash | Hmac {
+    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(this.secret));
+  }
+  update(data: SourceData): void {
+    this.hash.update(bytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+  reset(): void {
+    this.hash = this.fresh();
+  }
+}
+
+/** POSTs JSON to `url`, signed for API Gateway in `region`. */
+export async function signedJsonPost(url: URL, body: string, region: string): Promise<Response> {
+  // Any SDK client resolves the default credential chain; its config exposes the provider.
+  const client = new S3Client({ region });
+  try {
+    const signer = new SignatureV4({
+      service: 'execute-api',
+      region,
+      credentials: client.config.credentials,
+      sha256: Sha256,
+    });
+    const signed = await signer.sign({
+      method: 'POST',
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port ? Number(url.port) : undefined,
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      headers: { host: url.host, 'content-type': 'application/json' },
+      body,
+    });
+    // fetch sets Host itself, from the same URL that was signed.
+    const { host: _host, ...headers } = signed.headers;
+    return await fetch(url, { method: 'POST', headers, body });
+  } finally {
+    client.destroy();
+  }
+}
