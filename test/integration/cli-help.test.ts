@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import { type Command, CommanderError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '#local/cli/program.ts';
+import { CLI_REFERENCE_PATH, renderCliReference } from '#local/cli/reference.ts';
 import { runKeel } from '../support/cli.ts';
 
 /** Every command of the CLI, as `[path, command]`, parents before children. */
@@ -64,6 +66,16 @@ describe('keel --help', { timeout: 60_000 }, () => {
       const { out } = await inProcess([...path, '--help']);
       expect(out, path.join(' ')).toMatch(new RegExp(`\\n  \\$ keel ${path.join(' ')}`));
     }
+  });
+
+  it('has docs/cli.md, the help page of every command, up to date', async () => {
+    const reference = renderCliReference();
+    for (const [path] of ALL.filter(([p]) => p.at(-1) !== 'help'))
+      expect(reference).toContain(`## keel ${path.join(' ')}\n`);
+    expect(
+      await readFile(CLI_REFERENCE_PATH, 'utf8'),
+      'docs/cli.md is stale: run node_modules/.bin/tsx local/cli/reference.ts',
+    ).toBe(reference);
   });
 
   it('exits 2 on an unknown command, suggesting the nearest one', async () => {
