@@ -16,37 +16,42 @@ export function optionalEnv(name: string, fallback: string, env: Environment = p
   return value === undefined || value === '' ? fallback : value;
 }
 
+interface Bounds {
+  readonly min?: number;
+  readonly max?: number;
+}
+
+function boundedNumber(
+  name: string,
+  kind: 'an integer' | 'a number',
+  { min = -Number.MAX_VALUE, max = Number.MAX_VALUE }: Bounds,
+  env: Environment,
+): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  const valid = kind === 'an integer' ? Number.isInteger(value) : Number.isFinite(value);
+  if (!valid || value < min || value > max) {
+    throw new ConfigError(`environment variable ${name} must be ${kind} from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
 /** An integer setting within [min, max]; the fallback applies when the variable is unset. */
 export function intEnv(
   name: string,
   fallback: number,
-  { min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER } = {},
+  { min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER }: Bounds = {},
   env: Environment = process.env,
 ): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(
-      `environment variable ${name} must be an integer from ${min} to ${max}, got "${raw}"`,
-    );
-  }
-  return value;
+  return boundedNumber(name, 'an integer', { min, max }, env) ?? fallback;
 }
 
 /** A number within [min, max], or undefined when the variable is unset. */
 export function numberEnv(
   name: string,
-  { min = -Number.MAX_VALUE, max = Number.MAX_VALUE } = {},
+  bounds: Bounds = {},
   env: Environment = process.env,
 ): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) {
-    throw new ConfigError(
-      `environment variable ${name} must be a number from ${min} to ${max}, got "${raw}"`,
-    );
-  }
-  return value;
+  return boundedNumber(name, 'a number', bounds, env);
 }
