@@ -1,17 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AlarmStatus, AlarmsSnapshot } from '#local/alarms.ts';
 import type { Notification } from '#local/notifications.ts';
-import { readRuntime, runtimeTarget } from '#local/runtime.ts';
-import { createS3Client } from '#shared/aws/clients.ts';
 import type { DriftReportDocument } from '#shared/drift/job.ts';
 import { ALARM_IDS } from '#shared/monitoring/alarms.ts';
-import { type RunningKeel, runKeel, startKeelUp } from '../support/cli.ts';
+import { startKeelUp } from '../support/cli.ts';
+import { startMonitoredPlatform } from '../support/monitoring.ts';
 
 /**
  * Monitoring end to end, as a user runs it: `keel up` → drifted data → ETL → traffic through the API
@@ -47,85 +43,6 @@ afterAll(async () => {
   await new Promise((resolve) => webhook.close(resolve));
 });
 
-/** A `keel up` of its own in a fresh KEEL_HOME, its alarms notified to `${webhookUrl}/${name}`. */
-async function platform(name: string) {
-  const home = await mkdtemp(join(tmpdir(), `keel-alarms-${name}-`));
-  const env = {
-    KEEL_HOME: home,
-    KEEL_S3_PORT: '0',
-    KEEL_DYNAMODB_PORT: '0',
-    KEEL_PORT: '0',
-    KEEL_BOOTSTRAP_ROWS: '2000',
-    KEEL_SCHEDULES: 'off',
-    KEEL_CAPTURE_SAMPLE_RATE: '1',
-    KEEL_ALARM_INTERVAL_SECONDS: '2',
-    KEEL_ONCALL_WEBHOOK: `${webhookUrl}/${name}`,
-  };
-  const keel: RunningKeel = await startKeelUp(env);
-  const runtime = (await readRuntime(home))!;
-  const keelJson = async <T>(args: string[]): Promise<T> => {
-    const result = await runKeel(['--json', ...args], env);
-    expect(result.code, result.stderr).toBe(0);
-    return JSON.parse(result.stdout) as T;
-  };
-  return {
-    home,
-    env,
-    keel,
-    keelJson,
-    /** Generates customers c-000001… (with an optional drift), loads them, scores each through the API. */
-    async serve(rows: number, seed: number, drift?: string) {
-      const generated = await keelJson<{ key: string }>([
-        'data',
-        'generate',
-        '--rows',
-        String(rows),
-        '--seed',
-        String(seed),
-        ...(drift ? ['--drift', drift] : []),
-      ]);
-      await keelJson(['etl', 'run', '--input', generated.key]);
-      const ids = Array.from({ length: rows }, (_, i) => `c-${String(i + 1).padStart(6, '0')}`);
-      for (let i = 0; i < ids.length; i += 100) {
-        const response = await fetch(`${runtime.endpoints.api}/predict/batch`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ items: ids.slice(i, i + 100).map((customerId) => ({ customerId })) }),
-        });
-        expect(response.status).toBe(200);
-      }
-    },
-    /** `keel drift check` from `from` until the window holds `rows` captures (capture flushes every 5 s). */
-    async driftCheck(from: Date, rows: number) {
-      const until = Date.now() + 30_000;
-      for (;;) {
-        const result = await keelJson<{ rows: number; reportKey: string }>([
-          'drift',
-          'check',
-          '--from',
-          from.toISOString(),
-        ]);
-        if (result.rows >= rows || Date.now() > until) {
-          expect(result.rows).toBe(rows);
-          const s3 = createS3Client(runtimeTarget(runtime));
-          const object = await s3.send(
-            new GetObjectCommand({ Bucket: runtime.names.outputs!, Key: result.reportKey }),
-          );
-          s3.destroy();
-          return JSON.parse(await object.Body!.transformToString()) as DriftReportDocument;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 1_500));
-      }
-    },
-    alarms: () =>
-      keelJson<AlarmsSnapshot & { notifications: Notification[] }>(['alarms', '--evaluate', '--limit', '50']),
-    async close() {
-      expect(await keel.stop()).toBe(0);
-      await rm(home, { recursive: true, force: true });
-    },
-  };
-}
-
 const stateOf = (alarms: readonly AlarmStatus[], id: string) => alarms.find((a) => a.id === id)?.state;
 const alarmNotifications = (notifications: readonly Notification[]) =>
   notifications.filter((n) => n.source.startsWith('alarm:'));
@@ -136,7 +53,7 @@ const statusesOf = (document: DriftReportDocument) =>
 
 describe('alarms end to end through keel up', () => {
   it('income ×1.9 pages through data drift (file, console, webhook); a sicker population pages through prediction drift', async () => {
-    const p = await platform('drift');
+    const p = await startMonitoredPlatform('alarms-drift', { KEEL_ONCALL_WEBHOOK: `${webhookUrl}/drift` });
     try {
       const incomeFrom = new Date();
       await p.serve(1000, 7, 'income=1.9');
@@ -229,7 +146,7 @@ describe('alarms end to end through keel up', () => {
   }, 240_000);
 
   it('raises nothing when the served customers look like the training data', async () => {
-    const p = await platform('quiet');
+    const p = await startMonitoredPlatform('alarms-quiet', { KEEL_ONCALL_WEBHOOK: `${webhookUrl}/quiet` });
     try {
       const from = new Date();
       await p.serve(1000, 9);
