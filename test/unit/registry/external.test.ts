@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
 import { ValidationError } from '#shared/errors.ts';
@@ -9,6 +10,7 @@ import {
   ExternalModelError,
   type ExternalModelInput,
   normalizeOnnx,
+  parseExternalMetadata,
 } from '#shared/registry/external.ts';
 import { modelMetadataSchema } from '#shared/registry/metadata.ts';
 import { sha256Hex } from '#shared/registry/registry.ts';
@@ -148,5 +150,21 @@ describe('checkExternalModel (bring your own ONNX model)', () => {
     expect((await refusal(checkExternalModel(input({ baseline: { rows: 3 } })))).message).toMatch(
       /not a Keel baseline\.json/,
     );
+  });
+
+  it('documents a metadata file it accepts, with the current feature names (docs/bring-your-own-model.md)', async () => {
+    const doc = await readFile(new URL('../../../docs/bring-your-own-model.md', import.meta.url), 'utf8');
+    const example = JSON.parse(/```json\n([\s\S]*?)```/.exec(doc)![1]!) as {
+      feature_set: { names: string[] };
+    };
+    expect(example.feature_set.names).toEqual(FEATURE_SET.names);
+    const metadata = JSON.parse(
+      JSON.stringify(example).replace('<the current fingerprint, sha256:…>', FEATURE_SET.fingerprint),
+    );
+    expect(parseExternalMetadata(metadata, { name: 'churn' })).toMatchObject({
+      name: 'churn',
+      threshold: 0.5,
+    });
+    expect(doc).toContain(`shape \`[N, ${FEATURE_COUNT}]\``);
   });
 });
