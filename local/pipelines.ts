@@ -36,6 +36,8 @@ export interface PipelineRunner {
     pipeline: PipelineName,
     input: Record<string, unknown>,
     onTaskDone?: (state: string, output: unknown) => void,
+    /** Each failed task attempt, retried or not (what Step Functions' history shows). */
+    onTaskFailed?: (state: string, error: Error) => void,
   ): Promise<PipelineRun<T>>;
   /** Runs the drift job's handler directly, as its Lambda runs (a single task, not a state machine). */
   drift(input: DriftJobInput): Promise<DriftRun>;
@@ -179,13 +181,17 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       pipeline: PipelineName,
       input: Record<string, unknown>,
       onTaskDone?: (state: string, output: unknown) => void,
+      onTaskFailed?: (state: string, error: Error) => void,
     ) {
       const started = performance.now();
       const taskResourceLocalHandlers = Object.fromEntries(
         Object.entries(handlers[pipeline]).map(([state, handler]) => [
           state,
           async (taskInput: unknown) => {
-            const output = await handler(taskInput);
+            const output = await Promise.resolve(handler(taskInput)).catch((error: Error) => {
+              onTaskFailed?.(state, error);
+              throw error;
+            });
             onTaskDone?.(state, output);
             return output as never;
           },

@@ -2,7 +2,8 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
-import { ValidationError } from '#shared/errors.ts';
+import { isTransientAwsError } from '#shared/aws/errors.ts';
+import { KeelError, UnavailableError, ValidationError } from '#shared/errors.ts';
 import { issuesOf } from '#shared/inference/service.ts';
 import { logger } from '#shared/observability.ts';
 
@@ -19,7 +20,17 @@ export function step<S extends z.ZodType, O>(
   const handler = middy(async (event: unknown) => {
     const parsed = schema.safeParse(event);
     if (!parsed.success) throw new ValidationError('the step input is invalid', issuesOf(parsed.error));
-    return work(parsed.data);
+    try {
+      return await work(parsed.data);
+    } catch (error) {
+      // The state machine retries UnavailableError; a bare SDK error (ECONNREFUSED) would fail the run at once.
+      if (!(error instanceof KeelError) && isTransientAwsError(error)) {
+        throw new UnavailableError(`a dependency is unavailable: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
   }).use(injectLambdaContext(logger));
   return (input, context) => handler(input, context ?? ({} as Context));
 }
