@@ -835,16 +835,22 @@ describe('validation of props, at synth, saying what to fix', () => {
     expect(inference(props)).toThrow(message);
   });
 
-  it('captures predictions only with an outputs bucket, at a rate from 0 to 1; rate 0 grants no write', () => {
+  /** A stack beside the data stack, and predict settings over its resources. */
+  function predictScope() {
     const { data: d } = data();
     const stack = new Stack(d.node.scope as App, 'S', { env: ENV });
-    const base = {
+    const settings = {
       modelsBucket: d.buckets.models,
       registryTable: d.tables.modelRegistry,
       onlineTable: d.tables.onlineFeatures,
       modelName: 'churn',
       backend: { kind: 'onnx' } as const,
     };
+    return { d, stack, settings };
+  }
+
+  it('captures predictions only with an outputs bucket, at a rate from 0 to 1; rate 0 grants no write', () => {
+    const { d, stack, settings: base } = predictScope();
     expect(() => new LambdaPredict(stack, 'A', { settings: { ...base, captureSampleRate: 0.5 } })).toThrow(
       'LambdaPredict S/A: captureSampleRate needs an outputsBucket to capture to: add one or remove the rate',
     );
@@ -870,15 +876,7 @@ describe('validation of props, at synth, saying what to fix', () => {
   });
 
   it('refuses a Lambda timeout that API Gateway would cut short', () => {
-    const { data: d } = data();
-    const stack = new Stack(d.node.scope as App, 'S', { env: ENV });
-    const settings = {
-      modelsBucket: d.buckets.models,
-      registryTable: d.tables.modelRegistry,
-      onlineTable: d.tables.onlineFeatures,
-      modelName: 'churn',
-      backend: { kind: 'onnx' } as const,
-    };
+    const { stack, settings } = predictScope();
     expect(() => new LambdaPredict(stack, 'P', { settings, timeout: Duration.seconds(29) })).toThrow(
       "LambdaPredict S/P: timeout 29 seconds is not below API Gateway's 29-second integration timeout: lower it",
     );

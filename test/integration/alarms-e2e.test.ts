@@ -1,12 +1,14 @@
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AlarmStatus, AlarmsSnapshot } from '#local/alarms.ts';
 import type { Notification } from '#local/notifications.ts';
 import type { DriftReportDocument } from '#shared/drift/job.ts';
 import { ALARM_IDS } from '#shared/monitoring/alarms.ts';
-import { startKeelUp } from '../support/cli.ts';
+import { runKeel, startKeelUp } from '../support/cli.ts';
 import { startMonitoredPlatform } from '../support/monitoring.ts';
 
 /**
@@ -52,6 +54,19 @@ const statusesOf = (document: DriftReportDocument) =>
   );
 
 describe('alarms end to end through keel up', () => {
+  it('keel alarms says what to do when nothing is running', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'keel-alarms-none-'));
+    try {
+      const result = await runKeel(['alarms'], { KEEL_HOME: home });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(
+        /^keel: nothing is running in .*: start the local platform with `npm start`/,
+      );
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
   it('income ×1.9 pages through data drift (file, console, webhook); a sicker population pages through prediction drift', async () => {
     const p = await startMonitoredPlatform('alarms-drift', { KEEL_ONCALL_WEBHOOK: `${webhookUrl}/drift` });
     try {
