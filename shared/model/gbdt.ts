@@ -59,6 +59,8 @@ export const DEFAULT_GBDT_PARAMS: GbdtParams = {
 export interface GbdtOptions {
   /** Held-out rows for the validation log loss (and early stopping); else see validationFraction. */
   readonly validation?: Dataset;
+  /** Called after each boosting round with the rounds done and the most there can be (nTrees). */
+  readonly onRound?: (round: number, maxRounds: number) => void;
 }
 
 export interface GbdtResult {
@@ -132,6 +134,7 @@ export function trainGbdt(
     );
     grower.addToMargins(tree, margins);
     trees.push(tree.tree);
+    options.onRound?.(round, p.nTrees);
     if (!validation || !validMargins) continue;
 
     addTreeToMargins(tree.tree, validation, validMargins);

@@ -35,6 +35,21 @@ export interface TrainOptions {
   /** The current champion, recorded as the candidate's parent. */
   readonly parent: string | null;
   readonly clock?: () => number;
+  /** Called after each boosting round (gbdt) with rounds done and the most there can be. */
+  readonly onProgress?: TrainingProgress;
+}
+
+export type TrainingProgress = (done: number, total: number) => void;
+
+/**
+ * Listeners in this process for trainings that do not take a callback: the local platform runs the
+ * retrain step in the CLI's own process, and `keel train` draws its progress bar from here. Lambda has
+ * none. Returns the function that removes the listener.
+ */
+const progressListeners = new Set<TrainingProgress>();
+export function onTrainingProgress(listener: TrainingProgress): () => void {
+  progressListeners.add(listener);
+  return () => progressListeners.delete(listener);
 }
 
 export interface Candidate {
@@ -66,7 +81,11 @@ export async function trainCandidate(data: FeatureDataset, options: TrainOptions
   let model: ChurnModel;
   let params: Record<string, unknown>;
   if (algorithm === 'gbdt') {
-    const result = trainGbdt(train, { earlyStoppingRounds: 10, seed, ...options.params });
+    const onRound = (done: number, total: number) => {
+      options.onProgress?.(done, total);
+      for (const listener of progressListeners) listener(done, total);
+    };
+    const result = trainGbdt(train, { earlyStoppingRounds: 10, seed, ...options.params }, { onRound });
     model = result.model;
     params = { ...result.params, bestIteration: result.bestIteration, stoppedEarly: result.stoppedEarly };
   } else {

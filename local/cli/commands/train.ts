@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import type { Deployment } from '#shared/registry/registry.ts';
+import { onTrainingProgress } from '#shared/training/train.ts';
 import { type Output, UserError } from '../output.ts';
+import type { Progress } from '../progress.ts';
 import { runPipelineCommand } from '../run-pipeline.ts';
 
 interface RetrainOutput {
@@ -52,14 +54,28 @@ Examples:
         }
         if (options.promote && options.ifBetter)
           throw new UserError('use either --promote or --if-better, not both');
-        const result = await runPipelineCommand<RetrainOutput>(output, 'retrain', {
-          algorithm: options.algorithm,
-          seed: options.seed,
-          margin: options.margin,
-          promotion: options.promote ? 'always' : options.ifBetter ? 'if-better' : 'never',
-          requireApproval: options.requireApproval ?? false,
-          ...(options.dataset ? { datasetPrefix: options.dataset } : {}),
+        // The local runner trains in this process: draw its boosting rounds (rate, ETA up to nTrees).
+        let bar: Progress | undefined;
+        let rounds = 0;
+        const stopListening = onTrainingProgress((done, total) => {
+          bar ??= output.progress('training', total, 'rounds');
+          rounds = done;
+          bar?.update(done);
         });
+        let result: RetrainOutput;
+        try {
+          result = await runPipelineCommand<RetrainOutput>(output, 'retrain', {
+            algorithm: options.algorithm,
+            seed: options.seed,
+            margin: options.margin,
+            promotion: options.promote ? 'always' : options.ifBetter ? 'if-better' : 'never',
+            requireApproval: options.requireApproval ?? false,
+            ...(options.dataset ? { datasetPrefix: options.dataset } : {}),
+          });
+        } finally {
+          stopListening();
+          bar?.finish(rounds);
+        }
         const c = result.candidate;
         output.result(result, () =>
           [
