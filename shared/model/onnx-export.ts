@@ -266,7 +266,8 @@ function checkFinite(value: number, what: string): void {
   if (!Number.isFinite(value)) throw new OnnxExportError(`${what} is not a finite number (${value})`);
 }
 
-function tensorInfo(
+/** A graph input or output: a tensor of `elemType` with fixed (number) or named (string) dimensions. */
+export function tensorInfo(
   name: string,
   elemType: number,
   dims: (number | string)[],

@@ -9,6 +9,7 @@ import { type Baseline, buildBaseline } from '#shared/drift/baseline.ts';
 import { type FieldIssue, KeelError, ValidationError } from '#shared/errors.ts';
 import type { FeatureSet } from '#shared/features/encode.ts';
 import { evaluateBinary } from '#shared/model/metrics.ts';
+import { tensorInfo } from '#shared/model/onnx-export.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { ModelFormatError } from '#shared/model/scorer.ts';
 import { type ModelMetadata, modelMetadataSchema, type NewModelMetadata } from './metadata.ts';
@@ -130,7 +131,8 @@ export function normalizeOnnx(bytes: Uint8Array): { onnx: Uint8Array; changes: s
     node.opType = 'Identity';
     node.domain = '';
     node.attribute = [];
-    output.type = tensorType(DataType.FLOAT, ['N', classes > 0 ? classes : 'C']);
+    output.type =
+      tensorInfo(output.name ?? '', DataType.FLOAT, ['N', classes > 0 ? classes : 'C']).type ?? null;
     changes.push(`ZipMap output '${output.name}' replaced by its probability tensor`);
   }
 
@@ -160,15 +162,6 @@ export function normalizeOnnx(bytes: Uint8Array): { onnx: Uint8Array; changes: s
     model.opsetImport.push(onnx.OperatorSetIdProto.create({ domain: '', version: 13 }));
   }
   return { onnx: changes.length > 0 ? onnx.ModelProto.encode(model).finish() : bytes, changes };
-}
-
-function tensorType(elemType: number, dims: (number | string)[]): onnxProto.onnx.ITypeProto {
-  return {
-    tensorType: {
-      elemType,
-      shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-    },
-  };
 }
 
 /** Feature rows to check the model on (this deployment's encoding), with labels when known. */

@@ -1,5 +1,6 @@
 import onnxProto from 'onnx-proto';
 import { FEATURE_COUNT, FEATURE_SET, featureIndex } from '#shared/features/index.ts';
+import { tensorInfo } from '#shared/model/onnx-export.ts';
 
 /**
  * A model of another kind than Keel's trainer writes, shaped the way skl2onnx converts a scikit-learn
@@ -86,18 +87,6 @@ export function externalOnnx(options: ExternalModelOptions = {}): Uint8Array {
     },
   });
   return onnx.ModelProto.encode(model).finish();
-}
-
-function tensorInfo(name: string, elemType: number, dims: (string | number)[]) {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  };
 }
 
 /** The class-1 probability the model computes for one encoded row, in double precision. */
