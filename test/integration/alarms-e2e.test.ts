@@ -8,6 +8,7 @@ import type { AlarmStatus, AlarmsSnapshot } from '#local/alarms.ts';
 import type { Notification } from '#local/notifications.ts';
 import type { DriftReportDocument } from '#shared/drift/job.ts';
 import { ALARM_IDS } from '#shared/monitoring/alarms.ts';
+import { TEST_EMULATOR } from '../support/aws.ts';
 import { runKeel, startKeelUp } from '../support/cli.ts';
 import { startMonitoredPlatform } from '../support/monitoring.ts';
 
@@ -53,7 +54,9 @@ const statusesOf = (document: DriftReportDocument) =>
     document.report.features.map((f) => [f.kind === 'numeric' ? f.feature : f.field, f.status]),
   );
 
-describe('alarms end to end through keel up', () => {
+// `keel up` runs its own embedded servers whatever KEEL_TEST_EMULATOR says: the moto pass would repeat
+// the same run, so it is left to the embedded one.
+describe.skipIf(TEST_EMULATOR === 'moto')('alarms end to end through keel up', () => {
   it('keel alarms says what to do when nothing is running', async () => {
     const home = await mkdtemp(join(tmpdir(), 'keel-alarms-none-'));
     try {
