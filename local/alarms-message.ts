@@ -7,7 +7,7 @@ import {
   renderAlarmRule,
   renderExpression,
 } from '#shared/monitoring/alarms.ts';
-import type { AlarmState, Datapoint } from '#shared/monitoring/evaluate.ts';
+import { type AlarmState, breaches, type Datapoint } from '#shared/monitoring/evaluate.ts';
 import type { DeploymentEnvironment } from '#shared/resources.ts';
 import type { WebhookDelivery } from './notifications.ts';
 
@@ -54,8 +54,12 @@ export function stateReason(
   }
   const listed = recent.map((d) => `${round(d.value)} (${new Date(d.at).toISOString()})`).join(', ');
   const op = OPERATOR_TEXT[definition.comparisonOperator];
-  const verdict = state === 'ALARM' ? 'was' : 'was not';
-  return `Threshold Crossed: ${recent.length} datapoint${recent.length === 1 ? '' : 's'} [${listed}] ${verdict} ${op} the threshold (${definition.threshold}) (minimum ${definition.datapointsToAlarm} of ${definition.evaluationPeriods} for ALARM).`;
+  const alarming = state === 'ALARM';
+  const counted = recent.filter(
+    (d) => breaches(d.value, definition.comparisonOperator, definition.threshold) === alarming,
+  ).length;
+  const verb = counted === 1 ? 'was' : 'were';
+  return `Threshold Crossed: ${counted} out of the last ${recent.length} datapoint${recent.length === 1 ? '' : 's'} [${listed}] ${verb}${alarming ? '' : ' not'} ${op} the threshold (${definition.threshold}) (minimum ${definition.datapointsToAlarm} of ${definition.evaluationPeriods} for ALARM).`;
 }
 
 const round = (value: number) => Number(value.toPrecision(6));

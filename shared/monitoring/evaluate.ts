@@ -138,7 +138,8 @@ export type AlarmCondition = Pick<
   'evaluationPeriods' | 'datapointsToAlarm' | 'comparisonOperator' | 'threshold' | 'treatMissingData'
 >;
 
-function breaches(value: number, operator: ComparisonOperator, threshold: number): boolean {
+/** Whether `value` is on the alarming side of `threshold`. */
+export function breaches(value: number, operator: ComparisonOperator, threshold: number): boolean {
   switch (operator) {
     case 'GreaterThanOrEqualToThreshold':
       return value >= threshold;

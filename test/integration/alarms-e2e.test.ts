@@ -101,7 +101,7 @@ describe.skipIf(TEST_EMULATOR === 'moto')('alarms end to end through keel up', (
         Trigger: { MetricName: 'MaxFeaturePsi', Namespace: 'Keel', Statistic: 'MAXIMUM', Threshold: 0.25 },
       });
       expect((page.message as { NewStateReason: string }).NewStateReason).toMatch(
-        /^Threshold Crossed: 1 datapoint/,
+        /^Threshold Crossed: 1 out of the last 1 datapoint \[/,
       );
       expect(page.webhook).toMatchObject({ status: 'delivered', attempts: 1, detail: 'HTTP 200' });
       expect(p.keel.output()).toContain('notification: ALARM: "keel-local-data-drift-page"');
