@@ -233,6 +233,11 @@ export async function checkExternalModel(input: ExternalModelInput): Promise<Che
     );
   }
 
+  if (input.rows.rows === 0) {
+    throw new ExternalModelError(
+      `${input.rows.source} has no rows to check the model on: pass another dataset`,
+    );
+  }
   const { onnx: servable, changes } = normalizeOnnx(input.onnx);
   let scorer: Awaited<ReturnType<typeof loadOnnxScorer>>;
   try {
