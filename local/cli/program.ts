@@ -52,19 +52,21 @@ Examples:
   return program;
 }
 
-/** Top-level commands that act on a deployed stage with --stage; the others are local by nature. */
+/** Commands that act on a deployed stage with --stage; the others are local by nature. */
 const STAGE_COMMANDS = new Set(['models', 'predict', 'train', 'etl', 'batch']);
+/** Approval requests live in the local KEEL_HOME only. */
+const LOCAL_SUBCOMMANDS = new Set(['models approvals', 'models approve', 'models reject']);
 
 function checkTarget(options: TargetOptions, action: Command): void {
-  let root = action;
-  while (root.parent?.parent) root = root.parent;
+  const path: string[] = [];
+  for (let c: Command | null = action; c?.parent; c = c.parent) path.unshift(c.name());
   if (!options.stage && (options.region || options.profile)) {
     throw new UserError(
       '--region and --profile choose the AWS account of a deployed stage: add --stage NAME',
     );
   }
-  if (options.stage && !STAGE_COMMANDS.has(root.name())) {
-    throw new UserError(`keel ${root.name()} works on the local platform only; drop --stage`);
+  if (options.stage && (!STAGE_COMMANDS.has(path[0] ?? '') || LOCAL_SUBCOMMANDS.has(path.join(' ')))) {
+    throw new UserError(`keel ${path.join(' ')} works on the local platform only; drop --stage`);
   }
   // The SDK's default credential chain reads the profile from the environment, for every client.
   if (options.profile) process.env.AWS_PROFILE = options.profile;

@@ -215,5 +215,7 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
     );
     const local = await runKeel(['--stage', STAGE, 'up'], env);
     expect(local.stderr).toContain('keel up works on the local platform only');
+    const approvals = await runKeel(['--stage', STAGE, 'models', 'approvals'], env);
+    expect(approvals.stderr).toContain('keel models approvals works on the local platform only');
   });
 });
