@@ -49,6 +49,8 @@ import type { Notification, Notifier } from './notifications.ts';
 
 export const ALARM_INTERVAL_ENV = 'KEEL_ALARM_INTERVAL_SECONDS';
 export const ONCALL_WEBHOOK_ENV = 'KEEL_ONCALL_WEBHOOK';
+/** The signal `keel alarms --evaluate` sends a running `keel up` (SIGUSR1 would start Node's inspector). */
+export const ALARM_EVALUATE_SIGNAL = 'SIGUSR2';
 
 export const alarmsFile = (home: string) => join(home, 'alarms.json');
 
@@ -397,6 +399,3 @@ export async function createAlarmLoop(options: AlarmLoopOptions): Promise<AlarmL
     },
   };
 }
-
-/** The signal `keel alarms --evaluate` sends a running `keel up` (SIGUSR1 would start Node's inspector). */
-export const ALARM_EVALUATE_SIGNAL = 'SIGUSR2';
