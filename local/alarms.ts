@@ -132,16 +132,16 @@ const OPERATOR: Record<AlarmDefinition['comparisonOperator'], string> = {
 };
 
 /**
- * New EMF samples of the metrics file since the last call (the first call reads it from the start),
- * keeping only samples `keep` accepts; a line cut at the end of the file waits for its rest. A file
- * that shrank (deleted, truncated) is read again from its start.
+ * A reader of the metrics file: each call returns the EMF samples appended since the last one (the
+ * first reads the file from its start) that `keep` accepts; a line cut at the end of the file waits
+ * for its rest. A file that shrank (deleted, truncated) is read again from its start.
  */
-export function metricsTail(file: string, keep: (sample: MetricSample) => boolean) {
+export function metricsTail(file: string) {
   let offset = 0;
   let decoder = new StringDecoder('utf8');
   let partial = '';
   const chunk = Buffer.alloc(1 << 20);
-  return async function read(): Promise<MetricSample[]> {
+  return async function read(keep: (sample: MetricSample) => boolean): Promise<MetricSample[]> {
     let handle: Awaited<ReturnType<typeof open>>;
     try {
       handle = await open(file, 'r');
@@ -204,18 +204,17 @@ export async function createAlarmLoop(options: AlarmLoopOptions): Promise<AlarmL
   const log = options.log ?? (() => {});
   const nameOf = (id: string) => alarmName(environment.stage, id);
   const local = catalog.alarms.filter((a) => a.source === 'emf');
-  const watched = new Set(
-    local.flatMap((a) =>
-      (a.metric.kind === 'metric' ? [a.metric.metric] : Object.values(a.metric.metrics)).map(
-        (s) => `${s.namespace}\u0000${s.metricName}`,
-      ),
-    ),
-  );
-  // Memory stays bounded by the longest evaluation range (plus the period in progress).
-  const horizonMs = Math.max(...local.map((a) => (evaluationRange(a) + 1) * a.periodSeconds * 1000));
-  const read = metricsTail(metricsFile(options.home), (s) =>
-    watched.has(`${s.namespace}\u0000${s.metricName}`),
-  );
+  // Memory stays bounded: a metric's samples are kept for the longest evaluation range (plus the
+  // period in progress) of the alarms watching it, and samples of metrics no alarm watches not at all.
+  const horizonMs = new Map<string, number>();
+  const keyOf = (s: { namespace: string; metricName: string }) => `${s.namespace}\u0000${s.metricName}`;
+  for (const alarm of local) {
+    const range = (evaluationRange(alarm) + 1) * alarm.periodSeconds * 1000;
+    const stats =
+      alarm.metric.kind === 'metric' ? [alarm.metric.metric] : Object.values(alarm.metric.metrics);
+    for (const stat of stats) horizonMs.set(keyOf(stat), Math.max(horizonMs.get(keyOf(stat)) ?? 0, range));
+  }
+  const read = metricsTail(metricsFile(options.home));
   let samples: MetricSample[] = [];
 
   const previous = await readAlarmsSnapshot(options.home);
@@ -272,7 +271,11 @@ export async function createAlarmLoop(options: AlarmLoopOptions): Promise<AlarmL
   async function evaluateOnce(): Promise<AlarmsSnapshot> {
     const at = now();
     const t = at.getTime();
-    samples = [...samples, ...(await read())].filter((s) => s.timestamp >= t - horizonMs);
+    const recent = (sample: MetricSample) => {
+      const horizon = horizonMs.get(keyOf(sample));
+      return horizon !== undefined && sample.timestamp >= t - horizon;
+    };
+    samples = [...samples.filter(recent), ...(await read(recent))];
     const statuses: AlarmStatus[] = [];
     const transitions: [AlarmDefinition, Transition][] = [];
     const states: Record<string, AlarmState> = {};
