@@ -15,6 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLocalApi } from '#local/api.ts';
 import { type LocalServers, startLocalServers } from '#local/servers.ts';
+import type { AwsTarget } from '#shared/aws/clients.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 import { servingEnvironment } from './events.ts';
 import { type KeelFixtureInfo, startKeelFixture } from './keel-fixture.ts';
@@ -25,6 +26,8 @@ export interface KeelServerReady {
   pid: number;
   /** Servers started and handler imported (model loaded at init), in ms since the process started. */
   readyAtMs: number;
+  /** Where its embedded S3 and DynamoDB listen (the soak promotes a model there). */
+  target: AwsTarget;
   /** Present when this process built its own state. */
   fixture?: KeelFixtureInfo;
 }
@@ -142,6 +145,7 @@ async function main(): Promise<void> {
     url: api.url,
     pid: process.pid,
     readyAtMs: round(performance.now()),
+    target: servers.target,
     ...(fixture ? { fixture } : {}),
   };
   process.stdout.write(`READY ${JSON.stringify(ready)}\n`);
