@@ -27,7 +27,8 @@ export function buildProgram(): Command {
       'after',
       `
 Commands act on the local platform (\`npm start\` in another terminal) unless --stage names a deployed
-one; then \`models\` and \`predict\` (SigV4-signed) work against AWS. See docs/cli.md.
+one; then \`models\`, \`predict\` (SigV4-signed) and the pipelines (\`etl run\`, \`train\`, \`batch run\`:
+an execution of the deployed state machine) work against AWS. See docs/cli.md.
 
 Examples:
   $ keel models list

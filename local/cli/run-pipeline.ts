@@ -1,12 +1,14 @@
 import { createPipelineRunner, type PipelineRun } from '#local/pipelines.ts';
 import { keelHome, requireRuntime, runtimeTarget } from '#local/runtime.ts';
+import { runStageExecution } from '#local/stage-executions.ts';
 import type { PipelineName } from '#shared/pipelines/definitions.ts';
 import type { ResourceNames } from '#shared/resources.ts';
 import { type Output, UserError } from './output.ts';
 
 /**
- * Runs a pipeline's synthesized state machine against the running local platform, with progress, and
- * turns a failed execution into a non-zero exit with the execution's error.
+ * Runs a pipeline's state machine and returns its output, with progress: the synthesized one against the
+ * running local platform, or with --stage the deployed one (StartExecution, then waiting for its end).
+ * A failed execution is a non-zero exit with the execution's error.
  */
 export async function runPipelineCommand<T>(
   output: Output,
@@ -21,18 +23,20 @@ export async function runPipelineCommand<T>(
 ): Promise<T> {
   const stage = await output.stage();
   if (stage) {
-    // Starting a deployed state machine needs the Step Functions client, not a dependency of Keel yet:
-    // hand over the exact command instead.
     const arn = stage.stateMachines[pipeline];
     if (!arn)
+      throw new UserError(`stack Keel-${stage.stage}-Pipelines has no ${pipeline} state machine: deploy it`);
+    output.info(`running the ${pipeline} state machine of stage ${stage.stage}…`);
+    const run = await runStageExecution(stage.target.region, arn, input, {
+      onStarted: (execution) => output.info(`execution ${execution}`),
+    });
+    if (run.status !== 'SUCCEEDED') {
       throw new UserError(
-        `stack Keel-${stage.stage}-Pipelines is not deployed (no ${pipeline} state machine)`,
+        `the ${pipeline} execution ${run.status.toLowerCase()}: ${run.error ?? 'unknown error'}` +
+          `${run.cause ? `: ${run.cause}` : ''} (execution ${run.executionArn})`,
       );
-    throw new UserError(
-      `keel does not start deployed executions yet; start this one with the AWS CLI:\n` +
-        `  aws stepfunctions start-execution --region ${stage.target.region} --state-machine-arn ${arn} ` +
-        `--input '${JSON.stringify(input)}'`,
-    );
+    }
+    return JSON.parse(run.output ?? 'null') as T;
   }
   const home = keelHome();
   const runtime = await requireRuntime(home);

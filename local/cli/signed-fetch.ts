@@ -3,8 +3,9 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 
 /**
- * HTTP requests to a deployed inference API, signed with SigV4 for `execute-api` (the API uses IAM
- * authorization), with the credentials of the SDK's default chain (AWS_PROFILE, environment, SSO…).
+ * HTTP requests signed with SigV4, with the credentials of the SDK's default chain (AWS_PROFILE,
+ * environment, SSO…): to a deployed inference API (IAM authorization), and to AWS APIs Keel has no
+ * SDK client for.
  */
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 
@@ -35,14 +36,17 @@ class Sha256 {
   }
 }
 
-/** POSTs JSON to `url`, signed for API Gateway in `region`. */
-export async function signedJsonPost(url: URL, body: string, region: string): Promise<Response> {
+/** A POST signed with SigV4 for `service` in `region`. */
+export async function signedPost(
+  url: URL,
+  request: { service: string; region: string; headers: Record<string, string>; body: string },
+): Promise<Response> {
   // Any SDK client resolves the default credential chain; its config exposes the provider.
-  const client = new S3Client({ region });
+  const client = new S3Client({ region: request.region });
   try {
     const signer = new SignatureV4({
-      service: 'execute-api',
-      region,
+      service: request.service,
+      region: request.region,
       credentials: client.config.credentials,
       sha256: Sha256,
     });
@@ -53,13 +57,17 @@ export async function signedJsonPost(url: URL, body: string, region: string): Pr
       port: url.port ? Number(url.port) : undefined,
       path: url.pathname,
       query: Object.fromEntries(url.searchParams),
-      headers: { host: url.host, 'content-type': 'application/json' },
-      body,
+      headers: { ...request.headers, host: url.host },
+      body: request.body,
     });
     // fetch sets Host itself, from the same URL that was signed.
     const { host: _host, ...headers } = signed.headers;
-    return await fetch(url, { method: 'POST', headers, body });
+    return await fetch(url, { method: 'POST', headers, body: request.body });
   } finally {
     client.destroy();
   }
 }
+
+/** POSTs JSON to `url`, signed for API Gateway (`execute-api`) in `region`. */
+export const signedJsonPost = (url: URL, body: string, region: string) =>
+  signedPost(url, { service: 'execute-api', region, headers: { 'content-type': 'application/json' }, body });

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataStack } from '#lib/stacks/data-stack.ts';
 import { provisionResources } from '#local/provision.ts';
 import { resolveStage, STAGE_OUTPUTS, stackName } from '#local/stage.ts';
+import { stepFunctions } from '#local/stage-executions.ts';
 import { createAwsClients } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
@@ -28,9 +29,20 @@ import { promoteVersion, registerTrainedModel } from '../support/model.ts';
 const STAGE = 'it';
 const REGION = 'us-east-1';
 const names: ResourceNames = resourceNames({ stage: STAGE, account: '123456789012', region: REGION });
-const STATE_MACHINE = `arn:aws:states:${REGION}:123456789012:stateMachine:keel-${STAGE}-retrain`;
+const ROLE = 'arn:aws:iam::123456789012:role/keel-it-states';
+/**
+ * Played by moto, which runs these definitions: retrain answers its input, ETL fails. moto 5.2's
+ * executor answers 500 to every StartExecution after the first one of a server, so each state machine
+ * gets a moto_server of its own (the ARNs are the same on each).
+ */
+const MACHINES = {
+  retrain: { StartAt: 'Echo', States: { Echo: { Type: 'Pass', End: true } } },
+  etl: { StartAt: 'Fail', States: { Fail: { Type: 'Fail', Error: 'EtlFailed', Cause: 'bad rows' } } },
+};
+const machineArns: Record<string, string> = {};
 
 let moto: Awaited<ReturnType<typeof startMoto>>;
+const machineServers: Record<string, Awaited<ReturnType<typeof startMoto>>> = {};
 let aws: TestAws;
 let api: TestApi;
 let recorder: Server;
@@ -118,6 +130,22 @@ beforeAll(async () => {
   recorderUrl = `http://127.0.0.1:${(recorder.address() as { port: number }).port}/v1/`;
 
   const endpoint = moto.target.endpoints!.s3;
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'AKIDTEST', AWS_SECRET_ACCESS_KEY: 'secret' });
+  for (const [pipeline, definition] of Object.entries(MACHINES)) {
+    const server = await startMoto();
+    machineServers[pipeline] = server;
+    process.env.AWS_ENDPOINT_URL_SFN = server.target.endpoints!.s3;
+    await fetch(`${process.env.AWS_ENDPOINT_URL_SFN}/moto-api/config`, {
+      method: 'POST',
+      body: JSON.stringify({ stepfunctions: { execute_state_machine: true } }),
+    });
+    const created = await stepFunctions<{ stateMachineArn: string }>(REGION, 'CreateStateMachine', {
+      name: `keel-${STAGE}-${pipeline}`,
+      definition: JSON.stringify(definition),
+      roleArn: ROLE,
+    });
+    machineArns[pipeline] = created.stateMachineArn;
+  }
   const cfn = new CloudFormationClient({
     region: REGION,
     endpoint,
@@ -129,7 +157,8 @@ beforeAll(async () => {
   });
   await createStack(cfn, stackName(STAGE, 'Inference'), { [STAGE_OUTPUTS.apiUrl]: recorderUrl });
   await createStack(cfn, stackName(STAGE, 'Pipelines'), {
-    [STAGE_OUTPUTS.stateMachines.retrain]: STATE_MACHINE,
+    [STAGE_OUTPUTS.stateMachines.retrain]: machineArns.retrain!,
+    [STAGE_OUTPUTS.stateMachines.etl]: machineArns.etl!,
   });
   cfn.destroy();
   env = {
@@ -149,6 +178,7 @@ afterAll(async () => {
   aws?.clients.s3.destroy();
   aws?.clients.dynamo.destroy();
   moto?.process.kill('SIGTERM');
+  for (const server of Object.values(machineServers)) server.process.kill('SIGTERM');
   if (home) await rm(home, { recursive: true, force: true });
 });
 
@@ -174,7 +204,7 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
     cfn.destroy();
     expect(stage.names).toEqual(names);
     expect(stage.apiUrl).toBe(recorderUrl);
-    expect(stage.stateMachines).toEqual({ retrain: STATE_MACHINE });
+    expect(stage.stateMachines).toEqual({ retrain: machineArns.retrain, etl: machineArns.etl });
   });
 
   it('keel --stage models list reads the stage registry, with no local platform running', async () => {
@@ -204,15 +234,36 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
     expect(signed.headers.authorization).toContain(`Signature=${sigV4Signature(signed, 'secret')}`);
   });
 
-  it('names the missing stack, and hands over the command for pipelines', async () => {
+  it('runs the pipelines as executions of the deployed state machines, and reports their failure', async () => {
+    const sfn = (pipeline: string) => ({
+      ...env,
+      AWS_ENDPOINT_URL_SFN: machineServers[pipeline]!.target.endpoints!.s3,
+    });
+    const train = await runKeel(
+      ['--json', '--stage', STAGE, 'train', '--algorithm', 'logistic'],
+      sfn('retrain'),
+    );
+    expect(train.stderr).toMatch(
+      /execution arn:aws:states:us-east-1:123456789012:execution:keel-it-retrain:/,
+    );
+    expect(JSON.parse(train.stdout)).toEqual({
+      algorithm: 'logistic',
+      seed: 42,
+      margin: 0,
+      promotion: 'never',
+      requireApproval: false,
+    });
+    const etl = await runKeel(['--stage', STAGE, 'etl', 'run'], sfn('etl'));
+    expect(etl.code).toBe(1);
+    expect(etl.stderr).toMatch(/the etl execution failed: EtlFailed: bad rows \(execution arn:aws:states:/);
+    const batch = await runKeel(['--stage', STAGE, 'batch', 'run'], env);
+    expect(batch.stderr).toContain('stack Keel-it-Pipelines has no batch state machine: deploy it');
+  });
+
+  it('names the missing stack, and refuses --stage for local-only commands', async () => {
     const missing = await runKeel(['--stage', 'nope', 'models', 'list'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/stack Keel-nope-Data does not exist in us-east-1: deploy the stage/);
-    const train = await runKeel(['--stage', STAGE, 'train'], env);
-    expect(train.code).toBe(1);
-    expect(train.stderr).toContain(
-      `aws stepfunctions start-execution --region us-east-1 --state-machine-arn ${STATE_MACHINE}`,
-    );
     const local = await runKeel(['--stage', STAGE, 'up'], env);
     expect(local.stderr).toContain('keel up works on the local platform only');
     const approvals = await runKeel(['--stage', STAGE, 'models', 'approvals'], env);
