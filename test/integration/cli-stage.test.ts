@@ -201,10 +201,16 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
       credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' },
     });
     const stage = await resolveStage(STAGE, { cfn });
-    cfn.destroy();
     expect(stage.names).toEqual(names);
     expect(stage.apiUrl).toBe(recorderUrl);
     expect(stage.stateMachines).toEqual({ retrain: machineArns.retrain, etl: machineArns.etl });
+    // A data stack of another Keel version, without the table outputs: named, not guessed.
+    await createStack(cfn, stackName('old', 'Data'), { RawBucketName: 'raw' });
+    await expect(resolveStage('old', { cfn })).rejects.toThrow(
+      'stack Keel-old-Data lacks the outputs FeaturesBucketName, ModelsBucketName, OutputsBucketName, ' +
+        'OnlineFeaturesTableName, ModelRegistryTableName: redeploy it',
+    );
+    cfn.destroy();
   });
 
   it('keel --stage models list reads the stage registry, with no local platform running', async () => {
