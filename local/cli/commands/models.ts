@@ -41,15 +41,17 @@ Examples:
           listVersions(ctx.registry, ctx.modelName),
           getChampion(ctx.registry, ctx.modelName),
         ]);
+        // Externally trained models bring algorithm names of any length: size that column to fit.
+        const width = Math.max('algorithm'.length, ...versions.map((v) => v.algorithm.length)) + 1;
         output.result({ name: ctx.modelName, champion: champion ?? null, versions }, () =>
           versions.length === 0
             ? `${ctx.modelName}: no versions yet (run \`keel train\`)`
             : [
-                'version  champion  created_at                algorithm            auc     logloss  fingerprint',
+                `version  champion  created_at                ${'algorithm'.padEnd(width)}auc     logloss  fingerprint`,
                 ...versions.map(
                   (v) =>
                     `${v.version.padEnd(8)} ${(v.version === champion ? '*' : '').padEnd(9)} ${v.created_at.padEnd(25)} ` +
-                    `${v.algorithm.padEnd(20)} ${v.metrics.auc.toFixed(4)}  ${v.metrics.logloss.toFixed(4)}   ` +
+                    `${v.algorithm.padEnd(width)}${v.metrics.auc.toFixed(4)}  ${v.metrics.logloss.toFixed(4)}   ` +
                     `${v.fingerprint === FEATURE_SET.fingerprint ? 'current' : v.fingerprint.slice(0, 19)}`,
                 ),
               ].join('\n'),
