@@ -124,15 +124,18 @@ export function normalizeOnnx(bytes: Uint8Array): { onnx: Uint8Array; changes: s
     if (node.opType !== 'ZipMap' || node.domain !== 'ai.onnx.ml') continue;
     const output = graph.output.find((o) => o.name === node.output[0]);
     if (!output) continue;
-    const labels = node.attribute.find(
-      (a) => a.name === 'classlabels_int64s' || a.name === 'classlabels_strings',
-    );
-    const classes = (labels?.ints?.length ?? 0) + (labels?.strings?.length ?? 0);
+    // Column 1 is read as class 1: the map's keys must be the integer labels 0 and 1, in that order.
+    const labels = node.attribute.find((a) => a.name === 'classlabels_int64s')?.ints?.map(Number);
+    if (labels?.length !== 2 || labels[0] !== 0 || labels[1] !== 1) {
+      throw new ModelFormatError(
+        `ZipMap output '${output.name}' maps classes ${labels ? `[${labels.join(', ')}]` : 'named by strings'}; ` +
+          'Keel reads class 1 from the second column: train with integer labels 0 and 1',
+      );
+    }
     node.opType = 'Identity';
     node.domain = '';
     node.attribute = [];
-    output.type =
-      tensorInfo(output.name ?? '', DataType.FLOAT, ['N', classes > 0 ? classes : 'C']).type ?? null;
+    output.type = tensorInfo(output.name ?? '', DataType.FLOAT, ['N', 2]).type ?? null;
     changes.push(`ZipMap output '${output.name}' replaced by its probability tensor`);
   }
 

@@ -26,6 +26,8 @@ export interface ExternalModelOptions {
   readonly inputType?: 'float' | 'double';
   /** LOGISTIC gives probabilities; NONE gives raw margins (not probabilities). */
   readonly postTransform?: 'LOGISTIC' | 'NONE';
+  /** The ZipMap's class labels; default [0, 1]. */
+  readonly zipMapLabels?: number[];
 }
 
 export function externalOnnx(options: ExternalModelOptions = {}): Uint8Array {
@@ -81,7 +83,7 @@ export function externalOnnx(options: ExternalModelOptions = {}): Uint8Array {
           name: 'zipmap',
           input: ['probability_tensor'],
           output: ['output_probability'],
-          attribute: [{ name: 'classlabels_int64s', type: Attr.INTS, ints: [0, 1] }],
+          attribute: [{ name: 'classlabels_int64s', type: Attr.INTS, ints: options.zipMapLabels ?? [0, 1] }],
         },
       ],
     },

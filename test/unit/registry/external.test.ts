@@ -104,6 +104,11 @@ describe('checkExternalModel (bring your own ONNX model)', () => {
     expect(error.message).toMatch(/feature-set order \(age, income, log_income/);
   });
 
+  it('refuses a ZipMap whose second class is not 1', async () => {
+    const error = await refusal(checkExternalModel(input({ onnx: externalOnnx({ zipMapLabels: [1, 0] }) })));
+    expect(error.message).toMatch(/maps classes \[1, 0\]; Keel reads class 1 from the second column/);
+  });
+
   it('refuses outputs that are not probabilities (raw margins), naming the row', async () => {
     const error = await refusal(checkExternalModel(input({ onnx: externalOnnx({ postTransform: 'NONE' }) })));
     expect(error.message).toMatch(
