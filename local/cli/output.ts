@@ -12,10 +12,6 @@ export class UserError extends Error {
   }
 }
 
-/**
- * Where commands write: a human summary on stdout, or one JSON document with `--json` (then progress
- * and notes are kept off stdout so scripts can parse it).
- */
 /** The global options that choose what a command acts on: the local platform, or a deployed stage. */
 export interface TargetOptions {
   readonly stage?: string;
@@ -25,6 +21,10 @@ export interface TargetOptions {
   readonly endpoint?: string;
 }
 
+/**
+ * Where commands write: a human summary on stdout, or one JSON document with `--json` (then progress
+ * and notes are kept off stdout so scripts can parse it); and what they act on (`--stage`).
+ */
 export class Output {
   constructor(
     private readonly json: () => boolean,
