@@ -124,7 +124,8 @@ describe('a dependency dies during a prediction stream', () => {
       expect([200, 503]).toContain(answer.status);
       if (answer.status === 503) expect(answer.code).toBe('Unavailable');
     }
-    const during = answers.filter((a) => a.at > downAt + 100 && a.at < upAt);
+    // Answers that arrived well inside the outage (requests already past DynamoDB may finish just after the cut).
+    const during = answers.filter((a) => a.at > downAt + 500 && a.at < upAt);
     expect(during.length).toBeGreaterThan(0);
     expect(during.every((a) => a.status === 503)).toBe(true);
     expect(answers.filter((a) => a.at < downAt).every((a) => a.status === 200)).toBe(true);
