@@ -35,7 +35,10 @@ export interface TrainOptions {
   /** The current champion, recorded as the candidate's parent. */
   readonly parent: string | null;
   readonly clock?: () => number;
-  /** Called after each boosting round (gbdt) with rounds done and the most there can be. */
+  /**
+   * Called after each boosting round (gbdt) with rounds done and the most there can be, then once with
+   * done = total when training ends.
+   */
   readonly onProgress?: TrainingProgress;
 }
 
@@ -81,11 +84,15 @@ export async function trainCandidate(data: FeatureDataset, options: TrainOptions
   let model: ChurnModel;
   let params: Record<string, unknown>;
   if (algorithm === 'gbdt') {
+    let rounds = 0;
     const onRound = (done: number, total: number) => {
+      rounds = done;
       options.onProgress?.(done, total);
       for (const listener of progressListeners) listener(done, total);
     };
     const result = trainGbdt(train, { earlyStoppingRounds: 10, seed, ...options.params }, { onRound });
+    // Early stopping ends before nTrees: the last report says done = total, the rounds actually run.
+    if (rounds > 0) onRound(rounds, rounds);
     model = result.model;
     params = { ...result.params, bestIteration: result.bestIteration, stoppedEarly: result.stoppedEarly };
   } else {

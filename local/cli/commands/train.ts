@@ -55,12 +55,14 @@ Examples:
         if (options.promote && options.ifBetter)
           throw new UserError('use either --promote or --if-better, not both');
         // The local runner trains in this process: draw its boosting rounds (rate, ETA up to nTrees).
-        let bar: Progress | undefined;
-        let rounds = 0;
+        let bar: { progress: Progress | undefined; max: number } | undefined;
         const stopListening = onTrainingProgress((done, total) => {
-          bar ??= output.progress('training', total, 'rounds');
-          rounds = done;
-          bar?.update(done);
+          bar ??= { progress: output.progress('training', total, 'rounds'), max: total };
+          if (done < total) return bar.progress?.update(done);
+          // The trainer's last report: done = total = the rounds it ran.
+          bar.progress?.finish(done);
+          if (done < bar.max) output.info(`  early stopping after ${done} of ${bar.max} rounds`);
+          bar = undefined;
         });
         let result: RetrainOutput;
         try {
@@ -74,7 +76,6 @@ Examples:
           });
         } finally {
           stopListening();
-          bar?.finish(rounds);
         }
         const c = result.candidate;
         output.result(result, () =>

@@ -25,10 +25,14 @@ describe('training progress', () => {
       onProgress: (done, total) => calls.push([done, total]),
     });
     stop();
-    // Rounds 1, 2, … as they finish (early stopping may end before nTrees), each out of nTrees.
+    // Rounds 1, 2, … as they finish, each out of nTrees; then the rounds run (early stopping may end
+    // before nTrees) as done = total.
+    const last = calls.pop()!;
     expect(calls.length).toBeGreaterThan(5);
     expect(calls).toEqual(calls.map((_, k) => [k + 1, 30]));
+    expect(last).toEqual([calls.length, calls.length]);
     expect(calls.length).toBeGreaterThanOrEqual(Number(candidate.metadata.training.params.bestIteration));
+    calls.push(last);
     expect(heard).toEqual(calls.map(([done]) => done));
 
     await trainCandidate(data, { datasetUri: 's3://t/', parent: null, params: { nTrees: 5 } });
