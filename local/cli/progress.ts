@@ -4,7 +4,8 @@
  */
 export class Progress {
   private readonly started = performance.now();
-  private lastDraw = 0;
+  // The first line waits one interval too: a rate over the first row says nothing.
+  private lastDraw = this.started;
   private readonly interactive: boolean;
 
   constructor(
