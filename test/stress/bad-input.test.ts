@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
 import { HTTP_STATUS } from '#shared/errors.ts';
+import { FEATURE_FIELD_NAMES } from '#shared/features/index.ts';
 import { MAX_BODY_BYTES } from '#shared/http/responses.ts';
 import { MAX_BATCH_ITEMS } from '#shared/inference/schemas.ts';
 import { collectGarbage } from '../../bench/util.ts';
@@ -104,17 +105,7 @@ const badId = fc.oneof(
   notAString,
   fc.constantFrom('', ' ', '-leading-dash', 'c 000001', 'c-0001/../x', '<script>', 'x'.repeat(65), 'ç-1'),
 );
-const FIELDS = [
-  'age',
-  'income',
-  'plan',
-  'region',
-  'tenure_months',
-  'total_spend',
-  'orders',
-  'support_tickets_90d',
-  'days_since_last_order',
-] as const;
+const FIELDS = FEATURE_FIELD_NAMES;
 /** One attribute value outside its field's domain. */
 const badAttribute = fc.oneof(
   fc.record({
