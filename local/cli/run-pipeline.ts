@@ -32,7 +32,7 @@ export async function runPipelineCommand<T>(
     });
     if (run.status !== 'SUCCEEDED') {
       throw new UserError(
-        `the ${pipeline} execution ${run.status.toLowerCase()}: ${run.error ?? 'unknown error'}` +
+        `the ${pipeline} execution ${(run.status ?? 'UNKNOWN').toLowerCase()}: ${run.error ?? 'unknown error'}` +
           `${run.cause ? `: ${run.cause}` : ''} (execution ${run.executionArn})`,
       );
     }

@@ -1,38 +1,16 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { S3Client } from '@aws-sdk/client-s3';
+import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 
 /**
  * HTTP requests signed with SigV4, with the credentials of the SDK's default chain (AWS_PROFILE,
- * environment, SSO…): to a deployed inference API (IAM authorization), and to AWS APIs Keel has no
- * SDK client for.
+ * environment, SSO…): to a deployed inference API (IAM authorization).
  */
-type SourceData = string | ArrayBuffer | ArrayBufferView;
 
-const bytes = (data: SourceData): Buffer | string =>
-  typeof data === 'string'
-    ? data
-    : ArrayBuffer.isView(data)
-      ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-      : Buffer.from(data);
-
-/** The signer's hash: SHA-256, or HMAC-SHA-256 when given a key. */
-class Sha256 {
-  private hash: Hash | Hmac;
-  constructor(private readonly secret?: SourceData) {
-    this.hash = this.fresh();
-  }
-  private fresh(): Hash | Hmac {
-    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(this.secret));
-  }
-  update(data: SourceData): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    this.hash = this.fresh();
+/** The SDK's own SHA-256 for Node (HMAC when given a key). */
+class Sha256 extends Hash {
+  constructor(secret?: ConstructorParameters<typeof Hash>[1]) {
+    super('sha256', secret);
   }
 }
 

@@ -4,13 +4,13 @@ import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
+import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataStack } from '#lib/stacks/data-stack.ts';
 import { provisionResources } from '#local/provision.ts';
 import { resolveStage, STAGE_OUTPUTS, stackName } from '#local/stage.ts';
-import { stepFunctions } from '#local/stage-executions.ts';
 import { createAwsClients } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
@@ -139,12 +139,16 @@ beforeAll(async () => {
       method: 'POST',
       body: JSON.stringify({ stepfunctions: { execute_state_machine: true } }),
     });
-    const created = await stepFunctions<{ stateMachineArn: string }>(REGION, 'CreateStateMachine', {
-      name: `keel-${STAGE}-${pipeline}`,
-      definition: JSON.stringify(definition),
-      roleArn: ROLE,
-    });
-    machineArns[pipeline] = created.stateMachineArn;
+    const sfn = new SFNClient({ region: REGION });
+    const created = await sfn.send(
+      new CreateStateMachineCommand({
+        name: `keel-${STAGE}-${pipeline}`,
+        definition: JSON.stringify(definition),
+        roleArn: ROLE,
+      }),
+    );
+    sfn.destroy();
+    machineArns[pipeline] = created.stateMachineArn!;
   }
   const cfn = new CloudFormationClient({
     region: REGION,
