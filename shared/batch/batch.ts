@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { parse } from 'csv-parse';
 import { NoModelError } from '#shared/errors.ts';
-import { planEtl } from '#shared/etl/etl.ts';
+import { planEtl, readCsvLines } from '#shared/etl/etl.ts';
 import {
   encodeFeatures,
   FEATURE_COUNT,
@@ -154,14 +153,14 @@ async function* segmentRecords(
         Range: `bytes=${segment.start}-${segment.end - 1}`,
       }),
     );
-    const parser = (object.Body as Readable).pipe(
-      parse({ columns: plan.input.header.split(','), relax_column_count: true, skip_empty_lines: true }),
-    );
     let page: RawRecord[] = [];
     let invalid = 0;
-    for await (const row of parser as AsyncIterable<Record<string, string>>) {
-      const parsed = plan.input.labeled ? parseLabeledCsvRecord(row) : parseCsvRecord(row);
-      if (!parsed.success) {
+    // Line by line, as the ETL reads: a malformed line is one skipped row, never a failed segment.
+    for await (const line of readCsvLines(object.Body as Readable, plan.input.header.split(','))) {
+      const { labeled } = plan.input;
+      const parsed =
+        'row' in line ? (labeled ? parseLabeledCsvRecord(line.row) : parseCsvRecord(line.row)) : undefined;
+      if (!parsed?.success) {
         invalid++;
         continue;
       }

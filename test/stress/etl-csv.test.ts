@@ -3,11 +3,13 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPipelineRunner, notificationsFile, type PipelineRunner } from '#local/pipelines.ts';
+import type { BatchReport } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { BadRowShareError, type EtlDeps, type EtlReport, runEtl } from '#shared/etl/etl.ts';
 import { CSV_COLUMNS, CSV_HEADER, type LabeledRecord, toCsvLine } from '#shared/features/index.ts';
 import { getRecords } from '#shared/online-store/store.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { promoteVersion, registerTrainedModel } from '../support/model.ts';
 
 /**
  * Generated raw CSV files with hostile rows through the real ETL: many files through the ETL's own
@@ -353,5 +355,42 @@ describe('hostile CSV through the synthesized ETL state machine', () => {
         cause: expect.stringContaining('no header line'),
       },
     });
+  });
+});
+
+describe('hostile CSV through batch scoring of a given file', () => {
+  it('scores every valid row, counts every bad line as skipped, and never fails the run', async () => {
+    const { version } = await registerTrainedModel(aws, pool, { seed: 1, nTrees: 5 });
+    await promoteVersion(aws, version);
+    const specs: RowSpec[] = [
+      { kind: 'valid', pick: 10 },
+      { kind: 'quotedNewline', pick: 11 },
+      { kind: 'valid', pick: 12 },
+      { kind: 'blank' },
+      { kind: 'extra', cells: ['x'], pick: 13 },
+      { kind: 'quotedComma', pick: 14 },
+      { kind: 'valid', pick: 15 },
+      { kind: 'garbage', text: 'a,"b' },
+      { kind: 'valid', pick: 16 },
+    ];
+    const file = buildFile('bat', specs, 3, { bom: true, crlf: false });
+    await aws.clients.s3.send(
+      new PutObjectCommand({ Bucket: aws.names.raw, Key: 'raw/stress-batch.csv', Body: file.body }),
+    );
+    const run = await runner.run<BatchReport>('batch', { inputKey: 'raw/stress-batch.csv', chunkRows: 3 });
+    expect(run.status, JSON.stringify(run.error)).toBe('SUCCEEDED');
+    expect(run.output).toMatchObject({ rows: file.validRows, skipped: file.badRows.length });
+    const scored: string[] = [];
+    for (const Key of run.output!.parts) {
+      const part = await aws.clients.s3.send(new GetObjectCommand({ Bucket: aws.names.outputs, Key }));
+      scored.push(
+        ...(await part.Body!.transformToString())
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((l) => l.split(',')[0]!),
+      );
+    }
+    expect(scored.sort()).toEqual([...file.valid.keys()].sort());
   });
 });
