@@ -7,7 +7,6 @@ import {
   type AlarmDefinition,
   alarmDefinitions,
   alarmName,
-  type MetricStat,
   type MonitoringOptionsInput,
   renderExpression,
 } from '#shared/monitoring/alarms.ts';
@@ -116,20 +115,37 @@ export async function readAlarmsSnapshot(home: string): Promise<AlarmsSnapshot |
   }
 }
 
-const describeMetric = (definition: AlarmDefinition) => {
-  const { metric } = definition;
-  const stat = (s: MetricStat) => `${s.namespace} ${s.metricName} ${s.statistic}`;
-  return metric.kind === 'metric'
-    ? stat(metric.metric)
-    : `${metric.label} = ${renderExpression(metric.expression)}`;
-};
+// The texts of `AlarmStatus.metric` and `.condition`, shared with the deployed stage's alarms
+// (local/stage-alarms.ts) so `keel alarms` reads the same with or without --stage.
 
-const OPERATOR: Record<AlarmDefinition['comparisonOperator'], string> = {
+/** e.g. `Keel MaxFeaturePsi Maximum`. */
+export const metricStatText = (s: { namespace: string; metricName: string; statistic: string }) =>
+  `${s.namespace} ${s.metricName} ${s.statistic}`;
+
+/** A metric-math alarm's metric: its label, then its expression. */
+export const metricMathText = (label: string, expression: string) => `${label} = ${expression}`;
+
+const describeMetric = ({ metric }: AlarmDefinition) =>
+  metric.kind === 'metric'
+    ? metricStatText(metric.metric)
+    : metricMathText(metric.label, renderExpression(metric.expression));
+
+const OPERATOR: Readonly<Record<string, string>> = {
   GreaterThanOrEqualToThreshold: '>=',
   GreaterThanThreshold: '>',
   LessThanThreshold: '<',
   LessThanOrEqualToThreshold: '<=',
 };
+
+/** e.g. `>= 0.25 (1 of 1 × 3600 s)`; an operator Keel does not use is shown by its CloudWatch name. */
+export const conditionText = (
+  a: Pick<AlarmDefinition, 'threshold' | 'datapointsToAlarm' | 'evaluationPeriods' | 'periodSeconds'> & {
+    readonly comparisonOperator: string;
+  },
+) =>
+  `${OPERATOR[a.comparisonOperator] ?? a.comparisonOperator} ${a.threshold} (${a.datapointsToAlarm} of ${a.evaluationPeriods} × ${a.periodSeconds} s)`;
+
+export const compositeConditionText = (children: number) => `any of ${children} paging alarms in ALARM`;
 
 /**
  * A reader of the metrics file: each call returns the EMF samples appended since the last one (the
@@ -285,7 +301,7 @@ export async function createAlarmLoop(options: AlarmLoopOptions): Promise<AlarmL
         name: nameOf(definition.id),
         severity: definition.severity,
         metric: describeMetric(definition),
-        condition: `${OPERATOR[definition.comparisonOperator]} ${definition.threshold} (${definition.datapointsToAlarm} of ${definition.evaluationPeriods} × ${definition.periodSeconds} s)`,
+        condition: conditionText(definition),
         description: definition.description,
         runbook: definition.runbook,
       };
@@ -343,7 +359,7 @@ export async function createAlarmLoop(options: AlarmLoopOptions): Promise<AlarmL
       name: nameOf(page.id),
       severity: page.severity,
       metric: 'composite',
-      condition: `any of ${page.anyOf.length} paging alarms in ALARM`,
+      condition: compositeConditionText(page.anyOf.length),
       description: page.description,
       runbook: page.runbook,
       ...pageKept,

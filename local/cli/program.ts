@@ -27,8 +27,9 @@ export function buildProgram(): Command {
       'after',
       `
 Commands act on the local platform (\`npm start\` in another terminal) unless --stage names a deployed
-one; then \`models\`, \`predict\` (SigV4-signed) and the pipelines (\`etl run\`, \`train\`, \`batch run\`:
-an execution of the deployed state machine) work against AWS. See docs/cli.md.
+one; then \`models\`, \`predict\` (SigV4-signed), the pipelines (\`etl run\`, \`train\`, \`batch run\`: an
+execution of the deployed state machine) and \`alarms\` (read from CloudWatch) work against AWS.
+See docs/cli.md.
 
 Examples:
   $ keel models list
@@ -54,7 +55,7 @@ Examples:
 }
 
 /** Commands that act on a deployed stage with --stage; the others are local by nature. */
-const STAGE_COMMANDS = new Set(['models', 'predict', 'train', 'etl', 'batch']);
+const STAGE_COMMANDS = new Set(['models', 'predict', 'train', 'etl', 'batch', 'alarms']);
 /** Approval requests live in the local KEEL_HOME only. */
 const LOCAL_SUBCOMMANDS = new Set(['models approvals', 'models approve', 'models reject']);
 
