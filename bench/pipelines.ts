@@ -43,7 +43,7 @@ async function withPeakRss<T>(work: () => Promise<T>): Promise<{ result: T; peak
   try {
     const result = await work();
     peak = Math.max(peak, process.memoryUsage().rss);
-    return { result, peakRssMb: Math.round(peak / 1e6) };
+    return { result, peakRssMb: Math.round(peak / 2 ** 20) };
   } finally {
     clearInterval(timer);
   }
@@ -77,8 +77,8 @@ export async function runEtlMemoryProfile(rows: number, chunkRows: number) {
       const memory = process.memoryUsage();
       chunks.push({
         rowsDone,
-        heapUsedMb: gc ? Math.round(memory.heapUsed / 1e6) : null,
-        rssMb: Math.round(memory.rss / 1e6),
+        heapUsedMb: gc ? Math.round(memory.heapUsed / 2 ** 20) : null,
+        rssMb: Math.round(memory.rss / 2 ** 20),
       });
     }
     return { rows, chunkRows, chunks };
