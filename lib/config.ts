@@ -42,6 +42,7 @@ export function stackPropsOf(config: KeelConfig) {
           : { kind: 'onnx' },
       provisionedConcurrency: inference.provisionedConcurrency,
       memorySize: inference.memoryMb,
+      captureSampleRate: config.capture.apiSampleRate,
       throttle: api.throttle,
       quota: { limit: api.quota.limit, period: PERIODS[api.quota.period] },
       wafRateLimitPer5Minutes: api.wafRateLimitPer5Minutes,
@@ -53,6 +54,7 @@ export function stackPropsOf(config: KeelConfig) {
       logRetention,
       deadLetterRetention,
       maxBadRowShare: config.etl.maxBadRowShare,
+      batchCaptureSampleRate: config.capture.batchSampleRate,
     } satisfies Partial<PipelinesStackProps>,
     monitoring: {
       alarmOptions: config.alarms,

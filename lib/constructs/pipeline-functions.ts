@@ -32,6 +32,12 @@ export interface PipelineFunctionsProps {
    * @default - the ETL's own (1%)
    */
   readonly maxBadRowShare?: number;
+  /**
+   * Share of the rows batch scoring captures for the drift job (`KEEL_CAPTURE_SAMPLE_RATE`), 0..1.
+   *
+   * @default - 1 (every row)
+   */
+  readonly batchCaptureSampleRate?: number;
 }
 
 /**
@@ -52,10 +58,14 @@ export class PipelineFunctions extends Construct {
     super(scope, id);
     const { buckets, tables } = props;
     const share = props.maxBadRowShare;
-    if (share !== undefined && !(share >= 0 && share <= 1)) {
-      throw new Error(
-        `PipelineFunctions ${this.node.path}: maxBadRowShare must be from 0 to 1 (got ${share})`,
-      );
+    const captureRate = props.batchCaptureSampleRate;
+    for (const [key, value] of Object.entries({
+      maxBadRowShare: share,
+      batchCaptureSampleRate: captureRate,
+    })) {
+      if (value !== undefined && !(value >= 0 && value <= 1)) {
+        throw new Error(`PipelineFunctions ${this.node.path}: ${key} must be from 0 to 1 (got ${value})`);
+      }
     }
     const resources = Object.fromEntries([
       ...Object.entries(buckets).map(([role, bucket]) => [role, bucket.bucketName]),
@@ -121,6 +131,7 @@ export class PipelineFunctions extends Construct {
       'score',
       'Keel batch scoring: score one segment of the store',
       { memorySize: 1024, timeoutMinutes: 15 },
+      { KEEL_CAPTURE_SAMPLE_RATE: String(captureRate ?? 1) },
     );
     this.batchFinalize = fn('BatchFinalize', 'batch', 'finalize', 'Keel batch scoring: totals and manifest', {
       memorySize: 256,

@@ -74,6 +74,12 @@ export interface InferenceStackProps extends StackProps {
    */
   readonly memorySize?: number;
   /**
+   * Share of predictions captured to the outputs bucket for the drift job, 0..1; 0 turns capture off.
+   *
+   * @default - 1 (every prediction)
+   */
+  readonly captureSampleRate?: number;
+  /**
    * How long the predict process's and the API's access log groups keep their logs.
    *
    * @default - RetentionDays.ONE_MONTH
@@ -124,6 +130,7 @@ export class InferenceStack extends Stack {
       modelName: props.modelName ?? 'churn',
       backend: props.modelBackend ?? { kind: 'onnx' },
       outputsBucket: props.buckets.outputs,
+      captureSampleRate: props.captureSampleRate,
     };
 
     const backend =

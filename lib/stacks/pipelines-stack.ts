@@ -62,6 +62,12 @@ export interface PipelinesStackProps extends StackProps {
    * @default - the ETL's own (1%)
    */
   readonly maxBadRowShare?: number;
+  /**
+   * Share of batch-scored rows captured for the drift job, 0..1; 0 turns batch capture off.
+   *
+   * @default - 1 (every row)
+   */
+  readonly batchCaptureSampleRate?: number;
 }
 
 /** ETL, retraining and batch scoring: their functions, state machines, schedules and notifications. */
@@ -84,6 +90,7 @@ export class PipelinesStack extends Stack {
       modelName: props.modelName ?? 'churn',
       logRetention: props.logRetention,
       maxBadRowShare: props.maxBadRowShare,
+      batchCaptureSampleRate: props.batchCaptureSampleRate,
     });
     this.notifications = new Topic(this, 'Notifications', {
       displayName: `Keel ${props.stage} pipeline notifications`,

@@ -103,6 +103,14 @@ export const keelConfigSchema = z.strictObject({
       onDrift: bool().default(false),
     })
     .prefault({}),
+  capture: z
+    .strictObject({
+      /** Share of API predictions captured for the drift job (0 turns capture off). */
+      apiSampleRate: share().default(1),
+      /** Share of batch-scored rows captured for the drift job: at millions of customers, a small one is plenty. */
+      batchSampleRate: share().default(1),
+    })
+    .prefault({}),
   etl: z
     .strictObject({
       /** The ETL fails when more than this share of rows is quarantined (execution input overrides it). */

@@ -67,6 +67,7 @@ describe('the schema of a stage configuration', () => {
         retrain: { expression: 'cron(0 3 ? * SUN *)', enabled: true },
       },
       retrain: { promotionMargin: 0.002, requireApproval: false, onDrift: false },
+      capture: { apiSampleRate: 1, batchSampleRate: 1 },
       etl: {},
       alarms: {},
       onCall: {},
@@ -111,7 +112,7 @@ describe('the schema of a stage configuration', () => {
       'config/test.json: api.throttle.rate: unknown key (allowed here: rateLimit, burstLimit)',
     );
     expect(failure(() => parse({ inferense: {} }))).toContain(
-      'inferense: unknown key (allowed here: modelName, schedules, retrain, etl, alarms, onCall, api, inference, retention, data)',
+      'inferense: unknown key (allowed here: modelName, schedules, retrain, capture, etl, alarms, onCall, api, inference, retention, data)',
     );
     expect(failure(() => parse({ schedules: { retrain: { cron: 'x' } } }))).toContain(
       'schedules.retrain.cron: unknown key (allowed here: expression, enabled)',
@@ -365,6 +366,16 @@ describe('the stacks of config/prod.json', () => {
     t.pipelines.hasResourceProperties('AWS::Lambda::Function', {
       Description: 'Keel ETL: check the counts of a run',
       Environment: { Variables: Match.objectLike({ KEEL_ETL_MAX_BAD_ROW_SHARE: '0.005' }) },
+    });
+  });
+
+  it('capture every API prediction and 1% of the batch-scored rows (capture)', () => {
+    t.pipelines.hasResourceProperties('AWS::Lambda::Function', {
+      Description: 'Keel batch scoring: score one segment of the store',
+      Environment: { Variables: Match.objectLike({ KEEL_CAPTURE_SAMPLE_RATE: '0.01' }) },
+    });
+    t.inference.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ KEEL_CAPTURE_SAMPLE_RATE: '1' }) },
     });
   });
 
