@@ -125,7 +125,8 @@ const ACCESS_LOG_FORMAT = JSON.stringify({
 /**
  * Errors API Gateway answers itself (before or instead of the backend), in the contract's error body
  * `{"error": {"code", "message"}}`. Gateway response templates are not VTL: `messageString` is the
- * only escaped message, so validation details stay in the access log, not the body.
+ * only escaped message, so a body the request model refuses gets no `details` (README: the inference
+ * API in AWS). The validation string is not logged either: it echoes the client's values.
  */
 const GATEWAY_ERRORS: readonly { readonly type: ResponseType; readonly code: string }[] = [
   { type: ResponseType.BAD_REQUEST_BODY, code: 'ValidationError' },
