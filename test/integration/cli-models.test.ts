@@ -6,17 +6,11 @@ import { platformContext } from '#local/context.ts';
 import { readRuntime } from '#local/runtime.ts';
 import { FEATURE_COUNT } from '#shared/features/index.ts';
 import { registerModel } from '#shared/registry/registry.ts';
-import { type RunningKeel, runKeel, startKeelUp } from '../support/cli.ts';
+import { keelUpEnv, type RunningKeel, runKeel, startKeelUp } from '../support/cli.ts';
 import { externalMetadata, externalOnnx } from '../support/external-model.ts';
 
 const home = await mkdtemp(join(tmpdir(), 'keel-models-'));
-const env = {
-  KEEL_HOME: home,
-  KEEL_PORT: '0',
-  KEEL_S3_PORT: '0',
-  KEEL_DYNAMODB_PORT: '0',
-  KEEL_BOOTSTRAP_ROWS: '3000',
-};
+const env = keelUpEnv(home, { KEEL_BOOTSTRAP_ROWS: '3000' });
 let keel: RunningKeel;
 
 beforeAll(async () => {

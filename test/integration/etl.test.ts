@@ -6,19 +6,13 @@ import { BadRowShareError, type EtlDeps, newestRawKey, planEtl, runEtl } from '#
 import { CSV_HEADER, encodeFeatures, FEATURE_COUNT, toCsvLine } from '#shared/features/index.ts';
 import { readFeatureDataset } from '#shared/offline/features-dataset.ts';
 import { getRecord, getRecords } from '#shared/online-store/store.ts';
-import { startTestAws, type TestAws } from '../support/aws.ts';
+import { etlDepsOf, startTestAws, type TestAws } from '../support/aws.ts';
 
 let aws: TestAws;
 let deps: EtlDeps;
 beforeAll(async () => {
   aws = await startTestAws();
-  deps = {
-    s3: aws.clients.s3,
-    dynamo: aws.clients.dynamo,
-    rawBucket: aws.names.raw,
-    featuresBucket: aws.names.features,
-    onlineTable: aws.names.onlineFeatures,
-  };
+  deps = etlDepsOf(aws);
 });
 afterAll(async () => {
   await aws?.close();

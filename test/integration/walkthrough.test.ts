@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRuntime } from '#local/runtime.ts';
-import { type RunningKeel, startKeelUp } from '../support/cli.ts';
+import { keelUpEnv, type RunningKeel, startKeelUp } from '../support/cli.ts';
 import { type DocCommand, extractDocCommands, localizeCommand } from '../support/doc-commands.ts';
 
 /**
@@ -31,15 +31,7 @@ const skipped = documents.flatMap((d) => d.skipped);
 
 const home = await mkdtemp(join(tmpdir(), 'keel-walkthrough-'));
 const workDir = await mkdtemp(join(tmpdir(), 'keel-walkthrough-cwd-'));
-const env = {
-  KEEL_HOME: home,
-  KEEL_PORT: '0',
-  KEEL_S3_PORT: '0',
-  KEEL_DYNAMODB_PORT: '0',
-  KEEL_BOOTSTRAP_ROWS: '2000',
-  // The hourly drift and daily batch schedules would race the documented commands.
-  KEEL_SCHEDULES: 'off',
-};
+const env = keelUpEnv(home);
 let keel: RunningKeel;
 let apiHost: string;
 

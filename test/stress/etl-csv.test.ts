@@ -8,7 +8,7 @@ import { generateRecords } from '#shared/data/generate.ts';
 import { BadRowShareError, type EtlDeps, type EtlReport, runEtl } from '#shared/etl/etl.ts';
 import { CSV_COLUMNS, CSV_HEADER, type LabeledRecord, toCsvLine } from '#shared/features/index.ts';
 import { getRecords } from '#shared/online-store/store.ts';
-import { startTestAws, type TestAws } from '../support/aws.ts';
+import { etlDepsOf, startTestAws, type TestAws } from '../support/aws.ts';
 import { promoteVersion, registerTrainedModel } from '../support/model.ts';
 
 /**
@@ -22,13 +22,7 @@ let runner: PipelineRunner;
 
 beforeAll(async () => {
   aws = await startTestAws();
-  deps = {
-    s3: aws.clients.s3,
-    dynamo: aws.clients.dynamo,
-    rawBucket: aws.names.raw,
-    featuresBucket: aws.names.features,
-    onlineTable: aws.names.onlineFeatures,
-  };
+  deps = etlDepsOf(aws);
   runner = await createPipelineRunner({ home: aws.home, target: aws.target, names: aws.names });
 });
 afterAll(async () => {

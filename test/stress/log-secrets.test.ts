@@ -7,7 +7,7 @@ import { readRuntime, runtimeTarget } from '#local/runtime.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { CSV_HEADER, toCsvLine } from '#shared/features/index.ts';
-import { type CliResult, runKeel, startKeelUp } from '../support/cli.ts';
+import { type CliResult, keelUpEnv, runKeel, startKeelUp } from '../support/cli.ts';
 
 /**
  * A full local run with logging at DEBUG (keel up's bootstrap, predictions carrying customer attributes,
@@ -16,16 +16,7 @@ import { type CliResult, runKeel, startKeelUp } from '../support/cli.ts';
  * Data stores (the S3 and DynamoDB servers' files) hold customer data by design and are not searched.
  */
 const home = await mkdtemp(join(tmpdir(), 'keel-secrets-'));
-const env = {
-  KEEL_HOME: home,
-  KEEL_S3_PORT: '0',
-  KEEL_DYNAMODB_PORT: '0',
-  KEEL_PORT: '0',
-  KEEL_BOOTSTRAP_ROWS: '2000',
-  KEEL_SCHEDULES: 'off',
-  POWERTOOLS_LOG_LEVEL: 'DEBUG',
-  POWERTOOLS_METRICS_DISABLED: 'false',
-};
+const env = keelUpEnv(home, { POWERTOOLS_LOG_LEVEL: 'DEBUG', POWERTOOLS_METRICS_DISABLED: 'false' });
 
 afterAll(async () => {
   await rm(home, { recursive: true, force: true });

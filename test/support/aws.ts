@@ -12,6 +12,7 @@ import {
   createDynamoClient,
   createS3Client,
 } from '#shared/aws/clients.ts';
+import type { EtlDeps } from '#shared/etl/etl.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames, resourceNames } from '#shared/resources.ts';
 
 /**
@@ -27,6 +28,15 @@ export interface TestAws {
   readonly clients: AwsClients;
   close(): Promise<void>;
 }
+
+/** The ETL steps' dependencies on a test's servers. */
+export const etlDepsOf = (aws: TestAws): EtlDeps => ({
+  s3: aws.clients.s3,
+  dynamo: aws.clients.dynamo,
+  rawBucket: aws.names.raw,
+  featuresBucket: aws.names.features,
+  onlineTable: aws.names.onlineFeatures,
+});
 
 export const TEST_EMULATOR = process.env.KEEL_TEST_EMULATOR === 'moto' ? 'moto' : 'embedded';
 

@@ -32,6 +32,22 @@ export function runKeel(
   });
 }
 
+/**
+ * The environment of a test's `keel up`: state in `home`, ports the system picks, a small bootstrap,
+ * schedules off (an hourly drift or daily batch run would race the test's own steps).
+ */
+export function keelUpEnv(home: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    KEEL_HOME: home,
+    KEEL_PORT: '0',
+    KEEL_S3_PORT: '0',
+    KEEL_DYNAMODB_PORT: '0',
+    KEEL_BOOTSTRAP_ROWS: '2000',
+    KEEL_SCHEDULES: 'off',
+    ...overrides,
+  };
+}
+
 /** A `keel up` in the background, resolved once it prints that it is running. */
 export interface RunningKeel {
   readonly child: ChildProcessWithoutNullStreams;

@@ -8,7 +8,7 @@ import type { Notification } from '#local/notifications.ts';
 import { readRuntime, runtimeTarget } from '#local/runtime.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
 import type { DriftReportDocument } from '#shared/drift/job.ts';
-import { type RunningKeel, runKeel, startKeelUp } from './cli.ts';
+import { keelUpEnv, type RunningKeel, runKeel, startKeelUp } from './cli.ts';
 
 /**
  * A `keel up` of its own in a fresh KEEL_HOME (every prediction captured, alarms evaluated every 2 s,
@@ -17,17 +17,11 @@ import { type RunningKeel, runKeel, startKeelUp } from './cli.ts';
  */
 export async function startMonitoredPlatform(name: string, extraEnv: Record<string, string> = {}) {
   const home = await mkdtemp(join(tmpdir(), `keel-${name}-`));
-  const env = {
-    KEEL_HOME: home,
-    KEEL_S3_PORT: '0',
-    KEEL_DYNAMODB_PORT: '0',
-    KEEL_PORT: '0',
-    KEEL_BOOTSTRAP_ROWS: '2000',
-    KEEL_SCHEDULES: 'off',
+  const env = keelUpEnv(home, {
     KEEL_CAPTURE_SAMPLE_RATE: '1',
     KEEL_ALARM_INTERVAL_SECONDS: '2',
     ...extraEnv,
-  };
+  });
   const keel: RunningKeel = await startKeelUp(env);
   const runtime = (await readRuntime(home))!;
   const keelJson = async <T>(args: string[]): Promise<T> => {
