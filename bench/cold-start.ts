@@ -22,7 +22,7 @@ import { getChampion, loadVerifiedModel, sha256Hex } from '#shared/registry/regi
 import { resourceEnvironment } from '#shared/resources.ts';
 import { servingEnvironment } from './events.ts';
 import type { KeelFixture } from './keel-fixture.ts';
-import { median, removeDirectory, round, stopChild, trackChild, trackDirectory } from './util.ts';
+import { median, onLines, removeDirectory, round, stopChild, trackChild, trackDirectory } from './util.ts';
 
 export interface ColdStartOptions {
   /** In-process ModelHolder loads. */
@@ -270,21 +270,13 @@ async function oneProcess(
     let result: Record<string, number> | undefined;
     let modelLoadMs: number | null = null;
     const tail: string[] = [];
-    let buffer = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      let newline = buffer.indexOf('\n');
-      while (newline !== -1) {
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + 1);
-        newline = buffer.indexOf('\n');
-        if (line.startsWith('COLD_FIRST ')) firstAt ??= performance.now();
-        else if (line.startsWith('COLD_RESULT ')) result = JSON.parse(line.slice('COLD_RESULT '.length));
-        else if (line.includes('"model loaded"')) {
-          const loadMs = (JSON.parse(line) as { loadMs?: number }).loadMs;
-          if (typeof loadMs === 'number') modelLoadMs = loadMs;
-        } else tail.push(line);
-      }
+    onLines(child.stdout!, (line) => {
+      if (line.startsWith('COLD_FIRST ')) firstAt ??= performance.now();
+      else if (line.startsWith('COLD_RESULT ')) result = JSON.parse(line.slice('COLD_RESULT '.length));
+      else if (line.includes('"model loaded"')) {
+        const loadMs = (JSON.parse(line) as { loadMs?: number }).loadMs;
+        if (typeof loadMs === 'number') modelLoadMs = loadMs;
+      } else tail.push(line);
     });
     child.stderr!.on('data', (chunk: Buffer) => tail.push(chunk.toString()));
     const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);

@@ -19,7 +19,7 @@ import type { AwsTarget } from '#shared/aws/clients.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 import { servingEnvironment } from './events.ts';
 import { type KeelFixtureInfo, startKeelFixture } from './keel-fixture.ts';
-import { round, stopChild, trackChild } from './util.ts';
+import { onLines, round, stopChild, trackChild } from './util.ts';
 
 export interface KeelServerReady {
   url: string;
@@ -67,7 +67,6 @@ export async function startKeelServer(options: {
 function waitForReady(child: ChildProcess, timeoutMs: number): Promise<KeelServerReady> {
   return new Promise((resolve, reject) => {
     const tail: string[] = [];
-    let buffer = '';
     let done = false;
     const finish = (error?: Error, ready?: KeelServerReady) => {
       if (done) return;
@@ -81,16 +80,9 @@ function waitForReady(child: ChildProcess, timeoutMs: number): Promise<KeelServe
       tail.splice(0, Math.max(0, tail.length - 20));
     };
     // Keep reading both pipes for the child's whole life: a full pipe would block its writes.
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      let newline = buffer.indexOf('\n');
-      while (newline !== -1) {
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + 1);
-        if (line.startsWith('READY ')) finish(undefined, JSON.parse(line.slice(6)) as KeelServerReady);
-        else remember(line);
-        newline = buffer.indexOf('\n');
-      }
+    onLines(child.stdout!, (line) => {
+      if (line.startsWith('READY ')) finish(undefined, JSON.parse(line.slice(6)) as KeelServerReady);
+      else remember(line);
     });
     child.stderr!.on('data', (chunk: Buffer) => remember(chunk.toString()));
     child.once('exit', (code, signal) =>

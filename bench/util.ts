@@ -7,6 +7,8 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -73,6 +75,11 @@ export async function timeCalls(
     samples[i] = (performance.now() - start) * 1000;
   }
   return summarize(samples);
+}
+
+/** Calls `onLine` with each complete line a stream (a child's stdout) writes. */
+export function onLines(stream: Readable, onLine: (line: string) => void): void {
+  createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', onLine);
 }
 
 export async function freePort(): Promise<number> {
