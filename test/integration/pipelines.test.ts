@@ -163,6 +163,18 @@ describe('retrain state machine', () => {
   });
 });
 
+/** The cells of every prediction row of a batch run's output parts (headers dropped). */
+async function predictionRows(parts: readonly string[]): Promise<string[][]> {
+  const texts = await Promise.all(parts.map((key) => text(aws.names.outputs, key)));
+  return texts.flatMap((part) =>
+    part
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(',')),
+  );
+}
+
 describe('batch scoring state machine', () => {
   let api: TestApi;
 
@@ -180,14 +192,7 @@ describe('batch scoring state machine', () => {
     expect(report.model.version).toBe('v2');
     const ids = await storeIds();
     expect(report.rows).toBe(ids.length);
-    const rows = (await Promise.all(report.parts.map((key) => text(aws.names.outputs, key)))).flatMap(
-      (part) =>
-        part
-          .trim()
-          .split('\n')
-          .slice(1)
-          .map((line) => line.split(',')),
-    );
+    const rows = await predictionRows(report.parts);
     expect(rows).toHaveLength(ids.length);
     expect(new Set(rows.map((r) => r[0]))).toEqual(new Set(ids));
     expect(new Set(rows.map((r) => r[3]))).toEqual(new Set(['v2']));
@@ -234,14 +239,7 @@ describe('batch scoring of a given input file', () => {
     expect(run.status).toBe('SUCCEEDED');
     expect(run.output).toMatchObject({ rows: 2499, skipped: 1 });
     expect(run.output!.parts).toHaveLength(3);
-    const rows = (await Promise.all(run.output!.parts.map((key) => text(aws.names.outputs, key)))).flatMap(
-      (part) =>
-        part
-          .trim()
-          .split('\n')
-          .slice(1)
-          .map((line) => line.split(',')),
-    );
+    const rows = await predictionRows(run.output!.parts);
     expect(new Set(rows.map((r) => r[0])).size).toBe(2499);
     expect(rows.some((r) => r[0] === fresh[9]!.customer_id)).toBe(false);
     for (const row of rows.slice(0, 25)) {
