@@ -19,6 +19,8 @@ afterAll(async () => {
 describe('local drift schedule', () => {
   it('fires the Drift schedule every hour through runner.drift with the schedule input', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    // A Monday morning: the two hours advanced below hold no daily batch (02:00) or Sunday retrain.
+    vi.setSystemTime(new Date('2026-11-02T10:30:00Z'));
     const drift = vi.fn(
       async (): Promise<DriftRun> => ({
         pipeline: 'drift',
