@@ -21,6 +21,11 @@ export interface PipelineRunnerOptions {
   readonly names: ResourceNames;
   /** Called for each notification after it is written (the console, a webhook). */
   readonly onNotification?: (notification: Notification) => void;
+  /**
+   * Fault injection for the SNS publish states: asked with the subject before each publish; an error it
+   * returns fails that attempt, undelivered (its `name` is the Step Functions error, e.g. `SNS.ThrottledException`).
+   */
+  readonly snsPublishFault?: (subject: string) => Error | undefined;
 }
 
 export interface PipelineRun<T = unknown> {
@@ -100,7 +105,12 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
   await mkdir(options.home, { recursive: true });
 
   const publish = fileNotifier(options.home, options.onNotification);
+  const publishFault = (input: unknown) => {
+    const fault = options.snsPublishFault?.((input as { Subject?: string }).Subject ?? '');
+    if (fault) throw fault;
+  };
   const notify = (pipeline: PipelineName) => async (input: unknown) => {
+    publishFault(input);
     const { Subject, Message } = input as { Subject?: string; Message?: unknown };
     await publish({
       at: new Date().toISOString(),
@@ -125,6 +135,7 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       [PIPELINES.retrain.states.promote]: retrain.promote,
       [PIPELINES.retrain.states.notify]: notify('retrain'),
       [PIPELINES.retrain.states.approve]: async (input: unknown) => {
+        publishFault(input);
         const { Subject, Message } = input as { Subject?: string; Message?: unknown };
         const decision = await awaitApproval(
           options.home,

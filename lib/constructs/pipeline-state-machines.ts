@@ -6,9 +6,11 @@ import {
   Condition,
   DefinitionBody,
   DistributedMap,
+  Errors,
   Fail,
   type IChainable,
   IntegrationPattern,
+  JitterType,
   JsonPath,
   LogLevel,
   Map as MapState,
@@ -22,9 +24,11 @@ import { Construct } from 'constructs';
 import type { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import {
+  NOTIFICATION_FAILED_ERROR,
   NOTIFY_FAILURE_STATE,
   PIPELINES,
   type PipelineName,
+  SNS_TRANSIENT_ERRORS,
   stateMachineName,
   TRANSIENT_ERRORS,
 } from '#shared/pipelines/definitions.ts';
@@ -92,20 +96,28 @@ export class PipelineStateMachines extends Construct {
           ...(resultPath ? { resultPath } : {}),
         }),
       );
-    const failure = (pipeline: PipelineName) =>
-      new SnsPublish(this, `${pipeline}NotifyFailure`, {
-        stateName: NOTIFY_FAILURE_STATE,
-        topic: props.notifications,
-        subject: `Keel ${props.stage}: ${PIPELINES[pipeline].name} failed`,
-        message: TaskInput.fromObject({
-          pipeline: PIPELINES[pipeline].name,
-          status: 'FAILED',
-          execution: JsonPath.executionId,
-          error: JsonPath.stringAt('$.error.Error'),
-          cause: JsonPath.stringAt('$.error.Cause'),
+    const failure = (pipeline: PipelineName) => {
+      const failed = new Fail(this, `${pipeline}Failed`, { stateName: 'Failed', error: 'PipelineFailed' });
+      const notifyFailure = withSnsRetry(
+        new SnsPublish(this, `${pipeline}NotifyFailure`, {
+          stateName: NOTIFY_FAILURE_STATE,
+          topic: props.notifications,
+          subject: `Keel ${props.stage}: ${PIPELINES[pipeline].name} failed`,
+          message: TaskInput.fromObject({
+            pipeline: PIPELINES[pipeline].name,
+            status: 'FAILED',
+            execution: JsonPath.executionId,
+            error: JsonPath.stringAt('$.error.Error'),
+            cause: JsonPath.stringAt('$.error.Cause'),
+          }),
+          resultPath: JsonPath.DISCARD,
         }),
-        resultPath: JsonPath.DISCARD,
-      }).next(new Fail(this, `${pipeline}Failed`, { stateName: 'Failed', error: 'PipelineFailed' }));
+      );
+      // An undeliverable failure notice must not hide the failure: the execution still ends PipelineFailed
+      // (the ExecutionsFailed alarm pages through the on-call topic), the SNS error stays in its history.
+      notifyFailure.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.notificationError' });
+      return notifyFailure.next(failed);
+    };
 
     // ETL: the execution input ({inputKey?, runDate?, chunkRows?, maxBadRowShare?}) flows through
     // every state; each task's zod schema picks what it needs.
@@ -141,40 +153,55 @@ export class PipelineStateMachines extends Construct {
         },
         '$.deployment',
       );
+      // The run's outcome (promoted, kept, not approved) stands once it is reached; a notification that still
+      // fails after its retries must not be reported as a failed retrain, nor be lost in a SUCCEEDED one
+      // (nobody reads those): the execution fails with its own error, NotificationFailed, whose cause says
+      // the outcome stands. The ExecutionsFailed alarm then tells on-call through the on-call topic.
+      const notificationFailed = new Fail(this, 'RetrainNotificationFailed', {
+        stateName: 'Notification failed',
+        error: NOTIFICATION_FAILED_ERROR,
+        cause:
+          'The retrain finished and its outcome stands (the promotion, if any, is done: do not re-run or roll back for this); only its notification could not be published after retries. The SNS error is in the execution history.',
+      });
       const notify = (name: string, outcome: string) =>
-        new SnsPublish(this, `Retrain${outcome}`, {
-          stateName: name,
-          topic: props.notifications,
-          subject: `Keel ${props.stage}: retrain ${outcome.toLowerCase()}`,
-          message: TaskInput.fromObject({
-            pipeline: PIPELINES.retrain.name,
-            status: outcome.toUpperCase(),
-            version: JsonPath.stringAt('$.candidate.version'),
-            reason: JsonPath.stringAt('$.candidate.reason'),
+        withSnsRetry(
+          new SnsPublish(this, `Retrain${outcome}`, {
+            stateName: name,
+            topic: props.notifications,
+            subject: `Keel ${props.stage}: retrain ${outcome.toLowerCase()}`,
+            message: TaskInput.fromObject({
+              pipeline: PIPELINES.retrain.name,
+              status: outcome.toUpperCase(),
+              version: JsonPath.stringAt('$.candidate.version'),
+              reason: JsonPath.stringAt('$.candidate.reason'),
+            }),
+            resultPath: JsonPath.DISCARD,
           }),
-          resultPath: JsonPath.DISCARD,
-        });
+        ).addCatch(notificationFailed, { errors: ['States.ALL'], resultPath: '$.notificationError' });
       const promoted = notify(s.notify, 'Promoted');
       const kept = notify('Notify kept', 'Kept');
       const approvalDenied = notify('Notify not approved', 'NotApproved');
       // Optional human gate (`requireApproval` in the input): the token goes out with the notification,
       // and `aws stepfunctions send-task-success --task-output '{"approved":true}'` (locally
       // `keel models approve`) lets the promotion proceed. No answer within a day: not promoted.
-      const approval = new SnsPublish(this, 'RetrainApproval', {
-        stateName: s.approve,
-        topic: props.notifications,
-        subject: `Keel ${props.stage}: approve promoting a retrained model?`,
-        integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-        message: TaskInput.fromObject({
-          pipeline: PIPELINES.retrain.name,
-          status: 'AWAITING_APPROVAL',
-          version: JsonPath.stringAt('$.candidate.version'),
-          reason: JsonPath.stringAt('$.candidate.reason'),
-          taskToken: JsonPath.taskToken,
+      const approval = withSnsRetry(
+        new SnsPublish(this, 'RetrainApproval', {
+          stateName: s.approve,
+          topic: props.notifications,
+          subject: `Keel ${props.stage}: approve promoting a retrained model?`,
+          integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+          message: TaskInput.fromObject({
+            pipeline: PIPELINES.retrain.name,
+            status: 'AWAITING_APPROVAL',
+            version: JsonPath.stringAt('$.candidate.version'),
+            reason: JsonPath.stringAt('$.candidate.reason'),
+            taskToken: JsonPath.taskToken,
+          }),
+          resultPath: '$.approval',
+          taskTimeout: Timeout.duration(Duration.days(1)),
         }),
-        resultPath: '$.approval',
-        taskTimeout: Timeout.duration(Duration.days(1)),
-      });
+        { callback: true },
+      );
       approval.addCatch(approvalDenied, { errors: ['States.Timeout'], resultPath: '$.error' });
       const approved = new Choice(this, 'RetrainApproved', { stateName: s.approved })
         .when(Condition.booleanEquals('$.approval.approved', true), promote)
@@ -289,6 +316,27 @@ function withRetry<T extends TaskStateBase>(state: T): T {
     backoffRate: 2,
     maxAttempts: 3,
   });
+  return state;
+}
+
+/**
+ * SNS's transient errors, retried with jittered backoff (about a minute in all). A plain notification
+ * also retries any other task failure twice: Step Functions documents the naming rule of integration
+ * errors, not each name, and a transient error under another name must not end a run. A callback task
+ * does not: an answer sent with SendTaskFailure is a task failure too, and must not be asked again.
+ */
+function withSnsRetry(state: SnsPublish, options: { readonly callback?: boolean } = {}): SnsPublish {
+  state.addRetry({
+    errors: [...SNS_TRANSIENT_ERRORS],
+    interval: Duration.seconds(1),
+    backoffRate: 2,
+    maxAttempts: 6,
+    maxDelay: Duration.seconds(30),
+    jitterStrategy: JitterType.FULL,
+  });
+  if (!options.callback) {
+    state.addRetry({ errors: [Errors.TASKS_FAILED], interval: Duration.seconds(2), maxAttempts: 2 });
+  }
   return state;
 }
 

@@ -17,8 +17,12 @@ export const PIPELINES = {
     states: {
       train: 'Train and register',
       decide: 'Better than the champion?',
+      prepareApproval: 'Prepare approval',
+      requestApproval: 'Request approval',
       approve: 'Wait for approval',
       approved: 'Approved?',
+      notApproved: 'Notify not approved',
+      approvalExpired: 'Notify approval expired',
       promote: 'Promote',
       notify: 'Notify result',
     },
@@ -47,3 +51,22 @@ export const stateMachineName = (pipeline: PipelineName, stage: string) =>
  * throttling, and Keel's "a dependency is unavailable".
  */
 export const TRANSIENT_ERRORS = ['Lambda.TooManyRequestsException', 'UnavailableError'] as const;
+
+/**
+ * SNS Publish's transient errors as a Step Functions SNS task reports them (`SNS.` + the API error with
+ * an `Exception` suffix: Throttled, InternalError, KMSThrottling; the casing of the acronym in the last
+ * is not documented, so both), and the integration's own client error.
+ */
+export const SNS_TRANSIENT_ERRORS = [
+  'SNS.ThrottledException',
+  'SNS.InternalErrorException',
+  'SNS.KMSThrottlingException',
+  'SNS.KmsThrottlingException',
+  'SNS.SdkClientException',
+] as const;
+
+/** The error a retrain ends with when its outcome stands but its notification could not be published. */
+export const NOTIFICATION_FAILED_ERROR = 'NotificationFailed';
+
+/** The error a retrain ends with when nobody answered its approval request in time (not promoted). */
+export const APPROVAL_EXPIRED_ERROR = 'ApprovalExpired';

@@ -120,6 +120,56 @@ describe('pipeline state machines', () => {
     });
   });
 
+  it('retries SNS throttling and internal errors on every publish, and never reports a reached outcome as a failed run', () => {
+    const publishes: string[] = [];
+    for (const pipeline of Object.values(PIPELINES)) {
+      const asl = definition(`keel-test-${pipeline.name}`);
+      for (const [name, state] of tasks(asl.States)) {
+        if (!String(state.Resource).startsWith('arn:aws:states:::sns:publish')) continue;
+        publishes.push(name);
+        const [sns, ...rest] = state.Retry as Record<string, unknown>[];
+        expect(sns, name).toMatchObject({
+          ErrorEquals: expect.arrayContaining([
+            'SNS.ThrottledException',
+            'SNS.InternalErrorException',
+            'SNS.KMSThrottlingException',
+          ]),
+          BackoffRate: 2,
+          MaxAttempts: 6,
+          JitterStrategy: 'FULL',
+        });
+        // A callback task retries no catch-all: an approver's SendTaskFailure must not re-ask.
+        const callback = String(state.Resource).endsWith('.waitForTaskToken');
+        expect(rest, name).toEqual(
+          callback ? [] : [expect.objectContaining({ ErrorEquals: ['States.TaskFailed'] })],
+        );
+      }
+      expect(asl.States[NOTIFY_FAILURE_STATE]!.Catch).toEqual([
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.notificationError', Next: 'Failed' },
+      ]);
+    }
+    // The failure notices and the three retrain outcomes at least.
+    expect(publishes).toEqual(
+      expect.arrayContaining([
+        NOTIFY_FAILURE_STATE,
+        PIPELINES.retrain.states.notify,
+        'Notify kept',
+        'Notify not approved',
+      ]),
+    );
+    const retrain = definition('keel-test-retrain');
+    for (const name of [PIPELINES.retrain.states.notify, 'Notify kept', 'Notify not approved']) {
+      expect(retrain.States[name]!.Catch, name).toEqual([
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.notificationError', Next: 'Notification failed' },
+      ]);
+    }
+    expect(retrain.States['Notification failed']).toMatchObject({
+      Type: 'Fail',
+      Error: 'NotificationFailed',
+      Cause: expect.stringMatching(/outcome stands/),
+    });
+  });
+
   it('retries transient errors on every task and sends any failure to notify-then-fail', () => {
     for (const pipeline of Object.values(PIPELINES)) {
       const asl = definition(`keel-test-${pipeline.name}`);

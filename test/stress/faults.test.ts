@@ -9,7 +9,7 @@ import type { EtlReport } from '#shared/etl/etl.ts';
 import { CSV_HEADER, FEATURE_SET, toCsvLine } from '#shared/features/index.ts';
 import { readFeatureDataset } from '#shared/offline/features-dataset.ts';
 import { getRecords, writeRecords } from '#shared/online-store/store.ts';
-import { getVersion, listVersions, promote } from '#shared/registry/registry.ts';
+import { getChampion, getVersion, listVersions, promote } from '#shared/registry/registry.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
 import { promoteVersion, registerTrainedModel, testRegistry } from '../support/model.ts';
@@ -212,6 +212,58 @@ describe('a dependency dies during a pipeline run', () => {
     expect(rerun.output!.rows).toBe(ids.length);
     expect(lines).toHaveLength(ids.length);
     expect(new Set(lines.map((line) => line.split(',')[0]))).toEqual(new Set(ids));
+  });
+});
+
+// Trains on the features the ETL test above wrote.
+describe('SNS fails a publish on the success path of a retrain', () => {
+  /** A runner (on the same servers) whose SNS publishes of the "retrain promoted" notice fail `failures` times. */
+  async function throttledRunner(failures: number) {
+    const attempts: string[] = [];
+    const throttled = await createPipelineRunner({
+      home: aws.home,
+      target: aws.target,
+      names: aws.names,
+      snsPublishFault: (subject) => {
+        if (!/retrain promoted/.test(subject)) return undefined;
+        attempts.push(subject);
+        if (attempts.length > failures) return undefined;
+        return Object.assign(new Error('Rate exceeded'), { name: 'SNS.ThrottledException' });
+      },
+    });
+    return { throttled, attempts };
+  }
+
+  it('retries a throttled notification: the run SUCCEEDS and the notification is delivered', async () => {
+    const { throttled, attempts } = await throttledRunner(1);
+    const failed: string[] = [];
+    const run = await throttled.run<{ deployment?: { to: string } }>(
+      'retrain',
+      { promotion: 'always' },
+      undefined,
+      (state, error) => failed.push(`${state}: ${error.name}`),
+    );
+    expect(run.status).toBe('SUCCEEDED');
+    expect(failed).toEqual(['Notify result: SNS.ThrottledException']);
+    expect(attempts).toHaveLength(2);
+    expect(await lastNotification()).toMatchObject({
+      source: 'pipeline:retrain',
+      message: { status: 'PROMOTED', version: run.output!.deployment!.to },
+    });
+  });
+
+  it('after its retries, fails as NotificationFailed (not as a failed retrain), the promotion standing', async () => {
+    const { throttled, attempts } = await throttledRunner(Number.POSITIVE_INFINITY);
+    const before = await lastNotification();
+    const run = await throttled.run('retrain', { promotion: 'always' });
+    expect(run.status).toBe('FAILED');
+    // The NotificationFailed state's cause (the local runner reports the cause, not the error name).
+    expect(run.error!.message).toMatch(/outcome stands/);
+    // 1 attempt + 6 retries (the first retrier that matches decides); no "retrain failed" notice was sent.
+    expect(attempts).toHaveLength(7);
+    expect(await lastNotification()).toEqual(before);
+    const versions = await listVersions(testRegistry(aws), 'churn');
+    expect(await getChampion(testRegistry(aws), 'churn')).toBe(versions.at(-1)!.version);
   });
 });
 
