@@ -120,7 +120,9 @@ export class InferenceStack extends Stack {
       }
     }
     super(scope, id, { description: `Keel ${props.stage}: inference API (${inference})`, ...props });
-    // Exports/imports: the data stack cannot remove a bucket or table this stack still reads.
+    // Exports/imports: the data stack cannot remove a bucket or table this stack still reads. Strong
+    // references suit what exists under every configuration; test/infra/config-changes.test.ts
+    // checks that no documented configuration change removes an export another stack imports.
     CrossStackReferences.of(this).consume(ReferenceStrength.STRONG);
     const { stage } = props;
     const settings: PredictSettings = {
@@ -158,6 +160,15 @@ export class InferenceStack extends Stack {
     new CfnOutput(this, 'ApiUrl', { value: this.api.api.url, exportName: `keel-${stage}-inference-api-url` });
     if (backend instanceof LambdaPredict) {
       this.predictFunction = backend.function;
+      // Only the Lambda variant has these, so the monitoring stack references them weakly: it reads
+      // their names from this stack's outputs when it deploys (Fn::GetStackOutput). A strong reference
+      // would make switching to ECS fail: CloudFormation updates this stack first, and it may not
+      // delete an export that the monitoring stack still imports. BOTH, not WEAK, keeps the export
+      // too, which no stack imports any more: a stage deployed before still imports it until its
+      // monitoring stack updates, so deleting the export now would block that update.
+      for (const resource of [backend.function.function, backend.function.logGroup]) {
+        CrossStackReferences.of(resource).produce(ReferenceStrength.BOTH);
+      }
       new CfnOutput(this, 'FunctionName', {
         value: backend.function.function.functionName,
         exportName: `keel-${stage}-predict-function-name`,

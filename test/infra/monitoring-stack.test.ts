@@ -258,8 +258,19 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
 
   it('watches the other stacks’ resources through their exports', () => {
     const props = (id: string) => alarmNamed(template, alarmName(STAGE, id)).Properties;
+    // Only the Lambda variant has the function: read from the inference stack's output, not imported,
+    // so switching to ECS can delete it (test/infra/config-changes.test.ts).
     expect(props('lambda-errors-predict').Dimensions).toEqual([
-      { Name: 'FunctionName', Value: importFrom('Keel-test-Inference') },
+      {
+        Name: 'FunctionName',
+        Value: {
+          'Fn::GetStackOutput': {
+            StackName: 'Keel-test-Inference',
+            Region: ENV.region,
+            OutputName: expect.stringMatching(/^PublishOutputRefLambdaPredictFunction/),
+          },
+        },
+      },
     ]);
     for (const machine of ['etl', 'retrain', 'batch']) {
       expect(props(`state-machine-failures-${machine}`)).toMatchObject({
@@ -542,8 +553,13 @@ describe('MonitoringStack options', () => {
       detail: { state: { value: ['ALARM'] } },
     });
     const [target] = rule.Properties.Targets;
+    // The rule's own role, in this stack: it imports nothing that turning retrain.onDrift off removes.
+    const [[roleId]] = resources(template, 'AWS::IAM::Role').filter(([id]) =>
+      id.startsWith('RetrainOnDriftStartRole'),
+    ) as [[string, Resource]];
     expect(target).toMatchObject({
       Arn: importFrom('Keel-test-Pipelines'),
+      RoleArn: { 'Fn::GetAtt': [roleId, 'Arn'] },
       Input: JSON.stringify(SCHEDULES.find((s) => s.target === 'retrain')!.input),
       DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
       RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 7200 },
