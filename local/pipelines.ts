@@ -1,17 +1,19 @@
 import './promise-polyfill.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { StateMachine } from 'aws-local-stepfunctions';
+import { ExecutionTimeoutError, StateMachine } from 'aws-local-stepfunctions';
 import { type AwsTarget, createAwsClients } from '#shared/aws/clients.ts';
 import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
-import { NOTIFY_FAILURE_STATE, PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
-import type { StepHandler } from '#shared/pipelines/step.ts';
-import type { ResourceNames } from '#shared/resources.ts';
-import { awaitApproval } from './approvals.ts';
+import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipelines/definitions.ts';
+import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
+import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';
+import { functionOf } from './deployment/deployment.ts';
 import { prepareLocalHandlers } from './environment.ts';
+import { startLocalFunctions } from './lambda/functions.ts';
 import { fileNotifier, type Notification } from './notifications.ts';
-import { type AslDefinition, inlineDistributedMaps, synthesizeStateMachines } from './state-machines.ts';
+import type { Principal } from './rules/authorizer.ts';
+import { type AslDefinition, type AslState, inlineDistributedMaps } from './state-machines.ts';
 
 export { type Notification, notificationsFile } from './notifications.ts';
 
@@ -26,11 +28,16 @@ export interface PipelineRunnerOptions {
    * returns fails that attempt, undelivered (its `name` is the Step Functions error, e.g. `SNS.ThrottledException`).
    */
   readonly snsPublishFault?: (subject: string) => Error | undefined;
+  /**
+   * How long the retrain waits for an approval, instead of the stage's `retrain.approval.timeoutHours`
+   * (tests that cannot wait hours).
+   */
+  readonly approvalTimeoutSeconds?: number;
 }
 
 export interface PipelineRun<T = unknown> {
   readonly pipeline: PipelineName;
-  readonly status: 'SUCCEEDED' | 'FAILED';
+  readonly status: 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT';
   readonly output: T | undefined;
   readonly error?: { readonly name: string; readonly message: string };
   readonly durationMs: number;
@@ -44,9 +51,11 @@ export interface PipelineRunner {
     /** Each failed task attempt, retried or not (what Step Functions' history shows). */
     onTaskFailed?: (state: string, error: Error) => void,
   ): Promise<PipelineRun<T>>;
-  /** Runs the drift job's handler directly, as its Lambda runs (a single task, not a state machine). */
+  /** Invokes the drift job's function, as its schedule does (a single task, not a state machine). */
   drift(input: DriftJobInput): Promise<DriftRun>;
   readonly definitions: Record<PipelineName, AslDefinition>;
+  /** Ends the functions' environments. */
+  close(): Promise<void>;
 }
 
 export type DriftRun = Omit<PipelineRun<Omit<DriftJobResult, 'report'>>, 'pipeline'> & {
@@ -88,30 +97,67 @@ export async function runDriftJob(
 }
 
 /**
- * Runs the state machines of the synthesized pipelines stack with aws-local-stepfunctions, each task
- * state bound by name to the handler its Lambda runs, in this process. SNS publish states write to
- * `${KEEL_HOME}/notifications.jsonl`. The handlers read their configuration from the environment at
- * import, as in Lambda, so the environment is set before they load.
+ * Runs the state machines of the synthesized local stage with aws-local-stepfunctions as Step Functions
+ * runs them: each Lambda task invokes its function in a Lambda-like environment (local/lambda), SNS
+ * publish states write to `${KEEL_HOME}/notifications.jsonl`, and every call the state machine makes
+ * with its role (lambda:InvokeFunction, sns:Publish and the topic key's KMS actions) is checked against
+ * the synthesized policies first. A state's input or output over 256 KiB fails the execution with
+ * States.DataLimitExceeded, which no Catch catches; TimeoutSeconds of tasks and executions hold.
  */
 export async function createPipelineRunner(options: PipelineRunnerOptions): Promise<PipelineRunner> {
-  await prepareLocalHandlers(options.home, options.target, options.names);
-  const [etl, retrain, batch, drift] = await Promise.all([
-    import('#lambdas/etl/handler.ts'),
-    import('#lambdas/retrain/handler.ts'),
-    import('#lambdas/batch/handler.ts'),
-    import('#lambdas/drift/handler.ts'),
-  ]);
-  const definitions = synthesizeStateMachines();
   await mkdir(options.home, { recursive: true });
+  const functions = await startLocalFunctions({ home: options.home, target: options.target });
+  const { deployment, lambda, authorizer } = functions;
+  const machineOf = (pipeline: PipelineName) => {
+    const machine = deployment.stateMachines.get(stateMachineName(pipeline, LOCAL_ENVIRONMENT.stage));
+    if (!machine) throw new Error(`the local stage has no ${pipeline} state machine`);
+    return machine;
+  };
+  const definitions = Object.fromEntries(
+    PIPELINE_NAMES.map((pipeline) => [pipeline, machineOf(pipeline).definition]),
+  ) as Record<PipelineName, AslDefinition>;
+  if (options.approvalTimeoutSeconds !== undefined) {
+    definitions.retrain = withApprovalTimeout(
+      definitions.retrain,
+      PIPELINES.retrain.states.approve,
+      options.approvalTimeoutSeconds,
+    );
+  }
+  const roleOf = (pipeline: PipelineName): Principal => ({
+    kind: 'role',
+    roleArn: machineOf(pipeline).roleArn,
+    session: machineOf(pipeline).name,
+  });
 
   const publish = fileNotifier(options.home, options.onNotification);
   const publishFault = (input: unknown) => {
     const fault = options.snsPublishFault?.((input as { Subject?: string }).Subject ?? '');
     if (fault) throw fault;
   };
+  /** What SNS checks before it accepts a publish: the role may publish, and use the topic's key. */
+  const mayPublish = async (pipeline: PipelineName, topicArn: unknown) => {
+    if (!authorizer) return;
+    const principal = roleOf(pipeline);
+    const topic = String(topicArn);
+    await authorizer.authorize({ principal, action: 'sns:Publish', resource: topic });
+    const key = deployment.topics.get(topic)?.keyArn;
+    if (key) {
+      await authorizer.authorizeKey(
+        principal,
+        key,
+        SNS_PUBLISHER_KEY_ACTIONS,
+        `sns.${deployment.env.region}.amazonaws.com`,
+      );
+    }
+  };
   const notify = (pipeline: PipelineName) => async (input: unknown) => {
     publishFault(input);
-    const { Subject, Message } = input as { Subject?: string; Message?: unknown };
+    const { TopicArn, Subject, Message } = input as {
+      TopicArn?: string;
+      Subject?: string;
+      Message?: unknown;
+    };
+    await mayPublish(pipeline, TopicArn);
     await publish({
       at: new Date().toISOString(),
       source: `pipeline:${PIPELINES[pipeline].name}`,
@@ -120,62 +166,66 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
     });
     return { MessageId: `local-${Date.now()}` };
   };
-  const handlers: Record<
-    PipelineName,
-    Record<string, StepHandler<unknown> | ((input: unknown) => Promise<unknown>)>
-  > = {
-    etl: {
-      [PIPELINES.etl.states.plan]: etl.plan,
-      [PIPELINES.etl.states.chunk]: etl.chunk,
-      [PIPELINES.etl.states.finalize]: etl.finalize,
-      [NOTIFY_FAILURE_STATE]: notify('etl'),
+  const approvalDynamo = createAwsClients(options.target).dynamo;
+  const approve = localApprovalTask({
+    dynamo: approvalDynamo,
+    // PutItem into the approvals partition of the registry table, with the retrain's role.
+    authorize: async (table, partition) => {
+      const arn = deployment.tables.get(table)?.arn;
+      if (!authorizer || !arn) return;
+      await authorizer.authorize({
+        principal: roleOf('retrain'),
+        action: 'dynamodb:PutItem',
+        resource: arn,
+        context: { 'dynamodb:LeadingKeys': [partition] },
+      });
     },
-    retrain: {
-      [PIPELINES.retrain.states.train]: retrain.train,
-      [PIPELINES.retrain.states.promote]: retrain.promote,
-      [PIPELINES.retrain.states.notify]: notify('retrain'),
-      [PIPELINES.retrain.states.approve]: async (input: unknown) => {
-        publishFault(input);
-        const { Subject, Message } = input as { Subject?: string; Message?: unknown };
-        const decision = await awaitApproval(
-          options.home,
-          { subject: Subject ?? '', message: Message },
-          (id) =>
-            options.onNotification?.({
-              at: new Date().toISOString(),
-              source: 'pipeline:retrain',
-              subject: `${Subject ?? 'approval requested'}: run \`keel models approve ${id}\` or \`keel models reject ${id}\``,
-              message: Message,
-            }),
-        );
-        return decision;
-      },
-      'Notify not approved': notify('retrain'),
-      'Notify kept': notify('retrain'),
-      [NOTIFY_FAILURE_STATE]: notify('retrain'),
-    },
-    batch: {
-      [PIPELINES.batch.states.plan]: batch.plan,
-      [PIPELINES.batch.states.score]: batch.score,
-      [PIPELINES.batch.states.finalize]: batch.finalize,
-      [NOTIFY_FAILURE_STATE]: notify('batch'),
-    },
+    onRequested: ({ id, version }) =>
+      options.onNotification?.({
+        at: new Date().toISOString(),
+        source: 'pipeline:retrain',
+        subject: `approval ${id} requested to promote ${version}: run \`keel models approve ${id}\` or \`keel models reject ${id}\``,
+        message: { approvalId: id, version },
+      }),
+  });
+  const invoke = (pipeline: PipelineName, functionArn: string) => async (input: unknown) => {
+    await authorizer?.authorize({
+      principal: roleOf(pipeline),
+      action: 'lambda:InvokeFunction',
+      resource: functionArn,
+    });
+    return lambda.invoke(functionArn, input);
   };
+  const handlers = Object.fromEntries(
+    PIPELINE_NAMES.map((pipeline) => [
+      pipeline,
+      bindTaskStates(definitions[pipeline], {
+        lambda: (functionArn) => invoke(pipeline, functionArn),
+        publish: notify(pipeline),
+        recordAndWait: approve,
+      }),
+    ]),
+  ) as Record<PipelineName, Record<string, TaskHandler>>;
   const machines = Object.fromEntries(
-    (Object.keys(definitions) as PipelineName[]).map((name) => [
+    PIPELINE_NAMES.map((name) => [
       name,
       new StateMachine(inlineDistributedMaps(definitions[name]) as never, {
         validationOptions: { checkArn: false },
       }),
     ]),
   ) as Record<PipelineName, StateMachine>;
+  const driftFunction = functionOf(deployment, 'lambdas/drift/handler.ts');
 
   return {
     definitions,
+    close: async () => {
+      approvalDynamo.destroy();
+      await functions.close();
+    },
     async drift(input) {
       const started = performance.now();
       try {
-        const output = await drift.handler(input);
+        const output = await lambda.invoke<DriftRun['output']>(driftFunction.arn, input);
         return { pipeline: 'drift', status: 'SUCCEEDED', output, durationMs: performance.now() - started };
       } catch (error) {
         const e = error as Error;
@@ -195,10 +245,13 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       onTaskFailed?: (state: string, error: Error) => void,
     ) {
       const started = performance.now();
+      // Set when a state's data outgrows Step Functions' limit: the execution fails, and nothing runs on.
+      let overLimit: { readonly state: string; readonly bytes: number } | undefined;
       const taskResourceLocalHandlers = Object.fromEntries(
         Object.entries(handlers[pipeline]).map(([state, handler]) => [
           state,
           async (taskInput: unknown) => {
+            if (overLimit) throw dataLimitError(overLimit.state);
             const output = await Promise.resolve(handler(taskInput)).catch((error: Error) => {
               onTaskFailed?.(state, error);
               throw error;
@@ -213,35 +266,117 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
         Object.keys(handlers[pipeline]).map((state) => [state, 1]),
       );
       const name = `${PIPELINES[pipeline].name}-${randomUUID()}`;
-      const machineArn = `arn:aws:states:${options.target.region}:000000000000:stateMachine:keel-local-${PIPELINES[pipeline].name}`;
+      const machine = machineOf(pipeline);
       const execution = machines[pipeline].run(input as never, {
         overrides: { taskResourceLocalHandlers, retryIntervalOverrides },
         // The Context Object as Step Functions fills it; the failure path reports the execution id.
         context: {
           Execution: {
-            Id: `${machineArn.replace(':stateMachine:', ':execution:')}:${name}`,
+            Id: `${machine.arn.replace(':stateMachine:', ':execution:')}:${name}`,
             Name: name,
             Input: input,
             StartTime: new Date().toISOString(),
           },
-          StateMachine: { Id: machineArn, Name: machineArn.split(':').at(-1) },
-          // The callback token a waitForTaskToken state hands out; locally the approval id plays its part.
+          StateMachine: { Id: machine.arn, Name: machine.name },
+          // The callback token a waitForTaskToken state hands out (locally the approval's record is the callback).
           Task: { Token: `local-${name}` },
+          // Resolvable, as in Step Functions; the approval task records its own entry time.
+          State: { EnteredTime: new Date().toISOString() },
         } as never,
       });
+      void (async () => {
+        for await (const event of execution.eventLogs) {
+          if (event.type !== 'StateEntered' && event.type !== 'StateExited') continue;
+          const payload = event.type === 'StateEntered' ? event.state.input : event.state.output;
+          const bytes = Buffer.byteLength(JSON.stringify(payload ?? null));
+          if (bytes > MAX_STATE_PAYLOAD_BYTES) {
+            overLimit = { state: event.state.name, bytes };
+            execution.abort();
+            return;
+          }
+        }
+      })();
+      const finished = (
+        status: PipelineRun['status'],
+        output: T | undefined,
+        error?: PipelineRun['error'],
+      ) => ({
+        pipeline,
+        status,
+        output,
+        ...(error ? { error } : {}),
+        durationMs: performance.now() - started,
+      });
       try {
-        const output = (await execution.result) as unknown as T;
-        return { pipeline, status: 'SUCCEEDED', output, durationMs: performance.now() - started };
+        return finished('SUCCEEDED', (await execution.result) as unknown as T);
       } catch (error) {
-        const e = error as Error & { cause?: unknown };
-        return {
-          pipeline,
-          status: 'FAILED',
-          output: undefined,
-          error: { name: e.name, message: e.message },
-          durationMs: performance.now() - started,
-        };
+        if (overLimit) {
+          const e = dataLimitError(overLimit.state);
+          return finished('FAILED', undefined, {
+            name: e.name,
+            message: `${e.message} (${overLimit.bytes} bytes)`,
+          });
+        }
+        if (error instanceof ExecutionTimeoutError) {
+          const seconds = (definitions[pipeline] as { TimeoutSeconds?: number }).TimeoutSeconds;
+          return finished('TIMED_OUT', undefined, {
+            name: 'States.Timeout',
+            message: `the execution did not finish within its TimeoutSeconds (${seconds} s)`,
+          });
+        }
+        const e = error as Error;
+        return finished('FAILED', undefined, { name: e.name, message: e.message });
       }
     },
   };
+}
+
+/** Step Functions' limit on the data of a state: its input, its output, a task's result. */
+export const MAX_STATE_PAYLOAD_BYTES = 256 * 1024;
+
+/** What Step Functions raises for a state whose data is over the limit (no Catch, States.ALL included, catches it). */
+function dataLimitError(state: string): Error {
+  return Object.assign(
+    new Error(
+      `The state/task '${state}' returned a result with a size exceeding the maximum number of bytes service limit.`,
+    ),
+    { name: 'States.DataLimitExceeded' },
+  );
+}
+
+/** What an SNS publisher needs of an encrypted topic's key. */
+const SNS_PUBLISHER_KEY_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'];
+
+const PIPELINE_NAMES = Object.keys(PIPELINES) as PipelineName[];
+
+type TaskHandler = (input: unknown) => Promise<unknown>;
+
+/**
+ * Binds every Task state of a definition (Map processors included) to what it calls: a Lambda
+ * function, an SNS publish, or the approval wait (local/approvals.ts). A state whose resource the
+ * local runner cannot play is refused here, not at run time.
+ */
+function bindTaskStates(
+  definition: AslDefinition,
+  bind: {
+    readonly lambda: (functionArn: string) => TaskHandler;
+    readonly publish: TaskHandler;
+    readonly recordAndWait: TaskHandler;
+  },
+): Record<string, TaskHandler> {
+  const handlers: Record<string, TaskHandler> = {};
+  const visit = (states: Record<string, AslState>) => {
+    for (const [name, state] of Object.entries(states)) {
+      const processor = (state.ItemProcessor ?? state.Iterator) as AslDefinition | undefined;
+      if (processor) visit(processor.States);
+      if (state.Type !== 'Task') continue;
+      const resource = String(state.Resource);
+      if (resource.startsWith('arn:aws:lambda:')) handlers[name] = bind.lambda(resource);
+      else if (resource === 'arn:aws:states:::sns:publish') handlers[name] = bind.publish;
+      else if (resource === APPROVAL_TASK_RESOURCE) handlers[name] = bind.recordAndWait;
+      else throw new Error(`state "${name}" calls ${resource}, which the local runner cannot run`);
+    }
+  };
+  visit(definition.States);
+  return handlers;
 }

@@ -7,6 +7,8 @@ import S3rver from 's3rver';
 import { type AwsTarget, createDynamoClient, createS3Client } from '#shared/aws/clients.ts';
 import { type DeploymentEnvironment, type ResourceNames, resourceNames } from '#shared/resources.ts';
 import { provisionResources } from './provision.ts';
+import { type Denial, startRulesFront } from './rules/proxy.ts';
+import { awsRulesEnforced } from './rules/switch.ts';
 
 export interface LocalServersOptions {
   /** State directory; S3 objects go to `<home>/s3`, DynamoDB tables to `<home>/dynamodb`. */
@@ -16,6 +18,8 @@ export interface LocalServersOptions {
   /** Port of the DynamoDB server; 0 picks a free one. */
   readonly dynamoPort: number;
   readonly environment: DeploymentEnvironment;
+  /** Told of every call the rules proxies refuse. */
+  readonly onDenied?: (denial: Denial) => void;
 }
 
 export interface LocalServers {
@@ -23,6 +27,8 @@ export interface LocalServers {
   readonly names: ResourceNames;
   /** Buckets and tables this start created (empty when the state already had them). */
   readonly created: string[];
+  /** Calls the rules proxies refused (none when KEEL_AWS_RULES=off). */
+  denials(): Denial[];
   close(): Promise<void>;
 }
 
@@ -47,7 +53,8 @@ function closeServer(server: Server): Promise<void> {
 
 /**
  * Starts S3 (s3rver) and DynamoDB (dynalite) in this process on 127.0.0.1, with state on disk, and
- * creates the buckets and tables the CDK data stack declares, under the same names.
+ * creates the buckets and tables the CDK data stack declares, under the same names. The target it
+ * returns is the rules proxies in front of them (local/rules), unless KEEL_AWS_RULES=off.
  */
 export async function startLocalServers(options: LocalServersOptions): Promise<LocalServers> {
   const s3Dir = join(options.home, 's3');
@@ -68,23 +75,33 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
     return rethrowPortInUse(error, 'DynamoDB', options.dynamoPort);
   });
 
-  const target: AwsTarget = {
+  const emulators: AwsTarget = {
     region: options.environment.region,
     endpoints: { s3: `http://${HOST}:${s3Port}`, dynamodb: `http://${HOST}:${dynamoPort}` },
   };
   const names = resourceNames(options.environment);
-  const s3 = createS3Client(target);
-  const dynamo = createDynamoClient(target);
+  const s3 = createS3Client(emulators);
+  const dynamo = createDynamoClient(emulators);
   const created = await provisionResources({ s3, dynamo }, names);
   s3.destroy();
   dynamo.destroy();
+  const closeEmulators = () => Promise.all([closeServer(s3rver.httpServer), closeServer(dynamoServer)]);
+  // Every client goes through the rules proxies, which check what the functions' roles may do.
+  const rules = awsRulesEnforced()
+    ? await startRulesFront(emulators, options.onDenied).catch(async (error: unknown) => {
+        await closeEmulators();
+        throw error;
+      })
+    : undefined;
 
   return {
-    target,
+    target: rules?.target ?? emulators,
     names,
     created,
+    denials: () => rules?.denials() ?? [],
     async close() {
-      await Promise.all([closeServer(s3rver.httpServer), closeServer(dynamoServer)]);
+      await rules?.close();
+      await closeEmulators();
     },
   };
 }

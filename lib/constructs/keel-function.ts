@@ -5,6 +5,7 @@ import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
   ApplicationLogLevel,
   Architecture,
+  type CfnFunction,
   type ILayerVersion,
   LoggingFormat,
   Runtime,
@@ -16,7 +17,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
-import { REPO_ROOT } from '#lib/paths.ts';
+import { ENTRY_METADATA, REPO_ROOT } from '#lib/paths.ts';
 import {
   type KeelLogLevel,
   powertoolsVariables,
@@ -229,6 +230,9 @@ export class KeelFunction extends Construct {
         externalModules: props.externalModules ? [...props.externalModules] : [],
       },
     });
+
+    // The local platform runs this source file in its Lambda-like environments (local/lambda).
+    (this.function.node.defaultChild as CfnFunction).addMetadata(ENTRY_METADATA, props.entry);
 
     acknowledgeWildcardResource(this.role, {
       resource: '*',

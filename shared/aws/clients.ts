@@ -42,7 +42,19 @@ const transport = (timeouts: ClientTimeouts | undefined) =>
     : {};
 
 /** Local emulators accept any key; s3rver insists on these. */
-const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+const LOCAL_KEYS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+/**
+ * Session tokens of the local platform's role sessions start with this: a Lambda-like environment
+ * holds one (as a Lambda holds its role's credentials) and the local rules proxy reads the role from
+ * it. Any other session token in the environment (a developer's real one) never goes to a local server.
+ */
+export const LOCAL_SESSION_PREFIX = 'keel-local-session/';
+
+const localCredentials = () => {
+  const token = process.env.AWS_SESSION_TOKEN;
+  return token?.startsWith(LOCAL_SESSION_PREFIX) ? { ...LOCAL_KEYS, sessionToken: token } : LOCAL_KEYS;
+};
 
 export const AWS_TARGET_ENV = { s3: 'KEEL_S3_ENDPOINT', dynamodb: 'KEEL_DYNAMODB_ENDPOINT' } as const;
 
@@ -65,7 +77,7 @@ export function createS3Client(target: AwsTarget, timeouts?: ClientTimeouts): S3
     ...transport(timeouts),
     region: target.region,
     endpoint: target.endpoints.s3,
-    credentials: LOCAL_CREDENTIALS,
+    credentials: localCredentials(),
     forcePathStyle: true,
     // Local S3 servers mishandle the SDK's default streaming checksums (corrupted multipart bodies).
     requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -79,7 +91,7 @@ export function createDynamoClient(target: AwsTarget, timeouts?: ClientTimeouts)
     ...transport(timeouts),
     region: target.region,
     endpoint: target.endpoints.dynamodb,
-    credentials: LOCAL_CREDENTIALS,
+    credentials: localCredentials(),
   });
 }
 

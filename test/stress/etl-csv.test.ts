@@ -26,6 +26,7 @@ beforeAll(async () => {
   runner = await createPipelineRunner({ home: aws.home, target: aws.target, names: aws.names });
 });
 afterAll(async () => {
+  await runner?.close();
   await aws?.close();
 });
 

@@ -45,6 +45,7 @@ beforeAll(async () => {
   runner = await createPipelineRunner({ home: aws.home, target: proxied, names: aws.names });
 });
 afterAll(async () => {
+  await runner?.close();
   await api?.close();
   await s3Proxy?.close();
   await dynamoProxy?.close();

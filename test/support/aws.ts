@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { provisionResources } from '#local/provision.ts';
+import { startRulesFront } from '#local/rules/proxy.ts';
+import { awsRulesEnforced } from '#local/rules/switch.ts';
 import { startLocalServers } from '#local/servers.ts';
 import {
   type AwsClients,
@@ -87,16 +89,20 @@ export async function startTestAws(): Promise<TestAws> {
     await provisionResources({ s3, dynamo }, names);
     s3.destroy();
     dynamo.destroy();
-    const clients = createAwsClients(moto.target);
+    // moto ignores IAM: the same rules proxies as in front of the embedded servers check each call.
+    const rules = awsRulesEnforced() ? await startRulesFront(moto.target) : undefined;
+    const target = rules?.target ?? moto.target;
+    const clients = createAwsClients(target);
     return {
       emulator: 'moto',
       home,
-      target: moto.target,
+      target,
       names,
       clients,
       async close() {
         clients.s3.destroy();
         clients.dynamo.destroy();
+        await rules?.close();
         moto.process.kill('SIGTERM');
         await rm(home, { recursive: true, force: true });
       },

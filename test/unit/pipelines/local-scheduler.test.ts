@@ -9,6 +9,7 @@ function recordingRunner(started: string[]): PipelineRunner {
   const done = { status: 'SUCCEEDED', output: undefined, durationMs: 0 } as const;
   return {
     definitions: {} as PipelineRunner['definitions'],
+    close: async () => undefined,
     run: async (pipeline) => {
       started.push(pipeline);
       return { ...done, pipeline };

@@ -1,0 +1,105 @@
+/**
+ * One Lambda execution environment of the local platform, run as its own process by
+ * `local/lambda/service.ts`: the init phase imports the handler's module once (its top-level code and
+ * top-level await run here, as in Lambda), then invocations arrive one at a time over IPC. Between
+ * invocations the parent stops this process (SIGSTOP), as Lambda freezes an environment: a timer or a
+ * promise left behind by an invocation runs only when a later invocation thaws it, and dies with the
+ * environment when it is reaped.
+ */
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Context } from 'aws-lambda';
+
+type Handler = (event: unknown, context: Context) => unknown;
+
+export type EnvironmentMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'init-error'; readonly error: SerializedError }
+  | { readonly type: 'result'; readonly id: string; readonly payload: string }
+  | { readonly type: 'error'; readonly id: string; readonly error: SerializedError };
+
+export interface Invocation {
+  readonly type: 'invoke';
+  readonly id: string;
+  /** The event as JSON, as Lambda receives it. */
+  readonly event: string;
+  readonly deadlineMs: number;
+}
+
+/** Lambda's error response: the error's class name, its message and its stack. */
+export interface SerializedError {
+  readonly errorType: string;
+  readonly errorMessage: string;
+  readonly trace: string[];
+}
+
+const serialize = (error: unknown): SerializedError => {
+  const e = error instanceof Error ? error : new Error(String(error));
+  return { errorType: e.name, errorMessage: e.message, trace: (e.stack ?? '').split('\n') };
+};
+
+const send = (message: EnvironmentMessage) =>
+  new Promise<void>((resolve) => {
+    process.send?.(message, undefined, {}, () => resolve());
+  });
+
+const env = (name: string) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`the local Lambda environment lacks ${name}`);
+  return value;
+};
+
+async function init(): Promise<Handler> {
+  const module = (await import(
+    pathToFileURL(join(env('LAMBDA_TASK_ROOT'), env('KEEL_LAMBDA_ENTRY'))).href
+  )) as Record<string, unknown>;
+  const name = env('KEEL_LAMBDA_HANDLER');
+  const handler = module[name];
+  if (typeof handler !== 'function') {
+    throw Object.assign(new Error(`${env('KEEL_LAMBDA_ENTRY')} does not export a function "${name}"`), {
+      name: 'Runtime.HandlerNotFound',
+    });
+  }
+  return handler as Handler;
+}
+
+function contextOf(invocation: Invocation): Context {
+  const functionName = env('AWS_LAMBDA_FUNCTION_NAME');
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: env('AWS_LAMBDA_FUNCTION_VERSION'),
+    invokedFunctionArn: env('KEEL_LAMBDA_FUNCTION_ARN'),
+    memoryLimitInMB: env('AWS_LAMBDA_FUNCTION_MEMORY_SIZE'),
+    awsRequestId: invocation.id,
+    logGroupName: env('AWS_LAMBDA_LOG_GROUP_NAME'),
+    logStreamName: env('AWS_LAMBDA_LOG_STREAM_NAME'),
+    getRemainingTimeInMillis: () => Math.max(0, invocation.deadlineMs - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+let handler: Handler;
+try {
+  handler = await init();
+} catch (error) {
+  await send({ type: 'init-error', error: serialize(error) });
+  process.exit(1);
+}
+
+process.on('message', (invocation: Invocation) => {
+  void (async () => {
+    try {
+      const result = await handler(JSON.parse(invocation.event), contextOf(invocation));
+      // Lambda returns the handler's value as JSON (undefined becomes null).
+      await send({ type: 'result', id: invocation.id, payload: JSON.stringify(result ?? null) });
+    } catch (error) {
+      await send({ type: 'error', id: invocation.id, error: serialize(error) });
+    }
+  })();
+});
+await send({ type: 'ready' });
+// The platform that started this environment is gone: so is the environment.
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,98 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type LocalDeployment, loadLocalDeployment } from '#local/deployment/deployment.ts';
+import { metricsFile } from '#local/environment.ts';
+import { Authorizer } from '#local/rules/authorizer.ts';
+import { awsRulesEnforced } from '#local/rules/switch.ts';
+import { AWS_TARGET_ENV, type AwsTarget } from '#shared/aws/clients.ts';
+import { intEnv } from '#shared/env.ts';
+import { LocalLambda } from './service.ts';
+
+/**
+ * The functions of the local stage, ready to invoke: the synthesized deployment, Lambda's execution
+ * model over it ({@link LocalLambda}) and, unless KEEL_AWS_RULES=off, the IAM and KMS rules that the
+ * state machine runner checks its own calls against (the functions' calls are checked by the rules
+ * proxies in front of the emulators, `target`).
+ *
+ * What an environment writes goes where CloudWatch Logs would take it: EMF lines to the local metrics
+ * file, prediction capture lines to `onCapture` (the stand-in for the log subscription), every other
+ * line to `${KEEL_HOME}/logs/<function>.log`, and warnings and errors also to this process's stderr.
+ */
+export interface LocalFunctions {
+  readonly deployment: LocalDeployment;
+  readonly lambda: LocalLambda;
+  /** Undefined when the rules are switched off. */
+  readonly authorizer: Authorizer | undefined;
+  close(): Promise<void>;
+}
+
+export interface LocalFunctionsOptions {
+  readonly home: string;
+  /** Where the functions' SDK clients send their calls (the rules proxies of the local servers). */
+  readonly target: AwsTarget;
+  /** Receives each prediction capture line an environment writes. */
+  readonly onCapture?: (line: string) => void;
+  /** Tells whether a stdout line is a prediction capture line. */
+  readonly isCaptureLine?: (line: string) => boolean;
+}
+
+/** Settings of the laptop that differ from a deployed function's; the user's own variables win. */
+const LOCAL_DEFAULTS: Readonly<Record<string, string>> = {
+  KEEL_MODEL_REFRESH_SECONDS: '2',
+  POWERTOOLS_LOG_LEVEL: 'WARN',
+  POWERTOOLS_TRACE_ENABLED: 'false',
+  // No X-Ray daemon here: the SDK must not complain about a missing trace context.
+  AWS_XRAY_CONTEXT_MISSING: 'IGNORE_ERROR',
+};
+
+/** Variables of this process that reach the environments: the user's Keel and Powertools settings. */
+const USER_VARIABLES = /^(KEEL_|POWERTOOLS_)/;
+/** Keel variables that describe this process, not a function. */
+const PROCESS_ONLY = new Set(['KEEL_HOME', 'KEEL_PORT', 'KEEL_S3_PORT', 'KEEL_DYNAMODB_PORT']);
+
+const LOUD_LEVELS = /"level":"(WARN|ERROR|CRITICAL)"/;
+
+export async function startLocalFunctions(options: LocalFunctionsOptions): Promise<LocalFunctions> {
+  const deployment = await loadLocalDeployment();
+  const { home, target } = options;
+  if (!target.endpoints) throw new Error('the local functions need local endpoints (KEEL_S3_ENDPOINT, …)');
+  const user = Object.fromEntries(
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] =>
+        entry[1] !== undefined && USER_VARIABLES.test(entry[0]) && !PROCESS_ONLY.has(entry[0]),
+    ),
+  );
+  const logs = join(home, 'logs');
+  mkdirSync(logs, { recursive: true });
+  mkdirSync(join(home, 'metrics'), { recursive: true });
+  const metrics = metricsFile(home);
+  const lambda = new LocalLambda({
+    deployment,
+    environment: {
+      ...LOCAL_DEFAULTS,
+      ...user,
+      [AWS_TARGET_ENV.s3]: target.endpoints.s3,
+      [AWS_TARGET_ENV.dynamodb]: target.endpoints.dynamodb,
+    },
+    maxEnvironments: intEnv('KEEL_LAMBDA_MAX_ENVIRONMENTS', 4, { min: 1, max: 64 }),
+    idleSeconds: intEnv('KEEL_LAMBDA_IDLE_SECONDS', 300, { min: 1, max: 86_400 }),
+    onLog: (fn, line) => {
+      if (line.startsWith('{"_aws"')) {
+        appendFileSync(metrics, `${line}\n`);
+      } else if (options.isCaptureLine?.(line)) {
+        options.onCapture?.(line);
+      } else {
+        appendFileSync(join(logs, `${fn.name}.log`), `${line}\n`);
+        if (LOUD_LEVELS.test(line) || !line.startsWith('{')) {
+          process.stderr.write(`[${fn.logicalId}] ${line}\n`);
+        }
+      }
+    },
+  });
+  return {
+    deployment,
+    lambda,
+    authorizer: awsRulesEnforced() ? new Authorizer(deployment) : undefined,
+    close: () => lambda.close(),
+  };
+}
