@@ -2,7 +2,11 @@ import type { Console } from 'node:console';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { NoModelError, ValidationError } from '#shared/errors.ts';
 import { FEATURE_COUNT } from '#shared/features/index.ts';
-import { type CaptureRecord, captureHourPrefix } from '#shared/inference/capture.ts';
+import {
+  CAPTURE_PARTITION_SLACK_MS,
+  type CaptureRecord,
+  captureHourPrefix,
+} from '#shared/inference/capture.ts';
 import { driftThresholds, type MonitoringOptionsInput } from '#shared/monitoring/alarms.ts';
 import { toEmf } from '#shared/monitoring/emf.ts';
 import { DEFAULT_SERVICE, driftMetricData, KEEL_NAMESPACE } from '#shared/monitoring/metrics.ts';
@@ -88,10 +92,17 @@ export function driftWindow(input: DriftJobInput, now: Date): { from: Date; to: 
   return { from, to };
 }
 
-/** The capture hour prefixes [from, to) touches. */
+/**
+ * The capture hour prefixes that can hold records of [from, to): the hours the window touches, widened
+ * by the partition slack (the delivery partitions by the hour its buffer started, see capture.ts).
+ */
 function hourPrefixes(model: string, from: Date, to: Date): string[] {
   const prefixes: string[] = [];
-  for (let t = Math.floor(from.getTime() / HOUR) * HOUR; t < to.getTime(); t += HOUR) {
+  const [start, end] = [
+    from.getTime() - CAPTURE_PARTITION_SLACK_MS,
+    to.getTime() + CAPTURE_PARTITION_SLACK_MS,
+  ];
+  for (let t = Math.floor(start / HOUR) * HOUR; t < end; t += HOUR) {
     prefixes.push(captureHourPrefix(model, new Date(t)));
   }
   return prefixes;
@@ -108,6 +119,34 @@ async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<s
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return keys;
+}
+
+/**
+ * The JSON objects of one line of a capture object: usually the line itself; several when records
+ * were concatenated without a newline (Firehose joins the records of a buffer as they are unless it is
+ * told to add a delimiter). Splits at top-level `}{`, outside strings; blank lines yield nothing.
+ */
+export function jsonObjectsOf(line: string): string[] {
+  const trimmed = line.trim();
+  if (trimmed === '') return [];
+  if (!trimmed.includes('}{')) return [trimmed];
+  const objects: string[] = [];
+  let [depth, start, inString, escaped] = [0, 0, false, false];
+  for (let i = 0; i < trimmed.length; i++) {
+    const c = trimmed[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === '\\') escaped = true;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{') depth++;
+    else if (c === '}' && --depth === 0) {
+      objects.push(trimmed.slice(start, i + 1));
+      start = i + 1;
+    }
+  }
+  if (start < trimmed.length) objects.push(trimmed.slice(start));
+  return objects;
 }
 
 /** The captured records of `version` served in [from, to), as computeDrift's window. */
@@ -136,8 +175,7 @@ export async function readCapturedWindow(
   let skipped = 0;
   const [fromMs, toMs] = [from.getTime(), to.getTime()];
   for (const text of texts) {
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
+    for (const line of text.split('\n').flatMap(jsonObjectsOf)) {
       let record: CaptureRecord;
       try {
         record = JSON.parse(line) as CaptureRecord;

@@ -1,20 +1,45 @@
 import { randomUUID } from 'node:crypto';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 
 /**
  * Prediction capture: a sample of what the predict path served (the float32 feature vector the model
- * scored, the probability, the prediction, the model version, the time, the request id), buffered in
- * memory and written to S3 as JSON lines in the background. Batch scoring writes the same records
- * (`source: 'batch'`) through {@link captureRecord} and {@link captureObjects}. Nothing here is awaited on the request
- * path: `record` only pushes onto an array; flushes run on a timer or when the buffer fills, and a
- * failed flush keeps its records for the next attempt (bounded: the oldest are dropped and counted).
+ * scored, the probability, the prediction, the model version, the time, the request id), written as
+ * ONE capture line per prediction to stdout, synchronously, before the handler returns. Nothing waits
+ * in memory: Lambda freezes an environment the moment its handler returns and reaps it later, and ECS
+ * stops a task with SIGTERM, so anything buffered in the process is lost (the previous design, a
+ * buffer flushed by a timer, wrote nothing in a Lambda-like run). On Linux a write to stdout (a pipe,
+ * a file or a TTY) completes before `write` returns; Lambda and the ECS awslogs driver ship what the
+ * process wrote, whatever happens to the process afterwards.
  *
- * Layout (outputs bucket): `captures/model=<name>/date=YYYY-MM-DD/hour=HH/<stamp>-<uuid>.jsonl`, where
- * the partition is each record's own time (one flush writes one object per hour it holds), so a reader
- * of [from, to) lists exactly the hours the window touches. One line per prediction: {@link CaptureRecord}.
+ * In AWS a CloudWatch Logs subscription filter ({@link CAPTURE_FILTER_PATTERN}) on the predict log
+ * group sends the capture lines, and only them, to a Firehose stream that writes them to the outputs
+ * bucket (lib/constructs/capture-stream.ts). Locally the platform points the lines at its stand-in for
+ * that pipeline (local/capture-delivery.ts) with {@link redirectCapture}.
+ *
+ * Layout (outputs bucket): `captures/model=<name>/date=YYYY-MM-DD/hour=HH/<name>.jsonl`, one record
+ * per line. Firehose (and the local stand-in, likewise) partitions by the hour its buffer started, not
+ * by each record's own time, so a record may sit in the hour before or after its own, by at most
+ * {@link CAPTURE_PARTITION_SLACK_MS}: readers list that much around their window and filter on `t`.
+ * Batch scoring writes its records (`source: 'batch'`) directly, grouped by their own hour, through
+ * {@link captureRecord} and {@link captureObjects}: its handler awaits the writes.
  */
 
 export const CAPTURE_PREFIX = 'captures/';
+
+/** The field that marks a capture line among the other lines of stdout (logs, EMF metrics). */
+export const CAPTURE_MARKER = 'keel_capture';
+
+/**
+ * The CloudWatch Logs filter pattern that selects capture lines: JSON events whose marker is 1 (what
+ * {@link parseCaptureLine} accepts too).
+ */
+export const CAPTURE_FILTER_PATTERN = `{ $.${CAPTURE_MARKER} = 1 }`;
+
+/**
+ * How far from its own hour a delivered record may be partitioned: Firehose's largest buffering
+ * interval (900 s) before, and the log subscription's delivery lag after. The capture stream refuses
+ * a longer buffer.
+ */
+export const CAPTURE_PARTITION_SLACK_MS = 15 * 60_000;
 
 /** Where a captured prediction was made: the real-time API or a batch scoring run. */
 export type CaptureSource = 'api' | 'batch';
@@ -45,58 +70,44 @@ export interface CapturedPrediction {
   readonly vector: Float32Array;
 }
 
-export interface CaptureOptions {
-  readonly s3: S3Client;
-  readonly bucket: string;
-  /** Share of predictions captured, 0..1 (0 disables). */
-  readonly sampleRate: number;
-  /** Default `api`. */
-  readonly source?: CaptureSource;
-  /** Flush when this many records wait (default 500). */
-  readonly batchSize?: number;
-  /** Flush when the oldest waiting record is this old (default 5 s). */
-  readonly maxAgeMs?: number;
-  /** Records kept while S3 fails; beyond it the oldest are dropped (default 10,000). */
-  readonly maxBuffered?: number;
-  readonly now?: () => Date;
-  readonly random?: () => number;
-  /** Told about failed flushes and drops (the logger and metrics in production). */
-  readonly onEvent?: (event: CaptureEvent) => void;
+/** Receives each capture line (without its newline) synchronously, before the request is answered. */
+export type CaptureSink = (line: string) => void;
+
+const toStdout: CaptureSink = (line) => {
+  process.stdout.write(`${line}\n`);
+};
+let sink: CaptureSink = toStdout;
+
+/**
+ * Sends capture lines to `to` instead of stdout (no argument: back to stdout). The local platform
+ * points them at its delivery stand-in, as `redirectMetrics` points EMF lines at the metrics file.
+ */
+export function redirectCapture(to?: CaptureSink): void {
+  sink = to ?? toStdout;
 }
 
-export type CaptureEvent =
-  | { readonly type: 'flushed'; readonly records: number; readonly objects: number }
-  | { readonly type: 'flush-failed'; readonly records: number; readonly error: string }
-  | { readonly type: 'dropped'; readonly records: number };
-
-export interface CaptureStats {
-  /** Records accepted by the sample. */
-  readonly sampled: number;
-  /** Records written to S3. */
-  readonly written: number;
-  readonly buffered: number;
-  readonly failedFlushes: number;
-  readonly dropped: number;
+export interface CaptureOptions {
+  /** Share of predictions captured, 0..1 (0 disables). */
+  readonly sampleRate: number;
+  readonly now?: () => Date;
+  readonly random?: () => number;
 }
 
 export interface PredictionCapture {
-  /** Samples and buffers one prediction; synchronous and cheap, never throws. */
+  /** Samples one prediction; a sampled one is written to the sink before this returns. */
   record(prediction: CapturedPrediction): void;
-  /** Writes what is buffered now (also when a flush is already running: waits for it, then flushes). */
-  flush(): Promise<void>;
-  stats(): CaptureStats;
-  /** Stops the timer and makes one last flush attempt. */
-  close(): Promise<void>;
+  /** Predictions sampled (and written) so far. */
+  stats(): { readonly sampled: number };
 }
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
-/** The S3 prefix holding every capture of `model` (what the predict process may write). */
+/** The S3 prefix holding every capture of `model`. */
 export function captureModelPrefix(model: string): string {
   return `${CAPTURE_PREFIX}model=${model}/`;
 }
 
-/** The S3 prefix holding the captures of `model` served in the UTC hour of `time`. */
+/** The S3 prefix holding the captures of `model` partitioned in the UTC hour of `time`. */
 export function captureHourPrefix(model: string, time: Date): string {
   const date = `${time.getUTCFullYear()}-${pad(time.getUTCMonth() + 1)}-${pad(time.getUTCDate())}`;
   return `${captureModelPrefix(model)}date=${date}/hour=${pad(time.getUTCHours())}/`;
@@ -123,6 +134,32 @@ export function captureRecord(
   };
 }
 
+/** `record` as a capture line: one JSON object, marked, on one line. */
+export function captureLine(record: CaptureRecord): string {
+  return JSON.stringify({ [CAPTURE_MARKER]: 1, ...record });
+}
+
+/** The record of a capture line; undefined for any other line, as the subscription filter decides. */
+export function parseCaptureLine(line: string): CaptureRecord | undefined {
+  // Most lines of stdout are logs and metrics: skip them without parsing.
+  if (!line.includes(`"${CAPTURE_MARKER}"`)) return undefined;
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === 'object' &&
+      value !== null &&
+      (value as Record<string, unknown>)[CAPTURE_MARKER] === 1
+      ? (value as CaptureRecord)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A new object's key under `prefix`: the time it was written, then a random id. */
+export function captureObjectKey(prefix: string, written: Date): string {
+  return `${prefix}${written.toISOString().replace(/[-:.]/g, '')}-${randomUUID()}.jsonl`;
+}
+
 /** The objects holding `records`: one per model and hour of the records' own times, keyed by `written`. */
 export function captureObjects(
   records: readonly CaptureRecord[],
@@ -135,118 +172,24 @@ export function captureObjects(
     if (group) group.push(record);
     else groups.set(prefix, [record]);
   }
-  const stamp = written.toISOString().replace(/[-:.]/g, '');
   return [...groups].map(([prefix, group]) => ({
-    key: `${prefix}${stamp}-${randomUUID()}.jsonl`,
+    key: captureObjectKey(prefix, written),
     body: `${group.map((r) => JSON.stringify(r)).join('\n')}\n`,
     records: group,
   }));
 }
 
 export function createPredictionCapture(options: CaptureOptions): PredictionCapture {
-  const batchSize = options.batchSize ?? 500;
-  const maxAgeMs = options.maxAgeMs ?? 5_000;
-  const maxBuffered = Math.max(options.maxBuffered ?? 10_000, batchSize);
   const now = options.now ?? (() => new Date());
   const random = options.random ?? Math.random;
-  let buffer: CaptureRecord[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  let inFlight: Promise<void> | undefined;
-  let closed = false;
-  const counts = { sampled: 0, written: 0, failedFlushes: 0, dropped: 0 };
-
-  const emit = (event: CaptureEvent) => {
-    try {
-      options.onEvent?.(event);
-    } catch {
-      // A reporting failure must not reach the request path or the flush loop.
-    }
-  };
-
-  const arm = () => {
-    if (timer || closed || buffer.length === 0) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      void flush();
-    }, maxAgeMs);
-    timer.unref();
-  };
-
-  const trim = () => {
-    const excess = buffer.length - maxBuffered;
-    if (excess > 0) {
-      buffer.splice(0, excess);
-      counts.dropped += excess;
-      emit({ type: 'dropped', records: excess });
-    }
-  };
-
-  async function writeOnce(): Promise<void> {
-    if (buffer.length === 0) return;
-    const taken = buffer;
-    buffer = [];
-    const objects = captureObjects(taken, now());
-    let written = 0;
-    const failed: CaptureRecord[] = [];
-    let lastError = '';
-    for (const { key, body, records } of objects) {
-      try {
-        await options.s3.send(
-          new PutObjectCommand({
-            Bucket: options.bucket,
-            Key: key,
-            Body: body,
-            ContentType: CAPTURE_CONTENT_TYPE,
-          }),
-        );
-        written += records.length;
-      } catch (error) {
-        failed.push(...records);
-        lastError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      }
-    }
-    counts.written += written;
-    if (written > 0) emit({ type: 'flushed', records: written, objects: objects.length });
-    if (failed.length > 0) {
-      counts.failedFlushes++;
-      emit({ type: 'flush-failed', records: failed.length, error: lastError });
-      // Kept for the next attempt, before what arrived meanwhile; the bound still holds.
-      buffer = [...failed, ...buffer];
-      trim();
-    }
-  }
-
-  function flush(): Promise<void> {
-    if (timer) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
-    const previous = inFlight ?? Promise.resolve();
-    const run = previous.then(writeOnce).finally(() => {
-      if (inFlight === run) inFlight = undefined;
-      arm();
-    });
-    inFlight = run;
-    return run;
-  }
-
+  let sampled = 0;
   return {
     record(prediction) {
-      if (closed || options.sampleRate <= 0) return;
+      if (options.sampleRate <= 0) return;
       if (options.sampleRate < 1 && random() >= options.sampleRate) return;
-      buffer.push(captureRecord(prediction, now(), options.source ?? 'api'));
-      counts.sampled++;
-      trim();
-      if (buffer.length >= batchSize && !inFlight) void flush();
-      else arm();
+      sink(captureLine(captureRecord(prediction, now(), 'api')));
+      sampled++;
     },
-    flush,
-    stats: () => ({ ...counts, buffered: buffer.length }),
-    async close() {
-      closed = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      await flush();
-    },
+    stats: () => ({ sampled }),
   };
 }

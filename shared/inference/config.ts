@@ -13,11 +13,13 @@ export interface PredictConfig {
   readonly sagemakerEndpoint: string | undefined;
   readonly maxRecordAgeMs: number;
   /**
-   * Prediction capture (shared/inference/capture.ts): the outputs bucket it writes to and the share of
-   * predictions sampled (`KEEL_CAPTURE_SAMPLE_RATE`, 0..1, default 1). Absent (no outputs bucket in the
-   * environment, or a rate of 0): nothing is captured.
+   * Prediction capture (shared/inference/capture.ts): the share of predictions sampled
+   * (`KEEL_CAPTURE_SAMPLE_RATE`, 0..1, default 1). The process writes capture lines to stdout, and what
+   * delivers them (a log subscription in AWS, the local platform) writes them to the outputs bucket,
+   * so its variable is what turns capture on. Absent (no outputs bucket in the environment, or a rate
+   * of 0): nothing is captured.
    */
-  readonly capture?: { readonly bucket: string; readonly sampleRate: number };
+  readonly capture?: { readonly sampleRate: number };
 }
 
 /** `KEEL_CAPTURE_SAMPLE_RATE`: the share of predictions captured, 0..1 (default 1). */
@@ -48,6 +50,6 @@ export function readPredictConfig(
     backend,
     sagemakerEndpoint: backend === 'sagemaker' ? requireEnv('KEEL_SAGEMAKER_ENDPOINT', env) : undefined,
     maxRecordAgeMs: intEnv('KEEL_MAX_RECORD_AGE_HOURS', 24 * 30, { min: 1, max: 24 * 3650 }, env) * 3_600_000,
-    ...(outputs && rate > 0 ? { capture: { bucket: outputs, sampleRate: rate } } : {}),
+    ...(outputs && rate > 0 ? { capture: { sampleRate: rate } } : {}),
   };
 }

@@ -63,21 +63,9 @@ export function createInferenceRuntime(
     store: { dynamo: clients.dynamo, table: config.onlineTable },
     maxRecordAgeMs: config.maxRecordAgeMs,
   };
+  // Each sampled prediction is one line on stdout, written before the response: see capture.ts.
   const capture = config.capture
-    ? createPredictionCapture({
-        s3: clients.s3,
-        bucket: config.capture.bucket,
-        sampleRate: config.capture.sampleRate,
-        onEvent: (event) => {
-          if (event.type === 'flushed') return;
-          logger.warn(`prediction capture ${event.type}`, { ...event });
-          metrics.addMetric(
-            event.type === 'dropped' ? 'CaptureDropped' : 'CaptureFlushFailures',
-            MetricUnit.Count,
-            event.type === 'dropped' ? event.records : 1,
-          );
-        },
-      })
+    ? createPredictionCapture({ sampleRate: config.capture.sampleRate })
     : undefined;
   const observer: Observer = {
     prediction({ body, facts, vector }) {
@@ -106,7 +94,8 @@ export function createApiHandler(deps: InferenceDeps, observer: Observer) {
     }
   }
   return middy(api)
-    .use(captureLambdaHandler(tracer))
+    // The response holds customer ids and probabilities: never trace metadata (docs/security.md).
+    .use(captureLambdaHandler(tracer, { captureResponse: false }))
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
     .use(httpErrors({ logger, metrics }));

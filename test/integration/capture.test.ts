@@ -1,32 +1,36 @@
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalApi } from '#local/api.ts';
+import type { CaptureDelivery } from '#local/capture-delivery.ts';
 import { type BatchDeps, planBatch, scoreSegment } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
-import { readCapturedWindow } from '#shared/drift/job.ts';
+import { jsonObjectsOf, readCapturedWindow } from '#shared/drift/job.ts';
 import { encodeFeatures, FEATURE_COUNT } from '#shared/features/index.ts';
 import {
-  type CaptureEvent,
   type CaptureRecord,
   captureHourPrefix,
-  createPredictionCapture,
-  type PredictionCapture,
+  captureLine,
+  captureRecord,
 } from '#shared/inference/capture.ts';
 import { readPredictConfig } from '#shared/inference/config.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
 import { RESOURCE_ENV } from '#shared/resources.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { servedPrediction } from '../support/capture.ts';
 import { promoteVersion, registerTrainedModel } from '../support/model.ts';
 import { startToggleProxy, type ToggleProxy } from '../support/toggle-proxy.ts';
 
 /**
- * Prediction capture: what the API served reaches S3 in the background; an S3 outage neither fails
- * nor slows a request, and the buffered records are written once S3 is back.
+ * Prediction capture end to end, locally: the predict handler writes each sampled prediction as a
+ * capture line before it answers; the local stand-in for the log subscription and Firehose writes the
+ * lines to the outputs bucket under the captures layout; the drift job reads them. Nothing is lost when
+ * the API stops right after the requests, and an S3 outage neither fails nor slows a request.
  */
 let aws: TestAws;
-let s3Proxy: ToggleProxy;
-let api: TestApi;
-let capture: PredictionCapture;
 
 const asOf = new Date();
 const customers = [...generateRecords({ rows: 3000, seed: 21, asOf })];
@@ -34,34 +38,21 @@ const port = (url: string) => Number(new URL(url).port);
 
 beforeAll(async () => {
   aws = await startTestAws();
-  s3Proxy = await startToggleProxy(port(aws.target.endpoints!.s3));
   const { version } = await registerTrainedModel(aws, customers, { seed: 1, nTrees: 20 });
   await promoteVersion(aws, version);
   await writeRecords(
     { dynamo: aws.clients.dynamo, table: aws.names.onlineFeatures },
     customers.slice(0, 300).map(({ churned: _label, ...raw }) => raw),
   );
-  api = await startTestApi(aws, {
-    // S3 (models and captures) behind a switch; DynamoDB direct.
-    target: {
-      region: aws.target.region,
-      endpoints: { s3: s3Proxy.url, dynamodb: aws.target.endpoints!.dynamodb },
-    },
-    refreshIntervalMs: 600_000,
-    captureSampleRate: 1,
-  });
-  capture = api.capture!;
 }, 60_000);
 
 afterAll(async () => {
-  await api?.close();
-  await s3Proxy?.close();
   await aws?.close();
 });
 
-async function post(path: string, body: unknown) {
+async function post(url: string, path: string, body: unknown) {
   const started = performance.now();
-  const response = await fetch(`${api.url}${path}`, {
+  const response = await fetch(`${url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
@@ -78,31 +69,48 @@ async function capturedRecords(s3: S3Client, bucket: string): Promise<CaptureRec
     const text = await body.Body!.transformToString();
     records.push(
       ...text
-        .trim()
         .split('\n')
+        .flatMap(jsonObjectsOf)
         .map((line) => JSON.parse(line) as CaptureRecord),
     );
   }
   return records;
 }
 
-describe('prediction capture through the API', () => {
-  it('writes a burst of predictions to S3 with the vector the model scored', async () => {
-    await expect.poll(async () => (await fetch(`${api.url}/health`)).status, { timeout: 10_000 }).toBe(200);
-    const one = await post('/predict', { customerId: 'c-000042' });
-    expect(one.status).toBe(200);
-    const batch = await post('/predict/batch', {
-      items: customers.slice(0, 99).map((c) => ({ customerId: c.customer_id })),
-    });
-    expect(batch.status).toBe(200);
-    expect(capture.stats()).toMatchObject({ sampled: 100 });
-    await capture.flush();
-    expect(capture.stats()).toMatchObject({ written: 100, buffered: 0, failedFlushes: 0 });
+/** The rows of `version` the drift job reads for [from, to). */
+const windowOf = (version: string, from: Date, to: Date) =>
+  readCapturedWindow(
+    { s3: aws.clients.s3, outputsBucket: aws.names.outputs, modelName: 'churn' },
+    version,
+    from,
+    to,
+  );
+
+describe('prediction capture through the local API (keel up)', () => {
+  it('lands every prediction under the captures layout, for the drift job, though the API stops right after', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'keel-capture-'));
+    const from = new Date();
+    const api = await startLocalApi({ home, target: aws.target, names: aws.names, port: 0 });
+    let one: Awaited<ReturnType<typeof post>>;
+    try {
+      await expect.poll(async () => (await fetch(`${api.url}/health`)).status, { timeout: 10_000 }).toBe(200);
+      one = await post(api.url, '/predict', { customerId: 'c-000042' });
+      expect(one.status).toBe(200);
+      const batch = await post(api.url, '/predict/batch', {
+        items: customers.slice(0, 99).map((c) => ({ customerId: c.customer_id })),
+      });
+      expect(batch.status).toBe(200);
+    } finally {
+      // Stopped at once: no flush asked for, no interval waited.
+      await api.close();
+      await rm(home, { recursive: true, force: true });
+    }
 
     const records = await capturedRecords(aws.clients.s3, aws.names.outputs);
     expect(records).toHaveLength(100);
     const mine = records.find((r) => r.requestId === one.body.requestId && r.customerId === 'c-000042')!;
     expect(mine).toMatchObject({
+      source: 'api',
       model: 'churn',
       version: 'v1',
       probability: one.body.probability,
@@ -115,131 +123,89 @@ describe('prediction capture through the API', () => {
     expect(mine.x).toEqual(Array.from(Float32Array.from(encoded.ok ? encoded.vector : [])));
     expect(records.every((r) => r.x.length === FEATURE_COUNT)).toBe(true);
     const listed = await aws.clients.s3.send(
-      new ListObjectsV2Command({
-        Bucket: aws.names.outputs,
-        Prefix: captureHourPrefix('churn', new Date(mine.t)),
-      }),
+      new ListObjectsV2Command({ Bucket: aws.names.outputs, Prefix: 'captures/' }),
     );
-    expect(listed.Contents?.[0]?.Key).toMatch(
-      /^captures\/model=churn\/date=\d{4}-\d\d-\d\d\/hour=\d\d\/.+\.jsonl$/,
-    );
-  }, 20_000);
+    for (const object of listed.Contents ?? []) {
+      expect(object.Key).toMatch(/^captures\/model=churn\/date=\d{4}-\d\d-\d\d\/hour=\d\d\/.+\.jsonl$/);
+    }
 
-  it('answers 200 while S3 is down, and writes the buffered records once it is back', async () => {
-    const before = capture.stats();
+    expect((await windowOf('v1', from, new Date(Date.now() + 1))).rows).toBe(100);
+  }, 60_000);
+});
+
+describe('an S3 outage under the local delivery', () => {
+  let s3Proxy: ToggleProxy;
+  let api: TestApi;
+  let delivery: CaptureDelivery;
+
+  beforeAll(async () => {
+    s3Proxy = await startToggleProxy(port(aws.target.endpoints!.s3));
+    api = await startTestApi(aws, {
+      // S3 (models and captures) behind a switch; DynamoDB direct.
+      target: {
+        region: aws.target.region,
+        endpoints: { s3: s3Proxy.url, dynamodb: aws.target.endpoints!.dynamodb },
+      },
+      refreshIntervalMs: 600_000,
+      captureSampleRate: 1,
+    });
+    delivery = api.delivery!;
+  }, 30_000);
+
+  afterAll(async () => {
+    await api?.close();
+    await s3Proxy?.close();
+  });
+
+  it('answers 200 at full speed while S3 is down, and delivers the kept lines once it is back', async () => {
+    await expect.poll(async () => (await fetch(`${api.url}/health`)).status, { timeout: 10_000 }).toBe(200);
+    const before = (await capturedRecords(aws.clients.s3, aws.names.outputs)).length;
     await s3Proxy.down();
     try {
       const replies = [];
       for (let i = 0; i < 20; i++)
-        replies.push(await post('/predict', { customerId: customers[i]!.customer_id }));
+        replies.push(await post(api.url, '/predict', { customerId: customers[i]!.customer_id }));
       expect(replies.map((r) => r.status)).toEqual(Array(20).fill(200));
-      // Nothing on the request path waits for S3: no reply took a retry's worth of time.
+      // The request path never touches S3 for capture: no reply took a retry's worth of time.
       expect(Math.max(...replies.map((r) => r.ms))).toBeLessThan(1_000);
-      // A flush against the dead S3 fails in the background; the requests never waited for it.
-      await capture.flush();
-      const during = capture.stats();
-      expect(during.failedFlushes).toBeGreaterThan(before.failedFlushes);
-      expect(during.buffered).toBe(20);
-      expect(during.written).toBe(before.written);
-      const after = await post('/predict', { customerId: 'c-000001' });
-      expect(after.status).toBe(200);
+      await expect(delivery.flush()).rejects.toThrow();
+      expect(delivery.stats()).toMatchObject({ buffered: 20, written: 0 });
+      expect(delivery.stats().failedWrites).toBeGreaterThan(0);
     } finally {
       await s3Proxy.up();
     }
-    await capture.flush();
-    expect(capture.stats()).toMatchObject({ buffered: 0, written: before.written + 21 });
-    expect(await capturedRecords(aws.clients.s3, aws.names.outputs)).toHaveLength(before.written + 21);
+    await delivery.flush();
+    expect(delivery.stats()).toMatchObject({ buffered: 0, written: 20 });
+    expect(await capturedRecords(aws.clients.s3, aws.names.outputs)).toHaveLength(before + 20);
   }, 30_000);
 });
 
-describe('createPredictionCapture', () => {
-  const served = (i: number) => ({
-    customerId: `c-${i}`,
-    requestId: `r-${i}`,
-    model: { name: 'churn', version: 'v1' },
-    probability: 0.5,
-    prediction: 1,
-    vector: new Float32Array(FEATURE_COUNT).fill(i),
-  });
-  const failingS3 = (calls: { n: number }) =>
-    ({
-      send: async () => {
-        calls.n++;
-        throw new Error('S3 is down');
-      },
-    }) as unknown as S3Client;
-
-  it('samples by rate: 0 captures nothing, 0.5 what the random draw lets through', () => {
-    const calls = { n: 0 };
-    const off = createPredictionCapture({ s3: failingS3(calls), bucket: 'b', sampleRate: 0 });
-    for (let i = 0; i < 10; i++) off.record(served(i));
-    expect(off.stats()).toMatchObject({ sampled: 0, buffered: 0 });
-    let draw = 0;
-    const half = createPredictionCapture({
-      s3: failingS3(calls),
-      bucket: 'b',
-      sampleRate: 0.5,
-      random: () => (draw++ % 2) * 0.9,
-    });
-    for (let i = 0; i < 10; i++) half.record(served(i));
-    expect(half.stats()).toMatchObject({ sampled: 5, buffered: 5 });
-    expect(calls.n).toBe(0);
-  });
-
-  it('bounds the buffer while S3 fails: the oldest are dropped and counted, requests never see it', async () => {
-    const calls = { n: 0 };
-    const events: CaptureEvent[] = [];
-    const c = createPredictionCapture({
-      s3: failingS3(calls),
-      bucket: 'b',
-      sampleRate: 1,
-      batchSize: 5,
-      maxBuffered: 8,
-      onEvent: (e) => events.push(e),
-    });
-    for (let i = 0; i < 20; i++) c.record(served(i));
-    await c.flush();
-    const stats = c.stats();
-    expect(stats.buffered).toBe(8);
-    expect(stats.dropped).toBe(12);
-    expect(stats.failedFlushes).toBeGreaterThanOrEqual(1);
-    expect(events.some((e) => e.type === 'flush-failed')).toBe(true);
-    expect(events.some((e) => e.type === 'dropped')).toBe(true);
-    await c.close();
-  });
-
-  it('flushes by age without being asked', async () => {
-    const sent: string[] = [];
-    const s3 = {
-      send: async (command: { input: { Key: string; Body: string } }) => {
-        sent.push(command.input.Body);
-        return {};
-      },
-    } as unknown as S3Client;
-    const c = createPredictionCapture({ s3, bucket: 'b', sampleRate: 1, maxAgeMs: 50 });
-    c.record(served(1));
-    c.record(served(2));
-    expect(sent).toHaveLength(0);
-    await expect.poll(() => c.stats().written, { timeout: 2_000 }).toBe(2);
-    expect(sent.join('').trim().split('\n')).toHaveLength(2);
-  });
-
-  it('costs microseconds per recorded prediction on the request path', () => {
-    const c = createPredictionCapture({
-      s3: failingS3({ n: 0 }),
-      bucket: 'b',
-      sampleRate: 1,
-      batchSize: 1_000_000,
-      maxBuffered: 1_000_000,
-      maxAgeMs: 60_000,
-    });
-    const prediction = served(3);
-    const n = 20_000;
-    const started = performance.now();
-    for (let i = 0; i < n; i++) c.record(prediction);
-    const perRecordUs = ((performance.now() - started) * 1000) / n;
-    console.log(`capture.record: ${perRecordUs.toFixed(2)} µs per prediction`);
-    expect(perRecordUs).toBeLessThan(50);
+describe('the drift job reads what Firehose partitions by arrival', () => {
+  it('finds the records of a window in the neighbouring hours and in concatenated lines', async () => {
+    const hour = new Date('2020-05-06T10:00:00Z');
+    const at = (iso: string) =>
+      captureRecord(servedPrediction({ model: { name: 'churn', version: 'v-slack' } }), new Date(iso), 'api');
+    const put = (prefixTime: string, body: string) =>
+      aws.clients.s3.send(
+        new PutObjectCommand({
+          Bucket: aws.names.outputs,
+          Key: `${captureHourPrefix('churn', new Date(prefixTime))}firehose-1.jsonl`,
+          Body: body,
+        }),
+      );
+    // Its buffer started in the hour before: partitioned there.
+    await put(
+      '2020-05-06T09:59:30Z',
+      `${captureLine(at('2020-05-06T09:59:40Z'))}\n${captureLine(at('2020-05-06T10:00:10Z'))}\n`,
+    );
+    // Delivered late, after the hour turned; two records joined without a newline.
+    await put(
+      '2020-05-06T11:00:20Z',
+      `${captureLine(at('2020-05-06T10:59:58Z'))}${captureLine(at('2020-05-06T10:59:59Z'))}\n`,
+    );
+    const window = await windowOf('v-slack', hour, new Date('2020-05-06T11:00:00Z'));
+    // 09:59:40 is outside the window: read, then skipped.
+    expect({ rows: window.rows, skipped: window.skipped }).toEqual({ rows: 3, skipped: 1 });
   });
 });
 
@@ -250,13 +216,10 @@ describe('readPredictConfig capture settings', () => {
     [RESOURCE_ENV.onlineFeatures]: 'o',
   };
   it('captures everything into the outputs bucket by default, nothing at rate 0 or without the bucket', () => {
-    expect(readPredictConfig({ ...base, [RESOURCE_ENV.outputs]: 'out' }).capture).toEqual({
-      bucket: 'out',
-      sampleRate: 1,
-    });
+    expect(readPredictConfig({ ...base, [RESOURCE_ENV.outputs]: 'out' }).capture).toEqual({ sampleRate: 1 });
     expect(
       readPredictConfig({ ...base, [RESOURCE_ENV.outputs]: 'out', KEEL_CAPTURE_SAMPLE_RATE: '0.1' }).capture,
-    ).toEqual({ bucket: 'out', sampleRate: 0.1 });
+    ).toEqual({ sampleRate: 0.1 });
     expect(
       readPredictConfig({ ...base, [RESOURCE_ENV.outputs]: 'out', KEEL_CAPTURE_SAMPLE_RATE: '0' }).capture,
     ).toBeUndefined();
@@ -329,13 +292,7 @@ describe('batch scoring captures its predictions too', () => {
       (await capturedRecords(aws.clients.s3, aws.names.outputs)).filter((r) => r.source === 'api').length,
     ).toBeGreaterThan(0);
 
-    const window = await readCapturedWindow(
-      { s3: aws.clients.s3, outputsBucket: aws.names.outputs, modelName: 'churn' },
-      'v1',
-      from,
-      new Date(Date.now() + 1),
-    );
-    expect(window.rows).toBe(300);
+    expect((await windowOf('v1', from, new Date(Date.now() + 1))).rows).toBe(300);
   }, 60_000);
 
   it('samples by the rate', async () => {

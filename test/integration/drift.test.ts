@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CaptureDelivery } from '#local/capture-delivery.ts';
 import { metricsFile } from '#local/environment.ts';
 import { runDriftJob } from '#local/pipelines.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { DriftJobResult, DriftReportDocument } from '#shared/drift/job.ts';
 import { FEATURE_FIELD_NAMES } from '#shared/features/index.ts';
-import type { PredictionCapture } from '#shared/inference/capture.ts';
 import { parseEmf } from '#shared/monitoring/emf.ts';
 import { DRIFT_METRICS } from '#shared/monitoring/metrics.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
@@ -20,7 +20,7 @@ import { promoteVersion, registerTrainedModel } from '../support/model.ts';
  */
 let aws: TestAws;
 let api: TestApi;
-let capture: PredictionCapture;
+let delivery: CaptureDelivery;
 
 const asOf = new Date();
 
@@ -32,7 +32,7 @@ beforeAll(async () => {
   });
   await promoteVersion(aws, version);
   api = await startTestApi(aws, { refreshIntervalMs: 60_000, captureSampleRate: 1 });
-  capture = api.capture!;
+  delivery = api.delivery!;
 }, 60_000);
 
 afterAll(async () => {
@@ -96,9 +96,9 @@ describe('drift job over captured predictions', () => {
   it('pages on income and log_income when the served customers earn 1.9× more, and publishes it as EMF', async () => {
     const from = new Date();
     await predictAll(generateRecords({ rows: 700, seed: 31, asOf, drift: { income: 1.9 } }));
-    await capture.flush();
+    await delivery.flush();
     const to = new Date(Date.now() + 1);
-    expect(capture.stats()).toMatchObject({ buffered: 0, failedFlushes: 0 });
+    expect(delivery.stats()).toMatchObject({ buffered: 0, failedWrites: 0 });
 
     const { result, document, metric } = await driftOf(from, to);
     expect(result).toMatchObject({
@@ -122,7 +122,7 @@ describe('drift job over captured predictions', () => {
   it('warns about nothing when the served customers look like the training data', async () => {
     const from = new Date(Date.now() + 1);
     await predictAll(generateRecords({ rows: 700, seed: 32, asOf }));
-    await capture.flush();
+    await delivery.flush();
     const to = new Date(Date.now() + 1);
 
     const { result, document, metric } = await driftOf(from, to);

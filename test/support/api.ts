@@ -1,6 +1,7 @@
-import type { AwsTarget } from '#shared/aws/clients.ts';
+import { CaptureDelivery } from '#local/capture-delivery.ts';
+import { type AwsTarget, createS3Client } from '#shared/aws/clients.ts';
 import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
-import type { PredictionCapture } from '#shared/inference/capture.ts';
+import { type PredictionCapture, redirectCapture } from '#shared/inference/capture.ts';
 import type { PredictConfig } from '#shared/inference/config.ts';
 import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
 import type { InferenceDeps } from '#shared/inference/service.ts';
@@ -12,6 +13,11 @@ export interface TestApi {
   readonly deps: InferenceDeps;
   /** Present when the options asked for capture. */
   readonly capture: PredictionCapture | undefined;
+  /**
+   * Where the capture lines go, as in `keel up` (local/api.ts): the stand-in for the log subscription
+   * and Firehose, writing to the outputs bucket through `target`; present with `capture`.
+   */
+  readonly delivery: CaptureDelivery | undefined;
   readonly server: ApiServer;
   close(): Promise<void>;
 }
@@ -37,9 +43,12 @@ export async function startTestApi(
     maxRecordAgeMs: options.maxRecordAgeMs ?? 30 * 86_400_000,
     ...(options.captureSampleRate === undefined
       ? {}
-      : { capture: { bucket: aws.names.outputs, sampleRate: options.captureSampleRate } }),
+      : { capture: { sampleRate: options.captureSampleRate } }),
   };
-  const { deps, observer, capture } = createInferenceRuntime(config, options.target ?? aws.target);
+  const target = options.target ?? aws.target;
+  const { deps, observer, capture } = createInferenceRuntime(config, target);
+  const delivery = capture && new CaptureDelivery({ s3: createS3Client(target), bucket: aws.names.outputs });
+  if (delivery) redirectCapture(delivery.accept);
   const server = await startApiServer({
     handler: createApiHandler(deps, observer),
     host: '127.0.0.1',
@@ -49,10 +58,14 @@ export async function startTestApi(
     url: server.url,
     deps,
     capture,
+    delivery,
     server,
     async close() {
-      await capture?.close();
       await server.close();
+      if (delivery) {
+        redirectCapture();
+        await delivery.close();
+      }
       await deps.models.close();
     },
   };

@@ -57,8 +57,8 @@ export async function startMonitoredPlatform(name: string, extraEnv: Record<stri
       }
     },
     /**
-     * `keel drift check --from FROM [...args]` until the window holds `rows` captures (the API flushes
-     * its captures every 5 s); the report document the job wrote to S3.
+     * `keel drift check --from FROM [...args]` until the window holds `rows` captures (keel up writes
+     * the API's captures within 1 s); the report document the job wrote to S3.
      */
     async driftCheck(from: Date, rows: number, args: string[] = []) {
       const until = Date.now() + 30_000;

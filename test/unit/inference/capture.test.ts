@@ -1,0 +1,173 @@
+import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { generateRecords } from '#shared/data/generate.ts';
+import { FEATURE_COUNT, FEATURE_FIELD_NAMES } from '#shared/features/index.ts';
+import {
+  CAPTURE_FILTER_PATTERN,
+  captureLine,
+  captureRecord,
+  createPredictionCapture,
+  parseCaptureLine,
+  redirectCapture,
+} from '#shared/inference/capture.ts';
+import type { ModelHolder } from '#shared/inference/model-holder.ts';
+import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
+import { servedPrediction } from '../../support/capture.ts';
+
+/**
+ * Prediction capture on the request path, as Lambda runs it: the handler's promise resolves and the
+ * environment freezes (no timer fires, no pending promise runs until the next invocation, which may
+ * never come). Every sampled prediction must already be out of the process by then.
+ */
+afterEach(() => {
+  redirectCapture();
+  vi.useRealTimers();
+});
+
+/** A model that scores every row 0.8: the capture path, not the model, is under test. */
+const stubModels = {
+  require: async () => ({
+    name: 'churn',
+    version: 'v3',
+    threshold: 0.5,
+    scorer: {
+      kind: 'js',
+      featureCount: FEATURE_COUNT,
+      scoreOne: async () => 0.8,
+      scoreBatch: async (_x: Float32Array, rows: number) => new Float64Array(rows).fill(0.8),
+      release: async () => undefined,
+    },
+  }),
+} as unknown as ModelHolder;
+
+const context = { awsRequestId: 'lambda-1' } as Context;
+const event = (path: string, body: unknown) =>
+  ({
+    httpMethod: 'POST',
+    path,
+    headers: {},
+    isBase64Encoded: false,
+    body: JSON.stringify(body),
+    requestContext: { requestId: 'api-1' },
+  }) as unknown as APIGatewayProxyEvent;
+
+/** The predict handler as the Lambda entry builds it, capturing every prediction. */
+function predictHandler() {
+  const { deps, observer, capture } = createInferenceRuntime(
+    {
+      modelsBucket: 'm',
+      registryTable: 'r',
+      onlineTable: 'o',
+      modelName: 'churn',
+      refreshIntervalMs: 0,
+      backend: 'onnx',
+      sagemakerEndpoint: undefined,
+      maxRecordAgeMs: 86_400_000,
+      capture: { sampleRate: 1 },
+    },
+    // Never called: every request carries all its fields, so the store is not read.
+    { region: 'us-east-1', endpoints: { s3: 'http://127.0.0.1:9', dynamodb: 'http://127.0.0.1:9' } },
+  );
+  return { handler: createApiHandler({ ...deps, models: stubModels }, observer), capture: capture! };
+}
+
+const customer = [...generateRecords({ rows: 1, seed: 3, asOf: new Date('2026-01-01T00:00:00Z') })][0]!;
+const attributes = Object.fromEntries(FEATURE_FIELD_NAMES.map((name) => [name, customer[name]]));
+
+describe('prediction capture in a Lambda-like environment', () => {
+  it('writes each capture line before the handler resolves, leaving no timer or buffer behind', async () => {
+    const { handler, capture } = predictHandler();
+    const sink: string[] = [];
+    redirectCapture((line) => sink.push(line));
+    // Frozen: from here no timer would ever fire.
+    vi.useFakeTimers();
+    const response = await handler(event('/predict', { customerId: 'c-1', attributes }), context);
+    expect(response.statusCode).toBe(200);
+    // Already delivered, synchronously: nothing was left for a timer or a later invocation.
+    expect(sink).toHaveLength(1);
+    expect(vi.getTimerCount()).toBe(0);
+    expect(parseCaptureLine(sink[0]!)).toMatchObject({
+      source: 'api',
+      requestId: 'api-1',
+      customerId: 'c-1',
+      model: 'churn',
+      version: 'v3',
+      probability: 0.8,
+      prediction: 1,
+    });
+    expect(parseCaptureLine(sink[0]!)!.x).toHaveLength(FEATURE_COUNT);
+
+    const batch = await handler(
+      event('/predict/batch', {
+        items: [
+          { customerId: 'c-2', attributes },
+          { customerId: 'c-3', attributes },
+        ],
+      }),
+      context,
+    );
+    expect(batch.statusCode).toBe(200);
+    expect(sink.map((line) => parseCaptureLine(line)!.customerId)).toEqual(['c-1', 'c-2', 'c-3']);
+    expect(vi.getTimerCount()).toBe(0);
+    expect(capture.stats()).toEqual({ sampled: 3 });
+  });
+
+  it('writes to stdout by default: one line per prediction, what Lambda and awslogs ship', async () => {
+    const { handler } = predictHandler();
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      await handler(event('/predict', { customerId: 'c-9', attributes }), context);
+    } finally {
+      spy.mockRestore();
+    }
+    const lines = written.filter((chunk) => parseCaptureLine(chunk.trimEnd()));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^\{"keel_capture":1,.*\}\n$/);
+    expect(parseCaptureLine(lines[0]!.trimEnd())?.customerId).toBe('c-9');
+  });
+
+  it('samples by rate: 0 captures nothing, 0.5 what the random draw lets through', () => {
+    const sink: string[] = [];
+    redirectCapture((line) => sink.push(line));
+    const served = (i: number) => servedPrediction({ customerId: `c-${i}` });
+    const off = createPredictionCapture({ sampleRate: 0 });
+    for (let i = 0; i < 10; i++) off.record(served(i));
+    expect(sink).toEqual([]);
+    let draw = 0;
+    const half = createPredictionCapture({ sampleRate: 0.5, random: () => (draw++ % 2) * 0.9 });
+    for (let i = 0; i < 10; i++) half.record(served(i));
+    expect(half.stats()).toEqual({ sampled: 5 });
+    expect(sink.map((line) => parseCaptureLine(line)!.customerId)).toEqual([
+      'c-0',
+      'c-2',
+      'c-4',
+      'c-6',
+      'c-8',
+    ]);
+  });
+});
+
+describe('capture lines', () => {
+  const record = captureRecord(servedPrediction(), new Date('2026-03-04T05:06:07Z'), 'api');
+
+  it('are told apart from every other line of stdout, as the subscription filter pattern does', () => {
+    expect(CAPTURE_FILTER_PATTERN).toBe('{ $.keel_capture = 1 }');
+    expect(parseCaptureLine(captureLine(record))).toEqual({ keel_capture: 1, ...record });
+    for (const other of [
+      '{"level":"INFO","message":"model loaded","service":"keel"}',
+      '{"_aws":{"Timestamp":1,"CloudWatchMetrics":[]},"Latency":3}',
+      // A log line that mentions the marker is not a capture line.
+      '{"level":"WARN","message":"keel_capture is off"}',
+      '{"keel_capture":"1","t":"x"}',
+      '{"keel_capture":1',
+      'START RequestId: 1 Version: $LATEST',
+      '',
+    ]) {
+      expect(parseCaptureLine(other), other).toBeUndefined();
+    }
+  });
+});
