@@ -255,6 +255,9 @@ export class PipelineStateMachines extends Construct {
       logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: true },
       timeout: Duration.hours(6),
     });
+    // SNS encrypts what a principal publishes with the topic's key, as that principal: CDK's SnsPublish task
+    // grants sns:Publish only, so without these every notify step would be denied (that key only).
+    props.notifications.masterKey?.grant(machine, 'kms:GenerateDataKey', 'kms:Decrypt');
     acknowledgeWildcardResource(machine.role, {
       resource: '*',
       actions: [

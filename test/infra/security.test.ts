@@ -193,3 +193,120 @@ describe('encryption, TLS and retention in every synthesized template', () => {
     }
   });
 });
+
+describe('KMS: whoever may send to an encrypted topic or queue may use its key', () => {
+  type Target = { stack: string; id: string; key: string; sends: string };
+  const allows = (statement: Statement, actions: readonly string[]) =>
+    statement.Effect === 'Allow' && actions.every((action) => asArray(statement.Action).includes(action));
+  /** What SNS and SQS need of a sender on an encrypted topic or queue: GenerateDataKey (or GenerateDataKey*) and Decrypt. */
+  const allowsKms = (statement: Statement) =>
+    allows(statement, ['kms:Decrypt']) &&
+    (allows(statement, ['kms:GenerateDataKey']) || allows(statement, ['kms:GenerateDataKey*']));
+  const refersTo = (value: unknown, id: string) =>
+    JSON.stringify(value ?? null).includes(`{"Ref":"${id}"}`) ||
+    JSON.stringify(value ?? null).includes(`{"Fn::GetAtt":["${id}","Arn"]}`);
+
+  /** Every topic and queue encrypted with a customer managed key, with the logical id of that key. */
+  function encryptedTargets(): Target[] {
+    return [
+      ...all('AWS::SNS::Topic').map((t) => ({ ...t, sends: 'sns:Publish' })),
+      ...all('AWS::SQS::Queue').map((q) => ({ ...q, sends: 'sqs:SendMessage' })),
+    ]
+      .filter(({ props }) => props.KmsMasterKeyId !== undefined)
+      .map(({ stack, id, props, sends }) => {
+        const key = all('AWS::KMS::Key').find(
+          (k) => k.stack === stack && refersTo(props.KmsMasterKeyId, k.id),
+        );
+        // An AWS managed key (alias/aws/sns) cannot be granted to CloudWatch, EventBridge or SNS.
+        expect(key, `${stack}/${id} is encrypted with a customer managed key of its stack`).toBeDefined();
+        return { stack, id, key: key!.id, sends };
+      });
+  }
+
+  /** The statements of the key's policy that let `service` encrypt and decrypt with it. */
+  const keyAllowsService = (target: Target, service: string) =>
+    all('AWS::KMS::Key')
+      .filter((k) => k.stack === target.stack && k.id === target.key)
+      .flatMap((k) => (k.props.KeyPolicy as { Statement: Statement[] }).Statement)
+      .some(
+        (s) =>
+          allowsKms(s) &&
+          asArray((s as Statement & { Principal?: { Service?: unknown } }).Principal?.Service).includes(
+            service,
+          ),
+      );
+
+  it('finds the encrypted topics (pipeline notifications, on-call)', () => {
+    expect(encryptedTargets().length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('lets every role that may send to one use its key (kms:GenerateDataKey and kms:Decrypt on that key)', () => {
+    const missing: string[] = [];
+    for (const target of encryptedTargets()) {
+      const policies = all('AWS::IAM::Policy').filter((p) => p.stack === target.stack);
+      const statementsOf = (role: unknown) =>
+        policies
+          .filter((p) => asArray(p.props.Roles).some((r) => JSON.stringify(r) === JSON.stringify(role)))
+          .flatMap((p) => (p.props.PolicyDocument as { Statement: Statement[] }).Statement);
+      const senders = policies
+        .filter((p) =>
+          (p.props.PolicyDocument as { Statement: Statement[] }).Statement.some(
+            (s) => allows(s, [target.sends]) && refersTo(s.Resource, target.id),
+          ),
+        )
+        .flatMap((p) => asArray(p.props.Roles));
+      for (const role of senders) {
+        const canUseKey = statementsOf(role).some(
+          (s) => allowsKms(s) && refersTo(s.Resource, target.key) && !asArray(s.Resource).includes('*'),
+        );
+        if (!canUseKey) missing.push(`${target.stack}: ${JSON.stringify(role)} → ${target.id}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('lets every service that may send to one use its key (CloudWatch alarms, resource-policy principals)', () => {
+    const missing: string[] = [];
+    for (const target of encryptedTargets()) {
+      const alarms = [...all('AWS::CloudWatch::Alarm'), ...all('AWS::CloudWatch::CompositeAlarm')].filter(
+        (a) =>
+          a.stack === target.stack &&
+          ['AlarmActions', 'OKActions', 'InsufficientDataActions'].some((k) =>
+            refersTo(a.props[k], target.id),
+          ),
+      );
+      if (alarms.length > 0 && !keyAllowsService(target, 'cloudwatch.amazonaws.com'))
+        missing.push(`${target.stack}/${target.id}: cloudwatch.amazonaws.com (${alarms.length} alarms)`);
+      const services = [...all('AWS::SNS::TopicPolicy'), ...all('AWS::SQS::QueuePolicy')]
+        .filter((p) => p.stack === target.stack && refersTo(p.props.Topics ?? p.props.Queues, target.id))
+        .flatMap((p) => (p.props.PolicyDocument as { Statement: Statement[] }).Statement)
+        .filter((s) => allows(s, [target.sends]))
+        .flatMap((s) => asArray((s as Statement & { Principal?: { Service?: unknown } }).Principal?.Service));
+      for (const service of new Set(services.filter(Boolean) as string[])) {
+        if (!keyAllowsService(target, service)) missing.push(`${target.stack}/${target.id}: ${service}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('lets each pipeline state machine use the notifications topic’s key', () => {
+    const pipelines = templates.find((t) => t.stack.endsWith('-Pipelines'))!.resources;
+    const topic = Object.entries(pipelines).find(
+      ([, r]) =>
+        r.Type === 'AWS::SNS::Topic' && String(r.Properties?.DisplayName).endsWith('pipeline notifications'),
+    )!;
+    const key = JSON.stringify(topic[1].Properties!.KmsMasterKeyId);
+    const machines = Object.values(pipelines).filter((r) => r.Type === 'AWS::StepFunctions::StateMachine');
+    expect(machines).toHaveLength(3);
+    for (const machine of machines) {
+      const role = (machine.Properties!.RoleArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+      const statements = Object.values(pipelines)
+        .filter((r) => r.Type === 'AWS::IAM::Policy' && refersTo(r.Properties!.Roles, role))
+        .flatMap((r) => (r.Properties!.PolicyDocument as { Statement: Statement[] }).Statement);
+      expect(
+        statements.some((s) => allowsKms(s) && JSON.stringify(s.Resource) === key),
+        String(machine.Properties!.StateMachineName),
+      ).toBe(true);
+    }
+  });
+});
