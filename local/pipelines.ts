@@ -1,7 +1,7 @@
 import './promise-polyfill.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { ExecutionTimeoutError, StateMachine } from 'aws-local-stepfunctions';
+import { StateMachine } from 'aws-local-stepfunctions';
 import { type AwsTarget, createAwsClients } from '#shared/aws/clients.ts';
 import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
@@ -10,6 +10,7 @@ import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
 import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';
 import { functionOf } from './deployment/deployment.ts';
 import { prepareLocalHandlers } from './environment.ts';
+import { type ExecutionStatus, executeLocally, type TaskHandler } from './execution.ts';
 import { startLocalFunctions } from './lambda/functions.ts';
 import { fileNotifier, type Notification } from './notifications.ts';
 import type { Principal } from './rules/authorizer.ts';
@@ -37,7 +38,7 @@ export interface PipelineRunnerOptions {
 
 export interface PipelineRun<T = unknown> {
   readonly pipeline: PipelineName;
-  readonly status: 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT';
+  readonly status: ExecutionStatus;
   readonly output: T | undefined;
   readonly error?: { readonly name: string; readonly message: string };
   readonly durationMs: number;
@@ -245,30 +246,12 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       onTaskFailed?: (state: string, error: Error) => void,
     ) {
       const started = performance.now();
-      // Set when a state's data outgrows Step Functions' limit: the execution fails, and nothing runs on.
-      let overLimit: { readonly state: string; readonly bytes: number } | undefined;
-      const taskResourceLocalHandlers = Object.fromEntries(
-        Object.entries(handlers[pipeline]).map(([state, handler]) => [
-          state,
-          async (taskInput: unknown) => {
-            if (overLimit) throw dataLimitError(overLimit.state);
-            const output = await Promise.resolve(handler(taskInput)).catch((error: Error) => {
-              onTaskFailed?.(state, error);
-              throw error;
-            });
-            onTaskDone?.(state, output);
-            return output as never;
-          },
-        ]),
-      );
-      // Retries wait 1 ms instead of seconds: the retry logic runs, the laptop does not sit idle.
-      const retryIntervalOverrides = Object.fromEntries(
-        Object.keys(handlers[pipeline]).map((state) => [state, 1]),
-      );
       const name = `${PIPELINES[pipeline].name}-${randomUUID()}`;
       const machine = machineOf(pipeline);
-      const execution = machines[pipeline].run(input as never, {
-        overrides: { taskResourceLocalHandlers, retryIntervalOverrides },
+      const outcome = await executeLocally<T>(machines[pipeline], input, {
+        handlers: handlers[pipeline],
+        onTaskDone,
+        onTaskFailed,
         // The Context Object as Step Functions fills it; the failure path reports the execution id.
         context: {
           Execution: {
@@ -282,74 +265,17 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
           Task: { Token: `local-${name}` },
           // Resolvable, as in Step Functions; the approval task records its own entry time.
           State: { EnteredTime: new Date().toISOString() },
-        } as never,
+        },
       });
-      void (async () => {
-        for await (const event of execution.eventLogs) {
-          if (event.type !== 'StateEntered' && event.type !== 'StateExited') continue;
-          const payload = event.type === 'StateEntered' ? event.state.input : event.state.output;
-          const bytes = Buffer.byteLength(JSON.stringify(payload ?? null));
-          if (bytes > MAX_STATE_PAYLOAD_BYTES) {
-            overLimit = { state: event.state.name, bytes };
-            execution.abort();
-            return;
-          }
-        }
-      })();
-      const finished = (
-        status: PipelineRun['status'],
-        output: T | undefined,
-        error?: PipelineRun['error'],
-      ) => ({
-        pipeline,
-        status,
-        output,
-        ...(error ? { error } : {}),
-        durationMs: performance.now() - started,
-      });
-      try {
-        return finished('SUCCEEDED', (await execution.result) as unknown as T);
-      } catch (error) {
-        if (overLimit) {
-          const e = dataLimitError(overLimit.state);
-          return finished('FAILED', undefined, {
-            name: e.name,
-            message: `${e.message} (${overLimit.bytes} bytes)`,
-          });
-        }
-        if (error instanceof ExecutionTimeoutError) {
-          const seconds = (definitions[pipeline] as { TimeoutSeconds?: number }).TimeoutSeconds;
-          return finished('TIMED_OUT', undefined, {
-            name: 'States.Timeout',
-            message: `the execution did not finish within its TimeoutSeconds (${seconds} s)`,
-          });
-        }
-        const e = error as Error;
-        return finished('FAILED', undefined, { name: e.name, message: e.message });
-      }
+      return { pipeline, ...outcome, durationMs: performance.now() - started };
     },
   };
-}
-
-/** Step Functions' limit on the data of a state: its input, its output, a task's result. */
-export const MAX_STATE_PAYLOAD_BYTES = 256 * 1024;
-
-/** What Step Functions raises for a state whose data is over the limit (no Catch, States.ALL included, catches it). */
-function dataLimitError(state: string): Error {
-  return Object.assign(
-    new Error(
-      `The state/task '${state}' returned a result with a size exceeding the maximum number of bytes service limit.`,
-    ),
-    { name: 'States.DataLimitExceeded' },
-  );
 }
 
 /** What an SNS publisher needs of an encrypted topic's key. */
 const SNS_PUBLISHER_KEY_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'];
 
 const PIPELINE_NAMES = Object.keys(PIPELINES) as PipelineName[];
-
-type TaskHandler = (input: unknown) => Promise<unknown>;
 
 /**
  * Binds every Task state of a definition (Map processors included) to what it calls: a Lambda

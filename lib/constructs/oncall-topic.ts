@@ -1,4 +1,4 @@
-import { CfnCondition, CfnParameter, type Duration, Fn, Stack } from 'aws-cdk-lib';
+import { ArnFormat, CfnCondition, CfnParameter, type Duration, Fn, Stack } from 'aws-cdk-lib';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { CfnSubscription, Topic } from 'aws-cdk-lib/aws-sns';
@@ -72,6 +72,28 @@ export class OnCallTopic extends Construct {
       masterKey: this.key,
       enforceSSL: true,
     });
+    // The topic policy enforceSSL creates replaces SNS's default one, which let the account's alarms
+    // publish: without this statement every alarm action fails ("no resource-based policy allows").
+    const account = Stack.of(this).account;
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowAlarmsOfThisAccount',
+        actions: ['sns:Publish'],
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': account },
+          ArnLike: {
+            'aws:SourceArn': Stack.of(this).formatArn({
+              service: 'cloudwatch',
+              resource: 'alarm',
+              resourceName: '*',
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          },
+        },
+      }),
+    );
 
     this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
       deadLetterFor: 'the on-call subscriptions (SNS redrive policy)',

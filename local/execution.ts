@@ -1,0 +1,103 @@
+import './promise-polyfill.ts';
+import { ExecutionTimeoutError, type StateMachine } from 'aws-local-stepfunctions';
+
+/**
+ * One execution of a state machine by aws-local-stepfunctions, held to Step Functions' rules that the
+ * library leaves out: a state whose input or output is over 256 KiB fails the execution with
+ * States.DataLimitExceeded (which no Catch catches, States.ALL included), and an execution that
+ * outlives its TimeoutSeconds ends TIMED_OUT (the library enforces task TimeoutSeconds itself).
+ */
+
+export type TaskHandler = (input: unknown) => Promise<unknown>;
+
+export type ExecutionStatus = 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT';
+
+export interface ExecutionOutcome<T> {
+  readonly status: ExecutionStatus;
+  readonly output: T | undefined;
+  readonly error?: { readonly name: string; readonly message: string };
+}
+
+export interface LocalExecutionOptions {
+  /** What each Task state calls, by state name. */
+  readonly handlers: Readonly<Record<string, TaskHandler>>;
+  /** The Context Object (`$$`) as Step Functions fills it. */
+  readonly context: Record<string, unknown>;
+  readonly onTaskDone?: (state: string, output: unknown) => void;
+  /** Each failed task attempt, retried or not (what Step Functions' history shows). */
+  readonly onTaskFailed?: (state: string, error: Error) => void;
+}
+
+/** Step Functions' limit on the data of a state: its input, its output, a task's result. */
+export const MAX_STATE_PAYLOAD_BYTES = 256 * 1024;
+
+function dataLimitError(state: string): Error {
+  return Object.assign(
+    new Error(
+      `The state/task '${state}' returned a result with a size exceeding the maximum number of bytes service limit.`,
+    ),
+    { name: 'States.DataLimitExceeded' },
+  );
+}
+
+export async function executeLocally<T>(
+  machine: StateMachine,
+  input: unknown,
+  options: LocalExecutionOptions,
+): Promise<ExecutionOutcome<T>> {
+  // Set when a state's data outgrows the limit: the execution fails, and no task starts after it.
+  let overLimit: { readonly state: string; readonly bytes: number } | undefined;
+  const taskResourceLocalHandlers = Object.fromEntries(
+    Object.entries(options.handlers).map(([state, handler]) => [
+      state,
+      async (taskInput: unknown) => {
+        if (overLimit) throw dataLimitError(overLimit.state);
+        const output = await handler(taskInput).catch((error: Error) => {
+          options.onTaskFailed?.(state, error);
+          throw error;
+        });
+        options.onTaskDone?.(state, output);
+        return output as never;
+      },
+    ]),
+  );
+  // Retries wait 1 ms instead of seconds: the retry logic runs, the laptop does not sit idle.
+  const retryIntervalOverrides = Object.fromEntries(Object.keys(options.handlers).map((state) => [state, 1]));
+  const execution = machine.run(input as never, {
+    overrides: { taskResourceLocalHandlers, retryIntervalOverrides },
+    context: options.context as never,
+  });
+  void (async () => {
+    for await (const event of execution.eventLogs) {
+      if (event.type !== 'StateEntered' && event.type !== 'StateExited') continue;
+      const payload = event.type === 'StateEntered' ? event.state.input : event.state.output;
+      const bytes = Buffer.byteLength(JSON.stringify(payload ?? null));
+      if (bytes > MAX_STATE_PAYLOAD_BYTES) {
+        overLimit = { state: event.state.name, bytes };
+        execution.abort();
+        return;
+      }
+    }
+  })();
+  try {
+    return { status: 'SUCCEEDED', output: (await execution.result) as T };
+  } catch (error) {
+    if (overLimit) {
+      const e = dataLimitError(overLimit.state);
+      return {
+        status: 'FAILED',
+        output: undefined,
+        error: { name: e.name, message: `${e.message} (${overLimit.bytes} bytes)` },
+      };
+    }
+    if (error instanceof ExecutionTimeoutError) {
+      return {
+        status: 'TIMED_OUT',
+        output: undefined,
+        error: { name: 'States.Timeout', message: 'the execution did not finish within its TimeoutSeconds' },
+      };
+    }
+    const e = error as Error;
+    return { status: 'FAILED', output: undefined, error: { name: e.name, message: e.message } };
+  }
+}
