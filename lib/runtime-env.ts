@@ -35,5 +35,10 @@ export function powertoolsVariables(settings: PowertoolsSettings): Record<string
     POWERTOOLS_SERVICE_NAME: settings.serviceName,
     POWERTOOLS_METRICS_NAMESPACE: settings.metricsNamespace,
     POWERTOOLS_LOG_LEVEL: settings.logLevel,
+    // No customer data in X-Ray (docs/security.md): a traced handler's response holds customer ids and
+    // probabilities, and an error's message may quote its input. The logs have both; the trace keeps
+    // the timing and the error flag.
+    POWERTOOLS_TRACER_CAPTURE_RESPONSE: 'false',
+    POWERTOOLS_TRACER_CAPTURE_ERROR: 'false',
   };
 }

@@ -387,6 +387,8 @@ describe('InferenceStack on Lambda (the default)', () => {
       POWERTOOLS_SERVICE_NAME: 'keel',
       POWERTOOLS_METRICS_NAMESPACE: 'Keel',
       POWERTOOLS_LOG_LEVEL: 'INFO',
+      POWERTOOLS_TRACER_CAPTURE_RESPONSE: 'false',
+      POWERTOOLS_TRACER_CAPTURE_ERROR: 'false',
       NODE_OPTIONS: '--enable-source-maps',
     });
   });
@@ -704,6 +706,8 @@ describe('InferenceStack on ECS Fargate', () => {
       POWERTOOLS_SERVICE_NAME: 'keel',
       POWERTOOLS_METRICS_NAMESPACE: 'Keel',
       POWERTOOLS_LOG_LEVEL: 'INFO',
+      POWERTOOLS_TRACER_CAPTURE_RESPONSE: 'false',
+      POWERTOOLS_TRACER_CAPTURE_ERROR: 'false',
       PORT: '8080',
     });
   });
