@@ -47,15 +47,26 @@ export async function executeLocally<T>(
 ): Promise<ExecutionOutcome<T>> {
   // Set when a state's data outgrows the limit: the execution fails, and no task starts after it.
   let overLimit: { readonly state: string; readonly bytes: number } | undefined;
+  let abort: () => void = () => undefined;
+  /** A task's input or result over the limit stops the execution before anything else runs. */
+  const guard = (state: string, payload: unknown) => {
+    const bytes = Buffer.byteLength(JSON.stringify(payload ?? null));
+    if (bytes <= MAX_STATE_PAYLOAD_BYTES) return;
+    overLimit ??= { state, bytes };
+    abort();
+    throw dataLimitError(state);
+  };
   const taskResourceLocalHandlers = Object.fromEntries(
     Object.entries(options.handlers).map(([state, handler]) => [
       state,
       async (taskInput: unknown) => {
         if (overLimit) throw dataLimitError(overLimit.state);
+        guard(state, taskInput);
         const output = await handler(taskInput).catch((error: Error) => {
           options.onTaskFailed?.(state, error);
           throw error;
         });
+        guard(state, output);
         options.onTaskDone?.(state, output);
         return output as never;
       },
@@ -67,29 +78,35 @@ export async function executeLocally<T>(
     overrides: { taskResourceLocalHandlers, retryIntervalOverrides },
     context: options.context as never,
   });
-  void (async () => {
+  abort = () => execution.abort();
+  // Every other state (a Map's collected results, a Pass) is checked from the execution's history.
+  const watched = (async () => {
     for await (const event of execution.eventLogs) {
+      if (event.type.startsWith('Execution') && event.type !== 'ExecutionStarted') return;
       if (event.type !== 'StateEntered' && event.type !== 'StateExited') continue;
       const payload = event.type === 'StateEntered' ? event.state.input : event.state.output;
       const bytes = Buffer.byteLength(JSON.stringify(payload ?? null));
-      if (bytes > MAX_STATE_PAYLOAD_BYTES) {
+      if (bytes > MAX_STATE_PAYLOAD_BYTES && !overLimit) {
         overLimit = { state: event.state.name, bytes };
-        execution.abort();
+        abort();
         return;
       }
     }
   })();
+  const overLimitOutcome = (limit: { state: string; bytes: number }): ExecutionOutcome<T> => {
+    const e = dataLimitError(limit.state);
+    return {
+      status: 'FAILED',
+      output: undefined,
+      error: { name: e.name, message: `${e.message} (${limit.bytes} bytes)` },
+    };
+  };
   try {
-    return { status: 'SUCCEEDED', output: (await execution.result) as T };
+    const output = (await execution.result) as T;
+    await watched;
+    return overLimit ? overLimitOutcome(overLimit) : { status: 'SUCCEEDED', output };
   } catch (error) {
-    if (overLimit) {
-      const e = dataLimitError(overLimit.state);
-      return {
-        status: 'FAILED',
-        output: undefined,
-        error: { name: e.name, message: `${e.message} (${overLimit.bytes} bytes)` },
-      };
-    }
+    if (overLimit) return overLimitOutcome(overLimit);
     if (error instanceof ExecutionTimeoutError) {
       return {
         status: 'TIMED_OUT',

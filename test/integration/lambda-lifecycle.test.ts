@@ -1,0 +1,153 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalDeployment, LocalFunction } from '#local/deployment/deployment.ts';
+import { LambdaInvocationError, LocalLambda } from '#local/lambda/service.ts';
+import { LOCAL_SESSION_PREFIX } from '#shared/aws/clients.ts';
+
+/**
+ * The local platform runs handlers the way Lambda does: init once per environment, one invocation at a
+ * time, frozen between invocations (work left behind does not run), reaped when idle (and the work
+ * with it), killed past the timeout. The fixture handler is a function of a one-function deployment.
+ */
+const ENV = { account: '000000000000', region: 'us-east-1' };
+const fixture = (overrides: Partial<LocalFunction> = {}): LocalFunction => ({
+  stack: 'Test',
+  logicalId: 'Fixture',
+  name: 'keel-test-fixture',
+  arn: 'arn:aws:lambda:us-east-1:000000000000:function:keel-test-fixture',
+  roleArn: 'arn:aws:iam::000000000000:role/keel-test-fixture',
+  entry: 'test/support/fixtures/lifecycle-handler.ts',
+  handler: 'handler',
+  timeoutSeconds: 2,
+  memoryMb: 128,
+  environment: { FIXTURE_SETTING: 'from-the-template' },
+  ...overrides,
+});
+const deploymentOf = (fn: LocalFunction): LocalDeployment => ({
+  env: ENV,
+  roles: new Map(),
+  functions: new Map([[fn.name, fn]]),
+  stateMachines: new Map(),
+  buckets: new Map(),
+  tables: new Map(),
+  topics: new Map(),
+  queues: new Map(),
+  keys: new Map(),
+});
+
+let dir: string;
+let lambda: LocalLambda;
+const start = (fn = fixture(), options: { idleSeconds?: number } = {}) => {
+  lambda = new LocalLambda({ deployment: deploymentOf(fn), environment: {}, ...options });
+  return fn;
+};
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'keel-lifecycle-'));
+});
+afterEach(async () => {
+  await lambda?.close();
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('a Lambda-like environment', () => {
+  it('initializes once and then serves invocations one after another, with the function environment and role session', async () => {
+    const fn = start();
+    const first = await lambda.invoke<{ inits: number; invocations: number; pid: number }>(fn.name, {
+      action: 'count',
+    });
+    const second = await lambda.invoke<{ inits: number; invocations: number; pid: number }>(fn.name, {
+      action: 'count',
+    });
+    expect(first).toMatchObject({ inits: 1, invocations: 1 });
+    expect(second).toEqual({ inits: 1, invocations: 2, pid: first.pid });
+    expect(await lambda.invoke(fn.name, { action: 'env', name: 'FIXTURE_SETTING' })).toBe(
+      'from-the-template',
+    );
+    expect(await lambda.invoke(fn.name, { action: 'env', name: 'AWS_LAMBDA_FUNCTION_NAME' })).toBe(fn.name);
+    expect(await lambda.invoke(fn.name, { action: 'env', name: 'AWS_SESSION_TOKEN' })).toMatch(
+      new RegExp(`^${LOCAL_SESSION_PREFIX}`),
+    );
+    expect(lambda.stats()).toEqual([expect.objectContaining({ environments: 1, started: 1 })]);
+  });
+
+  it('freezes after an invocation returns: work the handler left behind does not run, and is lost when the environment is reaped', async () => {
+    const fn = start();
+    const left = join(dir, 'left-behind');
+    await lambda.invoke(fn.name, { action: 'leave-work', file: left, delayMs: 100 });
+    await sleep(800);
+    expect(existsSync(left)).toBe(false);
+    lambda.reapIdle();
+    await sleep(500);
+    expect(existsSync(left)).toBe(false);
+    expect(lambda.stats()).toEqual([expect.objectContaining({ environments: 0, reaped: 1 })]);
+
+    // The same work, awaited before returning, is done.
+    const awaited = join(dir, 'awaited');
+    await lambda.invoke(fn.name, { action: 'await-work', file: awaited, delayMs: 100 });
+    expect(existsSync(awaited)).toBe(true);
+  });
+
+  it('thaws on the next invocation: a timer left behind runs only then', async () => {
+    const fn = start();
+    const left = join(dir, 'thawed');
+    await lambda.invoke(fn.name, { action: 'leave-work', file: left, delayMs: 50 });
+    await sleep(400);
+    expect(existsSync(left)).toBe(false);
+    await lambda.invoke(fn.name, { action: 'sleep', ms: 200 });
+    expect(existsSync(left)).toBe(true);
+  });
+
+  it('reaps an environment idle past idleSeconds; the next invocation starts (and initializes) a new one', async () => {
+    const fn = start(fixture(), { idleSeconds: 1 });
+    const before = await lambda.invoke<{ pid: number }>(fn.name, { action: 'count' });
+    await sleep(1_600);
+    expect(lambda.stats()).toEqual([expect.objectContaining({ environments: 0, reaped: 1 })]);
+    const after = await lambda.invoke<{ pid: number; inits: number }>(fn.name, { action: 'count' });
+    expect(after.pid).not.toBe(before.pid);
+    expect(after.inits).toBe(1);
+  });
+
+  it('ends an invocation that outlives the timeout with Sandbox.Timedout, and the environment with it', async () => {
+    const fn = start(fixture({ timeoutSeconds: 1 }));
+    const before = await lambda.invoke<{ pid: number }>(fn.name, { action: 'count' });
+    const error = await lambda.invoke(fn.name, { action: 'sleep', ms: 5_000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LambdaInvocationError);
+    expect(error).toMatchObject({
+      name: 'Sandbox.Timedout',
+      message: expect.stringContaining('Task timed out after 1.00 seconds'),
+    });
+    const after = await lambda.invoke<{ pid: number }>(fn.name, { action: 'count' });
+    expect(after.pid).not.toBe(before.pid);
+  });
+
+  it('returns a handler error by its class name (what Retry and Catch match) and keeps the environment', async () => {
+    const fn = start();
+    const error = await lambda.invoke(fn.name, { action: 'fail' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'FixtureError', message: 'the fixture failed on purpose' });
+    expect(lambda.stats()).toEqual([expect.objectContaining({ environments: 1, started: 1 })]);
+  });
+
+  it("refuses a request or a response over Lambda's 6 MB payload limit", async () => {
+    const fn = start();
+    const big = 'x'.repeat(6 * 1024 * 1024);
+    await expect(lambda.invoke(fn.name, { action: 'echo', value: big })).rejects.toMatchObject({
+      name: 'RequestTooLargeException',
+    });
+  });
+
+  it('runs one invocation per environment: concurrent invocations get environments of their own', async () => {
+    const fn = start();
+    const results = await Promise.all(
+      [0, 1, 2].map(() => lambda.invoke<{ slept: number }>(fn.name, { action: 'sleep', ms: 300 })),
+    );
+    expect(results).toHaveLength(3);
+    expect(lambda.stats()).toEqual([expect.objectContaining({ environments: 3, started: 3 })]);
+  });
+});
