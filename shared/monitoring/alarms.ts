@@ -116,6 +116,8 @@ export const RESOURCE_ALARM_PREFIX = {
   lambdaErrors: 'lambda-errors-',
   lambdaThrottles: 'lambda-throttles-',
   stateMachineFailures: 'state-machine-failures-',
+  stateMachineTimeouts: 'state-machine-timeouts-',
+  stateMachineAborts: 'state-machine-aborts-',
   dlqDepth: 'dlq-depth-',
 } as const;
 
@@ -169,6 +171,7 @@ const monitoringOptionsSchema = z.strictObject({
     })
     .prefault({}),
   stateMachines: z
+    /** `failures`: the threshold of each of the failed, timed-out and aborted execution alarms. */
     .strictObject({ ...evaluation(300, 1, 1), failures: z.int().min(1).default(1) })
     .prefault({}),
   dlq: z.strictObject({ ...evaluation(300, 1, 1), depth: z.int().min(1).default(1) }).prefault({}),
@@ -488,18 +491,45 @@ function resourceAlarms(options: MonitoringOptions, resources: MonitoredResource
         runbook: `Compare ${fn.id}'s concurrency with its reserved concurrency and the account limit; raise one or shed load.`,
       },
     ]),
-    ...resources.stateMachines.map(
-      (sm): AlarmDefinition => ({
+    // A run that times out or is stopped never reaches its failure path (neither can be caught), so
+    // it is not in ExecutionsFailed: each outcome has its own alarm.
+    ...resources.stateMachines.flatMap((sm): AlarmDefinition[] => {
+      const executions = (
+        prefix: string,
+        metricName: string,
+        what: string,
+        runbook: string,
+      ): AlarmDefinition => ({
         ...common,
-        id: `${RESOURCE_ALARM_PREFIX.stateMachineFailures}${sm.id}`,
+        id: `${prefix}${sm.id}`,
         severity: sm.severity,
-        metric: single(stat('AWS/States', 'ExecutionsFailed', { StateMachineArn: sm.arn }, 'Sum')),
+        metric: single(stat('AWS/States', metricName, { StateMachineArn: sm.arn }, 'Sum')),
         ...windowOf(stateMachines),
         threshold: stateMachines.failures,
-        description: `State machine ${sm.id}: ${stateMachines.failures} or more failed executions in ${stateMachines.periodSeconds} s.`,
-        runbook: `Open the failed execution of ${sm.id} in the Step Functions console: the failing state's input and error say what to fix; re-run after the fix.`,
-      }),
-    ),
+        description: `State machine ${sm.id}: ${stateMachines.failures} or more ${what} executions in ${stateMachines.periodSeconds} s.`,
+        runbook,
+      });
+      return [
+        executions(
+          RESOURCE_ALARM_PREFIX.stateMachineFailures,
+          'ExecutionsFailed',
+          'failed',
+          `Open the failed execution of ${sm.id} in the Step Functions console: the failing state's input and error say what to fix; re-run after the fix.`,
+        ),
+        executions(
+          RESOURCE_ALARM_PREFIX.stateMachineTimeouts,
+          'ExecutionsTimedOut',
+          'timed-out',
+          `An execution of ${sm.id} ran past the state machine's TimeoutSeconds and was ended without notifying: open it in the Step Functions console to see which state it was in (a stuck task, or input far larger than planned), fix that, re-run.`,
+        ),
+        executions(
+          RESOURCE_ALARM_PREFIX.stateMachineAborts,
+          'ExecutionsAborted',
+          'aborted',
+          `Someone or something stopped an execution of ${sm.id} (StopExecution; CloudTrail names who): confirm it was meant, and re-run what it left undone.`,
+        ),
+      ];
+    }),
     ...resources.queues.map(
       (queue): AlarmDefinition => ({
         ...common,

@@ -120,8 +120,14 @@ const EXPECTED_ALARM_IDS = [
   'lambda-errors-drift',
   'lambda-throttles-drift',
   'state-machine-failures-etl',
+  'state-machine-timeouts-etl',
+  'state-machine-aborts-etl',
   'state-machine-failures-retrain',
+  'state-machine-timeouts-retrain',
+  'state-machine-aborts-retrain',
   'state-machine-failures-batch',
+  'state-machine-timeouts-batch',
+  'state-machine-aborts-batch',
   'dlq-depth-schedules',
   'dlq-depth-drift',
 ];
@@ -290,6 +296,30 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
     expect(stack.resolve(pipelines.schedules.deadLetterQueue.queueName)).toEqual(
       importFrom('Keel-test-Pipelines'),
     );
+  });
+
+  it('alarms on-call on failed, timed-out and aborted executions of every state machine', () => {
+    // A timed-out or stopped execution never reaches its failure path: only these alarms tell.
+    for (const machine of ['etl', 'retrain', 'batch']) {
+      for (const [kind, MetricName] of [
+        ['failures', 'ExecutionsFailed'],
+        ['timeouts', 'ExecutionsTimedOut'],
+        ['aborts', 'ExecutionsAborted'],
+      ]) {
+        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          AlarmName: alarmName(STAGE, `state-machine-${kind}-${machine}`),
+          AlarmActions: [{ Ref: topicId }],
+          Namespace: 'AWS/States',
+          MetricName,
+          Statistic: 'Sum',
+          Period: 300,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          Threshold: 1,
+          TreatMissingData: 'notBreaching',
+          Dimensions: [{ Name: 'StateMachineArn', Value: Match.anyValue() }],
+        });
+      }
+    }
   });
 
   it('pages through one composite alarm over every page alarm, notified on ALARM and OK', () => {

@@ -202,9 +202,9 @@ describe('local alarm loop', () => {
         'lambda-errors-predict',
         'lambda-throttles-drift',
         'lambda-throttles-predict',
-        'state-machine-failures-batch',
-        'state-machine-failures-etl',
-        'state-machine-failures-retrain',
+        ...['failures', 'timeouts', 'aborts'].flatMap((kind) =>
+          ['batch', 'etl', 'retrain'].map((machine) => `state-machine-${kind}-${machine}`),
+        ),
       ].sort(),
     );
     expect(state(snapshot.alarms, 'lambda-errors-predict').reason).toMatch(

@@ -137,6 +137,30 @@ describe('alarm definitions', () => {
         },
       },
     });
+    // Timed-out and stopped runs never reach a failure path and are not in ExecutionsFailed: each alarms.
+    for (const [prefix, metricName] of [
+      ['state-machine-timeouts-', 'ExecutionsTimedOut'],
+      ['state-machine-aborts-', 'ExecutionsAborted'],
+    ]) {
+      for (const sm of resources.stateMachines) {
+        expect(byId(`${prefix}${sm.id}`)).toMatchObject({
+          source: 'aws',
+          severity: 'warn',
+          metric: {
+            kind: 'metric',
+            metric: {
+              namespace: 'AWS/States',
+              metricName,
+              dimensions: { StateMachineArn: sm.arn },
+              statistic: 'Sum',
+            },
+          },
+          comparisonOperator: 'GreaterThanOrEqualToThreshold',
+          threshold: 1,
+          treatMissingData: 'notBreaching',
+        });
+      }
+    }
     expect(byId('dlq-depth-batch-dlq')).toMatchObject({
       metric: {
         kind: 'metric',
