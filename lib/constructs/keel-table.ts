@@ -1,11 +1,36 @@
 import { RemovalPolicy, Token } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { TABLES, type TableRole } from '#shared/resources.ts';
 
 /** DynamoDB's table naming rule. */
 const TABLE_NAME_PATTERN = /^[A-Za-z0-9_.-]{3,255}$/;
+
+/** Key actions of reading and writing items: CDK's own sets for `grantReadData` / `grantWriteData`. */
+const KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
+const KEY_WRITE_ACTIONS = ['kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'];
+const ITEM_READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'ConditionCheckItem']);
+const ITEM_WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem']);
+
+/**
+ * A `Table` whose `grant(grantee, ...actions)`, the least-privilege grant every Keel stack uses, also
+ * grants the customer managed key what those actions need. CDK's `grant` leaves the key to the caller,
+ * so each consumer would have to know that the table is encrypted with its own key.
+ */
+class KeyGrantingTable extends Table {
+  override grant(grantee: IGrantable, ...actions: string[]): Grant {
+    const grant = super.grant(grantee, ...actions);
+    const names = actions.map((action) => action.replace(/^dynamodb:/, ''));
+    const writes = names.some((name) => ITEM_WRITES.has(name));
+    const reads = writes || names.some((name) => ITEM_READS.has(name));
+    if (this.encryptionKey && reads) {
+      this.encryptionKey.grant(grantee, ...KEY_READ_ACTIONS, ...(writes ? KEY_WRITE_ACTIONS : []));
+    }
+    return grant;
+  }
+}
 
 /** Props of {@link KeelTable}. */
 export interface KeelTableProps {
@@ -20,7 +45,9 @@ export interface KeelTableProps {
    */
   readonly deletionProtection?: boolean;
   /**
-   * Customer managed KMS key for encryption at rest.
+   * Customer managed KMS key for encryption at rest. The table's `grant` then also grants the key:
+   * `kms:Decrypt` and `kms:DescribeKey` for item reads, and `kms:Encrypt`, `kms:ReEncrypt*` and
+   * `kms:GenerateDataKey*` besides for item writes.
    *
    * @default - the AWS managed key `aws/dynamodb`
    */
@@ -69,7 +96,7 @@ export class KeelTable extends Construct {
     }
     const keys: { readonly partitionKey: string; readonly sortKey?: string } = TABLES[props.role];
 
-    this.table = new Table(this, 'Table', {
+    this.table = new KeyGrantingTable(this, 'Table', {
       tableName: props.tableName,
       partitionKey: { name: keys.partitionKey, type: AttributeType.STRING },
       sortKey: keys.sortKey === undefined ? undefined : { name: keys.sortKey, type: AttributeType.STRING },

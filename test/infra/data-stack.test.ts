@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AccountRootPrincipal, Role } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
@@ -317,6 +318,44 @@ describe('construct validation', () => {
         KMSMasterKeyId: stack.resolve(key.keyArn),
       },
     });
+  });
+
+  it('grants the key use each table grant needs when the table has a customer managed key', () => {
+    const stack = new Stack(newApp(), 'S');
+    const key = new Key(stack, 'Key', { enableKeyRotation: true });
+    const { table } = new KeelTable(stack, 'T', {
+      role: 'onlineFeatures',
+      tableName: 'keel-test-online',
+      encryptionKey: key,
+    });
+    const principal = new AccountRootPrincipal();
+    const reader = new Role(stack, 'Reader', { assumedBy: principal });
+    const writer = new Role(stack, 'Writer', { assumedBy: principal });
+    const describer = new Role(stack, 'Describer', { assumedBy: principal });
+    table.grant(reader, 'dynamodb:GetItem', 'dynamodb:Query');
+    table.grant(writer, 'dynamodb:PutItem');
+    table.grant(describer, 'dynamodb:DescribeTable');
+    const template = Template.fromStack(stack);
+    const keyStatements = (role: Role) =>
+      Object.values(template.findResources('AWS::IAM::Policy'))
+        .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([stack.resolve(role.roleName)]))
+        .flatMap((p) => p.Properties.PolicyDocument.Statement)
+        .filter((s) => JSON.stringify(s.Resource) === JSON.stringify(stack.resolve(key.keyArn)))
+        .map((s) => s.Action);
+    // Reading needs the key to decrypt; writing also to encrypt (CDK's own read and write grant sets).
+    expect(keyStatements(reader)).toEqual([['kms:Decrypt', 'kms:DescribeKey']]);
+    expect(keyStatements(writer)).toEqual([
+      ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'],
+    ]);
+    // No data, no key.
+    expect(keyStatements(describer)).toEqual([]);
+  });
+
+  it('grants no key use when the table has DynamoDB’s own key', () => {
+    const stack = new Stack(newApp(), 'S');
+    const { table } = new KeelTable(stack, 'T', { role: 'onlineFeatures', tableName: 'keel-test-online' });
+    table.grant(new Role(stack, 'Writer', { assumedBy: new AccountRootPrincipal() }), 'dynamodb:PutItem');
+    expect(JSON.stringify(Template.fromStack(stack).toJSON())).not.toContain('kms:');
   });
 });
 
