@@ -55,6 +55,11 @@ export function stackPropsOf(config: KeelConfig) {
       deadLetterRetention,
       maxBadRowShare: config.etl.maxBadRowShare,
       batchCaptureSampleRate: config.capture.batchSampleRate,
+      approval: {
+        timeout: Duration.hours(config.retrain.approval.timeoutHours),
+        emails: config.retrain.approval.emails,
+        webhookUrls: config.retrain.approval.webhookUrls,
+      },
     } satisfies Partial<PipelinesStackProps>,
     monitoring: {
       alarmOptions: config.alarms,

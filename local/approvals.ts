@@ -1,102 +1,93 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { type AttributeValue, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type ApprovalOutput, awaitDecision } from '#shared/pipelines/approvals.ts';
+import type { AslDefinition } from './state-machines.ts';
 
 /**
- * The local stand-in for Step Functions' task-token callback: a state that waits for approval writes a
- * pending request under `${KEEL_HOME}/approvals/`, and `keel models approve|reject ID` (another process)
- * writes the decision the waiting execution then reads, as `send-task-success` would deliver it.
+ * The local stand-in for Step Functions' side of the retrain's approval gate. The state
+ * `Wait for approval` is an SDK integration (`dynamodb:putItem.waitForTaskToken`): locally its task
+ * writes the state's item into the local registry table as Step Functions would, and resolves once
+ * `keel models approve|reject ID` (another process) has answered the request there, with the output
+ * SendTaskSuccess delivers in AWS. The runner's TimeoutSeconds ends an unanswered wait with
+ * States.Timeout, as the service does.
  */
-export interface ApprovalRequest {
-  readonly id: string;
-  readonly requestedAt: string;
-  readonly subject: string;
-  readonly message: unknown;
-  readonly status: 'pending' | 'approved' | 'rejected';
-  readonly decidedAt?: string;
-  readonly by?: string;
-  readonly note?: string;
+export const APPROVAL_TASK_RESOURCE = 'arn:aws:states:::aws-sdk:dynamodb:putItem.waitForTaskToken';
+
+/** The state's Parameters, resolved: what Step Functions passes to PutItem. */
+interface PutItemParameters {
+  readonly TableName: string;
+  readonly Item: Record<string, AttributeValue>;
+  readonly ConditionExpression?: string;
 }
 
-const directory = (home: string) => join(home, 'approvals');
-const file = (home: string, id: string) => join(directory(home), `${id}.json`);
-
-async function read(home: string, id: string): Promise<ApprovalRequest | undefined> {
-  try {
-    return JSON.parse(await readFile(file(home, id), 'utf8')) as ApprovalRequest;
-  } catch {
-    return undefined;
-  }
+export interface LocalApprovalTaskOptions {
+  /** A client of the local DynamoDB. */
+  readonly dynamo: DynamoDBDocumentClient;
+  /** Checks the call against the state machine's role, as AWS would, before it is made. */
+  readonly authorize?: (table: string, partitionKey: string) => Promise<void>;
+  /** Hears each request once it is recorded (the console of `keel up`). */
+  readonly onRequested?: (request: { id: string; version: string }) => void;
+  readonly pollMs?: number;
 }
 
-/** Records a pending request and resolves with the decision once one is written (polled). */
-export async function awaitApproval(
-  home: string,
-  request: { subject: string; message: unknown },
-  onPending: (id: string) => void,
-  pollMs = 250,
-): Promise<{ approved: boolean; by: string; note: string | null }> {
-  await mkdir(directory(home), { recursive: true });
-  const id = randomUUID().slice(0, 8);
-  const pending: ApprovalRequest = {
-    id,
-    requestedAt: new Date().toISOString(),
-    status: 'pending',
-    ...request,
+export class ApprovalExpiredLocallyError extends Error {
+  override readonly name = 'ApprovalExpiredLocallyError';
+}
+
+/** The task of the `Wait for approval` state, for the local runner. */
+export function localApprovalTask(options: LocalApprovalTaskOptions) {
+  return async (input: unknown): Promise<ApprovalOutput> => {
+    // Taken first: the runner's Context Object has no per-state EnteredTime, and the state was entered now.
+    const entered = new Date().toISOString();
+    const parameters = input as PutItemParameters;
+    const id = parameters.Item.sk?.S;
+    if (!id) throw new Error('the approval item has no sort key (sk): the state machine definition changed');
+    await options.authorize?.(parameters.TableName, parameters.Item.pk?.S ?? '');
+    await options.dynamo.send(
+      new PutItemCommand({
+        ...parameters,
+        Item: { ...parameters.Item, requestedAt: { S: entered } },
+      }),
+    );
+    options.onRequested?.({ id, version: parameters.Item.version?.S ?? '' });
+    const decision = await awaitDecision(
+      { dynamo: options.dynamo, table: parameters.TableName },
+      id,
+      options.pollMs,
+    );
+    // By then the runner has failed the state with States.Timeout; this only ends the poll.
+    if (!decision) throw new ApprovalExpiredLocallyError(`approval request ${id} expired unanswered`);
+    return decision;
   };
-  await writeFile(file(home, id), JSON.stringify(pending, null, 2));
-  onPending(id);
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, pollMs));
-    const current = await read(home, id);
-    if (current && current.status !== 'pending') {
-      return {
-        approved: current.status === 'approved',
-        by: current.by ?? 'unknown',
-        note: current.note ?? null,
-      };
-    }
-  }
 }
 
-export async function listApprovals(home: string): Promise<ApprovalRequest[]> {
-  let names: string[];
-  try {
-    names = await readdir(directory(home));
-  } catch {
-    return [];
-  }
-  const requests = await Promise.all(
-    names.filter((n) => n.endsWith('.json')).map((n) => read(home, n.slice(0, -5))),
-  );
-  return requests
-    .filter((r): r is ApprovalRequest => r !== undefined)
-    .sort((a, b) => a.requestedAt.localeCompare(b.requestedAt));
-}
-
-export class ApprovalError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ApprovalError';
-  }
-}
-
-export async function decideApproval(
-  home: string,
-  id: string,
-  decision: { approved: boolean; by: string; note?: string },
-): Promise<ApprovalRequest> {
-  const current = await read(home, id);
-  if (!current) throw new ApprovalError(`no approval request ${id}; see \`keel models approvals\``);
-  if (current.status !== 'pending')
-    throw new ApprovalError(`approval request ${id} was already ${current.status}`);
-  const decided: ApprovalRequest = {
-    ...current,
-    status: decision.approved ? 'approved' : 'rejected',
-    decidedAt: new Date().toISOString(),
-    by: decision.by,
-    ...(decision.note ? { note: decision.note } : {}),
+/**
+ * The retrain definition with the approval wait set to `seconds` (the state's TimeoutSeconds and the
+ * timeout recorded with each request), for tests that cannot wait the configured hours.
+ */
+export function withApprovalTimeout(
+  definition: AslDefinition,
+  state: string,
+  seconds: number,
+): AslDefinition {
+  const wait = definition.States[state] as AslDefinition['States'][string] & {
+    Parameters: { Item: Record<string, unknown> };
   };
-  await writeFile(file(home, id), JSON.stringify(decided, null, 2));
-  return decided;
+  if (wait?.Resource !== APPROVAL_TASK_RESOURCE) {
+    throw new Error(`state "${state}" is not the approval wait (${APPROVAL_TASK_RESOURCE})`);
+  }
+  return {
+    ...definition,
+    States: {
+      ...definition.States,
+      [state]: {
+        ...wait,
+        TimeoutSeconds: seconds,
+        Parameters: {
+          ...wait.Parameters,
+          Item: { ...wait.Parameters.Item, timeoutSeconds: { N: String(seconds) } },
+        },
+      },
+    },
+  };
 }

@@ -33,6 +33,9 @@ export function resolveIntrinsics(value: unknown): string {
     const [logicalId] = node['Fn::GetAtt'] as [string, string];
     return `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:${logicalId}`;
   }
+  // A value another stack exports (the data stack's table names): its export name stands in, as the
+  // local runner binds each task to the local resources itself.
+  if ('Fn::ImportValue' in node) return `import:${resolveIntrinsics(node['Fn::ImportValue'])}`;
   if ('Ref' in node) {
     const ref = node.Ref as string;
     const pseudo: Record<string, string> = {

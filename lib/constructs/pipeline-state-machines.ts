@@ -1,19 +1,22 @@
 import { Arn, ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import {
   Choice,
   Condition,
+  CustomState,
   DefinitionBody,
   DistributedMap,
   Errors,
   Fail,
   type IChainable,
-  IntegrationPattern,
   JitterType,
   JsonPath,
   LogLevel,
   Map as MapState,
+  Pass,
   StateMachine,
   TaskInput,
   type TaskStateBase,
@@ -23,7 +26,9 @@ import { LambdaInvoke, SnsPublish } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
+import { APPROVAL_PARTITION } from '#shared/pipelines/approvals.ts';
 import {
+  APPROVAL_EXPIRED_ERROR,
   NOTIFICATION_FAILED_ERROR,
   NOTIFY_FAILURE_STATE,
   PIPELINES,
@@ -40,6 +45,21 @@ export interface PipelineStateMachinesProps {
   readonly functions: PipelineFunctions;
   /** Where run results and failures are published (on-call subscribes to it). */
   readonly notifications: ITopic;
+  /** The retrain's approval gate (`requireApproval` in a retrain's input). */
+  readonly approval: {
+    /** The approvers' topic: each request, with the commands that answer it, and each refusal go there. */
+    readonly topic: ITopic;
+    /** The registry table: each request and its task token are recorded there, for the CLI to answer. */
+    readonly registry: ITable;
+    /** Registry name of the model retrained. */
+    readonly modelName: string;
+    /**
+     * How long a retrain waits for an answer; then it is not promoted and ends `ApprovalExpired`.
+     *
+     * @default - 24 hours
+     */
+    readonly timeout?: Duration;
+  };
   /**
    * Chunks the ETL Map state processes at once.
    *
@@ -163,56 +183,158 @@ export class PipelineStateMachines extends Construct {
         cause:
           'The retrain finished and its outcome stands (the promotion, if any, is done: do not re-run or roll back for this); only its notification could not be published after retries. The SNS error is in the execution history.',
       });
-      const notify = (name: string, outcome: string) =>
+      const notify = (
+        name: string,
+        outcome: string,
+        topic: ITopic = props.notifications,
+        details: Record<string, unknown> = {},
+      ) =>
         withSnsRetry(
           new SnsPublish(this, `Retrain${outcome}`, {
             stateName: name,
-            topic: props.notifications,
+            topic,
             subject: `Keel ${props.stage}: retrain ${outcome.toLowerCase()}`,
             message: TaskInput.fromObject({
               pipeline: PIPELINES.retrain.name,
               status: outcome.toUpperCase(),
               version: JsonPath.stringAt('$.candidate.version'),
               reason: JsonPath.stringAt('$.candidate.reason'),
+              ...details,
             }),
             resultPath: JsonPath.DISCARD,
           }),
         ).addCatch(notificationFailed, { errors: ['States.ALL'], resultPath: '$.notificationError' });
       const promoted = notify(s.notify, 'Promoted');
       const kept = notify('Notify kept', 'Kept');
-      const approvalDenied = notify('Notify not approved', 'NotApproved');
-      // Optional human gate (`requireApproval` in the input): the token goes out with the notification,
-      // and `aws stepfunctions send-task-success --task-output '{"approved":true}'` (locally
-      // `keel models approve`) lets the promotion proceed. No answer within a day: not promoted.
-      const approval = withSnsRetry(
-        new SnsPublish(this, 'RetrainApproval', {
-          stateName: s.approve,
-          topic: props.notifications,
+
+      // The approval gate (`requireApproval` in the input). The approvers are asked on their topic, with
+      // the commands that answer; the request and its task token go into the registry table, where
+      // `keel --stage S models approve|reject ID` finds them and answers with SendTaskSuccess
+      // (shared/pipelines/approvals.ts). Rejected: not promoted, the run SUCCEEDS. No answer in time: not
+      // promoted, the approvers are told, and the run FAILS with ApprovalExpired, so the failed-executions
+      // alarm tells on-call that a gate nobody answered held a model back.
+      const gate = props.approval;
+      const waitSeconds = (gate.timeout ?? Duration.hours(24)).toSeconds();
+      if (!Number.isInteger(waitSeconds) || waitSeconds < 1 || waitSeconds > MAX_APPROVAL_WAIT.toSeconds()) {
+        throw new Error(
+          `PipelineStateMachines ${this.node.path}: approval.timeout must be whole seconds from 1 s to ${MAX_APPROVAL_WAIT.toDays()} days (got ${waitSeconds} s)`,
+        );
+      }
+      const approvalId = JsonPath.stringAt('$.approvalRequest.id');
+      const command = (verb: string) =>
+        JsonPath.format(`keel --stage ${props.stage} models ${verb} {}`, approvalId);
+      const prepare = new Pass(this, 'RetrainPrepareApproval', {
+        stateName: s.prepareApproval,
+        // Short enough to type: the first group of a UUID.
+        parameters: { id: JsonPath.arrayGetItem(JsonPath.stringSplit(JsonPath.uuid(), '-'), 0) },
+        resultPath: '$.approvalRequest',
+      });
+      const request = withSnsRetry(
+        new SnsPublish(this, 'RetrainRequestApproval', {
+          stateName: s.requestApproval,
+          topic: gate.topic,
           subject: `Keel ${props.stage}: approve promoting a retrained model?`,
-          integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
           message: TaskInput.fromObject({
-            pipeline: PIPELINES.retrain.name,
-            status: 'AWAITING_APPROVAL',
+            question: `Keel ${props.stage}: a retrain registered a candidate that beats the champion. Promote it?`,
+            approvalId,
             version: JsonPath.stringAt('$.candidate.version'),
             reason: JsonPath.stringAt('$.candidate.reason'),
-            taskToken: JsonPath.taskToken,
+            approve: command('approve'),
+            reject: command('reject'),
+            pending: `keel --stage ${props.stage} models approvals`,
+            ifNobodyAnswersWithinHours: waitSeconds / 3600,
+            execution: JsonPath.executionId,
           }),
-          resultPath: '$.approval',
-          taskTimeout: Timeout.duration(Duration.days(1)),
+          resultPath: JsonPath.DISCARD,
         }),
-        { callback: true },
       );
-      approval.addCatch(approvalDenied, { errors: ['States.Timeout'], resultPath: '$.error' });
+      // A CustomState is named by its id. The SDK integration (not a Lambda) records the token, and its
+      // grant below is held to the approvals partition, which CallAwsService's grant could not be.
+      const wait = new CustomState(this, s.approve, {
+        stateJson: {
+          Type: 'Task',
+          Resource: 'arn:aws:states:::aws-sdk:dynamodb:putItem.waitForTaskToken',
+          TimeoutSeconds: waitSeconds,
+          Parameters: {
+            TableName: gate.registry.tableName,
+            Item: {
+              pk: { S: APPROVAL_PARTITION },
+              sk: { 'S.$': '$.approvalRequest.id' },
+              model: { S: gate.modelName },
+              taskToken: { 'S.$': '$$.Task.Token' },
+              execution: { 'S.$': '$$.Execution.Id' },
+              version: { 'S.$': '$.candidate.version' },
+              reason: { 'S.$': '$.candidate.reason' },
+              requestedAt: { 'S.$': '$$.State.EnteredTime' },
+              timeoutSeconds: { N: String(waitSeconds) },
+              status: { S: 'pending' },
+            },
+            // Two requests drawing the same id must not overwrite each other's token.
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+          // SendTaskSuccess's output: {approved, note, actor}.
+          ResultPath: '$.approval',
+        },
+      });
+      const expired = notify(s.approvalExpired, 'ApprovalExpired', gate.topic, {
+        approvalId,
+        waitedHours: waitSeconds / 3600,
+      }).next(
+        new Fail(this, 'RetrainApprovalExpiredEnd', {
+          stateName: 'Approval expired',
+          error: APPROVAL_EXPIRED_ERROR,
+          cause: `Nobody approved or rejected the candidate within ${waitSeconds / 3600} h: it is registered, not promoted. Promote it by hand (keel --stage ${props.stage} models promote VERSION) or start another retrain.`,
+        }),
+      );
+      wait.addCatch(expired, { errors: [Errors.TIMEOUT, Errors.HEARTBEAT_TIMEOUT], resultPath: '$.error' });
+      const notApproved = notify(s.notApproved, 'NotApproved', gate.topic, {
+        approvalId,
+        by: JsonPath.stringAt('$.approval.actor'),
+        note: JsonPath.stringAt('$.approval.note'),
+      });
       const approved = new Choice(this, 'RetrainApproved', { stateName: s.approved })
         .when(Condition.booleanEquals('$.approval.approved', true), promote)
-        .otherwise(approvalDenied);
+        .otherwise(notApproved);
       promote.next(promoted);
       const decide = new Choice(this, 'RetrainDecide', { stateName: s.decide })
         .when(Condition.booleanEquals('$.candidate.promote', false), kept)
-        .when(Condition.booleanEquals('$.candidate.requireApproval', true), approval.next(approved))
+        .when(
+          Condition.booleanEquals('$.candidate.requireApproval', true),
+          prepare.next(request).next(wait).next(approved),
+        )
         .otherwise(promote);
-      catchAll([train, promote, approval], failure('retrain'));
-      this.retrain = this.machine('retrain', props, train.next(decide), [f.train, f.promote]);
+      const retrainFailure = failure('retrain');
+      catchAll([train, promote, request], retrainFailure);
+      wait.addCatch(retrainFailure, { errors: [Errors.ALL], resultPath: '$.error' });
+
+      // The execution outlives its longest path: the tasks with every retry, and the wait for a person.
+      const work = [f.train, f.promote].reduce(
+        (seconds, fn) => seconds + fn.function.timeout!.toSeconds() * (1 + TASK_RETRY_ATTEMPTS),
+        0,
+      );
+      const retrainTimeout = PIPELINE_TIMEOUT.plus(Duration.seconds(waitSeconds));
+      if (work + waitSeconds >= retrainTimeout.toSeconds()) {
+        throw new Error(
+          `PipelineStateMachines ${this.node.path}: the retrain's tasks (${work} s with retries) and the approval wait (${waitSeconds} s) exceed its execution timeout (${retrainTimeout.toSeconds()} s): lower the task timeouts`,
+        );
+      }
+      this.retrain = this.machine('retrain', props, train.next(decide), [f.train, f.promote], retrainTimeout);
+      // The gate publishes to an encrypted topic: SNS encrypts with the key as the publisher, so the
+      // role needs the key's GenerateDataKey and Decrypt besides sns:Publish (which SnsPublish grants).
+      // It records requests in its own partition of the registry table only.
+      if (!gate.topic.masterKey) {
+        throw new Error(
+          `PipelineStateMachines ${this.node.path}: approval.topic must be KMS-encrypted (masterKey)`,
+        );
+      }
+      gate.topic.masterKey.grant(this.retrain, 'kms:GenerateDataKey', 'kms:Decrypt');
+      this.retrain.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['dynamodb:PutItem'],
+          resources: [gate.registry.tableArn],
+          conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [APPROVAL_PARTITION] } },
+        }),
+      );
     }
     // Batch scoring
     {
@@ -241,6 +363,7 @@ export class PipelineStateMachines extends Construct {
     props: PipelineStateMachinesProps,
     definition: IChainable,
     tasks: readonly KeelFunction[],
+    timeout: Duration = PIPELINE_TIMEOUT,
   ): StateMachine {
     const name = stateMachineName(pipeline, props.stage);
     const logs = new LogGroup(this, `${pipeline}Logs`, {
@@ -253,7 +376,7 @@ export class PipelineStateMachines extends Construct {
       definitionBody: DefinitionBody.fromChainable(definition),
       tracingEnabled: true,
       logs: { destination: logs, level: LogLevel.ALL, includeExecutionData: true },
-      timeout: Duration.hours(6),
+      timeout,
     });
     // SNS encrypts what a principal publishes with the topic's key, as that principal: CDK's SnsPublish task
     // grants sns:Publish only, so without these every notify step would be denied (that key only).
@@ -312,12 +435,19 @@ export class PipelineStateMachines extends Construct {
   }
 }
 
+/** What an execution may take, besides waiting for a person. */
+const PIPELINE_TIMEOUT = Duration.hours(6);
+/** The longest the retrain waits for an approval (stage config allows up to 720 hours). */
+const MAX_APPROVAL_WAIT = Duration.days(30);
+/** Retries of a task after its first attempt (transient errors). */
+const TASK_RETRY_ATTEMPTS = 3;
+
 function withRetry<T extends TaskStateBase>(state: T): T {
   state.addRetry({
     errors: [...TRANSIENT_ERRORS],
     interval: Duration.seconds(2),
     backoffRate: 2,
-    maxAttempts: 3,
+    maxAttempts: TASK_RETRY_ATTEMPTS,
   });
   return state;
 }

@@ -12,6 +12,7 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
+import { ApprovalsTopic } from '#lib/constructs/approvals-topic.ts';
 import { PipelineFunctions } from '#lib/constructs/pipeline-functions.ts';
 import { PipelineSchedules } from '#lib/constructs/pipeline-schedules.ts';
 import { PipelineStateMachines } from '#lib/constructs/pipeline-state-machines.ts';
@@ -68,12 +69,24 @@ export interface PipelinesStackProps extends StackProps {
    * @default - 1 (every row)
    */
   readonly batchCaptureSampleRate?: number;
+  /**
+   * The retrain's approval gate: who is asked (each email and HTTPS endpoint is subscribed to the
+   * approvals topic) and how long a retrain waits for an answer.
+   *
+   * @default - nobody subscribed (requests are still listed by `keel models approvals`); 24 hours
+   */
+  readonly approval?: {
+    readonly timeout?: Duration;
+    readonly emails?: readonly string[];
+    readonly webhookUrls?: readonly string[];
+  };
 }
 
 /** ETL, retraining and batch scoring: their functions, state machines, schedules and notifications. */
 export class PipelinesStack extends Stack {
   public readonly stateMachines: PipelineStateMachines;
   public readonly notifications: Topic;
+  public readonly approvals: ApprovalsTopic;
   public readonly schedules: PipelineSchedules;
 
   constructor(scope: Construct, id: string, props: PipelinesStackProps) {
@@ -100,10 +113,21 @@ export class PipelinesStack extends Stack {
       }),
       enforceSSL: true,
     });
+    this.approvals = new ApprovalsTopic(this, 'Approvals', {
+      displayName: `Keel ${props.stage} approvals`,
+      emails: props.approval?.emails,
+      webhookUrls: props.approval?.webhookUrls,
+    });
     this.stateMachines = new PipelineStateMachines(this, 'StateMachines', {
       stage: props.stage,
       functions,
       notifications: this.notifications,
+      approval: {
+        topic: this.approvals.topic,
+        registry: props.tables.modelRegistry,
+        modelName: props.modelName ?? 'churn',
+        timeout: props.approval?.timeout,
+      },
       logRetention: props.logRetention,
     });
     this.schedules = new PipelineSchedules(this, 'Schedules', {
@@ -127,6 +151,10 @@ export class PipelinesStack extends Stack {
         exportName: `keel-${props.stage}-${name.toLowerCase()}-state-machine-arn`,
       });
     }
+    new CfnOutput(this, 'ApprovalsTopicArn', {
+      value: this.approvals.topic.topicArn,
+      exportName: `keel-${props.stage}-approvals-topic-arn`,
+    });
     new CfnOutput(this, 'NotificationsTopicArn', {
       value: this.notifications.topicArn,
       exportName: `keel-${props.stage}-pipeline-notifications-topic-arn`,

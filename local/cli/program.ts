@@ -56,8 +56,6 @@ Examples:
 
 /** Commands that act on a deployed stage with --stage; the others are local by nature. */
 const STAGE_COMMANDS = new Set(['models', 'predict', 'train', 'etl', 'batch', 'alarms']);
-/** Approval requests live in the local KEEL_HOME only. */
-const LOCAL_SUBCOMMANDS = new Set(['models approvals', 'models approve', 'models reject']);
 
 function checkTarget(options: TargetOptions, action: Command): void {
   const path: string[] = [];
@@ -67,7 +65,7 @@ function checkTarget(options: TargetOptions, action: Command): void {
       '--region and --profile choose the AWS account of a deployed stage: add --stage NAME',
     );
   }
-  if (options.stage && (!STAGE_COMMANDS.has(path[0] ?? '') || LOCAL_SUBCOMMANDS.has(path.join(' ')))) {
+  if (options.stage && !STAGE_COMMANDS.has(path[0] ?? '')) {
     throw new UserError(`keel ${path.join(' ')} works on the local platform only; drop --stage`);
   }
   // The SDK's default credential chain reads the profile from the environment, for every client.

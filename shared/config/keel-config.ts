@@ -97,8 +97,27 @@ export const keelConfigSchema = z.strictObject({
     .strictObject({
       /** A scheduled retrain promotes only when its AUC beats the champion's by more than this. */
       promotionMargin: share().default(DECLARED_MARGIN),
-      /** A scheduled retrain waits for a person (`send-task-success`) before promoting. */
+      /** A scheduled retrain waits for a person (`keel --stage S models approve ID`) before promoting. */
       requireApproval: bool().default(false),
+      /** The approval gate: who is asked, and how long the retrain waits for an answer. */
+      approval: z
+        .strictObject({
+          /** Hours a retrain waits for an answer; then it ends as "approval expired", not promoted. */
+          timeoutHours: z
+            .int({ error: 'must be a whole number of hours' })
+            .min(1, 'must be from 1 to 720 hours')
+            .max(720, 'must be from 1 to 720 hours')
+            .default(24),
+          /** Approvers' email addresses, each subscribed to the stage's approvals topic. */
+          emails: z.array(z.email('must be an email address, e.g. lead@example.com')).default([]),
+          /** HTTPS endpoints (chat, ticketing) subscribed to the approvals topic. */
+          webhookUrls: z
+            .array(
+              z.url({ protocol: /^https$/, error: 'must be an https:// URL (SNS delivers only to https)' }),
+            )
+            .default([]),
+        })
+        .prefault({}),
       /** Start a retrain when the data-drift page alarm fires. */
       onDrift: bool().default(false),
     })
@@ -240,6 +259,14 @@ function crossFieldIssues(config: KeelConfig): { path: string[]; message: string
         });
       }
     }
+  }
+  const { approval } = config.retrain;
+  if (config.retrain.requireApproval && approval.emails.length + approval.webhookUrls.length === 0) {
+    issues.push({
+      path: ['retrain', 'approval', 'emails'],
+      message:
+        'retrain.requireApproval asks approvers, but none are listed: add their emails (or webhookUrls), or turn requireApproval off',
+    });
   }
   if (config.data.removalPolicy === 'destroy' && config.data.deletionProtection) {
     issues.push({

@@ -66,7 +66,12 @@ describe('the schema of a stage configuration', () => {
         drift: { expression: 'rate(1 hour)', enabled: true },
         retrain: { expression: 'cron(0 3 ? * SUN *)', enabled: true },
       },
-      retrain: { promotionMargin: 0.002, requireApproval: false, onDrift: false },
+      retrain: {
+        promotionMargin: 0.002,
+        requireApproval: false,
+        approval: { timeoutHours: 24, emails: [], webhookUrls: [] },
+        onDrift: false,
+      },
       capture: { apiSampleRate: 1, batchSampleRate: 1 },
       etl: {},
       alarms: {},
@@ -144,6 +149,18 @@ describe('the schema of a stage configuration', () => {
       'onCall.webhookUrl: must be an https:// URL',
     );
     expect(failure(() => parse({ modelName: 'Churn' }))).toContain('modelName: ');
+    expect(failure(() => parse({ retrain: { approval: { timeoutHours: 0.5 } } }))).toContain(
+      'retrain.approval.timeoutHours: must be a whole number of hours (got 0.5)',
+    );
+    expect(failure(() => parse({ retrain: { approval: { timeoutHours: 1000 } } }))).toContain(
+      'retrain.approval.timeoutHours: must be from 1 to 720 hours (got 1000)',
+    );
+    expect(failure(() => parse({ retrain: { approval: { emails: ['lead'] } } }))).toContain(
+      'retrain.approval.emails.0: must be an email address, e.g. lead@example.com (got "lead")',
+    );
+    expect(
+      failure(() => parse({ retrain: { approval: { webhookUrls: ['http://chat.example.com'] } } })),
+    ).toContain('retrain.approval.webhookUrls.0: must be an https:// URL');
     expect(failure(() => parse({ alarms: { latency: { p99Ms: -1 } } }))).toContain('alarms.latency.p99Ms:');
     expect(failure(() => parse([]))).toContain('(root)');
   });
@@ -164,6 +181,15 @@ describe('the schema of a stage configuration', () => {
     expect(failure(() => parse({ data: { removalPolicy: 'destroy' } }))).toContain(
       'data.removalPolicy: "destroy" cannot delete protected tables: also set data.deletionProtection to false',
     );
+    // An approval gate with nobody to ask would wait for an answer that cannot come.
+    expect(failure(() => parse({ retrain: { requireApproval: true } }))).toContain(
+      'retrain.approval.emails: retrain.requireApproval asks approvers, but none are listed',
+    );
+    expect(() =>
+      parse({
+        retrain: { requireApproval: true, approval: { webhookUrls: ['https://chat.example.com/x'] } },
+      }),
+    ).not.toThrow();
     expect(failure(() => parse({ alarms: { drift: { featurePsiPage: 0.1 } } }))).toContain(
       'alarms.drift.featurePsiPage: must be at least drift.featurePsiWarn (0.2), got 0.1',
     );
@@ -172,7 +198,7 @@ describe('the schema of a stage configuration', () => {
   it('turns the retrain settings into the retrain schedule’s execution input', () => {
     const schedules = configuredSchedules(
       parse({
-        retrain: { promotionMargin: 0.01, requireApproval: true },
+        retrain: { promotionMargin: 0.01, requireApproval: true, approval: { emails: ['a@example.com'] } },
         schedules: { drift: { enabled: false } },
       }),
     );

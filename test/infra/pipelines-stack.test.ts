@@ -1,8 +1,8 @@
-import { App } from 'aws-cdk-lib';
+import { App, Duration } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DataStack } from '#lib/stacks/data-stack.ts';
-import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
+import { PipelinesStack, type PipelinesStackProps } from '#lib/stacks/pipelines-stack.ts';
 import {
   type AslDefinition,
   type AslState,
@@ -16,17 +16,22 @@ import { CDK_CONTEXT } from './cdk-app.ts';
 let template: Template;
 const env = { account: '123456789012', region: 'us-east-1' };
 
-beforeAll(() => {
+/** A stage's pipelines stack beside its data stack. */
+function pipelinesStack(stage: string, props: Partial<PipelinesStackProps> = {}): PipelinesStack {
   // Bundling is skipped: these assertions are about the templates, not the function code.
   const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
-  const data = new DataStack(app, 'Keel-test-Data', { stage: 'test', env });
-  const stack = new PipelinesStack(app, 'Keel-test-Pipelines', {
-    stage: 'test',
+  const data = new DataStack(app, `Keel-${stage}-Data`, { stage, env });
+  return new PipelinesStack(app, `Keel-${stage}-Pipelines`, {
+    stage,
     env,
     buckets: data.buckets,
     tables: data.tables,
+    ...props,
   });
-  template = Template.fromStack(stack);
+}
+
+beforeAll(() => {
+  template = Template.fromStack(pipelinesStack('test'));
 });
 
 function definition(name: string): AslDefinition {
@@ -48,6 +53,23 @@ function tasks(states: Record<string, AslState>): [string, AslState][] {
 
 const logicalId = (type: string, props: Record<string, unknown>) =>
   Object.keys(template.findResources(type, { Properties: props }))[0]!;
+
+/** The retrain state machine's role. */
+const retrainRole = () => {
+  const [machine] = Object.values(
+    template.findResources('AWS::StepFunctions::StateMachine', {
+      Properties: { StateMachineName: 'keel-test-retrain' },
+    }),
+  );
+  return (machine!.Properties.RoleArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+};
+
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
+/** Every statement of the policies attached to a role. */
+const roleStatements = (role: string): Statement[] =>
+  Object.values(
+    template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: role }] } }),
+  ).flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
 
 describe('pipeline state machines', () => {
   it('log everything and trace', () => {
@@ -86,20 +108,13 @@ describe('pipeline state machines', () => {
       Type: 'Choice',
       Choices: [
         { Variable: '$.candidate.promote', BooleanEquals: false, Next: 'Notify kept' },
-        { Variable: '$.candidate.requireApproval', BooleanEquals: true, Next: s.approve },
+        { Variable: '$.candidate.requireApproval', BooleanEquals: true, Next: s.prepareApproval },
       ],
       Default: s.promote,
     });
-    expect(retrain.States[s.approve]).toMatchObject({
-      Resource: 'arn:aws:states:::sns:publish.waitForTaskToken',
-      TimeoutSeconds: 86_400,
-      ResultPath: '$.approval',
-      Next: s.approved,
-      Parameters: { Message: { 'taskToken.$': '$$.Task.Token' } },
-    });
     expect(retrain.States[s.approved]).toMatchObject({
       Choices: [{ Variable: '$.approval.approved', BooleanEquals: true, Next: s.promote }],
-      Default: 'Notify not approved',
+      Default: s.notApproved,
     });
     expect(retrain.States[s.promote]).toMatchObject({ Next: s.notify, ResultPath: '$.deployment' });
     expect(retrain.States[s.notify]).toMatchObject({
@@ -107,6 +122,80 @@ describe('pipeline state machines', () => {
       Resource: 'arn:aws:states:::sns:publish',
       End: true,
     });
+  });
+
+  it('retrain: the approval gate asks the approvers with the commands, records the token, waits 24 h', () => {
+    const retrain = definition('keel-test-retrain');
+    const s = PIPELINES.retrain.states;
+    const approvals = logicalId('AWS::SNS::Topic', { DisplayName: 'Keel test approvals' });
+    expect(retrain.States[s.prepareApproval]).toMatchObject({
+      Type: 'Pass',
+      Parameters: { 'id.$': "States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0)" },
+      ResultPath: '$.approvalRequest',
+      Next: s.requestApproval,
+    });
+    expect(retrain.States[s.requestApproval]).toMatchObject({
+      Resource: 'arn:aws:states:::sns:publish',
+      Parameters: {
+        TopicArn: expect.stringMatching(`:${approvals}$`),
+        Message: {
+          'approvalId.$': '$.approvalRequest.id',
+          'approve.$': "States.Format('keel --stage test models approve {}', $.approvalRequest.id)",
+          'reject.$': "States.Format('keel --stage test models reject {}', $.approvalRequest.id)",
+          pending: 'keel --stage test models approvals',
+          ifNobodyAnswersWithinHours: 24,
+        },
+      },
+      Next: s.approve,
+    });
+    expect(retrain.States[s.approve]).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::aws-sdk:dynamodb:putItem.waitForTaskToken',
+      TimeoutSeconds: 86_400,
+      Parameters: {
+        Item: {
+          pk: { S: 'APPROVALS' },
+          sk: { 'S.$': '$.approvalRequest.id' },
+          taskToken: { 'S.$': '$$.Task.Token' },
+          requestedAt: { 'S.$': '$$.State.EnteredTime' },
+          timeoutSeconds: { N: '86400' },
+          status: { S: 'pending' },
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      },
+      ResultPath: '$.approval',
+      Next: s.approved,
+    });
+    // Rejected: the approvers hear who said no, and the run succeeds (a decision, not a fault).
+    expect(retrain.States[s.notApproved]).toMatchObject({
+      Parameters: {
+        TopicArn: expect.stringMatching(`:${approvals}$`),
+        Message: { status: 'NOTAPPROVED', 'by.$': '$.approval.actor' },
+      },
+      End: true,
+    });
+    // Nobody answered: the approvers hear it, and the run fails with a name that says so.
+    expect(retrain.States[s.approvalExpired]).toMatchObject({
+      Parameters: {
+        TopicArn: expect.stringMatching(`:${approvals}$`),
+        Message: { status: 'APPROVALEXPIRED', waitedHours: 24 },
+      },
+      Next: 'Approval expired',
+    });
+    expect(retrain.States['Approval expired']).toMatchObject({ Type: 'Fail', Error: 'ApprovalExpired' });
+  });
+
+  it('retrain: the execution outlives the approval wait plus the training with its retries', () => {
+    const retrain = definition('keel-test-retrain');
+    const wait = retrain.States[PIPELINES.retrain.states.approve]!.TimeoutSeconds as number;
+    const train = retrain.States[PIPELINES.retrain.states.train]!.TimeoutSeconds as number;
+    // An execution timeout cannot be caught: were it shorter, an unanswered request would end the
+    // run TIMED_OUT, with nobody told.
+    expect(retrain.TimeoutSeconds).toBeGreaterThan(wait + 4 * train);
+    expect(retrain.TimeoutSeconds).toBe(6 * 3600 + 86_400);
+    for (const other of ['keel-test-etl', 'keel-test-batch-scoring']) {
+      expect(definition(other).TimeoutSeconds).toBe(6 * 3600);
+    }
   });
 
   it('batch scoring: a Distributed Map over store segments', () => {
@@ -193,9 +282,13 @@ describe('pipeline state machines', () => {
       for (const [name, state] of Object.entries(asl.States)) {
         if (!['Task', 'Map'].includes(state.Type) || name.startsWith('Notify')) continue;
         if (name === PIPELINES.retrain.states.approve) {
-          // Waiting for a human: no answer within the timeout means "not approved", anything else fails.
+          // Waiting for a human: no answer in time is "approval expired", anything else fails.
           expect(state.Catch).toEqual([
-            { ErrorEquals: ['States.Timeout'], ResultPath: '$.error', Next: 'Notify not approved' },
+            {
+              ErrorEquals: ['States.Timeout', 'States.HeartbeatTimeout'],
+              ResultPath: '$.error',
+              Next: PIPELINES.retrain.states.approvalExpired,
+            },
             { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: NOTIFY_FAILURE_STATE },
           ]);
           continue;
@@ -294,6 +387,86 @@ describe('permissions', () => {
     // Object ARNs are `<bucket arn>/<prefix>*`.
     const prefixes = [...JSON.stringify(puts[0]!.Resource).matchAll(/"\/([^"]*)"\]/g)].map((m) => m[1]);
     expect(prefixes.sort()).toEqual(['captures/model=churn/*', 'predictions/*']);
+  });
+});
+
+describe('the approval gate', () => {
+  it('lets the retrain publish to the encrypted approvals topic: sns:Publish and its key', () => {
+    const role = retrainRole();
+    const key = logicalId('AWS::KMS::Key', {
+      Description: 'Keel test approvals: encrypts the approvals topic',
+    });
+    const topic = logicalId('AWS::SNS::Topic', { DisplayName: 'Keel test approvals' });
+    template.hasResourceProperties('AWS::SNS::Topic', {
+      DisplayName: 'Keel test approvals',
+      KmsMasterKeyId: { 'Fn::GetAtt': [key, 'Arn'] },
+    });
+    const statements = roleStatements(role);
+    const allows = (action: string, resource: unknown) =>
+      statements.some(
+        (st) =>
+          st.Effect === 'Allow' &&
+          [st.Action].flat().includes(action) &&
+          [st.Resource].flat().some((r) => JSON.stringify(r) === JSON.stringify(resource)),
+      );
+    expect(allows('sns:Publish', { Ref: topic })).toBe(true);
+    for (const action of ['kms:GenerateDataKey', 'kms:Decrypt']) {
+      expect(allows(action, { 'Fn::GetAtt': [key, 'Arn'] }), action).toBe(true);
+    }
+  });
+
+  it('lets the retrain put approval requests into their own partition of the registry table only', () => {
+    const puts = roleStatements(retrainRole()).filter((s) => [s.Action].flat().includes('dynamodb:PutItem'));
+    expect(puts).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'dynamodb:PutItem',
+        Resource: expect.anything(),
+        Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['APPROVALS'] } },
+      },
+    ]);
+    expect(JSON.stringify(puts[0]!.Resource)).toContain('ModelRegistryTable');
+  });
+
+  it('subscribes the configured approvers and waits the configured time', () => {
+    const stack = pipelinesStack('qa', {
+      approval: {
+        timeout: Duration.hours(48),
+        emails: ['lead@example.com', 'owner@example.com'],
+        webhookUrls: ['https://chat.example.com/hooks/keel'],
+      },
+    });
+    const qa = Template.fromStack(stack);
+    const topic = Object.keys(
+      qa.findResources('AWS::SNS::Topic', { Properties: { DisplayName: 'Keel qa approvals' } }),
+    )[0]!;
+    for (const [Protocol, Endpoint] of [
+      ['email', 'lead@example.com'],
+      ['email', 'owner@example.com'],
+      ['https', 'https://chat.example.com/hooks/keel'],
+    ]) {
+      qa.hasResourceProperties('AWS::SNS::Subscription', { TopicArn: { Ref: topic }, Protocol, Endpoint });
+    }
+    qa.resourceCountIs('AWS::SNS::Subscription', 3);
+    const [machine] = Object.values(
+      qa.findResources('AWS::StepFunctions::StateMachine', {
+        Properties: { StateMachineName: 'keel-qa-retrain' },
+      }),
+    );
+    const asl = JSON.parse(resolveIntrinsics(machine!.Properties.DefinitionString)) as AslDefinition;
+    expect(asl.States[PIPELINES.retrain.states.approve]!.TimeoutSeconds).toBe(48 * 3600);
+    expect(asl.TimeoutSeconds).toBe(54 * 3600);
+    // Nobody is subscribed unless configured.
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  it('refuses approvers SNS would refuse, and a wait Step Functions cannot hold', () => {
+    const stack = (approval: PipelinesStackProps['approval']) => () => pipelinesStack('qa', { approval });
+    expect(stack({ emails: ['lead'] })).toThrow('"lead" is not an email address');
+    expect(stack({ webhookUrls: ['http://chat.example.com'] })).toThrow('is not an https:// URL');
+    expect(stack({ timeout: Duration.days(31) })).toThrow(
+      'approval.timeout must be whole seconds from 1 s to 30 days (got 2678400 s)',
+    );
   });
 });
 

@@ -4,16 +4,26 @@ import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
-import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
+import {
+  CreateStateMachineCommand,
+  DescribeExecutionCommand,
+  SFNClient,
+  StartExecutionCommand,
+} from '@aws-sdk/client-sfn';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataStack } from '#lib/stacks/data-stack.ts';
+import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
+import { signedPost } from '#local/cli/signed-fetch.ts';
 import { provisionResources } from '#local/provision.ts';
 import { resolveStage, STAGE_OUTPUTS, stackName } from '#local/stage.ts';
+import { type AslDefinition, resolveIntrinsics } from '#local/state-machines.ts';
 import { createAwsClients } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
+import { listApprovals } from '#shared/pipelines/approvals.ts';
+import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import { BUCKET_ROLES, type ResourceNames, resourceNames, TABLE_ROLES } from '#shared/resources.ts';
 import { CDK_CONTEXT } from '../infra/cdk-app.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
@@ -276,7 +286,184 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
     expect(missing.stderr).toMatch(/stack Keel-nope-Data does not exist in us-east-1: deploy the stage/);
     const local = await runKeel(['--stage', STAGE, 'up'], env);
     expect(local.stderr).toContain('keel up works on the local platform only');
-    const approvals = await runKeel(['--stage', STAGE, 'models', 'approvals'], env);
-    expect(approvals.stderr).toContain('keel models approvals works on the local platform only');
+  });
+});
+
+/**
+ * The synthesized retrain definition as moto can run it: its two Lambda tasks become Pass states
+ * returning what they would (a candidate that asks for approval, a deployment), its topics are one moto
+ * topic and its table the stage's registry. Every approval state runs as synthesized.
+ */
+function retrainForMoto(topicArn: string): AslDefinition {
+  const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+  const stackEnv = { account: '123456789012', region: REGION };
+  const data = new DataStack(app, stackName(STAGE, 'Data'), { stage: STAGE, env: stackEnv });
+  const pipelines = new PipelinesStack(app, stackName(STAGE, 'Pipelines'), {
+    stage: STAGE,
+    env: stackEnv,
+    buckets: data.buckets,
+    tables: data.tables,
+  });
+  const [machine] = Object.values(
+    Template.fromStack(pipelines).findResources('AWS::StepFunctions::StateMachine', {
+      Properties: { StateMachineName: `keel-${STAGE}-retrain` },
+    }),
+  );
+  const asl = JSON.parse(resolveIntrinsics(machine!.Properties.DefinitionString)) as AslDefinition;
+  const states = JSON.parse(
+    JSON.stringify(asl.States)
+      .replace(/arn:aws:sns:[^"]+/g, topicArn)
+      .replace(/"import:[^"]+"/g, JSON.stringify(names.modelRegistry)),
+  ) as AslDefinition['States'];
+  const s = PIPELINES.retrain.states;
+  expect(Object.keys(states)).toEqual(expect.arrayContaining([s.train, s.promote, s.approve]));
+  states[s.train] = {
+    Type: 'Pass',
+    Result: {
+      version: 'v2',
+      champion: 'v1',
+      reason: 'AUC 0.81 beats 0.80',
+      promote: true,
+      requireApproval: true,
+    },
+    ResultPath: '$.candidate',
+    Next: s.decide,
+  };
+  states[s.promote] = {
+    Type: 'Pass',
+    Parameters: { 'to.$': '$.candidate.version' },
+    ResultPath: '$.deployment',
+    Next: s.notify,
+  };
+  return { ...asl, States: states };
+}
+
+/** A moto_server of its own (moto runs one execution per server) with the registry table, a topic and the retrain. */
+async function retrainStage() {
+  const server = await startMoto();
+  const endpoint = server.target.endpoints!.s3;
+  const clients = createAwsClients(server.target);
+  await provisionResources(clients, names);
+  await fetch(`${endpoint}/moto-api/config`, {
+    method: 'POST',
+    body: JSON.stringify({ stepfunctions: { execute_state_machine: true } }),
+  });
+  const topic = await signedPost(new URL(`${endpoint}/`), {
+    service: 'sns',
+    region: REGION,
+    headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
+    body: 'Action=CreateTopic&Name=keel-it-approvals&Version=2010-03-31',
+  });
+  const topicArn = /<TopicArn>([^<]+)</.exec(await topic.text())![1]!;
+  const sfn = new SFNClient({
+    region: REGION,
+    endpoint,
+    credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' },
+  });
+  const { stateMachineArn } = await sfn.send(
+    new CreateStateMachineCommand({
+      name: `keel-${STAGE}-retrain`,
+      definition: JSON.stringify(retrainForMoto(topicArn)),
+      roleArn: ROLE,
+    }),
+  );
+  const { executionArn } = await sfn.send(new StartExecutionCommand({ stateMachineArn, input: '{}' }));
+  // The CLI reads the stage's outputs from the first moto, and its registry, STS and SFN here.
+  const cliEnv = {
+    ...env,
+    KEEL_DYNAMODB_ENDPOINT: endpoint,
+    AWS_ENDPOINT_URL_SFN: endpoint,
+    AWS_ENDPOINT_URL_STS: endpoint,
+  };
+  const approvals = () => listApprovals({ dynamo: clients.dynamo, table: names.modelRegistry });
+  return {
+    cliEnv,
+    approvals,
+    async pending() {
+      for (let i = 0; i < 100; i++) {
+        const [request] = (await approvals()).filter((a) => a.status === 'pending');
+        if (request) return request;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error('the retrain recorded no approval request');
+    },
+    async finished() {
+      for (let i = 0; i < 100; i++) {
+        const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+        if (execution.status !== 'RUNNING') return execution;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error(`execution ${executionArn} still runs`);
+    },
+    close() {
+      sfn.destroy();
+      clients.s3.destroy();
+      clients.dynamo.destroy();
+      server.process.kill('SIGTERM');
+    },
+  };
+}
+
+describe('approving a retrain of a deployed stage (--stage)', { timeout: 120_000 }, () => {
+  it('lists the waiting request, approves it with SendTaskSuccess as the caller, and refuses a second answer', async () => {
+    const stage = await retrainStage();
+    try {
+      const request = await stage.pending();
+      expect(request).toMatchObject({ model: 'churn', version: 'v2', reason: 'AUC 0.81 beats 0.80' });
+      expect(Date.parse(request.expiresAt) - Date.parse(request.requestedAt)).toBe(86_400_000);
+      const listed = await runKeel(['--json', '--stage', STAGE, 'models', 'approvals'], stage.cliEnv);
+      expect(listed.stderr).toBe('');
+      expect(JSON.parse(listed.stdout).approvals).toEqual([expect.objectContaining({ id: request.id })]);
+      // The token stays in the table.
+      expect(listed.stdout).not.toContain('taskToken');
+
+      const approve = await runKeel(
+        ['--stage', STAGE, 'models', 'approve', request.id, '--note', 'checked the report'],
+        stage.cliEnv,
+      );
+      expect(approve.stderr).toBe('');
+      expect(approve.stdout).toContain(`${request.id}: approved by arn:aws:sts::123456789012:user/moto`);
+      const execution = await stage.finished();
+      expect(execution.status).toBe('SUCCEEDED');
+      expect(JSON.parse(execution.output!)).toMatchObject({
+        approvalRequest: { id: request.id },
+        approval: {
+          approved: true,
+          note: 'checked the report',
+          actor: 'arn:aws:sts::123456789012:user/moto',
+        },
+        deployment: { to: 'v2' },
+      });
+      expect((await stage.approvals())[0]).toMatchObject({ status: 'approved', note: 'checked the report' });
+
+      const again = await runKeel(['--stage', STAGE, 'models', 'reject', request.id], stage.cliEnv);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toContain(
+        `approval request ${request.id} was already approved by arn:aws:sts::123456789012:user/moto at`,
+      );
+      const unknown = await runKeel(['--stage', STAGE, 'models', 'approve', 'ffffffff'], stage.cliEnv);
+      expect(unknown.stderr).toContain('no approval request ffffffff');
+    } finally {
+      stage.close();
+    }
+  });
+
+  it('rejects: the retrain keeps the champion and ends SUCCEEDED', async () => {
+    const stage = await retrainStage();
+    try {
+      const request = await stage.pending();
+      const reject = await runKeel(
+        ['--stage', STAGE, 'models', 'reject', request.id, '--note', 'trained on a broken feed'],
+        stage.cliEnv,
+      );
+      expect(reject.stderr).toBe('');
+      const execution = await stage.finished();
+      expect(execution.status).toBe('SUCCEEDED');
+      const output = JSON.parse(execution.output!);
+      expect(output.approval).toMatchObject({ approved: false, note: 'trained on a broken feed' });
+      expect(output.deployment).toBeUndefined();
+    } finally {
+      stage.close();
+    }
   });
 });

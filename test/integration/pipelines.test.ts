@@ -2,12 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decideApproval, listApprovals } from '#local/approvals.ts';
 import { createPipelineRunner, notificationsFile, type PipelineRunner } from '#local/pipelines.ts';
 import type { BatchReport } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { EtlReport } from '#shared/etl/etl.ts';
 import { CSV_HEADER, toCsvLine } from '#shared/features/index.ts';
+import { decideApproval, listApprovals } from '#shared/pipelines/approvals.ts';
 import { getChampion, listVersions } from '#shared/registry/registry.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
@@ -261,35 +261,63 @@ describe('batch scoring of a given input file', () => {
 });
 
 describe('retrain with a human approval (task token)', () => {
+  const approvals = () => ({ dynamo: aws.clients.dynamo, table: aws.names.modelRegistry });
+  /** Answers the first pending request as `keel models approve|reject` does locally (the run reads the record). */
   async function decideWhenAsked(approved: boolean): Promise<string> {
-    for (let i = 0; i < 400; i++) {
-      const pending = (await listApprovals(aws.home)).find((r) => r.status === 'pending');
+    for (let i = 0; i < 600; i++) {
+      const pending = (await listApprovals(approvals())).find((r) => r.status === 'pending');
       if (pending) {
-        await decideApproval(aws.home, pending.id, {
-          approved,
-          by: 'test',
-          note: approved ? 'looks good' : 'not now',
-        });
+        await decideApproval(
+          approvals(),
+          pending.id,
+          { approved, actor: 'test', note: approved ? 'looks good' : 'not now' },
+          async () => {},
+        );
         return pending.id;
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     throw new Error('no approval was requested');
   }
+  const notifications = async () =>
+    (await readFile(notificationsFile(aws.home), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
 
-  it('promotes only after approval, and keeps the champion when rejected', async () => {
-    type Run = {
-      candidate: { version: string };
-      approval?: { approved: boolean; by: string };
-      deployment?: { to: string };
-    };
-    const [approvedRun] = await Promise.all([
+  type Run = {
+    candidate: { version: string };
+    approvalRequest?: { id: string };
+    approval?: { approved: boolean; actor: string; note: string | null };
+    deployment?: { to: string };
+  };
+
+  it('asks the approvers, then promotes only after approval, and keeps the champion when rejected', async () => {
+    const [approvedRun, id] = await Promise.all([
       runner.run<Run>('retrain', { promotion: 'always', requireApproval: true }),
       decideWhenAsked(true),
     ]);
     expect(approvedRun.status).toBe('SUCCEEDED');
-    expect(approvedRun.output!.approval).toMatchObject({ approved: true, by: 'test' });
+    expect(approvedRun.output!.approval).toEqual({ approved: true, actor: 'test', note: 'looks good' });
     expect(approvedRun.output!.deployment).toMatchObject({ to: approvedRun.output!.candidate.version });
+    // The approvers were asked with the commands that answer, and the record is closed.
+    const asked = (await notifications()).find((n) => n.message?.approvalId === id);
+    expect(asked).toMatchObject({
+      source: 'pipeline:retrain',
+      message: {
+        version: approvedRun.output!.candidate.version,
+        approve: `keel --stage local models approve ${id}`,
+        reject: `keel --stage local models reject ${id}`,
+      },
+    });
+    expect((await listApprovals(approvals())).find((a) => a.id === id)).toMatchObject({
+      status: 'approved',
+      actor: 'test',
+    });
+    // A second answer is refused, naming the first.
+    await expect(
+      decideApproval(approvals(), id, { approved: false, actor: 'late' }, async () => {}),
+    ).rejects.toThrow(`approval request ${id} was already approved by test at`);
 
     const champion = await getChampion(registry(), 'churn');
     const [rejectedRun] = await Promise.all([
@@ -299,13 +327,45 @@ describe('retrain with a human approval (task token)', () => {
     expect(rejectedRun.status).toBe('SUCCEEDED');
     expect(rejectedRun.output!.deployment).toBeUndefined();
     expect(await getChampion(registry(), 'churn')).toBe(champion);
-    const notifications = (await readFile(notificationsFile(aws.home), 'utf8'))
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
-    expect(notifications.at(-1)).toMatchObject({
+    expect((await notifications()).at(-1)).toMatchObject({
       source: 'pipeline:retrain',
-      message: { status: 'NOTAPPROVED' },
+      message: { status: 'NOTAPPROVED', by: 'test', note: 'not now' },
     });
+  });
+
+  it('tells the approvers and fails ApprovalExpired when nobody answers in time', async () => {
+    const impatient = await createPipelineRunner({
+      home: aws.home,
+      target: aws.target,
+      names: aws.names,
+      approvalTimeoutSeconds: 2,
+    });
+    try {
+      const champion = await getChampion(registry(), 'churn');
+      const run = await impatient.run<Run>('retrain', { promotion: 'always', requireApproval: true });
+      expect(run.status).toBe('FAILED');
+      // The Fail state `Approval expired` (error ApprovalExpired) ended it, with its cause.
+      expect(run.error?.message).toMatch(
+        /Nobody approved or rejected the candidate within .* h: it is registered, not promoted/,
+      );
+      expect(await getChampion(registry(), 'churn')).toBe(champion);
+      const expired = (await notifications()).at(-1);
+      expect(expired).toMatchObject({
+        source: 'pipeline:retrain',
+        message: { status: 'APPROVALEXPIRED', waitedHours: 2 / 3600 },
+      });
+      const pending = (await listApprovals(approvals())).find((a) => a.id === expired.message.approvalId)!;
+      // Shown expired from its expiry on (the run stopped waiting then, give or take a millisecond).
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.max(0, Date.parse(pending.expiresAt) - Date.now())),
+      );
+      const request = (await listApprovals(approvals())).find((a) => a.id === pending.id);
+      expect(request).toMatchObject({ status: 'expired' });
+      await expect(
+        decideApproval(approvals(), request!.id, { approved: true, actor: 'late' }, async () => {}),
+      ).rejects.toThrow(`approval request ${request!.id} expired at`);
+    } finally {
+      await impatient.close();
+    }
   });
 });

@@ -1,12 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { decideApproval, listApprovals } from '#local/approvals.ts';
 import type { PlatformContext } from '#local/context.ts';
-import { keelHome } from '#local/runtime.ts';
+import { callerIdentityArn, sendTaskSuccess } from '#local/stage-approvals.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { newestFeatureDataset, readFeatureDataset } from '#shared/offline/features-dataset.ts';
+import { decideApproval, listApprovals } from '#shared/pipelines/approvals.ts';
 import { type CheckRows, registerExternalModel } from '#shared/registry/external.ts';
 import {
   getChampion,
@@ -209,20 +208,39 @@ Example:
 
   models
     .command('approvals')
-    .description('promotions waiting for a human decision (retrain started with --require-approval)')
-    .action(async () => {
-      const requests = await listApprovals(keelHome());
-      output.result({ approvals: requests }, () =>
-        requests.length === 0
-          ? 'no approval requests'
-          : requests
-              .map(
-                (r) =>
-                  `${r.id}  ${r.status.padEnd(8)} ${r.requestedAt}  ${r.subject}${r.by ? ` (by ${r.by})` : ''}`,
-              )
-              .join('\n'),
-      );
-    });
+    .description('retrains waiting for a person to approve promoting their candidate')
+    .option('--all', 'also list answered and expired requests')
+    .addHelpText(
+      'after',
+      `
+A retrain started with requireApproval (stage config retrain.requireApproval, or
+\`keel train --require-approval\`) asks the stage's approvers (retrain.approval.emails, webhookUrls)
+and waits retrain.approval.timeoutHours for an answer; unanswered, it is not promoted.
+
+Examples:
+  $ keel --stage prod models approvals
+  $ keel --stage prod models approve 3f2a9c1d --note "AUC +0.01 on November, checked the report"
+  $ keel --stage prod models reject 3f2a9c1d --note "trained on the broken feed of the 12th"`,
+    )
+    .action(async (options: { all?: boolean }) =>
+      output.withPlatform(async (ctx) => {
+        const all = await listApprovals(approvalDeps(ctx));
+        const shown = options.all ? all : all.filter((a) => a.status === 'pending');
+        output.result({ approvals: shown }, () =>
+          shown.length === 0
+            ? `no ${options.all ? '' : 'pending '}approval requests`
+            : shown
+                .map(
+                  (a) =>
+                    `${a.id}  ${a.status.padEnd(8)} ${a.model} ${a.version.padEnd(5)} requested ${a.requestedAt}, ` +
+                    (a.status === 'pending'
+                      ? `expires ${a.expiresAt}: ${a.reason}`
+                      : `${a.actor ? `by ${a.actor}` : ''}${a.note ? `: ${a.note}` : ''}`),
+                )
+                .join('\n'),
+        );
+      }),
+    );
 
   for (const [verb, approved] of [
     ['approve', true],
@@ -231,20 +249,34 @@ Example:
     models
       .command(verb)
       .description(
-        `${verb} a pending promotion; the waiting retrain execution then ${approved ? 'promotes' : 'keeps the champion'}`,
+        `${verb} a pending promotion; the waiting retrain then ${approved ? 'promotes its candidate' : 'keeps the champion'}`,
       )
       .argument('<id>', 'the approval id (see `keel models approvals`)')
-      .option('--note <text>', 'why, recorded with the decision')
-      .action(async (id: string, options: { note?: string }) => {
-        const decided = await decideApproval(keelHome(), id, {
-          approved,
-          by: `${userInfo().username}@cli`,
-          note: options.note,
-        });
-        output.result(decided, () => `${id}: ${decided.status}`);
-      });
+      .option('--note <text>', 'why, recorded with the decision (and, when rejecting, sent to the approvers)')
+      .action(async (id: string, options: { note?: string }) =>
+        output.withPlatform(async (ctx) => {
+          // In AWS the waiting execution hears the answer through SendTaskSuccess, and who answered is the
+          // caller's IAM identity; locally the run reads the answer from the record.
+          const region = output.target().stage ? await ctx.clients.dynamo.config.region() : undefined;
+          const decided = await decideApproval(
+            approvalDeps(ctx),
+            id,
+            { approved, note: options.note, actor: region ? await callerIdentityArn(region) : ctx.actor },
+            region ? (token, decision) => sendTaskSuccess(region, token, decision) : async () => {},
+          );
+          output.result(
+            decided,
+            () => `${id}: ${decided.status} by ${decided.actor}; the retrain of ${decided.version} resumes`,
+          );
+        }),
+      );
   }
 }
+
+const approvalDeps = (ctx: PlatformContext) => ({
+  dynamo: ctx.clients.dynamo,
+  table: ctx.names.modelRegistry,
+});
 
 function fileError(file: string, flag: string) {
   return (error: NodeJS.ErrnoException): never => {
