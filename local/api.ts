@@ -1,46 +1,72 @@
 import { type AwsTarget, createS3Client } from '#shared/aws/clients.ts';
 import { type ApiServer, type ProxyHandler, startApiServer } from '#shared/http/apigw-server.ts';
-import { redirectCapture } from '#shared/inference/capture.ts';
-import { logger } from '#shared/observability.ts';
 import type { ResourceNames } from '#shared/resources.ts';
 import { CaptureDelivery } from './capture-delivery.ts';
-import { prepareLocalHandlers } from './environment.ts';
+import { functionOf } from './deployment/deployment.ts';
+import { type LocalFunctions, startLocalFunctions } from './lambda/functions.ts';
 
 export interface LocalApiOptions {
   readonly home: string;
   readonly target: AwsTarget;
   readonly names: ResourceNames;
   readonly port: number;
+  /** Variables over the predict function's own (a test's refresh interval or capture rate). */
+  readonly environment?: Readonly<Record<string, string>>;
+}
+
+export interface LocalApi extends ApiServer {
+  /** The stand-in for the log subscription and Firehose that writes the capture lines to S3. */
+  readonly delivery: CaptureDelivery;
+  readonly functions: LocalFunctions;
 }
 
 /**
- * Serves the real predict Lambda handler on 127.0.0.1, configured exactly as in Lambda. Its capture
- * lines go to the local stand-in for the log subscription and Firehose, which writes them to the
- * outputs bucket; `close()` stops the server (in-flight requests finish), then writes what is left.
+ * API Gateway in front of the predict function, on 127.0.0.1: each request becomes the proxy event
+ * API Gateway sends and invokes the synthesized predict function in a Lambda-like environment
+ * (local/lambda: its role, its environment, frozen between requests). One environment is initialized
+ * before the API answers (the model loaded), as provisioned concurrency would. Capture lines the
+ * environments write go to the stand-in for the log subscription and Firehose, which writes them to
+ * the outputs bucket; `close()` stops the server (in-flight requests finish), then writes what is left.
  */
-export async function startLocalApi(options: LocalApiOptions): Promise<ApiServer> {
-  await prepareLocalHandlers(options.home, options.target, options.names);
+export async function startLocalApi(options: LocalApiOptions): Promise<LocalApi> {
   const delivery = new CaptureDelivery({
     s3: createS3Client(options.target),
     bucket: options.names.outputs,
     onError: (error) =>
-      logger.warn('capture delivery failed; its lines are kept for the next write', { error }),
+      process.stderr.write(
+        `capture delivery failed (its lines are kept for the next write): ${String(error)}\n`,
+      ),
   });
-  redirectCapture(delivery.accept);
+  const functions = await startLocalFunctions({
+    home: options.home,
+    target: options.target,
+    capture: delivery.accept,
+    environment: options.environment,
+  });
   try {
-    const { handler } = (await import('#lambdas/predict/handler.ts')) as { handler: ProxyHandler };
-    const server = await startApiServer({ handler, host: '127.0.0.1', port: options.port });
+    const predict = functionOf(functions.deployment, 'lambdas/predict/handler.ts');
+    await functions.lambda.prewarm(predict.name);
+    const handler: ProxyHandler = (event) => functions.lambda.invoke(predict.name, event);
+    const server = await startApiServer({
+      handler,
+      host: '127.0.0.1',
+      port: options.port,
+      functionName: predict.name,
+    });
     return {
       url: server.url,
       port: server.port,
+      delivery,
+      functions,
       async close() {
         await server.close();
-        redirectCapture();
+        await functions.close();
         await delivery.close();
       },
     };
   } catch (error) {
-    redirectCapture();
+    await functions.close();
+    await delivery.close();
     throw error;
   }
 }

@@ -15,7 +15,7 @@ import { LocalLambda } from './service.ts';
  * proxies in front of the emulators, `target`).
  *
  * What an environment writes goes where CloudWatch Logs would take it: EMF lines to the local metrics
- * file, prediction capture lines to `onCapture` (the stand-in for the log subscription), every other
+ * file, prediction capture lines to `capture` (the stand-in for the log subscription), every other
  * line to `${KEEL_HOME}/logs/<function>.log`, and warnings and errors also to this process's stderr.
  */
 export interface LocalFunctions {
@@ -30,10 +30,13 @@ export interface LocalFunctionsOptions {
   readonly home: string;
   /** Where the functions' SDK clients send their calls (the rules proxies of the local servers). */
   readonly target: AwsTarget;
-  /** Receives each prediction capture line an environment writes. */
-  readonly onCapture?: (line: string) => void;
-  /** Tells whether a stdout line is a prediction capture line. */
-  readonly isCaptureLine?: (line: string) => boolean;
+  /**
+   * Offered every line an environment writes: takes the prediction capture lines (the stand-in for
+   * the log subscription, local/capture-delivery.ts) and answers false for any other.
+   */
+  readonly capture?: (line: string) => boolean;
+  /** Variables over the functions' own and the user's (a test's settings). */
+  readonly environment?: Readonly<Record<string, string>>;
 }
 
 /** Settings of the laptop that differ from a deployed function's; the user's own variables win. */
@@ -71,6 +74,7 @@ export async function startLocalFunctions(options: LocalFunctionsOptions): Promi
     environment: {
       ...LOCAL_DEFAULTS,
       ...user,
+      ...options.environment,
       [AWS_TARGET_ENV.s3]: target.endpoints.s3,
       [AWS_TARGET_ENV.dynamodb]: target.endpoints.dynamodb,
     },
@@ -79,9 +83,7 @@ export async function startLocalFunctions(options: LocalFunctionsOptions): Promi
     onLog: (fn, line) => {
       if (line.startsWith('{"_aws"')) {
         appendFileSync(metrics, `${line}\n`);
-      } else if (options.isCaptureLine?.(line)) {
-        options.onCapture?.(line);
-      } else {
+      } else if (!options.capture?.(line)) {
         appendFileSync(join(logs, `${fn.name}.log`), `${line}\n`);
         if (LOUD_LEVELS.test(line) || !line.startsWith('{')) {
           process.stderr.write(`[${fn.logicalId}] ${line}\n`);

@@ -164,12 +164,20 @@ export class LocalLambda {
     }
   }
 
+  /** Ends every environment; resolves once each has exited and its last output lines were read. */
   async close(): Promise<void> {
     this.closed = true;
+    const exits: Promise<unknown>[] = [];
     for (const pool of this.pools.values()) {
-      for (const env of pool.environments) this.kill(pool, env);
+      for (const env of pool.environments) {
+        if (env.process.exitCode === null && env.process.signalCode === null) {
+          exits.push(new Promise((resolve) => env.process.once('close', resolve)));
+        }
+        this.kill(pool, env);
+      }
       for (const waiter of pool.waiting.splice(0)) waiter(undefined as never);
     }
+    await Promise.all(exits);
   }
 
   private pool(fn: LocalFunction): Pool {
@@ -295,8 +303,12 @@ export class LocalLambda {
           if (!pending || pending.id !== message.id) return;
           env.pending = undefined;
           this.freeze(env);
-          if (message.type === 'result') pending.resolve(message.payload);
-          else pending.reject(new LambdaInvocationError(fn.name, message.error));
+          // What the handler wrote to stdout before returning is in the pipe already: let this
+          // process read it before the caller sees the result (as CloudWatch has the lines by then).
+          setImmediate(() => {
+            if (message.type === 'result') pending.resolve(message.payload);
+            else pending.reject(new LambdaInvocationError(fn.name, message.error));
+          });
           break;
         }
       }

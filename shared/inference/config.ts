@@ -1,4 +1,4 @@
-import { intEnv, optionalEnv, requireEnv } from '#shared/env.ts';
+import { intEnv, numberEnv, optionalEnv, requireEnv } from '#shared/env.ts';
 import { ConfigError } from '#shared/errors.ts';
 import { RESOURCE_ENV } from '#shared/resources.ts';
 
@@ -46,7 +46,8 @@ export function readPredictConfig(
     registryTable: requireEnv(RESOURCE_ENV.modelRegistry, env),
     onlineTable: requireEnv(RESOURCE_ENV.onlineFeatures, env),
     modelName: optionalEnv('KEEL_MODEL_NAME', 'churn', env),
-    refreshIntervalMs: intEnv('KEEL_MODEL_REFRESH_SECONDS', 30, { min: 0, max: 86_400 }, env) * 1000,
+    // Fractions allowed: tests and the laptop check the alias more often than a deployed function.
+    refreshIntervalMs: (numberEnv('KEEL_MODEL_REFRESH_SECONDS', { min: 0, max: 86_400 }, env) ?? 30) * 1000,
     backend,
     sagemakerEndpoint: backend === 'sagemaker' ? requireEnv('KEEL_SAGEMAKER_ENDPOINT', env) : undefined,
     maxRecordAgeMs: intEnv('KEEL_MAX_RECORD_AGE_HOURS', 24 * 30, { min: 1, max: 24 * 3650 }, env) * 3_600_000,

@@ -24,7 +24,6 @@ let s3Proxy: ToggleProxy;
 let dynamoProxy: ToggleProxy;
 let api: ApiServer;
 let testApi: TestApi;
-let deps: InferenceDeps;
 let registry: RegistryDeps;
 
 const asOf = new Date();
@@ -41,7 +40,6 @@ beforeAll(async () => {
   dynamoProxy = await startToggleProxy(port(aws.target.endpoints!.dynamodb));
   const proxied = { region: aws.target.region, endpoints: { s3: s3Proxy.url, dynamodb: dynamoProxy.url } };
   testApi = await startTestApi(aws, { target: proxied, refreshIntervalMs: 200 });
-  deps = testApi.deps;
   api = testApi.server;
   registry = {
     s3: aws.clients.s3,
@@ -366,6 +364,20 @@ describe('inference API over HTTP', () => {
   });
 
   it('answers 500 Internal without internals when something unexpected breaks', async () => {
+    // A scorer that throws cannot be planted in the function's environment: this one runs in-process.
+    const { deps } = createInferenceRuntime(
+      {
+        modelsBucket: aws.names.models,
+        registryTable: aws.names.modelRegistry,
+        onlineTable: aws.names.onlineFeatures,
+        modelName: 'churn',
+        refreshIntervalMs: 0,
+        backend: 'onnx',
+        sagemakerEndpoint: undefined,
+        maxRecordAgeMs: 86_400_000,
+      },
+      aws.target,
+    );
     const broken: InferenceDeps = {
       ...deps,
       models: {
@@ -396,6 +408,7 @@ describe('inference API over HTTP', () => {
       expect(body.error.details).toBeUndefined();
     } finally {
       await brokenApi.close();
+      await deps.models.close();
     }
   });
 });
