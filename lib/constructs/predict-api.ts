@@ -86,7 +86,7 @@ export interface PredictApiProps {
    */
   readonly requireApiKey?: boolean;
   /**
-   * How long the access log group keeps its logs. INFINITE is refused.
+   * How long the access and execution log groups keep their logs. INFINITE is refused.
    *
    * @default - RetentionDays.ONE_MONTH
    */
@@ -155,6 +155,8 @@ export class PredictApi extends Construct {
   public readonly api: RestApi;
   public readonly usagePlan: UsagePlan;
   public readonly accessLogs: LogGroup;
+  /** The stage's execution log group (errors only: {@link MethodLoggingLevel.ERROR}, no bodies). */
+  public readonly executionLogs: LogGroup;
 
   constructor(scope: Construct, id: string, props: PredictApiProps) {
     super(scope, id);
@@ -197,6 +199,13 @@ export class PredictApi extends Construct {
         accessLogFormat: AccessLogFormat.custom(ACCESS_LOG_FORMAT),
       },
     });
+    // API Gateway writes the stage's execution logs to this group, and creates it, with no retention,
+    // when the first line is logged; created here first, it keeps the stage's retention.
+    this.executionLogs = new LogGroup(this, 'ExecutionLogs', {
+      logGroupName: `API-Gateway-Execution-Logs_${this.api.restApiId}/${stageName}`,
+      retention: logRetention,
+    });
+    this.api.deploymentStage.node.addDependency(this.executionLogs);
     const validator = this.api.addRequestValidator('Validator', {
       requestValidatorName: 'body-and-parameters',
       validateRequestBody: true,

@@ -951,6 +951,30 @@ describe('validation of props, at synth, saying what to fix', () => {
     });
   });
 
+  it('creates the stage’s execution log group itself, with the retention, before the stage logs to it', () => {
+    const stack = new Stack(newApp(NO_BUNDLING), 'S');
+    new PredictApi(stack, 'Api', {
+      apiName: 'a',
+      backend: { integrationFor: () => new MockIntegration() },
+      logRetention: RetentionDays.ONE_WEEK,
+    });
+    const template = Template.fromStack(stack);
+    const [apiId] = only(template, 'AWS::ApiGateway::RestApi');
+    // The name API Gateway writes execution logs to: created by the service, it would never expire.
+    const groups = Object.entries(
+      template.findResources('AWS::Logs::LogGroup', {
+        Properties: {
+          LogGroupName: { 'Fn::Join': ['', ['API-Gateway-Execution-Logs_', { Ref: apiId }, '/v1']] },
+        },
+      }),
+    ) as [string, Resource][];
+    expect(groups).toHaveLength(1);
+    const [[groupId, group]] = groups as [[string, Resource]];
+    expect(group.Properties.RetentionInDays).toBe(7);
+    const [, stage] = only(template, 'AWS::ApiGateway::Stage');
+    expect(stage.DependsOn).toContain(groupId);
+  });
+
   it('requires an API key besides the signature when asked, so the usage plan meters each key', () => {
     const stack = new Stack(newApp(NO_BUNDLING), 'S');
     new PredictApi(stack, 'Api', {
