@@ -50,16 +50,18 @@ export async function runPipelineCommand<T>(
   let total: number | undefined;
   let done = 0;
   let bar: ReturnType<Output['progress']>;
-  const run: PipelineRun<T> = await runner.run<T>(pipeline, input, (state, result) => {
-    if (!progress) return;
-    const t = progress.total(state, result);
-    if (t !== undefined) {
-      total = t;
-      bar = output.progress(progress.label, total, progress.unit);
-    }
-    done += progress.done(state, result);
-    bar?.update(done);
-  });
+  const run: PipelineRun<T> = await runner
+    .run<T>(pipeline, input, (state, result) => {
+      if (!progress) return;
+      const t = progress.total(state, result);
+      if (t !== undefined) {
+        total = t;
+        bar = output.progress(progress.label, total, progress.unit);
+      }
+      done += progress.done(state, result);
+      bar?.update(done);
+    })
+    .finally(() => runner.close());
   if (bar) bar.finish(done);
   if (run.status === 'FAILED') {
     throw new UserError(

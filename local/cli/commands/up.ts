@@ -58,6 +58,8 @@ export function registerUp(program: Command, output: Output): void {
         s3Port: intEnv('KEEL_S3_PORT', 4568, { min: 0, max: 65535 }),
         dynamoPort: intEnv('KEEL_DYNAMODB_PORT', 4567, { min: 0, max: 65535 }),
         environment: LOCAL_ENVIRONMENT,
+        // A refused call here is a deploy that would fail the same way in AWS: say so where it is seen.
+        onDenied: (denial) => output.info(`AccessDenied (${denial.service}): ${denial.message}`),
       });
       const runtime = {
         pid: process.pid,
@@ -83,6 +85,7 @@ export function registerUp(program: Command, output: Output): void {
         });
       } catch (error) {
         ctx.close();
+        await runner.close();
         await servers.close();
         throw error;
       }
@@ -93,6 +96,7 @@ export function registerUp(program: Command, output: Output): void {
         port: intEnv('KEEL_PORT', 3000, { min: 0, max: 65535 }),
       }).catch(async (error: unknown) => {
         ctx.close();
+        await runner.close();
         await servers.close();
         throw error;
       });
@@ -151,6 +155,7 @@ export function registerUp(program: Command, output: Output): void {
       process.off(ALARM_EVALUATE_SIGNAL, evaluateNow);
       await alarms.stop();
       await api.close();
+      await runner.close();
       ctx.close();
       await servers.close();
       await removeRuntime(home);
