@@ -352,7 +352,7 @@ describe('retrain with a human approval (task token)', () => {
       const expired = (await notifications()).at(-1);
       expect(expired).toMatchObject({
         source: 'pipeline:retrain',
-        message: { status: 'APPROVALEXPIRED', waitedHours: 2 / 3600 },
+        message: { status: 'APPROVALEXPIRED', approvalId: expect.stringMatching(/^[0-9a-f]{8}$/) },
       });
       const pending = (await listApprovals(approvals())).find((a) => a.id === expired.message.approvalId)!;
       // Shown expired from its expiry on (the run stopped waiting then, give or take a millisecond).
