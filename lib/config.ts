@@ -32,6 +32,7 @@ export function stackPropsOf(config: KeelConfig) {
       captureRetention: optionalDays(retention.captureDays),
       predictionRetention: optionalDays(retention.predictionDays),
       pointInTimeRecoveryDays: retention.backupDays,
+      logRetention,
     } satisfies Partial<DataStackProps>,
     inference: {
       modelName: config.modelName,

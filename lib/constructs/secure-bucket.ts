@@ -1,4 +1,5 @@
-import { Duration, FeatureFlags, RemovalPolicy } from 'aws-cdk-lib';
+import { CfnResource, Duration, FeatureFlags, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import {
   BlockPublicAccess,
   Bucket,
@@ -37,6 +38,27 @@ function assertSupportedRemovalPolicy(owner: string, policy: RemovalPolicy): voi
   }
 }
 
+/** Construct id of the function CDK adds to a stack for `autoDeleteObjects`, one per stack. */
+const AUTO_DELETE_PROVIDER = 'Custom::S3AutoDeleteObjectsCustomResourceProvider';
+
+/**
+ * Gives the stack's auto-delete function a log group of the stack with a retention, as every Keel
+ * function has: CDK's provider sets none, so Lambda would create `/aws/lambda/<name>`, never expiring.
+ */
+function logAutoDeletes(owner: string, scope: Construct, retention: RetentionDays): void {
+  const stack = Stack.of(scope);
+  if (stack.node.tryFindChild('AutoDeleteObjectsLogs')) return;
+  const handler = stack.node.tryFindChild(AUTO_DELETE_PROVIDER)?.node.tryFindChild('Handler');
+  if (!CfnResource.isCfnResource(handler)) {
+    throw new Error(`${owner}: CDK's ${AUTO_DELETE_PROVIDER} has no Handler function: update this construct`);
+  }
+  const logs = new LogGroup(stack, 'AutoDeleteObjectsLogs', {
+    retention,
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
+  handler.addPropertyOverride('LoggingConfig', { LogGroup: logs.logGroupName });
+}
+
 /** Props of {@link AccessLogsBucket}. */
 export interface AccessLogsBucketProps {
   /**
@@ -46,12 +68,20 @@ export interface AccessLogsBucketProps {
    */
   readonly retention?: Duration;
   /**
-   * What happens to the bucket when it leaves the stack. DESTROY only succeeds on an empty bucket:
-   * Keel does not add `autoDeleteObjects`, which deploys a Lambda allowed to delete every object.
+   * What happens to the bucket when it leaves the stack. With DESTROY the bucket is emptied first
+   * (CDK's `autoDeleteObjects`: a stack-wide function, allowed by the bucket policy to list and delete
+   * every object and version, runs when the bucket is deleted), as a throw-away stage's data goes with
+   * its stack.
    *
    * @default - RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * How long the log group of that emptying function keeps its logs (DESTROY only).
+   *
+   * @default - RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
 }
 
 /**
@@ -83,7 +113,11 @@ export class AccessLogsBucket extends Construct {
         { expiration: retention, abortIncompleteMultipartUploadAfter: ABORT_INCOMPLETE_UPLOADS_AFTER },
       ],
       removalPolicy,
+      autoDeleteObjects: removalPolicy === RemovalPolicy.DESTROY,
     });
+    if (removalPolicy === RemovalPolicy.DESTROY) {
+      logAutoDeletes(owner, this, props.logRetention ?? RetentionDays.ONE_MONTH);
+    }
   }
 }
 
@@ -122,12 +156,20 @@ export interface SecureBucketProps {
    */
   readonly expirations?: readonly { readonly prefix: string; readonly after: Duration }[];
   /**
-   * What happens to the bucket when it leaves the stack. DESTROY only succeeds on an empty bucket:
-   * Keel does not add `autoDeleteObjects`, which deploys a Lambda allowed to delete every object.
+   * What happens to the bucket when it leaves the stack. With DESTROY the bucket is emptied first
+   * (CDK's `autoDeleteObjects`: a stack-wide function, allowed by the bucket policy to list and delete
+   * every object and version, runs when the bucket is deleted), as a throw-away stage's data goes with
+   * its stack.
    *
    * @default - RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * How long the log group of that emptying function keeps its logs (DESTROY only).
+   *
+   * @default - RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
 }
 
 /**
@@ -190,6 +232,10 @@ export class SecureBucket extends Construct {
         ...expirations.map(({ prefix, after }) => ({ prefix, expiration: after })),
       ],
       removalPolicy,
+      autoDeleteObjects: removalPolicy === RemovalPolicy.DESTROY,
     });
+    if (removalPolicy === RemovalPolicy.DESTROY) {
+      logAutoDeletes(owner, this, props.logRetention ?? RetentionDays.ONE_MONTH);
+    }
   }
 }

@@ -1,5 +1,6 @@
 import { CfnOutput, type Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { KeelTable } from '#lib/constructs/keel-table.ts';
@@ -19,12 +20,18 @@ export interface DataStackProps extends StackProps {
   /** Deployment stage (`dev`, `prod`, …): lower-case letters, digits and dashes, starting with a letter. */
   readonly stage: string;
   /**
-   * Removal policy of every bucket and table. DESTROY suits throw-away stages; buckets must be empty
-   * and tables unprotected (see {@link deletionProtection}) for the deletion to succeed.
+   * Removal policy of every bucket and table. DESTROY suits throw-away stages: the buckets are emptied
+   * before they are deleted, and the tables must be unprotected (see {@link deletionProtection}).
    *
    * @default - RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * How long the log group of the function that empties the buckets keeps its logs (DESTROY only).
+   *
+   * @default - RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
   /**
    * DynamoDB deletion protection on both tables.
    *
@@ -91,6 +98,7 @@ export class DataStack extends Stack {
     this.accessLogsBucket = new AccessLogsBucket(this, 'AccessLogs', {
       retention: props.accessLogsRetention,
       removalPolicy,
+      logRetention: props.logRetention,
     }).bucket;
     this.output(
       'AccessLogsBucketName',
@@ -113,6 +121,7 @@ export class DataStack extends Stack {
         noncurrentVersionExpiration: role === 'models' ? props.modelVersionRetention : undefined,
         expirations: role === 'outputs' ? outputExpirations : undefined,
         removalPolicy,
+        logRetention: props.logRetention,
       }).bucket;
       this.output(`${pascal(role)}BucketName`, buckets[role].bucketName, `keel-${stage}-${role}-bucket-name`);
     }

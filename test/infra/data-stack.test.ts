@@ -217,6 +217,33 @@ describe('DataStack props', () => {
     template.allResourcesProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false });
   });
 
+  it('empties each bucket of a throw-away stage before deleting it, logging for the given retention', () => {
+    const { stack, template } = synthDataStack({
+      removalPolicy: RemovalPolicy.DESTROY,
+      deletionProtection: false,
+      logRetention: RetentionDays.ONE_WEEK,
+    });
+    const emptied = Object.values(template.findResources('Custom::S3AutoDeleteObjects')).map(
+      (r) => r.Properties.BucketName,
+    );
+    expect(emptied).toHaveLength(BUCKET_ROLES.length + 1);
+    for (const bucket of [stack.accessLogsBucket, ...Object.values(stack.buckets)]) {
+      expect(emptied).toContainEqual(ref(stack, bucket.bucketName));
+    }
+    // CDK's one function per stack logs to a log group of the stack that expires, like Keel's own.
+    const [[, fn]] = Object.entries(template.findResources('AWS::Lambda::Function')) as [
+      [string, { Properties: { LoggingConfig: { LogGroup: { Ref: string } } } }],
+    ];
+    const group = template.toJSON().Resources[fn.Properties.LoggingConfig.LogGroup.Ref];
+    expect(group).toMatchObject({ Type: 'AWS::Logs::LogGroup', Properties: { RetentionInDays: 7 } });
+  });
+
+  it('keeps the objects, and adds no function, when the buckets are retained', () => {
+    const { template } = synthDataStack();
+    template.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
+    template.resourceCountIs('AWS::Lambda::Function', 0);
+  });
+
   it('rejects an invalid stage before adding anything to the app', () => {
     const app = newApp();
     expect(() => new DataStack(app, 'Bad', { stage: 'Prod_1' })).toThrow(
