@@ -1,6 +1,9 @@
+import type { Duration } from 'aws-cdk-lib';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Subscription, SubscriptionProtocol, Topic } from 'aws-cdk-lib/aws-sns';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
 
 /** Props of {@link ApprovalsTopic}. */
 export interface ApprovalsTopicProps {
@@ -18,6 +21,12 @@ export interface ApprovalsTopicProps {
    * @default - none
    */
   readonly webhookUrls?: readonly string[];
+  /**
+   * How long a message SNS could not deliver to an approver stays in the dead-letter queue.
+   *
+   * @default - 14 days
+   */
+  readonly deadLetterRetention?: Duration;
 }
 
 /** What SNS accepts as an email endpoint, checked before a deploy fails on it. */
@@ -33,6 +42,8 @@ const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 export class ApprovalsTopic extends Construct {
   public readonly topic: Topic;
   public readonly key: Key;
+  /** Where SNS puts a request or outcome it could not deliver to an approver. */
+  public readonly deadLetterQueue: Queue;
 
   constructor(scope: Construct, id: string, props: ApprovalsTopicProps) {
     super(scope, id);
@@ -65,21 +76,23 @@ export class ApprovalsTopic extends Construct {
       masterKey: this.key,
       enforceSSL: true,
     });
-    // Ids by position: a URL's slashes are not allowed in a construct id.
-    emails.forEach((endpoint, index) => {
-      new Subscription(this, `Email${index}`, {
-        topic: this.topic,
-        protocol: SubscriptionProtocol.EMAIL,
-        endpoint,
-      });
+    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
+      deadLetterFor: 'the approval subscriptions (SNS redrive policy)',
+      retention: props.deadLetterRetention,
     });
-    webhookUrls.forEach((endpoint, index) => {
-      new Subscription(this, `Webhook${index}`, {
+    // Ids by position: a URL's slashes are not allowed in a construct id. The subscription lets SNS
+    // send to the dead-letter queue (its queue policy, scoped to this topic).
+    const subscribe = (id: string, protocol: SubscriptionProtocol, endpoint: string) =>
+      new Subscription(this, id, {
         topic: this.topic,
-        protocol: SubscriptionProtocol.HTTPS,
+        protocol,
         endpoint,
+        deadLetterQueue: this.deadLetterQueue,
       });
-    });
+    emails.forEach((endpoint, index) => subscribe(`Email${index}`, SubscriptionProtocol.EMAIL, endpoint));
+    webhookUrls.forEach((endpoint, index) =>
+      subscribe(`Webhook${index}`, SubscriptionProtocol.HTTPS, endpoint),
+    );
   }
 }
 

@@ -117,6 +117,7 @@ export class PipelinesStack extends Stack {
       displayName: `Keel ${props.stage} approvals`,
       emails: props.approval?.emails,
       webhookUrls: props.approval?.webhookUrls,
+      deadLetterRetention: props.deadLetterRetention,
     });
     this.stateMachines = new PipelineStateMachines(this, 'StateMachines', {
       stage: props.stage,

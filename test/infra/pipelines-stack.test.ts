@@ -448,6 +448,11 @@ describe('the approval gate', () => {
       qa.hasResourceProperties('AWS::SNS::Subscription', { TopicArn: { Ref: topic }, Protocol, Endpoint });
     }
     qa.resourceCountIs('AWS::SNS::Subscription', 3);
+    // What SNS cannot deliver to an approver waits in a dead-letter queue.
+    qa.allResourcesProperties('AWS::SNS::Subscription', {
+      TopicArn: { Ref: topic },
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue() },
+    });
     const [machine] = Object.values(
       qa.findResources('AWS::StepFunctions::StateMachine', {
         Properties: { StateMachineName: 'keel-qa-retrain' },
