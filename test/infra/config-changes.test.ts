@@ -34,7 +34,9 @@ const CONFIGS: Record<string, unknown> = {
   },
   'inference.provisionedConcurrency': { inference: { provisionedConcurrency: 1 } },
   'retrain.onDrift': { retrain: { onDrift: true } },
-  'retrain.requireApproval': { retrain: { requireApproval: true } },
+  'retrain.requireApproval': {
+    retrain: { requireApproval: true, approval: { emails: ['ml-leads@example.com'] } },
+  },
   'capture off': { capture: { apiSampleRate: 0, batchSampleRate: 0 } },
   'schedules off': {
     schedules: { batchScoring: { enabled: false }, drift: { enabled: false }, retrain: { enabled: false } },
