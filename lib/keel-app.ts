@@ -39,6 +39,7 @@ export function addKeelStacks(app: App, { stage, env, config }: KeelStage) {
     env,
     stateMachines: pipelines.stateMachines,
     schedulesDeadLetterQueue: pipelines.schedules.deadLetterQueue,
+    approvalsDeadLetterQueue: pipelines.approvals.deadLetterQueue,
     predictFunction: inference.predictFunction?.function,
     predictLogGroup: inference.predictFunction?.logGroup,
     api: inference.api.api,

@@ -40,6 +40,13 @@ export interface MonitoringStackProps extends StackProps {
   /** The schedules' dead-letter queue (`PipelinesStack.schedules.deadLetterQueue`): any message alarms. */
   readonly schedulesDeadLetterQueue: IQueue;
   /**
+   * The approvals topic's dead-letter queue (`PipelinesStack.approvals.deadLetterQueue`): an approval
+   * request or outcome SNS could not deliver to an approver alarms.
+   *
+   * @default - none
+   */
+  readonly approvalsDeadLetterQueue?: IQueue;
+  /**
    * The predict function (`InferenceStack.predictFunction.function`): its errors and throttles alarm.
    *
    * @default - none (ECS serving): only the handler's EMF metrics are watched
@@ -158,6 +165,9 @@ export class MonitoringStack extends Stack {
       })),
       queues: [
         { id: 'schedules', name: props.schedulesDeadLetterQueue.queueName, severity: RESOURCE_SEVERITY },
+        ...(props.approvalsDeadLetterQueue
+          ? [{ id: 'approvals', name: props.approvalsDeadLetterQueue.queueName, severity: RESOURCE_SEVERITY }]
+          : []),
       ],
     } satisfies MonitoredResourcesInput;
     const catalogOf = (resources: MonitoredResourcesInput) => {

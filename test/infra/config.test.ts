@@ -282,6 +282,7 @@ describe('the stacks of the default configuration ({})', () => {
       env: ENV,
       stateMachines: pipelines.stateMachines,
       schedulesDeadLetterQueue: pipelines.schedules.deadLetterQueue,
+      approvalsDeadLetterQueue: pipelines.approvals.deadLetterQueue,
       predictFunction: inference.predictFunction?.function,
       predictLogGroup: inference.predictFunction?.logGroup,
       api: inference.api.api,

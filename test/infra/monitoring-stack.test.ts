@@ -66,6 +66,7 @@ function monitoringApp(
     env: ENV,
     stateMachines: pipelines.stateMachines,
     schedulesDeadLetterQueue: pipelines.schedules.deadLetterQueue,
+    approvalsDeadLetterQueue: pipelines.approvals.deadLetterQueue,
     predictFunction: inference?.predictFunction?.function,
     predictLogGroup: inference?.predictFunction?.logGroup,
     api: inference?.api.api,
@@ -129,6 +130,7 @@ const EXPECTED_ALARM_IDS = [
   'state-machine-timeouts-batch',
   'state-machine-aborts-batch',
   'dlq-depth-schedules',
+  'dlq-depth-approvals',
   'dlq-depth-drift',
 ];
 

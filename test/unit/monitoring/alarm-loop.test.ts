@@ -196,6 +196,7 @@ describe('local alarm loop', () => {
     expect(notLocal.map((a) => a.id).sort()).toEqual(
       [
         'api-latency-p99',
+        'dlq-depth-approvals',
         'dlq-depth-drift',
         'dlq-depth-schedules',
         'lambda-errors-drift',
