@@ -1,4 +1,4 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Annotations, Duration, Validations } from 'aws-cdk-lib';
 import { ConnectionType, Integration, IntegrationType, VpcLink } from 'aws-cdk-lib/aws-apigateway';
 import {
   FlowLogDestination,
@@ -120,6 +120,10 @@ export class FargatePredict extends Construct implements PredictBackend {
         cpuArchitecture: CpuArchitecture.X86_64,
       },
     });
+    // The only part of Keel that needs Docker: said at synth, before a deploy fails without it.
+    Annotations.of(this).addInfo(
+      'inference.compute "ecs" needs Docker where `cdk deploy` runs: it builds the predict image (lambdas/predict/Dockerfile, linux/amd64) and pushes it to the bootstrap ECR repository. Synth needs none; "lambda" needs none.',
+    );
     const container = this.taskDefinition.addContainer('predict', {
       image: ContainerImage.fromAsset(REPO_ROOT, {
         file: 'lambdas/predict/Dockerfile',

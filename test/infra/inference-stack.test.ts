@@ -14,7 +14,7 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AuthorizationType, type Method, MockIntegration, Period } from 'aws-cdk-lib/aws-apigateway';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -750,6 +750,14 @@ describe('InferenceStack on ECS Fargate', () => {
       SecurityGroupIngress: [Match.objectLike({ CidrIp: '10.0.0.0/16', FromPort: 8080, ToPort: 8080 })],
     });
     template.hasOutput('ServiceName', { Export: { Name: 'keel-test-predict-service-name' } });
+  });
+
+  it('says at synth that deploying it needs Docker, which the Lambda variant does not', () => {
+    const docker = Match.stringLikeRegexp('needs Docker');
+    Annotations.fromStack(stack).hasInfo('/Keel-test-Inference/Ecs', docker);
+    const lambda = inferenceApp({}, NO_BUNDLING);
+    lambda.app.synth();
+    Annotations.fromStack(lambda.stack).hasNoInfo('*', docker);
   });
 
   it('stages the image context (lambdas/predict/Dockerfile) for a linux/amd64 build at deploy, without node_modules', () => {
