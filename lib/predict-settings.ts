@@ -1,11 +1,12 @@
 import { Stack } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Grant, type IRole } from 'aws-cdk-lib/aws-iam';
+import type { ILogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { CaptureStream } from '#lib/constructs/capture-stream.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import type { PowertoolsSettings, ResourceRefs } from '#lib/runtime-env.ts';
-import { captureModelPrefix } from '#shared/inference/capture.ts';
 import { DEFAULT_SERVICE } from '#shared/monitoring/metrics.ts';
 import { modelNameSchema } from '#shared/registry/metadata.ts';
 
@@ -33,8 +34,9 @@ export interface PredictSettings {
   readonly modelName: string;
   readonly backend: ModelBackend;
   /**
-   * Where prediction capture (shared/inference/capture.ts) writes for the drift job: the process may
-   * put objects under `captures/model=<modelName>/` only.
+   * Where prediction capture (shared/inference/capture.ts) lands for the drift job: the process writes
+   * capture lines to stdout, and a {@link CaptureStream} on its log group writes them under
+   * `captures/model=<modelName>/`.
    *
    * @default - none: nothing is captured and the drift alarms see no data
    */
@@ -50,7 +52,8 @@ export interface PredictSettings {
 /**
  * Logging and metrics identity of the predict process, on Lambda and on ECS alike. The service name is
  * the `service` dimension of its metrics, the one the alarms watch: the same as locally and as the
- * drift job's metrics.
+ * drift job's metrics. The level stays INFO or below: Lambda's log-level filter counts a capture line
+ * (it has no level) as INFO, so a higher level would drop every capture.
  */
 export const PREDICT_POWERTOOLS: PowertoolsSettings = {
   serviceName: DEFAULT_SERVICE,
@@ -109,8 +112,8 @@ export function predictVariables(settings: PredictSettings): Record<string, stri
 /**
  * Exactly what serving needs: read the served model's objects, read the registry (GetItem, Query),
  * read customers from the online store (GetItem, BatchGetItem), invoke the one SageMaker endpoint
- * when that is the backend, and put capture objects of the served model when capture is on. No other
- * writes, no listing, nothing else.
+ * when that is the backend. No writes (captures leave as lines on stdout: {@link captureStreamFor}),
+ * no listing, nothing else.
  */
 export function grantPredictAccess(scope: Construct, role: IRole, settings: PredictSettings): void {
   // The registry's layout, `models/<name>/v<N>/…` (modelKeys in shared/registry/metadata.ts).
@@ -121,15 +124,6 @@ export function grantPredictAccess(scope: Construct, role: IRole, settings: Pred
     actions: ['s3:GetObject'],
     reason: `Reads the objects of model "${settings.modelName}" only; its versions are registered after deployment, so their keys cannot be listed`,
   });
-  if (settings.outputsBucket && settings.captureSampleRate !== 0) {
-    const captures = settings.outputsBucket.arnForObjects(`${captureModelPrefix(settings.modelName)}*`);
-    Grant.addToPrincipal({ grantee: role, actions: ['s3:PutObject'], resourceArns: [captures] });
-    acknowledgeWildcardResource(role, {
-      resource: captures,
-      actions: ['s3:PutObject'],
-      reason: `Writes prediction capture objects of model "${settings.modelName}" only; their keys carry the hour and a random id, so they cannot be listed`,
-    });
-  }
   settings.registryTable.grant(role, 'dynamodb:GetItem', 'dynamodb:Query');
   settings.onlineTable.grant(role, 'dynamodb:GetItem', 'dynamodb:BatchGetItem');
   if (settings.backend.kind === 'sagemaker') {
@@ -146,4 +140,23 @@ export function grantPredictAccess(scope: Construct, role: IRole, settings: Pred
       ],
     });
   }
+}
+
+/**
+ * The capture stream of a predict process whose logs go to `logGroup` (the function's, or the
+ * container's), when capture is on: an outputs bucket and a sample rate above 0.
+ */
+export function captureStreamFor(
+  scope: Construct,
+  logGroup: ILogGroup,
+  settings: PredictSettings,
+  logRetention: RetentionDays | undefined,
+): CaptureStream | undefined {
+  if (!settings.outputsBucket || settings.captureSampleRate === 0) return undefined;
+  return new CaptureStream(scope, 'Capture', {
+    logGroup,
+    bucket: settings.outputsBucket,
+    modelName: settings.modelName,
+    logRetention,
+  });
 }

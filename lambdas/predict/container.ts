@@ -6,7 +6,9 @@ import { handler } from './handler.ts';
 /**
  * The predict service on ECS Fargate: the Lambda's own handler (same configuration, same model holder,
  * same error mapping) behind the API Gateway adapter, so the VPC-link integration answers exactly as
- * the Lambda integration does. ECS stops a task with SIGTERM: the server drains and exits.
+ * the Lambda integration does. ECS stops a task with SIGTERM: the server drains and exits. Nothing
+ * else needs flushing: each prediction's capture line is on stdout before its response (capture.ts),
+ * and the awslogs driver (blocking mode) ships what the container wrote after it exits.
  */
 const server = await startApiServer({
   handler,

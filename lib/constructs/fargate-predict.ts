@@ -12,6 +12,7 @@ import {
 } from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import {
+  AwsLogDriverMode,
   Cluster,
   ContainerImage,
   ContainerInsights,
@@ -24,11 +25,13 @@ import {
 import { NetworkLoadBalancer, Protocol } from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import type { CaptureStream } from '#lib/constructs/capture-stream.ts';
 import type { ApiRoute, PredictBackend } from '#lib/constructs/predict-api.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
 import {
   assertValidPredictSettings,
+  captureStreamFor,
   grantPredictAccess,
   PREDICT_POWERTOOLS,
   type PredictSettings,
@@ -74,6 +77,10 @@ export class FargatePredict extends Construct implements PredictBackend {
   public readonly taskDefinition: FargateTaskDefinition;
   public readonly loadBalancer: NetworkLoadBalancer;
   public readonly vpcLink: VpcLink;
+  /** The container's log group (awslogs driver): its logs, EMF metrics and capture lines. */
+  public readonly logGroup: LogGroup;
+  /** Delivers the container's capture lines to the outputs bucket; undefined when capture is off. */
+  public readonly capture: CaptureStream | undefined;
 
   constructor(scope: Construct, id: string, props: FargatePredictProps) {
     super(scope, id);
@@ -120,6 +127,7 @@ export class FargatePredict extends Construct implements PredictBackend {
         cpuArchitecture: CpuArchitecture.X86_64,
       },
     });
+    this.logGroup = new LogGroup(this, 'Logs', { retention });
     // The only part of Keel that needs Docker: said at synth, before a deploy fails without it.
     Annotations.of(this).addInfo(
       'inference.compute "ecs" needs Docker where `cdk deploy` runs: it builds the predict image (lambdas/predict/Dockerfile, linux/amd64) and pushes it to the bootstrap ECR repository. Synth needs none; "lambda" needs none.',
@@ -136,13 +144,17 @@ export class FargatePredict extends Construct implements PredictBackend {
         PORT: String(CONTAINER_PORT),
       },
       portMappings: [{ containerPort: CONTAINER_PORT }],
+      // Blocking, said explicitly: since June 2025 ECS defaults to non-blocking, which drops lines
+      // (capture lines among them) when its buffer is full. Blocking slows stdout writes instead.
       logging: LogDrivers.awsLogs({
         streamPrefix: 'predict',
-        logGroup: new LogGroup(this, 'Logs', { retention }),
+        logGroup: this.logGroup,
+        mode: AwsLogDriverMode.BLOCKING,
       }),
       readonlyRootFilesystem: true,
     });
     grantPredictAccess(this, this.taskDefinition.taskRole, props.settings);
+    this.capture = captureStreamFor(this, this.logGroup, props.settings, retention);
 
     this.service = new FargateService(this, 'Service', {
       cluster,

@@ -3,11 +3,13 @@ import { type Integration, LambdaIntegration } from 'aws-cdk-lib/aws-apigateway'
 import { Alias, type IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import type { CaptureStream } from '#lib/constructs/capture-stream.ts';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { OnnxRuntimeLayer } from '#lib/constructs/onnxruntime-layer.ts';
 import type { PredictBackend } from '#lib/constructs/predict-api.ts';
 import {
   assertValidPredictSettings,
+  captureStreamFor,
   grantPredictAccess,
   PREDICT_POWERTOOLS,
   type PredictSettings,
@@ -58,6 +60,8 @@ export class LambdaPredict extends Construct implements PredictBackend {
   public readonly function: KeelFunction;
   /** What the API invokes: the alias when provisioned concurrency is set, else the function. */
   public readonly target: IFunction;
+  /** Delivers the function's capture lines to the outputs bucket; undefined when capture is off. */
+  public readonly capture: CaptureStream | undefined;
   private readonly integration: Integration;
 
   constructor(scope: Construct, id: string, props: LambdaPredictProps) {
@@ -91,6 +95,7 @@ export class LambdaPredict extends Construct implements PredictBackend {
       environment: predictVariables(props.settings),
     });
     grantPredictAccess(this, this.function.role, props.settings);
+    this.capture = captureStreamFor(this, this.function.logGroup, props.settings, props.logRetention);
 
     this.target =
       provisioned === undefined

@@ -28,6 +28,7 @@ import { InferenceStack, type InferenceStackProps } from '#lib/stacks/inference-
 import { generateRecords } from '#shared/data/generate.ts';
 import { encodeFeatures, encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { API_ROUTES } from '#shared/inference/api.ts';
+import { parseCaptureLine } from '#shared/inference/capture.ts';
 import { openApiDocument } from '#shared/inference/openapi.ts';
 import { MAX_BATCH_ITEMS } from '#shared/inference/schemas.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
@@ -105,7 +106,10 @@ const dataIds = (data: DataStack) => ({
   outputs: data.resolve(data.buckets.outputs.bucketName).Ref as string,
 });
 
-/** The statements serving needs (grantPredictAccess), for the role of the Lambda function or the task. */
+/**
+ * The statements serving needs (grantPredictAccess), for the role of the Lambda function or the task:
+ * no write (captures leave as lines on stdout, test/infra/capture-stream.test.ts).
+ */
 function servingStatements(data: DataStack): Statement[] {
   const ids = dataIds(data);
   return [
@@ -113,12 +117,6 @@ function servingStatements(data: DataStack): Statement[] {
       Effect: 'Allow',
       Action: 's3:GetObject',
       Resource: { 'Fn::Join': ['', [imported(ids.models), '/models/churn/*']] },
-    },
-    // Prediction capture, for the drift job: the served model's capture prefix, nothing else.
-    {
-      Effect: 'Allow',
-      Action: 's3:PutObject',
-      Resource: { 'Fn::Join': ['', [imported(ids.outputs), '/captures/model=churn/*']] },
     },
     { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:Query'], Resource: imported(ids.registry) },
     {
@@ -182,7 +180,7 @@ describe('InferenceStack on Lambda (the default)', () => {
         'Keel-test-Inference/Lambda/Predict/Function Serverless-LambdaDLQ',
         'Keel-test-Inference/Lambda/Predict/Function Serverless-LambdaLatestVersion',
         'Keel-test-Inference/Lambda/Predict/Role AwsSolutions-IAM5[Resource::Keel-test-Data:ExportsOutput…/models/churn/*]',
-        'Keel-test-Inference/Lambda/Predict/Role AwsSolutions-IAM5[Resource::Keel-test-Data:ExportsOutput…/captures/model=churn/*]',
+        'Keel-test-Inference/Lambda/Capture/DeliveryRole AwsSolutions-IAM5[Resource::Keel-test-Data:ExportsOutput…/captures/model=churn/*]',
         'Keel-test-Inference/Lambda/Predict/Role AwsSolutions-IAM5[Resource::*]',
       ].sort(),
     );
@@ -275,15 +273,9 @@ describe('InferenceStack on Lambda (the default)', () => {
     only(template, 'AWS::ApiGateway::Account');
   });
 
-  it('attaches a usage plan with throttle and quota to the stage', () => {
-    const [stageId] = only(template, 'AWS::ApiGateway::Stage');
-    const [apiId] = only(template, 'AWS::ApiGateway::RestApi');
-    template.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
-      UsagePlanName: 'keel-test-inference-plan',
-      Throttle: { RateLimit: 100, BurstLimit: 200 },
-      Quota: { Limit: 1_000_000, Period: 'DAY' },
-      ApiStages: [{ ApiId: { Ref: apiId }, Stage: { Ref: stageId } }],
-    });
+  it('has no usage plan: its quota and throttle count API keys, and no method takes one', () => {
+    template.resourceCountIs('AWS::ApiGateway::UsagePlan', 0);
+    template.allResourcesProperties('AWS::ApiGateway::Method', { ApiKeyRequired: false });
   });
 
   it('answers the errors API Gateway raises itself in the contract’s error body', () => {
@@ -410,7 +402,7 @@ describe('InferenceStack on Lambda (the default)', () => {
         ...servingStatements(data),
       ]),
     );
-    expect(statementsOf(template, roleId)).toHaveLength(6);
+    expect(statementsOf(template, roleId)).toHaveLength(5);
     const role = template.toJSON().Resources[roleId] as Resource;
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     // The S3 prefix is the registry's own layout.
@@ -525,6 +517,7 @@ describe('InferenceStack on Lambda (the default)', () => {
         [RESOURCE_ENV.models]: aws.names.models,
         [RESOURCE_ENV.modelRegistry]: aws.names.modelRegistry,
         [RESOURCE_ENV.onlineFeatures]: aws.names.onlineFeatures,
+        [RESOURCE_ENV.outputs]: aws.names.outputs,
       };
       const variables = Object.fromEntries(
         Object.entries(fn.Properties.Environment.Variables as Record<string, unknown>).map(
@@ -564,6 +557,16 @@ describe('InferenceStack on Lambda (the default)', () => {
       if (!encoded.ok) throw new Error('the generated customer does not encode');
       const expected = await createJsScorer(candidate.model).scoreOne(Float32Array.from(encoded.vector));
       expect(Math.abs(body.probability - expected)).toBeLessThan(1e-6);
+      // Its capture line is on stdout by the time the handler resolved: what the log subscription takes.
+      const captured = stdout.split('\n').flatMap((l) => parseCaptureLine(l) ?? []);
+      expect(captured).toEqual([
+        expect.objectContaining({
+          source: 'api',
+          requestId: 'api-1',
+          customerId: customer.customer_id,
+          version,
+        }),
+      ]);
     } finally {
       await aws.close();
     }
@@ -640,10 +643,10 @@ describe('InferenceStack on ECS Fargate', () => {
       (a) => a.path.startsWith('Keel-test-Inference/Ecs') && /^(AwsSolutions|Serverless)-/.test(a.id),
     );
     expect(acknowledged.map(({ path, id }) => `${path} ${id}`.replace(EXPORT_ID, '…')).sort()).toEqual([
+      'Keel-test-Inference/Ecs/Capture/DeliveryRole AwsSolutions-IAM5[Resource::Keel-test-Data:ExportsOutput…/captures/model=churn/*]',
       'Keel-test-Inference/Ecs/Nlb AwsSolutions-ELB2',
       'Keel-test-Inference/Ecs/Task AwsSolutions-ECS2',
       'Keel-test-Inference/Ecs/Task/ExecutionRole AwsSolutions-IAM5[Resource::*]',
-      'Keel-test-Inference/Ecs/Task/TaskRole AwsSolutions-IAM5[Resource::Keel-test-Data:ExportsOutput…/captures/model=churn/*]',
       'Keel-test-Inference/Ecs/Task/TaskRole AwsSolutions-IAM5[Resource::Keel-test-Data:ExportsOutput…/models/churn/*]',
     ]);
   });
@@ -838,7 +841,6 @@ describe('validation of props, at synth, saying what to fix', () => {
       { throttle: { rateLimit: 10, burstLimit: 2.5 } },
       'throttle.burstLimit must be a positive integer (got 2.5)',
     ],
-    [{ quota: { limit: -1, period: Period.DAY } }, 'quota.limit must be a positive integer (got -1)'],
     [
       { wafRateLimitPer5Minutes: 5 },
       'rateLimitPer5Minutes must be a whole number from 10 to 2000000000 (got 5)',
@@ -861,7 +863,7 @@ describe('validation of props, at synth, saying what to fix', () => {
     return { d, stack, settings };
   }
 
-  it('captures predictions only with an outputs bucket, at a rate from 0 to 1; rate 0 grants no write', () => {
+  it('captures predictions only with an outputs bucket, at a rate from 0 to 1; rate 0 delivers nothing', () => {
     const { d, stack, settings: base } = predictScope();
     expect(() => new LambdaPredict(stack, 'A', { settings: { ...base, captureSampleRate: 0.5 } })).toThrow(
       'LambdaPredict S/A: captureSampleRate needs an outputsBucket to capture to: add one or remove the rate',
@@ -879,12 +881,8 @@ describe('validation of props, at synth, saying what to fix', () => {
     const fnId = stack.getLogicalId(off.function.function.node.defaultChild as CfnElement);
     const fn = template.toJSON().Resources[fnId] as Resource;
     expect(fn.Properties.Environment.Variables.KEEL_CAPTURE_SAMPLE_RATE).toBe('0');
-    const roleId = stack.getLogicalId(off.function.role.node.defaultChild as CfnElement);
-    expect(
-      statementsOf(template, roleId).filter((statement) =>
-        [statement.Action].flat().includes('s3:PutObject'),
-      ),
-    ).toEqual([]);
+    expect(off.capture).toBeUndefined();
+    template.resourceCountIs('AWS::KinesisFirehose::DeliveryStream', 0);
   });
 
   it('refuses a Lambda timeout that API Gateway would cut short', () => {
@@ -983,17 +981,47 @@ describe('validation of props, at synth, saying what to fix', () => {
     expect(stage.DependsOn).toContain(groupId);
   });
 
-  it('requires an API key besides the signature when asked, so the usage plan meters each key', () => {
+  it('requires an API key besides the signature when asked, and a usage plan meters each key', () => {
     const stack = new Stack(newApp(NO_BUNDLING), 'S');
     new PredictApi(stack, 'Api', {
       apiName: 'a',
       backend: { integrationFor: () => new MockIntegration() },
       requireApiKey: true,
+      quota: { limit: 5000, period: Period.WEEK },
     });
-    Template.fromStack(stack).allResourcesProperties('AWS::ApiGateway::Method', {
+    const template = Template.fromStack(stack);
+    template.allResourcesProperties('AWS::ApiGateway::Method', {
       AuthorizationType: 'AWS_IAM',
       ApiKeyRequired: true,
     });
+    const [stageId] = only(template, 'AWS::ApiGateway::Stage');
+    const [apiId] = only(template, 'AWS::ApiGateway::RestApi');
+    template.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      UsagePlanName: 'a-plan',
+      Throttle: { RateLimit: 100, BurstLimit: 200 },
+      Quota: { Limit: 5000, Period: 'WEEK' },
+      ApiStages: [{ ApiId: { Ref: apiId }, Stage: { Ref: stageId } }],
+    });
+  });
+
+  it.each([
+    [
+      { quota: { limit: 5000, period: Period.DAY } },
+      'quota counts requests per API key: set requireApiKey, or remove quota',
+    ],
+    [
+      { requireApiKey: true, quota: { limit: -1, period: Period.DAY } },
+      'quota.limit must be a positive integer (got -1)',
+    ],
+  ] as [Partial<PredictApiProps>, string][])('refuses the usage-plan quota %j', (props, message) => {
+    const stack = new Stack(newApp(NO_BUNDLING), 'S');
+    const api = () =>
+      new PredictApi(stack, 'Api', {
+        apiName: 'a',
+        backend: { integrationFor: () => new MockIntegration() },
+        ...props,
+      });
+    expect(api).toThrow(`PredictApi S/Api: ${message}`);
   });
 
   it('refuses a bad stage name of the API', () => {
