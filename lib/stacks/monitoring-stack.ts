@@ -166,7 +166,13 @@ export class MonitoringStack extends Stack {
       queues: [
         { id: 'schedules', name: props.schedulesDeadLetterQueue.queueName, severity: RESOURCE_SEVERITY },
         ...(props.approvalsDeadLetterQueue
-          ? [{ id: 'approvals', name: props.approvalsDeadLetterQueue.queueName, severity: RESOURCE_SEVERITY }]
+          ? [
+              {
+                id: 'approvals',
+                name: props.approvalsDeadLetterQueue.queueName,
+                severity: RESOURCE_SEVERITY,
+              } as const,
+            ]
           : []),
       ],
     } satisfies MonitoredResourcesInput;
