@@ -8,7 +8,7 @@ import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
 import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipelines/definitions.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
 import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';
-import { functionOf } from './deployment/deployment.ts';
+import { functionOf, type LocalDeployment } from './deployment/deployment.ts';
 import { prepareLocalHandlers } from './environment.ts';
 import { type ExecutionStatus, executeLocally, type TaskHandler } from './execution.ts';
 import { startLocalFunctions } from './lambda/functions.ts';
@@ -34,6 +34,10 @@ export interface PipelineRunnerOptions {
    * (tests that cannot wait hours).
    */
   readonly approvalTimeoutSeconds?: number;
+  /** The deployment whose state machines and functions run. @default - the local stage from the sources */
+  readonly deployment?: LocalDeployment;
+  /** The Node.js binary of the functions' environments. @default - this process's */
+  readonly nodeBinary?: string;
 }
 
 export interface PipelineRun<T = unknown> {
@@ -107,7 +111,12 @@ export async function runDriftJob(
  */
 export async function createPipelineRunner(options: PipelineRunnerOptions): Promise<PipelineRunner> {
   await mkdir(options.home, { recursive: true });
-  const functions = await startLocalFunctions({ home: options.home, target: options.target });
+  const functions = await startLocalFunctions({
+    home: options.home,
+    target: options.target,
+    deployment: options.deployment,
+    nodeBinary: options.nodeBinary,
+  });
   const { deployment, lambda, authorizer } = functions;
   const machineOf = (pipeline: PipelineName) => {
     const machine = deployment.stateMachines.get(stateMachineName(pipeline, LOCAL_ENVIRONMENT.stage));

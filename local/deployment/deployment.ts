@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { ENTRY_METADATA } from '#lib/paths.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 import { type AccountEnvironment, StageResolver, type Template } from './intrinsics.ts';
@@ -38,6 +39,11 @@ export interface LocalFunction {
   readonly timeoutSeconds: number;
   readonly memoryMb: number;
   readonly environment: Readonly<Record<string, string>>;
+  /**
+   * The function's built code, when it runs from a cloud assembly (`asset.<hash>` folders): the
+   * bundle's folder and its layers' folders. Absent: the sources run, from the repository.
+   */
+  readonly artifact?: { readonly codeDir: string; readonly layerDirs: readonly string[] };
 }
 
 export interface LocalStateMachine {
@@ -98,9 +104,15 @@ export function loadLocalDeployment(): Promise<LocalDeployment> {
   return loaded;
 }
 
+/**
+ * The deployment the templates describe. With `assemblyDir` (a cloud assembly synthesized with
+ * bundling and asset metadata), each function runs its built code: its `asset.<hash>` folder and its
+ * layers' folders.
+ */
 export function deploymentOf(
   templates: Readonly<Record<string, Template>>,
   env: AccountEnvironment,
+  options: { readonly assemblyDir?: string } = {},
 ): LocalDeployment {
   const resolver = new StageResolver(templates, env);
   const roles = new Map<string, LocalRole & { policies: { name: string; document: PolicyDocument }[] }>();
@@ -161,6 +173,9 @@ export function deploymentOf(
             timeoutSeconds: Number(props.Timeout ?? 3),
             memoryMb: Number(props.MemorySize ?? 128),
             environment: Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v)])),
+            ...(options.assemblyDir
+              ? { artifact: artifactOf(templates[stack]!, logicalId, options.assemblyDir) }
+              : {}),
           });
           break;
         }
@@ -260,4 +275,21 @@ function keyArnOf(value: unknown, env: AccountEnvironment): string | undefined {
   // AWS managed keys (alias/aws/sns, …) are usable by any principal of the account via the service.
   if (value.startsWith('alias/aws/') || value.includes(':alias/aws/')) return undefined;
   return value.startsWith('arn:') ? value : `arn:aws:kms:${env.region}:${env.account}:key/${value}`;
+}
+
+/** The built code of a function in a cloud assembly: its asset folder and its layers' asset folders. */
+function artifactOf(template: Template, logicalId: string, assemblyDir: string) {
+  const assetDir = (id: string) => {
+    const path = template.Resources[id]?.Metadata?.['aws:asset:path'];
+    if (typeof path !== 'string') {
+      throw new Error(`${id} has no aws:asset:path metadata: synthesize with bundling and asset metadata`);
+    }
+    return join(assemblyDir, path);
+  };
+  const layers = asArray(template.Resources[logicalId]?.Properties?.Layers).map((layer) => {
+    const ref = (layer as { Ref?: string }).Ref;
+    if (!ref) throw new Error(`${logicalId} uses a layer that is not in its stack: ${JSON.stringify(layer)}`);
+    return assetDir(ref);
+  });
+  return { codeDir: assetDir(logicalId), layerDirs: layers };
 }

@@ -6,6 +6,7 @@
  * promise left behind by an invocation runs only when a later invocation thaws it, and dies with the
  * environment when it is reaped.
  */
+import module from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Context } from 'aws-lambda';
@@ -79,6 +80,50 @@ function contextOf(invocation: Invocation): Context {
     fail: () => undefined,
     succeed: () => undefined,
   };
+}
+
+/**
+ * Lambda's Node.js runtimes resolve the ES module imports of a function from its layers
+ * (`/opt/nodejs/node_modules`) too, which Node's own ESM resolution ignores (it does not read
+ * NODE_PATH): a bare specifier not found beside the code is looked up in each NODE_PATH folder.
+ */
+function resolveFromLayers(register: RegisterHooks, nodePath: string): void {
+  const folders = nodePath.split(':').filter(Boolean);
+  register({
+    resolve(specifier, context, nextResolve) {
+      try {
+        return nextResolve(specifier, context);
+      } catch (error) {
+        const bare = !/^(\.|\/|[a-z]+:)/.test(specifier);
+        if (!bare || (error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+        for (const folder of folders) {
+          try {
+            return nextResolve(specifier, {
+              ...context,
+              parentURL: pathToFileURL(join(folder, 'index.js')).href,
+            });
+          } catch {
+            // Not in this layer: the next one.
+          }
+        }
+        throw error;
+      }
+    },
+  });
+}
+
+/** `module.registerHooks` (Node.js 22.15+; the types of Node 20 do not know it). */
+type ResolveContext = { parentURL?: string } & Record<string, unknown>;
+type RegisterHooks = (hooks: {
+  resolve(
+    specifier: string,
+    context: ResolveContext,
+    nextResolve: (specifier: string, context?: ResolveContext) => unknown,
+  ): unknown;
+}) => void;
+const { registerHooks } = module as unknown as { registerHooks?: RegisterHooks };
+if (process.env.NODE_PATH && registerHooks) {
+  resolveFromLayers(registerHooks.bind(module), process.env.NODE_PATH);
 }
 
 let handler: Handler;

@@ -37,6 +37,10 @@ export interface LocalFunctionsOptions {
   readonly capture?: (line: string) => boolean;
   /** Variables over the functions' own and the user's (a test's settings). */
   readonly environment?: Readonly<Record<string, string>>;
+  /** @default - the local stage synthesized from the sources (loadLocalDeployment) */
+  readonly deployment?: LocalDeployment;
+  /** The Node.js binary the environments run on. @default - this process's */
+  readonly nodeBinary?: string;
 }
 
 /** Settings of the laptop that differ from a deployed function's; the user's own variables win. */
@@ -56,7 +60,7 @@ const PROCESS_ONLY = new Set(['KEEL_HOME', 'KEEL_PORT', 'KEEL_S3_PORT', 'KEEL_DY
 const LOUD_LEVELS = /"level":"(WARN|ERROR|CRITICAL)"/;
 
 export async function startLocalFunctions(options: LocalFunctionsOptions): Promise<LocalFunctions> {
-  const deployment = await loadLocalDeployment();
+  const deployment = options.deployment ?? (await loadLocalDeployment());
   const { home, target } = options;
   if (!target.endpoints) throw new Error('the local functions need local endpoints (KEEL_S3_ENDPOINT, …)');
   const user = Object.fromEntries(
@@ -71,6 +75,7 @@ export async function startLocalFunctions(options: LocalFunctionsOptions): Promi
   const metrics = metricsFile(home);
   const lambda = new LocalLambda({
     deployment,
+    nodeBinary: options.nodeBinary,
     environment: {
       ...LOCAL_DEFAULTS,
       ...user,

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from '#lib/paths.ts';
 import type { LocalDeployment, LocalFunction } from '#local/deployment/deployment.ts';
@@ -108,8 +109,11 @@ export class LocalLambda {
         name: 'ResourceNotFoundException',
       });
     }
-    if (!fn.entry)
-      throw new Error(`function ${name} has no keel:entry metadata: the local platform cannot run it`);
+    if (!fn.entry && !fn.artifact) {
+      throw new Error(
+        `function ${name} has no keel:entry metadata and no built code: the local platform cannot run it`,
+      );
+    }
     return fn;
   }
 
@@ -238,8 +242,20 @@ export class LocalLambda {
     counters.started += 1;
     this.counters.set(fn.name, counters);
     const { deployment } = this.options;
-    const child = spawn(this.options.nodeBinary ?? process.execPath, ['--import', 'tsx', ENTRY], {
-      cwd: REPO_ROOT,
+    // A built function runs its bundle as Lambda does: from its own folder, its layers on NODE_PATH,
+    // no project node_modules within reach; a source function runs through tsx from the repository.
+    const code = fn.artifact
+      ? {
+          args: [ENTRY],
+          root: fn.artifact.codeDir,
+          entry: 'index.mjs',
+          nodePath: {
+            NODE_PATH: fn.artifact.layerDirs.map((dir) => join(dir, 'nodejs', 'node_modules')).join(':'),
+          },
+        }
+      : { args: ['--import', 'tsx', ENTRY], root: REPO_ROOT, entry: fn.entry!, nodePath: {} };
+    const child = spawn(this.options.nodeBinary ?? process.execPath, code.args, {
+      cwd: code.root,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: {
         PATH: process.env.PATH ?? '',
@@ -254,9 +270,10 @@ export class LocalLambda {
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memoryMb),
         AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${fn.name}`,
         AWS_LAMBDA_LOG_STREAM_NAME: `local/${id}`,
-        LAMBDA_TASK_ROOT: REPO_ROOT,
+        ...code.nodePath,
+        LAMBDA_TASK_ROOT: code.root,
         TZ: 'UTC',
-        KEEL_LAMBDA_ENTRY: fn.entry!,
+        KEEL_LAMBDA_ENTRY: code.entry,
         KEEL_LAMBDA_HANDLER: fn.handler,
         KEEL_LAMBDA_FUNCTION_ARN: fn.arn,
       },
