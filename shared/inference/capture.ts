@@ -12,8 +12,9 @@ import { randomUUID } from 'node:crypto';
  *
  * In AWS a CloudWatch Logs subscription filter ({@link CAPTURE_FILTER_PATTERN}) on the predict log
  * group sends the capture lines, and only them, to a Firehose stream that writes them to the outputs
- * bucket (lib/constructs/capture-stream.ts). Locally the platform points the lines at its stand-in for
- * that pipeline (local/capture-delivery.ts) with {@link redirectCapture}.
+ * bucket (lib/constructs/capture-stream.ts). Locally the platform reads the stdout of the function's
+ * Lambda-like environments and offers each line to its stand-in for that pipeline
+ * (local/capture-delivery.ts).
  *
  * Layout (outputs bucket): `captures/model=<name>/date=YYYY-MM-DD/hour=HH/<name>.jsonl`, one record
  * per line. Firehose (and the local stand-in, likewise) partitions by the hour its buffer started, not
@@ -70,22 +71,6 @@ export interface CapturedPrediction {
   readonly vector: Float32Array;
 }
 
-/** Receives each capture line (without its newline) synchronously, before the request is answered. */
-export type CaptureSink = (line: string) => void;
-
-const toStdout: CaptureSink = (line) => {
-  process.stdout.write(`${line}\n`);
-};
-let sink: CaptureSink = toStdout;
-
-/**
- * Sends capture lines to `to` instead of stdout (no argument: back to stdout). The local platform
- * points them at its delivery stand-in, as `redirectMetrics` points EMF lines at the metrics file.
- */
-export function redirectCapture(to?: CaptureSink): void {
-  sink = to ?? toStdout;
-}
-
 export interface CaptureOptions {
   /** Share of predictions captured, 0..1 (0 disables). */
   readonly sampleRate: number;
@@ -94,7 +79,7 @@ export interface CaptureOptions {
 }
 
 export interface PredictionCapture {
-  /** Samples one prediction; a sampled one is written to the sink before this returns. */
+  /** Samples one prediction; a sampled one is on stdout before this returns. */
   record(prediction: CapturedPrediction): void;
   /** Predictions sampled (and written) so far. */
   stats(): { readonly sampled: number };
@@ -187,7 +172,7 @@ export function createPredictionCapture(options: CaptureOptions): PredictionCapt
     record(prediction) {
       if (options.sampleRate <= 0) return;
       if (options.sampleRate < 1 && random() >= options.sampleRate) return;
-      sink(captureLine(captureRecord(prediction, now(), 'api')));
+      process.stdout.write(`${captureLine(captureRecord(prediction, now(), 'api'))}\n`);
       sampled++;
     },
     stats: () => ({ sampled }),

@@ -8,7 +8,6 @@ import {
   captureRecord,
   createPredictionCapture,
   parseCaptureLine,
-  redirectCapture,
 } from '#shared/inference/capture.ts';
 import type { ModelHolder } from '#shared/inference/model-holder.ts';
 import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
@@ -20,9 +19,25 @@ import { servedPrediction } from '../../support/capture.ts';
  * never come). Every sampled prediction must already be out of the process by then.
  */
 afterEach(() => {
-  redirectCapture();
+  vi.restoreAllMocks();
   vi.useRealTimers();
 });
+
+/** Collects what the process writes to stdout from now on (nothing reaches the console). */
+function stdoutChunks(): string[] {
+  const chunks: string[] = [];
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    chunks.push(String(chunk));
+    return true;
+  });
+  return chunks;
+}
+
+/** The capture lines among the chunks, each of which must be one whole line with its newline. */
+const captureLines = (chunks: string[]) =>
+  chunks
+    .filter((chunk) => chunk.endsWith('\n') && parseCaptureLine(chunk.slice(0, -1)))
+    .map((chunk) => chunk.slice(0, -1));
 
 /** A model that scores every row 0.8: the capture path, not the model, is under test. */
 const stubModels = {
@@ -77,14 +92,15 @@ const attributes = Object.fromEntries(FEATURE_FIELD_NAMES.map((name) => [name, c
 describe('prediction capture in a Lambda-like environment', () => {
   it('writes each capture line before the handler resolves, leaving no timer or buffer behind', async () => {
     const { handler, capture } = predictHandler();
-    const sink: string[] = [];
-    redirectCapture((line) => sink.push(line));
+    const stdout = stdoutChunks();
     // Frozen: from here no timer would ever fire.
     vi.useFakeTimers();
     const response = await handler(event('/predict', { customerId: 'c-1', attributes }), context);
     expect(response.statusCode).toBe(200);
     // Already delivered, synchronously: nothing was left for a timer or a later invocation.
+    const sink = captureLines(stdout);
     expect(sink).toHaveLength(1);
+    expect(sink[0]).toMatch(/^\{"keel_capture":1,.*\}$/);
     expect(vi.getTimerCount()).toBe(0);
     expect(parseCaptureLine(sink[0]!)).toMatchObject({
       source: 'api',
@@ -107,41 +123,26 @@ describe('prediction capture in a Lambda-like environment', () => {
       context,
     );
     expect(batch.statusCode).toBe(200);
-    expect(sink.map((line) => parseCaptureLine(line)!.customerId)).toEqual(['c-1', 'c-2', 'c-3']);
+    expect(captureLines(stdout).map((line) => parseCaptureLine(line)!.customerId)).toEqual([
+      'c-1',
+      'c-2',
+      'c-3',
+    ]);
     expect(vi.getTimerCount()).toBe(0);
     expect(capture.stats()).toEqual({ sampled: 3 });
   });
 
-  it('writes to stdout by default: one line per prediction, what Lambda and awslogs ship', async () => {
-    const { handler } = predictHandler();
-    const written: string[] = [];
-    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-      written.push(String(chunk));
-      return true;
-    });
-    try {
-      await handler(event('/predict', { customerId: 'c-9', attributes }), context);
-    } finally {
-      spy.mockRestore();
-    }
-    const lines = written.filter((chunk) => parseCaptureLine(chunk.trimEnd()));
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^\{"keel_capture":1,.*\}\n$/);
-    expect(parseCaptureLine(lines[0]!.trimEnd())?.customerId).toBe('c-9');
-  });
-
   it('samples by rate: 0 captures nothing, 0.5 what the random draw lets through', () => {
-    const sink: string[] = [];
-    redirectCapture((line) => sink.push(line));
+    const stdout = stdoutChunks();
     const served = (i: number) => servedPrediction({ customerId: `c-${i}` });
     const off = createPredictionCapture({ sampleRate: 0 });
     for (let i = 0; i < 10; i++) off.record(served(i));
-    expect(sink).toEqual([]);
+    expect(stdout).toEqual([]);
     let draw = 0;
     const half = createPredictionCapture({ sampleRate: 0.5, random: () => (draw++ % 2) * 0.9 });
     for (let i = 0; i < 10; i++) half.record(served(i));
     expect(half.stats()).toEqual({ sampled: 5 });
-    expect(sink.map((line) => parseCaptureLine(line)!.customerId)).toEqual([
+    expect(captureLines(stdout).map((line) => parseCaptureLine(line)!.customerId)).toEqual([
       'c-0',
       'c-2',
       'c-4',
