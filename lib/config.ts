@@ -1,5 +1,4 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import { Period } from 'aws-cdk-lib/aws-apigateway';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { DataStackProps } from '#lib/stacks/data-stack.ts';
 import type { InferenceStackProps } from '#lib/stacks/inference-stack.ts';
@@ -12,8 +11,6 @@ import { configuredSchedules, type KeelConfig } from '#shared/config/keel-config
  * plain translation into CDK types, so `bin/app.ts` only composes. The constructs still check their
  * own props.
  */
-
-const PERIODS = { day: Period.DAY, week: Period.WEEK, month: Period.MONTH } as const;
 
 const optionalDays = (days: number | undefined) => (days === undefined ? undefined : Duration.days(days));
 
@@ -45,7 +42,6 @@ export function stackPropsOf(config: KeelConfig) {
       memorySize: inference.memoryMb,
       captureSampleRate: config.capture.apiSampleRate,
       throttle: api.throttle,
-      quota: { limit: api.quota.limit, period: PERIODS[api.quota.period] },
       wafRateLimitPer5Minutes: api.wafRateLimitPer5Minutes,
       logRetention,
     } satisfies Partial<InferenceStackProps>,

@@ -72,15 +72,16 @@ export interface PredictApiProps {
    */
   readonly throttle?: ThrottleLimits;
   /**
-   * Quota of the usage plan, counted per API key (see {@link requireApiKey}).
+   * Quota of the usage plan, counted per API key: only with {@link requireApiKey}.
    *
-   * @default - 1,000,000 requests per day
+   * @default - 1,000,000 requests per day, with {@link requireApiKey}
    */
   readonly quota?: RequestQuota;
   /**
-   * Require an API key (`x-api-key`) besides the IAM signature. Usage plans meter and throttle per API
-   * key only: with keys, {@link quota} and {@link throttle} also apply to each key (issue keys and add
-   * them to the usage plan out of band); without, the stage throttle alone limits traffic.
+   * Require an API key (`x-api-key`) besides the IAM signature, and meter each key with a usage plan
+   * of {@link quota} and {@link throttle} (issue keys and add them to the plan out of band). Usage
+   * plans count API keys only, so without keys there is no plan, and the stage throttle and the WAF
+   * rate rule are what limit traffic.
    *
    * @default - false
    */
@@ -148,12 +149,14 @@ function assertPositive(owner: string, name: string, value: number, integer: boo
 /**
  * The inference API: a regional REST API with the contract's routes, every method signed with IAM
  * (SigV4), bodies checked against JSON-schema models by a request validator, a stage with stage-wide
- * throttling, X-Ray tracing, execution logs (errors) and JSON access logs, a usage plan, and errors
- * API Gateway raises itself in the contract's error format. The firewall is {@link ApiWebAcl}.
+ * throttling, X-Ray tracing, execution logs (errors) and JSON access logs, optionally API keys metered
+ * by a usage plan, and errors API Gateway raises itself in the contract's error format. The firewall
+ * is {@link ApiWebAcl}.
  */
 export class PredictApi extends Construct {
   public readonly api: RestApi;
-  public readonly usagePlan: UsagePlan;
+  /** The per-key usage plan; undefined unless API keys are required. */
+  public readonly usagePlan: UsagePlan | undefined;
   public readonly accessLogs: LogGroup;
   /** The stage's execution log group (errors only: {@link MethodLoggingLevel.ERROR}, no bodies). */
   public readonly executionLogs: LogGroup;
@@ -168,6 +171,10 @@ export class PredictApi extends Construct {
     const throttle = props.throttle ?? { rateLimit: 100, burstLimit: 200 };
     assertPositive(owner, 'throttle.rateLimit', throttle.rateLimit, false);
     assertPositive(owner, 'throttle.burstLimit', throttle.burstLimit, true);
+    const requireApiKey = props.requireApiKey ?? false;
+    if (props.quota && !requireApiKey) {
+      throw new Error(`${owner}: quota counts requests per API key: set requireApiKey, or remove quota`);
+    }
     const quota = props.quota ?? { limit: 1_000_000, period: Period.DAY };
     assertPositive(owner, 'quota.limit', quota.limit, true);
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
@@ -217,7 +224,7 @@ export class PredictApi extends Construct {
       const model = models.get(`${route.method} ${route.path}`);
       const method = resource.addMethod(route.method, props.backend.integrationFor(route), {
         authorizationType: AuthorizationType.IAM,
-        apiKeyRequired: props.requireApiKey ?? false,
+        apiKeyRequired: requireApiKey,
         requestValidator: validator,
         requestModels: model ? { 'application/json': model } : undefined,
       });
@@ -236,16 +243,17 @@ export class PredictApi extends Construct {
       });
     }
 
-    // Usage plans meter, throttle and cap traffic per API key; IAM-signed requests carry no key unless
-    // requireApiKey is on, so until then this plan counts nothing and the stage throttle above is what
-    // limits traffic. It is declared anyway so that turning keys on is a matter of issuing them.
-    this.usagePlan = this.api.addUsagePlan('UsagePlan', {
-      name: `${props.apiName}-plan`,
-      description: 'Per-API-key throttle and quota of the inference API',
-      throttle,
-      quota,
-      apiStages: [{ api: this.api, stage: this.api.deploymentStage }],
-    });
+    // Usage plans meter, throttle and cap traffic per API key: IAM-signed requests without a key would
+    // pass by a plan uncounted.
+    this.usagePlan = requireApiKey
+      ? this.api.addUsagePlan('UsagePlan', {
+          name: `${props.apiName}-plan`,
+          description: 'Per-API-key throttle and quota of the inference API',
+          throttle,
+          quota,
+          apiStages: [{ api: this.api, stage: this.api.deploymentStage }],
+        })
+      : undefined;
 
     const cloudWatchRole = this.api.node.tryFindChild('CloudWatchRole');
     if (cloudWatchRole) {

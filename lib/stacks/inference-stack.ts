@@ -7,7 +7,7 @@ import { ApiWebAcl } from '#lib/constructs/api-web-acl.ts';
 import { FargatePredict } from '#lib/constructs/fargate-predict.ts';
 import type { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { LambdaPredict } from '#lib/constructs/lambda-predict.ts';
-import { PredictApi, type RequestQuota, type ThrottleLimits } from '#lib/constructs/predict-api.ts';
+import { PredictApi, type ThrottleLimits } from '#lib/constructs/predict-api.ts';
 import type { ModelBackend, PredictSettings } from '#lib/predict-settings.ts';
 import type { InferenceKind } from '#shared/config/keel-config.ts';
 import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
@@ -55,12 +55,6 @@ export interface InferenceStackProps extends StackProps {
    * @default - 100 requests per second, bursts of 200
    */
   readonly throttle?: ThrottleLimits;
-  /**
-   * Usage-plan quota, per API key.
-   *
-   * @default - 1,000,000 requests per day
-   */
-  readonly quota?: RequestQuota;
   /**
    * WAF limit of requests per client IP in any 5-minute window.
    *
@@ -148,7 +142,6 @@ export class InferenceStack extends Stack {
       apiName: `keel-${stage}-inference`,
       backend,
       throttle: props.throttle,
-      quota: props.quota,
       logRetention: props.logRetention,
     });
     new ApiWebAcl(this, 'Waf', {

@@ -159,12 +159,13 @@ export const keelConfigSchema = z.strictObject({
           burstLimit: positiveInt().default(200),
         })
         .prefault({}),
+      /** Removed: a usage-plan quota counts API keys, and Keel's IAM-signed callers send none. */
       quota: z
-        .strictObject({
-          limit: positiveInt().default(1_000_000),
-          period: z.enum(['day', 'week', 'month']).default('day'),
+        .custom<never>(() => false, {
+          error:
+            'removed: API Gateway counts a usage-plan quota per API key, and callers sign with IAM and send none, so it limited nothing; api.throttle (stage-wide) and api.wafRateLimitPer5Minutes (per client IP) limit traffic: remove api.quota',
         })
-        .prefault({}),
+        .optional(),
       /** WAF: requests per client IP in any 5-minute window (AWS allows 10 to 2,000,000,000). */
       wafRateLimitPer5Minutes: z
         .int({ error: 'must be a whole number' })

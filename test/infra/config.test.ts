@@ -78,7 +78,6 @@ describe('the schema of a stage configuration', () => {
       onCall: {},
       api: {
         throttle: { rateLimit: 100, burstLimit: 200 },
-        quota: { limit: 1_000_000, period: 'day' },
         wafRateLimitPer5Minutes: 3000,
       },
       inference: { compute: 'lambda', model: 'onnx' },
@@ -163,6 +162,12 @@ describe('the schema of a stage configuration', () => {
     ).toContain('retrain.approval.webhookUrls.0: must be an https:// URL');
     expect(failure(() => parse({ alarms: { latency: { p99Ms: -1 } } }))).toContain('alarms.latency.p99Ms:');
     expect(failure(() => parse([]))).toContain('(root)');
+  });
+
+  it('refuses api.quota, saying why it was removed and what limits traffic', () => {
+    expect(failure(() => parse({ api: { quota: { limit: 100000, period: 'day' } } }))).toContain(
+      'api.quota: removed: API Gateway counts a usage-plan quota per API key, and callers sign with IAM and send none',
+    );
   });
 
   it('applies the rules across keys', () => {
@@ -306,7 +311,7 @@ describe('the stacks of config/prod.json', () => {
     expect(findings).toEqual([]);
   });
 
-  it('throttle the API stage, cap the usage plan and the WAF rate (api)', () => {
+  it('throttle the API stage and cap the WAF rate (api), with no usage plan to count API keys', () => {
     t.inference.hasResourceProperties('AWS::ApiGateway::Stage', {
       MethodSettings: Match.arrayWith([
         Match.objectLike({
@@ -317,10 +322,7 @@ describe('the stacks of config/prod.json', () => {
         }),
       ]),
     });
-    t.inference.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
-      Quota: { Limit: 20_000_000, Period: 'DAY' },
-      Throttle: { RateLimit: 500, BurstLimit: 1000 },
-    });
+    t.inference.resourceCountIs('AWS::ApiGateway::UsagePlan', 0);
     t.inference.hasResourceProperties('AWS::WAFv2::WebACL', {
       Rules: Match.arrayWith([
         Match.objectLike({ Statement: { RateBasedStatement: Match.objectLike({ Limit: 6000 }) } }),
