@@ -40,14 +40,17 @@ export async function bootstrapIfEmpty(
     `  1/3 generated s3://${raw.bucket}/${raw.key} (churn rate ${(raw.churnRate * 100).toFixed(1)}%) [${seconds()}]`,
   );
   const etl = await runner.run<EtlReport>('etl', { inputKey: raw.key });
-  if (etl.status === 'FAILED') throw new Error(`bootstrap ETL failed: ${etl.error?.message}`);
+  if (etl.status !== 'SUCCEEDED')
+    throw new Error(`bootstrap ETL failed: ${etl.error?.name}: ${etl.error?.message}`);
   options.log(
     `  2/3 etl state machine: ${etl.output!.valid} customers to offline features and the online store [${seconds()}]`,
   );
   const retrain = await runner.run<{ candidate: { version: string; auc: number } }>('retrain', {
     promotion: 'always',
   });
-  if (retrain.status === 'FAILED') throw new Error(`bootstrap retrain failed: ${retrain.error?.message}`);
+  if (retrain.status !== 'SUCCEEDED') {
+    throw new Error(`bootstrap retrain failed: ${retrain.error?.name}: ${retrain.error?.message}`);
+  }
   const { version, auc } = retrain.output!.candidate;
   options.log(
     `  3/3 retrain state machine: registered and promoted ${version}, held-out AUC ${auc.toFixed(4)} [${seconds()}]`,

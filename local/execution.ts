@@ -114,7 +114,9 @@ export async function executeLocally<T>(
         error: { name: 'States.Timeout', message: 'the execution did not finish within its TimeoutSeconds' },
       };
     }
-    const e = error as Error;
+    // The library wraps the error that ended the run (a Fail state's Error and Cause, or a task's
+    // error no Catch took): Step Functions reports that one as the execution's error and cause.
+    const e = ((error as { cause?: unknown }).cause ?? error) as Error;
     return { status: 'FAILED', output: undefined, error: { name: e.name, message: e.message } };
   }
 }

@@ -63,9 +63,10 @@ export async function runPipelineCommand<T>(
     })
     .finally(() => runner.close());
   if (bar) bar.finish(done);
-  if (run.status === 'FAILED') {
+  if (run.status !== 'SUCCEEDED') {
+    const error = run.error ? `${run.error.name}: ${run.error.message}` : 'unknown error';
     throw new UserError(
-      `the ${pipeline} execution failed: ${run.error?.message ?? 'unknown error'} (see ${home}/notifications.jsonl)`,
+      `the ${pipeline} execution ${run.status.toLowerCase().replace('_', ' ')}: ${error} (see ${home}/notifications.jsonl)`,
     );
   }
   return run.output as T;

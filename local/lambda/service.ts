@@ -176,6 +176,8 @@ export class LocalLambda {
       for (const env of pool.environments) {
         if (env.process.exitCode === null && env.process.signalCode === null) {
           exits.push(new Promise((resolve) => env.process.once('close', resolve)));
+          // Waiting for an exit must keep this process alive (an idle environment does not).
+          holdProcess(env.process, true);
         }
         this.kill(pool, env);
       }

@@ -3,11 +3,12 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPipelineRunner, notificationsFile, type PipelineRunner } from '#local/pipelines.ts';
-import type { BatchReport } from '#shared/batch/batch.ts';
+import type { BatchReport, BatchRunSummary } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
-import type { EtlReport } from '#shared/etl/etl.ts';
+import type { EtlReport, EtlRunSummary } from '#shared/etl/etl.ts';
 import { CSV_HEADER, toCsvLine } from '#shared/features/index.ts';
 import { decideApproval, listApprovals } from '#shared/pipelines/approvals.ts';
+import { getJson } from '#shared/pipelines/run-objects.ts';
 import { getChampion, listVersions } from '#shared/registry/registry.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
@@ -72,7 +73,7 @@ describe('ETL state machine', () => {
   it('validates, quarantines bad rows with row and reason, fills both stores, and is idempotent', async () => {
     await putRaw('raw/20261101T000000Z-n3000-s31.csv', lines);
     const tasksDone: string[] = [];
-    const run = await runner.run<EtlReport>('etl', { chunkRows: 1000 }, (state) => tasksDone.push(state));
+    const run = await runner.run<EtlRunSummary>('etl', { chunkRows: 1000 }, (state) => tasksDone.push(state));
     expect(run.status).toBe('SUCCEEDED');
     expect(tasksDone.filter((s) => s === 'Process chunk')).toHaveLength(3);
     expect(run.output).toMatchObject({
@@ -81,8 +82,11 @@ describe('ETL state machine', () => {
       quarantined: 3,
       onlineWritten: ROWS - 3,
     });
+    // The state machine's output counts the parts; the dataset's manifest lists them.
+    const manifest = await getJson<EtlReport>(aws.clients.s3, aws.names.features, run.output!.manifestKey);
+    expect(run.output!.quarantinePartCount).toBe(manifest.quarantineKeys.length);
     const quarantined = (
-      await Promise.all(run.output!.quarantineKeys.map((key) => text(aws.names.features, key)))
+      await Promise.all(manifest.quarantineKeys.map((key) => text(aws.names.features, key)))
     ).flatMap((part) =>
       part
         .trim()
@@ -94,7 +98,7 @@ describe('ETL state machine', () => {
     expect(quarantined[1]!.reason.join()).toMatch(/^age/);
     expect((await storeIds()).length).toBe(ROWS - 3);
 
-    const again = await runner.run<EtlReport>('etl', {
+    const again = await runner.run<EtlRunSummary>('etl', {
       inputKey: 'raw/20261101T000000Z-n3000-s31.csv',
       chunkRows: 1000,
     });
@@ -187,9 +191,11 @@ describe('batch scoring state machine', () => {
   });
 
   it('scores every customer exactly once, with the champion, matching the real-time API', async () => {
-    const run = await runner.run<BatchReport>('batch', { segments: 3 });
+    const run = await runner.run<BatchRunSummary>('batch', { segments: 3 });
     expect(run.status).toBe('SUCCEEDED');
-    const report = run.output!;
+    // The state machine's output counts the parts; its manifest lists them.
+    const report = await getJson<BatchReport>(aws.clients.s3, aws.names.outputs, run.output!.manifestKey);
+    expect(run.output).toMatchObject({ rows: report.rows, partCount: 3 });
     expect(report.model.version).toBe('v2');
     const ids = await storeIds();
     expect(report.rows).toBe(ids.length);
@@ -233,14 +239,15 @@ describe('batch scoring of a given input file', () => {
     const lines = [CSV_HEADER, ...fresh.map(toCsvLine)];
     lines[10] = lines[10]!.replace(/^(n-\d+),\d+,/, '$1,5,');
     await putRaw('raw/20261103T000000Z-to-score.csv', lines);
-    const run = await runner.run<BatchReport>('batch', {
+    const run = await runner.run<BatchRunSummary>('batch', {
       inputKey: 'raw/20261103T000000Z-to-score.csv',
       chunkRows: 1000,
     });
     expect(run.status).toBe('SUCCEEDED');
     expect(run.output).toMatchObject({ rows: 2499, skipped: 1 });
-    expect(run.output!.parts).toHaveLength(3);
-    const rows = await predictionRows(run.output!.parts);
+    expect(run.output!.partCount).toBe(3);
+    const { parts } = await getJson<BatchReport>(aws.clients.s3, aws.names.outputs, run.output!.manifestKey);
+    const rows = await predictionRows(parts);
     expect(new Set(rows.map((r) => r[0])).size).toBe(2499);
     expect(rows.some((r) => r[0] === fresh[9]!.customer_id)).toBe(false);
     for (const row of rows.slice(0, 25)) {
@@ -345,9 +352,12 @@ describe('retrain with a human approval (task token)', () => {
       const run = await impatient.run<Run>('retrain', { promotion: 'always', requireApproval: true });
       expect(run.status).toBe('FAILED');
       // The Fail state `Approval expired` (error ApprovalExpired) ended it, with its cause.
-      expect(run.error?.message).toMatch(
-        /Nobody approved or rejected the candidate within .* h: it is registered, not promoted/,
-      );
+      expect(run.error).toMatchObject({
+        name: 'ApprovalExpired',
+        message: expect.stringMatching(
+          /Nobody approved or rejected the candidate within .* h: it is registered, not promoted/,
+        ),
+      });
       expect(await getChampion(registry(), 'churn')).toBe(champion);
       const expired = (await notifications()).at(-1);
       expect(expired).toMatchObject({

@@ -95,3 +95,24 @@ describe('TimeoutSeconds', () => {
     expect(outcome.output).toMatchObject({ error: { Error: 'States.Timeout' } });
   });
 });
+
+describe('a failed execution', () => {
+  it("reports the error and cause of the state that ended it, as Step Functions does (a Fail state's)", async () => {
+    const outcome = await run(
+      {
+        StartAt: 'Work',
+        States: {
+          Work: task({ End: true, Catch: [{ ErrorEquals: ['States.ALL'], Next: 'Failed' }] }),
+          Failed: { Type: 'Fail', Error: 'PipelineFailed', Cause: 'the work failed' },
+        },
+      },
+      async () => {
+        throw new Error('boom');
+      },
+    );
+    expect(outcome).toMatchObject({
+      status: 'FAILED',
+      error: { name: 'PipelineFailed', message: 'the work failed' },
+    });
+  });
+});
