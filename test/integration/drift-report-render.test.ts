@@ -29,6 +29,10 @@ function findChromium(): string | undefined {
 }
 
 const chromium = findChromium();
+// CI installs Chromium (.ci/run): there a missing browser is a failure, not a skipped check.
+if (!chromium && process.env.CI === 'true') {
+  throw new Error("no Chromium on PATH: .ci/run installs Debian's chromium for this test (or set CHROMIUM)");
+}
 if (!chromium)
   console.warn('drift report render check skipped: no Chromium on PATH (install chromium or set CHROMIUM)');
 
