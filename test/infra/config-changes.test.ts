@@ -3,50 +3,10 @@
  * updates a producing stack before the stacks that import from it, and CloudFormation refuses to
  * remove an export that a deployed stack still imports ("Export … cannot be deleted as it is in use").
  * So for a change A → B, each stack's exports under B must hold every export the stacks import under A.
+ * Every ordered pair of the documented configurations is such a change, so switching back is checked too.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { addKeelStacks } from '#lib/keel-app.ts';
-import { REPO_ROOT } from '#lib/paths.ts';
-import { parseKeelConfig } from '#shared/config/keel-config.ts';
-import { CDK_CONTEXT } from './cdk-app.ts';
-
-const ENV = { account: '123456789012', region: 'us-east-1' };
-const CONFIG_DIR = join(REPO_ROOT, 'config');
-
-/**
- * The documented configurations: the example files, the defaults, and each documented switch or
- * variant on top of the defaults. Every ordered pair is a change, so switching back is checked too.
- */
-const CONFIGS: Record<string, unknown> = {
-  ...Object.fromEntries(
-    readdirSync(CONFIG_DIR)
-      .filter((file) => file.endsWith('.json'))
-      .map((file) => [file, JSON.parse(readFileSync(join(CONFIG_DIR, file), 'utf8'))]),
-  ),
-  defaults: {},
-  'inference.compute ecs': { inference: { compute: 'ecs' } },
-  'inference.model sagemaker': { inference: { model: 'sagemaker', sagemakerEndpoint: 'churn-endpoint' } },
-  'inference.compute ecs, model sagemaker': {
-    inference: { compute: 'ecs', model: 'sagemaker', sagemakerEndpoint: 'churn-endpoint' },
-  },
-  'inference.provisionedConcurrency': { inference: { provisionedConcurrency: 1 } },
-  'retrain.onDrift': { retrain: { onDrift: true } },
-  'retrain.requireApproval': {
-    retrain: { requireApproval: true, approval: { emails: ['ml-leads@example.com'] } },
-  },
-  'capture off': { capture: { apiSampleRate: 0, batchSampleRate: 0 } },
-  'schedules off': {
-    schedules: { batchScoring: { enabled: false }, drift: { enabled: false }, retrain: { enabled: false } },
-  },
-  'onCall endpoints': {
-    onCall: { email: 'oncall@example.com', webhookUrl: 'https://pager.example.com/hook' },
-  },
-  'data destroy': { data: { removalPolicy: 'destroy', deletionProtection: false } },
-  'retention set': { retention: { captureDays: 30, predictionDays: 30, backupDays: 7 } },
-};
+import { DOCUMENTED_CONFIGS, synthesizeConfig } from '../support/documented-configs.ts';
 
 /** Export names and imported export names of each stack (by stack name) of one configuration. */
 interface References {
@@ -64,13 +24,11 @@ function importsOf(template: unknown): Set<string> {
   return names;
 }
 
-/** Synthesizes the app's stacks for one configuration, bundling skipped (no template here reads code). */
+/** The exports and imports of the app's stacks for one configuration. */
 function referencesOf(name: string, input: unknown): References {
-  const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
-  addKeelStacks(app, { stage: 'test', env: ENV, config: parseKeelConfig(input, name) });
   const exports = new Map<string, Set<string>>();
   const imports = new Map<string, Set<string>>();
-  for (const stack of app.synth().stacks) {
+  for (const stack of synthesizeConfig(name, input).stacks) {
     const outputs = Object.values(stack.template.Outputs ?? {}) as { Export?: { Name: string } }[];
     exports.set(stack.stackName, new Set(outputs.flatMap((o) => (o.Export ? [o.Export.Name] : []))));
     imports.set(stack.stackName, importsOf(stack.template));
@@ -95,7 +53,8 @@ function blockedExports(from: References, to: References): string[] {
 describe('a change between documented configurations', () => {
   const references = new Map<string, References>();
   beforeAll(() => {
-    for (const [name, input] of Object.entries(CONFIGS)) references.set(name, referencesOf(name, input));
+    for (const [name, input] of Object.entries(DOCUMENTED_CONFIGS))
+      references.set(name, referencesOf(name, input));
   });
 
   it('finds the imports it checks (the stacks do reference each other through exports)', () => {
@@ -103,7 +62,7 @@ describe('a change between documented configurations', () => {
     expect([...defaults.imports.values()].reduce((n, names) => n + names.size, 0)).toBeGreaterThan(0);
   });
 
-  const names = Object.keys(CONFIGS);
+  const names = Object.keys(DOCUMENTED_CONFIGS);
   it.each(names)('from %s to any other keeps every export the stacks import', (from) => {
     const blocked = names
       .filter((to) => to !== from)

@@ -1,0 +1,50 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
+import { addKeelStacks } from '#lib/keel-app.ts';
+import { REPO_ROOT } from '#lib/paths.ts';
+import { parseKeelConfig } from '#shared/config/keel-config.ts';
+import { CDK_CONTEXT } from '../infra/cdk-app.ts';
+
+const CONFIG_DIR = join(REPO_ROOT, 'config');
+
+/**
+ * The configurations docs/configuration.md documents, by name: the example files, the defaults, and
+ * each documented switch or variant on top of the defaults.
+ */
+export const DOCUMENTED_CONFIGS: Readonly<Record<string, unknown>> = {
+  ...Object.fromEntries(
+    readdirSync(CONFIG_DIR)
+      .filter((file) => file.endsWith('.json'))
+      .map((file) => [file, JSON.parse(readFileSync(join(CONFIG_DIR, file), 'utf8'))]),
+  ),
+  defaults: {},
+  'inference.compute ecs': { inference: { compute: 'ecs' } },
+  'inference.model sagemaker': { inference: { model: 'sagemaker', sagemakerEndpoint: 'churn-endpoint' } },
+  'inference.compute ecs, model sagemaker': {
+    inference: { compute: 'ecs', model: 'sagemaker', sagemakerEndpoint: 'churn-endpoint' },
+  },
+  'inference.provisionedConcurrency': { inference: { provisionedConcurrency: 1 } },
+  'retrain.onDrift': { retrain: { onDrift: true } },
+  'retrain.requireApproval': {
+    retrain: { requireApproval: true, approval: { emails: ['ml-leads@example.com'] } },
+  },
+  'capture off': { capture: { apiSampleRate: 0, batchSampleRate: 0 } },
+  'schedules off': {
+    schedules: { batchScoring: { enabled: false }, drift: { enabled: false }, retrain: { enabled: false } },
+  },
+  'onCall endpoints': {
+    onCall: { email: 'oncall@example.com', webhookUrl: 'https://pager.example.com/hook' },
+  },
+  'data destroy': { data: { removalPolicy: 'destroy', deletionProtection: false } },
+  'retention set': { retention: { captureDays: 30, predictionDays: 30, backupDays: 7 } },
+};
+
+/** The app's stacks for one documented configuration, synthesized without bundling (templates only). */
+export function synthesizeConfig(name: string, input: unknown): CloudAssembly {
+  const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+  const env = { account: '123456789012', region: 'us-east-1' };
+  addKeelStacks(app, { stage: 'test', env, config: parseKeelConfig(input, name) });
+  return app.synth();
+}
