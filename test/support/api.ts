@@ -2,6 +2,7 @@ import { startLocalApi } from '#local/api.ts';
 import type { CaptureDelivery } from '#local/capture-delivery.ts';
 import type { AwsTarget } from '#shared/aws/clients.ts';
 import type { ApiServer } from '#shared/http/apigw-server.ts';
+import { resourceEnvironment } from '#shared/resources.ts';
 import type { TestAws } from './aws.ts';
 
 /**
@@ -35,6 +36,8 @@ export async function startTestApi(
     names: aws.names,
     port: 0,
     environment: {
+      // The test's own resource names (a stage's, in the --stage tests), where they differ from the local stage's.
+      ...resourceEnvironment(aws.names),
       KEEL_MODEL_REFRESH_SECONDS: String((options.refreshIntervalMs ?? 0) / 1000),
       KEEL_MAX_RECORD_AGE_HOURS: String(Math.round((options.maxRecordAgeMs ?? 30 * 86_400_000) / 3_600_000)),
       KEEL_CAPTURE_SAMPLE_RATE: String(options.captureSampleRate ?? 0),
