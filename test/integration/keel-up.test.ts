@@ -63,7 +63,8 @@ describe('keel up and commands from another terminal', () => {
     } finally {
       expect(await restarted.stop()).toBe(0);
     }
-  });
+    // Two starts, each initializing Lambda-like environments (a cold start apiece): minutes on a busy CI machine.
+  }, 180_000);
 
   it('rejects bad flags with a message naming the flag', async () => {
     const result = await runKeel(['data', 'generate', '--rows', 'ten'], env);
