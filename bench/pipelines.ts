@@ -15,10 +15,10 @@ import { parseArgs } from 'node:util';
 import { createPipelineRunner } from '#local/pipelines.ts';
 import { startLocalServers } from '#local/servers.ts';
 import { createAwsClients } from '#shared/aws/clients.ts';
-import type { BatchReport } from '#shared/batch/batch.ts';
+import type { BatchRunSummary } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { writeRawData } from '#shared/data/raw-data.ts';
-import { type EtlReport, planEtl, processEtlChunk } from '#shared/etl/etl.ts';
+import { type EtlRunSummary, planEtl, processEtlChunk } from '#shared/etl/etl.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET, type RawRecord } from '#shared/features/index.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { getChampion, loadVerifiedModel } from '#shared/registry/registry.ts';
@@ -106,7 +106,7 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
     phase(`ETL state machine on ${options.etlRows.toLocaleString('en')} rows …`);
     const etl = await withPeakRss(async () => {
       const started = performance.now();
-      const run = await runner.run<EtlReport>('etl', { inputKey: raw.key });
+      const run = await runner.run<EtlRunSummary>('etl', { inputKey: raw.key });
       if (run.status !== 'SUCCEEDED') throw new Error(`etl ${run.status}: ${run.error?.message}`);
       return { rows: run.output!.rowsRead, seconds: (performance.now() - started) / 1000 };
     });
@@ -117,7 +117,7 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
     phase('batch-scoring state machine over every customer …');
     const batch = await withPeakRss(async () => {
       const started = performance.now();
-      const run = await runner.run<BatchReport>('batch', { segments: 4 });
+      const run = await runner.run<BatchRunSummary>('batch', { segments: 4 });
       if (run.status !== 'SUCCEEDED') throw new Error(`batch ${run.status}: ${run.error?.message}`);
       return { rows: run.output!.rows, seconds: (performance.now() - started) / 1000 };
     });

@@ -2,10 +2,10 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import {
   type BatchDeps,
-  type BatchPlan,
-  finalizeBatch,
-  planBatch,
-  scoreSegment,
+  completeBatchRun,
+  MAX_BATCH_SEGMENTS,
+  planBatchRun,
+  scoreBatchRunSegment,
 } from '#shared/batch/batch.ts';
 import { captureSampleRate } from '#shared/inference/config.ts';
 import { metrics } from '#shared/observability.ts';
@@ -24,21 +24,16 @@ const deps: BatchDeps = {
   capture: { sampleRate: captureSampleRate() },
 };
 
-const segmentSchema = z.object({
-  segment: z.number().int().min(0),
-  start: z.number().int().min(0).optional(),
-  end: z.number().int().min(0).optional(),
-  firstRow: z.number().int().min(1).optional(),
-});
-
-const planSchema = z.object({
+const runSchema = z.object({
   runId: z.string().min(1),
   runDate: z.string(),
   model: z.object({ name: z.string(), version: z.string(), threshold: z.number() }),
   outputPrefix: z.string().min(1),
-  totalSegments: z.number().int().min(1).max(1_000_000),
-  segments: z.array(segmentSchema),
+  totalSegments: z.number().int().min(1).max(MAX_BATCH_SEGMENTS),
   input: z.object({ key: z.string().min(1), header: z.string().min(1), labeled: z.boolean() }).optional(),
+  itemCount: z.number().int().min(1).max(MAX_BATCH_SEGMENTS),
+  planKey: z.string().min(1),
+  resultsPrefix: z.string().min(1),
 });
 
 /**
@@ -47,40 +42,25 @@ const planSchema = z.object({
  */
 export const plan = step(
   z.object({
-    segments: z.number().int().min(1).max(10_000).optional(),
+    segments: z.number().int().min(1).max(MAX_BATCH_SEGMENTS).optional(),
     inputKey: z.string().min(1).optional(),
     chunkRows: z.number().int().min(1).optional(),
   }),
-  (input) => planBatch(deps, { name: ctx.modelName, ...input }),
+  (input) => planBatchRun(deps, { name: ctx.modelName, ...input }),
 );
 
-/** Scores one segment (one Distributed Map item). */
-export const score = step(
-  z.object({ plan: planSchema.omit({ segments: true }), segment: segmentSchema }),
-  (input) => scoreSegment(deps, { ...input.plan, segments: [] } as BatchPlan, input.segment),
+/** Scores one segment (one Distributed Map item); its result goes to S3. */
+export const score = step(z.object({ run: runSchema, index: z.number().int().min(0) }), (input) =>
+  scoreBatchRunSegment(deps, input.run, input.index),
 );
 
-/** Totals, manifest and the run's metrics (rows scored, positive rate). */
-export const finalize = step(
-  z.object({
-    plan: planSchema,
-    results: z.array(
-      z.object({
-        segment: z.number().int(),
-        rows: z.number().int(),
-        positives: z.number().int(),
-        skipped: z.number().int(),
-        key: z.string(),
-      }),
-    ),
-  }),
-  async (input) => {
-    const report = await finalizeBatch(deps, input.plan, input.results);
-    metrics.addMetadata('ModelVersion', report.model.version);
-    metrics.addMetric('BatchRowsScored', MetricUnit.Count, report.rows);
-    metrics.addMetric('BatchPositiveRate', MetricUnit.NoUnit, report.positiveRate);
-    metrics.addMetric('BatchRowsSkipped', MetricUnit.Count, report.skipped);
-    metrics.publishStoredMetrics();
-    return report;
-  },
-);
+/** Totals over the segments' results (read from S3), manifest and the run's metrics (rows scored, positive rate). */
+export const finalize = step(z.object({ run: runSchema }), async (input) => {
+  const report = await completeBatchRun(deps, input.run);
+  metrics.addMetadata('ModelVersion', report.model.version);
+  metrics.addMetric('BatchRowsScored', MetricUnit.Count, report.rows);
+  metrics.addMetric('BatchPositiveRate', MetricUnit.NoUnit, report.positiveRate);
+  metrics.addMetric('BatchRowsSkipped', MetricUnit.Count, report.skipped);
+  metrics.publishStoredMetrics();
+  return report;
+});

@@ -2,7 +2,13 @@ import { z } from 'zod';
 import { ETL_MAX_BAD_ROW_SHARE_ENV } from '#shared/config/keel-config.ts';
 import { numberEnv } from '#shared/env.ts';
 import { ValidationError } from '#shared/errors.ts';
-import { completeEtl, type EtlDeps, newestRawKey, planEtl, processEtlChunk } from '#shared/etl/etl.ts';
+import {
+  completeEtlRun,
+  type EtlDeps,
+  newestRawKey,
+  planEtlRun,
+  processEtlRunChunk,
+} from '#shared/etl/etl.ts';
 import { pipelineContext } from '#shared/pipelines/config.ts';
 import { step } from '#shared/pipelines/step.ts';
 
@@ -15,32 +21,22 @@ const deps: EtlDeps = {
   onlineTable: ctx.names.onlineFeatures,
 };
 
-const chunkSchema = z.object({
-  index: z.number().int().min(0),
-  start: z.number().int().min(0),
-  end: z.number().int().min(0),
-  firstRow: z.number().int().min(1),
-  rows: z.number().int().min(0),
-});
-const planSchema = z.object({
+const runSchema = z.object({
   inputKey: z.string().min(1),
   runDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
   header: z.string().min(1),
   labeled: z.boolean(),
   totalRows: z.number().int().min(0),
   featurePrefix: z.string().min(1),
-});
-const chunkResultSchema = z.object({
-  index: z.number().int(),
-  rows: z.number().int(),
-  valid: z.number().int(),
-  quarantined: z.number().int(),
-  onlineWritten: z.number().int(),
-  featureKey: z.string(),
-  quarantineKey: z.string().nullable(),
+  itemCount: z.number().int().min(0),
+  planKey: z.string().min(1),
+  resultsPrefix: z.string().min(1),
 });
 
-/** Plan: the input key (default: the newest raw file) cut into row chunks for the Map state. */
+/**
+ * Plan: the input key (default: the newest raw file) cut into row chunks; the plan goes to S3, the Map
+ * state gets the chunk numbers.
+ */
 export const plan = step(
   z.object({
     inputKey: z.string().min(1).optional(),
@@ -57,24 +53,26 @@ export const plan = step(
         { path: 'inputKey', message: 'none found' },
       ]);
     }
-    return planEtl(deps, { ...input, inputKey });
+    return planEtlRun(deps, { ...input, inputKey });
   },
 );
 
-/** One chunk: validate, quarantine, features part, online store. */
-export const chunk = step(z.object({ plan: planSchema, chunk: chunkSchema }), (input) =>
-  processEtlChunk(deps, input.plan, input.chunk),
+/** One chunk: validate, quarantine, features part, online store; its result goes to S3. */
+export const chunk = step(z.object({ run: runSchema, index: z.number().int().min(0) }), (input) =>
+  processEtlRunChunk(deps, input.run, input.index),
 );
 
 /** The stage's share (its config's etl.maxBadRowShare), for runs whose input sets none. */
 const stageMaxBadRowShare = numberEnv(ETL_MAX_BAD_ROW_SHARE_ENV, { min: 0, max: 1 });
 
-/** Totals and checks; fails the execution when rows were lost or too many were bad, else marks the dataset complete. */
+/**
+ * Totals and checks over the chunks' results (read from S3); fails the execution when rows were lost or
+ * too many were bad, else marks the dataset complete.
+ */
 export const finalize = step(
   z.object({
-    plan: planSchema,
-    results: z.array(chunkResultSchema),
+    plan: z.object({ run: runSchema }),
     maxBadRowShare: z.number().min(0).max(1).optional(),
   }),
-  (input) => completeEtl(deps, input.plan, input.results, input.maxBadRowShare ?? stageMaxBadRowShare),
+  (input) => completeEtlRun(deps, input.plan.run, input.maxBadRowShare ?? stageMaxBadRowShare),
 );

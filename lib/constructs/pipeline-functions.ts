@@ -9,7 +9,7 @@ import { OnnxRuntimeLayer } from '#lib/constructs/onnxruntime-layer.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { ETL_MAX_BAD_ROW_SHARE_ENV } from '#shared/config/keel-config.ts';
 import { captureModelPrefix } from '#shared/inference/capture.ts';
-import type { BucketRole, TableRole } from '#shared/resources.ts';
+import { type BucketRole, KEYS, type TableRole } from '#shared/resources.ts';
 
 /** Props of {@link PipelineFunctions}. */
 export interface PipelineFunctionsProps {
@@ -163,6 +163,22 @@ export class PipelineFunctions extends Construct {
     objects(this.etlChunk, buckets.features, 'features/', ['s3:PutObject'], 'Writes its feature part');
     objects(this.etlChunk, buckets.features, 'quarantine/', ['s3:PutObject'], 'Writes its quarantined rows');
     objects(this.etlFinalize, buckets.features, 'features/', ['s3:PutObject'], 'Marks a complete dataset');
+    // The run's plan and chunk results (shared/pipelines/run-objects.ts): kept out of the 256 KiB state.
+    objects(this.etlPlan, buckets.features, KEYS.etlRunsPrefix, ['s3:PutObject'], 'Writes the run plan');
+    objects(
+      this.etlChunk,
+      buckets.features,
+      KEYS.etlRunsPrefix,
+      ['s3:GetObject', 's3:PutObject'],
+      'Reads the run plan, writes its chunk result',
+    );
+    objects(
+      this.etlFinalize,
+      buckets.features,
+      KEYS.etlRunsPrefix,
+      ['s3:GetObject'],
+      'Reads the chunk results',
+    );
     tables.onlineFeatures.grant(this.etlChunk.role, 'dynamodb:BatchWriteItem', 'dynamodb:PutItem');
 
     list(this.train, buckets.features, 'features/');
@@ -217,5 +233,20 @@ export class PipelineFunctions extends Construct {
       'Captures its scored rows for the drift job',
     );
     objects(this.batchFinalize, buckets.outputs, 'predictions/', ['s3:PutObject'], 'Writes the run manifest');
+    objects(this.batchPlan, buckets.outputs, KEYS.batchRunsPrefix, ['s3:PutObject'], 'Writes the run plan');
+    objects(
+      this.batchScore,
+      buckets.outputs,
+      KEYS.batchRunsPrefix,
+      ['s3:GetObject', 's3:PutObject'],
+      'Reads the run plan, writes its segment result',
+    );
+    objects(
+      this.batchFinalize,
+      buckets.outputs,
+      KEYS.batchRunsPrefix,
+      ['s3:GetObject'],
+      'Reads the segment results',
+    );
   }
 }

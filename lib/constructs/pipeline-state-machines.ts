@@ -103,7 +103,13 @@ export class PipelineStateMachines extends Construct {
       }
     }
     const f = props.functions;
-    const task = (name: string, fn: KeelFunction, payload?: Record<string, unknown>, resultPath?: string) =>
+    const task = (
+      name: string,
+      fn: KeelFunction,
+      payload?: Record<string, unknown>,
+      resultPath?: string,
+      outputPath?: string,
+    ) =>
       withRetry(
         new LambdaInvoke(this, name, {
           stateName: name,
@@ -114,6 +120,7 @@ export class PipelineStateMachines extends Construct {
           taskTimeout: Timeout.duration(fn.function.timeout!),
           ...(payload ? { payload: TaskInput.fromObject(payload) } : {}),
           ...(resultPath ? { resultPath } : {}),
+          ...(outputPath ? { outputPath } : {}),
         }),
       );
     const failure = (pipeline: PipelineName) => {
@@ -144,13 +151,16 @@ export class PipelineStateMachines extends Construct {
     {
       const s = PIPELINES.etl.states;
       const plan = task(s.plan, f.etlPlan, undefined, '$.plan');
+      // Step Functions refuses any state over 256 KiB: the plan is in S3 and the state holds its key and the
+      // chunk numbers; each chunk writes its result to S3 and passes on its number only, and the finalize
+      // step reads the results back (shared/pipelines/run-objects.ts).
       const chunks = new MapState(this, 'EtlChunks', {
         stateName: s.chunks,
-        itemsPath: '$.plan.chunks',
-        itemSelector: { 'plan.$': '$.plan', 'chunk.$': '$$.Map.Item.Value' },
+        itemsPath: '$.plan.items',
+        itemSelector: { 'run.$': '$.plan.run', 'index.$': '$$.Map.Item.Value' },
         maxConcurrency: etlConcurrency,
-        resultPath: '$.results',
-      }).itemProcessor(task(s.chunk, f.etlChunk));
+        resultPath: JsonPath.DISCARD,
+      }).itemProcessor(task(s.chunk, f.etlChunk, undefined, JsonPath.DISCARD, '$.index'));
       const finalize = task(s.finalize, f.etlFinalize);
       catchAll([plan, chunks, finalize], failure('etl'));
       this.etl = this.machine('etl', props, plan.next(chunks).next(finalize), [
@@ -339,16 +349,17 @@ export class PipelineStateMachines extends Construct {
     // Batch scoring
     {
       const s = PIPELINES.batch.states;
-      const score = task(s.score, f.batchScore, { 'plan.$': '$.plan', 'segment.$': '$.segment' });
+      // As the ETL: plan and results in S3, the segment numbers in the state (up to MAX_BATCH_SEGMENTS).
+      const score = task(s.score, f.batchScore, undefined, JsonPath.DISCARD, '$.index');
       const segments = new DistributedMap(this, 'BatchSegments', {
         stateName: s.segments,
-        itemsPath: '$.plan.segments',
-        itemSelector: { 'plan.$': '$.plan', 'segment.$': '$$.Map.Item.Value' },
+        itemsPath: '$.plan.items',
+        itemSelector: { 'run.$': '$.plan.run', 'index.$': '$$.Map.Item.Value' },
         maxConcurrency: batchConcurrency,
-        resultPath: '$.results',
+        resultPath: JsonPath.DISCARD,
       }).itemProcessor(score);
       const plan = task(s.plan, f.batchPlan, undefined, '$.plan');
-      const finalize = task(s.finalize, f.batchFinalize, { 'plan.$': '$.plan', 'results.$': '$.results' });
+      const finalize = task(s.finalize, f.batchFinalize, { 'run.$': '$.plan.run' });
       catchAll([plan, segments, finalize], failure('batch'));
       this.batch = this.machine('batch', props, plan.next(segments).next(finalize), [
         f.batchPlan,

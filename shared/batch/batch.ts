@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { NoModelError } from '#shared/errors.ts';
+import { NoModelError, ValidationError } from '#shared/errors.ts';
 import { planEtl, readCsvLines } from '#shared/etl/etl.ts';
 import {
   encodeFeatures,
@@ -19,7 +19,16 @@ import {
   captureRecord,
 } from '#shared/inference/capture.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
+import {
+  getResults,
+  planReader,
+  putJson,
+  type RunObjects,
+  resultKey,
+  runPlanOf,
+} from '#shared/pipelines/run-objects.ts';
 import { getChampion, loadVerifiedModel, type RegistryDeps } from '#shared/registry/registry.ts';
+import { KEYS } from '#shared/resources.ts';
 
 /**
  * Batch scoring as the states of its state machine: `planBatch` pins the champion version and splits the
@@ -84,6 +93,13 @@ export interface BatchReport {
   readonly manifestKey: string;
 }
 
+/**
+ * The most segments (store segments, or byte ranges of a given file) a batch run may have. The
+ * Distributed Map runs each as a child execution, so the bound is the state: the item numbers the plan
+ * step returns (about 49 KB at this size) must stay well under Step Functions' 256 KiB.
+ */
+export const MAX_BATCH_SEGMENTS = 10_000;
+
 export const PREDICTIONS_HEADER =
   'customer_id,probability,prediction,model_version,feature_fingerprint,event_time';
 
@@ -112,7 +128,7 @@ export async function planBatch(
     // The same cut into whole-line byte ranges as the ETL plan, one range per Map item.
     const file = await planEtl(
       { s3: deps.s3, rawBucket: deps.rawBucket },
-      { inputKey: options.inputKey, chunkRows: options.chunkRows },
+      { inputKey: options.inputKey, chunkRows: options.chunkRows, maxChunks: MAX_BATCH_SEGMENTS },
     );
     return {
       ...common,
@@ -127,6 +143,11 @@ export async function planBatch(
     };
   }
   const totalSegments = options.segments ?? 4;
+  if (!Number.isInteger(totalSegments) || totalSegments < 1 || totalSegments > MAX_BATCH_SEGMENTS) {
+    throw new ValidationError(`segments must be an integer from 1 to ${MAX_BATCH_SEGMENTS}`, [
+      { path: 'segments', message: `got ${totalSegments}` },
+    ]);
+  }
   return {
     ...common,
     totalSegments,
@@ -313,4 +334,74 @@ export async function finalizeBatch(
     }),
   );
   return report;
+}
+
+/**
+ * What the batch state machine carries from state to state: the plan without its segments, and where
+ * the segments (for a given file) and their results are (see shared/pipelines/run-objects.ts).
+ */
+export type BatchRun = Omit<BatchPlan, 'segments'> & RunObjects;
+
+/** The plan step's output: the run, and the segment numbers the Distributed Map iterates over. */
+export interface BatchRunPlan {
+  readonly run: BatchRun;
+  readonly items: number[];
+}
+
+/** The batch state machine's output: the report without its parts, which its manifest keeps. */
+export type BatchRunSummary = Omit<BatchReport, 'parts'> & { readonly partCount: number };
+
+const readBatchPlan = planReader<BatchPlan>();
+
+/** What of a plan the state machine carries. */
+export const batchRunOf = (plan: BatchPlan): BatchRunPlan =>
+  runPlanOf(plan, 'segments', `${KEYS.batchRunsPrefix}${plan.runId}/`);
+
+/** The plan step of the state machine: {@link planBatch}, with the plan written to the outputs bucket. */
+export async function planBatchRun(
+  deps: BatchDeps,
+  options: Parameters<typeof planBatch>[1],
+): Promise<BatchRunPlan> {
+  const plan = await planBatch(deps, options);
+  const runPlan = batchRunOf(plan);
+  await putJson(deps.s3, deps.outputsBucket, runPlan.run.planKey, plan);
+  return runPlan;
+}
+
+/** One Map item: segment `index` of the run's plan, its result written beside the plan. */
+export async function scoreBatchRunSegment(
+  deps: BatchDeps,
+  run: BatchRun,
+  index: number,
+): Promise<SegmentResult> {
+  // A store segment is its number; only a byte range of a given file needs the plan.
+  const segment = run.input
+    ? (await readBatchPlan(deps.s3, deps.outputsBucket, run.planKey)).segments[index]
+    : { segment: index };
+  if (!segment) throw new Error(`the plan ${run.planKey} has no segment ${index}`);
+  const result = await scoreSegment(deps, { ...run, segments: [] }, segment);
+  await putJson(deps.s3, deps.outputsBucket, resultKey(run, index), result);
+  return result;
+}
+
+/** The finalize step: every segment's result, read back, then {@link finalizeBatch}; returns the summary. */
+export async function completeBatchRun(
+  deps: Pick<BatchDeps, 's3' | 'outputsBucket'>,
+  run: BatchRun,
+): Promise<BatchRunSummary> {
+  const results = await getResults<SegmentResult>(
+    deps.s3,
+    deps.outputsBucket,
+    run,
+    (index) => new Error(`segment ${index} of ${run.itemCount} produced no result`),
+  );
+  // Every result is there (else getResults failed): the plan's segments are the results' segments.
+  const segments = results.map(({ segment }) => ({ segment }));
+  const report = await finalizeBatch(deps, { ...run, segments }, results);
+  return summarizeBatchReport(report);
+}
+
+export function summarizeBatchReport(report: BatchReport): BatchRunSummary {
+  const { parts, ...rest } = report;
+  return { ...rest, partCount: parts.length };
 }

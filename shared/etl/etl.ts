@@ -18,8 +18,17 @@ import {
   featureDatasetPrefix,
   featureRow,
   markDatasetComplete,
+  SUCCESS_MARKER,
 } from '#shared/offline/features-dataset.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
+import {
+  getResults,
+  planReader,
+  putJson,
+  type RunObjects,
+  resultKey,
+  runPlanOf,
+} from '#shared/pipelines/run-objects.ts';
 import { KEYS } from '#shared/resources.ts';
 
 /**
@@ -85,6 +94,11 @@ export class BadRowShareError extends KeelError {
   readonly code = 'ValidationError';
 }
 
+/** The plan would have more chunks than a run may have; a larger `chunkRows` makes fewer. */
+export class TooManyChunksError extends KeelError {
+  readonly code = 'ValidationError';
+}
+
 /** The stores disagree with the input: a write was lost. */
 export class EtlCountMismatchError extends KeelError {
   readonly code = 'Internal';
@@ -108,6 +122,12 @@ export async function newestRawKey(s3: S3Client, bucket: string): Promise<string
 
 const NEWLINE = 0x0a;
 export const DEFAULT_CHUNK_ROWS = 100_000;
+/**
+ * The most chunks an ETL run may have: 200M rows at the default chunk size (the capacity plan needs 1,000
+ * for 100M customers). The bound is the execution history, not the state: the ETL's Map is inline, so
+ * each chunk adds about 7 events to the run's 25,000 (see docs/capacity-and-cost.md).
+ */
+export const MAX_ETL_CHUNKS = 2_000;
 
 /**
  * One streaming pass over the raw object that records the byte offset of every `chunkRows`-th line.
@@ -115,7 +135,7 @@ export const DEFAULT_CHUNK_ROWS = 100_000;
  */
 export async function planEtl(
   deps: Pick<EtlDeps, 's3' | 'rawBucket' | 'clock'>,
-  options: { inputKey: string; runDate?: string; chunkRows?: number },
+  options: { inputKey: string; runDate?: string; chunkRows?: number; maxChunks?: number },
 ): Promise<EtlPlan> {
   const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
   const runDate = options.runDate ?? (deps.clock ?? (() => new Date()))().toISOString().slice(0, 10);
@@ -169,6 +189,13 @@ export async function planEtl(
       firstRow: lines - rowsInTail + 1,
       rows: rowsInTail,
     });
+  }
+  const maxChunks = options.maxChunks ?? MAX_ETL_CHUNKS;
+  if (chunks.length > maxChunks) {
+    throw new TooManyChunksError(
+      `s3://${deps.rawBucket}/${options.inputKey} has ${lines} rows: ${chunks.length} chunks of ${chunkRows}, ` +
+        `more than the ${maxChunks} a run may have; give chunkRows of at least ${Math.ceil(lines / maxChunks)}`,
+    );
   }
   // A byte-order mark (spreadsheet exports) is not part of the first column's name.
   const header = Buffer.concat(headerBytes)
@@ -389,4 +416,79 @@ export async function completeEtl(
   const report = finalizeEtl(plan, results, { maxBadRowShare, featuresBucket: deps.featuresBucket });
   await markDatasetComplete(deps.s3, deps.featuresBucket, plan.featurePrefix, report);
   return report;
+}
+
+/**
+ * What the ETL state machine carries from state to state: the plan without its chunks, and where the
+ * chunks and their results are (see shared/pipelines/run-objects.ts).
+ */
+export type EtlRun = Omit<EtlPlan, 'chunks'> & RunObjects;
+
+/** The plan step's output: the run, and the chunk numbers the Map state iterates over. */
+export interface EtlRunPlan {
+  readonly run: EtlRun;
+  readonly items: number[];
+}
+
+/** The ETL state machine's output: the report without its lists, which its manifest (`_SUCCESS.json`) keeps. */
+export type EtlRunSummary = Omit<EtlReport, 'featureParts' | 'quarantineKeys'> & {
+  readonly featurePartCount: number;
+  readonly quarantinePartCount: number;
+  readonly manifestKey: string;
+};
+
+const readEtlPlan = planReader<EtlPlan>();
+
+/** What of a plan the state machine carries; derived from the dataset's prefix, so a re-run rewrites the same objects. */
+export const etlRunOf = (plan: EtlPlan): EtlRunPlan =>
+  runPlanOf(
+    plan,
+    'chunks',
+    `${KEYS.etlRunsPrefix}run_date=${plan.runDate}/${plan.featurePrefix.split('/').at(-2)}/`,
+  );
+
+/** The plan step of the state machine: {@link planEtl}, with the plan written to the features bucket. */
+export async function planEtlRun(
+  deps: Pick<EtlDeps, 's3' | 'rawBucket' | 'featuresBucket' | 'clock'>,
+  options: { inputKey: string; runDate?: string; chunkRows?: number },
+): Promise<EtlRunPlan> {
+  const plan = await planEtl(deps, options);
+  const runPlan = etlRunOf(plan);
+  await putJson(deps.s3, deps.featuresBucket, runPlan.run.planKey, plan);
+  return runPlan;
+}
+
+/** One Map item: chunk `index` of the run's plan, its result written beside the plan. */
+export async function processEtlRunChunk(deps: EtlDeps, run: EtlRun, index: number): Promise<EtlChunkResult> {
+  const plan = await readEtlPlan(deps.s3, deps.featuresBucket, run.planKey);
+  const chunk = plan.chunks[index];
+  if (!chunk) throw new Error(`the plan ${run.planKey} has no chunk ${index} (it has ${plan.chunks.length})`);
+  const result = await processEtlChunk(deps, plan, chunk);
+  await putJson(deps.s3, deps.featuresBucket, resultKey(run, index), result);
+  return result;
+}
+
+/** The finalize step: every chunk's result, read back, then {@link completeEtl}; returns the summary. */
+export async function completeEtlRun(
+  deps: Pick<EtlDeps, 's3' | 'featuresBucket'>,
+  run: EtlRun,
+  maxBadRowShare?: number,
+): Promise<EtlRunSummary> {
+  const results = await getResults<EtlChunkResult>(
+    deps.s3,
+    deps.featuresBucket,
+    run,
+    (index) => new EtlCountMismatchError(`chunk ${index} of ${run.itemCount} left no result`),
+  );
+  return summarizeEtlReport(await completeEtl(deps, run, results, maxBadRowShare));
+}
+
+export function summarizeEtlReport(report: EtlReport): EtlRunSummary {
+  const { featureParts, quarantineKeys, ...rest } = report;
+  return {
+    ...rest,
+    featurePartCount: featureParts.length,
+    quarantinePartCount: quarantineKeys.length,
+    manifestKey: `${report.featurePrefix}${SUCCESS_MARKER}`,
+  };
 }

@@ -89,9 +89,10 @@ describe('pipeline state machines', () => {
     expect(etl.States[s.plan]).toMatchObject({ Type: 'Task', ResultPath: '$.plan', Next: s.chunks });
     expect(etl.States[s.chunks]).toMatchObject({
       Type: 'Map',
-      ItemsPath: '$.plan.chunks',
+      ItemsPath: '$.plan.items',
+      ItemSelector: { 'run.$': '$.plan.run', 'index.$': '$$.Map.Item.Value' },
       MaxConcurrency: 4,
-      ResultPath: '$.results',
+      ResultPath: null,
       Next: s.finalize,
     });
     expect(etl.States[s.finalize]).toMatchObject({ Type: 'Task', End: true });
@@ -203,7 +204,9 @@ describe('pipeline state machines', () => {
     const map = batch.States[PIPELINES.batch.states.segments]!;
     expect(map).toMatchObject({
       Type: 'Map',
-      ItemsPath: '$.plan.segments',
+      ItemsPath: '$.plan.items',
+      ItemSelector: { 'run.$': '$.plan.run', 'index.$': '$$.Map.Item.Value' },
+      ResultPath: null,
       MaxConcurrency: 16,
       ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' } },
     });
@@ -371,7 +374,7 @@ describe('permissions', () => {
       ]),
     );
   });
-  it('lets the batch score task put objects under its predictions and the model’s capture prefix only', () => {
+  it('lets the batch score task put objects under its predictions, the model’s capture prefix and batch-runs/ only', () => {
     const role = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
       id.startsWith('FunctionsBatchScoreRole'),
     )!;
@@ -383,10 +386,13 @@ describe('permissions', () => {
       Resource: unknown;
     }[];
     const puts = statements.filter((s) => [s.Action].flat().includes('s3:PutObject'));
-    expect(puts.map((s) => s.Action)).toEqual(['s3:PutObject']);
+    // Its run's plan is read and its result written under batch-runs/ (kept out of the 256 KiB state).
+    expect(puts.map((s) => s.Action)).toEqual(['s3:PutObject', ['s3:GetObject', 's3:PutObject']]);
     // Object ARNs are `<bucket arn>/<prefix>*`.
-    const prefixes = [...JSON.stringify(puts[0]!.Resource).matchAll(/"\/([^"]*)"\]/g)].map((m) => m[1]);
-    expect(prefixes.sort()).toEqual(['captures/model=churn/*', 'predictions/*']);
+    const prefixes = (resource: unknown) =>
+      [...JSON.stringify(resource).matchAll(/"\/([^"]*)"\]/g)].map((m) => m[1]).sort();
+    expect(prefixes(puts[0]!.Resource)).toEqual(['captures/model=churn/*', 'predictions/*']);
+    expect(prefixes(puts[1]!.Resource)).toEqual(['batch-runs/*']);
   });
 });
 

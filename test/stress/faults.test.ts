@@ -3,12 +3,13 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPipelineRunner, notificationsFile, type PipelineRunner } from '#local/pipelines.ts';
 import { createAwsClients } from '#shared/aws/clients.ts';
-import type { BatchReport } from '#shared/batch/batch.ts';
+import type { BatchReport, BatchRunSummary } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
-import type { EtlReport } from '#shared/etl/etl.ts';
+import type { EtlRunSummary } from '#shared/etl/etl.ts';
 import { CSV_HEADER, FEATURE_SET, toCsvLine } from '#shared/features/index.ts';
 import { readFeatureDataset } from '#shared/offline/features-dataset.ts';
 import { getRecords, writeRecords } from '#shared/online-store/store.ts';
+import { getJson } from '#shared/pipelines/run-objects.ts';
 import { getChampion, getVersion, listVersions, promote } from '#shared/registry/registry.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
@@ -146,7 +147,7 @@ describe('a dependency dies during a pipeline run', () => {
     );
     const failures: string[] = [];
     let cut = false;
-    const run = await runner.run<EtlReport>(
+    const run = await runner.run<EtlRunSummary>(
       'etl',
       { inputKey, chunkRows: 500 },
       (state) => {
@@ -166,7 +167,7 @@ describe('a dependency dies during a pipeline run', () => {
       message: { status: 'FAILED', error: 'UnavailableError' },
     });
 
-    const rerun = await runner.run<EtlReport>('etl', { inputKey, chunkRows: 500 });
+    const rerun = await runner.run<EtlRunSummary>('etl', { inputKey, chunkRows: 500 });
     expect(rerun.status).toBe('SUCCEEDED');
     expect(rerun.output).toMatchObject({ rowsRead: ROWS, valid: ROWS, onlineWritten: ROWS, quarantined: 0 });
     const stored = await getRecords(
@@ -182,7 +183,7 @@ describe('a dependency dies during a pipeline run', () => {
   it('batch: retries, fails cleanly with a notification, and a rerun writes every customer exactly once', async () => {
     const failures: string[] = [];
     let cut = false;
-    const run = await runner.run<BatchReport>(
+    const run = await runner.run<BatchRunSummary>(
       'batch',
       { segments: 4 },
       (state) => {
@@ -201,12 +202,17 @@ describe('a dependency dies during a pipeline run', () => {
       message: { status: 'FAILED', error: 'UnavailableError' },
     });
 
-    const rerun = await runner.run<BatchReport>('batch', { segments: 4 });
+    const rerun = await runner.run<BatchRunSummary>('batch', { segments: 4 });
     expect(rerun.status).toBe('SUCCEEDED');
     // The store holds the 200 served customers and the 3,000 of the ETL test, nothing else.
     const ids = [...customers.slice(0, 200), ...etlRecords].map((r) => r.customer_id);
     const lines: string[] = [];
-    for (const Key of rerun.output!.parts) {
+    const { parts } = await getJson<BatchReport>(
+      aws.clients.s3,
+      aws.names.outputs,
+      rerun.output!.manifestKey,
+    );
+    for (const Key of parts) {
       const part = await aws.clients.s3.send(new GetObjectCommand({ Bucket: aws.names.outputs, Key }));
       lines.push(...(await part.Body!.transformToString()).trim().split('\n').slice(1));
     }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { BatchPlan, BatchReport } from '#shared/batch/batch.ts';
+import type { BatchRunPlan, BatchRunSummary } from '#shared/batch/batch.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import { type Output, parseInteger } from '../output.ts';
 import { runPipelineCommand } from '../run-pipeline.ts';
@@ -25,7 +25,7 @@ Examples:
   $ keel batch run --input raw/customers-2026-11-24.csv`,
     )
     .action(async (options: { segments?: number; input?: string }) => {
-      const report = await runPipelineCommand<BatchReport>(
+      const report = await runPipelineCommand<BatchRunSummary>(
         output,
         'batch',
         {
@@ -36,7 +36,7 @@ Examples:
           label: 'batch',
           unit: 'segments',
           total: (state, result) =>
-            state === PIPELINES.batch.states.plan ? (result as BatchPlan).totalSegments : undefined,
+            state === PIPELINES.batch.states.plan ? (result as BatchRunPlan).run.itemCount : undefined,
           done: (state) => (state === PIPELINES.batch.states.score ? 1 : 0),
         },
       );
@@ -44,7 +44,7 @@ Examples:
         [
           `scored ${report.rows} customers with ${report.model.name} ${report.model.version}`,
           `  positive rate ${(report.positiveRate * 100).toFixed(2)}% (${report.positives}), skipped ${report.skipped}`,
-          `  predictions: ${report.manifestKey.replace(/_manifest\.json$/, '')} (${report.parts.length} parts)`,
+          `  predictions: ${report.manifestKey.replace(/_manifest\.json$/, '')} (${report.partCount} parts)`,
         ].join('\n'),
       );
     });

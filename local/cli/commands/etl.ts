@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { EtlPlan, EtlReport } from '#shared/etl/etl.ts';
+import type { EtlRunPlan, EtlRunSummary } from '#shared/etl/etl.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import { type Output, parseInteger } from '../output.ts';
 import { runPipelineCommand } from '../run-pipeline.ts';
@@ -26,7 +26,7 @@ Examples:
   $ keel etl run --input raw/customers-2026-11-24.csv --max-bad-share 0.05`,
     )
     .action(async (options: { input?: string; maxBadShare?: number; chunkRows?: number }) => {
-      const report = await runPipelineCommand<EtlReport>(
+      const report = await runPipelineCommand<EtlRunSummary>(
         output,
         'etl',
         {
@@ -38,7 +38,7 @@ Examples:
           label: 'etl',
           unit: 'rows',
           total: (state, result) =>
-            state === PIPELINES.etl.states.plan ? (result as EtlPlan).totalRows : undefined,
+            state === PIPELINES.etl.states.plan ? (result as EtlRunPlan).run.totalRows : undefined,
           done: (state, result) =>
             state === PIPELINES.etl.states.chunk ? (result as { rows: number }).rows : 0,
         },
@@ -47,8 +47,8 @@ Examples:
         [
           `etl of ${report.inputKey}`,
           `  rows ${report.rowsRead}, valid ${report.valid}, quarantined ${report.quarantined}` +
-            (report.quarantineKeys.length > 0 ? ` (${report.quarantineKeys.length} quarantine parts)` : ''),
-          `  offline features: ${report.featurePrefix} (${report.featureParts.length} parts)`,
+            (report.quarantinePartCount > 0 ? ` (${report.quarantinePartCount} quarantine parts)` : ''),
+          `  offline features: ${report.featurePrefix} (${report.featurePartCount} parts)`,
           `  online store: ${report.onlineWritten} customers`,
         ].join('\n'),
       );
