@@ -264,8 +264,10 @@ describe('SNS fails a publish on the success path of a retrain', () => {
     const before = await lastNotification();
     const run = await throttled.run('retrain', { promotion: 'always' });
     expect(run.status).toBe('FAILED');
-    // The NotificationFailed state's cause (the local runner reports the cause, not the error name).
-    expect(run.error!.message).toMatch(/outcome stands/);
+    expect(run.error).toEqual({
+      name: 'NotificationFailed',
+      message: expect.stringMatching(/outcome stands/),
+    });
     // 1 attempt + 6 retries (the first retrier that matches decides); no "retrain failed" notice was sent.
     expect(attempts).toHaveLength(7);
     expect(await lastNotification()).toEqual(before);
