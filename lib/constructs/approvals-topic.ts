@@ -89,10 +89,12 @@ export class ApprovalsTopic extends Construct {
         endpoint,
         deadLetterQueue: this.deadLetterQueue,
       });
-    emails.forEach((endpoint, index) => subscribe(`Email${index}`, SubscriptionProtocol.EMAIL, endpoint));
-    webhookUrls.forEach((endpoint, index) =>
-      subscribe(`Webhook${index}`, SubscriptionProtocol.HTTPS, endpoint),
-    );
+    for (const [index, endpoint] of emails.entries()) {
+      subscribe(`Email${index}`, SubscriptionProtocol.EMAIL, endpoint);
+    }
+    for (const [index, endpoint] of webhookUrls.entries()) {
+      subscribe(`Webhook${index}`, SubscriptionProtocol.HTTPS, endpoint);
+    }
   }
 }
 

@@ -93,10 +93,12 @@ export function createApiHandler(deps: InferenceDeps, observer: Observer) {
       metrics.addMetric(PREDICT_METRICS.latency, MetricUnit.Milliseconds, performance.now() - started);
     }
   }
-  return middy(api)
-    // The response holds customer ids and probabilities: never trace metadata (docs/security.md).
-    .use(captureLambdaHandler(tracer, { captureResponse: false }))
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics, { captureColdStartMetric: true }))
-    .use(httpErrors({ logger, metrics }));
+  return (
+    middy(api)
+      // The response holds customer ids and probabilities: never trace metadata (docs/security.md).
+      .use(captureLambdaHandler(tracer, { captureResponse: false }))
+      .use(injectLambdaContext(logger))
+      .use(logMetrics(metrics, { captureColdStartMetric: true }))
+      .use(httpErrors({ logger, metrics }))
+  );
 }
