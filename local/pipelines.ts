@@ -118,14 +118,8 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
     nodeBinary: options.nodeBinary,
   });
   const { deployment, lambda, authorizer } = functions;
-  const machineOf = (pipeline: PipelineName) => {
-    const machine = deployment.stateMachines.get(stateMachineName(pipeline, LOCAL_ENVIRONMENT.stage));
-    if (!machine) throw new Error(`the local stage has no ${pipeline} state machine`);
-    return machine;
-  };
-  const definitions = Object.fromEntries(
-    PIPELINE_NAMES.map((pipeline) => [pipeline, machineOf(pipeline).definition]),
-  ) as Record<PipelineName, AslDefinition>;
+  const machineOf = (pipeline: PipelineName) => pipelineMachine(deployment, pipeline);
+  const definitions = pipelineDefinitions(deployment);
   if (options.approvalTimeoutSeconds !== undefined) {
     definitions.retrain = withApprovalTimeout(
       definitions.retrain,
@@ -279,6 +273,20 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       return { pipeline, ...outcome, durationMs: performance.now() - started };
     },
   };
+}
+
+/** A pipeline's state machine in a deployment of the local stage. */
+function pipelineMachine(deployment: LocalDeployment, pipeline: PipelineName) {
+  const machine = deployment.stateMachines.get(stateMachineName(pipeline, LOCAL_ENVIRONMENT.stage));
+  if (!machine) throw new Error(`the local stage has no ${pipeline} state machine`);
+  return machine;
+}
+
+/** Each pipeline's synthesized definition (the Amazon States Language the state machine is created with). */
+export function pipelineDefinitions(deployment: LocalDeployment): Record<PipelineName, AslDefinition> {
+  return Object.fromEntries(
+    PIPELINE_NAMES.map((pipeline) => [pipeline, pipelineMachine(deployment, pipeline).definition]),
+  ) as Record<PipelineName, AslDefinition>;
 }
 
 /** What an SNS publisher needs of an encrypted topic's key. */

@@ -1,6 +1,6 @@
 import aslValidator from 'asl-validator';
 import { describe, expect, it } from 'vitest';
-import { resolveIntrinsics } from '#local/state-machines.ts';
+import { resolveIntrinsics } from '../support/asl.ts';
 import { DOCUMENTED_CONFIGS, synthesizeConfig } from '../support/documented-configs.ts';
 
 /**

@@ -3,14 +3,10 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DataStack } from '#lib/stacks/data-stack.ts';
 import { PipelinesStack, type PipelinesStackProps } from '#lib/stacks/pipelines-stack.ts';
-import {
-  type AslDefinition,
-  type AslState,
-  inlineDistributedMaps,
-  resolveIntrinsics,
-} from '#local/state-machines.ts';
+import { type AslDefinition, type AslState, inlineDistributedMaps } from '#local/state-machines.ts';
 import { NOTIFY_FAILURE_STATE, PIPELINES } from '#shared/pipelines/definitions.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
+import { resolveIntrinsics } from '../support/asl.ts';
 import { CDK_CONTEXT } from './cdk-app.ts';
 
 let template: Template;

@@ -3,7 +3,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import '#local/promise-polyfill.ts';
-import { type AslDefinition, inlineDistributedMaps, synthesizeStateMachines } from '#local/state-machines.ts';
+import { loadLocalDeployment } from '#local/deployment/deployment.ts';
+import { pipelineDefinitions } from '#local/pipelines.ts';
+import { type AslDefinition, inlineDistributedMaps } from '#local/state-machines.ts';
 import {
   type BatchPlan,
   batchRunOf,
@@ -34,8 +36,8 @@ const LIMIT = 256 * 1024;
 const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value ?? null));
 
 let definitions: Record<PipelineName, AslDefinition>;
-beforeAll(() => {
-  definitions = synthesizeStateMachines();
+beforeAll(async () => {
+  definitions = pipelineDefinitions(await loadLocalDeployment());
 }, 120_000);
 
 /** A raw file of `rows` lines of `lineBytes` each (a 100M-row file is ~10 GB: offsets of 11 digits). */
