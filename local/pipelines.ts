@@ -2,7 +2,7 @@ import './promise-polyfill.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { type AwsTarget, createAwsClients } from '#shared/aws/clients.ts';
+import { type AwsTarget, createAwsClients, createDocumentClient } from '#shared/aws/clients.ts';
 import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
 import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipelines/definitions.ts';
@@ -170,7 +170,7 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
     });
     return { MessageId: `local-${Date.now()}` };
   };
-  const approvalDynamo = createAwsClients(options.target).dynamo;
+  const approvalDynamo = createDocumentClient(options.target);
   const approve = localApprovalTask({
     dynamo: approvalDynamo,
     // PutItem into the approvals partition of the registry table, with the retrain's role.

@@ -28,8 +28,10 @@ export class AccessDeniedError extends Error {
   constructor(
     readonly request: AuthorizationRequest,
     readonly explicit: boolean,
+    /** The caller as AWS names it: the role session's ARN, or the service principal. */
+    readonly caller: string,
   ) {
-    super(denialMessage(request, explicit));
+    super(denialMessage(request, explicit, caller));
     this.name = 'AccessDeniedException';
   }
 }
@@ -40,21 +42,14 @@ export function principalArn(principal: Principal, account: string): string {
   return `arn:aws:sts::${account}:assumed-role/${role}/${principal.session}`;
 }
 
-function denialMessage(request: AuthorizationRequest, explicit: boolean): string {
-  const who =
-    request.principal.kind === 'service' ? request.principal.service : sessionLabel(request.principal);
+function denialMessage(request: AuthorizationRequest, explicit: boolean, caller: string): string {
   const why = explicit
     ? 'with an explicit deny in a policy'
     : request.principal.kind === 'service'
       ? `because no resource-based policy allows the ${request.action} action`
       : `because no identity-based policy allows the ${request.action} action`;
-  return `User: ${who} is not authorized to perform: ${request.action} on resource: ${request.resource} ${why}`;
+  return `User: ${caller} is not authorized to perform: ${request.action} on resource: ${request.resource} ${why}`;
 }
-
-const sessionLabel = (principal: Extract<Principal, { kind: 'role' }>) => {
-  const [, account] = /^arn:aws:iam::(\d+):/.exec(principal.roleArn) ?? [];
-  return principalArn(principal, account ?? '000000000000');
-};
 
 /** Cached decisions: the same role asking for the same thing gets the same answer. */
 const CACHE_LIMIT = 20_000;
@@ -74,7 +69,10 @@ export class Authorizer {
       this.decisions.set(key, decision);
     }
     const allowed = await decision;
-    if (allowed !== true) throw new AccessDeniedError(request, allowed === 'explicit');
+    if (allowed !== true) {
+      const caller = principalArn(request.principal, this.deployment.env.account);
+      throw new AccessDeniedError(request, allowed === 'explicit', caller);
+    }
   }
 
   /**

@@ -53,8 +53,8 @@ export interface RulesProxyOptions {
 }
 
 const DENIALS_KEPT = 1_000;
-/** DynamoDB's request size limit; a larger body is refused before it is buffered. */
-const DYNAMO_MAX_BODY = 16 * 1024 * 1024;
+/** The largest body the proxy buffers to read (DynamoDB's request size limit; S3 delete lists are far smaller). */
+const MAX_BUFFERED_BODY = 16 * 1024 * 1024;
 
 export async function startRulesProxy(options: RulesProxyOptions): Promise<RulesProxy> {
   const upstream = new URL(options.upstream);
@@ -123,8 +123,9 @@ export async function startRulesProxy(options: RulesProxyOptions): Promise<Rules
 
   const handleS3 = async (req: IncomingMessage, res: ServerResponse, principal: Principal) => {
     const url = new URL(req.url ?? '/', 'http://local');
-    const deleteKeys = url.searchParams.has('delete') && req.method === 'POST';
-    const body = deleteKeys ? await readBody(req, DYNAMO_MAX_BODY) : undefined;
+    // Only a multi-object delete names its objects in the body: that body is read, any other streams through.
+    const multiDelete = url.searchParams.has('delete') && req.method === 'POST';
+    const body = multiDelete ? await readBody(req, MAX_BUFFERED_BODY) : undefined;
     const actions = s3RequestActions({
       method: req.method ?? 'GET',
       path: url.pathname,
@@ -154,7 +155,7 @@ export async function startRulesProxy(options: RulesProxyOptions): Promise<Rules
   };
 
   const handleDynamo = async (req: IncomingMessage, res: ServerResponse, principal: Principal) => {
-    const body = await readBody(req, DYNAMO_MAX_BODY);
+    const body = await readBody(req, MAX_BUFFERED_BODY);
     const target = String(req.headers['x-amz-target'] ?? '');
     let parsed: Record<string, unknown> = {};
     try {
