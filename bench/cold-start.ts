@@ -121,7 +121,7 @@ export async function runColdStartBench(
 }
 
 async function holderLoads(fixture: KeelFixture, runs: number): Promise<ColdStartResult['holder']> {
-  const { createInferenceRuntime } = await import('#shared/inference/runtime.ts');
+  const { createInferenceRuntime } = await import('#shared/inference/predict-handler.ts');
   const loads: number[] = [];
   const parts: HolderParts[] = [];
   for (let i = 0; i < runs; i++) {

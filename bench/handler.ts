@@ -55,7 +55,7 @@ export async function runHandlerBench(
   // Powertools reads its settings when the observability module is first imported: set them, then load.
   for (const [name, value] of Object.entries(servingEnvironment())) process.env[name] ??= value;
   const { redirectMetrics } = await import('#shared/observability.ts');
-  const { createApiHandler, createInferenceRuntime } = await import('#shared/inference/runtime.ts');
+  const { createApiHandler, createInferenceRuntime } = await import('#shared/inference/predict-handler.ts');
   const { predictOne } = await import('#shared/inference/service.ts');
   await mkdir(join(fixture.home, 'metrics'), { recursive: true });
   const metricsSink = createWriteStream(join(fixture.home, 'metrics', 'bench-emf.jsonl'));

@@ -13,7 +13,7 @@ import { type LocalServers, startLocalServers } from '#local/servers.ts';
 import { type AwsClients, createAwsClients } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET, type RawRecord } from '#shared/features/index.ts';
-import type { PredictConfig } from '#shared/inference/config.ts';
+import type { PredictConfig } from '#shared/inference/predict-environment.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
 import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';

@@ -1,7 +1,7 @@
 import { App } from 'aws-cdk-lib';
-import { stageConfigFromContext } from '#lib/context.ts';
 import { addKeelStacks } from '#lib/keel-app.ts';
 import { addNagChecks } from '#lib/nag.ts';
+import { stageConfigFromContext } from '#lib/stage-context.ts';
 import { KeelConfigError } from '#shared/config/keel-config.ts';
 
 // A fixed dummy account lets `cdk synth` run offline with no credentials; a deploy sets the real ones.

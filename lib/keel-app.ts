@@ -1,5 +1,5 @@
 import type { App, Environment } from 'aws-cdk-lib';
-import { stackPropsOf } from '#lib/config.ts';
+import { stackPropsOf } from '#lib/stack-props.ts';
 import { DataStack } from '#lib/stacks/data-stack.ts';
 import { InferenceStack } from '#lib/stacks/inference-stack.ts';
 import { MonitoringStack } from '#lib/stacks/monitoring-stack.ts';

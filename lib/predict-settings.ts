@@ -6,13 +6,13 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { CaptureStream } from '#lib/constructs/capture-stream.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
-import type { PowertoolsSettings, ResourceRefs } from '#lib/runtime-env.ts';
+import type { PowertoolsSettings, ResourceRefs } from '#lib/process-environment.ts';
 import { DEFAULT_SERVICE } from '#shared/monitoring/metrics.ts';
 import { modelNameSchema } from '#shared/registry/metadata.ts';
 
 /**
  * What a predict process (the Lambda function or the ECS container) serves and reads, and the one
- * place that turns it into environment variables (read by `shared/inference/config.ts`) and IAM grants,
+ * place that turns it into environment variables (read by `shared/inference/predict-environment.ts`) and IAM grants,
  * so both compute options get the same configuration and the same least privilege.
  */
 

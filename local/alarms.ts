@@ -29,7 +29,7 @@ import {
   type Transition,
   type WebhookOptions,
 } from './alarms-message.ts';
-import { metricsFile } from './environment.ts';
+import { metricsFile } from './handler-environment.ts';
 import type { Notification, Notifier } from './notifications.ts';
 
 /**
@@ -116,7 +116,7 @@ export async function readAlarmsSnapshot(home: string): Promise<AlarmsSnapshot |
 }
 
 // The texts of `AlarmStatus.metric` and `.condition`, shared with the deployed stage's alarms
-// (local/stage-alarms.ts) so `keel alarms` reads the same with or without --stage.
+// (cli/stage/alarms.ts) so `keel alarms` reads the same with or without --stage.
 
 /** e.g. `Keel MaxFeaturePsi Maximum`. */
 export const metricStatText = (s: { namespace: string; metricName: string; statistic: string }) =>

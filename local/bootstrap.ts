@@ -1,8 +1,8 @@
 import { writeRawData } from '#shared/data/raw-data.ts';
 import type { EtlReport } from '#shared/etl/etl.ts';
 import { getChampion, listVersions } from '#shared/registry/registry.ts';
-import type { PlatformContext } from './context.ts';
 import type { PipelineRunner } from './pipelines.ts';
+import type { PlatformContext } from './platform-context.ts';
 
 export interface BootstrapOptions {
   readonly rows: number;

@@ -9,8 +9,8 @@ import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipeline
 import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
 import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';
 import { functionOf, type LocalDeployment } from './deployment/deployment.ts';
-import { prepareLocalHandlers } from './environment.ts';
 import { type ExecutionStatus, executeLocally, type TaskHandler } from './execution.ts';
+import { prepareLocalHandlers } from './handler-environment.ts';
 import { startLocalFunctions } from './lambda/functions.ts';
 import { fileNotifier, type Notification } from './notifications.ts';
 import type { Principal } from './rules/authorizer.ts';

@@ -7,10 +7,10 @@ import {
   planBatchRun,
   scoreBatchRunSegment,
 } from '#shared/batch/batch.ts';
-import { captureSampleRate } from '#shared/inference/config.ts';
+import { captureSampleRate } from '#shared/inference/predict-environment.ts';
 import { metrics } from '#shared/observability.ts';
-import { pipelineContext } from '#shared/pipelines/config.ts';
 import { step } from '#shared/pipelines/step.ts';
+import { pipelineContext } from '#shared/pipelines/task-context.ts';
 
 const ctx = pipelineContext();
 const deps: BatchDeps = {

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { type DriftJobDeps, runDrift } from '#shared/drift/job.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
-import { pipelineContext } from '#shared/pipelines/config.ts';
 import { step } from '#shared/pipelines/step.ts';
+import { pipelineContext } from '#shared/pipelines/task-context.ts';
 
 const ctx = pipelineContext();
 const deps: DriftJobDeps = {

@@ -9,8 +9,8 @@ import {
   planEtlRun,
   processEtlRunChunk,
 } from '#shared/etl/etl.ts';
-import { pipelineContext } from '#shared/pipelines/config.ts';
 import { step } from '#shared/pipelines/step.ts';
+import { pipelineContext } from '#shared/pipelines/task-context.ts';
 
 const ctx = pipelineContext();
 const deps: EtlDeps = {

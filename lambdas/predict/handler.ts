@@ -1,5 +1,5 @@
-import { readPredictConfig } from '#shared/inference/config.ts';
-import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
+import { readPredictConfig } from '#shared/inference/predict-environment.ts';
+import { createApiHandler, createInferenceRuntime } from '#shared/inference/predict-handler.ts';
 import { logger } from '#shared/observability.ts';
 
 const { deps, observer } = createInferenceRuntime(readPredictConfig());

@@ -38,7 +38,7 @@ import {
   predictResources,
   predictVariables,
 } from '#lib/predict-settings.ts';
-import { powertoolsVariables, resourceVariables } from '#lib/runtime-env.ts';
+import { powertoolsVariables, resourceVariables } from '#lib/process-environment.ts';
 
 /** Props of {@link FargatePredict}. */
 export interface FargatePredictProps {

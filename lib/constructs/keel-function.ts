@@ -23,7 +23,7 @@ import {
   powertoolsVariables,
   type ResourceRefs,
   resourceVariables,
-} from '#lib/runtime-env.ts';
+} from '#lib/process-environment.ts';
 
 /** Props of {@link KeelFunction}. */
 export interface KeelFunctionProps {

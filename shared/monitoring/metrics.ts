@@ -15,7 +15,7 @@ export const DEFAULT_SERVICE = 'keel';
 /** The one extra dimension of {@link DRIFT_METRICS}.featurePsi: the feature or categorical field. */
 export const FEATURE_DIMENSION = 'Feature';
 
-/** What the predict handler emits per request (shared/inference/runtime.ts, shared/http/middleware.ts). */
+/** What the predict handler emits per request (shared/inference/predict-handler.ts, shared/http/middleware.ts). */
 export const PREDICT_METRICS = {
   latency: 'Latency',
   http2xx: 'Http2xx',

@@ -5,7 +5,6 @@ import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { stageConfigFromContext } from '#lib/context.ts';
 import { addKeelStacks } from '#lib/keel-app.ts';
 import { addNagChecks } from '#lib/nag.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
@@ -13,6 +12,7 @@ import { DataStack } from '#lib/stacks/data-stack.ts';
 import { InferenceStack } from '#lib/stacks/inference-stack.ts';
 import { MonitoringStack } from '#lib/stacks/monitoring-stack.ts';
 import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
+import { stageConfigFromContext } from '#lib/stage-context.ts';
 import {
   configuredSchedules,
   type KeelConfig,

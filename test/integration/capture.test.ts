@@ -15,7 +15,7 @@ import {
   captureLine,
   captureRecord,
 } from '#shared/inference/capture.ts';
-import { readPredictConfig } from '#shared/inference/config.ts';
+import { readPredictConfig } from '#shared/inference/predict-environment.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
 import { RESOURCE_ENV } from '#shared/resources.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';

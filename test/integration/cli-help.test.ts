@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { type Command, CommanderError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { buildProgram } from '#local/cli/program.ts';
-import { CLI_REFERENCE_PATH, renderCliReference } from '#local/cli/reference.ts';
+import { buildProgram } from '#cli/program.ts';
+import { CLI_REFERENCE_PATH, renderCliReference } from '#cli/reference.ts';
 import { runKeel } from '../support/cli.ts';
 
 /** Every command of the CLI, as `[path, command]`, parents before children. */
@@ -74,7 +74,7 @@ describe('keel --help', { timeout: 60_000 }, () => {
       expect(reference).toContain(`## keel ${path.join(' ')}\n`);
     expect(
       await readFile(CLI_REFERENCE_PATH, 'utf8'),
-      'docs/cli.md is stale: run node_modules/.bin/tsx local/cli/reference.ts',
+      'docs/cli.md is stale: run node_modules/.bin/tsx cli/reference.ts',
     ).toBe(reference);
   });
 

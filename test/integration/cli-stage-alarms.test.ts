@@ -6,7 +6,7 @@ import {
   type Statistic,
 } from '@aws-sdk/client-cloudwatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StageAlarmsSnapshot } from '#local/stage-alarms.ts';
+import type { StageAlarmsSnapshot } from '#cli/stage/alarms.ts';
 import {
   ALARM_IDS,
   type AlarmDefinition,

@@ -13,11 +13,11 @@ import {
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signedPost } from '#cli/signed-fetch.ts';
+import { resolveStage, STAGE_OUTPUTS, stackName } from '#cli/stage/stage-info.ts';
 import { DataStack } from '#lib/stacks/data-stack.ts';
 import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
-import { signedPost } from '#local/cli/signed-fetch.ts';
 import { provisionResources } from '#local/provision.ts';
-import { resolveStage, STAGE_OUTPUTS, stackName } from '#local/stage.ts';
 import type { AslDefinition } from '#local/state-machines.ts';
 import { createAwsClients } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { prepareLocalHandlers } from '#local/environment.ts';
+import { prepareLocalHandlers } from '#local/handler-environment.ts';
 import type { DriftRun, PipelineRunner } from '#local/pipelines.ts';
 import { startScheduler } from '#local/scheduler.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CaptureDelivery } from '#local/capture-delivery.ts';
-import { metricsFile } from '#local/environment.ts';
+import { metricsFile } from '#local/handler-environment.ts';
 import { runDriftJob } from '#local/pipelines.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { DriftJobResult, DriftReportDocument } from '#shared/drift/job.ts';

@@ -4,7 +4,7 @@ import { encodeFeatures, FEATURE_SET } from '#shared/features/index.ts';
 import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
 import { MAX_BODY_BYTES } from '#shared/http/responses.ts';
 import { openApiDocument } from '#shared/inference/openapi.ts';
-import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
+import { createApiHandler, createInferenceRuntime } from '#shared/inference/predict-handler.ts';
 import type { InferenceDeps } from '#shared/inference/service.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import { writeRecords } from '#shared/online-store/store.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readRuntime, runtimeTarget } from '#local/runtime.ts';
+import { readRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
 import { runKeel, startKeelUp } from '../support/cli.ts';
 

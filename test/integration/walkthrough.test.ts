@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRuntime } from '#local/runtime.ts';
+import { readRuntime } from '#local/running-platform.ts';
 import { keelUpEnv, type RunningKeel, startKeelUp } from '../support/cli.ts';
 import { type DocCommand, extractDocCommands, localizeCommand } from '../support/doc-commands.ts';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readRuntime, runtimeTarget } from '#local/runtime.ts';
+import { readRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { CSV_HEADER, toCsvLine } from '#shared/features/index.ts';

@@ -5,7 +5,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'vitest';
 import type { AlarmsSnapshot } from '#local/alarms.ts';
 import type { Notification } from '#local/notifications.ts';
-import { readRuntime, runtimeTarget } from '#local/runtime.ts';
+import { readRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
 import type { DriftReportDocument } from '#shared/drift/job.ts';
 import { keelUpEnv, type RunningKeel, runKeel, startKeelUp } from './cli.ts';

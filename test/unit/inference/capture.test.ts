@@ -10,7 +10,7 @@ import {
   parseCaptureLine,
 } from '#shared/inference/capture.ts';
 import type { ModelHolder } from '#shared/inference/model-holder.ts';
-import { createApiHandler, createInferenceRuntime } from '#shared/inference/runtime.ts';
+import { createApiHandler, createInferenceRuntime } from '#shared/inference/predict-handler.ts';
 import { servedPrediction } from '../../support/capture.ts';
 
 /**

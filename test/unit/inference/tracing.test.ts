@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PREDICT_POWERTOOLS } from '#lib/predict-settings.ts';
-import { powertoolsVariables } from '#lib/runtime-env.ts';
+import { powertoolsVariables } from '#lib/process-environment.ts';
 import type { ModelHolder } from '#shared/inference/model-holder.ts';
 
 /**
@@ -58,7 +58,7 @@ async function tracedInvocation(body: unknown, failure?: Error) {
   // The module-level tracer reads its switches when created: load it afresh in a Lambda-like environment.
   vi.resetModules();
   const { tracer } = await import('#shared/observability.ts');
-  const { createApiHandler } = await import('#shared/inference/runtime.ts');
+  const { createApiHandler } = await import('#shared/inference/predict-handler.ts');
   expect(tracer.isTracingEnabled()).toBe(true);
   const lambdaSegment = new RecordingSegment('facade');
   let current = lambdaSegment;

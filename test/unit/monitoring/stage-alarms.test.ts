@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { stateChange } from '#local/stage-alarms.ts';
+import { stateChange } from '#cli/stage/alarms.ts';
 
 /**
  * DescribeAlarmHistory StateUpdate items as CloudWatch writes them (moto does not implement the call,

@@ -6,9 +6,9 @@ import { buildProgram } from './program.ts';
 /**
  * docs/cli.md: the help page of every command and subcommand, as `keel … --help` prints it. A test
  * compares the file with this rendering, so the reference cannot fall behind the CLI. Regenerate with
- * `node_modules/.bin/tsx local/cli/reference.ts`.
+ * `node_modules/.bin/tsx cli/reference.ts`.
  */
-export const CLI_REFERENCE_PATH = fileURLToPath(new URL('../../docs/cli.md', import.meta.url));
+export const CLI_REFERENCE_PATH = fileURLToPath(new URL('../docs/cli.md', import.meta.url));
 
 const WIDTH = 100;
 
@@ -36,7 +36,7 @@ export function renderCliReference(): string {
   return [
     '# Command-line reference',
     '',
-    '<!-- Generated from the CLI by local/cli/reference.ts; test/integration/cli-help.test.ts fails when it is stale. -->',
+    '<!-- Generated from the CLI by cli/reference.ts; test/integration/cli-help.test.ts fails when it is stale. -->',
     '',
     'Run `npx keel …` from the repository root. Every command takes the global options below; `--json`',
     'prints one JSON document on stdout for scripts. Commands act on the local platform (`npm start` in',

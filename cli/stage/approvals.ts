@@ -1,7 +1,7 @@
 import { SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { signedPost } from '#cli/signed-fetch.ts';
 import type { ApprovalOutput } from '#shared/pipelines/approvals.ts';
-import { signedPost } from './cli/signed-fetch.ts';
-import { StageError } from './stage.ts';
+import { StageError } from './stage-info.ts';
 
 /**
  * The AWS side of answering an approval request of a deployed stage: who answers (their IAM identity)

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
+import { type Output, UserError } from '#cli/output.ts';
+import type { Progress } from '#cli/progress.ts';
+import { runPipelineCommand } from '#cli/run-pipeline.ts';
 import type { Deployment } from '#shared/registry/registry.ts';
 import { onTrainingProgress } from '#shared/training/train.ts';
-import { type Output, UserError } from '../output.ts';
-import type { Progress } from '../progress.ts';
-import { runPipelineCommand } from '../run-pipeline.ts';
 
 interface RetrainOutput {
   readonly candidate: {

@@ -4,7 +4,7 @@ import { optionalEnv } from '#shared/env.ts';
 import type { EtlDeps } from '#shared/etl/etl.ts';
 import type { RegistryDeps } from '#shared/registry/registry.ts';
 import type { ResourceNames } from '#shared/resources.ts';
-import { type RuntimeInfo, runtimeTarget } from './runtime.ts';
+import { type RuntimeInfo, runtimeTarget } from './running-platform.ts';
 
 /** What CLI commands need to work against a running platform, built once per command. */
 export interface PlatformContext {

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
+import { type Output, parseInteger } from '#cli/output.ts';
+import { runPipelineCommand } from '#cli/run-pipeline.ts';
 import type { BatchRunPlan, BatchRunSummary } from '#shared/batch/batch.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
-import { type Output, parseInteger } from '../output.ts';
-import { runPipelineCommand } from '../run-pipeline.ts';
 
 export function registerBatch(program: Command, output: Output): void {
   const batch = program.command('batch').description('batch scoring of every customer in the online store');

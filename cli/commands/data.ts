@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { keelHome, requireRuntime, runtimeTarget } from '#local/runtime.ts';
+import { type Output, parseInteger } from '#cli/output.ts';
+import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
 import { parseDriftSpec } from '#shared/data/generate.ts';
 import { writeRawData } from '#shared/data/raw-data.ts';
 import type { NumericField } from '#shared/features/index.ts';
-import { type Output, parseInteger } from '../output.ts';
 
 export function registerData(program: Command, output: Output): void {
   const data = program.command('data').description('synthetic customer data');

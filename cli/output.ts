@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from 'commander';
-import { type PlatformContext, platformContext } from '#local/context.ts';
-import { keelHome, requireRuntime } from '#local/runtime.ts';
-import { resolveStage, type StageInfo } from '#local/stage.ts';
+import { resolveStage, type StageInfo } from '#cli/stage/stage-info.ts';
+import { type PlatformContext, platformContext } from '#local/platform-context.ts';
+import { keelHome, requireRuntime } from '#local/running-platform.ts';
 import { Progress } from './progress.ts';
 
 /** A mistake the user can fix; printed without a stack trace. */

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { type Output, UserError } from '#cli/output.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
 import {
   ALARM_EVALUATE_SIGNAL,
@@ -9,10 +10,10 @@ import {
 } from '#local/alarms.ts';
 import { startLocalApi } from '#local/api.ts';
 import { bootstrapIfEmpty } from '#local/bootstrap.ts';
-import { platformContext } from '#local/context.ts';
 import { fileNotifier, type Notification } from '#local/notifications.ts';
 import { createPipelineRunner } from '#local/pipelines.ts';
-import { keelHome, readRuntime, removeRuntime, writeRuntime } from '#local/runtime.ts';
+import { platformContext } from '#local/platform-context.ts';
+import { keelHome, readRuntime, removeRuntime, writeRuntime } from '#local/running-platform.ts';
 import { startScheduler } from '#local/scheduler.ts';
 import { startLocalServers } from '#local/servers.ts';
 import {
@@ -24,7 +25,6 @@ import {
 import { intEnv, optionalEnv } from '#shared/env.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
-import { type Output, UserError } from '../output.ts';
 
 /** `keel up`: the embedded local platform, in the foreground until Ctrl-C. */
 export function registerUp(program: Command, output: Output): void {

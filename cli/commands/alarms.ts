@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { type Output, parseInteger, UserError } from '#cli/output.ts';
+import { readStageAlarms, type StateChange } from '#cli/stage/alarms.ts';
 import {
   ALARM_EVALUATE_SIGNAL,
   type AlarmStatus,
@@ -6,10 +8,8 @@ import {
   readAlarmsSnapshot,
 } from '#local/alarms.ts';
 import { readNotifications } from '#local/notifications.ts';
-import { keelHome, requireRuntime } from '#local/runtime.ts';
-import { readStageAlarms, type StateChange } from '#local/stage-alarms.ts';
+import { keelHome, requireRuntime } from '#local/running-platform.ts';
 import { awsTargetFromEnv } from '#shared/aws/clients.ts';
-import { type Output, parseInteger, UserError } from '../output.ts';
 
 /** How long `--evaluate` waits for the running platform's evaluation. */
 const EVALUATE_TIMEOUT_MS = 15_000;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { keelHome, requireRuntime } from '#local/runtime.ts';
-import { type Output, UserError } from '../output.ts';
-import { signedJsonPost } from '../signed-fetch.ts';
+import { type Output, UserError } from '#cli/output.ts';
+import { signedJsonPost } from '#cli/signed-fetch.ts';
+import { keelHome, requireRuntime } from '#local/running-platform.ts';
 
 /** `--attr income=52000`: numbers stay numbers, anything else is a string (e.g. plan=premium). */
 function parseAttribute(spec: string, previous: Record<string, unknown>): Record<string, unknown> {

@@ -1,11 +1,11 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { Output } from '#cli/output.ts';
 import { runDriftJob } from '#local/pipelines.ts';
-import { keelHome, requireRuntime, runtimeTarget } from '#local/runtime.ts';
+import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { renderDriftReport } from '#shared/drift/report-html.ts';
 import type { ResourceNames } from '#shared/resources.ts';
-import type { Output } from '../output.ts';
 
 export function registerDrift(program: Command, output: Output): void {
   const drift = program.command('drift').description('data and prediction drift of the served model');

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
+import { type Output, parseInteger } from '#cli/output.ts';
+import { runPipelineCommand } from '#cli/run-pipeline.ts';
 import type { EtlRunPlan, EtlRunSummary } from '#shared/etl/etl.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
-import { type Output, parseInteger } from '../output.ts';
-import { runPipelineCommand } from '../run-pipeline.ts';
 
 export function registerEtl(program: Command, output: Output): void {
   const etl = program.command('etl').description('raw CSV → validated offline features and the online store');

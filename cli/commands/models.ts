@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { PlatformContext } from '#local/context.ts';
-import { callerIdentityArn, sendTaskSuccess } from '#local/stage-approvals.ts';
+import { type Output, UserError } from '#cli/output.ts';
+import { callerIdentityArn, sendTaskSuccess } from '#cli/stage/approvals.ts';
+import type { PlatformContext } from '#local/platform-context.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { newestFeatureDataset, readFeatureDataset } from '#shared/offline/features-dataset.ts';
@@ -15,7 +16,6 @@ import {
   readMetadata,
   rollback,
 } from '#shared/registry/registry.ts';
-import { type Output, UserError } from '../output.ts';
 
 export function registerModels(program: Command, output: Output): void {
   const models = program

@@ -14,8 +14,8 @@ import { PREDICT_METRICS } from '#shared/monitoring/metrics.ts';
 import { logger, metrics, tracer } from '#shared/observability.ts';
 import { type Observer, routeApiRequest } from './api.ts';
 import { createPredictionCapture, type PredictionCapture } from './capture.ts';
-import type { PredictConfig } from './config.ts';
 import { ModelHolder, type ScorerFactory } from './model-holder.ts';
+import type { PredictConfig } from './predict-environment.ts';
 import type { InferenceDeps } from './service.ts';
 
 /**

@@ -1,6 +1,6 @@
+import { runStageExecution } from '#cli/stage/executions.ts';
 import { createPipelineRunner, type PipelineRun } from '#local/pipelines.ts';
-import { keelHome, requireRuntime, runtimeTarget } from '#local/runtime.ts';
-import { runStageExecution } from '#local/stage-executions.ts';
+import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
 import type { PipelineName } from '#shared/pipelines/definitions.ts';
 import type { ResourceNames } from '#shared/resources.ts';
 import { type Output, UserError } from './output.ts';

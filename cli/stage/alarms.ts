@@ -6,8 +6,6 @@ import {
   DescribeAlarmsCommand,
   type MetricAlarm,
 } from '@aws-sdk/client-cloudwatch';
-import { alarmName } from '#shared/monitoring/alarms.ts';
-import { assertValidStage } from '#shared/resources.ts';
 import {
   type AlarmStatus,
   type AlarmsSnapshot,
@@ -16,8 +14,10 @@ import {
   localAlarmCatalog,
   metricMathText,
   metricStatText,
-} from './alarms.ts';
-import { StageError } from './stage.ts';
+} from '#local/alarms.ts';
+import { alarmName } from '#shared/monitoring/alarms.ts';
+import { assertValidStage } from '#shared/resources.ts';
+import { StageError } from './stage-info.ts';
 
 /**
  * A deployed stage's alarms, read from CloudWatch (which evaluates them itself): the alarms the

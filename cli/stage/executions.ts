@@ -5,7 +5,7 @@ import {
   SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import { StageError } from './stage.ts';
+import { StageError } from './stage-info.ts';
 
 /**
  * Executions of a deployed stage's state machines. The client takes the SDK's default credential chain;
