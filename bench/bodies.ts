@@ -1,6 +1,7 @@
 /**
- * The request bodies of the benchmarks: Keel by customer id (features from the online store), the seed's
- * body.json (every raw field in the body), and Keel with those same fields as `attributes`.
+ * The request bodies of the benchmarks: Keel by customer id (features from the online store), the
+ * reference FastAPI service's body.json (every raw field in the body), and Keel with those same fields
+ * as `attributes`.
  */
 import { readFileSync } from 'node:fs';
 import { FEATURE_FIELD_NAMES, type RawRecord } from '#shared/features/index.ts';
@@ -11,8 +12,8 @@ export { KEEL_ID_BODY } from './events.ts';
 export const SEED_DIR = '/work/shared/peers/seed-fastapi';
 
 /**
- * The seed's request (its body.json: every raw field in the body). Falls back to `fallback`'s fields when
- * the seed's folder is not on this machine.
+ * The reference service's request (its body.json: every raw field in the body). Falls back to `fallback`'s
+ * fields when its folder is not on this machine.
  */
 export function seedFields(fallback: RawRecord): Record<string, unknown> {
   try {
@@ -25,7 +26,7 @@ export function seedFields(fallback: RawRecord): Record<string, unknown> {
   }
 }
 
-/** Keel with the same fields as the seed's body, given as `attributes` (apples to apples). */
+/** Keel with the same fields as the reference service's body, given as `attributes` (apples to apples). */
 export function keelAttributesBody(fallback: RawRecord): string {
   return JSON.stringify({ customerId: BENCH_CUSTOMER, attributes: seedFields(fallback) });
 }

@@ -1,8 +1,8 @@
 /**
- * HTTP load against a server on 127.0.0.1 with a standard load generator: wrk (like the seed's bench.sh,
- * one thread, its own process, µs latency) when installed, else autocannon (a dev dependency; runs in
- * this process and its latency histogram has 1 ms resolution). One POST body per run; a warm-up, then
- * each concurrency level for a fixed duration.
+ * HTTP load against a server on 127.0.0.1 with a standard load generator: wrk (like the bench.sh of the
+ * reference FastAPI service, one thread, its own process, µs latency) when installed, else autocannon
+ * (a dev dependency; runs in this process and its latency histogram has 1 ms resolution). One POST body
+ * per run; a warm-up, then each concurrency level for a fixed duration.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';

@@ -1,9 +1,9 @@
 /**
  * A served Keel model on the embedded platform, built with the project's own code: the local S3 and
- * DynamoDB servers in a temp KEEL_HOME, generated customers, a GBDT of the seed's size (100 trees,
- * depth 6, learning rate 0.1, no early stopping) trained by `trainCandidate`, registered and promoted
- * to champion, and the customers loaded into the online store. Used in-process by the handler and
- * cold-start benches and, in a child process, by serve-keel.ts.
+ * DynamoDB servers in a temp KEEL_HOME, generated customers, a GBDT of the reference FastAPI service's
+ * size (100 trees, depth 6, learning rate 0.1, no early stopping) trained by `trainCandidate`, registered
+ * and promoted to champion, and the customers loaded into the online store. Used in-process by the
+ * handler and cold-start benches and, in a child process, by serve-keel.ts.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -51,7 +51,7 @@ export interface KeelFixture {
 }
 
 export const MODEL_NAME = 'churn';
-/** The seed's XGBClassifier: 100 trees, depth 6, learning rate 0.1; all 100 trees kept. */
+/** The reference service's XGBClassifier: 100 trees, depth 6, learning rate 0.1; all 100 trees kept. */
 export const SEED_SIZED_PARAMS = { nTrees: 100, maxDepth: 6, learningRate: 0.1, earlyStoppingRounds: 0 };
 
 export function predictConfigOf(fixture: Pick<KeelFixture, 'servers'>): PredictConfig {

@@ -34,9 +34,9 @@ export interface HttpRatio {
   keelRps: number | null;
   keelAttributesRps: number | null;
   seedRps: number | null;
-  /** Keel (customerId, features from the online store) req/s ÷ seed req/s. */
+  /** Keel (customerId, features from the online store) req/s ÷ the reference service's req/s. */
   keelOverSeed: number | null;
-  /** Keel (every field as attributes, like the seed's body) req/s ÷ seed req/s. */
+  /** Keel (every field as attributes, like the reference service's body) req/s ÷ its req/s. */
   keelAttributesOverSeed: number | null;
 }
 
@@ -82,7 +82,7 @@ export interface BenchResults {
   }>;
   ratios: {
     http: HttpRatio[];
-    /** Seed in-process p50 (to_vector + predict_proba) ÷ Keel (encodeFeatures + scoreOne) p50. */
+    /** Reference service in-process p50 (to_vector + predict_proba) ÷ Keel's (encodeFeatures + scoreOne). */
     inProcessSpeedupP50: number | null;
     /** Keel GBDT train time ÷ XGBoost's, and AUC difference (from runTrainingBench). */
     trainTime: number | null;
@@ -156,7 +156,7 @@ export function toMarkdown(r: BenchResults): string {
       row('(c) middy handler, API Gateway event {customerId, attributes}', h.handlerAttributes),
     ];
     if (ok(r.seed) && ok(r.seed.inProcess)) {
-      rows.push(row('seed: to_vector + predict_proba (Python, same machine)', r.seed.inProcess));
+      rows.push(row('reference service: to_vector + predict_proba (Python, same machine)', r.seed.inProcess));
     }
     out.push(table(['what', 'p50', 'p90', 'p99', 'mean', 'calls'], rows), '');
     out.push(
@@ -166,7 +166,7 @@ export function toMarkdown(r: BenchResults): string {
     );
   } else out.push(whyNot(r.handler), '');
 
-  out.push('## HTTP: Keel local API vs the seed (FastAPI, 1 worker)', '');
+  out.push('## HTTP: Keel local API vs the reference FastAPI service (1 worker)', '');
   if (ok(r.http)) {
     const h = r.http;
     out.push(
@@ -202,8 +202,8 @@ export function toMarkdown(r: BenchResults): string {
       add('Keel `{"customerId","attributes"}`', h.keel.byAttributes, true);
       add('Keel `GET /health` (no store read, no model)', h.keel.health, false);
     } else rows.push(['Keel', '', whyNot(h.keel), '', '', '', '', '', '']);
-    if (ok(h.seed)) add('seed FastAPI `body.json`', h.seed.run, false);
-    else rows.push(['seed FastAPI', '', whyNot(h.seed), '', '', '', '', '', '']);
+    if (ok(h.seed)) add('reference FastAPI `body.json`', h.seed.run, false);
+    else rows.push(['reference FastAPI', '', whyNot(h.seed), '', '', '', '', '', '']);
     out.push(
       table(
         [
@@ -214,7 +214,7 @@ export function toMarkdown(r: BenchResults): string {
           'p99 ms',
           'non-2xx',
           'errors',
-          'Keel/seed req/s',
+          'Keel/reference req/s',
           'other CPU',
         ],
         rows,
@@ -231,7 +231,7 @@ export function toMarkdown(r: BenchResults): string {
       );
     if (ok(h.seed))
       servers.push(
-        `seed ready ${fmt(h.seed.server.readyMs, 0)} ms after spawn, RSS after load ${fmt(h.seed.server.rssMbAfter, 0)} MiB, body.json → probability ${h.seed.server.probability}`,
+        `reference service ready ${fmt(h.seed.server.readyMs, 0)} ms after spawn, RSS after load ${fmt(h.seed.server.rssMbAfter, 0)} MiB, body.json → probability ${h.seed.server.probability}`,
       );
     if (servers.length > 0) out.push(`${servers.join('; ')}.`, '');
   } else out.push(whyNot(r.http), '');
@@ -320,7 +320,7 @@ export function toMarkdown(r: BenchResults): string {
   if (ok(r.seed)) {
     const s = r.seed.model;
     out.push(
-      `Seed's own train.py on its gen_data.py CSV (${s.rows.toLocaleString('en-US')} rows, served model): XGBoost fit ${fmt(s.xgboost.fitS, 3)} s, AUC ${fmt(s.xgboost.auc, 4)}; ` +
+      `The reference service's own train.py on its gen_data.py CSV (${s.rows.toLocaleString('en-US')} rows, served model): XGBoost fit ${fmt(s.xgboost.fitS, 3)} s, AUC ${fmt(s.xgboost.auc, 4)}; ` +
         `HistGB (1 OpenMP thread) fit ${fmt(s.histgb.fitS, 3)} s, AUC ${fmt(s.histgb.auc, 4)}.`,
       '',
     );

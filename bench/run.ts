@@ -12,10 +12,10 @@
  * Sections, in order: training (Keel GBDT vs XGBoost), scoring (onnxruntime / JS), drift, a served Keel
  * model on the embedded platform (bench/keel-fixture.ts) used by the in-process handler latency and
  * cold-start benches, HTTP load against Keel's local API in a child process (bench/serve-keel.ts) and the
- * seed's FastAPI service (bench/seed.ts) with the same load generator, duration and concurrency, levels
- * interleaved; then the seed's in-process latency and the pipelines. A section that fails is recorded
- * with its error and the others still run; the exit code is then 1. Nothing is installed: missing tools
- * (wrk → autocannon) or seed packages are reported and skipped.
+ * reference FastAPI service (bench/seed.ts) with the same load generator, duration and concurrency, levels
+ * interleaved; then the reference service's in-process latency and the pipelines. A section that fails is
+ * recorded with its error and the others still run; the exit code is then 1. Nothing is installed: missing
+ * tools (wrk → autocannon) or the reference service's Python packages are reported and skipped.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -206,14 +206,15 @@ async function main(): Promise<number> {
     problems: [],
   };
 
-  // The seed: availability first (nothing is installed here), then its data and model in a temp dir.
+  // The reference FastAPI service: availability first (nothing is installed here), then its data and model
+  // in a temp dir.
   const seedWanted = runs('http') && values['no-seed'] !== true;
   const availability = seedWanted ? seedAvailability() : undefined;
   let seedModel: Awaited<ReturnType<typeof prepareSeedModel>> | undefined;
   if (!seedWanted) results.seed = { skipped: values['no-seed'] ? 'disabled (--no-seed)' : 'http skipped' };
   else if (!availability?.available) {
     const reason = availability && !availability.available ? availability.reason : 'unavailable';
-    log(`seed: skipped — ${reason}`);
+    log(`reference service: skipped — ${reason}`);
     results.seed = { skipped: reason };
   }
 
@@ -267,7 +268,7 @@ async function main(): Promise<number> {
     }
 
     if (runs('http')) {
-      results.http = await section('HTTP load (Keel and the seed, interleaved)', async () => {
+      results.http = await section('HTTP load (Keel and the reference service, interleaved)', async () => {
         const tool = detectLoadTool(values.tool as LoadToolName | undefined);
         log(`  load generator: ${tool.name} ${tool.version}`);
         let keelServer: KeelServer | undefined;
@@ -285,15 +286,18 @@ async function main(): Promise<number> {
               skipped: (results.seed as { skipped?: string } | undefined)?.skipped ?? 'unavailable',
             };
           } else {
-            seedStart = await section('  seed: gen_data.py, train.py, uvicorn (child process)', async () => {
-              seedModel = await prepareSeedModel({ rows: profile.seedRows });
-              log(
-                `  seed model: ${seedModel.rows} rows, xgboost fit ${seedModel.xgboost.fitS} s, AUC ${seedModel.xgboost.auc}`,
-              );
-              seedServer = await startSeedServer({ modelPath: seedModel.modelPath });
-              log(`  seed serves on ${seedServer.url} (pid ${seedServer.pid})`);
-              return seedServer;
-            });
+            seedStart = await section(
+              '  reference service: gen_data.py, train.py, uvicorn (child process)',
+              async () => {
+                seedModel = await prepareSeedModel({ rows: profile.seedRows });
+                log(
+                  `  reference model: ${seedModel.rows} rows, xgboost fit ${seedModel.xgboost.fitS} s, AUC ${seedModel.xgboost.auc}`,
+                );
+                seedServer = await startSeedServer({ modelPath: seedModel.modelPath });
+                log(`  reference service serves on ${seedServer.url} (pid ${seedServer.pid})`);
+                return seedServer;
+              },
+            );
           }
           const targets: LoadTarget[] = [];
           if (keelServer) {
@@ -306,7 +310,7 @@ async function main(): Promise<number> {
           }
           if (seedServer) {
             const body = (await readFile(join(SEED_DIR, 'body.json'), 'utf8')).trim();
-            targets.push({ name: 'seed', url: `${seedServer.url}/predict`, body });
+            targets.push({ name: 'reference', url: `${seedServer.url}/predict`, body });
           }
           const measured = await section(
             `  load: ${targets.map((t) => t.name).join(', ')} at ${profile.concurrency.join('/')} connections`,
@@ -344,7 +348,7 @@ async function main(): Promise<number> {
                   rssMbAfter: processRssMb(seedStart.pid),
                   probability: seedStart.probability,
                 },
-                run: runOf('seed'),
+                run: runOf('reference'),
               }
             : seedStart;
           return {
@@ -365,7 +369,7 @@ async function main(): Promise<number> {
 
     if (seedModel && availability?.available) {
       const model = seedModel;
-      const inProcess = await section('seed in-process (to_vector + predict_proba)', async () =>
+      const inProcess = await section('reference service in-process (to_vector + predict_proba)', async () =>
         seedInProcess({
           modelPath: model.modelPath,
           calls: profile.seedInProcessCalls,
@@ -413,20 +417,21 @@ function computeRatios(r: BenchResults): void {
     ['http', r.http],
   ];
   if (ok(r.http)) {
-    failures.push(['http Keel', r.http.keel], ['http seed', r.http.seed]);
+    failures.push(['http Keel', r.http.keel], ['http reference service', r.http.seed]);
     if (ok(r.http.keel))
       failures.push(
         ['http Keel {customerId}', r.http.keel.byCustomerId],
         ['http Keel {attributes}', r.http.keel.byAttributes],
       );
-    if (ok(r.http.seed)) failures.push(['http seed body.json', r.http.seed.run]);
+    if (ok(r.http.seed)) failures.push(['http reference service body.json', r.http.seed.run]);
   }
-  if (ok(r.seed)) failures.push(['seed in-process', r.seed.inProcess]);
+  if (ok(r.seed)) failures.push(['reference service in-process', r.seed.inProcess]);
   for (const [name, value] of failures) {
     if (value && 'error' in value) r.problems.push(`failed: ${name}: ${value.error}`);
     else if (value && 'skipped' in value) r.problems.push(`skipped: ${name}: ${value.skipped}`);
   }
-  if (r.seed && 'skipped' in r.seed && !ok(r.http)) r.problems.push(`skipped: seed: ${r.seed.skipped}`);
+  if (r.seed && 'skipped' in r.seed && !ok(r.http))
+    r.problems.push(`skipped: reference service: ${r.seed.skipped}`);
   const other = r.meta.otherCpu.run;
   if (other !== null && other > 0.1) {
     r.problems.push(
@@ -454,12 +459,13 @@ function computeRatios(r: BenchResults): void {
         keelAttributesOverSeed: ratio(keelAttributesRps),
       };
     });
-    // The seed gets every field in the body; Keel's apples-to-apples request carries them as attributes.
+    // The reference service gets every field in the body; Keel's apples-to-apples request carries them as
+    // attributes.
     // The {customerId} request (features from the online store) does more work and is shown beside it.
     for (const level of r.ratios.http) {
       const same = level.keelAttributesOverSeed;
       r.targets.push({
-        name: `HTTP req/s Keel/seed, c=${level.connections}, same fields in the body`,
+        name: `HTTP req/s Keel/reference, c=${level.connections}, same fields in the body`,
         target: '≥ 3×',
         measured:
           same === null
@@ -471,7 +477,7 @@ function computeRatios(r: BenchResults): void {
     for (const [name, run] of [
       ['Keel {customerId}', keel?.byCustomerId],
       ['Keel {attributes}', keel?.byAttributes],
-      ['seed', seedRun],
+      ['reference service', seedRun],
     ] as const) {
       if (!ok(run)) continue;
       for (const level of run.levels) {

@@ -1,10 +1,10 @@
 /**
- * The seed's FastAPI + XGBoost service (/work/shared/peers/seed-fastapi, read-only), run as its README
+ * The reference FastAPI + XGBoost service (/work/shared/peers/seed-fastapi, read-only), run as its README
  * says, beside Keel in the same bench run: data from its gen_data.py and a model from its train.py, both
  * written to a temp directory (MODEL_PATH points the app at it), then
  *   /usr/bin/python3 -m uvicorn app:app --host 127.0.0.1 --port P --workers 1 --loop asyncio --http h11 --no-access-log
- * Nothing is installed here: when the seed's folder or its Python packages are missing, `seedAvailability`
- * says why and the bench skips the seed.
+ * Nothing is installed here: when its folder or its Python packages are missing, `seedAvailability` says
+ * why and the bench skips it.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -49,7 +49,7 @@ export function seedAvailability(python = SEED_PYTHON): SeedAvailability {
     return {
       available: false,
       reason:
-        `the seed's Python packages are missing (${last}); install them with ` +
+        `the reference service's Python packages are missing (${last}); install them with ` +
         '`apt-get install -y python3-fastapi python3-uvicorn python3-sklearn python3-xgboost`',
     };
   }
@@ -88,7 +88,7 @@ function runPython(
   return { stdout: run.stdout, ms };
 }
 
-/** Generates the seed's CSV and trains its model with its own scripts, into a new temp directory. */
+/** Generates the reference service's CSV and trains its model with its own scripts, into a new temp dir. */
 export async function prepareSeedModel(options: { rows: number; python?: string }): Promise<SeedModel> {
   const python = options.python ?? SEED_PYTHON;
   const directory = trackDirectory(await mkdtemp(join(tmpdir(), 'keel-bench-seed-')));
@@ -133,7 +133,7 @@ export interface SeedServer {
   pid: number;
   /** Spawn to the first 200 on /health. */
   readyMs: number;
-  /** The probability the seed answers for its body.json. */
+  /** The probability the reference service answers for its body.json. */
   probability: number;
   stop(): Promise<void>;
 }
@@ -188,7 +188,7 @@ export async function startSeedServer(options: { modelPath: string; python?: str
     });
     const body = (await response.json()) as { probability?: number };
     if (response.status !== 200 || typeof body.probability !== 'number') {
-      throw new Error(`the seed answered ${response.status} ${JSON.stringify(body)}`);
+      throw new Error(`the reference service answered ${response.status} ${JSON.stringify(body)}`);
     }
     return {
       url,
@@ -199,7 +199,7 @@ export async function startSeedServer(options: { modelPath: string; python?: str
     };
   } catch (error) {
     await stopChild(child);
-    throw new Error(`the seed did not start: ${(error as Error).message}\n${tail.join('')}`);
+    throw new Error(`the reference service did not start: ${(error as Error).message}\n${tail.join('')}`);
   }
 }
 
@@ -223,7 +223,8 @@ print(json.dumps({"calls": n, "p50Us": q(0.5), "p90Us": q(0.9), "p99Us": q(0.99)
                   "meanUs": float(ts.mean()) / 1000, "maxUs": float(ts[-1]) / 1000}))
 `;
 
-/** The seed's in-process cost of one prediction (to_vector + predict_proba), as its bench.sh times it. */
+/** The reference service's in-process cost of one prediction (to_vector + predict_proba), timed as its
+ * bench.sh does. */
 export function seedInProcess(options: {
   modelPath: string;
   calls: number;
@@ -241,7 +242,7 @@ export function seedInProcess(options: {
     },
   );
   if (run.error) throw run.error;
-  if (run.status !== 0) throw new Error(`seed in-process timing failed: ${run.stderr.trim()}`);
+  if (run.status !== 0) throw new Error(`reference service in-process timing failed: ${run.stderr.trim()}`);
   const r = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as LatencySummary;
   return {
     calls: r.calls,

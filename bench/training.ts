@@ -1,7 +1,7 @@
 /**
- * Training benchmark: Keel's GBDT against XGBoost with the seed's parameters (100 trees, depth 6,
- * learning rate 0.1, hist, one thread) on exactly the same float32 matrix and the same 80/20 stratified
- * split. Targets: held-out AUC within 0.005 of XGBoost's, train time within 3x.
+ * Training benchmark: Keel's GBDT against XGBoost with the reference FastAPI service's parameters
+ * (100 trees, depth 6, learning rate 0.1, hist, one thread) on exactly the same float32 matrix and the
+ * same 80/20 stratified split. Targets: held-out AUC within 0.005 of XGBoost's, train time within 3x.
  *
  *   npx tsx bench/training.ts [--rows 100000] [--seed 42] [--repeats 1] [--no-xgboost]
  *
@@ -47,7 +47,8 @@ export interface TrainingBenchResult {
   ratios: { trainTime: number; aucDifference: number } | null;
 }
 
-/** The seed's train.py: XGBClassifier(n_estimators=100, max_depth=6, learning_rate=0.1, hist, nthread=1). */
+/** The reference service's train.py: XGBClassifier(n_estimators=100, max_depth=6, learning_rate=0.1, hist,
+ * nthread=1). */
 const SEED_PARAMS = { nTrees: 100, maxDepth: 6, learningRate: 0.1 } as const;
 const TEST_SHARE = 0.2;
 /** Generated records carry event times; they do not enter the features. */

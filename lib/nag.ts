@@ -13,7 +13,7 @@ export function addNagChecks(app: Construct): void {
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
 }
 
-/** A wildcard resource that AWS or the design requires, and the only actions allowed on it. */
+/** A wildcard resource that AWS or Keel's design requires, and the only actions allowed on it. */
 export interface WildcardGrant {
   /** The resource ARN with a `*` (possibly a token), or `*` itself. */
   readonly resource: string;

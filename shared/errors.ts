@@ -1,5 +1,5 @@
 /**
- * Keel's named errors. Each carries the API error code of DESIGN.md; the HTTP status for each code is
+ * Keel's named errors. Each carries an API error code (docs/architecture.md, "Inference API"); the HTTP status for each code is
  * decided in one place ({@link HTTP_STATUS}), and only 4xx details ever leave the process.
  */
 export const HTTP_STATUS = {

@@ -19,7 +19,7 @@ import { Construct } from 'constructs';
 import { type RequestModelName, requestModelSchema } from '#shared/inference/openapi.ts';
 import { MAX_BATCH_ITEMS } from '#shared/inference/schemas.ts';
 
-/** One route of the inference API (DESIGN.md, "Inference API"). */
+/** One route of the inference API (docs/architecture.md, "Inference API"). */
 export interface ApiRoute {
   readonly method: 'GET' | 'POST';
   /** Path under the stage, e.g. `/predict`. */
@@ -187,7 +187,7 @@ export class PredictApi extends Construct {
     this.accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention });
     this.api = new RestApi(this, 'Api', {
       restApiName: props.apiName,
-      description: 'Keel inference API (DESIGN.md, "Inference API")',
+      description: 'Keel inference API (docs/architecture.md, "Inference API")',
       endpointTypes: [EndpointType.REGIONAL],
       // Execution logging needs API Gateway's account-level CloudWatch role. It is one per account and
       // region, shared by every stage's API, so deleting this stack must not delete it.

@@ -82,7 +82,7 @@ export interface InferenceStackProps extends StackProps {
 }
 
 /**
- * Keel's real-time inference: the REST API of DESIGN.md ("Inference API") in front of the predict
+ * Keel's real-time inference: the REST API of docs/architecture.md ("Inference API") in front of the predict
  * handler on Lambda or ECS, with a WAF web ACL on its stage.
  */
 export class InferenceStack extends Stack {

@@ -11,9 +11,10 @@ import {
 import { Random } from '#shared/random.ts';
 
 /**
- * Deterministic synthetic churn data, modelled on the seed's gen_data.py: lognormal income with a mean
- * of 75,000, orders growing with tenure and plan, ~6% dormant accounts that never order, and a churn
- * label drawn from a fixed logistic function of the customer's features (churn rate ≈ 25%).
+ * Deterministic synthetic churn data, modelled on the reference FastAPI service's gen_data.py: lognormal
+ * income with a mean of 75,000, orders growing with tenure and plan, ~6% dormant accounts that never
+ * order, and a churn label drawn from a fixed logistic function of the customer's features (churn rate
+ * ≈ 25%).
  */
 
 export interface GenerateOptions {

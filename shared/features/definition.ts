@@ -53,7 +53,7 @@ export const MISSING_POLICY: Readonly<Record<NumericField | CategoricalField, Mi
   days_since_last_order: { kind: 'required' },
 };
 
-/** The ordered features the model sees (the seed's 20, in the seed's order). */
+/** The ordered features the model sees (the reference FastAPI service's 20, in its order). */
 export const FEATURES: readonly FeatureDefinition[] = [
   { name: 'age', expr: field('age') },
   { name: 'income', expr: field('income') },

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 
 /**
- * The raw customer record: CSV columns, online-store fields and `attributes` keys (DESIGN.md).
+ * The raw customer record: CSV columns, online-store fields and `attributes` keys (docs/architecture.md,
+ * "Contracts").
  * Numeric domains are checked here so that nothing downstream sees NaN, Infinity or a negative count.
  */
 

@@ -11,7 +11,7 @@ import {
 } from './schemas.ts';
 
 /**
- * The OpenAPI 3.0 document of the inference API (DESIGN.md, "Inference API"), generated from the zod
+ * The OpenAPI 3.0 document of the inference API (docs/architecture.md, "Inference API"), generated from the zod
  * schemas the handler validates with, so the document cannot drift from the code. Request bodies are
  * JSON Schema draft 4, the dialect of API Gateway models: the same objects become the REST API's
  * request models (lib/constructs/predict-api.ts), so the document, the gateway and the handler agree.
@@ -46,7 +46,7 @@ const json = (schema: JsonSchema, examples?: Record<string, { summary?: string; 
   'application/json': { schema, ...(examples ? { examples } : {}) },
 });
 
-/** What each error code means on this API (DESIGN.md), with an example body. */
+/** What each error code means on this API (docs/architecture.md, "Inference API"), with an example body. */
 const ERROR_EXAMPLES: Record<Exclude<ErrorCode, 'Conflict'>, { summary: string; value: unknown }> = {
   ValidationError: {
     summary: 'the body is invalid; details list every bad field by path',

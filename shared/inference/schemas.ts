@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { attributesSchema, customerIdSchema } from '#shared/features/index.ts';
 
 /**
- * The inference API's bodies (DESIGN.md), as zod schemas: the handler validates with them and the
+ * The inference API's bodies (docs/architecture.md, "Contracts"), as zod schemas: the handler validates with them and the
  * OpenAPI document is generated from them. Unknown keys are rejected, naming the key.
  */
 export const MAX_BATCH_ITEMS = 100;

@@ -132,7 +132,8 @@ function respond(prepared: Prepared, probability: number, model: LoadedModel, re
 
 /**
  * Whether the request carries every feature field itself: then nothing stored would survive the
- * override, and the online store is not read (the seed's contract: all fields in the body).
+ * override, and the online store is not read (as the reference FastAPI service is called: every field
+ * in the body).
  */
 export function needsStoredRecord(request: PredictRequest): boolean {
   const attributes = request.attributes;

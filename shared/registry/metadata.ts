@@ -22,7 +22,7 @@ export function versionName(n: number): ModelVersion {
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'sha256 as 64 lower-case hex digits');
 const probability = z.number().min(0).max(1);
 
-/** What `metadata.json` holds beside every `model.onnx` (DESIGN.md's registry contract). */
+/** What `metadata.json` holds beside every `model.onnx` (docs/architecture.md, "Model registry"). */
 export const modelMetadataSchema = z.object({
   name: modelNameSchema,
   version: versionSchema,

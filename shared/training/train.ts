@@ -24,7 +24,10 @@ export type Algorithm = 'gbdt' | 'logistic';
 
 export interface TrainOptions {
   readonly algorithm?: Algorithm;
-  /** Tree parameters (gbdt only); defaults are the seed's: 100 trees, depth 6, learning rate 0.1. */
+  /**
+   * Tree parameters (gbdt only); the defaults are those of the reference FastAPI service's XGBoost model:
+   * 100 trees, depth 6, learning rate 0.1.
+   */
   readonly params?: Partial<GbdtParams>;
   readonly seed?: number;
   /** Share of rows held out for the final evaluation (stratified). */

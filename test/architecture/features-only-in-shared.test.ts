@@ -7,7 +7,7 @@ import { findFeatureArithmetic } from '../support/feature-arithmetic.ts';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
- * DESIGN.md's rule: nothing outside shared/features computes a feature. Checked over every place a
+ * The rule of docs/architecture.md: nothing outside shared/features computes a feature. Checked over every place a
  * request, a record or a batch is handled. shared/data/generate.ts is the one exemption: it simulates
  * the customers' world (orders, spend), which is not feature code; its churn truth reads the features.
  */

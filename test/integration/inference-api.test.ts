@@ -17,7 +17,7 @@ import { startToggleProxy, type ToggleProxy } from '../support/toggle-proxy.ts';
 
 /**
  * The predict handler over real HTTP (the API Gateway adapter), against the local S3 and DynamoDB
- * behind switchable proxies: every route and error code of DESIGN.md's contract.
+ * behind switchable proxies: every route and error code of the contract (docs/architecture.md, "Inference API").
  */
 let aws: TestAws;
 let s3Proxy: ToggleProxy;

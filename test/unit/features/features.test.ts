@@ -13,8 +13,8 @@ import {
   rawRecordSchema,
 } from '#shared/features/index.ts';
 
-// Golden vectors: printed by the seed's own features.py `to_vector` for the same inputs, so Keel's
-// features are the seed's features (no training/serving skew against the model the seed shipped).
+// Golden vectors: printed by the reference FastAPI service's own features.py `to_vector` for the same
+// inputs, so Keel's features are its features (no training/serving skew against the model it shipped).
 const GOLDEN: { name: string; fields: PartialFeatureFields; vector: number[] }[] = [
   {
     name: 'typical customer',
@@ -88,7 +88,7 @@ const GOLDEN: { name: string; fields: PartialFeatureFields; vector: number[] }[]
 ];
 
 describe('feature vectors (golden)', () => {
-  it('has the seed feature names in order', () => {
+  it('has the feature names of the reference FastAPI service, in order', () => {
     expect(FEATURE_SET.names).toEqual([
       'age',
       'income',

@@ -25,7 +25,7 @@ function mediaTypes(): [string, Json, Record<string, { value: unknown }>][] {
     ]);
 }
 
-/** Status codes of the contract (DESIGN.md) per route; 403 and 429 are API Gateway's own, in AWS. */
+/** Status codes of the contract (docs/architecture.md, "Inference API") per route; 403 and 429 are API Gateway's own, in AWS. */
 const CONTRACT: Record<string, string[]> = {
   'POST /predict': ['200', '400', '403', '404', '413', '422', '429', '500', '503'],
   'POST /predict/batch': ['200', '400', '403', '413', '429', '500', '503'],
