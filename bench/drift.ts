@@ -10,11 +10,11 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type GenerateOptions, generateRecords } from '#shared/data/generate.ts';
-import { buildBaseline } from '#shared/drift/baseline.ts';
 import { computeDrift } from '#shared/drift/compute.ts';
+import { driftThresholds } from '#shared/drift/thresholds.ts';
 import { encodeInto, FEATURE_COUNT, featureIndex } from '#shared/features/index.ts';
 import { requireInteger } from '#shared/model/errors.ts';
-import { driftThresholds } from '#shared/monitoring/alarms.ts';
+import { buildBaseline } from '#shared/registry/baseline.ts';
 
 export interface DriftBenchOptions {
   readonly rows?: number;

@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type AlarmDefinition,
-  alarmDescription,
-  type CompositeAlarmDefinition,
-  type MetricStat,
-  renderAlarmRule,
-  renderExpression,
-} from '#shared/monitoring/alarms.ts';
+import type {
+  AlarmDefinition,
+  CompositeAlarmDefinition,
+  MetricStat,
+} from '#shared/monitoring/alarm-catalog.ts';
+import { alarmDescription, renderAlarmRule, renderExpression } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { type AlarmState, breaches, type Datapoint } from '#shared/monitoring/evaluate.ts';
 import type { DeploymentEnvironment } from '#shared/resources.ts';
 import type { WebhookDelivery } from './notifications.ts';

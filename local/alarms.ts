@@ -2,14 +2,10 @@ import { open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { intEnv } from '#shared/env.ts';
-import {
-  type AlarmCatalog,
-  type AlarmDefinition,
-  alarmDefinitions,
-  alarmName,
-  type MonitoringOptionsInput,
-  renderExpression,
-} from '#shared/monitoring/alarms.ts';
+import type { AlarmCatalog, AlarmDefinition } from '#shared/monitoring/alarm-catalog.ts';
+import { alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
+import type { MonitoringOptionsInput } from '#shared/monitoring/alarm-options.ts';
+import { alarmName, renderExpression } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { type MetricSample, parseEmf } from '#shared/monitoring/emf.ts';
 import {
   type AlarmState,

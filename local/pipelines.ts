@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { type AwsTarget, createAwsClients, createDocumentClient } from '#shared/aws/clients.ts';
 import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
-import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
+import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipelines/definitions.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
 import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';

@@ -23,7 +23,7 @@ import {
   stageVariables,
 } from '#shared/config/keel-config.ts';
 import { intEnv, optionalEnv } from '#shared/env.ts';
-import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
+import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 
 /** `keel up`: the embedded local platform, in the foreground until Ctrl-C. */

@@ -15,7 +15,7 @@ import {
   metricMathText,
   metricStatText,
 } from '#local/alarms.ts';
-import { alarmName } from '#shared/monitoring/alarms.ts';
+import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { assertValidStage } from '#shared/resources.ts';
 import { StageError } from './stage-info.ts';
 

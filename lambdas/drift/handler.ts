@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { type DriftJobDeps, runDrift } from '#shared/drift/job.ts';
-import { monitoringOptionsFromEnv } from '#shared/monitoring/alarms.ts';
+import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { step } from '#shared/pipelines/step.ts';
 import { pipelineContext } from '#shared/pipelines/task-context.ts';
 

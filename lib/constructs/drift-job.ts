@@ -12,7 +12,7 @@ import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { DRIFT_REPORT_PREFIX } from '#shared/drift/job.ts';
 import { CAPTURE_PREFIX } from '#shared/inference/capture.ts';
-import { MONITORING_OPTIONS_ENV, type MonitoringOptionsInput } from '#shared/monitoring/alarms.ts';
+import { MONITORING_OPTIONS_ENV, type MonitoringOptionsInput } from '#shared/monitoring/alarm-options.ts';
 import type { ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import type { BucketRole, TableRole } from '#shared/resources.ts';
 
@@ -42,7 +42,7 @@ export interface DriftJobProps {
    * The alarm options the monitoring stack's alarms use, so the job classifies drift (its report, its
    * statuses) at the same thresholds (`KEEL_ALARM_OPTIONS`, read by `lambdas/drift/handler.ts`).
    *
-   * @default - none: the defaults of shared/monitoring/alarms.ts
+   * @default - none: the defaults of shared/monitoring/alarm-options.ts
    */
   readonly monitoringOptions?: MonitoringOptionsInput;
   /**

@@ -12,23 +12,25 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import type {
+  AlarmDefinition,
+  CompositeAlarmDefinition,
+  ComparisonOperator as DefinedComparison,
+  TreatMissingData as DefinedMissingData,
+  MetricStat,
+} from '#shared/monitoring/alarm-catalog.ts';
 import {
-  type AlarmDefinition,
   alarmDescription,
   alarmName,
-  type CompositeAlarmDefinition,
-  type ComparisonOperator as DefinedComparison,
-  type TreatMissingData as DefinedMissingData,
-  type MetricStat,
   renderAlarmRule,
   renderExpression,
-} from '#shared/monitoring/alarms.ts';
+} from '#shared/monitoring/cloudwatch-alarms.ts';
 
 /** Props of {@link MonitoringAlarms}. */
 export interface MonitoringAlarmsProps {
   /** Deployment stage: alarm names are `alarmName(stage, id)`. */
   readonly stage: string;
-  /** The alarms, from `alarmDefinitions(…)` in `shared/monitoring/alarms.ts`; never restated here. */
+  /** The alarms, from `alarmDefinitions(…)` in `shared/monitoring/alarm-definitions.ts`; never restated here. */
   readonly alarms: readonly AlarmDefinition[];
   /** The paging composite over the `page` alarms (`alarmDefinitions(…).page`). */
   readonly page: CompositeAlarmDefinition;

@@ -19,14 +19,13 @@ import { KeelDashboard } from '#lib/constructs/keel-dashboard.ts';
 import { MonitoringAlarms } from '#lib/constructs/monitoring-alarms.ts';
 import { assertValidOnCallEndpoints, OnCallTopic } from '#lib/constructs/oncall-topic.ts';
 import { RetrainOnAlarm } from '#lib/constructs/retrain-on-alarm.ts';
+import type { AlarmCatalog } from '#shared/monitoring/alarm-catalog.ts';
+import { ALARM_IDS, alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
 import {
-  ALARM_IDS,
-  type AlarmCatalog,
-  alarmDefinitions,
   type MonitoredResourcesInput,
   MonitoringOptionsError,
   type MonitoringOptionsInput,
-} from '#shared/monitoring/alarms.ts';
+} from '#shared/monitoring/alarm-options.ts';
 import { PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
 import { SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
@@ -68,9 +67,9 @@ export interface MonitoringStackProps extends StackProps {
   readonly api?: RestApi;
   /**
    * Thresholds, periods and evaluation windows of the alarms (see `MonitoringOptionsInput` in
-   * `shared/monitoring/alarms.ts`); validated at synth, each bad key named.
+   * `shared/monitoring/alarm-options.ts`); validated at synth, each bad key named.
    *
-   * @default - the defaults of shared/monitoring/alarms.ts
+   * @default - the defaults of shared/monitoring/alarm-options.ts
    */
   readonly alarmOptions?: Omit<MonitoringOptionsInput, 'service'>;
   /**
@@ -130,7 +129,7 @@ const PIPELINE_NAMES = Object.keys(PIPELINES) as PipelineName[];
 
 /**
  * Keel's monitoring: the on-call topic, one CloudWatch alarm per definition of
- * `shared/monitoring/alarms.ts` over the resources of the other stacks, the paging composite, the
+ * `shared/monitoring/alarm-definitions.ts` over the resources of the other stacks, the paging composite, the
  * dashboard and, optionally, retraining started by the data-drift page alarm.
  */
 export class MonitoringStack extends Stack {

@@ -6,7 +6,7 @@ import {
   MonitoringOptionsError,
   type MonitoringOptionsInput,
   resolveMonitoringOptions,
-} from '#shared/monitoring/alarms.ts';
+} from '#shared/monitoring/alarm-options.ts';
 import {
   nextFireTime,
   SCHEDULES,
@@ -136,7 +136,7 @@ export const keelConfigSchema = z.strictObject({
       maxBadRowShare: share().optional(),
     })
     .prefault({}),
-  /** `MonitoringOptionsInput` of shared/monitoring/alarms.ts (its `service` is the stack's); checked there. */
+  /** `MonitoringOptionsInput` of shared/monitoring/alarm-options.ts (its `service` is the stack's); checked there. */
   alarms: z
     .custom<Omit<MonitoringOptionsInput, 'service'>>(
       (value) => typeof value === 'object' && value !== null && !Array.isArray(value),

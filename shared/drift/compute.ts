@@ -1,5 +1,6 @@
 import { FEATURE_COUNT, FEATURE_SET, featureIndex } from '#shared/features/index.ts';
-import { type Baseline, ONE_HOT_COLUMNS } from './baseline.ts';
+import type { Severity } from '#shared/monitoring/alarm-catalog.ts';
+import { type Baseline, ONE_HOT_COLUMNS } from '#shared/registry/baseline.ts';
 import {
   type CategoricalDrift,
   categoricalDrift,
@@ -11,27 +12,16 @@ import {
   type PredictionDrift,
   predictionDrift,
 } from './metrics.ts';
+import type { DriftThresholds } from './thresholds.ts';
 
 /**
  * A drift report: a window of encoded rows and the scores the model gave them, compared with the
  * serving model's baseline. Pure and synchronous; the drift job, `keel drift check` and the tests call
- * it the same way, and the thresholds come from the alarm definitions (shared/monitoring/alarms.ts
- * `driftThresholds`), so a report's statuses and the alarms on its metrics cannot disagree.
+ * it the same way, and the thresholds come from the alarm definitions (`driftThresholds` of
+ * thresholds.ts), so a report's statuses and the alarms on its metrics cannot disagree.
  */
 
-export type Severity = 'warn' | 'page';
 export type DriftStatus = 'ok' | Severity | 'insufficient';
-
-export interface DriftThresholds {
-  /** A feature's PSI at or above `warn` warns, at or above `page` pages. */
-  readonly featurePsi: { readonly warn: number; readonly page: number };
-  /** Score PSI at or above `threshold` has `severity`. */
-  readonly scorePsi: { readonly threshold: number; readonly severity: Severity };
-  /** |positive-rate change| in percentage points at or above `threshold` has `severity`. */
-  readonly positiveRateDeltaPoints: { readonly threshold: number; readonly severity: Severity };
-  /** Fewer finite values than this make a comparison `insufficient` rather than noisy. */
-  readonly minRows: number;
-}
 
 export interface DriftWindow {
   /** Row-major encoded features, FEATURE_COUNT per row (encodeInto's layout); may be longer than needed. */

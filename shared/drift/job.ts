@@ -7,13 +7,22 @@ import {
   type CaptureRecord,
   captureHourPrefix,
 } from '#shared/inference/capture.ts';
-import { driftThresholds, type MonitoringOptionsInput } from '#shared/monitoring/alarms.ts';
+import type { MonitoringOptionsInput } from '#shared/monitoring/alarm-options.ts';
 import { toEmf } from '#shared/monitoring/emf.ts';
-import { DEFAULT_SERVICE, driftMetricData, KEEL_NAMESPACE } from '#shared/monitoring/metrics.ts';
+import {
+  DEFAULT_SERVICE,
+  DRIFT_METRICS,
+  FEATURE_DIMENSION,
+  KEEL_NAMESPACE,
+  type MetricDatum,
+  type MetricUnit,
+  serviceDimensions,
+} from '#shared/monitoring/metrics.ts';
 import { metrics } from '#shared/observability.ts';
+import type { Baseline } from '#shared/registry/baseline.ts';
 import { getChampion, type RegistryDeps, readBaseline } from '#shared/registry/registry.ts';
-import type { Baseline } from './baseline.ts';
 import { computeDrift, type DriftReport, type DriftStatus } from './compute.ts';
+import { driftThresholds } from './thresholds.ts';
 
 /**
  * The drift job: the champion's captured predictions of a window (default: the hour before now) →
@@ -204,6 +213,32 @@ export async function readCapturedWindow(
     scores[i] = typeof record.probability === 'number' ? record.probability : Number.NaN;
   });
   return { x, scores, rows: kept.length, skipped };
+}
+
+/**
+ * The datapoints of one drift run. A comparison with insufficient data publishes nothing (a missing
+ * datapoint, which the drift alarms treat as "keep the current state"), never a made-up 0.
+ */
+export function driftMetricData(report: DriftReport, service = DEFAULT_SERVICE): MetricDatum[] {
+  const dimensions = serviceDimensions(service);
+  const data: MetricDatum[] = [];
+  const add = (metricName: string, value: number | null, unit: MetricUnit, dims = dimensions) => {
+    if (value !== null) data.push({ metricName, value, unit, dimensions: dims });
+  };
+  for (const f of report.features) {
+    const feature = f.kind === 'numeric' ? f.feature : f.field;
+    add(DRIFT_METRICS.featurePsi, f.psi, 'None', { ...dimensions, [FEATURE_DIMENSION]: feature });
+  }
+  add(DRIFT_METRICS.maxFeaturePsi, report.summary.maxPsi, 'None');
+  add(DRIFT_METRICS.warnedFeatures, report.summary.warned, 'Count');
+  add(DRIFT_METRICS.pagedFeatures, report.summary.paged, 'Count');
+  add(DRIFT_METRICS.scorePsi, report.prediction.scorePsi, 'None');
+  add(DRIFT_METRICS.positiveRateDelta, report.prediction.positiveRateDelta, 'None');
+  add(DRIFT_METRICS.windowRows, report.rows, 'Count');
+  let nonFinite = report.prediction.nan + report.prediction.infinite;
+  for (const f of report.features) nonFinite += f.kind === 'numeric' ? f.nan + f.infinite : f.invalid;
+  add(DRIFT_METRICS.nonFiniteValues, nonFinite, 'Count');
+  return data;
 }
 
 /** One JSON document per line on the Powertools metrics console: stdout in Lambda, the EMF file locally. */

@@ -1,4 +1,9 @@
-import { type CategoricalBaseline, type NumericBaseline, type ScoreBaseline, UNSEEN } from './baseline.ts';
+import {
+  type CategoricalBaseline,
+  type NumericBaseline,
+  type ScoreBaseline,
+  UNSEEN,
+} from '#shared/registry/baseline.ts';
 
 /**
  * Drift metrics against a model version's `baseline.json`: PSI on the baseline's own bins, Jensen–Shannon

@@ -5,11 +5,11 @@ import type {
   Expression,
   MetricStat,
   Statistic,
-} from './alarms.ts';
+} from './alarm-catalog.ts';
 import type { MetricSample } from './emf.ts';
 
 /**
- * CloudWatch alarm evaluation as pure functions, so the local runtime evaluates alarms.ts's definitions
+ * CloudWatch alarm evaluation as pure functions, so the local runtime evaluates the catalog's definitions
  * the way CloudWatch does: samples → one value per period (statistic, then metric math) → M out of N
  * with CloudWatch's treatment of missing data → state; composites over the states.
  */

@@ -1,5 +1,3 @@
-import type { DriftReport } from '#shared/drift/compute.ts';
-
 /**
  * The metric contract between what Keel emits and what its alarms watch: namespace, names, units and
  * dimension sets, declared once. CloudWatch (and the local evaluator) match a metric by its exact
@@ -23,7 +21,7 @@ export const PREDICT_METRICS = {
   http5xx: 'Http5xx',
 } as const;
 
-/** What the drift job publishes after each run ({@link driftMetricData}). */
+/** What the drift job publishes after each run (`driftMetricData` in shared/drift/job.ts). */
 export const DRIFT_METRICS = {
   /** PSI of one numeric feature or categorical field; dimensions service + Feature. */
   featurePsi: 'FeaturePsi',
@@ -52,30 +50,4 @@ export interface MetricDatum {
 
 export function serviceDimensions(service: string): Record<string, string> {
   return { [SERVICE_DIMENSION]: service };
-}
-
-/**
- * The datapoints of one drift run. A comparison with insufficient data publishes nothing (a missing
- * datapoint, which the drift alarms treat as "keep the current state"), never a made-up 0.
- */
-export function driftMetricData(report: DriftReport, service = DEFAULT_SERVICE): MetricDatum[] {
-  const dimensions = serviceDimensions(service);
-  const data: MetricDatum[] = [];
-  const add = (metricName: string, value: number | null, unit: MetricUnit, dims = dimensions) => {
-    if (value !== null) data.push({ metricName, value, unit, dimensions: dims });
-  };
-  for (const f of report.features) {
-    const feature = f.kind === 'numeric' ? f.feature : f.field;
-    add(DRIFT_METRICS.featurePsi, f.psi, 'None', { ...dimensions, [FEATURE_DIMENSION]: feature });
-  }
-  add(DRIFT_METRICS.maxFeaturePsi, report.summary.maxPsi, 'None');
-  add(DRIFT_METRICS.warnedFeatures, report.summary.warned, 'Count');
-  add(DRIFT_METRICS.pagedFeatures, report.summary.paged, 'Count');
-  add(DRIFT_METRICS.scorePsi, report.prediction.scorePsi, 'None');
-  add(DRIFT_METRICS.positiveRateDelta, report.prediction.positiveRateDelta, 'None');
-  add(DRIFT_METRICS.windowRows, report.rows, 'Count');
-  let nonFinite = report.prediction.nan + report.prediction.infinite;
-  for (const f of report.features) nonFinite += f.kind === 'numeric' ? f.nan + f.infinite : f.invalid;
-  add(DRIFT_METRICS.nonFiniteValues, nonFinite, 'Count');
-  return data;
 }

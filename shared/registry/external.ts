@@ -5,13 +5,13 @@
  */
 import onnxProto from 'onnx-proto';
 import { z } from 'zod';
-import { type Baseline, buildBaseline } from '#shared/drift/baseline.ts';
 import { type FieldIssue, KeelError, ValidationError } from '#shared/errors.ts';
 import type { FeatureSet } from '#shared/features/encode.ts';
 import { evaluateBinary } from '#shared/model/metrics.ts';
 import { tensorInfo } from '#shared/model/onnx-export.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { ModelFormatError } from '#shared/model/scorer.ts';
+import { type Baseline, buildBaseline } from './baseline.ts';
 import { type ModelMetadata, modelMetadataSchema, type NewModelMetadata } from './metadata.ts';
 import { type RegistryDeps, registerModel, sha256Hex } from './registry.ts';
 

@@ -1,4 +1,3 @@
-import { type Baseline, buildBaseline } from '#shared/drift/baseline.ts';
 import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { type Dataset, takeRows } from '#shared/model/dataset.ts';
 import { type GbdtParams, trainGbdt } from '#shared/model/gbdt.ts';
@@ -14,6 +13,7 @@ import { exportOnnx } from '#shared/model/onnx-export.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import type { FeatureDataset } from '#shared/offline/features-dataset.ts';
+import { type Baseline, buildBaseline } from '#shared/registry/baseline.ts';
 import type { NewModelMetadata } from '#shared/registry/metadata.ts';
 
 /**

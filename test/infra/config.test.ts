@@ -22,7 +22,9 @@ import {
   parseKeelConfig,
   SCHEDULE_KEYS,
 } from '#shared/config/keel-config.ts';
-import { ALARM_IDS, alarmName, MONITORING_OPTIONS_ENV } from '#shared/monitoring/alarms.ts';
+import { ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
+import { MONITORING_OPTIONS_ENV } from '#shared/monitoring/alarm-options.ts';
+import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
 import { CDK_CONTEXT, runApp, synthFindings } from './cdk-app.ts';
 

@@ -9,15 +9,14 @@ import { DataStack } from '#lib/stacks/data-stack.ts';
 import { InferenceStack } from '#lib/stacks/inference-stack.ts';
 import { MonitoringStack, type MonitoringStackProps } from '#lib/stacks/monitoring-stack.ts';
 import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
+import type { AlarmDefinition, MetricStat } from '#shared/monitoring/alarm-catalog.ts';
+import { ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import {
-  ALARM_IDS,
-  type AlarmDefinition,
   alarmDescription,
   alarmName,
-  type MetricStat,
   renderAlarmRule,
   renderExpression,
-} from '#shared/monitoring/alarms.ts';
+} from '#shared/monitoring/cloudwatch-alarms.ts';
 import {
   DEFAULT_SERVICE,
   DRIFT_METRICS,

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AlarmStatus, AlarmsSnapshot } from '#local/alarms.ts';
 import type { Notification } from '#local/notifications.ts';
 import type { DriftReportDocument } from '#shared/drift/job.ts';
-import { ALARM_IDS } from '#shared/monitoring/alarms.ts';
+import { ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import { TEST_EMULATOR } from '../support/aws.ts';
 import { runKeel, startKeelUp } from '../support/cli.ts';
 import { startMonitoredPlatform } from '../support/monitoring.ts';

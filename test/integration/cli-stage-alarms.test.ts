@@ -7,15 +7,9 @@ import {
 } from '@aws-sdk/client-cloudwatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StageAlarmsSnapshot } from '#cli/stage/alarms.ts';
-import {
-  ALARM_IDS,
-  type AlarmDefinition,
-  alarmDefinitions,
-  alarmDescription,
-  alarmName,
-  type MetricStat,
-  renderExpression,
-} from '#shared/monitoring/alarms.ts';
+import type { AlarmDefinition, MetricStat } from '#shared/monitoring/alarm-catalog.ts';
+import { ALARM_IDS, alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
+import { alarmDescription, alarmName, renderExpression } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import { startMoto } from '../support/aws.ts';
 import { runKeel } from '../support/cli.ts';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { type Baseline, buildBaseline, UNSEEN } from '#shared/drift/baseline.ts';
 import { computeDrift, DriftInputError, type DriftReport, type FeatureDrift } from '#shared/drift/compute.ts';
+import { driftThresholds } from '#shared/drift/thresholds.ts';
 import { FEATURE_COUNT, featureIndex } from '#shared/features/index.ts';
-import { driftThresholds } from '#shared/monitoring/alarms.ts';
+import { type Baseline, buildBaseline, UNSEEN } from '#shared/registry/baseline.ts';
 import { generatedWindow } from './windows.ts';
 
 const ROWS = 20_000;

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { binIndex, type NumericBaseline, UNSEEN } from '#shared/drift/baseline.ts';
 import {
   categoricalDrift,
   countBins,
@@ -11,6 +10,7 @@ import {
   predictionDrift,
   psi,
 } from '#shared/drift/metrics.ts';
+import { binIndex, type NumericBaseline, UNSEEN } from '#shared/registry/baseline.ts';
 
 describe('psi (golden, computed by hand)', () => {
   it('sums (a − e)·ln(a/e) over the bins', () => {

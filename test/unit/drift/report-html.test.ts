@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { buildBaseline } from '#shared/drift/baseline.ts';
 import { computeDrift } from '#shared/drift/compute.ts';
 import { renderDriftReport } from '#shared/drift/report-html.ts';
-import { driftThresholds } from '#shared/monitoring/alarms.ts';
+import { driftThresholds } from '#shared/drift/thresholds.ts';
+import { buildBaseline } from '#shared/registry/baseline.ts';
 import { generatedWindow } from './windows.ts';
 
 const reference = generatedWindow(5000, 1);

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type AlarmLoop, type AlarmStatus, createAlarmLoop, localAlarmCatalog } from '#local/alarms.ts';
 import { metricsFile } from '#local/handler-environment.ts';
 import { fileNotifier, type Notification, readNotifications } from '#local/notifications.ts';
-import { ALARM_IDS } from '#shared/monitoring/alarms.ts';
+import { ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import { toEmf } from '#shared/monitoring/emf.ts';
 import { DRIFT_METRICS, KEEL_NAMESPACE, serviceDimensions } from '#shared/monitoring/metrics.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { alarmMessage, snsEnvelope, stateReason, type Transition } from '#local/alarms-message.ts';
-import { ALARM_IDS, alarmDefinitions, alarmName } from '#shared/monitoring/alarms.ts';
+import { ALARM_IDS, alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
+import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 
 /** What local alarms publish: CloudWatch's alarm message and SNS's HTTPS body, field for field. */

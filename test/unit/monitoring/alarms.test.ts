@@ -1,17 +1,18 @@
 import { describe, expect, it } from 'vitest';
+import { driftThresholds } from '#shared/drift/thresholds.ts';
+import type { AlarmDefinition } from '#shared/monitoring/alarm-catalog.ts';
+import { ALARM_IDS, alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
 import {
-  ALARM_IDS,
-  type AlarmDefinition,
-  alarmDefinitions,
-  alarmDescription,
-  alarmName,
-  driftThresholds,
   MonitoringOptionsError,
   type MonitoringOptionsInput,
+  resolveMonitoringOptions,
+} from '#shared/monitoring/alarm-options.ts';
+import {
+  alarmDescription,
+  alarmName,
   renderAlarmRule,
   renderExpression,
-  resolveMonitoringOptions,
-} from '#shared/monitoring/alarms.ts';
+} from '#shared/monitoring/cloudwatch-alarms.ts';
 
 const resources = {
   api: { name: 'keel-dev-api', stage: 'prod' },

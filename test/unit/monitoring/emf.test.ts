@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { buildBaseline } from '#shared/drift/baseline.ts';
 import { computeDrift, type DriftWindow } from '#shared/drift/compute.ts';
-import { ALARM_IDS, alarmDefinitions, driftThresholds } from '#shared/monitoring/alarms.ts';
+import { driftMetricData } from '#shared/drift/job.ts';
+import { driftThresholds } from '#shared/drift/thresholds.ts';
+import { ALARM_IDS, alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
 import { EmfKeyCollisionError, parseEmf, toEmf } from '#shared/monitoring/emf.ts';
 import {
   evaluateAlarm,
@@ -9,12 +10,8 @@ import {
   evaluationRange,
   periodDatapoints,
 } from '#shared/monitoring/evaluate.ts';
-import {
-  DRIFT_METRICS,
-  driftMetricData,
-  KEEL_NAMESPACE,
-  type MetricDatum,
-} from '#shared/monitoring/metrics.ts';
+import { DRIFT_METRICS, KEEL_NAMESPACE, type MetricDatum } from '#shared/monitoring/metrics.ts';
+import { buildBaseline } from '#shared/registry/baseline.ts';
 import { generatedWindow } from '../drift/windows.ts';
 
 const T = 1_800_000_000_000;

@@ -1,10 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ALARM_IDS,
-  type AlarmDefinition,
-  alarmDefinitions,
-  type TreatMissingData,
-} from '#shared/monitoring/alarms.ts';
+import type { AlarmDefinition, TreatMissingData } from '#shared/monitoring/alarm-catalog.ts';
+import { ALARM_IDS, alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
 import type { MetricSample } from '#shared/monitoring/emf.ts';
 import {
   type AlarmCondition,

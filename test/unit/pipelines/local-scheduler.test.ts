@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PipelineRunner } from '#local/pipelines.ts';
 import { startScheduler } from '#local/scheduler.ts';
 import { configuredSchedules, parseKeelConfig, stageVariables } from '#shared/config/keel-config.ts';
-import { MONITORING_OPTIONS_ENV } from '#shared/monitoring/alarms.ts';
+import { MONITORING_OPTIONS_ENV } from '#shared/monitoring/alarm-options.ts';
 
 /** A runner that records what the scheduler starts (the pipelines themselves are tested elsewhere). */
 function recordingRunner(started: string[]): PipelineRunner {

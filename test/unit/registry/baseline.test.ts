@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { encodeInto, FEATURE_COUNT, FEATURE_SET, type FeatureFields } from '#shared/features/index.ts';
 import {
   binFractions,
   binIndex,
@@ -8,8 +9,7 @@ import {
   ONE_HOT_COLUMNS,
   quantileEdges,
   UNSEEN,
-} from '#shared/drift/baseline.ts';
-import { encodeInto, FEATURE_COUNT, FEATURE_SET, type FeatureFields } from '#shared/features/index.ts';
+} from '#shared/registry/baseline.ts';
 
 describe('baseline bins (golden)', () => {
   it('puts a value in the first bin whose edge is above it (edges are lower-inclusive)', () => {

@@ -3,7 +3,8 @@ import { CATEGORIES, FEATURE_COUNT, FEATURE_SET, FEATURES } from '#shared/featur
 /**
  * The training-time distributions a model version is watched against (`baseline.json`): quantile bins
  * for each numeric feature, category frequencies for each categorical field (read back from its one-hot
- * columns; all zeros means an unseen category), and the distribution of the model's scores.
+ * columns; all zeros means an unseen category), and the distribution of the model's scores. Built
+ * when a version is trained or imported, stored beside it; shared/drift compares its windows on the same bins.
  */
 export interface NumericBaseline {
   readonly feature: string;

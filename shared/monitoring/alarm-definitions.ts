@@ -1,0 +1,317 @@
+import type {
+  AlarmCatalog,
+  AlarmDefinition,
+  AlarmMetric,
+  Expression,
+  MetricStat,
+  Statistic,
+} from './alarm-catalog.ts';
+import {
+  type MonitoredResources,
+  type MonitoredResourcesInput,
+  type MonitoringOptions,
+  type MonitoringOptionsInput,
+  resolveMonitoringOptions,
+  resolveResources,
+} from './alarm-options.ts';
+import { DRIFT_METRICS, KEEL_NAMESPACE, PREDICT_METRICS, serviceDimensions } from './metrics.ts';
+
+/**
+ * Keel's alarms, declared once: every definition and the paging composite, for the options and the
+ * resources of a deployment. The monitoring stack and the local runtime both take them from
+ * {@link alarmDefinitions}; the drift job reads its thresholds back from them (shared/drift/thresholds.ts).
+ */
+
+export const ALARM_IDS = {
+  dataDriftWarn: 'data-drift-warn',
+  dataDriftPage: 'data-drift-page',
+  scoreDrift: 'prediction-drift-score-psi',
+  positiveRateDrift: 'prediction-drift-positive-rate',
+  apiLatency: 'api-latency-p99',
+  predictLatency: 'predict-latency-p99',
+  predictServerErrors: 'predict-5xx-rate',
+  page: 'page',
+} as const;
+
+/** Ids of the per-resource alarms: `lambda-errors-<function id>` and so on. */
+export const RESOURCE_ALARM_PREFIX = {
+  lambdaErrors: 'lambda-errors-',
+  lambdaThrottles: 'lambda-throttles-',
+  stateMachineFailures: 'state-machine-failures-',
+  stateMachineTimeouts: 'state-machine-timeouts-',
+  stateMachineAborts: 'state-machine-aborts-',
+  dlqDepth: 'dlq-depth-',
+} as const;
+
+const stat = (
+  namespace: string,
+  metricName: string,
+  dimensions: Record<string, string>,
+  statistic: Statistic,
+): MetricStat => ({ namespace, metricName, dimensions, statistic });
+
+const single = (metric: MetricStat): AlarmMetric => ({ kind: 'metric', metric });
+const ref = (id: string): Expression => ({ op: 'metric', id });
+const fill0 = (id: string): Expression => ({ op: 'fill', id, value: 0 });
+const num = (value: number): Expression => ({ op: 'const', value });
+const bin = (op: '+' | '*' | '/' | '>=', left: Expression, right: Expression): Expression => ({
+  op,
+  left,
+  right,
+});
+
+type Evaluation = Pick<AlarmDefinition, 'periodSeconds' | 'evaluationPeriods' | 'datapointsToAlarm'>;
+const windowOf = (group: Evaluation): Evaluation => ({
+  periodSeconds: group.periodSeconds,
+  evaluationPeriods: group.evaluationPeriods,
+  datapointsToAlarm: group.datapointsToAlarm,
+});
+
+const DRIFT_RUNBOOK =
+  'Run `keel drift check --report drift.html` (or open the drift job log) to see which features moved and how. ' +
+  'A broken upstream feed (unit change, new plan or region, nulls) is fixed at the source; do not retrain on it. ' +
+  'A real population change is answered by `keel train`, compared with the champion, then promoted.';
+
+/** Drift alarms: the drift job publishes one datapoint per run, so a missing period keeps the state. */
+function driftAlarms(options: MonitoringOptions): AlarmDefinition[] {
+  const { drift } = options;
+  const dims = serviceDimensions(options.service);
+  const common = {
+    source: 'emf',
+    ...windowOf(drift),
+    comparisonOperator: 'GreaterThanOrEqualToThreshold',
+    treatMissingData: 'ignore',
+    runbook: DRIFT_RUNBOOK,
+  } as const;
+  const maxPsi = single(stat(KEEL_NAMESPACE, DRIFT_METRICS.maxFeaturePsi, dims, 'Maximum'));
+  return [
+    {
+      ...common,
+      id: ALARM_IDS.dataDriftWarn,
+      severity: 'warn',
+      metric: maxPsi,
+      threshold: drift.featurePsiWarn,
+      description: `Data drift: a feature's PSI against the model's training baseline reached ${drift.featurePsiWarn}.`,
+    },
+    {
+      ...common,
+      id: ALARM_IDS.dataDriftPage,
+      severity: 'page',
+      metric: maxPsi,
+      threshold: drift.featurePsiPage,
+      description: `Data drift: a feature's PSI against the model's training baseline reached ${drift.featurePsiPage}; predictions for these inputs are extrapolations.`,
+    },
+    {
+      ...common,
+      id: ALARM_IDS.scoreDrift,
+      severity: 'page',
+      metric: single(stat(KEEL_NAMESPACE, DRIFT_METRICS.scorePsi, dims, 'Maximum')),
+      threshold: drift.scorePsi,
+      description: `Prediction drift: the PSI of the model's scores against its held-out scores reached ${drift.scorePsi}.`,
+    },
+    {
+      ...common,
+      id: ALARM_IDS.positiveRateDrift,
+      severity: 'page',
+      // The delta is signed; the largest move either way within the period is what counts.
+      metric: {
+        kind: 'math',
+        label: '|PositiveRateDelta| (points)',
+        expression: {
+          op: 'max',
+          args: [
+            { op: 'abs', of: ref('high') },
+            { op: 'abs', of: ref('low') },
+          ],
+        },
+        metrics: {
+          high: stat(KEEL_NAMESPACE, DRIFT_METRICS.positiveRateDelta, dims, 'Maximum'),
+          low: stat(KEEL_NAMESPACE, DRIFT_METRICS.positiveRateDelta, dims, 'Minimum'),
+        },
+      },
+      threshold: drift.positiveRateDeltaPoints,
+      description: `Prediction drift: the share of positive predictions moved ${drift.positiveRateDeltaPoints} points or more from the model's held-out rate.`,
+    },
+  ];
+}
+
+const LATENCY_RUNBOOK =
+  'Check the predict function: cold starts and concurrency (AWS/Lambda Duration, ConcurrentExecutions), ' +
+  'DynamoDB read latency of the online store, a model version just promoted (`keel models history`). ' +
+  'Roll back with `keel models rollback --reason …` if a new version is slower.';
+
+function apiAlarms(options: MonitoringOptions, resources: MonitoredResources): AlarmDefinition[] {
+  const { latency, serverErrors } = options;
+  const dims = serviceDimensions(options.service);
+  const latencyCommon = {
+    severity: 'page',
+    ...windowOf(latency),
+    comparisonOperator: 'GreaterThanOrEqualToThreshold',
+    threshold: latency.p99Ms,
+    // No requests, no latency problem.
+    treatMissingData: 'notBreaching',
+    runbook: LATENCY_RUNBOOK,
+  } as const;
+  const alarms: AlarmDefinition[] = [
+    {
+      ...latencyCommon,
+      id: ALARM_IDS.predictLatency,
+      source: 'emf',
+      metric: single(stat(KEEL_NAMESPACE, PREDICT_METRICS.latency, dims, 'p99')),
+      description: `Predict handler latency p99 at or above ${latency.p99Ms} ms in ${latency.datapointsToAlarm} of ${latency.evaluationPeriods} periods.`,
+    },
+  ];
+  if (resources.api) {
+    alarms.push({
+      ...latencyCommon,
+      id: ALARM_IDS.apiLatency,
+      source: 'aws',
+      metric: single(
+        stat('AWS/ApiGateway', 'Latency', { ApiName: resources.api.name, Stage: resources.api.stage }, 'p99'),
+      ),
+      description: `API Gateway latency p99 (what clients see) at or above ${latency.p99Ms} ms in ${latency.datapointsToAlarm} of ${latency.evaluationPeriods} periods.`,
+    });
+  }
+  const total = bin('+', bin('+', fill0('ok'), fill0('client')), fill0('server'));
+  alarms.push({
+    id: ALARM_IDS.predictServerErrors,
+    severity: 'page',
+    source: 'emf',
+    metric: {
+      kind: 'math',
+      label: '5xx share of responses (%)',
+      expression: {
+        op: 'if',
+        condition: bin('>=', total, num(serverErrors.minRequests)),
+        whenTrue: bin('/', bin('*', num(100), fill0('server')), total),
+        whenFalse: num(0),
+      },
+      metrics: {
+        ok: stat(KEEL_NAMESPACE, PREDICT_METRICS.http2xx, dims, 'Sum'),
+        client: stat(KEEL_NAMESPACE, PREDICT_METRICS.http4xx, dims, 'Sum'),
+        server: stat(KEEL_NAMESPACE, PREDICT_METRICS.http5xx, dims, 'Sum'),
+      },
+    },
+    ...windowOf(serverErrors),
+    comparisonOperator: 'GreaterThanOrEqualToThreshold',
+    threshold: serverErrors.ratePercent,
+    treatMissingData: 'notBreaching',
+    description: `Predict API: ${serverErrors.ratePercent}% or more of responses were 5xx (periods with at least ${serverErrors.minRequests} requests) in ${serverErrors.datapointsToAlarm} of ${serverErrors.evaluationPeriods} periods.`,
+    runbook:
+      'Read the predict function log for "request failed": Unavailable means DynamoDB or S3 did not answer ' +
+      '(check their health and throttling); Internal is a bug: roll back the last deployment or model version.',
+  });
+  return alarms;
+}
+
+function resourceAlarms(options: MonitoringOptions, resources: MonitoredResources): AlarmDefinition[] {
+  const { lambda, stateMachines, dlq } = options;
+  const common = {
+    source: 'aws',
+    comparisonOperator: 'GreaterThanOrEqualToThreshold',
+    // These metrics have no datapoint while nothing runs: silence is health.
+    treatMissingData: 'notBreaching',
+  } as const;
+  return [
+    ...resources.functions.flatMap((fn): AlarmDefinition[] => [
+      {
+        ...common,
+        id: `${RESOURCE_ALARM_PREFIX.lambdaErrors}${fn.id}`,
+        severity: fn.severity,
+        metric: single(stat('AWS/Lambda', 'Errors', { FunctionName: fn.name }, 'Sum')),
+        ...windowOf(lambda),
+        threshold: lambda.errors,
+        description: `Lambda function ${fn.id}: ${lambda.errors} or more invocation errors (crashes, timeouts) in ${lambda.periodSeconds} s.`,
+        runbook: `Read the ${fn.id} function's log group for the failed invocations' errors and request ids.`,
+      },
+      {
+        ...common,
+        id: `${RESOURCE_ALARM_PREFIX.lambdaThrottles}${fn.id}`,
+        severity: fn.severity,
+        metric: single(stat('AWS/Lambda', 'Throttles', { FunctionName: fn.name }, 'Sum')),
+        ...windowOf(lambda),
+        threshold: lambda.throttles,
+        description: `Lambda function ${fn.id}: ${lambda.throttles} or more throttled invocations in ${lambda.periodSeconds} s.`,
+        runbook: `Compare ${fn.id}'s concurrency with its reserved concurrency and the account limit; raise one or shed load.`,
+      },
+    ]),
+    // A run that times out or is stopped never reaches its failure path (neither can be caught), so
+    // it is not in ExecutionsFailed: each outcome has its own alarm.
+    ...resources.stateMachines.flatMap((sm): AlarmDefinition[] => {
+      const executions = (
+        prefix: string,
+        metricName: string,
+        what: string,
+        runbook: string,
+      ): AlarmDefinition => ({
+        ...common,
+        id: `${prefix}${sm.id}`,
+        severity: sm.severity,
+        metric: single(stat('AWS/States', metricName, { StateMachineArn: sm.arn }, 'Sum')),
+        ...windowOf(stateMachines),
+        threshold: stateMachines.failures,
+        description: `State machine ${sm.id}: ${stateMachines.failures} or more ${what} executions in ${stateMachines.periodSeconds} s.`,
+        runbook,
+      });
+      return [
+        executions(
+          RESOURCE_ALARM_PREFIX.stateMachineFailures,
+          'ExecutionsFailed',
+          'failed',
+          `Open the failed execution of ${sm.id} in the Step Functions console: the failing state's input and error say what to fix; re-run after the fix.`,
+        ),
+        executions(
+          RESOURCE_ALARM_PREFIX.stateMachineTimeouts,
+          'ExecutionsTimedOut',
+          'timed-out',
+          `An execution of ${sm.id} ran past the state machine's TimeoutSeconds and was ended without notifying: open it in the Step Functions console to see which state it was in (a stuck task, or input far larger than planned), fix that, re-run.`,
+        ),
+        executions(
+          RESOURCE_ALARM_PREFIX.stateMachineAborts,
+          'ExecutionsAborted',
+          'aborted',
+          `Someone or something stopped an execution of ${sm.id} (StopExecution; CloudTrail names who): confirm it was meant, and re-run what it left undone.`,
+        ),
+      ];
+    }),
+    ...resources.queues.map(
+      (queue): AlarmDefinition => ({
+        ...common,
+        id: `${RESOURCE_ALARM_PREFIX.dlqDepth}${queue.id}`,
+        severity: queue.severity,
+        metric: single(
+          stat('AWS/SQS', 'ApproximateNumberOfMessagesVisible', { QueueName: queue.name }, 'Maximum'),
+        ),
+        ...windowOf(dlq),
+        threshold: dlq.depth,
+        description: `Dead-letter queue ${queue.id} holds ${dlq.depth} or more messages: work that was given up on.`,
+        runbook: `Inspect the messages in ${queue.id} (their error attributes), fix the cause, then redrive them to the source.`,
+      }),
+    ),
+  ];
+}
+
+/** Every alarm and the paging composite, for the given options and the resources a deployment has. */
+export function alarmDefinitions(
+  options: MonitoringOptionsInput = {},
+  resources: MonitoredResourcesInput = {},
+): AlarmCatalog {
+  const resolved = resolveMonitoringOptions(options);
+  const monitored = resolveResources(resources);
+  const alarms = [
+    ...driftAlarms(resolved),
+    ...apiAlarms(resolved, monitored),
+    ...resourceAlarms(resolved, monitored),
+  ];
+  return {
+    options: resolved,
+    alarms,
+    page: {
+      id: ALARM_IDS.page,
+      severity: 'page',
+      anyOf: alarms.filter((a) => a.severity === 'page').map((a) => a.id),
+      description: 'Keel needs on-call: at least one paging alarm is in ALARM.',
+      runbook: 'Find the child alarm in ALARM and follow its runbook.',
+    },
+  };
+}
