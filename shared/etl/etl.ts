@@ -4,6 +4,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { parse } from 'csv-parse/sync';
 import { KeelError } from '#shared/errors.ts';
+import { assertRawHeader } from '#shared/features/header.ts';
 import {
   encodeInto,
   FEATURE_COUNT,
@@ -130,6 +131,19 @@ export const DEFAULT_CHUNK_ROWS = 100_000;
 export const MAX_ETL_CHUNKS = 2_000;
 
 /**
+ * The header line's columns, checked against the raw record's ({@link SchemaChangeError} when they differ).
+ * A byte-order mark (spreadsheet exports) is not part of the first column's name.
+ */
+function checkedHeader(source: string, headerBytes: readonly Buffer[]): string {
+  const header = Buffer.concat(headerBytes)
+    .toString('utf8')
+    .replace(/^\uFEFF/, '')
+    .replace(/\r$/, '');
+  assertRawHeader(source, header.split(','));
+  return header;
+}
+
+/**
  * One streaming pass over the raw object that records the byte offset of every `chunkRows`-th line.
  * Raw customer fields never contain line breaks, so lines are rows.
  */
@@ -139,9 +153,11 @@ export async function planEtl(
 ): Promise<EtlPlan> {
   const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
   const runDate = options.runDate ?? (deps.clock ?? (() => new Date()))().toISOString().slice(0, 10);
+  const source = `s3://${deps.rawBucket}/${options.inputKey}`;
   const object = await deps.s3.send(new GetObjectCommand({ Bucket: deps.rawBucket, Key: options.inputKey }));
   let offset = 0;
-  let headerBytes: Buffer[] = [];
+  let header: string | undefined;
+  const headerBytes: Buffer[] = [];
   let headerEnd = -1;
   let lines = 0;
   let chunkStart = -1;
@@ -155,6 +171,9 @@ export async function planEtl(
         headerBytes.push(bytes.subarray(0, i));
         headerEnd = lineEnd;
         chunkStart = lineEnd;
+        // Before any row: a changed header fails every row the same way, so the run stops here.
+        header = checkedHeader(source, headerBytes);
+        headerBytes.length = 0;
         continue;
       }
       lines++;
@@ -176,9 +195,9 @@ export async function planEtl(
   if (headerEnd === -1 && offset > 0) {
     headerEnd = offset; // a header line without a newline, and no rows
     chunkStart = offset;
+    header = checkedHeader(source, headerBytes);
   }
-  if (headerEnd === -1)
-    throw new BadRowShareError(`s3://${deps.rawBucket}/${options.inputKey} has no header line`);
+  if (header === undefined) throw new BadRowShareError(`${source} has no header line`);
   if (lastByte !== NEWLINE && offset > chunkStart) lines++; // a last line without a newline
   const rowsInTail = lines - chunks.length * chunkRows;
   if (rowsInTail > 0) {
@@ -197,12 +216,6 @@ export async function planEtl(
         `more than the ${maxChunks} a run may have; give chunkRows of at least ${Math.ceil(lines / maxChunks)}`,
     );
   }
-  // A byte-order mark (spreadsheet exports) is not part of the first column's name.
-  const header = Buffer.concat(headerBytes)
-    .toString('utf8')
-    .replace(/^\uFEFF/, '')
-    .replace(/\r$/, '');
-  headerBytes = [];
   return {
     inputKey: options.inputKey,
     runDate,
