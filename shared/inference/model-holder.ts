@@ -1,5 +1,5 @@
 import { callDependency } from '#shared/aws/errors.ts';
-import { NoModelError } from '#shared/errors.ts';
+import { NoModelError, UnavailableError } from '#shared/errors.ts';
 import { FEATURE_SET } from '#shared/features/index.ts';
 import type { Scorer } from '#shared/model/scorer.ts';
 import type { ModelMetadata } from '#shared/registry/metadata.ts';
@@ -113,7 +113,7 @@ export class ModelHolder {
       };
     } catch (error) {
       // Unavailable: try again at the next check. Anything else (tampered, wrong features): refuse this version.
-      if ((error as { code?: string }).code !== 'Unavailable') this.rejected = champion;
+      if (!(error instanceof UnavailableError)) this.rejected = champion;
       else this.lastCheck = Number.NEGATIVE_INFINITY;
       this.deps.onEvent?.({ type: 'load-failed', version: champion, error });
       if (!this.model) throw error;
