@@ -31,6 +31,17 @@ export interface FieldIssue {
   readonly message: string;
 }
 
+/** A failed zod parse's issues as field issues, their paths under `prefix` (`(body)` for the root). */
+export function issuesOf(
+  error: { issues: { path: PropertyKey[]; message: string }[] },
+  prefix = '',
+): FieldIssue[] {
+  return error.issues.map((issue) => ({
+    path: [prefix, ...issue.path.map(String)].filter(Boolean).join('.') || '(body)',
+    message: issue.message,
+  }));
+}
+
 export class ValidationError extends KeelError {
   readonly code = 'ValidationError';
   constructor(message: string, issues: FieldIssue[], options: { cause?: unknown } = {}) {

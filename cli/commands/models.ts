@@ -75,13 +75,15 @@ Examples:
     .argument('<version>', 'e.g. v3')
     .option('--reason <text>', 'why, for the deployment log', 'manual promotion')
     .option('--force', 'promote even if it was trained on another feature set (needs --reason)')
-    .action(async (version: string, options: { reason: string; force?: boolean }) =>
+    .action(async (version: string, options: { reason: string; force?: boolean }, command: Command) =>
       output.withPlatform(async (ctx) => {
+        // --force needs a reason of the user's own: the default one does not count.
+        const ownReason = command.getOptionValueSource('reason') !== 'default';
         const move = await promote(ctx.registry, {
           name: ctx.modelName,
           version,
           featureFingerprint: FEATURE_SET.fingerprint,
-          reason: options.force && options.reason === 'manual promotion' ? '' : options.reason,
+          reason: options.force && !ownReason ? '' : options.reason,
           actor: ctx.actor,
           force: options.force,
         });

@@ -2,6 +2,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import {
   type BatchDeps,
+  batchRunSchema,
   completeBatchRun,
   MAX_BATCH_SEGMENTS,
   planBatchRun,
@@ -24,18 +25,6 @@ const deps: BatchDeps = {
   capture: { sampleRate: captureSampleRate() },
 };
 
-const runSchema = z.object({
-  runId: z.string().min(1),
-  runDate: z.string(),
-  model: z.object({ name: z.string(), version: z.string(), threshold: z.number() }),
-  outputPrefix: z.string().min(1),
-  totalSegments: z.number().int().min(1).max(MAX_BATCH_SEGMENTS),
-  input: z.object({ key: z.string().min(1), header: z.string().min(1), labeled: z.boolean() }).optional(),
-  itemCount: z.number().int().min(1).max(MAX_BATCH_SEGMENTS),
-  planKey: z.string().min(1),
-  resultsPrefix: z.string().min(1),
-});
-
 /**
  * Pins the champion version and splits the work: the online store into parallel-scan segments, or a
  * given raw CSV (`inputKey`) into byte ranges of whole lines.
@@ -50,12 +39,12 @@ export const plan = step(
 );
 
 /** Scores one segment (one Distributed Map item); its result goes to S3. */
-export const score = step(z.object({ run: runSchema, index: z.number().int().min(0) }), (input) =>
+export const score = step(z.object({ run: batchRunSchema, index: z.number().int().min(0) }), (input) =>
   scoreBatchRunSegment(deps, input.run, input.index),
 );
 
 /** Totals over the segments' results (read from S3), manifest and the run's metrics (rows scored, positive rate). */
-export const finalize = step(z.object({ run: runSchema }), async (input) => {
+export const finalize = step(z.object({ run: batchRunSchema }), async (input) => {
   const report = await completeBatchRun(deps, input.run);
   metrics.addMetadata('ModelVersion', report.model.version);
   metrics.addMetric('BatchRowsScored', MetricUnit.Count, report.rows);

@@ -5,6 +5,7 @@ import { ValidationError } from '#shared/errors.ts';
 import {
   completeEtlRun,
   type EtlDeps,
+  etlRunSchema,
   newestRawKey,
   planEtlRun,
   processEtlRunChunk,
@@ -21,18 +22,6 @@ const deps: EtlDeps = {
   onlineTable: ctx.names.onlineFeatures,
 };
 
-const runSchema = z.object({
-  inputKey: z.string().min(1),
-  runDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
-  header: z.string().min(1),
-  labeled: z.boolean(),
-  totalRows: z.number().int().min(0),
-  featurePrefix: z.string().min(1),
-  itemCount: z.number().int().min(0),
-  planKey: z.string().min(1),
-  resultsPrefix: z.string().min(1),
-});
-
 /**
  * Plan: the input key (default: the newest raw file) cut into row chunks; the plan goes to S3, the Map
  * state gets the chunk numbers.
@@ -40,10 +29,7 @@ const runSchema = z.object({
 export const plan = step(
   z.object({
     inputKey: z.string().min(1).optional(),
-    runDate: z
-      .string()
-      .regex(/^\d{4}-\d{2}-\d{2}$/)
-      .optional(),
+    runDate: etlRunSchema.shape.runDate.optional(),
     chunkRows: z.number().int().min(1).optional(),
   }),
   async (input) => {
@@ -58,7 +44,7 @@ export const plan = step(
 );
 
 /** One chunk: validate, quarantine, features part, online store; its result goes to S3. */
-export const chunk = step(z.object({ run: runSchema, index: z.number().int().min(0) }), (input) =>
+export const chunk = step(z.object({ run: etlRunSchema, index: z.number().int().min(0) }), (input) =>
   processEtlRunChunk(deps, input.run, input.index),
 );
 
@@ -71,7 +57,7 @@ const stageMaxBadRowShare = numberEnv(ETL_MAX_BAD_ROW_SHARE_ENV, { min: 0, max: 
  */
 export const finalize = step(
   z.object({
-    plan: z.object({ run: runSchema }),
+    plan: z.object({ run: etlRunSchema }),
     maxBadRowShare: z.number().min(0).max(1).optional(),
   }),
   (input) => completeEtlRun(deps, input.plan.run, input.maxBadRowShare ?? stageMaxBadRowShare),

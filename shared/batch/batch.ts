@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
 import { NoModelError, ValidationError } from '#shared/errors.ts';
 import { planEtl, readCsvLines } from '#shared/etl/etl.ts';
 import {
@@ -25,6 +26,7 @@ import {
   putJson,
   type RunObjects,
   resultKey,
+  runObjectsSchema,
   runPlanOf,
 } from '#shared/pipelines/run-objects.ts';
 import { getChampion, loadVerifiedModel, type RegistryDeps } from '#shared/registry/registry.ts';
@@ -62,16 +64,33 @@ export interface BatchDeps {
   readonly clock?: () => Date;
 }
 
-export interface BatchPlan {
-  readonly runId: string;
-  readonly runDate: string;
-  readonly model: { readonly name: string; readonly version: string; readonly threshold: number };
-  readonly outputPrefix: string;
-  readonly totalSegments: number;
-  readonly segments: BatchSegment[];
+/**
+ * The most segments (store segments, or byte ranges of a given file) a batch run may have. The
+ * Distributed Map runs each as a child execution, so the bound is the state: the item numbers the plan
+ * step returns (about 49 KB at this size) must stay well under Step Functions' 256 KiB.
+ */
+export const MAX_BATCH_SEGMENTS = 10_000;
+
+/**
+ * What the batch state machine carries from state to state: the plan without its segments, and where
+ * the segments (for a given file) and their results are (see shared/pipelines/run-objects.ts). The
+ * score and finalize tasks parse their input with it.
+ */
+export const batchRunSchema = z.object({
+  runId: z.string().min(1),
+  runDate: z.string(),
+  model: z.object({ name: z.string(), version: z.string(), threshold: z.number() }),
+  outputPrefix: z.string().min(1),
+  totalSegments: z.number().int().min(1).max(MAX_BATCH_SEGMENTS),
   /** Score the rows of this raw CSV instead of the online store. */
-  readonly input?: { readonly key: string; readonly header: string; readonly labeled: boolean };
-}
+  input: z.object({ key: z.string().min(1), header: z.string().min(1), labeled: z.boolean() }).optional(),
+  ...runObjectsSchema.shape,
+  itemCount: z.number().int().min(1).max(MAX_BATCH_SEGMENTS),
+});
+export type BatchRun = z.infer<typeof batchRunSchema>;
+
+/** The whole plan, written to the outputs bucket: the run's scalars and every segment. */
+export type BatchPlan = Omit<BatchRun, keyof RunObjects> & { readonly segments: BatchSegment[] };
 
 export interface SegmentResult {
   readonly segment: number;
@@ -92,13 +111,6 @@ export interface BatchReport {
   readonly parts: string[];
   readonly manifestKey: string;
 }
-
-/**
- * The most segments (store segments, or byte ranges of a given file) a batch run may have. The
- * Distributed Map runs each as a child execution, so the bound is the state: the item numbers the plan
- * step returns (about 49 KB at this size) must stay well under Step Functions' 256 KiB.
- */
-export const MAX_BATCH_SEGMENTS = 10_000;
 
 export const PREDICTIONS_HEADER =
   'customer_id,probability,prediction,model_version,feature_fingerprint,event_time';
@@ -335,12 +347,6 @@ export async function finalizeBatch(
   );
   return report;
 }
-
-/**
- * What the batch state machine carries from state to state: the plan without its segments, and where
- * the segments (for a given file) and their results are (see shared/pipelines/run-objects.ts).
- */
-export type BatchRun = Omit<BatchPlan, 'segments'> & RunObjects;
 
 /** The plan step's output: the run, and the segment numbers the Distributed Map iterates over. */
 export interface BatchRunPlan {

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { parse } from 'csv-parse/sync';
+import { z } from 'zod';
 import { KeelError } from '#shared/errors.ts';
 import { assertRawHeader } from '#shared/features/header.ts';
 import {
@@ -28,6 +29,7 @@ import {
   putJson,
   type RunObjects,
   resultKey,
+  runObjectsSchema,
   runPlanOf,
 } from '#shared/pipelines/run-objects.ts';
 import { KEYS } from '#shared/resources.ts';
@@ -57,15 +59,24 @@ export interface EtlChunk {
   readonly rows: number;
 }
 
-export interface EtlPlan {
-  readonly inputKey: string;
-  readonly runDate: string;
-  readonly header: string;
-  readonly labeled: boolean;
-  readonly totalRows: number;
-  readonly featurePrefix: string;
-  readonly chunks: EtlChunk[];
-}
+/**
+ * What the ETL state machine carries from state to state: the plan without its chunks, and where the
+ * chunks and their results are (see shared/pipelines/run-objects.ts). The chunk and finalize tasks
+ * parse their input with it.
+ */
+export const etlRunSchema = z.object({
+  inputKey: z.string().min(1),
+  runDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
+  header: z.string().min(1),
+  labeled: z.boolean(),
+  totalRows: z.number().int().min(0),
+  featurePrefix: z.string().min(1),
+  ...runObjectsSchema.shape,
+});
+export type EtlRun = z.infer<typeof etlRunSchema>;
+
+/** The whole plan, written to the features bucket: the run's scalars and every chunk. */
+export type EtlPlan = Omit<EtlRun, keyof RunObjects> & { readonly chunks: EtlChunk[] };
 
 export interface EtlChunkResult {
   readonly index: number;
@@ -430,12 +441,6 @@ export async function completeEtl(
   await markDatasetComplete(deps.s3, deps.featuresBucket, plan.featurePrefix, report);
   return report;
 }
-
-/**
- * What the ETL state machine carries from state to state: the plan without its chunks, and where the
- * chunks and their results are (see shared/pipelines/run-objects.ts).
- */
-export type EtlRun = Omit<EtlPlan, 'chunks'> & RunObjects;
 
 /** The plan step's output: the run, and the chunk numbers the Map state iterates over. */
 export interface EtlRunPlan {

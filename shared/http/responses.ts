@@ -1,6 +1,12 @@
 import type { APIGatewayProxyResult } from 'aws-lambda';
+import { z } from 'zod';
 import { HTTP_STATUS, KeelError, PayloadTooLargeError, ValidationError } from '#shared/errors.ts';
-import type { ErrorBody } from '#shared/inference/schemas.ts';
+
+/** The body of every error response (and of a failed batch item). */
+export const errorBodySchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+export type ErrorBody = z.infer<typeof errorBodySchema>;
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
 

@@ -26,17 +26,13 @@ const ROUTES: Record<string, Route> = {
     return jsonResponse(200, prediction.body);
   },
   'POST /predict/batch': async (event, deps, requestId, observer) => {
-    const results = await predictBatch(
-      deps,
-      parseJsonBody(event.body, event.isBase64Encoded),
-      requestId,
-      (e) => errorBody(e, requestId),
-    );
+    const results = await predictBatch(deps, parseJsonBody(event.body, event.isBase64Encoded), requestId);
     return jsonResponse(200, {
       results: results.map((result) => {
-        if ('error' in result) return { error: result.error };
-        observer.prediction(result);
-        return result.body;
+        // A failed item gets the body its error would get as a whole response.
+        if (!result.ok) return errorBody(result.error, requestId).body;
+        observer.prediction(result.prediction);
+        return result.prediction.body;
       }),
     });
   },

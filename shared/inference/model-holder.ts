@@ -1,9 +1,14 @@
 import { callDependency } from '#shared/aws/errors.ts';
-import { NoModelError } from '#shared/errors.ts';
+import { NoModelError, UnavailableError } from '#shared/errors.ts';
 import { FEATURE_SET } from '#shared/features/index.ts';
 import type { Scorer } from '#shared/model/scorer.ts';
 import type { ModelMetadata } from '#shared/registry/metadata.ts';
-import { getChampion, loadVerifiedModel, type RegistryDeps } from '#shared/registry/registry.ts';
+import {
+  getChampion,
+  loadVerifiedModel,
+  type RegistryDeps,
+  type VerifiedModel,
+} from '#shared/registry/registry.ts';
 
 /** The model being served: verified artifact, its metadata and a ready scorer. */
 export interface LoadedModel {
@@ -17,8 +22,24 @@ export interface LoadedModel {
 /** Turns verified ONNX bytes into a scorer: onnxruntime in-process, or a SageMaker endpoint. */
 export type ScorerFactory = (onnx: Uint8Array, metadata: ModelMetadata) => Promise<Scorer>;
 
+/** What the holder reads from the model registry. */
+export interface ModelRegistryReader {
+  getChampion(name: string): Promise<string | undefined>;
+  loadVerifiedModel(input: {
+    name: string;
+    version: string;
+    featureFingerprint: string;
+  }): Promise<VerifiedModel>;
+}
+
+/** The registry in S3 and DynamoDB, as the holder reads it. */
+export const registryReader = (deps: RegistryDeps): ModelRegistryReader => ({
+  getChampion: (name) => getChampion(deps, name),
+  loadVerifiedModel: (input) => loadVerifiedModel(deps, input),
+});
+
 export interface ModelHolderDeps {
-  readonly registry: RegistryDeps;
+  readonly registry: ModelRegistryReader;
   readonly name: string;
   /** The champion alias is read at most this often (ms). */
   readonly refreshIntervalMs: number;
@@ -85,7 +106,7 @@ export class ModelHolder {
     let champion: string | undefined;
     try {
       champion = await callDependency('the model registry', () =>
-        getChampion(this.deps.registry, this.deps.name),
+        this.deps.registry.getChampion(this.deps.name),
       );
     } catch (error) {
       this.lastCheck = Number.NEGATIVE_INFINITY;
@@ -98,7 +119,7 @@ export class ModelHolder {
     let next: LoadedModel;
     try {
       const verified = await callDependency('the model registry', () =>
-        loadVerifiedModel(this.deps.registry, {
+        this.deps.registry.loadVerifiedModel({
           name: this.deps.name,
           version: champion,
           featureFingerprint: FEATURE_SET.fingerprint,
@@ -113,7 +134,7 @@ export class ModelHolder {
       };
     } catch (error) {
       // Unavailable: try again at the next check. Anything else (tampered, wrong features): refuse this version.
-      if ((error as { code?: string }).code !== 'Unavailable') this.rejected = champion;
+      if (!(error instanceof UnavailableError)) this.rejected = champion;
       else this.lastCheck = Number.NEGATIVE_INFINITY;
       this.deps.onEvent?.({ type: 'load-failed', version: champion, error });
       if (!this.model) throw error;

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { type ErrorCode, HTTP_STATUS } from '#shared/errors.ts';
+import { errorBodySchema } from '#shared/http/responses.ts';
 import {
   batchRequestSchema,
   batchResponseSchema,
-  errorBodySchema,
   healthResponseSchema,
   MAX_BATCH_ITEMS,
   predictRequestSchema,

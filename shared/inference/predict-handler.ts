@@ -14,7 +14,7 @@ import { PREDICT_METRICS } from '#shared/monitoring/metrics.ts';
 import { logger, metrics, tracer } from '#shared/observability.ts';
 import { type Observer, routeApiRequest } from './api.ts';
 import { createPredictionCapture, type PredictionCapture } from './capture.ts';
-import { ModelHolder, type ScorerFactory } from './model-holder.ts';
+import { ModelHolder, registryReader, type ScorerFactory } from './model-holder.ts';
 import type { PredictConfig } from './predict-environment.ts';
 import type { InferenceDeps } from './service.ts';
 
@@ -44,12 +44,12 @@ export function createInferenceRuntime(
 ): { deps: InferenceDeps; observer: Observer; capture: PredictionCapture | undefined } {
   const clients = createAwsClients(target, SERVING_TIMEOUTS);
   const models = new ModelHolder({
-    registry: {
+    registry: registryReader({
       s3: clients.s3,
       dynamo: clients.dynamo,
       bucket: config.modelsBucket,
       table: config.registryTable,
-    },
+    }),
     name: config.modelName,
     refreshIntervalMs: config.refreshIntervalMs,
     createScorer: scorerFactory(config, target),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { attributesSchema, customerIdSchema } from '#shared/features/index.ts';
+import { errorBodySchema } from '#shared/http/responses.ts';
 
 /**
  * The inference API's bodies (docs/architecture.md, "Contracts"), as zod schemas: the handler validates with them and the
@@ -31,11 +32,6 @@ export const predictResponseSchema = z.object({
   warnings: z.array(z.string()).optional(),
 });
 export type PredictResponse = z.infer<typeof predictResponseSchema>;
-
-export const errorBodySchema = z.object({
-  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
-});
-export type ErrorBody = z.infer<typeof errorBodySchema>;
 
 export const batchResponseSchema = z.object({
   results: z.array(z.union([predictResponseSchema, errorBodySchema])),

@@ -1,7 +1,7 @@
 import { callDependency } from '#shared/aws/errors.ts';
 import {
-  type FieldIssue,
   IncompleteFeaturesError,
+  issuesOf,
   KeelError,
   UnknownEntityError,
   ValidationError,
@@ -18,7 +18,6 @@ import { freshness, getRecords, type OnlineStoreDeps } from '#shared/online-stor
 import type { LoadedModel, ModelHolder } from './model-holder.ts';
 import {
   batchRequestSchema,
-  type ErrorBody,
   type PredictRequest,
   type PredictResponse,
   predictRequestSchema,
@@ -50,16 +49,6 @@ export interface Prediction {
   readonly vector: Float32Array;
 }
 
-export function issuesOf(
-  error: { issues: { path: PropertyKey[]; message: string }[] },
-  prefix = '',
-): FieldIssue[] {
-  return error.issues.map((issue) => ({
-    path: [prefix, ...issue.path.map(String)].filter(Boolean).join('.') || '(body)',
-    message: issue.message,
-  }));
-}
-
 export function parsePredictRequest(body: unknown, prefix = ''): PredictRequest {
   const parsed = predictRequestSchema.safeParse(body);
   if (!parsed.success) {
@@ -77,7 +66,8 @@ function featureFields(record: RawRecord | undefined): PartialFeatureFields {
 
 interface Prepared {
   readonly request: PredictRequest;
-  readonly vector: Float64Array;
+  /** Float32 once, here: the model scores this vector and capture keeps the same one. */
+  readonly vector: Float32Array;
   readonly warnings: string[];
   readonly facts: PredictionFacts;
 }
@@ -111,7 +101,7 @@ function prepare(request: PredictRequest, stored: RawRecord | undefined, deps: I
   if (encoded.unseen.length > 0) warnings.push(`unseen category in: ${encoded.unseen.join(', ')}`);
   return {
     request,
-    vector: encoded.vector,
+    vector: Float32Array.from(encoded.vector),
     warnings,
     facts: { imputed: encoded.imputed.length, unseen: encoded.unseen.length, stale },
   };
@@ -127,7 +117,7 @@ function respond(prepared: Prepared, probability: number, model: LoadedModel, re
     requestId,
     ...(prepared.warnings.length > 0 ? { warnings: prepared.warnings } : {}),
   };
-  return { body, facts: prepared.facts, vector: Float32Array.from(prepared.vector) };
+  return { body, facts: prepared.facts, vector: prepared.vector };
 }
 
 /**
@@ -152,11 +142,14 @@ export async function predictOne(deps: InferenceDeps, body: unknown, requestId: 
     ? (await readStore(deps, [request.customerId])).get(request.customerId)
     : undefined;
   const prepared = prepare(request, stored, deps);
-  const probability = await model.scorer.scoreOne(Float32Array.from(prepared.vector));
+  const probability = await model.scorer.scoreOne(prepared.vector);
   return respond(prepared, probability, model, requestId);
 }
 
-export type BatchResult = Prediction | { readonly error: ErrorBody['error']; readonly status: number };
+/** One batch item: its prediction, or the error that stopped it (the HTTP layer maps it to its body). */
+export type BatchResult =
+  | { readonly ok: true; readonly prediction: Prediction }
+  | { readonly ok: false; readonly error: KeelError };
 
 /**
  * Scores up to 100 items with one store read (BatchGetItem) and one model call. Each item succeeds or
@@ -166,7 +159,6 @@ export async function predictBatch(
   deps: InferenceDeps,
   body: unknown,
   requestId: string,
-  errorBody: (error: KeelError) => { status: number; body: ErrorBody },
 ): Promise<BatchResult[]> {
   const parsed = batchRequestSchema.safeParse(body);
   if (!parsed.success) throw new ValidationError('the request body is invalid', issuesOf(parsed.error));
@@ -199,13 +191,11 @@ export async function predictBatch(
   const probabilities =
     ready.length > 0 ? await model.scorer.scoreBatch(x, ready.length) : new Float64Array();
   let next = 0;
-  return prepared.map((p) => {
-    if (p instanceof KeelError) {
-      const { status, body: errorResponse } = errorBody(p);
-      return { status, error: errorResponse.error };
-    }
-    return respond(p, probabilities[next++]!, model, requestId);
-  });
+  return prepared.map((p) =>
+    p instanceof KeelError
+      ? { ok: false, error: p }
+      : { ok: true, prediction: respond(p, probabilities[next++]!, model, requestId) },
+  );
 }
 
 export async function health(

@@ -1,4 +1,5 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
 
 /**
  * What a pipeline run keeps in S3 instead of in its state machine's state: Step Functions refuses any
@@ -71,15 +72,19 @@ export function planReader<T>(): (s3: S3Client, bucket: string, key: string) => 
 /** `0, 1, …, count - 1`: the Map state's items. */
 const itemNumbers = (count: number): number[] => Array.from({ length: count }, (_, i) => i);
 
-/** Where a run's objects are: what its state carries besides the plan's scalars. */
-export interface RunObjects {
+/**
+ * Where a run's objects are: what its state carries besides the plan's scalars. A pipeline's run
+ * schema spreads this shape after its own fields, its tasks parse their input with it.
+ */
+export const runObjectsSchema = z.object({
   /** How many Map items the plan has. */
-  readonly itemCount: number;
+  itemCount: z.number().int().min(0),
   /** The whole plan. */
-  readonly planKey: string;
+  planKey: z.string().min(1),
   /** Where each item writes its result, `part-<index>.json`. */
-  readonly resultsPrefix: string;
-}
+  resultsPrefix: z.string().min(1),
+});
+export type RunObjects = z.infer<typeof runObjectsSchema>;
 
 /**
  * The plan step's output: the plan without its `itemsKey` list (which is written to `prefix` as

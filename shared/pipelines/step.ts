@@ -3,8 +3,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { isTransientAwsError } from '#shared/aws/errors.ts';
-import { KeelError, UnavailableError, ValidationError } from '#shared/errors.ts';
-import { issuesOf } from '#shared/inference/service.ts';
+import { issuesOf, KeelError, UnavailableError, ValidationError } from '#shared/errors.ts';
 import { logger } from '#shared/observability.ts';
 
 /**

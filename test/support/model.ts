@@ -1,5 +1,9 @@
+import { UnknownEntityError } from '#shared/errors.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET, type LabeledRecord } from '#shared/features/index.ts';
+import type { ModelRegistryReader } from '#shared/inference/model-holder.ts';
 import type { ChurnModel } from '#shared/model/model-types.ts';
+import type { Scorer } from '#shared/model/scorer.ts';
+import type { ModelMetadata } from '#shared/registry/metadata.ts';
 import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
 import { trainCandidate } from '#shared/training/train.ts';
 import type { TestAws } from './aws.ts';
@@ -49,4 +53,96 @@ export async function promoteVersion(
     reason: 'test',
     actor: 'test',
   });
+}
+
+/** A scorer that answers `score(row)` for each row, and keeps what it was asked and whether it was released. */
+export interface FakeScorer extends Scorer {
+  /** Each scoring call's input. */
+  readonly calls: { readonly x: Float32Array; readonly rows: number }[];
+  released: boolean;
+}
+
+export function fakeScorer(score: (row: Float32Array) => number = () => 0.8): FakeScorer {
+  const scorer: FakeScorer = {
+    kind: 'js',
+    featureCount: FEATURE_COUNT,
+    calls: [],
+    released: false,
+    async scoreBatch(x, rows) {
+      scorer.calls.push({ x, rows });
+      return Float64Array.from({ length: rows }, (_, r) =>
+        score(x.subarray(r * FEATURE_COUNT, (r + 1) * FEATURE_COUNT)),
+      );
+    },
+    async scoreOne(x) {
+      scorer.calls.push({ x, rows: 1 });
+      return score(x);
+    },
+    async release() {
+      scorer.released = true;
+    },
+  };
+  return scorer;
+}
+
+/** Metadata of a registered `churn` version trained on the running feature set. */
+export const modelMetadata = (version: string, threshold = 0.5): ModelMetadata => ({
+  name: 'churn',
+  version,
+  algorithm: 'gbdt',
+  dataset: { uri: 's3://test', rows: 100 },
+  created_at: '2026-01-01T00:00:00.000Z',
+  feature_set: {
+    version: FEATURE_SET.version,
+    fingerprint: FEATURE_SET.fingerprint,
+    names: [...FEATURE_SET.names],
+  },
+  artifact: { format: 'onnx', sha256: '0'.repeat(64), bytes: 1 },
+  metrics: { auc: 0.8, logloss: 0.4, accuracy: 0.8 },
+  threshold,
+  training: { rows: 100, params: {}, duration_ms: 1 },
+  parent: null,
+});
+
+/** What the SDK throws when S3 or DynamoDB does not answer: callDependency makes it UnavailableError. */
+export const connectionRefused = () =>
+  Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4566'), { code: 'ECONNREFUSED' });
+
+/**
+ * The model registry as the model holder reads it, in memory: `champion` is the alias, `versions` what
+ * loading each version gives (its metadata, or the error it fails with), and while `down` is set every
+ * read fails with it.
+ */
+export interface FakeRegistry extends ModelRegistryReader {
+  champion: string | undefined;
+  readonly versions: Map<string, ModelMetadata | Error>;
+  down: Error | undefined;
+  /** How often the alias was read. */
+  checks: number;
+  /** The versions loaded, in order. */
+  readonly loads: string[];
+}
+
+export function fakeRegistry(versions: Record<string, ModelMetadata | Error> = {}): FakeRegistry {
+  const registry: FakeRegistry = {
+    champion: undefined,
+    versions: new Map(Object.entries(versions)),
+    down: undefined,
+    checks: 0,
+    loads: [],
+    async getChampion() {
+      registry.checks++;
+      if (registry.down) throw registry.down;
+      return registry.champion;
+    },
+    async loadVerifiedModel({ version }) {
+      registry.loads.push(version);
+      if (registry.down) throw registry.down;
+      const entry = registry.versions.get(version);
+      if (entry instanceof Error) throw entry;
+      if (!entry) throw new UnknownEntityError(`no version ${version}`);
+      return { metadata: entry, onnx: new Uint8Array([1]) };
+    },
+  };
+  return registry;
 }
