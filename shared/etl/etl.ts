@@ -5,6 +5,16 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { parse } from 'csv-parse/sync';
 import { z } from 'zod';
 import { KeelError } from '#shared/errors.ts';
+import {
+  changedField,
+  countFieldIssues,
+  countUnseenCategories,
+  type DataQuality,
+  describeFieldChange,
+  emptyDataQuality,
+  FieldDomainChangeError,
+  mergeDataQuality,
+} from '#shared/etl/data-quality.ts';
 import { assertRawHeader } from '#shared/features/header.ts';
 import {
   encodeInto,
@@ -86,6 +96,7 @@ export interface EtlChunkResult {
   readonly onlineWritten: number;
   readonly featureKey: string;
   readonly quarantineKey: string | null;
+  readonly quality: DataQuality;
 }
 
 export interface EtlReport {
@@ -99,6 +110,8 @@ export interface EtlReport {
   readonly featurePrefix: string;
   readonly featureParts: string[];
   readonly quarantineKeys: string[];
+  /** The bad rows by the field they failed, and the category values the model never saw. */
+  readonly quality: DataQuality;
 }
 
 /** More bad rows than the run allows; `details` holds the report. */
@@ -287,6 +300,7 @@ export async function processEtlChunk(
   const featureKey = `${plan.featurePrefix}part-${pad(chunk.index)}.csv`;
   const lines: string[] = [featureDatasetHeader(plan.labeled)];
   const quarantine: string[] = [];
+  const quality = emptyDataQuality();
   const vector = new Float32Array(FEATURE_COUNT);
   let online: RawRecord[] = [];
   let onlineWritten = 0;
@@ -322,14 +336,21 @@ export async function processEtlChunk(
       const parsed = plan.labeled ? parseLabeledCsvRecord(row) : parseCsvRecord(row);
       const first = parsed.success ? firstRowOf.get(parsed.data.customer_id) : undefined;
       if (!parsed.success || first !== undefined) {
-        const reason = parsed.success
-          ? [`customer_id: duplicate of row ${first}`]
-          : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'row'}: ${issue.message}`);
+        let reason = [`customer_id: duplicate of row ${first}`];
+        if (!parsed.success) {
+          const issues = parsed.error.issues.map((issue) => ({
+            path: issue.path.join('.'),
+            message: issue.message,
+          }));
+          countFieldIssues(quality, issues, row);
+          reason = issues.map((issue) => `${issue.path || 'row'}: ${issue.message}`);
+        }
         quarantine.push(JSON.stringify({ row: rowNumber, reason, raw: row }));
         continue;
       }
       firstRowOf.set(parsed.data.customer_id, rowNumber);
       const record = parsed.data as LabeledRecord;
+      countUnseenCategories(quality, record);
       encodeInto(record, vector, 0);
       lines.push(
         featureRow(record.customer_id, record.event_time, vector, plan.labeled ? record.churned : undefined),
@@ -368,6 +389,7 @@ export async function processEtlChunk(
     onlineWritten,
     featureKey,
     quarantineKey,
+    quality,
   };
 }
 
@@ -391,6 +413,7 @@ export function finalizeEtl(
     featurePrefix: plan.featurePrefix,
     featureParts: sorted.map((r) => r.featureKey),
     quarantineKeys: sorted.flatMap((r) => (r.quarantineKey ? [r.quarantineKey] : [])),
+    quality: mergeDataQuality(sorted.map((r) => r.quality)),
   };
   if (report.rowsRead !== plan.totalRows || report.onlineWritten !== report.valid) {
     throw new EtlCountMismatchError(
@@ -399,9 +422,15 @@ export function finalizeEtl(
     );
   }
   if (report.rowsRead === 0 || report.quarantined / report.rowsRead > maxBadRowShare) {
+    const quarantined = `see s3://${options.featuresBucket}/${quarantinePrefix(plan)}`;
+    const field = changedField(report.quality, report.rowsRead);
+    if (field) {
+      throw new FieldDomainChangeError(`${describeFieldChange(field, report.rowsRead)}; ${quarantined}`, {
+        details: report,
+      });
+    }
     throw new BadRowShareError(
-      `${report.quarantined} of ${report.rowsRead} rows are bad (allowed share ${maxBadRowShare}); ` +
-        `see s3://${options.featuresBucket}/${quarantinePrefix(plan)}`,
+      `${report.quarantined} of ${report.rowsRead} rows are bad (allowed share ${maxBadRowShare}); ${quarantined}`,
       { details: report },
     );
   }

@@ -115,7 +115,11 @@ describe('ETL: raw CSV → offline features + online store', () => {
   });
 
   it('fails above the allowed bad-row share, reporting the counts', async () => {
-    const mostlyBad = [CSV_HEADER, ...records.slice(0, 10).map((r) => toCsvLine({ ...r, age: 5 }))];
+    const mostlyBad = [
+      CSV_HEADER,
+      ...records.slice(0, 5).map((r) => toCsvLine({ ...r, age: 5 })),
+      ...records.slice(5, 10).map((r) => toCsvLine({ ...r, orders: -1 })),
+    ];
     mostlyBad.push(toCsvLine(records[10]!));
     await putRaw('raw/bad.csv', mostlyBad);
     const error = await runEtl(deps, { inputKey: 'raw/bad.csv', maxBadRowShare: 0.5 }).catch((e) => e);

@@ -106,18 +106,18 @@ describe('ETL state machine', () => {
     expect((await storeIds()).length).toBe(ROWS - 3);
   });
 
+  const lastNotification = async () =>
+    JSON.parse((await readFile(notificationsFile(aws.home), 'utf8')).trim().split('\n').at(-1)!);
+
   it('fails above the bad-row share, after notifying with the error', async () => {
     await putRaw('raw/20261102T000000Z-bad.csv', [
       CSV_HEADER,
-      ...records.slice(0, 10).map((r) => toCsvLine({ ...r, age: 3 })),
+      ...records.slice(0, 5).map((r) => toCsvLine({ ...r, age: 3 })),
+      ...records.slice(5, 10).map((r) => toCsvLine({ ...r, orders: -1 })),
     ]);
     const run = await runner.run('etl', { inputKey: 'raw/20261102T000000Z-bad.csv', maxBadRowShare: 0.5 });
     expect(run.status).toBe('FAILED');
-    const notifications = (await readFile(notificationsFile(aws.home), 'utf8'))
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
-    expect(notifications.at(-1)).toMatchObject({
+    expect(await lastNotification()).toMatchObject({
       source: 'pipeline:etl',
       message: {
         status: 'FAILED',
@@ -125,6 +125,47 @@ describe('ETL state machine', () => {
         cause: expect.stringContaining('10 of 10 rows are bad'),
       },
     });
+  });
+
+  it('reports a column whose every value fails its field (a unit change) as that field, not as bad rows', async () => {
+    // Ages in months: every row is outside 18-100 years.
+    await putRaw('raw/20261102T010000Z-age-months.csv', [
+      CSV_HEADER,
+      ...records.slice(0, 20).map((r) => toCsvLine({ ...r, age: r.age * 12 })),
+    ]);
+    const run = await runner.run('etl', { inputKey: 'raw/20261102T010000Z-age-months.csv' });
+    expect(run.status).toBe('FAILED');
+    expect(await lastNotification()).toMatchObject({
+      message: {
+        error: 'FieldDomainChangeError',
+        cause: expect.stringMatching(/age: 20 of 20 rows fail the field .*its type or unit likely changed/),
+      },
+    });
+  });
+
+  it('stops at the header when a column was renamed: both columns named, no row read, nothing stored', async () => {
+    const renamed = [CSV_HEADER.replace('income', 'annual_income')];
+    // Customers the store has never seen: any write of theirs would show.
+    for (const r of generateRecords({ rows: 50_000, seed: 32, asOf: new Date() }))
+      renamed.push(toCsvLine({ ...r, customer_id: `renamed-${r.customer_id}` }));
+    await putRaw('raw/20261102T020000Z-renamed.csv', renamed);
+    const before = await storeIds();
+    const states: string[] = [];
+    const run = await runner.run('etl', { inputKey: 'raw/20261102T020000Z-renamed.csv' }, (state) =>
+      states.push(state),
+    );
+    expect(run.status).toBe('FAILED');
+    expect(run.error?.name).toBe('PipelineFailed');
+    expect(states).not.toContain('Process chunk');
+    expect(await lastNotification()).toMatchObject({
+      message: {
+        error: 'SchemaChangeError',
+        cause: expect.stringContaining(
+          'missing column income (renamed to annual_income?); unexpected column annual_income',
+        ),
+      },
+    });
+    expect((await storeIds()).sort()).toEqual(before.sort());
   });
 });
 

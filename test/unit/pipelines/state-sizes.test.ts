@@ -15,6 +15,12 @@ import {
   summarizeBatchReport,
 } from '#shared/batch/batch.ts';
 import {
+  countFieldIssues,
+  countUnseenCategories,
+  type DataQuality,
+  emptyDataQuality,
+} from '#shared/etl/data-quality.ts';
+import {
   type EtlChunkResult,
   etlRunOf,
   finalizeEtl,
@@ -23,7 +29,7 @@ import {
   summarizeEtlReport,
   TooManyChunksError,
 } from '#shared/etl/etl.ts';
-import { CSV_HEADER } from '#shared/features/index.ts';
+import { CSV_COLUMNS, CSV_HEADER } from '#shared/features/index.ts';
 import { PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
 
 /**
@@ -34,6 +40,24 @@ import { PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
  */
 const LIMIT = 256 * 1024;
 const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value ?? null));
+
+/**
+ * The largest data-quality counts a chunk can report: every field failed with three long example values, and
+ * more unseen values (of the longest a category may be) than are kept.
+ */
+function worstQuality(chunk: number): DataQuality {
+  const quality = emptyDataQuality();
+  const issues = CSV_COLUMNS.map((path) => ({ path, message: `${path}: ${'a long reason '.repeat(8)}` }));
+  for (let example = 0; example < 5; example++) {
+    const row = Object.fromEntries(CSV_COLUMNS.map((column) => [column, `${example}${'x'.repeat(200)}`]));
+    countFieldIssues(quality, issues, row);
+  }
+  for (let value = 0; value < 25; value++) {
+    const category = `${chunk}-${value}-`.padEnd(32, 'v');
+    countUnseenCategories(quality, { plan: category, region: category });
+  }
+  return quality;
+}
 
 let definitions: Record<PipelineName, AslDefinition>;
 beforeAll(async () => {
@@ -157,6 +181,7 @@ describe('state data at the largest plans stays under 256 KiB', () => {
       onlineWritten: 0,
       featureKey: `${plan.featurePrefix}part-${String(chunk.index).padStart(5, '0')}.csv`,
       quarantineKey: `quarantine/run_date=2026-12-01/x/part-${String(chunk.index).padStart(5, '0')}.jsonl`,
+      quality: worstQuality(chunk.index),
     }));
     const report = finalizeEtl(plan, results, { maxBadRowShare: 1, featuresBucket: 'features' });
     expect(bytes(report)).toBeGreaterThan(LIMIT); // what the dataset's manifest holds, not the state
