@@ -11,7 +11,7 @@ import { CaptureStream } from '#lib/constructs/capture-stream.ts';
 import { addNagChecks } from '#lib/nag.ts';
 import { DataStack } from '#lib/stacks/data-stack.ts';
 import { InferenceStack, type InferenceStackProps } from '#lib/stacks/inference-stack.ts';
-import { CDK_CONTEXT, synthFindings } from './cdk-app.ts';
+import { CDK_CONTEXT, synthFindings } from '../support/cdk.ts';
 
 /**
  * Prediction capture in AWS: the predict process's log group → a subscription filter that passes the

@@ -38,7 +38,7 @@ import { promote, registerModel } from '#shared/registry/registry.ts';
 import { RESOURCE_ENV } from '#shared/resources.ts';
 import { trainCandidate } from '#shared/training/train.ts';
 import { startTestAws } from '../support/aws.ts';
-import { acknowledgementsIn, CDK_CONTEXT, findingsIn, runApp, synthFindings } from './cdk-app.ts';
+import { acknowledgementsIn, CDK_CONTEXT, findingsIn, runApp, synthFindings } from '../support/cdk.ts';
 
 const STAGE = 'test';
 const ENV = { account: '111122223333', region: 'eu-west-1' };

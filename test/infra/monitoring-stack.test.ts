@@ -24,7 +24,7 @@ import {
   PREDICT_METRICS,
 } from '#shared/monitoring/metrics.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
-import { acknowledgementsIn, CDK_CONTEXT, synthFindings } from './cdk-app.ts';
+import { acknowledgementsIn, CDK_CONTEXT, synthFindings } from '../support/cdk.ts';
 
 const STAGE = 'test';
 const ENV = { account: '111122223333', region: 'eu-west-1' };

@@ -7,7 +7,7 @@ import { type AslDefinition, type AslState, inlineDistributedMaps } from '#local
 import { NOTIFY_FAILURE_STATE, PIPELINES } from '#shared/pipelines/definitions.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
 import { resolveIntrinsics } from '../support/asl.ts';
-import { CDK_CONTEXT } from './cdk-app.ts';
+import { CDK_CONTEXT } from '../support/cdk.ts';
 
 let template: Template;
 const env = { account: '123456789012', region: 'us-east-1' };
