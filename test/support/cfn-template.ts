@@ -2,8 +2,13 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import { expect } from 'vitest';
 
-// biome-ignore lint/suspicious/noExplicitAny: template JSON, asserted on by shape
-export type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[] };
+export type Resource = {
+  Type: string;
+  // biome-ignore lint/suspicious/noExplicitAny: template JSON, asserted on by shape
+  Properties: Record<string, any>;
+  Condition?: string;
+  DependsOn?: string[];
+};
 export type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
 
 /** The one resource of `type` in the template, with its logical id; fails the test unless exactly one. */
