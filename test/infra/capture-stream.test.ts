@@ -1,53 +1,19 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CaptureStream } from '#lib/constructs/capture-stream.ts';
-import { addNagChecks } from '#lib/nag.ts';
-import { DataStack } from '#lib/stacks/data-stack.ts';
-import { InferenceStack, type InferenceStackProps } from '#lib/stacks/inference-stack.ts';
-import { CDK_CONTEXT, synthFindings } from './cdk-app.ts';
+import { NO_BUNDLING } from '../support/cdk.ts';
+import { only, type Resource } from '../support/cfn-template.ts';
+import { ENV, synthesizedInferenceApp } from '../support/inference-stack.ts';
 
 /**
  * Prediction capture in AWS: the predict process's log group → a subscription filter that passes the
  * capture lines only → Firehose (decompress, extract the message, a newline per record, encrypted) →
  * the outputs bucket under the captures layout; least-privilege roles on both hops; Lambda and ECS alike.
  */
-const ENV = { account: '111122223333', region: 'eu-west-1' };
-const TMP = mkdtempSync(join(tmpdir(), 'keel-capture-stream-'));
-afterAll(() => rmSync(TMP, { recursive: true, force: true }));
-
-// biome-ignore lint/suspicious/noExplicitAny: template JSON, asserted on by shape
-type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[] };
-
-function inferenceTemplate(props: Partial<InferenceStackProps> = {}) {
-  const app = new App({
-    context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] },
-    outdir: mkdtempSync(join(TMP, 'cdk.out-')),
-  });
-  addNagChecks(app);
-  const data = new DataStack(app, 'Keel-test-Data', { stage: 'test', env: ENV });
-  const stack = new InferenceStack(app, 'Keel-test-Inference', {
-    stage: 'test',
-    env: ENV,
-    buckets: data.buckets,
-    tables: data.tables,
-    ...props,
-  });
-  const findings = synthFindings(app);
-  return { findings, template: Template.fromStack(stack) };
-}
-
-function only(template: Template, type: string): [string, Resource] {
-  const found = Object.entries(template.findResources(type)) as [string, Resource][];
-  expect(found, type).toHaveLength(1);
-  return found[0]!;
-}
 
 const policyOf = (template: Template, role: string) =>
   (Object.entries(template.findResources('AWS::IAM::Policy')) as [string, Resource][]).filter(([, p]) =>
@@ -66,7 +32,7 @@ describe.each([
   ['lambda', 'AWS::Lambda::Function'],
   ['ecs', 'AWS::ECS::TaskDefinition'],
 ] as const)('prediction capture on %s', (inference, computeType) => {
-  const { findings, template } = inferenceTemplate({ inference });
+  const { findings, template } = synthesizedInferenceApp({ inference }, NO_BUNDLING);
 
   it('leaves no cdk-nag finding unacknowledged', () => {
     expect(findings).toEqual([]);
@@ -195,7 +161,7 @@ describe.each([
 
 describe('prediction capture turned off', () => {
   it('creates no subscription and no stream at a sample rate of 0', () => {
-    const { findings, template } = inferenceTemplate({ captureSampleRate: 0 });
+    const { findings, template } = synthesizedInferenceApp({ captureSampleRate: 0 }, NO_BUNDLING);
     expect(findings).toEqual([]);
     template.resourceCountIs('AWS::Logs::SubscriptionFilter', 0);
     template.resourceCountIs('AWS::KinesisFirehose::DeliveryStream', 0);

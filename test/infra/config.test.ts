@@ -26,7 +26,7 @@ import { ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import { MONITORING_OPTIONS_ENV } from '#shared/monitoring/alarm-options.ts';
 import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
-import { CDK_CONTEXT, runApp, synthFindings } from './cdk-app.ts';
+import { CDK_CONTEXT, runApp, synthFindings } from '../support/cdk.ts';
 
 const ENV = { account: '123456789012', region: 'us-east-1' };
 const TMP = mkdtempSync(join(tmpdir(), 'keel-config-'));

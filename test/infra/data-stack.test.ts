@@ -13,7 +13,7 @@ import { AccessLogsBucket, SecureBucket, type SecureBucketProps } from '#lib/con
 import { addNagChecks } from '#lib/nag.ts';
 import { DataStack, type DataStackProps } from '#lib/stacks/data-stack.ts';
 import { BUCKET_ROLES, resourceNames, TABLE_ROLES, TABLES } from '#shared/resources.ts';
-import { acknowledgementsIn, CDK_CONTEXT, findingsIn, runApp, synthFindings } from './cdk-app.ts';
+import { acknowledgementsIn, CDK_CONTEXT, findingsIn, runApp, synthFindings } from '../support/cdk.ts';
 
 const STAGE = 'test';
 const ENV = { account: '111122223333', region: 'eu-west-1' };

@@ -24,15 +24,13 @@ import {
   PREDICT_METRICS,
 } from '#shared/monitoring/metrics.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
-import { acknowledgementsIn, CDK_CONTEXT, synthFindings } from './cdk-app.ts';
+import { acknowledgementsIn, CDK_CONTEXT, synthFindings } from '../support/cdk.ts';
+import type { Resource } from '../support/cfn-template.ts';
 
 const STAGE = 'test';
 const ENV = { account: '111122223333', region: 'eu-west-1' };
 const TMP = mkdtempSync(join(tmpdir(), 'keel-monitoring-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
-
-// biome-ignore lint/suspicious/noExplicitAny: template JSON, asserted on by shape
-type Resource = { Type: string; Properties: Record<string, any>; Condition?: string; DependsOn?: string[] };
 
 /** The four stacks as bin/app.ts composes them, bundling skipped (no test here reads function code). */
 function monitoringApp(

@@ -7,7 +7,8 @@ import { type AslDefinition, type AslState, inlineDistributedMaps } from '#local
 import { NOTIFY_FAILURE_STATE, PIPELINES } from '#shared/pipelines/definitions.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
 import { resolveIntrinsics } from '../support/asl.ts';
-import { CDK_CONTEXT } from './cdk-app.ts';
+import { CDK_CONTEXT } from '../support/cdk.ts';
+import type { Statement } from '../support/cfn-template.ts';
 
 let template: Template;
 const env = { account: '123456789012', region: 'us-east-1' };
@@ -60,7 +61,6 @@ const retrainRole = () => {
   return (machine!.Properties.RoleArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
 };
 
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
 /** Every statement of the policies attached to a role. */
 const roleStatements = (role: string): Statement[] =>
   Object.values(

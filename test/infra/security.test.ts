@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runApp } from './cdk-app.ts';
+import { runApp } from '../support/cdk.ts';
 
 /**
  * Security properties of every template `cdk synth` writes (the app run as the CDK CLI runs it, cdk-nag

@@ -2,7 +2,7 @@ import { App } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
 import { addKeelStacks } from '#lib/keel-app.ts';
 import { parseKeelConfig } from '#shared/config/keel-config.ts';
-import { CDK_CONTEXT } from './cdk-app.ts';
+import { CDK_CONTEXT } from '../support/cdk.ts';
 
 /**
  * No customer data in X-Ray (docs/security.md): every traced Lambda function and the ECS container run

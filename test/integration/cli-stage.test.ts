@@ -25,10 +25,10 @@ import { writeRecords } from '#shared/online-store/store.ts';
 import { listApprovals } from '#shared/pipelines/approvals.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import { BUCKET_ROLES, type ResourceNames, resourceNames, TABLE_ROLES } from '#shared/resources.ts';
-import { CDK_CONTEXT } from '../infra/cdk-app.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { resolveIntrinsics } from '../support/asl.ts';
 import { startMoto, type TestAws } from '../support/aws.ts';
+import { CDK_CONTEXT } from '../support/cdk.ts';
 import { runKeel } from '../support/cli.ts';
 import { promoteVersion, registerTrainedModel } from '../support/model.ts';
 

@@ -5,7 +5,7 @@ import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { addKeelStacks } from '#lib/keel-app.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
 import { parseKeelConfig } from '#shared/config/keel-config.ts';
-import { CDK_CONTEXT } from '../infra/cdk-app.ts';
+import { CDK_CONTEXT } from './cdk.ts';
 
 const CONFIG_DIR = join(REPO_ROOT, 'config');
 

@@ -3,7 +3,7 @@ import { computeDrift, DriftInputError, type DriftReport, type FeatureDrift } fr
 import { driftThresholds } from '#shared/drift/thresholds.ts';
 import { FEATURE_COUNT, featureIndex } from '#shared/features/index.ts';
 import { type Baseline, buildBaseline, UNSEEN } from '#shared/registry/baseline.ts';
-import { generatedWindow } from './windows.ts';
+import { generatedWindow } from '../../support/drift-windows.ts';
 
 const ROWS = 20_000;
 const thresholds = driftThresholds();

@@ -3,7 +3,7 @@ import { computeDrift } from '#shared/drift/compute.ts';
 import { renderDriftReport } from '#shared/drift/report-html.ts';
 import { driftThresholds } from '#shared/drift/thresholds.ts';
 import { buildBaseline } from '#shared/registry/baseline.ts';
-import { generatedWindow } from './windows.ts';
+import { generatedWindow } from '../../support/drift-windows.ts';
 
 const reference = generatedWindow(5000, 1);
 const baseline = buildBaseline(reference.x, reference.rows, reference.scores, 0.5);

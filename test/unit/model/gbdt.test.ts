@@ -5,7 +5,7 @@ import { type GbdtParams, trainGbdt } from '#shared/model/gbdt.ts';
 import { auc } from '#shared/model/metrics.ts';
 import { ensembleMargin, type Tree, type TreeEnsemble } from '#shared/model/model-types.ts';
 import type { Random } from '#shared/random.ts';
-import { standardNormal, synthesize } from './synthetic.ts';
+import { standardNormal, synthesize } from '../../support/synthetic-data.ts';
 
 /** A known log-odds function of six features (x5 is noise): the trainer should approach its Bayes AUC. */
 function knownFunction(rows: number, seed: number) {

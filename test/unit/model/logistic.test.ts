@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type LogisticParams, trainLogistic } from '#shared/model/logistic.ts';
 import { linearMargin } from '#shared/model/model-types.ts';
 import type { Random } from '#shared/random.ts';
-import { synthesize } from './synthetic.ts';
+import { synthesize } from '../../support/synthetic-data.ts';
 
 const TRUE_WEIGHTS = [0.8, -1.2, 0.02, 0.5];
 const TRUE_INTERCEPT = -16.2;

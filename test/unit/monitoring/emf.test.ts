@@ -12,7 +12,7 @@ import {
 } from '#shared/monitoring/evaluate.ts';
 import { DRIFT_METRICS, KEEL_NAMESPACE, type MetricDatum } from '#shared/monitoring/metrics.ts';
 import { buildBaseline } from '#shared/registry/baseline.ts';
-import { generatedWindow } from '../drift/windows.ts';
+import { generatedWindow } from '../../support/drift-windows.ts';
 
 const T = 1_800_000_000_000;
 

@@ -1,10 +1,11 @@
 /**
  * What the infrastructure tests share: the context `cdk synth` runs with, running the CDK app as the
- * CLI does, and reading the validation report (cdk-nag and CDK's own checks) of a cloud assembly.
+ * CLI does, and reading a cloud assembly: its validation report (cdk-nag and CDK's own checks) and the
+ * files of its assets.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { type App, Validations } from 'aws-cdk-lib';
 import { VALIDATION_REPORT_FILE } from 'aws-cdk-lib/cx-api';
@@ -14,6 +15,9 @@ import { REPO_ROOT } from '#lib/paths.ts';
 export const CDK_CONTEXT: Record<string, unknown> = JSON.parse(
   readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8'),
 ).context;
+
+/** Skips asset bundling (esbuild, the layer copy) in apps whose assets no test reads. */
+export const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 
 /** One unacknowledged finding of a validation plugin (cdk-nag packs, CDK's own template checks). */
 export interface Finding {
@@ -87,4 +91,12 @@ export function acknowledgementsIn(app: App): { path: string; id: string; reason
         })),
       ),
   );
+}
+
+/** Every file below `dir` (an asset or image context in a cloud assembly), relative to it, sorted. */
+export function filesOf(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(dir, join(entry.parentPath, entry.name)))
+    .sort();
 }
