@@ -34,6 +34,15 @@ const MAX_EXAMPLE_CHARS = 40;
 const MAX_UNSEEN_VALUES = 20;
 export const OTHER_VALUES = '(other values)';
 
+/** `record[key]`, created by `make` when absent. */
+function entry<V>(record: Record<string, V>, key: string, make: () => V): V {
+  const existing = record[key];
+  if (existing !== undefined) return existing;
+  const created = make();
+  record[key] = created;
+  return created;
+}
+
 export const emptyDataQuality = (): DataQuality => ({ fieldProblems: {}, unseenCategories: {} });
 
 /** Counts one bad row's field issues (`path` the field, empty for a whole-row problem). */
@@ -43,11 +52,11 @@ export function countFieldIssues(
   row: Readonly<Record<string, string>>,
 ): void {
   for (const field of new Set(issues.map((issue) => issue.path).filter((path) => path !== ''))) {
-    const problem = (quality.fieldProblems[field] ??= {
+    const problem = entry(quality.fieldProblems, field, () => ({
       rows: 0,
       message: issues.find((issue) => issue.path === field)!.message,
       examples: [],
-    });
+    }));
     problem.rows++;
     const value = row[field]?.slice(0, MAX_EXAMPLE_CHARS);
     if (value !== undefined && problem.examples.length < MAX_EXAMPLES && !problem.examples.includes(value))
@@ -56,7 +65,7 @@ export function countFieldIssues(
 }
 
 function addUnseen(quality: DataQuality, field: CategoricalField, value: string, rows: number): void {
-  const values = (quality.unseenCategories[field] ??= {});
+  const values = entry<Record<string, number>>(quality.unseenCategories, field, () => ({}));
   const key = value in values || Object.keys(values).length < MAX_UNSEEN_VALUES ? value : OTHER_VALUES;
   values[key] = (values[key] ?? 0) + rows;
 }
@@ -74,7 +83,11 @@ export function mergeDataQuality(parts: readonly DataQuality[]): DataQuality {
   const total = emptyDataQuality();
   for (const part of parts) {
     for (const [field, problem] of Object.entries(part.fieldProblems)) {
-      const sum = (total.fieldProblems[field] ??= { rows: 0, message: problem.message, examples: [] });
+      const sum = entry(total.fieldProblems, field, () => ({
+        rows: 0,
+        message: problem.message,
+        examples: [],
+      }));
       sum.rows += problem.rows;
       for (const example of problem.examples)
         if (sum.examples.length < MAX_EXAMPLES && !sum.examples.includes(example)) sum.examples.push(example);
