@@ -53,8 +53,12 @@ export const labeledRecordSchema = z.strictObject({
   churned: z.union([z.literal(0), z.literal(1)]),
 });
 
-/** Request-time overrides (`attributes` of POST /predict): any subset of the feature fields. */
-export const attributesSchema = z.strictObject(featureFieldsShape).partial();
+/**
+ * Request-time overrides (`attributes` of POST /predict): any subset of the raw record's fields. Only the
+ * feature fields become features; `event_time` dates the values (freshness), `customer_id` must name the
+ * request's customer.
+ */
+export const attributesSchema = rawRecordSchema.partial();
 
 export type RawRecord = z.infer<typeof rawRecordSchema>;
 export type LabeledRecord = z.infer<typeof labeledRecordSchema>;

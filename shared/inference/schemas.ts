@@ -8,10 +8,22 @@ import { errorBodySchema } from '#shared/http/responses.ts';
  */
 export const MAX_BATCH_ITEMS = 100;
 
-export const predictRequestSchema = z.strictObject({
-  customerId: customerIdSchema,
-  attributes: attributesSchema.optional(),
-});
+export const predictRequestSchema = z
+  .strictObject({
+    customerId: customerIdSchema,
+    attributes: attributesSchema.optional(),
+  })
+  .check((ctx) => {
+    const named = ctx.value.attributes?.customer_id;
+    if (named !== undefined && named !== ctx.value.customerId) {
+      ctx.issues.push({
+        code: 'custom',
+        input: named,
+        path: ['attributes', 'customer_id'],
+        message: `names another customer than customerId (${ctx.value.customerId})`,
+      });
+    }
+  });
 export type PredictRequest = z.infer<typeof predictRequestSchema>;
 
 /** Items are validated one by one, so one bad item becomes one `{error}` result, not a failed batch. */

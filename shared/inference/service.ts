@@ -57,10 +57,11 @@ export function parsePredictRequest(body: unknown, prefix = ''): PredictRequest 
   return parsed.data;
 }
 
-function featureFields(record: RawRecord | undefined): PartialFeatureFields {
+/** The feature fields a record or the request's attributes hold (the others never become features). */
+function featureFields(record: Partial<RawRecord> | undefined): PartialFeatureFields {
   if (!record) return {};
   const fields: Record<string, unknown> = {};
-  for (const name of FEATURE_FIELD_NAMES) fields[name] = record[name];
+  for (const name of FEATURE_FIELD_NAMES) if (record[name] !== undefined) fields[name] = record[name];
   return fields as PartialFeatureFields;
 }
 
@@ -78,7 +79,7 @@ function prepare(request: PredictRequest, stored: RawRecord | undefined, deps: I
       `customer ${request.customerId} is not in the online store; send its fields in "attributes"`,
     );
   }
-  const encoded = encodeFeatures({ ...featureFields(stored), ...request.attributes });
+  const encoded = encodeFeatures({ ...featureFields(stored), ...featureFields(request.attributes) });
   if (!encoded.ok) {
     throw new IncompleteFeaturesError(
       `missing fields for ${request.customerId}: ${encoded.missing.join(', ')}`,
@@ -89,13 +90,14 @@ function prepare(request: PredictRequest, stored: RawRecord | undefined, deps: I
   }
   const warnings: string[] = [];
   let stale = false;
-  if (stored) {
-    const age = freshness(stored, (deps.now ?? (() => new Date()))(), deps.maxRecordAgeMs);
-    stale = age.stale;
+  // The values' own time when the request dates them, else the stored record's.
+  const dated = request.attributes?.event_time
+    ? { what: 'attributes are', event_time: request.attributes.event_time }
+    : stored && { what: 'stored record is', event_time: stored.event_time };
+  if (dated) {
+    stale = freshness(dated, (deps.now ?? (() => new Date()))(), deps.maxRecordAgeMs).stale;
     if (stale)
-      warnings.push(
-        `stored record is stale: event_time ${stored.event_time} is older than the freshness limit`,
-      );
+      warnings.push(`${dated.what} stale: event_time ${dated.event_time} is older than the freshness limit`);
   }
   if (encoded.imputed.length > 0) warnings.push(`imputed: ${encoded.imputed.join(', ')}`);
   if (encoded.unseen.length > 0) warnings.push(`unseen category in: ${encoded.unseen.join(', ')}`);

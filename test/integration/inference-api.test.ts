@@ -208,6 +208,18 @@ describe('inference API over HTTP', () => {
     expect(unknown.body.warnings).toEqual(['unseen category in: plan']);
   });
 
+  it('accepts a full raw customer record in attributes (the contract lists event_time and customer_id too)', async () => {
+    const { churned: _label, ...raw } = customers[2998]!;
+    const full = await post('/predict', { customerId: raw.customer_id, attributes: raw });
+    expect(full.status).toBe(200);
+    expect(full.body.customerId).toBe(raw.customer_id);
+    const other = await post('/predict', { customerId: 'c-000001', attributes: raw });
+    expect(other.status).toBe(400);
+    expect(other.body.error.details).toEqual([
+      { path: 'attributes.customer_id', message: 'names another customer than customerId (c-000001)' },
+    ]);
+  });
+
   it('answers a batch in order, each item succeeding or failing on its own', async () => {
     const response = await post('/predict/batch', {
       items: [

@@ -142,6 +142,45 @@ describe('predictOne', () => {
     ]);
   });
 
+  it('accepts a full raw record in attributes, scores only its features and dates it by its event_time', async () => {
+    const { deps, scorer } = service();
+    const { body } = await predictOne(
+      deps,
+      { customerId: unstored!.customer_id, attributes: unstored },
+      'r-1',
+    );
+    expect(body.customerId).toBe(unstored!.customer_id);
+    expect(scorer.calls.at(-1)).toEqual({ x: float32Features(unstored!), rows: 1 });
+    expect(body.warnings).toBeUndefined();
+
+    const old = new Date(NOW.getTime() - 31 * DAY_MS).toISOString();
+    const dated = await predictOne(
+      deps,
+      { customerId: stored!.customer_id, attributes: { event_time: old } },
+      'r-2',
+    );
+    expect(dated.facts.stale).toBe(true);
+    expect(dated.body.warnings).toEqual([
+      `attributes are stale: event_time ${old} is older than the freshness limit`,
+    ]);
+    expect(dated.body.probability).toBe(
+      (await predictOne(deps, { customerId: stored!.customer_id }, 'r-3')).body.probability,
+    );
+  });
+
+  it.each([
+    ['customer_id', { customer_id: 'c-other' }, 'names another customer than customerId (c-000001)'],
+    ['event_time', { event_time: 'yesterday' }, 'Invalid ISO datetime'],
+    ['churned', { churned: 1 }, 'Unrecognized key: "churned"'],
+  ])("refuses attributes.%s that is not the raw record's, naming it", async (field, attributes, message) => {
+    const { deps } = service();
+    const error = await predictOne(deps, { customerId: 'c-000001', attributes }, 'r-1').catch((e) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.details).toEqual([
+      { path: field === 'churned' ? 'attributes' : `attributes.${field}`, message },
+    ]);
+  });
+
   it.each([
     ['an unknown key', { customerId: 'c-1', extra: 1 }, ValidationError],
     ['an unknown customer without attributes', { customerId: 'c-999999' }, UnknownEntityError],
