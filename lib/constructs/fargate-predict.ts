@@ -33,10 +33,10 @@ import {
   assertValidPredictSettings,
   captureStreamFor,
   grantPredictAccess,
+  modelVariables,
   PREDICT_POWERTOOLS,
   type PredictSettings,
   predictResources,
-  predictVariables,
 } from '#lib/predict-settings.ts';
 import { powertoolsVariables, resourceVariables } from '#lib/process-environment.ts';
 
@@ -139,7 +139,7 @@ export class FargatePredict extends Construct implements PredictBackend {
       }),
       environment: {
         ...resourceVariables(predictResources(props.settings)),
-        ...predictVariables(props.settings),
+        ...modelVariables(props.settings),
         ...powertoolsVariables(PREDICT_POWERTOOLS),
         PORT: String(CONTAINER_PORT),
       },

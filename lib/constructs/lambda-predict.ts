@@ -11,10 +11,10 @@ import {
   assertValidPredictSettings,
   captureStreamFor,
   grantPredictAccess,
+  modelVariables,
   PREDICT_POWERTOOLS,
   type PredictSettings,
   predictResources,
-  predictVariables,
 } from '#lib/predict-settings.ts';
 
 /** Props of {@link LambdaPredict}. */
@@ -92,7 +92,7 @@ export class LambdaPredict extends Construct implements PredictBackend {
       externalModules: OnnxRuntimeLayer.EXTERNAL_MODULES,
       layers: [layer.layer],
       resources: predictResources(props.settings),
-      environment: predictVariables(props.settings),
+      environment: modelVariables(props.settings),
     });
     grantPredictAccess(this, this.function.role, props.settings);
     this.capture = captureStreamFor(this, this.function.logGroup, props.settings, props.logRetention);

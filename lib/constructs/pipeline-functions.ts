@@ -7,7 +7,7 @@ import { Construct } from 'constructs';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { OnnxRuntimeLayer } from '#lib/constructs/onnxruntime-layer.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
-import { ETL_MAX_BAD_ROW_SHARE_ENV } from '#shared/config/keel-config.ts';
+import { KEEL_ENV } from '#shared/env.ts';
 import { captureModelPrefix } from '#shared/inference/capture.ts';
 import { type BucketRole, KEYS, type TableRole } from '#shared/resources.ts';
 
@@ -89,7 +89,7 @@ export class PipelineFunctions extends Construct {
         timeout: Duration.minutes(sizing.timeoutMinutes),
         resources,
         logRetention: props.logRetention,
-        environment: { KEEL_MODEL_NAME: props.modelName, ...environment },
+        environment: { [KEEL_ENV.modelName]: props.modelName, ...environment },
         // The retrain and batch modules load onnxruntime at import, so every task exported from them needs the layer.
         ...(entry === 'etl' ? {} : { externalModules: OnnxRuntimeLayer.EXTERNAL_MODULES, layers: [layer] }),
       });
@@ -108,7 +108,7 @@ export class PipelineFunctions extends Construct {
       'finalize',
       'Keel ETL: check the counts of a run',
       { memorySize: 256, timeoutMinutes: 1 },
-      share === undefined ? {} : { [ETL_MAX_BAD_ROW_SHARE_ENV]: String(share) },
+      share === undefined ? {} : { [KEEL_ENV.etlMaxBadRowShare]: String(share) },
     );
     this.train = fn(
       'Train',
@@ -131,7 +131,7 @@ export class PipelineFunctions extends Construct {
       'score',
       'Keel batch scoring: score one segment of the store',
       { memorySize: 1024, timeoutMinutes: 15 },
-      { KEEL_CAPTURE_SAMPLE_RATE: String(captureRate ?? 1) },
+      { [KEEL_ENV.captureSampleRate]: String(captureRate ?? 1) },
     );
     this.batchFinalize = fn('BatchFinalize', 'batch', 'finalize', 'Keel batch scoring: totals and manifest', {
       memorySize: 256,
