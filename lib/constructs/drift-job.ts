@@ -67,11 +67,7 @@ export class DriftJob extends Construct {
 
   constructor(scope: Construct, id: string, props: DriftJobProps) {
     super(scope, id);
-    if (props.schedule.target !== 'drift') {
-      throw new Error(
-        `DriftJob ${this.node.path}: schedule ${props.schedule.id} targets "${props.schedule.target}": pass the drift schedule`,
-      );
-    }
+    this.validateProps(props);
     const { buckets, tables } = props;
     this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
       deadLetterFor:
@@ -137,5 +133,14 @@ export class DriftJob extends Construct {
         }),
       ],
     });
+  }
+
+  /** Refuses a schedule that is not the drift job's. */
+  private validateProps(props: DriftJobProps): void {
+    if (props.schedule.target !== 'drift') {
+      throw new Error(
+        `DriftJob ${this.node.path}: schedule ${props.schedule.id} targets "${props.schedule.target}": pass the drift schedule`,
+      );
+    }
   }
 }

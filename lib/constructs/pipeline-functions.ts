@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { OnnxRuntimeLayer } from '#lib/constructs/onnxruntime-layer.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
+import { checkShare } from '#lib/prop-checks.ts';
 import { KEEL_ENV } from '#shared/env.ts';
 import { captureModelPrefix } from '#shared/inference/capture.ts';
 import { type BucketRole, KEYS, type TableRole } from '#shared/resources.ts';
@@ -56,17 +57,10 @@ export class PipelineFunctions extends Construct {
 
   constructor(scope: Construct, id: string, props: PipelineFunctionsProps) {
     super(scope, id);
+    this.validateProps(props);
     const { buckets, tables } = props;
     const share = props.maxBadRowShare;
     const captureRate = props.batchCaptureSampleRate;
-    for (const [key, value] of Object.entries({
-      maxBadRowShare: share,
-      batchCaptureSampleRate: captureRate,
-    })) {
-      if (value !== undefined && !(value >= 0 && value <= 1)) {
-        throw new Error(`PipelineFunctions ${this.node.path}: ${key} must be from 0 to 1 (got ${value})`);
-      }
-    }
     const resources = Object.fromEntries([
       ...Object.entries(buckets).map(([role, bucket]) => [role, bucket.bucketName]),
       ...Object.entries(tables).map(([role, table]) => [role, table.tableName]),
@@ -248,5 +242,12 @@ export class PipelineFunctions extends Construct {
       ['s3:GetObject'],
       'Reads the segment results',
     );
+  }
+
+  /** Refuses shares outside 0..1; values known only at deploy time pass. */
+  private validateProps(props: PipelineFunctionsProps): void {
+    const owner = `PipelineFunctions ${this.node.path}`;
+    checkShare(owner, 'maxBadRowShare', props.maxBadRowShare);
+    checkShare(owner, 'batchCaptureSampleRate', props.batchCaptureSampleRate);
   }
 }
