@@ -7,21 +7,16 @@ import type { Construct } from 'constructs';
 import { CaptureStream } from '#lib/constructs/capture-stream.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import type { PowertoolsSettings, ResourceRefs } from '#lib/process-environment.ts';
+import { checkModelName, checkSageMakerEndpointName, checkShare } from '#lib/prop-checks.ts';
+import { type ModelBackend, predictVariables } from '#shared/inference/predict-environment.ts';
 import { DEFAULT_SERVICE } from '#shared/monitoring/metrics.ts';
-import { modelNameSchema } from '#shared/registry/metadata.ts';
 
 /**
  * What a predict process (the Lambda function or the ECS container) serves and reads, and the one
- * place that turns it into environment variables (read by `shared/inference/predict-environment.ts`) and IAM grants,
- * so both compute options get the same configuration and the same least privilege.
+ * place that turns it into environment variables (`predictVariables` of
+ * `shared/inference/predict-environment.ts`, beside their reader) and IAM grants, so both compute
+ * options get the same configuration and the same least privilege.
  */
-
-/** Where the model is evaluated. */
-export type ModelBackend =
-  /** onnxruntime-node in the predict process. */
-  | { readonly kind: 'onnx' }
-  /** A SageMaker real-time endpoint, in the stack's account and region. */
-  | { readonly kind: 'sagemaker'; readonly endpointName: string };
 
 export interface PredictSettings {
   /** The registry's artifact bucket; the process reads `models/<modelName>/…` objects only. */
@@ -61,29 +56,21 @@ export const PREDICT_POWERTOOLS: PowertoolsSettings = {
   logLevel: 'INFO',
 };
 
-/** SageMaker's endpoint naming rule. */
-const ENDPOINT_NAME_PATTERN = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
-
-/** Throws, naming `owner` and what to fix, when the settings cannot work. */
+/**
+ * Throws, naming `owner` and what to fix, when the settings cannot work: part of the `validateProps`
+ * of the constructs that take them. Values known only at deploy time are not checked.
+ */
 export function assertValidPredictSettings(owner: string, settings: PredictSettings): void {
-  if (!modelNameSchema.safeParse(settings.modelName).success) {
-    throw new Error(
-      `${owner}: modelName "${settings.modelName}" is invalid: use lower-case letters, digits and dashes, starting with a letter (e.g. "churn")`,
-    );
-  }
+  checkModelName(owner, settings.modelName);
   const rate = settings.captureSampleRate;
-  if (rate !== undefined && !(rate >= 0 && rate <= 1)) {
-    throw new Error(`${owner}: captureSampleRate must be from 0 to 1, got ${rate}`);
-  }
+  checkShare(owner, 'captureSampleRate', rate);
   if (rate !== undefined && !settings.outputsBucket) {
     throw new Error(
       `${owner}: captureSampleRate needs an outputsBucket to capture to: add one or remove the rate`,
     );
   }
-  if (settings.backend.kind === 'sagemaker' && !ENDPOINT_NAME_PATTERN.test(settings.backend.endpointName)) {
-    throw new Error(
-      `${owner}: SageMaker endpointName "${settings.backend.endpointName}" is invalid: use 1-63 letters, digits or dashes, starting and ending with a letter or digit`,
-    );
+  if (settings.backend.kind === 'sagemaker') {
+    checkSageMakerEndpointName(owner, settings.backend.endpointName);
   }
 }
 
@@ -98,15 +85,13 @@ export function predictResources(settings: PredictSettings): ResourceRefs {
 }
 
 /** The model variables `readPredictConfig` reads (resource names come from {@link predictResources}). */
-export function predictVariables(settings: PredictSettings): Record<string, string> {
-  return {
-    KEEL_MODEL_NAME: settings.modelName,
-    KEEL_MODEL_BACKEND: settings.backend.kind,
-    ...(settings.backend.kind === 'sagemaker'
-      ? { KEEL_SAGEMAKER_ENDPOINT: settings.backend.endpointName }
-      : {}),
-    ...(settings.outputsBucket ? { KEEL_CAPTURE_SAMPLE_RATE: String(settings.captureSampleRate ?? 1) } : {}),
-  };
+export function modelVariables(settings: PredictSettings): Record<string, string> {
+  return predictVariables({
+    modelName: settings.modelName,
+    backend: settings.backend,
+    // Capture is on with a bucket to capture to, which the process is told as one of its resources.
+    capture: settings.outputsBucket ? { sampleRate: settings.captureSampleRate } : undefined,
+  });
 }
 
 /**

@@ -16,7 +16,8 @@ const optionalDays = (days: number | undefined) => (days === undefined ? undefin
 
 export function stackPropsOf(config: KeelConfig) {
   const { retention, inference, api } = config;
-  // LOG_RETENTION_DAYS are exactly RetentionDays' values (checked by test/infra/config.test.ts).
+  // LOG_RETENTION_DAYS (shared/config/rules.ts) are exactly RetentionDays' values (checked by
+  // test/infra/config.test.ts).
   const logRetention = retention.logDays as RetentionDays;
   const deadLetterRetention = Duration.days(retention.deadLetterDays);
   const schedules = configuredSchedules(config);

@@ -1,6 +1,7 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AWS_TARGET_ENV, type AwsTarget } from '#shared/aws/clients.ts';
+import { KEEL_ENV } from '#shared/env.ts';
 import { type ResourceNames, resourceEnvironment } from '#shared/resources.ts';
 
 /** Where the local platform keeps the EMF metric lines its handlers emit (what CloudWatch would read). */
@@ -25,7 +26,7 @@ export async function prepareLocalHandlers(
       : {}),
   });
   const defaults: Record<string, string> = {
-    KEEL_MODEL_REFRESH_SECONDS: '2',
+    [KEEL_ENV.modelRefreshSeconds]: '2',
     POWERTOOLS_SERVICE_NAME: 'keel',
     POWERTOOLS_LOG_LEVEL: 'WARN',
     POWERTOOLS_TRACE_ENABLED: 'false',

@@ -6,6 +6,7 @@ import { type AwsTarget, createAwsClients, createDocumentClient } from '#shared/
 import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipelines/definitions.ts';
+import { modelNameFromEnv } from '#shared/registry/metadata.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
 import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';
 import { functionOf, type LocalDeployment } from './deployment/deployment.ts';
@@ -90,7 +91,7 @@ export async function runDriftJob(
           table: options.names.modelRegistry,
         },
         outputsBucket: options.names.outputs,
-        modelName: options.modelName ?? process.env.KEEL_MODEL_NAME ?? 'churn',
+        modelName: options.modelName ?? modelNameFromEnv(),
         monitoring: monitoringOptionsFromEnv(),
       },
       input,

@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { type AwsClients, createAwsClients } from '#shared/aws/clients.ts';
-import { optionalEnv } from '#shared/env.ts';
 import type { EtlDeps } from '#shared/etl/etl.ts';
+import { modelNameFromEnv } from '#shared/registry/metadata.ts';
 import type { RegistryDeps } from '#shared/registry/registry.ts';
 import type { ResourceNames } from '#shared/resources.ts';
 import { type RuntimeInfo, runtimeTarget } from './running-platform.ts';
@@ -31,7 +31,7 @@ export function platformContext(
   return {
     clients,
     names,
-    modelName: optionalEnv('KEEL_MODEL_NAME', 'churn'),
+    modelName: modelNameFromEnv(),
     registry: { s3: clients.s3, dynamo: clients.dynamo, bucket: names.models, table: names.modelRegistry },
     etl: {
       s3: clients.s3,

@@ -5,9 +5,17 @@ import type { AwsTarget } from '#shared/aws/clients.ts';
 import { optionalEnv } from '#shared/env.ts';
 import { KeelError } from '#shared/errors.ts';
 
+/** Variables of the local platform's own process (`keel up`), which its functions are not given. */
+export const LOCAL_PROCESS_ENV = {
+  home: 'KEEL_HOME',
+  port: 'KEEL_PORT',
+  s3Port: 'KEEL_S3_PORT',
+  dynamodbPort: 'KEEL_DYNAMODB_PORT',
+} as const;
+
 /** The state directory of the local platform: `${KEEL_HOME:-.keel}`, resolved against the cwd. */
 export function keelHome(env: Readonly<Record<string, string | undefined>> = process.env): string {
-  return resolve(optionalEnv('KEEL_HOME', '.keel', env));
+  return resolve(optionalEnv(LOCAL_PROCESS_ENV.home, '.keel', env));
 }
 
 const runtimeSchema = z.object({

@@ -2,6 +2,31 @@ import { ConfigError } from './errors.ts';
 
 type Environment = Readonly<Record<string, string | undefined>>;
 
+/**
+ * The variables through which a deployment configures Keel's handlers: written by the stacks (`lib/`)
+ * and by `keel up` for the local stage, read by the handlers. One name each, for both ends. Resource
+ * names travel in `RESOURCE_ENV` (shared/resources.ts), SDK endpoints in `AWS_TARGET_ENV`
+ * (shared/aws/clients.ts).
+ */
+export const KEEL_ENV = {
+  /** Registry name of the model served, retrained, scored and watched. */
+  modelName: 'KEEL_MODEL_NAME',
+  /** Where the predict process evaluates the model: `onnx` or `sagemaker`. */
+  modelBackend: 'KEEL_MODEL_BACKEND',
+  /** The SageMaker endpoint, with the `sagemaker` backend. */
+  sagemakerEndpoint: 'KEEL_SAGEMAKER_ENDPOINT',
+  /** Share of predictions (API or batch) captured for the drift job, 0..1. */
+  captureSampleRate: 'KEEL_CAPTURE_SAMPLE_RATE',
+  /** How often the predict process checks the champion alias, in seconds. */
+  modelRefreshSeconds: 'KEEL_MODEL_REFRESH_SECONDS',
+  /** Age in hours past which the predict process warns that a customer's stored record is stale. */
+  maxRecordAgeHours: 'KEEL_MAX_RECORD_AGE_HOURS',
+  /** The stage's alarm options as JSON, for the drift job and the local alarms. */
+  alarmOptions: 'KEEL_ALARM_OPTIONS',
+  /** The ETL finalize task's default bad-row share, for runs whose input sets none. */
+  etlMaxBadRowShare: 'KEEL_ETL_MAX_BAD_ROW_SHARE',
+} as const;
+
 /** The one way to read configuration from the environment: fail fast, naming the variable. */
 export function requireEnv(name: string, env: Environment = process.env): string {
   const value = env[name];

@@ -13,7 +13,13 @@ import { bootstrapIfEmpty } from '#local/bootstrap.ts';
 import { fileNotifier, type Notification } from '#local/notifications.ts';
 import { createPipelineRunner } from '#local/pipelines.ts';
 import { platformContext } from '#local/platform-context.ts';
-import { keelHome, readRuntime, removeRuntime, writeRuntime } from '#local/running-platform.ts';
+import {
+  keelHome,
+  LOCAL_PROCESS_ENV,
+  readRuntime,
+  removeRuntime,
+  writeRuntime,
+} from '#local/running-platform.ts';
 import { startScheduler } from '#local/scheduler.ts';
 import { startLocalServers } from '#local/servers.ts';
 import {
@@ -55,8 +61,8 @@ export function registerUp(program: Command, output: Output): void {
       }
       const servers = await startLocalServers({
         home,
-        s3Port: intEnv('KEEL_S3_PORT', 4568, { min: 0, max: 65535 }),
-        dynamoPort: intEnv('KEEL_DYNAMODB_PORT', 4567, { min: 0, max: 65535 }),
+        s3Port: intEnv(LOCAL_PROCESS_ENV.s3Port, 4568, { min: 0, max: 65535 }),
+        dynamoPort: intEnv(LOCAL_PROCESS_ENV.dynamodbPort, 4567, { min: 0, max: 65535 }),
         environment: LOCAL_ENVIRONMENT,
         // A refused call here is a deploy that would fail the same way in AWS: say so where it is seen.
         onDenied: (denial) => output.info(`AccessDenied (${denial.service}): ${denial.message}`),
@@ -93,7 +99,7 @@ export function registerUp(program: Command, output: Output): void {
         home,
         target: servers.target,
         names: servers.names,
-        port: intEnv('KEEL_PORT', 3000, { min: 0, max: 65535 }),
+        port: intEnv(LOCAL_PROCESS_ENV.port, 3000, { min: 0, max: 65535 }),
       }).catch(async (error: unknown) => {
         ctx.close();
         await runner.close();

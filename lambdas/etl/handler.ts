@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { ETL_MAX_BAD_ROW_SHARE_ENV } from '#shared/config/keel-config.ts';
-import { numberEnv } from '#shared/env.ts';
+import { KEEL_ENV, numberEnv } from '#shared/env.ts';
 import { ValidationError } from '#shared/errors.ts';
 import {
   completeEtlRun,
@@ -49,7 +48,7 @@ export const chunk = step(z.object({ run: etlRunSchema, index: z.number().int().
 );
 
 /** The stage's share (its config's etl.maxBadRowShare), for runs whose input sets none. */
-const stageMaxBadRowShare = numberEnv(ETL_MAX_BAD_ROW_SHARE_ENV, { min: 0, max: 1 });
+const stageMaxBadRowShare = numberEnv(KEEL_ENV.etlMaxBadRowShare, { min: 0, max: 1 });
 
 /**
  * Totals and checks over the chunks' results (read from S3); fails the execution when rows were lost or

@@ -1,5 +1,6 @@
 import { CfnWebACL, CfnWebACLAssociation } from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { isKnown } from '#lib/prop-checks.ts';
 
 /** Props of {@link ApiWebAcl}. */
 export interface ApiWebAclProps {
@@ -27,12 +28,8 @@ export class ApiWebAcl extends Construct {
 
   constructor(scope: Construct, id: string, props: ApiWebAclProps) {
     super(scope, id);
+    this.validateProps(props);
     const rateLimit = props.rateLimitPer5Minutes ?? 3000;
-    if (!Number.isInteger(rateLimit) || rateLimit < RATE_LIMIT.min || rateLimit > RATE_LIMIT.max) {
-      throw new Error(
-        `ApiWebAcl ${this.node.path}: rateLimitPer5Minutes must be a whole number from ${RATE_LIMIT.min} to ${RATE_LIMIT.max} (got ${rateLimit})`,
-      );
-    }
     const visibility = (metric: string): CfnWebACL.VisibilityConfigProperty => ({
       metricName: `${props.name}-${metric}`,
       cloudWatchMetricsEnabled: true,
@@ -76,5 +73,18 @@ export class ApiWebAcl extends Construct {
       resourceArn: props.stageArn,
       webAclArn: this.webAcl.attrArn,
     });
+  }
+
+  /** Refuses a rate limit WAF would refuse; a value known only at deploy time passes. */
+  private validateProps(props: ApiWebAclProps): void {
+    const rateLimit = props.rateLimitPer5Minutes;
+    if (
+      isKnown(rateLimit) &&
+      (!Number.isInteger(rateLimit) || rateLimit < RATE_LIMIT.min || rateLimit > RATE_LIMIT.max)
+    ) {
+      throw new Error(
+        `ApiWebAcl ${this.node.path}: rateLimitPer5Minutes must be a whole number from ${RATE_LIMIT.min} to ${RATE_LIMIT.max} (got ${rateLimit})`,
+      );
+    }
   }
 }

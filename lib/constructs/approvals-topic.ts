@@ -4,6 +4,7 @@ import { Subscription, SubscriptionProtocol, Topic } from 'aws-cdk-lib/aws-sns';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
+import { isKnown } from '#lib/prop-checks.ts';
 
 /** Props of {@link ApprovalsTopic}. */
 export interface ApprovalsTopicProps {
@@ -47,25 +48,9 @@ export class ApprovalsTopic extends Construct {
 
   constructor(scope: Construct, id: string, props: ApprovalsTopicProps) {
     super(scope, id);
-    const owner = `ApprovalsTopic ${this.node.path}`;
+    this.validateProps(props);
     const emails = props.emails ?? [];
     const webhookUrls = props.webhookUrls ?? [];
-    for (const email of emails) {
-      if (!EMAIL_PATTERN.test(email)) {
-        throw new Error(`${owner}: "${email}" is not an email address: give one like lead@example.com`);
-      }
-    }
-    for (const url of webhookUrls) {
-      if (!isHttpsUrl(url)) {
-        throw new Error(
-          `${owner}: "${url}" is not an https:// URL: SNS delivers only to https endpoints, e.g. https://hooks.example.com/keel`,
-        );
-      }
-    }
-    for (const list of [emails, webhookUrls]) {
-      const twice = list.find((value, index) => list.indexOf(value) !== index);
-      if (twice !== undefined) throw new Error(`${owner}: "${twice}" is listed twice`);
-    }
 
     this.key = new Key(this, 'Key', {
       enableKeyRotation: true,
@@ -94,6 +79,29 @@ export class ApprovalsTopic extends Construct {
     }
     for (const [index, endpoint] of webhookUrls.entries()) {
       subscribe(`Webhook${index}`, SubscriptionProtocol.HTTPS, endpoint);
+    }
+  }
+
+  /** Refuses endpoints SNS would refuse, and one listed twice; values known only at deploy time pass. */
+  private validateProps(props: ApprovalsTopicProps): void {
+    const owner = `ApprovalsTopic ${this.node.path}`;
+    const emails = (props.emails ?? []).filter(isKnown);
+    const webhookUrls = (props.webhookUrls ?? []).filter(isKnown);
+    for (const email of emails) {
+      if (!EMAIL_PATTERN.test(email)) {
+        throw new Error(`${owner}: "${email}" is not an email address: give one like lead@example.com`);
+      }
+    }
+    for (const url of webhookUrls) {
+      if (!isHttpsUrl(url)) {
+        throw new Error(
+          `${owner}: "${url}" is not an https:// URL: SNS delivers only to https endpoints, e.g. https://hooks.example.com/keel`,
+        );
+      }
+    }
+    for (const list of [emails, webhookUrls]) {
+      const twice = list.find((value, index) => list.indexOf(value) !== index);
+      if (twice !== undefined) throw new Error(`${owner}: "${twice}" is listed twice`);
     }
   }
 }

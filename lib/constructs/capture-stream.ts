@@ -11,12 +11,12 @@ import {
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
+import { checkLogRetention, checkModelName, isKnown } from '#lib/prop-checks.ts';
 import {
   CAPTURE_FILTER_PATTERN,
   CAPTURE_PARTITION_SLACK_MS,
   captureModelPrefix,
 } from '#shared/inference/capture.ts';
-import { modelNameSchema } from '#shared/registry/metadata.ts';
 
 /** Props of {@link CaptureStream}. */
 export interface CaptureStreamProps {
@@ -64,25 +64,9 @@ export class CaptureStream extends Construct {
 
   constructor(scope: Construct, id: string, props: CaptureStreamProps) {
     super(scope, id);
-    const owner = `CaptureStream ${this.node.path}`;
-    if (!modelNameSchema.safeParse(props.modelName).success) {
-      throw new Error(
-        `${owner}: modelName "${props.modelName}" is invalid: use lower-case letters, digits and dashes, starting with a letter (e.g. "churn")`,
-      );
-    }
+    this.validateProps(props);
     const interval = (props.bufferInterval ?? Duration.seconds(60)).toSeconds({ integral: false });
-    const maxInterval = CAPTURE_PARTITION_SLACK_MS / 1000;
-    if (!Number.isInteger(interval) || interval < 0 || interval > maxInterval) {
-      throw new Error(
-        `${owner}: bufferInterval must be whole seconds from 0 to ${maxInterval} (got ${interval} s): the drift job looks ${maxInterval / 60} minutes around its window for late partitions`,
-      );
-    }
     const retention = props.logRetention ?? RetentionDays.ONE_MONTH;
-    if (retention === RetentionDays.INFINITE) {
-      throw new Error(
-        `${owner}: logRetention INFINITE keeps logs (and their cost) forever: choose a number of days`,
-      );
-    }
     const stack = Stack.of(this);
     const prefix = captureModelPrefix(props.modelName);
 
@@ -173,5 +157,21 @@ export class CaptureStream extends Construct {
     });
     // CloudWatch Logs test-puts into the stream when the filter is created.
     this.subscription.node.addDependency(this.subscriptionRole);
+  }
+
+  /** Refuses props Firehose would refuse or the drift job could not work with; deploy-time values pass. */
+  private validateProps(props: CaptureStreamProps): void {
+    const owner = `CaptureStream ${this.node.path}`;
+    checkModelName(owner, props.modelName);
+    if (isKnown(props.bufferInterval)) {
+      const interval = props.bufferInterval.toSeconds({ integral: false });
+      const maxInterval = CAPTURE_PARTITION_SLACK_MS / 1000;
+      if (!Number.isInteger(interval) || interval < 0 || interval > maxInterval) {
+        throw new Error(
+          `${owner}: bufferInterval must be whole seconds from 0 to ${maxInterval} (got ${interval} s): the drift job looks ${maxInterval / 60} minutes around its window for late partitions`,
+        );
+      }
+    }
+    checkLogRetention(owner, props.logRetention);
   }
 }

@@ -20,9 +20,8 @@ export interface DeadLetterQueueProps {
 /** An encrypted, TLS-only SQS queue that receives what another service could not deliver. */
 export class DeadLetterQueue extends Queue {
   constructor(scope: Construct, id: string, props: DeadLetterQueueProps) {
-    if (props.deadLetterFor.trim() === '') {
-      throw new Error(`DeadLetterQueue ${id}: deadLetterFor must say what sends its failures here`);
-    }
+    // Before super(): a bad prop must not leave a half-built queue in the scope.
+    DeadLetterQueue.validateProps(id, props);
     super(scope, id, {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -33,6 +32,13 @@ export class DeadLetterQueue extends Queue {
         id: ruleId,
         reason: `This queue is the dead-letter queue of ${props.deadLetterFor}, which cdk-nag does not recognise as DLQ use`,
       });
+    }
+  }
+
+  /** Refuses an empty `deadLetterFor`: the acknowledgement must say what uses the queue. */
+  private static validateProps(id: string, props: DeadLetterQueueProps): void {
+    if (props.deadLetterFor.trim() === '') {
+      throw new Error(`DeadLetterQueue ${id}: deadLetterFor must say what sends its failures here`);
     }
   }
 }

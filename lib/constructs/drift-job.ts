@@ -11,8 +11,9 @@ import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { DRIFT_REPORT_PREFIX } from '#shared/drift/job.ts';
+import { KEEL_ENV } from '#shared/env.ts';
 import { CAPTURE_PREFIX } from '#shared/inference/capture.ts';
-import { MONITORING_OPTIONS_ENV, type MonitoringOptionsInput } from '#shared/monitoring/alarm-options.ts';
+import type { MonitoringOptionsInput } from '#shared/monitoring/alarm-options.ts';
 import type { ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import type { BucketRole, TableRole } from '#shared/resources.ts';
 
@@ -66,11 +67,7 @@ export class DriftJob extends Construct {
 
   constructor(scope: Construct, id: string, props: DriftJobProps) {
     super(scope, id);
-    if (props.schedule.target !== 'drift') {
-      throw new Error(
-        `DriftJob ${this.node.path}: schedule ${props.schedule.id} targets "${props.schedule.target}": pass the drift schedule`,
-      );
-    }
+    this.validateProps(props);
     const { buckets, tables } = props;
     this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
       deadLetterFor:
@@ -91,9 +88,9 @@ export class DriftJob extends Construct {
         ...Object.entries(tables).map(([role, table]) => [role, table.tableName]),
       ]),
       environment: {
-        KEEL_MODEL_NAME: props.modelName,
+        [KEEL_ENV.modelName]: props.modelName,
         ...(Object.keys(props.monitoringOptions ?? {}).length > 0
-          ? { [MONITORING_OPTIONS_ENV]: JSON.stringify(props.monitoringOptions) }
+          ? { [KEEL_ENV.alarmOptions]: JSON.stringify(props.monitoringOptions) }
           : {}),
       },
       // EventBridge invokes it asynchronously: a run that fails twice lands in the dead-letter queue.
@@ -136,5 +133,14 @@ export class DriftJob extends Construct {
         }),
       ],
     });
+  }
+
+  /** Refuses a schedule that is not the drift job's. */
+  private validateProps(props: DriftJobProps): void {
+    if (props.schedule.target !== 'drift') {
+      throw new Error(
+        `DriftJob ${this.node.path}: schedule ${props.schedule.id} targets "${props.schedule.target}": pass the drift schedule`,
+      );
+    }
   }
 }

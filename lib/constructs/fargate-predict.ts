@@ -33,12 +33,13 @@ import {
   assertValidPredictSettings,
   captureStreamFor,
   grantPredictAccess,
+  modelVariables,
   PREDICT_POWERTOOLS,
   type PredictSettings,
   predictResources,
-  predictVariables,
 } from '#lib/predict-settings.ts';
 import { powertoolsVariables, resourceVariables } from '#lib/process-environment.ts';
+import { isKnown } from '#lib/prop-checks.ts';
 
 /** Props of {@link FargatePredict}. */
 export interface FargatePredictProps {
@@ -84,12 +85,8 @@ export class FargatePredict extends Construct implements PredictBackend {
 
   constructor(scope: Construct, id: string, props: FargatePredictProps) {
     super(scope, id);
-    const owner = `FargatePredict ${this.node.path}`;
-    assertValidPredictSettings(owner, props.settings);
+    this.validateProps(props);
     const desiredCount = props.desiredCount ?? 2;
-    if (!Number.isInteger(desiredCount) || desiredCount < 1) {
-      throw new Error(`${owner}: desiredCount must be a whole number of at least 1 (got ${desiredCount})`);
-    }
     const retention = props.logRetention ?? RetentionDays.ONE_MONTH;
 
     const vpc = new Vpc(this, 'Vpc', {
@@ -139,7 +136,7 @@ export class FargatePredict extends Construct implements PredictBackend {
       }),
       environment: {
         ...resourceVariables(predictResources(props.settings)),
-        ...predictVariables(props.settings),
+        ...modelVariables(props.settings),
         ...powertoolsVariables(PREDICT_POWERTOOLS),
         PORT: String(CONTAINER_PORT),
       },
@@ -227,5 +224,15 @@ export class FargatePredict extends Construct implements PredictBackend {
       uri: `http://${this.loadBalancer.loadBalancerDnsName}${route.path}`,
       options: { connectionType: ConnectionType.VPC_LINK, vpcLink: this.vpcLink },
     });
+  }
+
+  /** Refuses settings and props that cannot work; values known only at deploy time pass. */
+  private validateProps(props: FargatePredictProps): void {
+    const owner = `FargatePredict ${this.node.path}`;
+    assertValidPredictSettings(owner, props.settings);
+    const desiredCount = props.desiredCount;
+    if (isKnown(desiredCount) && (!Number.isInteger(desiredCount) || desiredCount < 1)) {
+      throw new Error(`${owner}: desiredCount must be a whole number of at least 1 (got ${desiredCount})`);
+    }
   }
 }

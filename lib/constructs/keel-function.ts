@@ -24,6 +24,7 @@ import {
   type ResourceRefs,
   resourceVariables,
 } from '#lib/process-environment.ts';
+import { checkLogRetention, isKnown } from '#lib/prop-checks.ts';
 
 /** Props of {@link KeelFunction}. */
 export interface KeelFunctionProps {
@@ -140,38 +141,6 @@ export class KeelFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: KeelFunctionProps) {
     super(scope, id);
-    const owner = `KeelFunction ${this.node.path}`;
-    const entry = join(REPO_ROOT, props.entry);
-    if (!existsSync(entry)) {
-      throw new Error(
-        `${owner}: entry "${props.entry}" does not exist: give a path relative to ${REPO_ROOT}`,
-      );
-    }
-    // Without a local esbuild, CDK falls back to bundling in Docker, which Keel never uses.
-    if (!existsSync(join(REPO_ROOT, 'node_modules/.bin/esbuild'))) {
-      throw new Error(
-        `${owner}: esbuild is not installed: run npm ci (it is a dev dependency) to bundle locally`,
-      );
-    }
-    const memorySize = props.memorySize ?? 512;
-    if (!Number.isInteger(memorySize) || memorySize < MEMORY_MB.min || memorySize > MEMORY_MB.max) {
-      throw new Error(
-        `${owner}: memorySize must be a whole number of MB from ${MEMORY_MB.min} to ${MEMORY_MB.max} (got ${memorySize})`,
-      );
-    }
-    const timeout = props.timeout ?? Duration.seconds(30);
-    const seconds = timeout.toSeconds({ integral: false });
-    if (!Number.isInteger(seconds) || seconds < TIMEOUT_SECONDS.min || seconds > TIMEOUT_SECONDS.max) {
-      throw new Error(
-        `${owner}: timeout must be whole seconds from ${TIMEOUT_SECONDS.min} second to 15 minutes (got ${timeout.toHumanString()})`,
-      );
-    }
-    const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
-    if (logRetention === RetentionDays.INFINITE) {
-      throw new Error(
-        `${owner}: logRetention INFINITE keeps logs (and their cost) forever: choose a number of days`,
-      );
-    }
     const logLevel = props.logLevel ?? 'INFO';
     const environment = {
       ...resourceVariables(props.resources ?? {}),
@@ -183,20 +152,23 @@ export class KeelFunction extends Construct {
       // Stack traces point into the TypeScript sources instead of the minified bundle.
       NODE_OPTIONS: '--enable-source-maps',
     };
-    const redefined = Object.keys(props.environment ?? {}).filter((name) => name in environment);
-    if (redefined.length > 0) {
+    this.validateProps(props, environment);
+    // Without a local esbuild, CDK falls back to bundling in Docker, which Keel never uses.
+    if (!existsSync(join(REPO_ROOT, 'node_modules/.bin/esbuild'))) {
       throw new Error(
-        `${owner}: environment may not set ${redefined.join(', ')}: use the resources, serviceName, metricsNamespace or logLevel props`,
+        `KeelFunction ${this.node.path}: esbuild is not installed: run npm ci (it is a dev dependency) to bundle locally`,
       );
     }
+    const memorySize = props.memorySize ?? 512;
+    const timeout = props.timeout ?? Duration.seconds(30);
 
-    this.logGroup = new LogGroup(this, 'Logs', { retention: logRetention });
+    this.logGroup = new LogGroup(this, 'Logs', { retention: props.logRetention ?? RetentionDays.ONE_MONTH });
     // Instead of AWSLambdaBasicExecutionRole, which may write to every log group in the account.
     this.role = new Role(this, 'Role', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
     this.logGroup.grantWrite(this.role);
 
     this.function = new NodejsFunction(this, 'Function', {
-      entry,
+      entry: join(REPO_ROOT, props.entry),
       handler: props.handler ?? 'handler',
       description: props.description,
       projectRoot: REPO_ROOT,
@@ -267,6 +239,41 @@ export class KeelFunction extends Construct {
             'Invoked synchronously only (API Gateway, Step Functions tasks), which return failures to the caller; no event is ever queued for a dead-letter target',
         });
       }
+    }
+  }
+
+  /** Refuses props Lambda or this construct would refuse; values known only at deploy time pass. */
+  private validateProps(props: KeelFunctionProps, ownVariables: Readonly<Record<string, string>>): void {
+    const owner = `KeelFunction ${this.node.path}`;
+    if (!existsSync(join(REPO_ROOT, props.entry))) {
+      throw new Error(
+        `${owner}: entry "${props.entry}" does not exist: give a path relative to ${REPO_ROOT}`,
+      );
+    }
+    const memorySize = props.memorySize;
+    if (
+      isKnown(memorySize) &&
+      (!Number.isInteger(memorySize) || memorySize < MEMORY_MB.min || memorySize > MEMORY_MB.max)
+    ) {
+      throw new Error(
+        `${owner}: memorySize must be a whole number of MB from ${MEMORY_MB.min} to ${MEMORY_MB.max} (got ${memorySize})`,
+      );
+    }
+    const timeout = props.timeout;
+    if (isKnown(timeout)) {
+      const seconds = timeout.toSeconds({ integral: false });
+      if (!Number.isInteger(seconds) || seconds < TIMEOUT_SECONDS.min || seconds > TIMEOUT_SECONDS.max) {
+        throw new Error(
+          `${owner}: timeout must be whole seconds from ${TIMEOUT_SECONDS.min} second to 15 minutes (got ${timeout.toHumanString()})`,
+        );
+      }
+    }
+    checkLogRetention(owner, props.logRetention);
+    const redefined = Object.keys(props.environment ?? {}).filter((name) => name in ownVariables);
+    if (redefined.length > 0) {
+      throw new Error(
+        `${owner}: environment may not set ${redefined.join(', ')}: use the resources, serviceName, metricsNamespace or logLevel props`,
+      );
     }
   }
 }

@@ -1,8 +1,9 @@
-import { RemovalPolicy, Token } from 'aws-cdk-lib';
+import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { isKnown } from '#lib/prop-checks.ts';
 import { TABLES, type TableRole } from '#shared/resources.ts';
 
 /** DynamoDB's table naming rule. */
@@ -80,20 +81,7 @@ export class KeelTable extends Construct {
 
   constructor(scope: Construct, id: string, props: KeelTableProps) {
     super(scope, id);
-    if (!Token.isUnresolved(props.tableName) && !TABLE_NAME_PATTERN.test(props.tableName)) {
-      throw new Error(
-        `KeelTable ${this.node.path}: tableName "${props.tableName}" is invalid: use 3-255 letters, digits, "_", "-" or "."`,
-      );
-    }
-    const recoveryDays = props.pointInTimeRecoveryDays;
-    if (
-      recoveryDays !== undefined &&
-      (!Number.isInteger(recoveryDays) || recoveryDays < 1 || recoveryDays > 35)
-    ) {
-      throw new Error(
-        `KeelTable ${this.node.path}: pointInTimeRecoveryDays must be a whole number from 1 to 35 (got ${recoveryDays})`,
-      );
-    }
+    this.validateProps(props);
     const keys: { readonly partitionKey: string; readonly sortKey?: string } = TABLES[props.role];
 
     this.table = new KeyGrantingTable(this, 'Table', {
@@ -103,12 +91,28 @@ export class KeelTable extends Construct {
       billingMode: BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: {
         pointInTimeRecoveryEnabled: true,
-        recoveryPeriodInDays: recoveryDays,
+        recoveryPeriodInDays: props.pointInTimeRecoveryDays,
       },
       encryption: props.encryptionKey ? TableEncryption.CUSTOMER_MANAGED : TableEncryption.AWS_MANAGED,
       encryptionKey: props.encryptionKey,
       deletionProtection: props.deletionProtection ?? true,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
+  }
+
+  /** Refuses props DynamoDB would refuse; values known only at deploy time pass. */
+  private validateProps(props: KeelTableProps): void {
+    const owner = `KeelTable ${this.node.path}`;
+    if (isKnown(props.tableName) && !TABLE_NAME_PATTERN.test(props.tableName)) {
+      throw new Error(
+        `${owner}: tableName "${props.tableName}" is invalid: use 3-255 letters, digits, "_", "-" or "."`,
+      );
+    }
+    const recoveryDays = props.pointInTimeRecoveryDays;
+    if (isKnown(recoveryDays) && (!Number.isInteger(recoveryDays) || recoveryDays < 1 || recoveryDays > 35)) {
+      throw new Error(
+        `${owner}: pointInTimeRecoveryDays must be a whole number from 1 to 35 (got ${recoveryDays})`,
+      );
+    }
   }
 }

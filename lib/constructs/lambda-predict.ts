@@ -11,11 +11,12 @@ import {
   assertValidPredictSettings,
   captureStreamFor,
   grantPredictAccess,
+  modelVariables,
   PREDICT_POWERTOOLS,
   type PredictSettings,
   predictResources,
-  predictVariables,
 } from '#lib/predict-settings.ts';
+import { isKnown } from '#lib/prop-checks.ts';
 
 /** Props of {@link LambdaPredict}. */
 export interface LambdaPredictProps {
@@ -66,20 +67,9 @@ export class LambdaPredict extends Construct implements PredictBackend {
 
   constructor(scope: Construct, id: string, props: LambdaPredictProps) {
     super(scope, id);
-    const owner = `LambdaPredict ${this.node.path}`;
-    assertValidPredictSettings(owner, props.settings);
+    this.validateProps(props);
     const timeout = props.timeout ?? Duration.seconds(15);
-    if (timeout.toMilliseconds() >= API_GATEWAY_TIMEOUT.toMilliseconds()) {
-      throw new Error(
-        `${owner}: timeout ${timeout.toHumanString()} is not below API Gateway's 29-second integration timeout: lower it`,
-      );
-    }
     const provisioned = props.provisionedConcurrency;
-    if (provisioned !== undefined && (!Number.isInteger(provisioned) || provisioned < 1)) {
-      throw new Error(
-        `${owner}: provisionedConcurrency must be a whole number of at least 1, or left out for none (got ${provisioned})`,
-      );
-    }
 
     const layer = new OnnxRuntimeLayer(this, 'OnnxRuntime');
     this.function = new KeelFunction(this, 'Predict', {
@@ -92,7 +82,7 @@ export class LambdaPredict extends Construct implements PredictBackend {
       externalModules: OnnxRuntimeLayer.EXTERNAL_MODULES,
       layers: [layer.layer],
       resources: predictResources(props.settings),
-      environment: predictVariables(props.settings),
+      environment: modelVariables(props.settings),
     });
     grantPredictAccess(this, this.function.role, props.settings);
     this.capture = captureStreamFor(this, this.function.logGroup, props.settings, props.logRetention);
@@ -111,5 +101,22 @@ export class LambdaPredict extends Construct implements PredictBackend {
 
   integrationFor(): Integration {
     return this.integration;
+  }
+
+  /** Refuses settings and props that cannot work; values known only at deploy time pass. */
+  private validateProps(props: LambdaPredictProps): void {
+    const owner = `LambdaPredict ${this.node.path}`;
+    assertValidPredictSettings(owner, props.settings);
+    const { timeout, provisionedConcurrency: provisioned } = props;
+    if (isKnown(timeout) && timeout.toMilliseconds() >= API_GATEWAY_TIMEOUT.toMilliseconds()) {
+      throw new Error(
+        `${owner}: timeout ${timeout.toHumanString()} is not below API Gateway's 29-second integration timeout: lower it`,
+      );
+    }
+    if (isKnown(provisioned) && (!Number.isInteger(provisioned) || provisioned < 1)) {
+      throw new Error(
+        `${owner}: provisionedConcurrency must be a whole number of at least 1, or left out for none (got ${provisioned})`,
+      );
+    }
   }
 }

@@ -93,15 +93,10 @@ export class MonitoringAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringAlarmsProps) {
     super(scope, id);
-    const owner = `MonitoringAlarms ${this.node.path}`;
+    this.validateProps(props);
     const action = new SnsAction(props.topic);
     const alarms = new Map<string, Alarm>();
     for (const definition of props.alarms) {
-      if (alarms.has(definition.id)) {
-        throw new Error(
-          `${owner}: alarm id "${definition.id}" is defined twice: give each definition its own id`,
-        );
-      }
       const alarm = new Alarm(this, definition.id, {
         alarmName: alarmName(props.stage, definition.id),
         alarmDescription: alarmDescription(definition),
@@ -116,17 +111,6 @@ export class MonitoringAlarms extends Construct {
       if (definition.severity === 'page') alarm.addOkAction(action);
       alarms.set(definition.id, alarm);
     }
-    const missing = props.page.anyOf.filter((child) => !alarms.has(child));
-    if (missing.length > 0) {
-      throw new Error(
-        `${owner}: the composite "${props.page.id}" refers to alarms that are not defined (${missing.join(', ')}): pass the definitions of the same catalog`,
-      );
-    }
-    if (props.page.anyOf.length === 0) {
-      throw new Error(
-        `${owner}: the composite "${props.page.id}" has no alarm to watch: define a page alarm`,
-      );
-    }
     this.alarms = alarms;
 
     this.page = new CompositeAlarm(this, props.page.id, {
@@ -138,5 +122,28 @@ export class MonitoringAlarms extends Construct {
     this.page.addOkAction(action);
     // The rule names its children as text: CloudFormation must create them first.
     for (const child of props.page.anyOf) this.page.node.addDependency(alarms.get(child)!);
+  }
+
+  /** Refuses definitions that are not one catalog: ids twice, a composite over missing or no alarms. */
+  private validateProps(props: MonitoringAlarmsProps): void {
+    const owner = `MonitoringAlarms ${this.node.path}`;
+    const ids = new Set<string>();
+    for (const { id } of props.alarms) {
+      if (ids.has(id)) {
+        throw new Error(`${owner}: alarm id "${id}" is defined twice: give each definition its own id`);
+      }
+      ids.add(id);
+    }
+    const missing = props.page.anyOf.filter((child) => !ids.has(child));
+    if (missing.length > 0) {
+      throw new Error(
+        `${owner}: the composite "${props.page.id}" refers to alarms that are not defined (${missing.join(', ')}): pass the definitions of the same catalog`,
+      );
+    }
+    if (props.page.anyOf.length === 0) {
+      throw new Error(
+        `${owner}: the composite "${props.page.id}" has no alarm to watch: define a page alarm`,
+      );
+    }
   }
 }

@@ -5,6 +5,7 @@ import { CfnSubscription, Topic } from 'aws-cdk-lib/aws-sns';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
+import { isKnown } from '#lib/prop-checks.ts';
 
 /** Props of {@link OnCallTopic}. */
 export interface OnCallTopicProps {
@@ -53,7 +54,7 @@ export class OnCallTopic extends Construct {
 
   constructor(scope: Construct, id: string, props: OnCallTopicProps) {
     super(scope, id);
-    assertValidOnCallEndpoints(`OnCallTopic ${this.node.path}`, props);
+    this.validateProps(props);
 
     this.key = new Key(this, 'Key', {
       enableKeyRotation: true,
@@ -120,6 +121,11 @@ export class OnCallTopic extends Construct {
     });
   }
 
+  /** Refuses an endpoint SNS would refuse; one known only at deploy time passes. */
+  private validateProps(props: OnCallTopicProps): void {
+    assertValidOnCallEndpoints(`OnCallTopic ${this.node.path}`, props);
+  }
+
   private subscribe(
     id: string,
     protocol: 'email' | 'https',
@@ -161,18 +167,18 @@ export class OnCallTopic extends Construct {
 
 /**
  * Refuses an email or webhook given at synth time that SNS would refuse at deploy time, saying what
- * to give instead; `owner` names the caller in the message.
+ * to give instead; `owner` names the caller in the message. A value known only at deploy time passes.
  */
 export function assertValidOnCallEndpoints(
   owner: string,
   endpoints: Pick<OnCallTopicProps, 'email' | 'webhookUrl'>,
 ): void {
-  if (endpoints.email !== undefined && !EMAIL_PATTERN.test(endpoints.email)) {
+  if (isKnown(endpoints.email) && !EMAIL_PATTERN.test(endpoints.email)) {
     throw new Error(
       `${owner}: email "${endpoints.email}" is not an email address: give one like oncall@example.com, or leave it out to set the OnCallEmail parameter at deploy time`,
     );
   }
-  if (endpoints.webhookUrl !== undefined && !isHttpsUrl(endpoints.webhookUrl)) {
+  if (isKnown(endpoints.webhookUrl) && !isHttpsUrl(endpoints.webhookUrl)) {
     throw new Error(
       `${owner}: webhookUrl "${endpoints.webhookUrl}" is not an https:// URL: SNS delivers only to https endpoints; give one like https://hooks.example.com/keel, or leave it out to set the OnCallWebhookUrl parameter at deploy time`,
     );

@@ -7,7 +7,8 @@ import { Construct } from 'constructs';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { OnnxRuntimeLayer } from '#lib/constructs/onnxruntime-layer.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
-import { ETL_MAX_BAD_ROW_SHARE_ENV } from '#shared/config/keel-config.ts';
+import { checkShare } from '#lib/prop-checks.ts';
+import { KEEL_ENV } from '#shared/env.ts';
 import { captureModelPrefix } from '#shared/inference/capture.ts';
 import { type BucketRole, KEYS, type TableRole } from '#shared/resources.ts';
 
@@ -56,17 +57,10 @@ export class PipelineFunctions extends Construct {
 
   constructor(scope: Construct, id: string, props: PipelineFunctionsProps) {
     super(scope, id);
+    this.validateProps(props);
     const { buckets, tables } = props;
     const share = props.maxBadRowShare;
     const captureRate = props.batchCaptureSampleRate;
-    for (const [key, value] of Object.entries({
-      maxBadRowShare: share,
-      batchCaptureSampleRate: captureRate,
-    })) {
-      if (value !== undefined && !(value >= 0 && value <= 1)) {
-        throw new Error(`PipelineFunctions ${this.node.path}: ${key} must be from 0 to 1 (got ${value})`);
-      }
-    }
     const resources = Object.fromEntries([
       ...Object.entries(buckets).map(([role, bucket]) => [role, bucket.bucketName]),
       ...Object.entries(tables).map(([role, table]) => [role, table.tableName]),
@@ -89,7 +83,7 @@ export class PipelineFunctions extends Construct {
         timeout: Duration.minutes(sizing.timeoutMinutes),
         resources,
         logRetention: props.logRetention,
-        environment: { KEEL_MODEL_NAME: props.modelName, ...environment },
+        environment: { [KEEL_ENV.modelName]: props.modelName, ...environment },
         // The retrain and batch modules load onnxruntime at import, so every task exported from them needs the layer.
         ...(entry === 'etl' ? {} : { externalModules: OnnxRuntimeLayer.EXTERNAL_MODULES, layers: [layer] }),
       });
@@ -108,7 +102,7 @@ export class PipelineFunctions extends Construct {
       'finalize',
       'Keel ETL: check the counts of a run',
       { memorySize: 256, timeoutMinutes: 1 },
-      share === undefined ? {} : { [ETL_MAX_BAD_ROW_SHARE_ENV]: String(share) },
+      share === undefined ? {} : { [KEEL_ENV.etlMaxBadRowShare]: String(share) },
     );
     this.train = fn(
       'Train',
@@ -131,7 +125,7 @@ export class PipelineFunctions extends Construct {
       'score',
       'Keel batch scoring: score one segment of the store',
       { memorySize: 1024, timeoutMinutes: 15 },
-      { KEEL_CAPTURE_SAMPLE_RATE: String(captureRate ?? 1) },
+      { [KEEL_ENV.captureSampleRate]: String(captureRate ?? 1) },
     );
     this.batchFinalize = fn('BatchFinalize', 'batch', 'finalize', 'Keel batch scoring: totals and manifest', {
       memorySize: 256,
@@ -248,5 +242,12 @@ export class PipelineFunctions extends Construct {
       ['s3:GetObject'],
       'Reads the segment results',
     );
+  }
+
+  /** Refuses shares outside 0..1; values known only at deploy time pass. */
+  private validateProps(props: PipelineFunctionsProps): void {
+    const owner = `PipelineFunctions ${this.node.path}`;
+    checkShare(owner, 'maxBadRowShare', props.maxBadRowShare);
+    checkShare(owner, 'batchCaptureSampleRate', props.batchCaptureSampleRate);
   }
 }

@@ -37,18 +37,13 @@ export class PipelineSchedules extends Construct {
 
   constructor(scope: Construct, id: string, props: PipelineSchedulesProps) {
     super(scope, id);
+    this.validateProps(props);
     this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetters', {
       deadLetterFor: 'the schedule targets (EventBridge)',
       retention: props.deadLetterRetention,
     });
     this.rules = props.schedules.map((schedule) => {
-      const target = props.targets[schedule.target];
-      if (!target) {
-        throw new Error(
-          `PipelineSchedules ${this.node.path}: schedule ${schedule.id} targets "${schedule.target}", which is not ` +
-            `among the targets given (${Object.keys(props.targets).join(', ')}); pass it or leave the schedule out`,
-        );
-      }
+      const target = props.targets[schedule.target]!;
       return new Rule(this, schedule.id, {
         description: `Keel: ${schedule.description}`,
         schedule: Schedule.expression(schedule.expression),
@@ -63,5 +58,17 @@ export class PipelineSchedules extends Construct {
         ],
       });
     });
+  }
+
+  /** Refuses a schedule whose target is not given. */
+  private validateProps(props: PipelineSchedulesProps): void {
+    for (const schedule of props.schedules) {
+      if (!props.targets[schedule.target]) {
+        throw new Error(
+          `PipelineSchedules ${this.node.path}: schedule ${schedule.id} targets "${schedule.target}", which is not ` +
+            `among the targets given (${Object.keys(props.targets).join(', ')}); pass it or leave the schedule out`,
+        );
+      }
+    }
   }
 }

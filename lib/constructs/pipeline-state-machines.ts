@@ -26,6 +26,7 @@ import { LambdaInvoke, SnsPublish } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
+import { isKnown } from '#lib/prop-checks.ts';
 import { APPROVAL_PARTITION } from '#shared/pipelines/approvals.ts';
 import {
   APPROVAL_EXPIRED_ERROR,
@@ -93,15 +94,9 @@ export class PipelineStateMachines extends Construct {
 
   constructor(scope: Construct, id: string, props: PipelineStateMachinesProps) {
     super(scope, id);
+    this.validateProps(props);
     const etlConcurrency = props.etlConcurrency ?? 4;
     const batchConcurrency = props.batchConcurrency ?? 16;
-    for (const [key, value] of Object.entries({ etlConcurrency, batchConcurrency })) {
-      if (!Number.isInteger(value) || value < 1 || value > 1000) {
-        throw new Error(
-          `PipelineStateMachines ${this.node.path}: ${key} must be an integer from 1 to 1000 (got ${value})`,
-        );
-      }
-    }
     const f = props.functions;
     const task = (
       name: string,
@@ -225,11 +220,6 @@ export class PipelineStateMachines extends Construct {
       // alarm tells on-call that a gate nobody answered held a model back.
       const gate = props.approval;
       const waitSeconds = (gate.timeout ?? Duration.hours(24)).toSeconds();
-      if (!Number.isInteger(waitSeconds) || waitSeconds < 1 || waitSeconds > MAX_APPROVAL_WAIT.toSeconds()) {
-        throw new Error(
-          `PipelineStateMachines ${this.node.path}: approval.timeout must be whole seconds from 1 s to ${MAX_APPROVAL_WAIT.toDays()} days (got ${waitSeconds} s)`,
-        );
-      }
       const approvalId = JsonPath.stringAt('$.approvalRequest.id');
       const command = (verb: string) =>
         JsonPath.format(`keel --stage ${props.stage} models ${verb} {}`, approvalId);
@@ -329,15 +319,10 @@ export class PipelineStateMachines extends Construct {
         );
       }
       this.retrain = this.machine('retrain', props, train.next(decide), [f.train, f.promote], retrainTimeout);
-      // The gate publishes to an encrypted topic: SNS encrypts with the key as the publisher, so the
-      // role needs the key's GenerateDataKey and Decrypt besides sns:Publish (which SnsPublish grants).
-      // It records requests in its own partition of the registry table only.
-      if (!gate.topic.masterKey) {
-        throw new Error(
-          `PipelineStateMachines ${this.node.path}: approval.topic must be KMS-encrypted (masterKey)`,
-        );
-      }
-      gate.topic.masterKey.grant(this.retrain, 'kms:GenerateDataKey', 'kms:Decrypt');
+      // The gate publishes to an encrypted topic (validateProps): SNS encrypts with the key as the
+      // publisher, so the role needs the key's GenerateDataKey and Decrypt besides sns:Publish (which
+      // SnsPublish grants). It records requests in its own partition of the registry table only.
+      gate.topic.masterKey!.grant(this.retrain, 'kms:GenerateDataKey', 'kms:Decrypt');
       this.retrain.addToRolePolicy(
         new PolicyStatement({
           actions: ['dynamodb:PutItem'],
@@ -367,6 +352,27 @@ export class PipelineStateMachines extends Construct {
         f.batchFinalize,
       ]);
     }
+  }
+
+  /** Refuses props Step Functions would refuse or the gate cannot work with; deploy-time values pass. */
+  private validateProps(props: PipelineStateMachinesProps): void {
+    const owner = `PipelineStateMachines ${this.node.path}`;
+    const { etlConcurrency, batchConcurrency } = props;
+    for (const [key, value] of Object.entries({ etlConcurrency, batchConcurrency })) {
+      if (isKnown(value) && (!Number.isInteger(value) || value < 1 || value > 1000)) {
+        throw new Error(`${owner}: ${key} must be an integer from 1 to 1000 (got ${value})`);
+      }
+    }
+    const { timeout, topic } = props.approval;
+    if (isKnown(timeout)) {
+      const waitSeconds = timeout.toSeconds();
+      if (!Number.isInteger(waitSeconds) || waitSeconds < 1 || waitSeconds > MAX_APPROVAL_WAIT.toSeconds()) {
+        throw new Error(
+          `${owner}: approval.timeout must be whole seconds from 1 s to ${MAX_APPROVAL_WAIT.toDays()} days (got ${waitSeconds} s)`,
+        );
+      }
+    }
+    if (!topic.masterKey) throw new Error(`${owner}: approval.topic must be KMS-encrypted (masterKey)`);
   }
 
   private machine(

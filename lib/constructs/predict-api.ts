@@ -16,6 +16,7 @@ import {
 } from 'aws-cdk-lib/aws-apigateway';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { checkLogRetention, isKnown } from '#lib/prop-checks.ts';
 import { type RequestModelName, requestModelSchema } from '#shared/inference/openapi.ts';
 import { MAX_BATCH_ITEMS } from '#shared/inference/schemas.ts';
 
@@ -140,7 +141,8 @@ const GATEWAY_ERRORS: readonly { readonly type: ResponseType; readonly code: str
   { type: ResponseType.DEFAULT_4XX, code: '$context.error.responseType' },
 ];
 
-function assertPositive(owner: string, name: string, value: number, integer: boolean): void {
+function assertPositive(owner: string, name: string, value: number | undefined, integer: boolean): void {
+  if (!isKnown(value)) return;
   if (!(value > 0) || (integer && !Number.isInteger(value)) || !Number.isFinite(value)) {
     throw new Error(`${owner}: ${name} must be a positive ${integer ? 'integer' : 'number'} (got ${value})`);
   }
@@ -163,26 +165,12 @@ export class PredictApi extends Construct {
 
   constructor(scope: Construct, id: string, props: PredictApiProps) {
     super(scope, id);
-    const owner = `PredictApi ${this.node.path}`;
+    this.validateProps(props);
     const stageName = props.stageName ?? 'v1';
-    if (!STAGE_NAME_PATTERN.test(stageName)) {
-      throw new Error(`${owner}: stageName "${stageName}" is invalid: use 1-128 letters, digits or "_"`);
-    }
     const throttle = props.throttle ?? { rateLimit: 100, burstLimit: 200 };
-    assertPositive(owner, 'throttle.rateLimit', throttle.rateLimit, false);
-    assertPositive(owner, 'throttle.burstLimit', throttle.burstLimit, true);
     const requireApiKey = props.requireApiKey ?? false;
-    if (props.quota && !requireApiKey) {
-      throw new Error(`${owner}: quota counts requests per API key: set requireApiKey, or remove quota`);
-    }
     const quota = props.quota ?? { limit: 1_000_000, period: Period.DAY };
-    assertPositive(owner, 'quota.limit', quota.limit, true);
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
-    if (logRetention === RetentionDays.INFINITE) {
-      throw new Error(
-        `${owner}: logRetention INFINITE keeps logs (and their cost) forever: choose a number of days`,
-      );
-    }
 
     this.accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention });
     this.api = new RestApi(this, 'Api', {
@@ -263,6 +251,22 @@ export class PredictApi extends Construct {
           "The AWS managed policy AWS documents for API Gateway's account-level logging role; it is limited to log delivery",
       });
     }
+  }
+
+  /** Refuses props API Gateway would refuse, or that would not do what they say; deploy-time values pass. */
+  private validateProps(props: PredictApiProps): void {
+    const owner = `PredictApi ${this.node.path}`;
+    const { stageName, throttle, quota } = props;
+    if (isKnown(stageName) && !STAGE_NAME_PATTERN.test(stageName)) {
+      throw new Error(`${owner}: stageName "${stageName}" is invalid: use 1-128 letters, digits or "_"`);
+    }
+    assertPositive(owner, 'throttle.rateLimit', throttle?.rateLimit, false);
+    assertPositive(owner, 'throttle.burstLimit', throttle?.burstLimit, true);
+    if (quota && !props.requireApiKey) {
+      throw new Error(`${owner}: quota counts requests per API key: set requireApiKey, or remove quota`);
+    }
+    assertPositive(owner, 'quota.limit', quota?.limit, true);
+    checkLogRetention(owner, props.logRetention);
   }
 
   /**

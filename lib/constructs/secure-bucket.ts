@@ -9,6 +9,7 @@ import {
 } from 'aws-cdk-lib/aws-s3';
 import { S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY } from 'aws-cdk-lib/cx-api';
 import { Construct } from 'constructs';
+import { isKnown } from '#lib/prop-checks.ts';
 
 /*
  * Encryption is SSE-S3, not KMS: S3 server access logs can only be delivered to an SSE-S3 bucket, and on
@@ -23,7 +24,8 @@ const ABORT_INCOMPLETE_UPLOADS_AFTER = Duration.days(7);
 /** S3 "safe" key characters, as path segments, ending with `/` so each bucket's logs sit in a folder. */
 const LOG_PREFIX_PATTERN = /^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*\/$/;
 
-function assertWholeDays(owner: string, prop: string, value: Duration): void {
+function assertWholeDays(owner: string, prop: string, value: Duration | undefined): void {
+  if (!isKnown(value)) return;
   const days = value.toDays({ integral: false });
   if (!Number.isInteger(days) || days < 1) {
     throw new Error(
@@ -32,7 +34,7 @@ function assertWholeDays(owner: string, prop: string, value: Duration): void {
   }
 }
 
-function assertSupportedRemovalPolicy(owner: string, policy: RemovalPolicy): void {
+function assertSupportedRemovalPolicy(owner: string, policy: RemovalPolicy | undefined): void {
   if (policy === RemovalPolicy.SNAPSHOT) {
     throw new Error(`${owner}: removalPolicy SNAPSHOT is not supported by S3 buckets; use RETAIN or DESTROY`);
   }
@@ -96,10 +98,9 @@ export class AccessLogsBucket extends Construct {
   constructor(scope: Construct, id: string, props: AccessLogsBucketProps = {}) {
     super(scope, id);
     const owner = `AccessLogsBucket ${this.node.path}`;
+    this.validateProps(owner, props);
     const retention = props.retention ?? Duration.days(365);
-    assertWholeDays(owner, 'retention', retention);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
-    assertSupportedRemovalPolicy(owner, removalPolicy);
 
     this.bucket = new Bucket(this, 'Bucket', {
       // Log delivery only writes to SSE-S3 buckets.
@@ -118,6 +119,12 @@ export class AccessLogsBucket extends Construct {
     if (removalPolicy === RemovalPolicy.DESTROY) {
       logAutoDeletes(owner, this, props.logRetention ?? RetentionDays.ONE_MONTH);
     }
+  }
+
+  /** Refuses props S3 would refuse; values known only at deploy time pass. */
+  private validateProps(owner: string, props: AccessLogsBucketProps): void {
+    assertWholeDays(owner, 'retention', props.retention);
+    assertSupportedRemovalPolicy(owner, props.removalPolicy);
   }
 }
 
@@ -188,31 +195,11 @@ export class SecureBucket extends Construct {
         `${owner}: set the feature flag "${S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY}": true in the app context (cdk.json)`,
       );
     }
-    if (!LOG_PREFIX_PATTERN.test(props.accessLogsPrefix)) {
-      throw new Error(
-        `${owner}: accessLogsPrefix "${props.accessLogsPrefix}" is invalid: use path segments of letters, digits or !_.*'()- ` +
-          'joined by "/", not starting with "/" and ending with "/" (e.g. "raw/")',
-      );
-    }
+    this.validateProps(owner, props);
     const versioned = props.versioned ?? false;
-    if (props.noncurrentVersionExpiration !== undefined && !versioned) {
-      throw new Error(
-        `${owner}: noncurrentVersionExpiration only applies to versioned buckets: set versioned: true or remove it`,
-      );
-    }
     const noncurrentVersionExpiration = props.noncurrentVersionExpiration ?? Duration.days(90);
-    assertWholeDays(owner, 'noncurrentVersionExpiration', noncurrentVersionExpiration);
     const expirations = props.expirations ?? [];
-    for (const { prefix, after } of expirations) {
-      if (!LOG_PREFIX_PATTERN.test(prefix)) {
-        throw new Error(
-          `${owner}: expirations prefix "${prefix}" is invalid: use path segments of letters, digits or !_.*'()- ending with "/" (e.g. "captures/")`,
-        );
-      }
-      assertWholeDays(owner, `expirations of "${prefix}"`, after);
-    }
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
-    assertSupportedRemovalPolicy(owner, removalPolicy);
 
     this.bucket = new Bucket(this, 'Bucket', {
       bucketName: props.bucketName,
@@ -237,5 +224,30 @@ export class SecureBucket extends Construct {
     if (removalPolicy === RemovalPolicy.DESTROY) {
       logAutoDeletes(owner, this, props.logRetention ?? RetentionDays.ONE_MONTH);
     }
+  }
+
+  /** Refuses props S3 would refuse, or that would not do what they say; deploy-time values pass. */
+  private validateProps(owner: string, props: SecureBucketProps): void {
+    if (isKnown(props.accessLogsPrefix) && !LOG_PREFIX_PATTERN.test(props.accessLogsPrefix)) {
+      throw new Error(
+        `${owner}: accessLogsPrefix "${props.accessLogsPrefix}" is invalid: use path segments of letters, digits or !_.*'()- ` +
+          'joined by "/", not starting with "/" and ending with "/" (e.g. "raw/")',
+      );
+    }
+    if (props.noncurrentVersionExpiration !== undefined && !props.versioned) {
+      throw new Error(
+        `${owner}: noncurrentVersionExpiration only applies to versioned buckets: set versioned: true or remove it`,
+      );
+    }
+    assertWholeDays(owner, 'noncurrentVersionExpiration', props.noncurrentVersionExpiration);
+    for (const { prefix, after } of props.expirations ?? []) {
+      if (isKnown(prefix) && !LOG_PREFIX_PATTERN.test(prefix)) {
+        throw new Error(
+          `${owner}: expirations prefix "${prefix}" is invalid: use path segments of letters, digits or !_.*'()- ending with "/" (e.g. "captures/")`,
+        );
+      }
+      assertWholeDays(owner, `expirations of "${prefix}"`, after);
+    }
+    assertSupportedRemovalPolicy(owner, props.removalPolicy);
   }
 }

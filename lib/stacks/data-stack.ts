@@ -1,10 +1,11 @@
-import { CfnOutput, type Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, type Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { KeelTable } from '#lib/constructs/keel-table.ts';
 import { AccessLogsBucket, SecureBucket } from '#lib/constructs/secure-bucket.ts';
+import type { KeelStackProps } from '#lib/stacks/common-props.ts';
 import { CAPTURE_PREFIX } from '#shared/inference/capture.ts';
 import {
   assertValidStage,
@@ -16,9 +17,7 @@ import {
 } from '#shared/resources.ts';
 
 /** Props of {@link DataStack}. */
-export interface DataStackProps extends StackProps {
-  /** Deployment stage (`dev`, `prod`, …): lower-case letters, digits and dashes, starting with a letter. */
-  readonly stage: string;
+export interface DataStackProps extends KeelStackProps {
   /**
    * Removal policy of every bucket and table. DESTROY suits throw-away stages: the buckets are emptied
    * before they are deleted, and the tables must be unprotected (see {@link deletionProtection}).

@@ -1,34 +1,29 @@
-import { CfnOutput, CrossStackReferences, Fn, ReferenceStrength, Stack, type StackProps } from 'aws-cdk-lib';
-import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { CfnOutput, CrossStackReferences, Fn, ReferenceStrength, Stack } from 'aws-cdk-lib';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { ApiWebAcl } from '#lib/constructs/api-web-acl.ts';
 import { FargatePredict } from '#lib/constructs/fargate-predict.ts';
 import type { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { LambdaPredict } from '#lib/constructs/lambda-predict.ts';
 import { PredictApi, type ThrottleLimits } from '#lib/constructs/predict-api.ts';
-import type { ModelBackend, PredictSettings } from '#lib/predict-settings.ts';
+import type { PredictSettings } from '#lib/predict-settings.ts';
+import {
+  type DataResources,
+  type KeelStackProps,
+  type ModelProps,
+  modelNameOf,
+} from '#lib/stacks/common-props.ts';
 import type { InferenceKind } from '#shared/config/keel-config.ts';
-import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
+import { lambdaOnlyKeysSet, lambdaOnlyProblem } from '#shared/config/rules.ts';
+import type { ModelBackend } from '#shared/inference/predict-environment.ts';
+import { assertValidStage } from '#shared/resources.ts';
 
-/** Props of {@link InferenceStack}. */
-export interface InferenceStackProps extends StackProps {
-  /** Deployment stage (`dev`, `prod`, …), as for the data stack. */
-  readonly stage: string;
-  /**
-   * The data stack's buckets (`DataStack.buckets`); the models bucket is read, prediction captures
-   * are written to the outputs bucket (`captures/model=<name>/`) for the drift job.
-   */
-  readonly buckets: Readonly<Record<BucketRole, IBucket>>;
-  /** The data stack's tables (`DataStack.tables`); the registry and the online store are read. */
-  readonly tables: Readonly<Record<TableRole, ITable>>;
-  /**
-   * The registry model served.
-   *
-   * @default - 'churn'
-   */
-  readonly modelName?: string;
+/**
+ * Props of {@link InferenceStack}. Of the data stack's resources, the models bucket, the registry and
+ * the online store are read; prediction captures are written to the outputs bucket
+ * (`captures/model=<name>/`) for the drift job.
+ */
+export interface InferenceStackProps extends KeelStackProps, DataResources, ModelProps {
   /**
    * What runs the predict handler behind the API: a Lambda function, or an ECS Fargate service
    * reached through a VPC link.
@@ -103,16 +98,9 @@ export class InferenceStack extends Stack {
     // Before super(): a bad prop must not leave a half-built stack in the app.
     assertValidStage(props.stage);
     const inference = props.inference ?? 'lambda';
-    for (const [key, value] of Object.entries({
-      provisionedConcurrency: props.provisionedConcurrency,
-      memorySize: props.memorySize,
-    })) {
-      if (inference !== 'lambda' && value !== undefined) {
-        throw new Error(
-          `InferenceStack ${id}: ${key} applies to inference "lambda" only: remove it or use lambda`,
-        );
-      }
-    }
+    const { provisionedConcurrency, memorySize } = props;
+    const [lambdaOnly] = lambdaOnlyKeysSet(inference, { provisionedConcurrency, memorySize });
+    if (lambdaOnly) throw new Error(`InferenceStack ${id}: ${lambdaOnly} ${lambdaOnlyProblem('inference')}`);
     super(scope, id, { description: `Keel ${props.stage}: inference API (${inference})`, ...props });
     // Exports/imports: the data stack cannot remove a bucket or table this stack still reads. Strong
     // references suit what exists under every configuration; test/infra/config-changes.test.ts
@@ -123,7 +111,7 @@ export class InferenceStack extends Stack {
       modelsBucket: props.buckets.models,
       registryTable: props.tables.modelRegistry,
       onlineTable: props.tables.onlineFeatures,
-      modelName: props.modelName ?? 'churn',
+      modelName: modelNameOf(props),
       backend: props.modelBackend ?? { kind: 'onnx' },
       outputsBucket: props.buckets.outputs,
       captureSampleRate: props.captureSampleRate,

@@ -1,16 +1,7 @@
-import {
-  CfnOutput,
-  CrossStackReferences,
-  type Duration,
-  ReferenceStrength,
-  Stack,
-  type StackProps,
-} from 'aws-cdk-lib';
+import { CfnOutput, CrossStackReferences, type Duration, ReferenceStrength, Stack } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
-import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ILogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
@@ -19,6 +10,12 @@ import { KeelDashboard } from '#lib/constructs/keel-dashboard.ts';
 import { MonitoringAlarms } from '#lib/constructs/monitoring-alarms.ts';
 import { assertValidOnCallEndpoints, OnCallTopic } from '#lib/constructs/oncall-topic.ts';
 import { RetrainOnAlarm } from '#lib/constructs/retrain-on-alarm.ts';
+import {
+  type DataResources,
+  type KeelStackProps,
+  type ModelProps,
+  modelNameOf,
+} from '#lib/stacks/common-props.ts';
 import type { AlarmCatalog } from '#shared/monitoring/alarm-catalog.ts';
 import { ALARM_IDS, alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
 import {
@@ -28,12 +25,10 @@ import {
 } from '#shared/monitoring/alarm-options.ts';
 import { PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
 import { SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
-import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
+import { assertValidStage } from '#shared/resources.ts';
 
 /** Props of {@link MonitoringStack}. */
-export interface MonitoringStackProps extends StackProps {
-  /** Deployment stage (`dev`, `prod`, …), as for the data stack. */
-  readonly stage: string;
+export interface MonitoringStackProps extends KeelStackProps {
   /** The pipelines' state machines (`PipelinesStack.stateMachines`): a failed execution alarms. */
   readonly stateMachines: Readonly<Record<PipelineName, IStateMachine>>;
   /** The schedules' dead-letter queue (`PipelinesStack.schedules.deadLetterQueue`): any message alarms. */
@@ -90,16 +85,13 @@ export interface MonitoringStackProps extends StackProps {
    *
    * @default - none: no drift job runs, and the drift alarms see no data (state kept, never ALARM)
    */
-  readonly driftJob?: {
-    readonly buckets: Readonly<Record<BucketRole, IBucket>>;
-    readonly tables: Readonly<Record<TableRole, ITable>>;
-    /** @default - 'churn' */
-    readonly modelName?: string;
-    /** @default - true */
-    readonly scheduleEnabled?: boolean;
-    /** @default - RetentionDays.ONE_MONTH */
-    readonly logRetention?: RetentionDays;
-  };
+  readonly driftJob?: DataResources &
+    ModelProps & {
+      /** @default - true */
+      readonly scheduleEnabled?: boolean;
+      /** @default - RetentionDays.ONE_MONTH */
+      readonly logRetention?: RetentionDays;
+    };
   /**
    * Start the retrain state machine (with the weekly schedule's input: promote only if better) when
    * the data-drift page alarm goes to ALARM.
@@ -200,7 +192,7 @@ export class MonitoringStack extends Stack {
       this.driftJob = new DriftJob(this, 'DriftJob', {
         buckets: props.driftJob.buckets,
         tables: props.driftJob.tables,
-        modelName: props.driftJob.modelName ?? 'churn',
+        modelName: modelNameOf(props.driftJob),
         enabled: props.driftJob.scheduleEnabled,
         schedule,
         logRetention: props.driftJob.logRetention,

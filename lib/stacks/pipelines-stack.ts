@@ -1,37 +1,23 @@
-import {
-  CfnOutput,
-  CrossStackReferences,
-  type Duration,
-  ReferenceStrength,
-  Stack,
-  type StackProps,
-} from 'aws-cdk-lib';
-import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { CfnOutput, CrossStackReferences, type Duration, ReferenceStrength, Stack } from 'aws-cdk-lib';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { ApprovalsTopic } from '#lib/constructs/approvals-topic.ts';
 import { PipelineFunctions } from '#lib/constructs/pipeline-functions.ts';
 import { PipelineSchedules } from '#lib/constructs/pipeline-schedules.ts';
 import { PipelineStateMachines } from '#lib/constructs/pipeline-state-machines.ts';
+import {
+  type DataResources,
+  type KeelStackProps,
+  type ModelProps,
+  modelNameOf,
+} from '#lib/stacks/common-props.ts';
 import { SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
-import { assertValidStage, type BucketRole, type TableRole } from '#shared/resources.ts';
+import { assertValidStage } from '#shared/resources.ts';
 
 /** Props of {@link PipelinesStack}. */
-export interface PipelinesStackProps extends StackProps {
-  readonly stage: string;
-  /** The data stack's buckets, by role. */
-  readonly buckets: Readonly<Record<BucketRole, IBucket>>;
-  /** The data stack's tables, by role. */
-  readonly tables: Readonly<Record<TableRole, ITable>>;
-  /**
-   * Registry name of the model.
-   *
-   * @default - 'churn'
-   */
-  readonly modelName?: string;
+export interface PipelinesStackProps extends KeelStackProps, DataResources, ModelProps {
   /**
    * Whether the EventBridge schedules start the pipelines.
    *
@@ -97,10 +83,11 @@ export class PipelinesStack extends Stack {
     });
     // Exports/imports: the data stack cannot remove a bucket or table these pipelines still use.
     CrossStackReferences.of(this).consume(ReferenceStrength.STRONG);
+    const modelName = modelNameOf(props);
     const functions = new PipelineFunctions(this, 'Functions', {
       buckets: props.buckets,
       tables: props.tables,
-      modelName: props.modelName ?? 'churn',
+      modelName,
       logRetention: props.logRetention,
       maxBadRowShare: props.maxBadRowShare,
       batchCaptureSampleRate: props.batchCaptureSampleRate,
@@ -126,7 +113,7 @@ export class PipelinesStack extends Stack {
       approval: {
         topic: this.approvals.topic,
         registry: props.tables.modelRegistry,
-        modelName: props.modelName ?? 'churn',
+        modelName,
         timeout: props.approval?.timeout,
       },
       logRetention: props.logRetention,

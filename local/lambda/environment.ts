@@ -10,6 +10,7 @@ import module from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Context } from 'aws-lambda';
+import { BOOT_VARIABLES } from './boot-variables.ts';
 
 type Handler = (event: unknown, context: Context) => unknown;
 
@@ -52,12 +53,12 @@ const env = (name: string) => {
 
 async function init(): Promise<Handler> {
   const module = (await import(
-    pathToFileURL(join(env('LAMBDA_TASK_ROOT'), env('KEEL_LAMBDA_ENTRY'))).href
+    pathToFileURL(join(env('LAMBDA_TASK_ROOT'), env(BOOT_VARIABLES.entry))).href
   )) as Record<string, unknown>;
-  const name = env('KEEL_LAMBDA_HANDLER');
+  const name = env(BOOT_VARIABLES.handler);
   const handler = module[name];
   if (typeof handler !== 'function') {
-    throw Object.assign(new Error(`${env('KEEL_LAMBDA_ENTRY')} does not export a function "${name}"`), {
+    throw Object.assign(new Error(`${env(BOOT_VARIABLES.entry)} does not export a function "${name}"`), {
       name: 'Runtime.HandlerNotFound',
     });
   }
@@ -70,7 +71,7 @@ function contextOf(invocation: Invocation): Context {
     callbackWaitsForEmptyEventLoop: true,
     functionName,
     functionVersion: env('AWS_LAMBDA_FUNCTION_VERSION'),
-    invokedFunctionArn: env('KEEL_LAMBDA_FUNCTION_ARN'),
+    invokedFunctionArn: env(BOOT_VARIABLES.functionArn),
     memoryLimitInMB: env('AWS_LAMBDA_FUNCTION_MEMORY_SIZE'),
     awsRequestId: invocation.id,
     logGroupName: env('AWS_LAMBDA_LOG_GROUP_NAME'),

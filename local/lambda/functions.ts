@@ -4,8 +4,9 @@ import { type LocalDeployment, loadLocalDeployment } from '#local/deployment/dep
 import { metricsFile } from '#local/handler-environment.ts';
 import { Authorizer } from '#local/rules/authorizer.ts';
 import { awsRulesEnforced } from '#local/rules/switch.ts';
+import { LOCAL_PROCESS_ENV } from '#local/running-platform.ts';
 import { AWS_TARGET_ENV, type AwsTarget } from '#shared/aws/clients.ts';
-import { intEnv } from '#shared/env.ts';
+import { intEnv, KEEL_ENV } from '#shared/env.ts';
 import { LocalLambda } from './service.ts';
 
 /**
@@ -45,7 +46,7 @@ export interface LocalFunctionsOptions {
 
 /** Settings of the laptop that differ from a deployed function's; the user's own variables win. */
 const LOCAL_DEFAULTS: Readonly<Record<string, string>> = {
-  KEEL_MODEL_REFRESH_SECONDS: '2',
+  [KEEL_ENV.modelRefreshSeconds]: '2',
   POWERTOOLS_LOG_LEVEL: 'WARN',
   POWERTOOLS_TRACE_ENABLED: 'false',
   // No X-Ray daemon here: the SDK must not complain about a missing trace context.
@@ -55,7 +56,7 @@ const LOCAL_DEFAULTS: Readonly<Record<string, string>> = {
 /** Variables of this process that reach the environments: the user's Keel and Powertools settings. */
 const USER_VARIABLES = /^(KEEL_|POWERTOOLS_)/;
 /** Keel variables that describe this process, not a function. */
-const PROCESS_ONLY = new Set(['KEEL_HOME', 'KEEL_PORT', 'KEEL_S3_PORT', 'KEEL_DYNAMODB_PORT']);
+const PROCESS_ONLY = new Set<string>(Object.values(LOCAL_PROCESS_ENV));
 
 const LOUD_LEVELS = /"level":"(WARN|ERROR|CRITICAL)"/;
 

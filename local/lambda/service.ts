@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from '#lib/paths.ts';
 import type { LocalDeployment, LocalFunction } from '#local/deployment/deployment.ts';
 import { roleSessionEnvironment } from '#local/rules/credentials.ts';
+import { BOOT_VARIABLES } from './boot-variables.ts';
 import type { EnvironmentMessage, Invocation, SerializedError } from './environment.ts';
 
 /**
@@ -275,9 +276,9 @@ export class LocalLambda {
         ...code.nodePath,
         LAMBDA_TASK_ROOT: code.root,
         TZ: 'UTC',
-        KEEL_LAMBDA_ENTRY: code.entry,
-        KEEL_LAMBDA_HANDLER: fn.handler,
-        KEEL_LAMBDA_FUNCTION_ARN: fn.arn,
+        [BOOT_VARIABLES.entry]: code.entry,
+        [BOOT_VARIABLES.handler]: fn.handler,
+        [BOOT_VARIABLES.functionArn]: fn.arn,
       },
     });
     for (const stream of [child.stdout, child.stderr]) {

@@ -2,7 +2,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { z } from 'zod';
 import {
-  MONITORING_OPTIONS_ENV,
+  lambdaOnlyKeysSet,
+  lambdaOnlyProblem,
+  logRetentionProblem,
+  SAGEMAKER_ENDPOINT_NAME,
+  SAGEMAKER_ENDPOINT_RULE,
+} from '#shared/config/rules.ts';
+import { KEEL_ENV } from '#shared/env.ts';
+import {
   MonitoringOptionsError,
   type MonitoringOptionsInput,
   resolveMonitoringOptions,
@@ -13,7 +20,7 @@ import {
   type ScheduleDefinition,
   ScheduleExpressionError,
 } from '#shared/pipelines/schedules.ts';
-import { modelNameSchema } from '#shared/registry/metadata.ts';
+import { DEFAULT_MODEL_NAME, modelNameSchema } from '#shared/registry/metadata.ts';
 
 /**
  * The configuration of one deployment stage, declared once: `bin/app.ts` turns it into the stacks'
@@ -24,17 +31,9 @@ import { modelNameSchema } from '#shared/registry/metadata.ts';
  * docs/configuration.md documents every key.
  */
 
-/** The CloudWatch Logs retention periods, in days (what `RetentionDays` offers, "never expire" excluded). */
-export const LOG_RETENTION_DAYS = [
-  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
-] as const;
-
 /** Config key of each schedule of `SCHEDULES` (by its id). */
 export const SCHEDULE_KEYS = { batchScoring: 'BatchScoring', drift: 'Drift', retrain: 'Retrain' } as const;
 export type ScheduleKey = keyof typeof SCHEDULE_KEYS;
-
-/** SageMaker's endpoint naming rule. */
-const ENDPOINT_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
 
 const positive = (what = 'number') =>
   z
@@ -85,7 +84,7 @@ const DECLARED_MARGIN = z.number().parse(declaredSchedule('retrain').input.margi
 
 export const keelConfigSchema = z.strictObject({
   /** Registry name of the model served, retrained, scored and watched. */
-  modelName: modelNameSchema.default('churn'),
+  modelName: modelNameSchema.default(DEFAULT_MODEL_NAME),
   schedules: z
     .strictObject({
       batchScoring: scheduleSchema('batchScoring'),
@@ -182,10 +181,7 @@ export const keelConfigSchema = z.strictObject({
       model: z.enum(['onnx', 'sagemaker']).default('onnx'),
       sagemakerEndpoint: z
         .string()
-        .regex(
-          ENDPOINT_NAME,
-          'must be 1-63 letters, digits or dashes, starting and ending with a letter or digit',
-        )
+        .regex(SAGEMAKER_ENDPOINT_NAME, `must be ${SAGEMAKER_ENDPOINT_RULE}`)
         .optional(),
       /** Lambda only: initialized execution environments behind a `live` alias. */
       provisionedConcurrency: positiveInt().optional(),
@@ -202,10 +198,10 @@ export const keelConfigSchema = z.strictObject({
       /** Every Lambda, state machine and API access log group. */
       logDays: z
         .int({ error: 'must be a whole number of days' })
-        .refine(
-          (d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d),
-          `must be one of ${LOG_RETENTION_DAYS.join(', ')} (the CloudWatch Logs retention periods)`,
-        )
+        .superRefine((d, ctx) => {
+          const problem = logRetentionProblem(d);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
         .default(30),
       /** S3 server access logs of the data buckets. */
       accessLogDays: days().default(365),
@@ -251,15 +247,9 @@ function crossFieldIssues(config: KeelConfig): { path: string[]; message: string
       message: 'only applies when inference.model is "sagemaker": set that, or remove the endpoint',
     });
   }
-  if (inference.compute === 'ecs') {
-    for (const key of ['provisionedConcurrency', 'memoryMb'] as const) {
-      if (inference[key] !== undefined) {
-        issues.push({
-          path: ['inference', key],
-          message: 'applies to inference.compute "lambda" only: remove it, or use lambda',
-        });
-      }
-    }
+  const { provisionedConcurrency, memoryMb } = inference;
+  for (const key of lambdaOnlyKeysSet(inference.compute, { provisionedConcurrency, memoryMb })) {
+    issues.push({ path: ['inference', key], message: lambdaOnlyProblem('inference.compute') });
   }
   const { approval } = config.retrain;
   if (config.retrain.requireApproval && approval.emails.length + approval.webhookUrls.length === 0) {
@@ -362,20 +352,17 @@ export function parseKeelConfig(input: unknown, source: string): KeelConfig {
   return result.data;
 }
 
-/** The ETL finalize task's default bad-row share (`etl.maxBadRowShare`), for runs whose input sets none. */
-export const ETL_MAX_BAD_ROW_SHARE_ENV = 'KEEL_ETL_MAX_BAD_ROW_SHARE';
-
 /**
  * The environment variables through which the stage's handlers read its configuration: what the
  * stacks set on the functions in AWS, and what `keel up` sets on its own process for the local stage.
  */
 export function stageVariables(config: KeelConfig): Record<string, string> {
   return {
-    KEEL_MODEL_NAME: config.modelName,
-    [MONITORING_OPTIONS_ENV]: JSON.stringify(config.alarms),
+    [KEEL_ENV.modelName]: config.modelName,
+    [KEEL_ENV.alarmOptions]: JSON.stringify(config.alarms),
     ...(config.etl.maxBadRowShare === undefined
       ? {}
-      : { [ETL_MAX_BAD_ROW_SHARE_ENV]: String(config.etl.maxBadRowShare) }),
+      : { [KEEL_ENV.etlMaxBadRowShare]: String(config.etl.maxBadRowShare) }),
   };
 }
 

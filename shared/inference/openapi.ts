@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type ErrorCode, HTTP_STATUS } from '#shared/errors.ts';
 import { errorBodySchema } from '#shared/http/responses.ts';
+import { DEFAULT_MODEL_NAME } from '#shared/registry/metadata.ts';
 import {
   batchRequestSchema,
   batchResponseSchema,
@@ -134,11 +135,13 @@ function errorResponses(codes: readonly Exclude<ErrorCode, 'Conflict'>[]) {
   return responses;
 }
 
+const MODEL_EXAMPLE = { name: DEFAULT_MODEL_NAME, version: 'v3' };
+
 const PREDICT_EXAMPLE = {
   customerId: 'c-000123',
   prediction: 1,
   probability: 0.81,
-  model: { name: 'churn', version: 'v3' },
+  model: MODEL_EXAMPLE,
   featureSet: { version: '1.0.0', fingerprint: `sha256:${'0'.repeat(64)}` },
   requestId: '7c1e2a40-0000-4000-8000-000000000000',
 };
@@ -239,7 +242,7 @@ export function openApiDocument(): Record<string, unknown> {
             '200': {
               description: 'a champion is loaded',
               content: json(ref('HealthResponse'), {
-                ok: { value: { status: 'ok', model: { name: 'churn', version: 'v3' } } },
+                ok: { value: { status: 'ok', model: MODEL_EXAMPLE } },
               }),
             },
             ...errorResponses(['Internal', 'NoModel', 'Unavailable']),

@@ -1,6 +1,55 @@
-import { intEnv, numberEnv, optionalEnv, requireEnv } from '#shared/env.ts';
+import { intEnv, KEEL_ENV, numberEnv, optionalEnv, requireEnv } from '#shared/env.ts';
 import { ConfigError } from '#shared/errors.ts';
+import { modelNameFromEnv } from '#shared/registry/metadata.ts';
 import { RESOURCE_ENV } from '#shared/resources.ts';
+
+/**
+ * Both ends of the predict process's configuration: {@link predictVariables} is what the stacks write
+ * (on the Lambda function or the ECS container), {@link readPredictConfig} what the process reads,
+ * failing fast. Resource names travel beside them as `RESOURCE_ENV` variables.
+ */
+
+/** Where the model is evaluated. */
+export type ModelBackend =
+  /** onnxruntime-node in the predict process. */
+  | { readonly kind: 'onnx' }
+  /** A SageMaker real-time endpoint, in the stack's account and region. */
+  | { readonly kind: 'sagemaker'; readonly endpointName: string };
+
+/** Share of predictions captured when capture is on and no rate is given. */
+const DEFAULT_CAPTURE_SAMPLE_RATE = 1;
+
+/** What the predict process is told besides the names of its resources. */
+export interface PredictVariablesInput {
+  /** The registry model served. */
+  readonly modelName: string;
+  readonly backend: ModelBackend;
+  /**
+   * Prediction capture, set when the process is also given the outputs bucket to capture to.
+   *
+   * @default - no capture variable
+   */
+  readonly capture?: {
+    /** @default - 1 (every prediction) */
+    readonly sampleRate?: number;
+  };
+}
+
+/** The variables {@link readPredictConfig} reads, less the resource names. */
+export function predictVariables(input: PredictVariablesInput): Record<string, string> {
+  return {
+    [KEEL_ENV.modelName]: input.modelName,
+    [KEEL_ENV.modelBackend]: input.backend.kind,
+    ...(input.backend.kind === 'sagemaker'
+      ? { [KEEL_ENV.sagemakerEndpoint]: input.backend.endpointName }
+      : {}),
+    ...(input.capture
+      ? {
+          [KEEL_ENV.captureSampleRate]: String(input.capture.sampleRate ?? DEFAULT_CAPTURE_SAMPLE_RATE),
+        }
+      : {}),
+  };
+}
 
 /** Configuration of the predict handler (Lambda or ECS), read once from the environment, failing fast. */
 export interface PredictConfig {
@@ -9,7 +58,7 @@ export interface PredictConfig {
   readonly onlineTable: string;
   readonly modelName: string;
   readonly refreshIntervalMs: number;
-  readonly backend: 'onnx' | 'sagemaker';
+  readonly backend: ModelBackend['kind'];
   readonly sagemakerEndpoint: string | undefined;
   readonly maxRecordAgeMs: number;
   /**
@@ -24,10 +73,11 @@ export interface PredictConfig {
 
 /** `KEEL_CAPTURE_SAMPLE_RATE`: the share of predictions captured, 0..1 (default 1). */
 export function captureSampleRate(env: Readonly<Record<string, string | undefined>> = process.env): number {
-  const raw = optionalEnv('KEEL_CAPTURE_SAMPLE_RATE', '1', env);
+  const name = KEEL_ENV.captureSampleRate;
+  const raw = optionalEnv(name, String(DEFAULT_CAPTURE_SAMPLE_RATE), env);
   const value = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) {
-    throw new ConfigError(`KEEL_CAPTURE_SAMPLE_RATE must be a number from 0 to 1, got "${raw}"`);
+    throw new ConfigError(`${name} must be a number from 0 to 1, got "${raw}"`);
   }
   return value;
 }
@@ -35,9 +85,9 @@ export function captureSampleRate(env: Readonly<Record<string, string | undefine
 export function readPredictConfig(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): PredictConfig {
-  const backend = optionalEnv('KEEL_MODEL_BACKEND', 'onnx', env);
+  const backend = optionalEnv(KEEL_ENV.modelBackend, 'onnx', env);
   if (backend !== 'onnx' && backend !== 'sagemaker') {
-    throw new ConfigError(`KEEL_MODEL_BACKEND must be onnx or sagemaker, got "${backend}"`);
+    throw new ConfigError(`${KEEL_ENV.modelBackend} must be onnx or sagemaker, got "${backend}"`);
   }
   const rate = captureSampleRate(env);
   const outputs = env[RESOURCE_ENV.outputs];
@@ -45,12 +95,12 @@ export function readPredictConfig(
     modelsBucket: requireEnv(RESOURCE_ENV.models, env),
     registryTable: requireEnv(RESOURCE_ENV.modelRegistry, env),
     onlineTable: requireEnv(RESOURCE_ENV.onlineFeatures, env),
-    modelName: optionalEnv('KEEL_MODEL_NAME', 'churn', env),
+    modelName: modelNameFromEnv(env),
     // Fractions allowed: tests and the laptop check the alias more often than a deployed function.
-    refreshIntervalMs: (numberEnv('KEEL_MODEL_REFRESH_SECONDS', { min: 0, max: 86_400 }, env) ?? 30) * 1000,
+    refreshIntervalMs: (numberEnv(KEEL_ENV.modelRefreshSeconds, { min: 0, max: 86_400 }, env) ?? 30) * 1000,
     backend,
-    sagemakerEndpoint: backend === 'sagemaker' ? requireEnv('KEEL_SAGEMAKER_ENDPOINT', env) : undefined,
-    maxRecordAgeMs: intEnv('KEEL_MAX_RECORD_AGE_HOURS', 24 * 30, { min: 1, max: 24 * 3650 }, env) * 3_600_000,
+    sagemakerEndpoint: backend === 'sagemaker' ? requireEnv(KEEL_ENV.sagemakerEndpoint, env) : undefined,
+    maxRecordAgeMs: intEnv(KEEL_ENV.maxRecordAgeHours, 24 * 30, { min: 1, max: 24 * 3650 }, env) * 3_600_000,
     ...(outputs && rate > 0 ? { capture: { sampleRate: rate } } : {}),
   };
 }

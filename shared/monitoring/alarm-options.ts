@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { optionalEnv } from '#shared/env.ts';
+import { KEEL_ENV, optionalEnv } from '#shared/env.ts';
 import { ConfigError } from '#shared/errors.ts';
 import { DEFAULT_SERVICE } from './metrics.ts';
 
@@ -99,25 +99,22 @@ export class MonitoringOptionsError extends RangeError {
   }
 }
 
-/** The variable holding monitoring options as JSON for the drift job and the local alarms. */
-export const MONITORING_OPTIONS_ENV = 'KEEL_ALARM_OPTIONS';
-
-/** The options of {@link MONITORING_OPTIONS_ENV} (`{}` when unset), validated. */
+/** The options of `KEEL_ENV.alarmOptions` (`{}` when unset), validated. */
 export function monitoringOptionsFromEnv(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): MonitoringOptionsInput {
-  const raw = optionalEnv(MONITORING_OPTIONS_ENV, '{}', env);
+  const raw = optionalEnv(KEEL_ENV.alarmOptions, '{}', env);
   let parsed: MonitoringOptionsInput;
   try {
     parsed = JSON.parse(raw) as MonitoringOptionsInput;
   } catch (error) {
-    throw new ConfigError(`${MONITORING_OPTIONS_ENV} must be JSON: ${(error as Error).message}`);
+    throw new ConfigError(`${KEEL_ENV.alarmOptions} must be JSON: ${(error as Error).message}`);
   }
   try {
     resolveMonitoringOptions(parsed);
   } catch (error) {
     if (error instanceof MonitoringOptionsError) {
-      throw new ConfigError(`${MONITORING_OPTIONS_ENV}: ${error.message}`);
+      throw new ConfigError(`${KEEL_ENV.alarmOptions}: ${error.message}`);
     }
     throw error;
   }

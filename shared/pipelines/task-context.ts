@@ -1,5 +1,6 @@
 import { awsTargetFromEnv, createAwsClients } from '#shared/aws/clients.ts';
-import { optionalEnv, requireEnv } from '#shared/env.ts';
+import { requireEnv } from '#shared/env.ts';
+import { modelNameFromEnv } from '#shared/registry/metadata.ts';
 import { RESOURCE_ENV, type ResourceNames } from '#shared/resources.ts';
 
 /** What every pipeline task needs, read once from the environment (fail-fast) and built once per module. */
@@ -14,7 +15,7 @@ export function pipelineContext(env: Readonly<Record<string, string | undefined>
   return {
     names,
     clients,
-    modelName: optionalEnv('KEEL_MODEL_NAME', 'churn', env),
+    modelName: modelNameFromEnv(env),
     registry: { s3: clients.s3, dynamo: clients.dynamo, bucket: names.models, table: names.modelRegistry },
   };
 }

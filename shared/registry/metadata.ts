@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { KEEL_ENV, optionalEnv } from '#shared/env.ts';
 
 /** `v1`, `v2`, …: the one spelling of a version, in S3 keys, metadata, the API and the CLI. */
 export const versionSchema = z.string().regex(/^v[1-9]\d{0,8}$/, 'a version looks like v1, v2, …');
@@ -10,6 +11,14 @@ export const modelNameSchema = z
     /^[a-z][a-z0-9-]{0,62}$/,
     'model name: lower-case letters, digits and dashes, starting with a letter',
   );
+
+/** The model a stage serves when its configuration names none. */
+export const DEFAULT_MODEL_NAME = 'churn';
+
+/** The model this process works on: `KEEL_MODEL_NAME`, else {@link DEFAULT_MODEL_NAME}. */
+export function modelNameFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  return optionalEnv(KEEL_ENV.modelName, DEFAULT_MODEL_NAME, env);
+}
 
 export function versionNumber(version: string): number {
   return Number(versionSchema.parse(version).slice(1));

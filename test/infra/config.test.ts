@@ -17,13 +17,13 @@ import {
   configuredSchedules,
   type KeelConfig,
   KeelConfigError,
-  LOG_RETENTION_DAYS,
   loadKeelConfig,
   parseKeelConfig,
   SCHEDULE_KEYS,
 } from '#shared/config/keel-config.ts';
+import { LOG_RETENTION_DAYS } from '#shared/config/rules.ts';
+import { KEEL_ENV } from '#shared/env.ts';
 import { ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
-import { MONITORING_OPTIONS_ENV } from '#shared/monitoring/alarm-options.ts';
 import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
 import { CDK_CONTEXT, runApp, synthFindings } from '../support/cdk.ts';
@@ -428,7 +428,7 @@ describe('the stacks of config/prod.json', () => {
     t.monitoring.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({
-          [MONITORING_OPTIONS_ENV]: JSON.stringify(loadKeelConfig({ root: REPO_ROOT, stage: 'prod' }).alarms),
+          [KEEL_ENV.alarmOptions]: JSON.stringify(loadKeelConfig({ root: REPO_ROOT, stage: 'prod' }).alarms),
         }),
       },
     });

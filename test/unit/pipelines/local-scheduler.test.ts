@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PipelineRunner } from '#local/pipelines.ts';
 import { startScheduler } from '#local/scheduler.ts';
 import { configuredSchedules, parseKeelConfig, stageVariables } from '#shared/config/keel-config.ts';
-import { MONITORING_OPTIONS_ENV } from '#shared/monitoring/alarm-options.ts';
+import { KEEL_ENV } from '#shared/env.ts';
 
 /** A runner that records what the scheduler starts (the pipelines themselves are tested elsewhere). */
 function recordingRunner(started: string[]): PipelineRunner {
@@ -62,7 +62,7 @@ describe('the variables a stage gives its handlers', () => {
   it('carry the model name, the alarm options and, when set, the ETL bad-row share', () => {
     expect(stageVariables(parseKeelConfig({}, 'test'))).toEqual({
       KEEL_MODEL_NAME: 'churn',
-      [MONITORING_OPTIONS_ENV]: '{}',
+      [KEEL_ENV.alarmOptions]: '{}',
     });
     expect(
       stageVariables(
@@ -73,7 +73,7 @@ describe('the variables a stage gives its handlers', () => {
       ),
     ).toEqual({
       KEEL_MODEL_NAME: 'attrition',
-      [MONITORING_OPTIONS_ENV]: '{"latency":{"p99Ms":300}}',
+      [KEEL_ENV.alarmOptions]: '{"latency":{"p99Ms":300}}',
       KEEL_ETL_MAX_BAD_ROW_SHARE: '0.02',
     });
   });
