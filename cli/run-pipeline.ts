@@ -32,8 +32,8 @@ export async function runPipelineCommand<T>(
     });
     if (run.status !== 'SUCCEEDED') {
       throw new UserError(
-        `the ${pipeline} execution ${(run.status ?? 'UNKNOWN').toLowerCase()}: ${run.error ?? 'unknown error'}` +
-          `${run.cause ? `: ${run.cause}` : ''} (execution ${run.executionArn})`,
+        executionFailure(pipeline, run.status ?? 'UNKNOWN', run.failedState, run.error, run.cause) +
+          ` (execution ${run.executionArn})`,
       );
     }
     return JSON.parse(run.output ?? 'null') as T;
@@ -64,10 +64,34 @@ export async function runPipelineCommand<T>(
     .finally(() => runner.close());
   if (bar) bar.finish(done);
   if (run.status !== 'SUCCEEDED') {
-    const error = run.error ? `${run.error.name}: ${run.error.message}` : 'unknown error';
     throw new UserError(
-      `the ${pipeline} execution ${run.status.toLowerCase().replace('_', ' ')}: ${error} (see ${home}/notifications.jsonl)`,
+      `${executionFailure(pipeline, run.status, run.failedState, run.error?.name, run.error?.message)} ` +
+        `(also written to ${home}/notifications.jsonl)`,
     );
   }
   return run.output as T;
+}
+
+/**
+ * What a failed execution says: the state that failed, the error's name and its cause. A Lambda error's
+ * cause is the JSON Lambda reports (`{"errorType", "errorMessage", "trace"}`): its message is what to read.
+ */
+export function executionFailure(
+  pipeline: PipelineName,
+  status: string,
+  state: string | undefined,
+  error: string | undefined,
+  cause: string | undefined,
+): string {
+  let reason = cause;
+  try {
+    const parsed = JSON.parse(cause ?? '') as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') reason = parsed.errorMessage;
+  } catch {
+    // a plain-text cause
+  }
+  return (
+    `the ${pipeline} execution ${status.toLowerCase().replace('_', ' ')}` +
+    `${state ? ` in state "${state}"` : ''}: ${error ?? 'unknown error'}${reason ? `: ${reason}` : ''}`
+  );
 }

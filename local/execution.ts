@@ -16,6 +16,8 @@ export interface ExecutionOutcome<T> {
   readonly status: ExecutionStatus;
   readonly output: T | undefined;
   readonly error?: { readonly name: string; readonly message: string };
+  /** The state whose failure ended the execution (the first one a Catch took, else the last that failed). */
+  readonly failedState?: string;
 }
 
 export interface LocalExecutionOptions {
@@ -47,6 +49,8 @@ export async function executeLocally<T>(
 ): Promise<ExecutionOutcome<T>> {
   // Set when a state's data outgrows the limit: the execution fails, and no task starts after it.
   let overLimit: { readonly state: string; readonly bytes: number } | undefined;
+  let caught: string | undefined;
+  let failed: string | undefined;
   let abort: () => void = () => undefined;
   /** A task's input or result over the limit stops the execution before anything else runs. */
   const guard = (state: string, payload: unknown) => {
@@ -83,6 +87,8 @@ export async function executeLocally<T>(
   const watched = (async () => {
     for await (const event of execution.eventLogs) {
       if (event.type.startsWith('Execution') && event.type !== 'ExecutionStarted') return;
+      if (event.type === 'StateCaught') caught ??= event.state.name;
+      if (event.type === 'StateFailed') failed = event.state.name;
       if (event.type !== 'StateEntered' && event.type !== 'StateExited') continue;
       const payload = event.type === 'StateEntered' ? event.state.input : event.state.output;
       const bytes = Buffer.byteLength(JSON.stringify(payload ?? null));
@@ -117,6 +123,13 @@ export async function executeLocally<T>(
     // The library wraps the error that ended the run (a Fail state's Error and Cause, or a task's
     // error no Catch took): Step Functions reports that one as the execution's error and cause.
     const e = ((error as { cause?: unknown }).cause ?? error) as Error;
-    return { status: 'FAILED', output: undefined, error: { name: e.name, message: e.message } };
+    await watched;
+    const failedState = caught ?? failed;
+    return {
+      status: 'FAILED',
+      output: undefined,
+      error: { name: e.name, message: e.message },
+      ...(failedState ? { failedState } : {}),
+    };
   }
 }

@@ -46,6 +46,8 @@ export interface PipelineRun<T = unknown> {
   readonly status: ExecutionStatus;
   readonly output: T | undefined;
   readonly error?: { readonly name: string; readonly message: string };
+  /** For a failed run: the state whose failure ended it. */
+  readonly failedState?: string;
   readonly durationMs: number;
 }
 

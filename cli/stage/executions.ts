@@ -2,9 +2,12 @@ import { randomBytes } from 'node:crypto';
 import {
   DescribeExecutionCommand,
   type DescribeExecutionCommandOutput,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
   SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
+import { NOTIFY_FAILURE_STATE } from '#shared/pipelines/definitions.ts';
 import { StageError } from './stage-info.ts';
 
 /**
@@ -14,7 +17,46 @@ import { StageError } from './stage-info.ts';
 export type StageExecution = Pick<
   DescribeExecutionCommandOutput,
   'executionArn' | 'status' | 'output' | 'error' | 'cause'
->;
+> & {
+  /** For a failed execution: the state whose failure ended it, from the execution's history. */
+  readonly failedState?: string;
+};
+
+/** The name of the state an event belongs to: its own, or that of the `…StateEntered` event it follows from. */
+function stateOf(event: HistoryEvent, byId: ReadonlyMap<number, HistoryEvent>): string | undefined {
+  for (let e: HistoryEvent | undefined = event; e; e = byId.get(e.previousEventId ?? -1)) {
+    if (e.stateEnteredEventDetails?.name) return e.stateEnteredEventDetails.name;
+  }
+  return undefined;
+}
+
+/**
+ * The state whose failure ended an execution: the newest step failure that is not the failure notice's
+ * own (read from the end of the history), named by the entered event it follows from.
+ */
+async function failedStateOf(sfn: SFNClient, executionArn: string): Promise<string | undefined> {
+  const byId = new Map<number, HistoryEvent>();
+  const failures: HistoryEvent[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await call('GetExecutionHistory', () =>
+      sfn.send(
+        new GetExecutionHistoryCommand({ executionArn, reverseOrder: true, maxResults: 1000, nextToken }),
+      ),
+    );
+    for (const event of page.events ?? []) {
+      byId.set(event.id!, event);
+      if (event.type?.endsWith('Failed') && !event.type.startsWith('Execution')) failures.push(event);
+    }
+    nextToken = page.nextToken;
+    for (const failure of failures) {
+      const state = stateOf(failure, byId);
+      if (state === undefined && nextToken) break; // its entered event is on an older page
+      if (state !== undefined && state !== NOTIFY_FAILURE_STATE) return state;
+    }
+  } while (nextToken);
+  return undefined;
+}
 
 /** The SDK's error name and message, as a StageError that says which call failed. */
 async function call<T>(action: string, send: () => Promise<T>): Promise<T> {
@@ -54,6 +96,11 @@ export async function runStageExecution(
       const execution = await call('DescribeExecution', () =>
         sfn.send(new DescribeExecutionCommand({ executionArn })),
       );
+      if (execution.status === 'FAILED') {
+        // The history names the failed state; without leave to read it, the error and cause still say what happened.
+        const failedState = await failedStateOf(sfn, executionArn!).catch(() => undefined);
+        return { ...execution, ...(failedState ? { failedState } : {}) };
+      }
       if (execution.status !== 'RUNNING') return execution;
       if (Date.now() > until) {
         throw new StageError(

@@ -119,7 +119,13 @@ export class PipelineStateMachines extends Construct {
         }),
       );
     const failure = (pipeline: PipelineName) => {
-      const failed = new Fail(this, `${pipeline}Failed`, { stateName: 'Failed', error: 'PipelineFailed' });
+      // The execution ends with the caught error's name and cause (SchemaChangeError, the columns), which
+      // DescribeExecution and the console show, not a generic name that sends everyone to the history.
+      const failed = new Fail(this, `${pipeline}Failed`, {
+        stateName: 'Failed',
+        errorPath: '$.error.Error',
+        causePath: '$.error.Cause',
+      });
       const notifyFailure = withSnsRetry(
         new SnsPublish(this, `${pipeline}NotifyFailure`, {
           stateName: NOTIFY_FAILURE_STATE,
@@ -135,7 +141,7 @@ export class PipelineStateMachines extends Construct {
           resultPath: JsonPath.DISCARD,
         }),
       );
-      // An undeliverable failure notice must not hide the failure: the execution still ends PipelineFailed
+      // An undeliverable failure notice must not hide the failure: the execution still ends with its error
       // (the ExecutionsFailed alarm pages through the on-call topic), the SNS error stays in its history.
       notifyFailure.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.notificationError' });
       return notifyFailure.next(failed);

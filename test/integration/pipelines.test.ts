@@ -135,6 +135,7 @@ describe('ETL state machine', () => {
     ]);
     const run = await runner.run('etl', { inputKey: 'raw/20261102T010000Z-age-months.csv' });
     expect(run.status).toBe('FAILED');
+    expect(run).toMatchObject({ error: { name: 'FieldDomainChangeError' }, failedState: 'Finalize ETL' });
     expect(await lastNotification()).toMatchObject({
       message: {
         error: 'FieldDomainChangeError',
@@ -155,7 +156,12 @@ describe('ETL state machine', () => {
       states.push(state),
     );
     expect(run.status).toBe('FAILED');
-    expect(run.error?.name).toBe('PipelineFailed');
+    // The execution ends with the step's own error, cause and state, not a generic failure.
+    expect(run.error).toMatchObject({
+      name: 'SchemaChangeError',
+      message: expect.stringContaining('annual_income'),
+    });
+    expect(run.failedState).toBe('Plan chunks');
     expect(states).not.toContain('Process chunk');
     expect(await lastNotification()).toMatchObject({
       message: {
