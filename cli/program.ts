@@ -54,8 +54,8 @@ Examples:
   return program;
 }
 
-/** Commands that act on a deployed stage with --stage; the others are local by nature. */
-const STAGE_COMMANDS = new Set(['models', 'predict', 'train', 'etl', 'batch', 'alarms']);
+/** Commands (or subcommands) that act on a deployed stage with --stage; the others are local by nature. */
+const STAGE_COMMANDS = new Set(['models', 'predict', 'train', 'etl', 'batch', 'alarms', 'data import']);
 
 function checkTarget(options: TargetOptions, action: Command): void {
   const path: string[] = [];
@@ -65,7 +65,11 @@ function checkTarget(options: TargetOptions, action: Command): void {
       '--region and --profile choose the AWS account of a deployed stage: add --stage NAME',
     );
   }
-  if (options.stage && !STAGE_COMMANDS.has(path[0] ?? '')) {
+  if (
+    options.stage &&
+    !STAGE_COMMANDS.has(path[0] ?? '') &&
+    !STAGE_COMMANDS.has(path.slice(0, 2).join(' '))
+  ) {
     throw new UserError(`keel ${path.join(' ')} works on the local platform only; drop --stage`);
   }
   // The SDK's default credential chain reads the profile from the environment, for every client.

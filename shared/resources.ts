@@ -92,6 +92,8 @@ export function resourceEnvironment(names: ResourceNames): Record<string, string
 export const KEYS = {
   /** Raw CSV files dropped by `keel data generate` or an upstream system. */
   rawPrefix: 'raw/',
+  /** Outcome CSV files (whether customers churned), in the raw bucket. */
+  outcomesPrefix: 'outcomes/',
   /** ETL runs' plans and chunk results, in the features bucket (kept out of the state machine's state). */
   etlRunsPrefix: 'etl-runs/',
   /** Batch runs' plans and segment results, in the outputs bucket. */

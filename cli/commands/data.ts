@@ -1,13 +1,14 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { type Output, parseInteger } from '#cli/output.ts';
 import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
 import { parseDriftSpec } from '#shared/data/generate.ts';
+import { IMPORT_KINDS, type ImportKind, importCsvFile } from '#shared/data/import-file.ts';
 import { writeRawData } from '#shared/data/raw-data.ts';
 import type { NumericField } from '#shared/features/index.ts';
 
 export function registerData(program: Command, output: Output): void {
-  const data = program.command('data').description('synthetic customer data');
+  const data = program.command('data').description('customer data: generated, or your own CSV files');
   data
     .command('generate')
     .description('stream generated customers as CSV into the raw-data bucket of the running platform')
@@ -58,6 +59,52 @@ Examples:
           `wrote s3://${summary.bucket}/${summary.key}`,
           `  rows ${summary.rows.toLocaleString('en-US')}, ${(summary.bytes / 1e6).toFixed(1)} MB`,
           `  churn rate ${(summary.churnRate * 100).toFixed(1)}%, mean income ${Math.round(summary.meanIncome).toLocaleString('en-US')}, zero-order customers ${(summary.zeroOrderShare * 100).toFixed(1)}%`,
+        ].join('\n'),
+      );
+    });
+
+  data
+    .command('import')
+    .description(
+      "check a local CSV file's header, then stream it into the raw-data bucket (of the running platform, or of a stage with --stage)",
+    )
+    .argument('<file>', 'the CSV file: a header line, then one row per line')
+    .addOption(
+      new Option(
+        '--kind <kind>',
+        'customers (the raw customer record) or outcomes (customer_id,churned,observed_at)',
+      )
+        .choices(Object.keys(IMPORT_KINDS))
+        .default('customers'),
+    )
+    .addHelpText(
+      'after',
+      `
+The header is checked before anything is sent: a missing, renamed or unexpected column is refused with
+the columns named. The printed key is what \`keel etl run --input\` takes (without --input the ETL takes
+the newest file, which this one now is).
+
+Examples:
+  $ keel data import ./customers-november.csv
+  $ keel etl run --input raw/20261206T020000Z-customers-november.csv
+  $ keel --stage prod data import ./outcomes.csv --kind outcomes`,
+    )
+    .action(async (file: string, options: { kind: ImportKind }) => {
+      const summary = await output.withPlatform(async (ctx) => {
+        const progress = output.progress('importing', undefined, 'bytes');
+        const result = await importCsvFile(ctx.clients.s3, ctx.names.raw, {
+          path: file,
+          kind: options.kind,
+          onProgress: (bytes) => progress?.update(bytes),
+        });
+        progress?.finish(result.bytes);
+        return result;
+      });
+      output.result(summary, () =>
+        [
+          `imported ${file} as s3://${summary.bucket}/${summary.key}`,
+          `  ${summary.kind}: ${summary.rows.toLocaleString('en-US')} rows, ${(summary.bytes / 1e6).toFixed(1)} MB`,
+          ...(summary.kind === 'customers' ? [`  next: keel etl run --input ${summary.key}`] : []),
         ].join('\n'),
       );
     });

@@ -15,7 +15,7 @@ import {
   FieldDomainChangeError,
   mergeDataQuality,
 } from '#shared/etl/data-quality.ts';
-import { assertRawHeader } from '#shared/features/header.ts';
+import { assertHeader } from '#shared/features/header.ts';
 import {
   encodeInto,
   FEATURE_COUNT,
@@ -163,7 +163,7 @@ function checkedHeader(source: string, headerBytes: readonly Buffer[]): string {
     .toString('utf8')
     .replace(/^\uFEFF/, '')
     .replace(/\r$/, '');
-  assertRawHeader(source, header.split(','));
+  assertHeader(source, header.split(','));
   return header;
 }
 

@@ -1,5 +1,27 @@
 import { KeelError } from '#shared/errors.ts';
-import { CSV_COLUMNS, LABEL_COLUMN } from './schema.ts';
+import { CSV_COLUMNS, LABEL_COLUMN, OUTCOME_COLUMNS } from './schema.ts';
+
+/** The columns a kind of CSV file must have, and those it may have. */
+export interface CsvFileSchema {
+  /** What a row is, for messages: `the header does not match the <record>`. */
+  readonly record: string;
+  readonly columns: readonly string[];
+  readonly optional: readonly string[];
+}
+
+/** Raw customer files (ETL, batch scoring); the label makes one training data. */
+export const CUSTOMER_FILE: CsvFileSchema = {
+  record: 'raw customer record',
+  columns: CSV_COLUMNS,
+  optional: [LABEL_COLUMN],
+};
+
+/** Outcome files: whether each customer churned, as observed later. */
+export const OUTCOME_FILE: CsvFileSchema = {
+  record: 'outcome record',
+  columns: OUTCOME_COLUMNS,
+  optional: [],
+};
 
 /** A column the file lacks, and the unexpected column it was most likely renamed to, if one is close. */
 export interface MissingColumn {
@@ -22,8 +44,8 @@ export class SchemaChangeError extends KeelError {
   readonly code = 'ValidationError';
   declare readonly details: HeaderChange & { readonly source: string };
 
-  constructor(source: string, change: HeaderChange) {
-    super(`${source}: ${describeHeaderChange(change)}`, { details: { ...change, source } });
+  constructor(source: string, change: HeaderChange, schema: CsvFileSchema = CUSTOMER_FILE) {
+    super(`${source}: ${describeHeaderChange(change, schema)}`, { details: { ...change, source } });
   }
 }
 
@@ -65,15 +87,18 @@ export function nameLikeness(expected: string, actual: string): number {
 const RENAME_LIKENESS = 0.5;
 
 /**
- * Compares a raw file's header with the raw record's columns (and the label, which is optional: a file
- * with it is training data). Each unexpected column is offered as the rename of at most one missing column,
- * the likeliest first.
+ * Compares a file's header with the columns of its kind (by default the raw customer record's, whose label
+ * is optional: a file with it is training data). Each unexpected column is offered as the rename of at most
+ * one missing column, the likeliest first.
  */
-export function headerChange(columns: readonly string[]): HeaderChange {
-  const expected = new Set<string>([...CSV_COLUMNS, LABEL_COLUMN]);
+export function headerChange(
+  columns: readonly string[],
+  schema: CsvFileSchema = CUSTOMER_FILE,
+): HeaderChange {
+  const expected = new Set<string>([...schema.columns, ...schema.optional]);
   const seen = new Set<string>();
   const duplicated = columns.filter((column) => seen.has(column) || !seen.add(column));
-  const missingColumns = CSV_COLUMNS.filter((column) => !seen.has(column));
+  const missingColumns = schema.columns.filter((column) => !seen.has(column));
   const unexpected = [...seen].filter((column) => !expected.has(column));
   const candidates = missingColumns
     .flatMap((column) =>
@@ -99,7 +124,7 @@ export const isHeaderUnchanged = (change: HeaderChange) =>
   change.missing.length === 0 && change.unexpected.length === 0 && change.duplicated.length === 0;
 
 /** One sentence a person can act on: `missing column income (renamed to annual_income?); unexpected column annual_income`. */
-export function describeHeaderChange(change: HeaderChange): string {
+export function describeHeaderChange(change: HeaderChange, schema: CsvFileSchema = CUSTOMER_FILE): string {
   const parts: string[] = [];
   const list = (names: readonly string[]) => names.join(', ');
   if (change.missing.length > 0) {
@@ -112,11 +137,15 @@ export function describeHeaderChange(change: HeaderChange): string {
     parts.push(`unexpected column${change.unexpected.length > 1 ? 's' : ''} ${list(change.unexpected)}`);
   if (change.duplicated.length > 0)
     parts.push(`duplicated column${change.duplicated.length > 1 ? 's' : ''} ${list(change.duplicated)}`);
-  return `the header does not match the raw customer record: ${parts.join('; ')}`;
+  return `the header does not match the ${schema.record}: ${parts.join('; ')}`;
 }
 
-/** Throws {@link SchemaChangeError} when `columns` are not the raw record's columns. */
-export function assertRawHeader(source: string, columns: readonly string[]): void {
-  const change = headerChange(columns);
-  if (!isHeaderUnchanged(change)) throw new SchemaChangeError(source, change);
+/** Throws {@link SchemaChangeError} when `columns` are not those of the file's kind. */
+export function assertHeader(
+  source: string,
+  columns: readonly string[],
+  schema: CsvFileSchema = CUSTOMER_FILE,
+): void {
+  const change = headerChange(columns, schema);
+  if (!isHeaderUnchanged(change)) throw new SchemaChangeError(source, change, schema);
 }

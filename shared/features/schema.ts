@@ -89,3 +89,6 @@ export const CSV_COLUMNS = [
   'event_time',
 ] as const;
 export const LABEL_COLUMN = 'churned';
+
+/** Column order of outcome files: whether a customer churned, observed when (ISO 8601). */
+export const OUTCOME_COLUMNS = ['customer_id', 'churned', 'observed_at'] as const;

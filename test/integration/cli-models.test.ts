@@ -1,10 +1,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { platformContext } from '#local/platform-context.ts';
 import { readRuntime } from '#local/running-platform.ts';
-import { FEATURE_COUNT } from '#shared/features/index.ts';
+import { generateRecords } from '#shared/data/generate.ts';
+import { CSV_HEADER, FEATURE_COUNT, toCsvLine } from '#shared/features/index.ts';
 import { registerModel } from '#shared/registry/registry.ts';
 import { keelUpEnv, type RunningKeel, runKeel, startKeelUp } from '../support/cli.ts';
 import { externalMetadata, externalOnnx } from '../support/external-model.ts';
@@ -184,5 +186,39 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(served?.model.version).toBe(version);
     expect(served!.probability).toBeGreaterThan(0);
     expect(served!.probability).toBeLessThan(1);
+  });
+
+  it('imports a local CSV with its header checked first, and a failed ETL says where, what and why', async () => {
+    const rows = [...generateRecords({ rows: 200, seed: 9, asOf: new Date() })].map(toCsvLine);
+    const good = join(home, 'november.csv');
+    await writeFile(good, `${[CSV_HEADER, ...rows].join('\n')}\n`);
+    const imported = await json<{ key: string; rows: number }>('data', 'import', good);
+    expect(imported).toMatchObject({
+      key: expect.stringMatching(/^raw\/\d{8}T\d{6}Z-november\.csv$/),
+      rows: 200,
+    });
+    expect(await json('etl', 'run', '--input', imported.key)).toMatchObject({ rowsRead: 200, valid: 200 });
+
+    const renamedText = `${[CSV_HEADER.replace('income', 'annual_income'), ...rows].join('\n')}\n`;
+    const renamed = join(home, 'renamed.csv');
+    await writeFile(renamed, renamedText);
+    const refused = await runKeel(['data', 'import', renamed], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      'missing column income (renamed to annual_income?); unexpected column annual_income',
+    );
+
+    // Dropped in by an upstream system, past the import's check: the ETL stops at the header.
+    const ctx = platformContext((await readRuntime(home))!);
+    await ctx.clients.s3.send(
+      new PutObjectCommand({ Bucket: ctx.names.raw, Key: 'raw/upstream-renamed.csv', Body: renamedText }),
+    );
+    ctx.close();
+    const failed = await runKeel(['etl', 'run', '--input', 'raw/upstream-renamed.csv'], env);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
+      /the etl execution failed in state "Plan chunks": SchemaChangeError: s3:\/\/[^ ]+\/raw\/upstream-renamed\.csv: the header does not match the raw customer record: missing column income \(renamed to annual_income\?\)/,
+    );
+    expect(failed.stderr).toContain('notifications.jsonl');
   });
 });

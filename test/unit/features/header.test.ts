@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  assertRawHeader,
+  assertHeader,
   describeHeaderChange,
   headerChange,
   nameLikeness,
@@ -65,11 +65,11 @@ describe('nameLikeness', () => {
   });
 });
 
-describe('assertRawHeader', () => {
+describe('assertHeader', () => {
   it('throws SchemaChangeError naming the file and both columns', () => {
     let error: unknown;
     try {
-      assertRawHeader('s3://raw/customers.csv', withColumn('income', 'annual_income'));
+      assertHeader('s3://raw/customers.csv', withColumn('income', 'annual_income'));
     } catch (caught) {
       error = caught;
     }
@@ -81,6 +81,6 @@ describe('assertRawHeader', () => {
   });
 
   it('passes the expected header', () => {
-    expect(() => assertRawHeader('x', [...CSV_COLUMNS])).not.toThrow();
+    expect(() => assertHeader('x', [...CSV_COLUMNS])).not.toThrow();
   });
 });
