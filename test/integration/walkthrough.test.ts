@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,8 @@ let keel: RunningKeel;
 let apiHost: string;
 
 beforeAll(async () => {
+  // The reader runs the commands from the repository root: the example files are where the docs say.
+  await symlink(join(root, 'docs'), join(workDir, 'docs'));
   keel = await startKeelUp(env);
   const api = (await readRuntime(home))?.endpoints.api;
   if (!api) throw new Error(`keel up published no API endpoint:\n${keel.output()}`);
