@@ -1,4 +1,3 @@
-import type { Console } from 'node:console';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { NoModelError, ValidationError } from '#shared/errors.ts';
 import { FEATURE_COUNT } from '#shared/features/index.ts';
@@ -8,17 +7,15 @@ import {
   captureHourPrefix,
 } from '#shared/inference/capture.ts';
 import type { MonitoringOptionsInput } from '#shared/monitoring/alarm-options.ts';
-import { toEmf } from '#shared/monitoring/emf.ts';
 import {
   DEFAULT_SERVICE,
   DRIFT_METRICS,
   FEATURE_DIMENSION,
-  KEEL_NAMESPACE,
   type MetricDatum,
   type MetricUnit,
   serviceDimensions,
 } from '#shared/monitoring/metrics.ts';
-import { metrics } from '#shared/observability.ts';
+import { type EmitLine, publishMetrics } from '#shared/monitoring/publish.ts';
 import type { Baseline } from '#shared/registry/baseline.ts';
 import { getChampion, type RegistryDeps, readBaseline } from '#shared/registry/registry.ts';
 import { computeDrift, type DriftReport, type DriftStatus } from './compute.ts';
@@ -48,7 +45,7 @@ export interface DriftJobDeps {
   readonly service?: string;
   readonly monitoring?: MonitoringOptionsInput;
   /** Receives each EMF document as one line (default: the Powertools metrics console). */
-  readonly emit?: (line: string) => void;
+  readonly emit?: EmitLine;
   readonly now?: () => Date;
 }
 
@@ -241,11 +238,6 @@ export function driftMetricData(report: DriftReport, service = DEFAULT_SERVICE):
   return data;
 }
 
-/** One JSON document per line on the Powertools metrics console: stdout in Lambda, the EMF file locally. */
-function metricsConsoleLine(line: string): void {
-  (metrics as unknown as { console: Console }).console.log(line);
-}
-
 export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): Promise<DriftJobResult> {
   const now = (deps.now ?? (() => new Date()))();
   const { from, to } = driftWindow(input, now);
@@ -257,14 +249,11 @@ export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): P
   const report = computeDrift(baseline, window, thresholds);
   const insufficientData = window.rows < thresholds.minRows;
 
-  const data = driftMetricData(report, deps.service ?? DEFAULT_SERVICE);
-  const lines = toEmf(data, {
-    namespace: KEEL_NAMESPACE,
+  const metricLines = publishMetrics(driftMetricData(report, deps.service ?? DEFAULT_SERVICE), {
     timestamp: to.getTime(),
     properties: { ModelVersion: version, DriftWindowFrom: from.toISOString() },
-  }).map((doc) => JSON.stringify(doc));
-  const emit = deps.emit ?? metricsConsoleLine;
-  for (const line of lines) emit(line);
+    ...(deps.emit ? { emit: deps.emit } : {}),
+  });
 
   const windowIso = { from: from.toISOString(), to: to.toISOString() };
   const stamp = (d: Date) =>
@@ -303,7 +292,7 @@ export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): P
     maxPsi: report.summary.maxPsi,
     maxPsiFeature: report.summary.maxPsiFeature,
     reportKey,
-    metricLines: lines.length,
+    metricLines,
     report,
   };
 }

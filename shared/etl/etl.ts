@@ -14,9 +14,11 @@ import {
   emptyDataQuality,
   FieldDomainChangeError,
   mergeDataQuality,
+  unseenCategoryRows,
 } from '#shared/etl/data-quality.ts';
-import { assertHeader } from '#shared/features/header.ts';
+import { assertHeader, SchemaChangeError } from '#shared/features/header.ts';
 import {
+  CATEGORICAL_FIELDS,
   encodeInto,
   FEATURE_COUNT,
   LABEL_COLUMN,
@@ -25,6 +27,13 @@ import {
   parseLabeledCsvRecord,
   type RawRecord,
 } from '#shared/features/index.ts';
+import {
+  DEFAULT_SERVICE,
+  ETL_METRICS,
+  FEATURE_DIMENSION,
+  serviceDimensions,
+} from '#shared/monitoring/metrics.ts';
+import { type EmitLine, publishMetrics } from '#shared/monitoring/publish.ts';
 import {
   featureDatasetHeader,
   featureDatasetPrefix,
@@ -57,6 +66,32 @@ export interface EtlDeps {
   readonly featuresBucket: string;
   readonly onlineTable: string;
   readonly clock?: () => Date;
+  /** Where the data-quality metrics go (default: the Powertools metrics console). */
+  readonly emit?: EmitLine;
+  /** The `service` dimension of those metrics (default `keel`, what the alarms watch). */
+  readonly service?: string;
+}
+
+/** Publishes ETL data-quality datapoints, timed by the deps' clock. */
+function publishEtlMetrics(
+  deps: Pick<EtlDeps, 'clock' | 'emit' | 'service'>,
+  data: readonly { readonly metricName: string; readonly value: number; readonly feature?: string }[],
+  properties: Readonly<Record<string, unknown>>,
+): void {
+  const dimensions = serviceDimensions(deps.service ?? DEFAULT_SERVICE);
+  publishMetrics(
+    data.map(({ metricName, value, feature }) => ({
+      metricName,
+      value,
+      unit: 'None',
+      dimensions: feature ? { ...dimensions, [FEATURE_DIMENSION]: feature } : dimensions,
+    })),
+    {
+      timestamp: (deps.clock ?? (() => new Date()))().getTime(),
+      properties,
+      ...(deps.emit ? { emit: deps.emit } : {}),
+    },
+  );
 }
 
 export interface EtlChunk {
@@ -158,12 +193,25 @@ export const MAX_ETL_CHUNKS = 2_000;
  * The header line's columns, checked against the raw record's ({@link SchemaChangeError} when they differ).
  * A byte-order mark (spreadsheet exports) is not part of the first column's name.
  */
-function checkedHeader(source: string, headerBytes: readonly Buffer[]): string {
+function checkedHeader(
+  deps: Pick<EtlDeps, 'clock' | 'emit' | 'service'>,
+  source: string,
+  headerBytes: readonly Buffer[],
+): string {
   const header = Buffer.concat(headerBytes)
     .toString('utf8')
     .replace(/^\uFEFF/, '')
     .replace(/\r$/, '');
-  assertHeader(source, header.split(','));
+  // Every check counts, a match as 0: the schema-change alarm clears with the next good file.
+  const publish = (changed: number) =>
+    publishEtlMetrics(deps, [{ metricName: ETL_METRICS.schemaChanges, value: changed }], { RawFile: source });
+  try {
+    assertHeader(source, header.split(','));
+  } catch (error) {
+    if (error instanceof SchemaChangeError) publish(1);
+    throw error;
+  }
+  publish(0);
   return header;
 }
 
@@ -172,7 +220,7 @@ function checkedHeader(source: string, headerBytes: readonly Buffer[]): string {
  * Raw customer fields never contain line breaks, so lines are rows.
  */
 export async function planEtl(
-  deps: Pick<EtlDeps, 's3' | 'rawBucket' | 'clock'>,
+  deps: Pick<EtlDeps, 's3' | 'rawBucket' | 'clock' | 'emit' | 'service'>,
   options: { inputKey: string; runDate?: string; chunkRows?: number; maxChunks?: number },
 ): Promise<EtlPlan> {
   const chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
@@ -196,7 +244,7 @@ export async function planEtl(
         headerEnd = lineEnd;
         chunkStart = lineEnd;
         // Before any row: a changed header fails every row the same way, so the run stops here.
-        header = checkedHeader(source, headerBytes);
+        header = checkedHeader(deps, source, headerBytes);
         headerBytes.length = 0;
         continue;
       }
@@ -219,7 +267,7 @@ export async function planEtl(
   if (headerEnd === -1 && offset > 0) {
     headerEnd = offset; // a header line without a newline, and no rows
     chunkStart = offset;
-    header = checkedHeader(source, headerBytes);
+    header = checkedHeader(deps, source, headerBytes);
   }
   if (header === undefined) throw new BadRowShareError(`${source} has no header line`);
   if (lastByte !== NEWLINE && offset > chunkStart) lines++; // a last line without a newline
@@ -461,12 +509,22 @@ export async function runEtl(deps: EtlDeps, options: EtlOptions): Promise<EtlRep
 
 /** {@link finalizeEtl}, then the success marker that makes the dataset visible to training. */
 export async function completeEtl(
-  deps: Pick<EtlDeps, 's3' | 'featuresBucket'>,
+  deps: Pick<EtlDeps, 's3' | 'featuresBucket' | 'clock' | 'emit' | 'service'>,
   plan: Omit<EtlPlan, 'chunks'>,
   results: readonly EtlChunkResult[],
   maxBadRowShare?: number,
 ): Promise<EtlReport> {
   const report = finalizeEtl(plan, results, { maxBadRowShare, featuresBucket: deps.featuresBucket });
+  const unseen = unseenCategoryRows(report.quality);
+  publishEtlMetrics(
+    deps,
+    CATEGORICAL_FIELDS.map((feature) => ({
+      metricName: ETL_METRICS.unseenCategoryShare,
+      value: unseen[feature] / report.rowsRead,
+      feature,
+    })),
+    { InputKey: plan.inputKey, RunDate: plan.runDate },
+  );
   await markDatasetComplete(deps.s3, deps.featuresBucket, plan.featurePrefix, report);
   return report;
 }
@@ -496,7 +554,7 @@ export const etlRunOf = (plan: EtlPlan): EtlRunPlan =>
 
 /** The plan step of the state machine: {@link planEtl}, with the plan written to the features bucket. */
 export async function planEtlRun(
-  deps: Pick<EtlDeps, 's3' | 'rawBucket' | 'featuresBucket' | 'clock'>,
+  deps: Pick<EtlDeps, 's3' | 'rawBucket' | 'featuresBucket' | 'clock' | 'emit' | 'service'>,
   options: { inputKey: string; runDate?: string; chunkRows?: number },
 ): Promise<EtlRunPlan> {
   const plan = await planEtl(deps, options);
@@ -517,7 +575,7 @@ export async function processEtlRunChunk(deps: EtlDeps, run: EtlRun, index: numb
 
 /** The finalize step: every chunk's result, read back, then {@link completeEtl}; returns the summary. */
 export async function completeEtlRun(
-  deps: Pick<EtlDeps, 's3' | 'featuresBucket'>,
+  deps: Pick<EtlDeps, 's3' | 'featuresBucket' | 'clock' | 'emit' | 'service'>,
   run: EtlRun,
   maxBadRowShare?: number,
 ): Promise<EtlRunSummary> {

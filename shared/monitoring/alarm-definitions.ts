@@ -1,3 +1,4 @@
+import { CATEGORICAL_FIELDS, type CategoricalField } from '#shared/features/index.ts';
 import type {
   AlarmCatalog,
   AlarmDefinition,
@@ -14,7 +15,14 @@ import {
   resolveMonitoringOptions,
   resolveResources,
 } from './alarm-options.ts';
-import { DRIFT_METRICS, KEEL_NAMESPACE, PREDICT_METRICS, serviceDimensions } from './metrics.ts';
+import {
+  DRIFT_METRICS,
+  ETL_METRICS,
+  FEATURE_DIMENSION,
+  KEEL_NAMESPACE,
+  PREDICT_METRICS,
+  serviceDimensions,
+} from './metrics.ts';
 
 /**
  * Keel's alarms, declared once: every definition and the paging composite, for the options and the
@@ -30,8 +38,12 @@ export const ALARM_IDS = {
   apiLatency: 'api-latency-p99',
   predictLatency: 'predict-latency-p99',
   predictServerErrors: 'predict-5xx-rate',
+  etlSchemaChange: 'etl-schema-change',
   page: 'page',
 } as const;
+
+/** Id of the alarm on one categorical field's unseen values: `etl-unseen-plan`, `etl-unseen-region`. */
+export const unseenCategoryAlarmId = (field: CategoricalField) => `etl-unseen-${field}`;
 
 /** Ids of the per-resource alarms: `lambda-errors-<function id>` and so on. */
 export const RESOURCE_ALARM_PREFIX = {
@@ -132,6 +144,52 @@ function driftAlarms(options: MonitoringOptions): AlarmDefinition[] {
       threshold: drift.positiveRateDeltaPoints,
       description: `Prediction drift: the share of positive predictions moved ${drift.positiveRateDeltaPoints} points or more from the model's held-out rate.`,
     },
+  ];
+}
+
+/**
+ * Data-quality alarms on the raw files: each ETL plan publishes whether the header matched and each
+ * completed run the unseen category shares, so a missing period (no run) keeps the state.
+ */
+function etlAlarms(options: MonitoringOptions): AlarmDefinition[] {
+  const { etl } = options;
+  const dims = serviceDimensions(options.service);
+  const common = {
+    source: 'emf',
+    ...windowOf(etl),
+    treatMissingData: 'ignore',
+    severity: 'warn',
+  } as const;
+  return [
+    {
+      ...common,
+      id: ALARM_IDS.etlSchemaChange,
+      metric: single(stat(KEEL_NAMESPACE, ETL_METRICS.schemaChanges, dims, 'Maximum')),
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      threshold: 1,
+      description:
+        "Schema change: a raw file's header did not match its record (a column missing, renamed or unexpected); its run stopped before any row.",
+      runbook:
+        'The failed execution (and `keel etl run`) names the file, the columns and the likely rename. Fix the export upstream, or map the columns, then re-run; a good run clears this alarm.',
+    },
+    ...CATEGORICAL_FIELDS.map(
+      (field): AlarmDefinition => ({
+        ...common,
+        id: unseenCategoryAlarmId(field),
+        metric: single(
+          stat(
+            KEEL_NAMESPACE,
+            ETL_METRICS.unseenCategoryShare,
+            { ...dims, [FEATURE_DIMENSION]: field },
+            'Maximum',
+          ),
+        ),
+        comparisonOperator: 'GreaterThanThreshold',
+        threshold: etl.unseenCategoryShare,
+        description: `New ${field} values: more than ${etl.unseenCategoryShare * 100}% of an ETL run's rows have a ${field} the model never saw (encoded as none of the known ones).`,
+        runbook: `The run's report (\`keel --json etl run\`, quality.unseenCategories.${field}) lists the values and their counts. A value launched upstream needs a retrain that knows it (add it to the feature definition); a misspelling is fixed at the source.`,
+      }),
+    ),
   ];
 }
 
@@ -300,6 +358,7 @@ export function alarmDefinitions(
   const monitored = resolveResources(resources);
   const alarms = [
     ...driftAlarms(resolved),
+    ...etlAlarms(resolved),
     ...apiAlarms(resolved, monitored),
     ...resourceAlarms(resolved, monitored),
   ];

@@ -60,6 +60,14 @@ const monitoringOptionsSchema = z.strictObject({
     .strictObject({ ...evaluation(300, 1, 1), failures: z.int().min(1).default(1) })
     .prefault({}),
   dlq: z.strictObject({ ...evaluation(300, 1, 1), depth: z.int().min(1).default(1) }).prefault({}),
+  /** The raw files the ETL reads: a changed header, and category values the model never saw. */
+  etl: z
+    .strictObject({
+      ...evaluation(3600, 1, 1),
+      /** Share of a run's rows with an unseen value of one field (a plan or region launched upstream). */
+      unseenCategoryShare: z.number().gt(0).max(1).default(0.01),
+    })
+    .prefault({}),
 });
 
 export type MonitoringOptionsInput = z.input<typeof monitoringOptionsSchema>;

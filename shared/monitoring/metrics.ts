@@ -39,6 +39,14 @@ export const DRIFT_METRICS = {
   nonFiniteValues: 'DriftNonFiniteValues',
 } as const;
 
+/** What the ETL publishes (shared/etl/etl.ts): the raw files' data quality, beyond good and bad rows. */
+export const ETL_METRICS = {
+  /** 1 when a raw file's header did not match its record (the run stopped), 0 when it did; per plan. */
+  schemaChanges: 'EtlSchemaChanges',
+  /** Share (0-1) of a run's rows whose value of one categorical field the model never saw; dimensions service + Feature. */
+  unseenCategoryShare: 'EtlUnseenCategoryShare',
+} as const;
+
 export type MetricUnit = 'None' | 'Count' | 'Milliseconds' | 'Percent';
 
 export interface MetricDatum {

@@ -110,6 +110,9 @@ const EXPECTED_ALARM_IDS = [
   ALARM_IDS.dataDriftPage,
   ALARM_IDS.scoreDrift,
   ALARM_IDS.positiveRateDrift,
+  ALARM_IDS.etlSchemaChange,
+  'etl-unseen-plan',
+  'etl-unseen-region',
   ALARM_IDS.predictLatency,
   ALARM_IDS.apiLatency,
   ALARM_IDS.predictServerErrors,
@@ -179,10 +182,10 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
 
   /** What the template must say of a metric stat, cross-stack names as imports of their stack. */
   function expectedStat(stat: MetricStat) {
-    const dimensions = Object.entries(stat.dimensions).map(([Name, value]) => ({
-      Name,
-      Value: stack.resolve(value),
-    }));
+    // CDK writes a metric's dimensions sorted by name; CloudWatch matches them as a set.
+    const dimensions = Object.entries(stat.dimensions)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([Name, value]) => ({ Name, Value: stack.resolve(value) }));
     return { namespace: stat.namespace, name: stat.metricName, dimensions, statistic: stat.statistic };
   }
 

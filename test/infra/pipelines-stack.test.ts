@@ -265,7 +265,11 @@ describe('pipeline state machines', () => {
         Resource: 'arn:aws:states:::sns:publish',
         Next: 'Failed',
       });
-      expect(asl.States.Failed).toEqual({ Type: 'Fail', ErrorPath: '$.error.Error', CausePath: '$.error.Cause' });
+      expect(asl.States.Failed).toEqual({
+        Type: 'Fail',
+        ErrorPath: '$.error.Error',
+        CausePath: '$.error.Cause',
+      });
       for (const [name, state] of tasks(asl.States)) {
         if (!String(state.Resource).startsWith('arn:aws:lambda')) continue;
         expect(state.Retry, name).toEqual(
