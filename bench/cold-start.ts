@@ -125,15 +125,15 @@ async function holderLoads(fixture: KeelFixture, runs: number): Promise<ColdStar
   const loads: number[] = [];
   const parts: HolderParts[] = [];
   for (let i = 0; i < runs; i++) {
-    const { deps } = createInferenceRuntime(fixture.config, fixture.servers.target);
+    const runtime = createInferenceRuntime(fixture.config, fixture.servers.target);
+    const { deps } = runtime;
     try {
       const start = performance.now();
       await deps.models.refreshIfDue();
       loads.push(performance.now() - start);
       if (!deps.models.current()) throw new Error('the ModelHolder loaded no model');
     } finally {
-      await deps.models.close();
-      deps.store.dynamo.destroy();
+      await runtime.close();
     }
 
     const clients = createAwsClients(fixture.servers.target, SERVING_TIMEOUTS);

@@ -13,7 +13,6 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { encodeFeatures, FEATURE_FIELD_NAMES, type PartialFeatureFields } from '#shared/features/index.ts';
-import { getRecords } from '#shared/online-store/store.ts';
 import { KEEL_ID_BODY, keelAttributesBody } from './bodies.ts';
 import { apiGatewayEvent, BENCH_CUSTOMER, lambdaContext, servingEnvironment } from './events.ts';
 import type { KeelFixture } from './keel-fixture.ts';
@@ -61,7 +60,8 @@ export async function runHandlerBench(
   const metricsSink = createWriteStream(join(fixture.home, 'metrics', 'bench-emf.jsonl'));
   redirectMetrics(metricsSink);
 
-  const { deps, observer } = createInferenceRuntime(fixture.config, fixture.servers.target);
+  const runtime = createInferenceRuntime(fixture.config, fixture.servers.target);
+  const { deps, observer } = runtime;
   try {
     const model = await deps.models.require();
     const handler = createApiHandler(deps, observer);
@@ -90,7 +90,7 @@ export async function runHandlerBench(
     const featuresAndModel = await timeCalls(scoreFromFields, timing);
     const encodeOnly = await timeCalls(() => encodeFeatures(fields), timing);
     const scoreOneOnly = await timeCalls(() => model.scorer.scoreOne(vector32), timing);
-    const storeRead = await timeCalls(() => getRecords(deps.store, [BENCH_CUSTOMER]), timing);
+    const storeRead = await timeCalls(() => deps.readRecords([BENCH_CUSTOMER]), timing);
     const rawRead = rawBatchGet(fixture);
     let storeReadWithoutSdk: LatencySummary;
     try {
@@ -129,8 +129,7 @@ export async function runHandlerBench(
       model: { version: model.version, trees: fixture.info.model.trees },
     };
   } finally {
-    await deps.models.close();
-    deps.store.dynamo.destroy();
+    await runtime.close();
     // Later metric lines (none are expected) go nowhere instead of to a closed file.
     redirectMetrics(new Writable({ write: (_chunk, _encoding, callback) => callback() }));
     await new Promise<void>((resolve) => metricsSink.end(resolve));

@@ -12,6 +12,7 @@ import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createSageMakerScorer } from '#shared/model/sagemaker-scorer.ts';
 import { PREDICT_METRICS } from '#shared/monitoring/metrics.ts';
 import { logger, metrics, tracer } from '#shared/observability.ts';
+import { coalescedReader } from '#shared/online-store/store.ts';
 import { type Observer, routeApiRequest } from './api.ts';
 import { createPredictionCapture, type PredictionCapture } from './capture.ts';
 import { ModelHolder, registryReader, type ScorerFactory } from './model-holder.ts';
@@ -41,7 +42,13 @@ function scorerFactory(config: PredictConfig, target: AwsTarget): ScorerFactory 
 export function createInferenceRuntime(
   config: PredictConfig,
   target: AwsTarget = awsTargetFromEnv(),
-): { deps: InferenceDeps; observer: Observer; capture: PredictionCapture | undefined } {
+): {
+  deps: InferenceDeps;
+  observer: Observer;
+  capture: PredictionCapture | undefined;
+  /** Ends the model's scorer and the SDK clients (a process that serves once, e.g. a benchmark). */
+  close(): Promise<void>;
+} {
   const clients = createAwsClients(target, SERVING_TIMEOUTS);
   const models = new ModelHolder({
     registry: registryReader({
@@ -60,7 +67,7 @@ export function createInferenceRuntime(
   });
   const deps: InferenceDeps = {
     models,
-    store: { dynamo: clients.dynamo, table: config.onlineTable },
+    readRecords: coalescedReader({ dynamo: clients.dynamo, table: config.onlineTable }),
     maxRecordAgeMs: config.maxRecordAgeMs,
   };
   // Each sampled prediction is one line on stdout, written before the response: see capture.ts.
@@ -80,7 +87,16 @@ export function createInferenceRuntime(
       if (facts.stale) metrics.addMetric('StaleRecords', MetricUnit.Count, 1);
     },
   };
-  return { deps, observer, capture };
+  return {
+    deps,
+    observer,
+    capture,
+    async close() {
+      await models.close();
+      clients.s3.destroy();
+      clients.dynamo.destroy();
+    },
+  };
 }
 
 /** The predict handler: middy around the router, with Powertools and the one error mapping. */

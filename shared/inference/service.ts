@@ -14,7 +14,7 @@ import {
   type PartialFeatureFields,
   type RawRecord,
 } from '#shared/features/index.ts';
-import { freshness, getRecords, type OnlineStoreDeps } from '#shared/online-store/store.ts';
+import { freshness, type RecordReader } from '#shared/online-store/store.ts';
 import type { LoadedModel, ModelHolder } from './model-holder.ts';
 import {
   batchRequestSchema,
@@ -29,7 +29,8 @@ import {
  */
 export interface InferenceDeps {
   readonly models: ModelHolder;
-  readonly store: OnlineStoreDeps;
+  /** The online store's reads (a server joins concurrent requests' reads: `coalescedReader`). */
+  readonly readRecords: RecordReader;
   /** Stored records older than this are reported in `warnings`. */
   readonly maxRecordAgeMs: number;
   readonly now?: () => Date;
@@ -133,7 +134,7 @@ export function needsStoredRecord(request: PredictRequest): boolean {
 }
 
 async function readStore(deps: InferenceDeps, ids: string[]): Promise<Map<string, RawRecord>> {
-  return callDependency('the online feature store', () => getRecords(deps.store, ids));
+  return callDependency('the online feature store', () => deps.readRecords(ids));
 }
 
 export async function predictOne(deps: InferenceDeps, body: unknown, requestId: string): Promise<Prediction> {

@@ -97,6 +97,46 @@ export async function getRecords(
   return found;
 }
 
+/** Reads customers by id; the map has an entry for each id found. */
+export type RecordReader = (customerIds: readonly string[]) => Promise<Map<string, RawRecord>>;
+
+/**
+ * {@link getRecords} for a server: the reads of concurrent requests that arrive in the same turn of the
+ * event loop are joined into shared `BatchGetItem` calls of up to 100 keys (as high-throughput feature
+ * servers read DynamoDB), instead of one call each. A read is sent after the request that asks for it
+ * started, so a write completed before that request is as visible as to a read of its own; a failed
+ * call fails every request that shared it.
+ */
+export function coalescedReader(deps: OnlineStoreDeps): RecordReader {
+  let open: { ids: Set<string>; result: Promise<Map<string, RawRecord>> } | undefined;
+  const startBatch = () => {
+    const ids = new Set<string>();
+    const batch = {
+      ids,
+      result: new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        if (open === batch) open = undefined;
+        return getRecords(deps, [...ids]);
+      }),
+    };
+    open = batch;
+    return batch;
+  };
+  return async (customerIds) => {
+    const wanted = new Set(customerIds);
+    if (wanted.size === 0) return new Map();
+    let batch = open;
+    if (!batch || batch.ids.size + wanted.size > READ_BATCH) batch = startBatch();
+    for (const id of wanted) batch.ids.add(id);
+    const found = await batch.result;
+    const mine = new Map<string, RawRecord>();
+    for (const id of wanted) {
+      const record = found.get(id);
+      if (record) mine.set(id, record);
+    }
+    return mine;
+  };
+}
+
 /** Age of a record relative to `now`; records older than `maxAgeMs` are reported as stale. */
 export function freshness(record: Pick<RawRecord, 'event_time'>, now: Date, maxAgeMs: number) {
   const ageMs = now.getTime() - Date.parse(record.event_time);

@@ -24,6 +24,7 @@ import {
   predictBatch,
   predictOne,
 } from '#shared/inference/service.ts';
+import { coalescedReader } from '#shared/online-store/store.ts';
 import { connectionRefused, fakeRegistry, fakeScorer, modelMetadata } from '../../support/model.ts';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
@@ -69,7 +70,12 @@ function service(options: { promoted?: boolean; records?: readonly RawRecord[]; 
     createScorer: async () => scorer,
   });
   const { store, reads } = fakeStore(options.records ?? [stored!], options.storeDown);
-  const deps: InferenceDeps = { models, store, maxRecordAgeMs: 30 * DAY_MS, now: () => NOW };
+  const deps: InferenceDeps = {
+    models,
+    readRecords: coalescedReader(store),
+    maxRecordAgeMs: 30 * DAY_MS,
+    now: () => NOW,
+  };
   return { deps, scorer, reads };
 }
 
@@ -121,6 +127,18 @@ describe('predictOne', () => {
     );
     expect(overridden.vector).toEqual(float32Features({ ...stored!, age: other!.age }));
     expect(reads).toEqual([[stored!.customer_id]]);
+  });
+
+  it('shares one store read among concurrent requests, each answered for its own customer', async () => {
+    const { deps, reads } = service({ records: [stored!, other!] });
+    const [a, b, c] = await Promise.all(
+      [stored!, other!, stored!].map((record, i) =>
+        predictOne(deps, { customerId: record.customer_id }, `r-${i}`),
+      ),
+    );
+    expect(reads).toHaveLength(1);
+    expect(reads[0]!.sort()).toEqual([stored!.customer_id, other!.customer_id].sort());
+    expect([a!.vector, b!.vector, c!.vector]).toEqual([stored!, other!, stored!].map(float32Features));
   });
 
   it('warns of an imputed field, an unseen category and a stale record', async () => {

@@ -78,7 +78,7 @@ async function tracedInvocation(body: unknown, failure?: Error) {
   const handler = createApiHandler(
     {
       models: models as unknown as ModelHolder,
-      store: { dynamo: undefined as never, table: 'unused' },
+      readRecords: () => Promise.reject(new Error('this test reads no store')),
       maxRecordAgeMs: 86_400_000,
     },
     { prediction() {} },

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDocumentClient } from '#shared/aws/clients.ts';
+import { generateRecords } from '#shared/data/generate.ts';
+import type { RawRecord } from '#shared/features/index.ts';
+import { coalescedReader, writeRecords } from '#shared/online-store/store.ts';
+import { startTestAws, type TestAws } from '../support/aws.ts';
+
+/** The server's reads of the online store against the local DynamoDB, counting the calls that reach it. */
+let aws: TestAws;
+let batchGets = 0;
+const records: RawRecord[] = [...generateRecords({ rows: 150, seed: 4, asOf: new Date() })].map(
+  ({ churned: _label, ...raw }) => raw,
+);
+
+beforeAll(async () => {
+  aws = await startTestAws();
+  await writeRecords({ dynamo: aws.clients.dynamo, table: aws.names.onlineFeatures }, records);
+});
+afterAll(async () => {
+  await aws?.close();
+});
+
+function countingStore() {
+  const dynamo = createDocumentClient(aws.target);
+  dynamo.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (/BatchGet/.test(context.commandName ?? '')) batchGets++;
+      return next(args);
+    },
+    { step: 'initialize' },
+  );
+  return { dynamo, table: aws.names.onlineFeatures };
+}
+
+describe('coalescedReader', () => {
+  it('joins concurrent requests into BatchGetItem calls of at most 100 keys, each answered with its own', async () => {
+    const store = countingStore();
+    const read = coalescedReader(store);
+    batchGets = 0;
+    const answers = await Promise.all(records.map((record) => read([record.customer_id, 'c-unknown'])));
+    expect(batchGets).toBe(Math.ceil(records.length / 99));
+    expect(answers.map((answer) => [...answer.values()])).toEqual(records.map((record) => [record]));
+    store.dynamo.destroy();
+  });
+
+  it('reads a write that completed before the request, and sends each later turn its own call', async () => {
+    const store = countingStore();
+    const read = coalescedReader(store);
+    const customer = records[0]!;
+    await writeRecords(store, [{ ...customer, orders: customer.orders + 7 }]);
+    batchGets = 0;
+    expect((await read([customer.customer_id])).get(customer.customer_id)?.orders).toBe(customer.orders + 7);
+    expect((await read([customer.customer_id])).size).toBe(1);
+    expect(batchGets).toBe(2);
+    store.dynamo.destroy();
+  });
+
+  it('fails every request that shared a failed call, and the next ones read again', async () => {
+    const dead = createDocumentClient({
+      region: 'us-east-1',
+      endpoints: { s3: 'http://127.0.0.1:9', dynamodb: 'http://127.0.0.1:9' },
+    });
+    const read = coalescedReader({
+      dynamo: dead,
+      table: aws.names.onlineFeatures,
+      sleep: async () => undefined,
+    });
+    const outcomes = await Promise.allSettled([read(['a']), read(['b']), read(['c'])]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    dead.destroy();
+    expect((await coalescedReader(countingStore())([records[1]!.customer_id])).size).toBe(1);
+  });
+});
