@@ -7,6 +7,7 @@ import { awsRulesEnforced } from '#local/rules/switch.ts';
 import { LOCAL_PROCESS_ENV } from '#local/running-platform.ts';
 import { AWS_TARGET_ENV, type AwsTarget } from '#shared/aws/clients.ts';
 import { intEnv, KEEL_ENV } from '#shared/env.ts';
+import { isEmfLine } from '#shared/monitoring/emf.ts';
 import { LocalLambda } from './service.ts';
 
 /**
@@ -42,6 +43,8 @@ export interface LocalFunctionsOptions {
   readonly deployment?: LocalDeployment;
   /** The Node.js binary the environments run on. @default - this process's */
   readonly nodeBinary?: string;
+  /** Checks what the functions' roles may do. @default - one over the deployment, unless the rules are off */
+  readonly authorizer?: Authorizer;
 }
 
 /** Settings of the laptop that differ from a deployed function's; the user's own variables win. */
@@ -83,11 +86,12 @@ export async function startLocalFunctions(options: LocalFunctionsOptions): Promi
       ...options.environment,
       [AWS_TARGET_ENV.s3]: target.endpoints.s3,
       [AWS_TARGET_ENV.dynamodb]: target.endpoints.dynamodb,
+      ...(target.endpoints.sns ? { [AWS_TARGET_ENV.sns]: target.endpoints.sns } : {}),
     },
     maxEnvironments: intEnv('KEEL_LAMBDA_MAX_ENVIRONMENTS', 4, { min: 1, max: 64 }),
     idleSeconds: intEnv('KEEL_LAMBDA_IDLE_SECONDS', 300, { min: 1, max: 86_400 }),
     onLog: (fn, line) => {
-      if (line.startsWith('{"_aws"')) {
+      if (isEmfLine(line)) {
         appendFileSync(metrics, `${line}\n`);
       } else if (!options.capture?.(line)) {
         appendFileSync(join(logs, `${fn.name}.log`), `${line}\n`);
@@ -100,7 +104,7 @@ export async function startLocalFunctions(options: LocalFunctionsOptions): Promi
   return {
     deployment,
     lambda,
-    authorizer: awsRulesEnforced() ? new Authorizer(deployment) : undefined,
+    authorizer: options.authorizer ?? (awsRulesEnforced() ? new Authorizer(deployment) : undefined),
     close: () => lambda.close(),
   };
 }

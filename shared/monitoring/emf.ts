@@ -82,6 +82,14 @@ export function toEmf(
  * The samples of one log line: a metric value (or each value of an array) once per declared dimension
  * set. Lines that are not EMF (plain log output) give no samples.
  */
+/**
+ * Whether a log line is an EMF document, as CloudWatch Logs decides: a JSON object with an `_aws`
+ * directive, wherever the key stands (Keel puts searchable properties such as ModelVersion first).
+ */
+export function isEmfLine(line: string): boolean {
+  return line.startsWith('{') && line.includes('"_aws":') && parseEmf(line).length > 0;
+}
+
 export function parseEmf(line: string): MetricSample[] {
   let doc: unknown;
   try {

@@ -1,7 +1,8 @@
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { type Readable, Transform } from 'node:stream';
+import { type GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
-import { type EtlReport, runEtl } from '#shared/etl/etl.ts';
+import { type EtlReport, planEtl, runEtl } from '#shared/etl/etl.ts';
 import { SchemaChangeError } from '#shared/features/header.ts';
 import { CSV_HEADER, toCsvLine } from '#shared/features/index.ts';
 import { ALARM_IDS, alarmDefinitions, unseenCategoryAlarmId } from '#shared/monitoring/alarm-definitions.ts';
@@ -53,6 +54,38 @@ function stateOf(id: string, lines: readonly string[]): AlarmState {
   });
   return evaluateAlarm(definition, datapoints);
 }
+
+describe('the header is checked first', () => {
+  it('a renamed column stops the plan after the header: a few kilobytes of a 5 MB file are read', async () => {
+    const rows = [...generateRecords({ rows: 70_000, seed: 22, asOf: NOW })].map(toCsvLine);
+    const text = `${[CSV_HEADER.replace('income', 'annual_income'), ...rows].join('\n')}\n`;
+    await aws.clients.s3.send(
+      new PutObjectCommand({ Bucket: aws.names.raw, Key: 'raw/dq-big-renamed.csv', Body: text }),
+    );
+    // The raw object's bytes as the planner pulls them from S3.
+    let bytesRead = 0;
+    const s3 = {
+      async send(command: GetObjectCommand) {
+        const output = await aws.clients.s3.send(command);
+        const counter = new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            bytesRead += chunk.byteLength;
+            done(null, chunk);
+          },
+        });
+        return { ...output, Body: (output.Body as Readable).pipe(counter) };
+      },
+    } as unknown as S3Client;
+    const error = await planEtl(
+      { s3, rawBucket: aws.names.raw, emit: () => undefined },
+      { inputKey: 'raw/dq-big-renamed.csv' },
+    ).catch((e) => e);
+    expect(error).toBeInstanceOf(SchemaChangeError);
+    expect(Buffer.byteLength(text)).toBeGreaterThan(5_000_000);
+    expect(bytesRead).toBeGreaterThan(0);
+    expect(bytesRead).toBeLessThan(256 * 1024);
+  });
+});
 
 describe('ETL data-quality metrics and their alarms', () => {
   it('a renamed column raises the schema-change alarm; a good file publishes 0 and keeps it OK', async () => {
