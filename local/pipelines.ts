@@ -4,17 +4,21 @@ import { mkdir } from 'node:fs/promises';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { type AwsTarget, createAwsClients, createDocumentClient } from '#shared/aws/clients.ts';
 import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
+import { KEEL_ENV, optionalEnv } from '#shared/env.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipelines/definitions.ts';
 import { modelNameFromEnv } from '#shared/registry/metadata.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
+import { ONCALL_WEBHOOK_ENV } from './alarms.ts';
 import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';
-import { functionOf, type LocalDeployment } from './deployment/deployment.ts';
+import { functionOf, type LocalDeployment, loadLocalDeployment } from './deployment/deployment.ts';
 import { type ExecutionStatus, executeLocally, type TaskHandler } from './execution.ts';
 import { prepareLocalHandlers } from './handler-environment.ts';
 import { startLocalFunctions } from './lambda/functions.ts';
 import { fileNotifier, type Notification } from './notifications.ts';
-import type { Principal } from './rules/authorizer.ts';
+import { Authorizer, type Principal } from './rules/authorizer.ts';
+import { awsRulesEnforced } from './rules/switch.ts';
+import { SNS_PUBLISHER_KEY_ACTIONS, startLocalSns } from './sns.ts';
 import { type AslDefinition, type AslState, inlineDistributedMaps } from './state-machines.ts';
 
 export { type Notification, notificationsFile } from './notifications.ts';
@@ -114,13 +118,33 @@ export async function runDriftJob(
  */
 export async function createPipelineRunner(options: PipelineRunnerOptions): Promise<PipelineRunner> {
   await mkdir(options.home, { recursive: true });
+  const deployment = options.deployment ?? (await loadLocalDeployment());
+  const authorizer = awsRulesEnforced() ? new Authorizer(deployment) : undefined;
+  const publish = fileNotifier(options.home, options.onNotification);
+  // The drift function publishes its notice to the on-call topic itself, through this stand-in.
+  const onCallTopic = functionOf(deployment, 'lambdas/drift/handler.ts').environment[KEEL_ENV.onCallTopicArn];
+  const webhookUrl = optionalEnv(ONCALL_WEBHOOK_ENV, '');
+  const sns = await startLocalSns({
+    deployment,
+    authorizer,
+    publish,
+    ...(webhookUrl && onCallTopic
+      ? { webhook: { options: { url: webhookUrl }, topicArn: onCallTopic } }
+      : {}),
+  });
   const functions = await startLocalFunctions({
     home: options.home,
-    target: options.target,
-    deployment: options.deployment,
+    target: options.target.endpoints
+      ? { ...options.target, endpoints: { ...options.target.endpoints, sns: sns.endpoint } }
+      : options.target,
+    deployment,
+    authorizer,
     nodeBinary: options.nodeBinary,
+  }).catch(async (error: unknown) => {
+    await sns.close();
+    throw error;
   });
-  const { deployment, lambda, authorizer } = functions;
+  const { lambda } = functions;
   const machineOf = (pipeline: PipelineName) => pipelineMachine(deployment, pipeline);
   const definitions = pipelineDefinitions(deployment);
   if (options.approvalTimeoutSeconds !== undefined) {
@@ -136,7 +160,6 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
     session: machineOf(pipeline).name,
   });
 
-  const publish = fileNotifier(options.home, options.onNotification);
   const publishFault = (input: unknown) => {
     const fault = options.snsPublishFault?.((input as { Subject?: string }).Subject ?? '');
     if (fault) throw fault;
@@ -228,6 +251,7 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
     close: async () => {
       approvalDynamo.destroy();
       await functions.close();
+      await sns.close();
     },
     async drift(input) {
       const started = performance.now();
@@ -291,9 +315,6 @@ export function pipelineDefinitions(deployment: LocalDeployment): Record<Pipelin
     PIPELINE_NAMES.map((pipeline) => [pipeline, pipelineMachine(deployment, pipeline).definition]),
   ) as Record<PipelineName, AslDefinition>;
 }
-
-/** What an SNS publisher needs of an encrypted topic's key. */
-const SNS_PUBLISHER_KEY_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'];
 
 const PIPELINE_NAMES = Object.keys(PIPELINES) as PipelineName[];
 

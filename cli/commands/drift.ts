@@ -1,27 +1,49 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { Output } from '#cli/output.ts';
-import { runDriftJob } from '#local/pipelines.ts';
+import { type Output, UserError } from '#cli/output.ts';
+import { createPipelineRunner } from '#local/pipelines.ts';
 import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
+import { createS3Client } from '#shared/aws/clients.ts';
+import type { DriftReportDocument } from '#shared/drift/job.ts';
 import { renderDriftReport } from '#shared/drift/report-html.ts';
+import { getJson } from '#shared/pipelines/run-objects.ts';
 import type { ResourceNames } from '#shared/resources.ts';
 
 export function registerDrift(program: Command, output: Output): void {
   const drift = program.command('drift').description('data and prediction drift of the served model');
   drift
     .command('check')
-    .description('run the drift job now over a window of captured predictions (default: the last hour)')
+    .description(
+      'run the drift job now over a window of captured predictions (default: the last hour), as its schedule runs it',
+    )
     .option('--from <iso>', 'window start (default: one hour before --to)')
     .option('--to <iso>', 'window end (default: now)')
     .option('--report <file.html>', 'also write a self-contained HTML report')
     .action(async (options: { from?: string; to?: string; report?: string }) => {
       const home = keelHome();
       const runtime = await requireRuntime(home);
-      const result = await runDriftJob(
-        { home, target: runtimeTarget(runtime), names: runtime.names as ResourceNames },
-        { ...(options.from ? { from: options.from } : {}), ...(options.to ? { to: options.to } : {}) },
+      const target = runtimeTarget(runtime);
+      const names = runtime.names as ResourceNames;
+      // The drift function itself, with its role: its notice to on-call goes through the same checks.
+      const runner = await createPipelineRunner({
+        home,
+        target,
+        names,
+        onNotification: (n) => output.info(`notification: ${n.subject}`),
+      });
+      const run = await runner
+        .drift({ ...(options.from ? { from: options.from } : {}), ...(options.to ? { to: options.to } : {}) })
+        .finally(() => runner.close());
+      if (run.status !== 'SUCCEEDED' || !run.output) {
+        throw new UserError(`the drift job failed: ${run.error?.name}: ${run.error?.message}`);
+      }
+      const summary = run.output;
+      const s3 = createS3Client(target);
+      const document = await getJson<DriftReportDocument>(s3, names.outputs, summary.reportKey).finally(() =>
+        s3.destroy(),
       );
+      const result = { ...summary, report: document.report };
       if (options.report) {
         const file = resolve(options.report);
         await writeFile(
@@ -36,7 +58,6 @@ export function registerDrift(program: Command, output: Output): void {
         );
         output.info(`report written to ${file}`);
       }
-      const { report: _full, ...summary } = result;
       output.result(summary, () => {
         const lines = [
           `drift of ${result.model.name} ${result.model.version} over ${result.window.from} → ${result.window.to}: ${result.status.toUpperCase()}`,

@@ -1,11 +1,17 @@
 import { z } from 'zod';
+import { awsTargetFromEnv, createSnsClient } from '#shared/aws/clients.ts';
 import { type DriftJobDeps, runDrift } from '#shared/drift/job.ts';
+import { publishDriftNotice } from '#shared/drift/notice.ts';
+import { KEEL_ENV, optionalEnv } from '#shared/env.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { step } from '#shared/pipelines/step.ts';
 import { pipelineContext } from '#shared/pipelines/task-context.ts';
 
 const ctx = pipelineContext();
+const onCallTopic = optionalEnv(KEEL_ENV.onCallTopicArn, '');
+const sns = onCallTopic ? createSnsClient(awsTargetFromEnv()) : undefined;
 const deps: DriftJobDeps = {
+  ...(sns && onCallTopic ? { notify: (notice) => publishDriftNotice(sns, onCallTopic, notice) } : {}),
   s3: ctx.clients.s3,
   registry: ctx.registry,
   outputsBucket: ctx.names.outputs,

@@ -5,6 +5,7 @@ import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { Grant, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
@@ -52,6 +53,13 @@ export interface DriftJobProps {
    * @default - 14 days
    */
   readonly deadLetterRetention?: Duration;
+  /**
+   * The on-call topic the job sends its drift notice to when a run warns or pages: the features that
+   * moved with their PSI, the window, the model version and the report (what an alarm message cannot say).
+   * The job may publish to it and use its key.
+   * @default - no notice: the job publishes its metrics and report only
+   */
+  readonly onCallTopic?: ITopic;
 }
 
 /**
@@ -92,12 +100,23 @@ export class DriftJob extends Construct {
         ...(Object.keys(props.monitoringOptions ?? {}).length > 0
           ? { [KEEL_ENV.alarmOptions]: JSON.stringify(props.monitoringOptions) }
           : {}),
+        ...(props.onCallTopic ? { [KEEL_ENV.onCallTopicArn]: props.onCallTopic.topicArn } : {}),
       },
       // EventBridge invokes it asynchronously: a run that fails twice lands in the dead-letter queue.
       asyncInvocation: { onFailure: this.deadLetterQueue, retryAttempts: 1, maxEventAge: Duration.hours(1) },
       logRetention: props.logRetention,
     });
     const role = this.function.role;
+    // sns:Publish on the topic, and the exact key actions SNS asks of a publisher on an encrypted topic
+    // (grantPublish would give kms:GenerateDataKey*, a wildcard for no need).
+    if (props.onCallTopic) {
+      Grant.addToPrincipal({
+        grantee: role,
+        actions: ['sns:Publish'],
+        resourceArns: [props.onCallTopic.topicArn],
+      });
+      props.onCallTopic.masterKey?.grant(role, 'kms:GenerateDataKey', 'kms:Decrypt');
+    }
     const objects = (bucket: IBucket, prefix: string, actions: string[], why: string) => {
       const resource = bucket.arnForObjects(`${prefix}*`);
       Grant.addToPrincipal({ grantee: role, actions, resourceArns: [resource] });

@@ -185,6 +185,12 @@ export class MonitoringStack extends Stack {
     const { stage } = props;
     const schedules = props.schedules ?? SCHEDULES;
 
+    this.onCall = new OnCallTopic(this, 'OnCall', {
+      displayName: `Keel ${stage} on-call`,
+      email: props.onCallEmail,
+      webhookUrl: props.onCallWebhookUrl,
+      deadLetterRetention: props.deadLetterRetention,
+    });
     if (props.driftJob) {
       const schedule = schedules.find((s) => s.target === 'drift');
       if (!schedule)
@@ -198,6 +204,7 @@ export class MonitoringStack extends Stack {
         logRetention: props.driftJob.logRetention,
         monitoringOptions: props.alarmOptions,
         deadLetterRetention: props.deadLetterRetention,
+        onCallTopic: this.onCall.topic,
       });
     }
     const job = this.driftJob;
@@ -218,12 +225,6 @@ export class MonitoringStack extends Stack {
     );
     this.catalog = catalog;
 
-    this.onCall = new OnCallTopic(this, 'OnCall', {
-      displayName: `Keel ${stage} on-call`,
-      email: props.onCallEmail,
-      webhookUrl: props.onCallWebhookUrl,
-      deadLetterRetention: props.deadLetterRetention,
-    });
     this.alarms = new MonitoringAlarms(this, 'Alarms', {
       stage,
       alarms: catalog.alarms,

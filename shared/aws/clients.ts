@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { optionalEnv } from '#shared/env.ts';
@@ -10,8 +11,11 @@ import { optionalEnv } from '#shared/env.ts';
  */
 export interface AwsTarget {
   readonly region: string;
-  /** Local endpoints; absent means real AWS. */
-  readonly endpoints?: { readonly s3: string; readonly dynamodb: string };
+  /**
+   * Local endpoints; absent means real AWS. `sns` is there where something stands in for SNS (the local
+   * functions' environments, for the drift job's notice).
+   */
+  readonly endpoints?: { readonly s3: string; readonly dynamodb: string; readonly sns?: string };
 }
 
 /**
@@ -56,7 +60,11 @@ const localCredentials = () => {
   return token?.startsWith(LOCAL_SESSION_PREFIX) ? { ...LOCAL_KEYS, sessionToken: token } : LOCAL_KEYS;
 };
 
-export const AWS_TARGET_ENV = { s3: 'KEEL_S3_ENDPOINT', dynamodb: 'KEEL_DYNAMODB_ENDPOINT' } as const;
+export const AWS_TARGET_ENV = {
+  s3: 'KEEL_S3_ENDPOINT',
+  dynamodb: 'KEEL_DYNAMODB_ENDPOINT',
+  sns: 'KEEL_SNS_ENDPOINT',
+} as const;
 
 export function awsTargetFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): AwsTarget {
   const region = optionalEnv('AWS_REGION', optionalEnv('AWS_DEFAULT_REGION', 'us-east-1', env), env);
@@ -68,7 +76,8 @@ export function awsTargetFromEnv(env: Readonly<Record<string, string | undefined
       `set both ${AWS_TARGET_ENV.s3} and ${AWS_TARGET_ENV.dynamodb} for local endpoints, or neither`,
     );
   }
-  return { region, endpoints: { s3, dynamodb } };
+  const sns = env[AWS_TARGET_ENV.sns];
+  return { region, endpoints: { s3, dynamodb, ...(sns ? { sns } : {}) } };
 }
 
 export function createS3Client(target: AwsTarget, timeouts?: ClientTimeouts): S3Client {
@@ -91,6 +100,16 @@ export function createDynamoClient(target: AwsTarget, timeouts?: ClientTimeouts)
     ...transport(timeouts),
     region: target.region,
     endpoint: target.endpoints.dynamodb,
+    credentials: localCredentials(),
+  });
+}
+
+export function createSnsClient(target: AwsTarget): SNSClient {
+  if (!target.endpoints) return new SNSClient({ region: target.region });
+  if (!target.endpoints.sns) throw new Error(`no local SNS endpoint: set ${AWS_TARGET_ENV.sns}`);
+  return new SNSClient({
+    region: target.region,
+    endpoint: target.endpoints.sns,
     credentials: localCredentials(),
   });
 }

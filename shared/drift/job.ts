@@ -19,6 +19,7 @@ import { type EmitLine, publishMetrics } from '#shared/monitoring/publish.ts';
 import type { Baseline } from '#shared/registry/baseline.ts';
 import { getChampion, type RegistryDeps, readBaseline } from '#shared/registry/registry.ts';
 import { computeDrift, type DriftReport, type DriftStatus } from './compute.ts';
+import { type DriftNotice, driftNotice } from './notice.ts';
 import { driftThresholds } from './thresholds.ts';
 
 /**
@@ -44,6 +45,11 @@ export interface DriftJobDeps {
   /** The `service` dimension of the published metrics (default `keel`, what the alarms watch). */
   readonly service?: string;
   readonly monitoring?: MonitoringOptionsInput;
+  /**
+   * Sends the run's {@link DriftNotice} to on-call (the drift function publishes it to the on-call topic);
+   * without it, the run only publishes metrics and writes its report.
+   */
+  readonly notify?: (notice: DriftNotice) => Promise<void>;
   /** Receives each EMF document as one line (default: the Powertools metrics console). */
   readonly emit?: EmitLine;
   readonly now?: () => Date;
@@ -68,6 +74,8 @@ export interface DriftJobResult {
   readonly maxPsi: number | null;
   readonly maxPsiFeature: string | null;
   readonly reportKey: string;
+  /** The notice sent to on-call, when the run warned or paged and a notifier was given. */
+  readonly notice?: DriftNotice;
   /** The EMF lines published. */
   readonly metricLines: number;
   readonly report: DriftReport;
@@ -282,7 +290,17 @@ export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): P
       ContentType: 'application/json',
     }),
   );
+  // After the report is stored: the notice points at it.
+  const notice = deps.notify
+    ? driftNotice(report, {
+        model: document.model,
+        window: windowIso,
+        report: `s3://${deps.outputsBucket}/${reportKey}`,
+      })
+    : undefined;
+  if (notice) await deps.notify!(notice);
   return {
+    ...(notice ? { notice } : {}),
     model: document.model,
     window: windowIso,
     rows: window.rows,

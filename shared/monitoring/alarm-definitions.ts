@@ -80,7 +80,8 @@ const windowOf = (group: Evaluation): Evaluation => ({
 });
 
 const DRIFT_RUNBOOK =
-  'Run `keel drift check --report drift.html` (or open the drift job log) to see which features moved and how. ' +
+  "The drift job's notice on this topic names the features that moved with their PSI, the window, the model version and the report; " +
+  '`keel drift check --report drift.html` shows how they moved. ' +
   'A broken upstream feed (unit change, new plan or region, nulls) is fixed at the source; do not retrain on it. ' +
   'A real population change is answered by `keel train`, compared with the champion, then promoted.';
 

@@ -541,6 +541,9 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
         Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
         Resource: local,
       },
+      // Its notice to on-call: the topic, and what SNS asks of a publisher of the topic's key.
+      { Effect: 'Allow', Action: 'sns:Publish', Resource: { Ref: expect.stringMatching(/^OnCallTopic/) } },
+      { Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: local },
       {
         Effect: 'Allow',
         Action: 's3:ListBucket',
@@ -555,6 +558,16 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
       { Effect: 'Allow', Action: 's3:PutObject', Resource: under('/drift-reports/*') },
       { Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: data },
     ]);
+  });
+
+  it('tells the drift job the on-call topic its notice goes to', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          KEEL_ONCALL_TOPIC_ARN: { Ref: Match.stringLikeRegexp('^OnCallTopic') },
+        }),
+      },
+    });
   });
 
   it('does not start retraining on drift unless asked', () => {

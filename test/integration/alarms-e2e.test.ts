@@ -124,6 +124,20 @@ describe.skipIf(TEST_EMULATOR === 'moto')('alarms end to end through keel up', (
         AlarmName: 'keel-local-data-drift-page',
         NewStateValue: 'ALARM',
       });
+      // The drift job's own page names what the alarm cannot: the features, their PSI, window and report.
+      const notice = afterIncome.notifications.find(
+        (n) => n.source.startsWith('topic:') && (n.message as { kind?: string }).kind === 'drift',
+      )!;
+      expect(notice.subject).toMatch(/^Keel churn: data drift \(page\): .*\bincome PSI \d\.\d\d/);
+      expect(notice.message).toMatchObject({
+        status: 'page',
+        model: { name: 'churn' },
+        window: { from: income.window.from, to: income.window.to },
+        report: expect.stringMatching(/^s3:\/\/[^/]+\/drift-reports\/model=churn\//),
+        features: expect.arrayContaining([expect.objectContaining({ feature: 'income', status: 'page' })]),
+      });
+      expect(notice.webhook).toMatchObject({ status: 'delivered' });
+      expect(delivered.map((r) => r.body.Subject)).toContain(notice.subject);
       const composite = JSON.parse(
         delivered.find((r) => r.body.Subject.includes('"keel-local-page"'))!.body.Message,
       );
@@ -145,6 +159,16 @@ describe.skipIf(TEST_EMULATOR === 'moto')('alarms end to end through keel up', (
           (r) => r.path === '/drift' && r.body.Subject.includes('prediction-drift-positive-rate'),
         ),
       ).toBe(true);
+      // Its notice names the model version and the size of the move (the subject may be cut at 100 characters).
+      const summaries = received
+        .map((r) => JSON.parse(r.body.Message) as { kind?: string; summary?: string })
+        .filter((m) => m.kind === 'drift')
+        .map((m) => m.summary);
+      expect(summaries).toContainEqual(
+        expect.stringMatching(
+          /prediction drift \(page\) of v\d+: score PSI \d+\.\d\d, positive rate [+-]\d+\.\d points/,
+        ),
+      );
 
       // Restarting keeps the states: nothing is notified twice.
       expect(await p.keel.stop()).toBe(0);

@@ -1,9 +1,10 @@
 import { createHash, createHmac } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import {
   CreateStateMachineCommand,
   DescribeExecutionCommand,
@@ -279,6 +280,27 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
     expect(etl.stderr).toMatch(/the etl execution failed: EtlFailed: bad rows \(execution arn:aws:states:/);
     const batch = await runKeel(['--stage', STAGE, 'batch', 'run'], env);
     expect(batch.stderr).toContain('stack Keel-it-Pipelines has no batch state machine: deploy it');
+  });
+
+  it('keel --stage data import streams a checked file into the stage’s raw bucket', async () => {
+    const file = join(home, 'outcomes.csv');
+    await writeFile(file, 'customer_id,churned,observed_at\nc-000001,1,2026-12-01T00:00:00Z\n');
+    const imported = await runKeel(
+      ['--json', '--stage', STAGE, 'data', 'import', file, '--kind', 'outcomes'],
+      env,
+    );
+    expect(imported.code, imported.stderr).toBe(0);
+    const { bucket, key, rows } = JSON.parse(imported.stdout) as {
+      bucket: string;
+      key: string;
+      rows: number;
+    };
+    expect({ bucket, rows }).toEqual({ bucket: names.raw, rows: 1 });
+    expect(key).toMatch(/^outcomes\/\d{8}T\d{6}Z-outcomes\.csv$/);
+    const object = await aws.clients.s3.send(new GetObjectCommand({ Bucket: names.raw, Key: key }));
+    expect(await object.Body!.transformToString()).toContain('c-000001,1,');
+    const generate = await runKeel(['--stage', STAGE, 'data', 'generate', '--rows', '10'], env);
+    expect(generate.stderr).toContain('keel data generate works on the local platform only');
   });
 
   it('names the missing stack, and refuses --stage for local-only commands', async () => {

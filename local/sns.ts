@@ -1,0 +1,159 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { postWebhook, snsEnvelope, type WebhookOptions } from './alarms-message.ts';
+import type { LocalDeployment } from './deployment/deployment.ts';
+import type { Notifier } from './notifications.ts';
+import { AccessDeniedError, type Authorizer } from './rules/authorizer.ts';
+import { principalFromSessionToken } from './rules/credentials.ts';
+
+/**
+ * The local stand-in for SNS's Publish, for code that calls SNS itself (the drift function's notice;
+ * the state machines' publish states are the runner's own). A request signed with a local role session
+ * is checked as SNS checks it: sns:Publish on the topic through the role's policies, then the topic
+ * key's kms:GenerateDataKey and kms:Decrypt through the key policy, refused with SNS's error when not
+ * allowed. An accepted message goes where the topic's messages go on this machine: the notifications
+ * file and the console, and for the on-call topic the on-call webhook, in SNS's HTTPS envelope.
+ */
+export interface LocalSnsOptions {
+  readonly deployment: LocalDeployment;
+  /** Absent when AWS's rules are off (KEEL_AWS_RULES=off): every publish is accepted. */
+  readonly authorizer?: Authorizer;
+  readonly publish: Notifier;
+  /** Where the on-call topic's messages are POSTed, as SNS POSTs them to an HTTPS subscriber. */
+  readonly webhook?: { readonly options: WebhookOptions; readonly topicArn: string };
+}
+
+export interface LocalSns {
+  readonly endpoint: string;
+  close(): Promise<void>;
+}
+
+/** What SNS asks of a publisher on an encrypted topic. */
+export const SNS_PUBLISHER_KEY_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'];
+const MAX_BODY = 512 * 1024;
+const XMLNS = 'http://sns.amazonaws.com/doc/2010-03-31/';
+
+const escapeXml = (text: string) =>
+  text.replace(
+    /[<>&'"]/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!,
+  );
+
+class SnsError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SnsError';
+  }
+}
+
+async function formOf(req: IncomingMessage): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > MAX_BODY)
+      throw new SnsError(400, 'InvalidParameter', 'the request is over the size SNS accepts');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+export async function startLocalSns(options: LocalSnsOptions): Promise<LocalSns> {
+  const { deployment, authorizer } = options;
+  const region = deployment.env.region;
+
+  const publish = async (req: IncomingMessage): Promise<string> => {
+    const form = await formOf(req);
+    if (form.get('Action') !== 'Publish') {
+      throw new SnsError(
+        400,
+        'InvalidAction',
+        `the local SNS answers Publish only, not ${form.get('Action')}`,
+      );
+    }
+    const topicArn = form.get('TopicArn') ?? '';
+    const message = form.get('Message');
+    const subject = form.get('Subject') ?? '';
+    const topic = deployment.topics.get(topicArn);
+    if (!topic) throw new SnsError(404, 'NotFound', `Topic does not exist: ${topicArn}`);
+    if (message === null) throw new SnsError(400, 'InvalidParameter', 'Invalid parameter: Message');
+    const token = req.headers['x-amz-security-token'];
+    const principal = principalFromSessionToken(Array.isArray(token) ? token[0] : token);
+    if (principal && authorizer) {
+      await authorizer
+        .authorize({ principal, action: 'sns:Publish', resource: topicArn })
+        .catch(rethrowAs(403, 'AuthorizationError'));
+      if (topic.keyArn) {
+        await authorizer
+          .authorizeKey(principal, topic.keyArn, SNS_PUBLISHER_KEY_ACTIONS, `sns.${region}.amazonaws.com`)
+          .catch(rethrowAs(400, 'KMSAccessDenied'));
+      }
+    }
+    const at = new Date();
+    let body: unknown = message;
+    try {
+      body = JSON.parse(message);
+    } catch {
+      // a plain-text message
+    }
+    const webhook =
+      options.webhook?.topicArn === topicArn
+        ? await postWebhook(
+            options.webhook.options,
+            snsEnvelope(subject, body as Record<string, unknown>, topicArn, at),
+          )
+        : undefined;
+    await options.publish({
+      at: at.toISOString(),
+      source: `topic:${topicArn.split(':').at(-1)}`,
+      subject,
+      message: body,
+      ...(webhook ? { webhook } : {}),
+    });
+    return randomUUID();
+  };
+
+  const server: Server = createServer((req, res) => {
+    const requestId = randomUUID();
+    publish(req).then(
+      (messageId) => {
+        res.writeHead(200, { 'content-type': 'text/xml' });
+        res.end(
+          `<PublishResponse xmlns="${XMLNS}"><PublishResult><MessageId>${messageId}</MessageId></PublishResult>` +
+            `<ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></PublishResponse>`,
+        );
+      },
+      (error: unknown) => {
+        const known = error instanceof SnsError ? error : new SnsError(500, 'InternalError', String(error));
+        res.writeHead(known.status, { 'content-type': 'text/xml' });
+        res.end(
+          `<ErrorResponse xmlns="${XMLNS}"><Error><Type>${known.status < 500 ? 'Sender' : 'Receiver'}</Type>` +
+            `<Code>${known.code}</Code><Message>${escapeXml(known.message)}</Message></Error>` +
+            `<RequestId>${requestId}</RequestId></ErrorResponse>`,
+        );
+      },
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** An authorizer's denial as SNS reports it; anything else as it is. */
+function rethrowAs(status: number, code: string) {
+  return (error: unknown): never => {
+    if (error instanceof AccessDeniedError) throw new SnsError(status, code, error.message);
+    throw error;
+  };
+}
