@@ -140,7 +140,7 @@ describe('keel --stage NAME alarms', () => {
       condition: '>= 0.25 (1 of 1 × 3600 s)',
       history: null,
     });
-    expect(drift.runbook).toMatch(/^Run `keel drift check/);
+    expect(drift.runbook).toMatch(/^The drift job.s notice on this topic names the features/);
     expect(Date.parse(drift.since!)).toBeGreaterThan(Date.now() - 120_000);
     for (const alarm of snapshot.alarms.filter((a) => a.id !== ALARM_IDS.dataDriftPage)) {
       expect(alarm.state, alarm.id).toBe('OK');
