@@ -18,7 +18,7 @@ import { startLocalFunctions } from './lambda/functions.ts';
 import { fileNotifier, type Notification } from './notifications.ts';
 import { Authorizer, type Principal } from './rules/authorizer.ts';
 import { awsRulesEnforced } from './rules/switch.ts';
-import { SNS_PUBLISHER_KEY_ACTIONS, startLocalSns } from './sns.ts';
+import { authorizePublish, startLocalSns } from './sns.ts';
 import { type AslDefinition, type AslState, inlineDistributedMaps } from './state-machines.ts';
 
 export { type Notification, notificationsFile } from './notifications.ts';
@@ -164,22 +164,6 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
     const fault = options.snsPublishFault?.((input as { Subject?: string }).Subject ?? '');
     if (fault) throw fault;
   };
-  /** What SNS checks before it accepts a publish: the role may publish, and use the topic's key. */
-  const mayPublish = async (pipeline: PipelineName, topicArn: unknown) => {
-    if (!authorizer) return;
-    const principal = roleOf(pipeline);
-    const topic = String(topicArn);
-    await authorizer.authorize({ principal, action: 'sns:Publish', resource: topic });
-    const key = deployment.topics.get(topic)?.keyArn;
-    if (key) {
-      await authorizer.authorizeKey(
-        principal,
-        key,
-        SNS_PUBLISHER_KEY_ACTIONS,
-        `sns.${deployment.env.region}.amazonaws.com`,
-      );
-    }
-  };
   const notify = (pipeline: PipelineName) => async (input: unknown) => {
     publishFault(input);
     const { TopicArn, Subject, Message } = input as {
@@ -187,7 +171,7 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       Subject?: string;
       Message?: unknown;
     };
-    await mayPublish(pipeline, TopicArn);
+    if (authorizer) await authorizePublish(authorizer, deployment, roleOf(pipeline), String(TopicArn));
     await publish({
       at: new Date().toISOString(),
       source: `pipeline:${PIPELINES[pipeline].name}`,

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { postWebhook, snsEnvelope, type WebhookOptions } from './alarms-message.ts';
 import type { LocalDeployment } from './deployment/deployment.ts';
 import type { Notifier } from './notifications.ts';
-import { AccessDeniedError, type Authorizer } from './rules/authorizer.ts';
+import { AccessDeniedError, type Authorizer, type Principal } from './rules/authorizer.ts';
 import { principalFromSessionToken } from './rules/credentials.ts';
 
 /**
@@ -30,7 +30,30 @@ export interface LocalSns {
 }
 
 /** What SNS asks of a publisher on an encrypted topic. */
-export const SNS_PUBLISHER_KEY_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'];
+const SNS_PUBLISHER_KEY_ACTIONS = ['kms:GenerateDataKey', 'kms:Decrypt'];
+
+/**
+ * What SNS checks before it accepts a publish, for the state machines' publish states and for this
+ * stand-in alike: the principal may publish to the topic, then use the topic's key through SNS.
+ * A denial is an {@link AccessDeniedError} naming the action (sns:… or kms:…) that was refused.
+ */
+export async function authorizePublish(
+  authorizer: Authorizer,
+  deployment: LocalDeployment,
+  principal: Principal,
+  topicArn: string,
+): Promise<void> {
+  await authorizer.authorize({ principal, action: 'sns:Publish', resource: topicArn });
+  const key = deployment.topics.get(topicArn)?.keyArn;
+  if (key) {
+    await authorizer.authorizeKey(
+      principal,
+      key,
+      SNS_PUBLISHER_KEY_ACTIONS,
+      `sns.${deployment.env.region}.amazonaws.com`,
+    );
+  }
+}
 const MAX_BODY = 512 * 1024;
 const XMLNS = 'http://sns.amazonaws.com/doc/2010-03-31/';
 
@@ -65,7 +88,6 @@ async function formOf(req: IncomingMessage): Promise<URLSearchParams> {
 
 export async function startLocalSns(options: LocalSnsOptions): Promise<LocalSns> {
   const { deployment, authorizer } = options;
-  const region = deployment.env.region;
 
   const publish = async (req: IncomingMessage): Promise<string> => {
     const form = await formOf(req);
@@ -85,14 +107,7 @@ export async function startLocalSns(options: LocalSnsOptions): Promise<LocalSns>
     const token = req.headers['x-amz-security-token'];
     const principal = principalFromSessionToken(Array.isArray(token) ? token[0] : token);
     if (principal && authorizer) {
-      await authorizer
-        .authorize({ principal, action: 'sns:Publish', resource: topicArn })
-        .catch(rethrowAs(403, 'AuthorizationError'));
-      if (topic.keyArn) {
-        await authorizer
-          .authorizeKey(principal, topic.keyArn, SNS_PUBLISHER_KEY_ACTIONS, `sns.${region}.amazonaws.com`)
-          .catch(rethrowAs(400, 'KMSAccessDenied'));
-      }
+      await authorizePublish(authorizer, deployment, principal, topicArn).catch(asSnsError);
     }
     const at = new Date();
     let body: unknown = message;
@@ -150,10 +165,9 @@ export async function startLocalSns(options: LocalSnsOptions): Promise<LocalSns>
   };
 }
 
-/** An authorizer's denial as SNS reports it; anything else as it is. */
-function rethrowAs(status: number, code: string) {
-  return (error: unknown): never => {
-    if (error instanceof AccessDeniedError) throw new SnsError(status, code, error.message);
-    throw error;
-  };
+/** An authorizer's denial as SNS reports it (the policy's, or the topic key's); anything else as it is. */
+function asSnsError(error: unknown): never {
+  if (!(error instanceof AccessDeniedError)) throw error;
+  if (error.request.action.startsWith('kms:')) throw new SnsError(400, 'KMSAccessDenied', error.message);
+  throw new SnsError(403, 'AuthorizationError', error.message);
 }
