@@ -25,7 +25,7 @@ import {
   type Transition,
   type WebhookOptions,
 } from './alarms-message.ts';
-import { metricsFile } from './handler-environment.ts';
+import { metricsFile } from './metrics-file.ts';
 import type { Notification, Notifier } from './notifications.ts';
 
 /**

@@ -2,18 +2,15 @@ import './promise-polyfill.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { type AwsTarget, createAwsClients, createDocumentClient } from '#shared/aws/clients.ts';
+import { type AwsTarget, createDocumentClient } from '#shared/aws/clients.ts';
 import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
 import { KEEL_ENV, optionalEnv } from '#shared/env.ts';
-import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipelines/definitions.ts';
-import { modelNameFromEnv } from '#shared/registry/metadata.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
 import { ONCALL_WEBHOOK_ENV } from './alarms.ts';
 import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';
 import { functionOf, type LocalDeployment, loadLocalDeployment } from './deployment/deployment.ts';
 import { type ExecutionStatus, executeLocally, type TaskHandler } from './execution.ts';
-import { prepareLocalHandlers } from './handler-environment.ts';
 import { startLocalFunctions } from './lambda/functions.ts';
 import { fileNotifier, type Notification } from './notifications.ts';
 import { Authorizer, type Principal } from './rules/authorizer.ts';
@@ -73,40 +70,6 @@ export interface PipelineRunner {
 export type DriftRun = Omit<PipelineRun<Omit<DriftJobResult, 'report'>>, 'pipeline'> & {
   readonly pipeline: 'drift';
 };
-
-/**
- * One drift check against the local platform (what `keel drift check` runs): the champion's captured
- * predictions of the window (default the last hour) → report in `drift-reports/`, EMF lines in the
- * local metrics file. Returns the full report; errors (no champion, a bad window) propagate.
- */
-export async function runDriftJob(
-  options: Pick<PipelineRunnerOptions, 'home' | 'target' | 'names'> & { readonly modelName?: string },
-  input: DriftJobInput = {},
-): Promise<DriftJobResult> {
-  await prepareLocalHandlers(options.home, options.target, options.names);
-  const { runDrift } = await import('#shared/drift/job.ts');
-  const clients = createAwsClients(options.target);
-  try {
-    return await runDrift(
-      {
-        s3: clients.s3,
-        registry: {
-          s3: clients.s3,
-          dynamo: clients.dynamo,
-          bucket: options.names.models,
-          table: options.names.modelRegistry,
-        },
-        outputsBucket: options.names.outputs,
-        modelName: options.modelName ?? modelNameFromEnv(),
-        monitoring: monitoringOptionsFromEnv(),
-      },
-      input,
-    );
-  } finally {
-    clients.s3.destroy();
-    clients.dynamo.destroy();
-  }
-}
 
 /**
  * Runs the state machines of the synthesized local stage with aws-local-stepfunctions as Step Functions

@@ -1,7 +1,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type LocalDeployment, loadLocalDeployment } from '#local/deployment/deployment.ts';
-import { metricsFile } from '#local/handler-environment.ts';
+import { metricsFile } from '#local/metrics-file.ts';
 import { Authorizer } from '#local/rules/authorizer.ts';
 import { awsRulesEnforced } from '#local/rules/switch.ts';
 import { LOCAL_PROCESS_ENV } from '#local/running-platform.ts';

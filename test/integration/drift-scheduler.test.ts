@@ -1,9 +1,9 @@
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { prepareLocalHandlers } from '#local/handler-environment.ts';
 import type { DriftRun, PipelineRunner } from '#local/pipelines.ts';
 import { startScheduler } from '#local/scheduler.ts';
 import { SCHEDULES } from '#shared/pipelines/schedules.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { prepareLocalHandlers } from '../support/local-handlers.ts';
 
 /** The hourly Drift schedule fires locally: the scheduler calls the drift job's handler, no state machine. */
 let aws: TestAws | undefined;

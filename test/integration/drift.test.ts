@@ -2,10 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CaptureDelivery } from '#local/capture-delivery.ts';
-import { metricsFile } from '#local/handler-environment.ts';
-import { runDriftJob } from '#local/pipelines.ts';
+import { metricsFile } from '#local/metrics-file.ts';
+import { createPipelineRunner, type PipelineRunner } from '#local/pipelines.ts';
 import { generateRecords } from '#shared/data/generate.ts';
-import type { DriftJobResult, DriftReportDocument } from '#shared/drift/job.ts';
+import type { DriftJobInput, DriftReportDocument } from '#shared/drift/job.ts';
 import { FEATURE_FIELD_NAMES } from '#shared/features/index.ts';
 import { parseEmf } from '#shared/monitoring/emf.ts';
 import { DRIFT_METRICS } from '#shared/monitoring/metrics.ts';
@@ -14,13 +14,14 @@ import { startTestAws, type TestAws } from '../support/aws.ts';
 import { promoteVersion, registerTrainedModel } from '../support/model.ts';
 
 /**
- * Monitoring end to end: predictions through the API are captured to S3, the drift job reads the
- * champion's captures of a window, compares them with its baseline, publishes EMF lines into the
- * local metrics file and writes the report to S3.
+ * Monitoring end to end: predictions through the API are captured to S3, the drift function (as its
+ * schedule invokes it, with its role) reads the champion's captures of a window, compares them with its
+ * baseline, publishes EMF lines into the local metrics file and writes the report to S3.
  */
 let aws: TestAws;
 let api: TestApi;
 let delivery: CaptureDelivery;
+let runner: PipelineRunner;
 
 const asOf = new Date();
 
@@ -33,9 +34,11 @@ beforeAll(async () => {
   await promoteVersion(aws, version);
   api = await startTestApi(aws, { refreshIntervalMs: 60_000, captureSampleRate: 1 });
   delivery = api.delivery!;
+  runner = await createPipelineRunner({ home: aws.home, target: aws.target, names: aws.names });
 }, 60_000);
 
 afterAll(async () => {
+  await runner?.close();
   await api?.close();
   await aws?.close();
 });
@@ -58,12 +61,17 @@ async function predictAll(customers: ReturnType<typeof generateRecords>) {
   }
 }
 
+/** One run of the drift function: its summary, or its error as the function threw it. */
+async function runDrift(input: DriftJobInput = {}) {
+  const run = await runner.drift(input);
+  if (run.status !== 'SUCCEEDED')
+    throw Object.assign(new Error(run.error?.message), { name: run.error?.name });
+  return run.output!;
+}
+
 /** The window's drift job run, its report document in S3 and its EMF samples in the local metrics file. */
 async function driftOf(from: Date, to: Date) {
-  const result: DriftJobResult = await runDriftJob(
-    { home: aws.home, target: aws.target, names: aws.names },
-    { from: from.toISOString(), to: to.toISOString() },
-  );
+  const result = await runDrift({ from: from.toISOString(), to: to.toISOString() });
   const object = await aws.clients.s3.send(
     new GetObjectCommand({ Bucket: aws.names.outputs, Key: result.reportKey }),
   );
@@ -149,17 +157,14 @@ describe('drift job over captured predictions', () => {
   });
 
   it('defaults to the last hour before now', async () => {
-    const result = await runDriftJob({ home: aws.home, target: aws.target, names: aws.names });
+    const result = await runDrift();
     expect(result.rows).toBe(1400);
     expect(Date.parse(result.window.to) - Date.parse(result.window.from)).toBe(3_600_000);
   }, 30_000);
 
   it('refuses an inverted window', async () => {
-    await expect(
-      runDriftJob(
-        { home: aws.home, target: aws.target, names: aws.names },
-        { from: '2020-01-01T01:00:00Z', to: '2020-01-01T00:00:00Z' },
-      ),
-    ).rejects.toThrow(/drift window is invalid/);
+    await expect(runDrift({ from: '2020-01-01T01:00:00Z', to: '2020-01-01T00:00:00Z' })).rejects.toThrow(
+      /drift window is invalid/,
+    );
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type AlarmLoop, type AlarmStatus, createAlarmLoop, localAlarmCatalog } from '#local/alarms.ts';
-import { metricsFile } from '#local/handler-environment.ts';
+import { metricsFile } from '#local/metrics-file.ts';
 import { fileNotifier, type Notification, readNotifications } from '#local/notifications.ts';
 import { ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import { toEmf } from '#shared/monitoring/emf.ts';

@@ -1,14 +1,12 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { metricsFile } from '#local/metrics-file.ts';
 import { AWS_TARGET_ENV, type AwsTarget } from '#shared/aws/clients.ts';
 import { KEEL_ENV } from '#shared/env.ts';
 import { type ResourceNames, resourceEnvironment } from '#shared/resources.ts';
 
-/** Where the local platform keeps the EMF metric lines its handlers emit (what CloudWatch would read). */
-export const metricsFile = (home: string) => join(home, 'metrics', 'emf.jsonl');
-
 /**
- * Prepares this process to run Keel's handlers the way Lambda would: resource names and endpoints in
+ * Prepares this process (a test's) to run Keel's handlers in it the way Lambda would: resource names and endpoints in
  * the environment (handlers read them at import), laptop defaults for Powertools (quiet logs, no X-Ray
  * daemon, quick model refresh) unless the user set them, and EMF metrics appended to the metrics file.
  * Must run before any handler module is imported; safe to call more than once.
