@@ -9,6 +9,7 @@ import { pipelineContext } from '#shared/pipelines/task-context.ts';
 
 const ctx = pipelineContext();
 const onCallTopic = optionalEnv(KEEL_ENV.onCallTopicArn, '');
+// Created once per environment, like the other clients, and only where there is a topic to page.
 const sns = onCallTopic ? createSnsClient(awsTargetFromEnv()) : undefined;
 const deps: DriftJobDeps = {
   ...(sns && onCallTopic ? { notify: (notice) => publishDriftNotice(sns, onCallTopic, notice) } : {}),

@@ -298,7 +298,7 @@ export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): P
         report: `s3://${deps.outputsBucket}/${reportKey}`,
       })
     : undefined;
-  if (notice) await deps.notify!(notice);
+  if (notice && deps.notify) await deps.notify(notice);
   return {
     ...(notice ? { notice } : {}),
     model: document.model,
