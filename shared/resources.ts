@@ -99,3 +99,11 @@ export const KEYS = {
   /** Batch runs' plans and segment results, in the outputs bucket. */
   batchRunsPrefix: 'batch-runs/',
 } as const;
+
+/** A time in object keys: `20261206T020000Z` (UTC, to the second), which sorts as the times do. */
+export function keyTimestamp(at: Date): string {
+  return at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+}

@@ -6,7 +6,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ValidationError } from '#shared/errors.ts';
 import { assertHeader, type CsvFileSchema, CUSTOMER_FILE, OUTCOME_FILE } from '#shared/features/header.ts';
-import { KEYS } from '#shared/resources.ts';
+import { KEYS, keyTimestamp } from '#shared/resources.ts';
 
 /**
  * `keel data import`: a CSV file of this machine into the raw bucket, its header checked before a byte is
@@ -42,15 +42,11 @@ async function firstLine(path: string): Promise<string | undefined> {
 
 /** `raw/20261206T020000Z-<file name>.csv`: sorts by time, says where it came from, safe as an S3 key. */
 export function importKey(kind: ImportKind, path: string, now: Date): string {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
   const name = basename(path)
     .replace(/\.csv$/i, '')
     .replace(/[^A-Za-z0-9._-]+/g, '-')
     .slice(0, 100);
-  return `${IMPORT_KINDS[kind].prefix}${stamp}-${name || 'import'}.csv`;
+  return `${IMPORT_KINDS[kind].prefix}${keyTimestamp(now)}-${name || 'import'}.csv`;
 }
 
 export async function importCsvFile(

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { CSV_HEADER, type LabeledRecord, toCsvLine } from '#shared/features/index.ts';
-import { KEYS } from '#shared/resources.ts';
+import { KEYS, keyTimestamp } from '#shared/resources.ts';
 import { type GenerateOptions, generateRecords } from './generate.ts';
 
 /** Summary of a generated file, for the CLI and for tests that check the distribution. */
@@ -20,14 +20,10 @@ export type ProgressListener = (rowsDone: number) => void;
 
 /** Time-ordered, self-describing key: the newest file sorts last. */
 export function rawDataKey(options: GenerateOptions, createdAt: Date): string {
-  const stamp = createdAt
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
   const drift = Object.entries(options.drift ?? {})
     .map(([field, factor]) => `-drift-${field}-${factor}`)
     .join('');
-  return `${KEYS.rawPrefix}${stamp}-n${options.rows}-s${options.seed}${drift}.csv`;
+  return `${KEYS.rawPrefix}${keyTimestamp(createdAt)}-n${options.rows}-s${options.seed}${drift}.csv`;
 }
 
 const ROWS_PER_CHUNK = 2_000;

@@ -18,6 +18,7 @@ import {
 import { type EmitLine, publishMetrics } from '#shared/monitoring/publish.ts';
 import type { Baseline } from '#shared/registry/baseline.ts';
 import { getChampion, type RegistryDeps, readBaseline } from '#shared/registry/registry.ts';
+import { keyTimestamp } from '#shared/resources.ts';
 import { computeDrift, type DriftReport, type DriftStatus } from './compute.ts';
 import { type DriftNotice, driftNotice } from './notice.ts';
 import { driftThresholds } from './thresholds.ts';
@@ -264,12 +265,7 @@ export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): P
   });
 
   const windowIso = { from: from.toISOString(), to: to.toISOString() };
-  const stamp = (d: Date) =>
-    d
-      .toISOString()
-      .replace(/[-:]/g, '')
-      .replace(/\.\d+Z$/, 'Z');
-  const reportKey = `${DRIFT_REPORT_PREFIX}model=${deps.modelName}/version=${version}/${stamp(from)}-${stamp(to)}.json`;
+  const reportKey = `${DRIFT_REPORT_PREFIX}model=${deps.modelName}/version=${version}/${keyTimestamp(from)}-${keyTimestamp(to)}.json`;
   const document: DriftReportDocument = {
     generatedAt: now.toISOString(),
     model: { name: deps.modelName, version },
