@@ -5,7 +5,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
@@ -82,16 +81,7 @@ export function onLines(stream: Readable, onLine: (line: string) => void): void 
   createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', onLine);
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '#local/free-port.ts';
 
 /** Resident memory of a process from /proc (Linux), in MiB; null elsewhere. */
 export function processRssMb(pid: number | undefined): number | null {

@@ -1,7 +1,8 @@
-import { type AwsTarget, createS3Client } from '#shared/aws/clients.ts';
+import type { AwsTarget } from '#shared/aws/clients.ts';
 import { type ApiServer, type ProxyHandler, startApiServer } from '#shared/http/apigw-server.ts';
 import type { ResourceNames } from '#shared/resources.ts';
-import { CaptureDelivery } from './capture-delivery.ts';
+import { type CaptureDelivery, platformCaptureDelivery } from './capture-delivery.ts';
+import { startContainerApi } from './container-api.ts';
 import { functionOf } from './deployment/deployment.ts';
 import { type LocalFunctions, startLocalFunctions } from './lambda/functions.ts';
 
@@ -29,14 +30,7 @@ export interface LocalApi extends ApiServer {
  * the outputs bucket; `close()` stops the server (in-flight requests finish), then writes what is left.
  */
 export async function startLocalApi(options: LocalApiOptions): Promise<LocalApi> {
-  const delivery = new CaptureDelivery({
-    s3: createS3Client(options.target),
-    bucket: options.names.outputs,
-    onError: (error) =>
-      process.stderr.write(
-        `capture delivery failed (its lines are kept for the next write): ${String(error)}\n`,
-      ),
-  });
+  const delivery = platformCaptureDelivery(options.target, options.names);
   const functions = await startLocalFunctions({
     home: options.home,
     target: options.target,
@@ -69,4 +63,29 @@ export async function startLocalApi(options: LocalApiOptions): Promise<LocalApi>
     await delivery.close();
     throw error;
   }
+}
+
+/** How the local API runs the predict code, as the stage's `inference.compute` names it. */
+export type ApiCompute = 'lambda' | 'ecs';
+
+export interface PlatformApi extends ApiServer {
+  /** Processes serving it besides this one (the containers; Lambda's environments come and go). */
+  pids(): number[];
+}
+
+/**
+ * The API of `keel up`: the predict function in Lambda-like environments ({@link startLocalApi}), or the
+ * ECS container in one process per core (local/container-api.ts).
+ */
+export async function startPlatformApi(
+  options: LocalApiOptions & {
+    readonly compute: ApiCompute;
+    /** With `ecs`. @default - the machine's cores */
+    readonly workers?: number;
+    readonly log?: (message: string) => void;
+  },
+): Promise<PlatformApi> {
+  if (options.compute === 'ecs') return startContainerApi(options);
+  const api = await startLocalApi(options);
+  return { url: api.url, port: api.port, pids: () => [], close: () => api.close() };
 }

@@ -1,10 +1,12 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { type AwsTarget, createS3Client } from '#shared/aws/clients.ts';
 import {
   CAPTURE_CONTENT_TYPE,
   captureHourPrefix,
   captureObjectKey,
   parseCaptureLine,
 } from '#shared/inference/capture.ts';
+import type { ResourceNames } from '#shared/resources.ts';
 
 /**
  * The local stand-in for what AWS does with the predict process's capture lines (a CloudWatch Logs
@@ -139,4 +141,16 @@ export class CaptureDelivery {
       throw lastError;
     }
   }
+}
+
+/** The platform's delivery: to its outputs bucket, a failed write reported on stderr. */
+export function platformCaptureDelivery(target: AwsTarget, names: ResourceNames): CaptureDelivery {
+  return new CaptureDelivery({
+    s3: createS3Client(target),
+    bucket: names.outputs,
+    onError: (error) =>
+      process.stderr.write(
+        `capture delivery failed (its lines are kept for the next write): ${String(error)}\n`,
+      ),
+  });
 }

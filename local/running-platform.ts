@@ -11,6 +11,10 @@ export const LOCAL_PROCESS_ENV = {
   port: 'KEEL_PORT',
   s3Port: 'KEEL_S3_PORT',
   dynamodbPort: 'KEEL_DYNAMODB_PORT',
+  /** How the API runs the predict code: `lambda` (the local stage's compute) or `ecs`. */
+  apiCompute: 'KEEL_API_COMPUTE',
+  /** With `ecs`: container processes. */
+  apiWorkers: 'KEEL_API_WORKERS',
 } as const;
 
 /** The state directory of the local platform: `${KEEL_HOME:-.keel}`, resolved against the cwd. */
@@ -25,6 +29,8 @@ const runtimeSchema = z.object({
   region: z.string(),
   endpoints: z.object({ s3: z.string(), dynamodb: z.string(), api: z.string().optional() }),
   names: z.record(z.string(), z.string()),
+  /** The processes of the platform besides `pid` (the supervisor): none outlives it. */
+  processes: z.object({ storage: z.number().int(), api: z.array(z.number().int()) }).optional(),
 });
 
 /** What a running `keel up` publishes so that commands in other terminals can find it. */

@@ -17,6 +17,11 @@ export interface LocalServersOptions {
   readonly s3Port: number;
   /** Port of the DynamoDB server; 0 picks a free one. */
   readonly dynamoPort: number;
+  /**
+   * Ports of the rules proxies, the endpoints clients use (a restarted storage process keeps them).
+   * @default - free ports
+   */
+  readonly proxyPorts?: { readonly s3?: number; readonly dynamodb?: number };
   readonly environment: DeploymentEnvironment;
   /** Told of every call the rules proxies refuse. */
   readonly onDenied?: (denial: Denial) => void;
@@ -24,6 +29,8 @@ export interface LocalServersOptions {
 
 export interface LocalServers {
   readonly target: AwsTarget;
+  /** Where the emulators themselves listen (behind the rules proxies, unless KEEL_AWS_RULES=off). */
+  readonly emulatorPorts: { readonly s3: number; readonly dynamodb: number };
   readonly names: ResourceNames;
   /** Buckets and tables this start created (empty when the state already had them). */
   readonly created: string[];
@@ -88,7 +95,7 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
   const closeEmulators = () => Promise.all([closeServer(s3rver.httpServer), closeServer(dynamoServer)]);
   // Every client goes through the rules proxies, which check what the functions' roles may do.
   const rules = awsRulesEnforced()
-    ? await startRulesFront(emulators, options.onDenied).catch(async (error: unknown) => {
+    ? await startRulesFront(emulators, options.onDenied, options.proxyPorts).catch(async (error: unknown) => {
         await closeEmulators();
         throw error;
       })
@@ -96,6 +103,7 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
 
   return {
     target: rules?.target ?? emulators,
+    emulatorPorts: { s3: s3Port, dynamodb: dynamoPort },
     names,
     created,
     denials: () => rules?.denials() ?? [],

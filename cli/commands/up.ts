@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { type Output, UserError } from '#cli/output.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
@@ -8,7 +9,7 @@ import {
   localAlarmCatalog,
   ONCALL_WEBHOOK_ENV,
 } from '#local/alarms.ts';
-import { startLocalApi } from '#local/api.ts';
+import { type ApiCompute, startPlatformApi } from '#local/api.ts';
 import { bootstrapIfEmpty } from '#local/bootstrap.ts';
 import { fileNotifier, type Notification } from '#local/notifications.ts';
 import { createPipelineRunner } from '#local/pipelines.ts';
@@ -16,12 +17,13 @@ import { platformContext } from '#local/platform-context.ts';
 import {
   keelHome,
   LOCAL_PROCESS_ENV,
+  type RuntimeInfo,
   readRuntime,
   removeRuntime,
   writeRuntime,
 } from '#local/running-platform.ts';
 import { startScheduler } from '#local/scheduler.ts';
-import { startLocalServers } from '#local/servers.ts';
+import { startStorageProcess } from '#local/storage-process.ts';
 import {
   configuredSchedules,
   KeelConfigError,
@@ -33,6 +35,14 @@ import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 
 /** `keel up`: the embedded local platform, in the foreground until Ctrl-C. */
+function apiCompute(): ApiCompute {
+  const value = optionalEnv(LOCAL_PROCESS_ENV.apiCompute, 'lambda');
+  if (value !== 'lambda' && value !== 'ecs') {
+    throw new UserError(`${LOCAL_PROCESS_ENV.apiCompute} must be lambda or ecs (got "${value}")`);
+  }
+  return value;
+}
+
 export function registerUp(program: Command, output: Output): void {
   program
     .command('up')
@@ -59,15 +69,26 @@ export function registerUp(program: Command, output: Output): void {
           `Keel is already running in ${home} (pid ${running.pid}); stop it first with Ctrl-C`,
         );
       }
-      const servers = await startLocalServers({
+      const compute = apiCompute();
+      const apiWorkers = intEnv(LOCAL_PROCESS_ENV.apiWorkers, availableParallelism(), { min: 1, max: 64 });
+      // This process supervises: storage and the API's containers run in processes of their own, the
+      // functions of the API and the pipelines in Lambda-like environments; none of them outlives it.
+      let runtime: RuntimeInfo | undefined;
+      const servers = await startStorageProcess({
         home,
         s3Port: intEnv(LOCAL_PROCESS_ENV.s3Port, 4568, { min: 0, max: 65535 }),
         dynamoPort: intEnv(LOCAL_PROCESS_ENV.dynamodbPort, 4567, { min: 0, max: 65535 }),
         environment: LOCAL_ENVIRONMENT,
         // A refused call here is a deploy that would fail the same way in AWS: say so where it is seen.
         onDenied: (denial) => output.info(`AccessDenied (${denial.service}): ${denial.message}`),
+        log: (message) => output.info(message),
+        onRestarted: (storage) => {
+          if (!runtime?.processes) return;
+          runtime = { ...runtime, processes: { ...runtime.processes, storage } };
+          void writeRuntime(home, runtime);
+        },
       });
-      const runtime = {
+      const base = {
         pid: process.pid,
         startedAt: new Date().toISOString(),
         stage: LOCAL_ENVIRONMENT.stage,
@@ -75,7 +96,7 @@ export function registerUp(program: Command, output: Output): void {
         endpoints: servers.target.endpoints!,
         names: servers.names,
       };
-      const ctx = platformContext(runtime);
+      const ctx = platformContext(base);
       const onNotification = (n: Notification) => output.info(`notification: ${n.subject}`);
       const runner = await createPipelineRunner({
         home,
@@ -95,11 +116,14 @@ export function registerUp(program: Command, output: Output): void {
         await servers.close();
         throw error;
       }
-      const api = await startLocalApi({
+      const api = await startPlatformApi({
         home,
         target: servers.target,
         names: servers.names,
         port: intEnv(LOCAL_PROCESS_ENV.port, 3000, { min: 0, max: 65535 }),
+        compute,
+        workers: apiWorkers,
+        log: (message) => output.info(message),
       }).catch(async (error: unknown) => {
         ctx.close();
         await runner.close();
@@ -124,7 +148,8 @@ export function registerUp(program: Command, output: Output): void {
       const evaluateNow = () => void alarms.evaluate().catch((e: Error) => output.info(e.message));
       process.on(ALARM_EVALUATE_SIGNAL, evaluateNow);
       const endpoints = { ...servers.target.endpoints!, api: api.url };
-      await writeRuntime(home, { ...runtime, endpoints });
+      runtime = { ...base, endpoints, processes: { storage: servers.pid() ?? 0, api: api.pids() } };
+      await writeRuntime(home, runtime);
 
       output.result(
         { status: 'running', home, endpoints, names: servers.names, created: servers.created },
@@ -132,8 +157,12 @@ export function registerUp(program: Command, output: Output): void {
           [
             `Keel is running (state in ${home})`,
             `  API       ${endpoints.api}  (POST /predict, POST /predict/batch, GET /health)`,
+            compute === 'ecs'
+              ? `            the predict container in ${apiWorkers} processes (${LOCAL_PROCESS_ENV.apiCompute}=ecs)`
+              : `            the predict function in Lambda-like environments (${LOCAL_PROCESS_ENV.apiCompute}=lambda)`,
             `  S3        ${endpoints.s3}`,
             `  DynamoDB  ${endpoints.dynamodb}`,
+            `            storage process ${servers.pid()}, restarted if it dies`,
             ...Object.entries(servers.names).map(([role, name]) => `  ${role.padEnd(15)} ${name}`),
             servers.created.length > 0
               ? `  created: ${servers.created.join(', ')}`

@@ -1,6 +1,10 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type LocalDeployment, loadLocalDeployment } from '#local/deployment/deployment.ts';
+import {
+  type LocalDeployment,
+  type LocalFunction,
+  loadLocalDeployment,
+} from '#local/deployment/deployment.ts';
 import { metricsFile } from '#local/metrics-file.ts';
 import { Authorizer } from '#local/rules/authorizer.ts';
 import { awsRulesEnforced } from '#local/rules/switch.ts';
@@ -63,9 +67,14 @@ const PROCESS_ONLY = new Set<string>(Object.values(LOCAL_PROCESS_ENV));
 
 const LOUD_LEVELS = /"level":"(WARN|ERROR|CRITICAL)"/;
 
-export async function startLocalFunctions(options: LocalFunctionsOptions): Promise<LocalFunctions> {
-  const deployment = options.deployment ?? (await loadLocalDeployment());
-  const { home, target } = options;
+/**
+ * Variables every process running a function's code gets over the function's own: the laptop's
+ * defaults, the user's Keel and Powertools settings, a test's settings, and the local endpoints.
+ */
+export function localFunctionVariables(
+  target: AwsTarget,
+  overrides: Readonly<Record<string, string>> = {},
+): Record<string, string> {
   if (!target.endpoints) throw new Error('the local functions need local endpoints (KEEL_S3_ENDPOINT, …)');
   const user = Object.fromEntries(
     Object.entries(process.env).filter(
@@ -73,33 +82,50 @@ export async function startLocalFunctions(options: LocalFunctionsOptions): Promi
         entry[1] !== undefined && USER_VARIABLES.test(entry[0]) && !PROCESS_ONLY.has(entry[0]),
     ),
   );
+  return {
+    ...LOCAL_DEFAULTS,
+    ...user,
+    ...overrides,
+    [AWS_TARGET_ENV.s3]: target.endpoints.s3,
+    [AWS_TARGET_ENV.dynamodb]: target.endpoints.dynamodb,
+    ...(target.endpoints.sns ? { [AWS_TARGET_ENV.sns]: target.endpoints.sns } : {}),
+  };
+}
+
+/**
+ * Where a function's output lines go, as CloudWatch Logs would take them: EMF lines to the local
+ * metrics file, lines `capture` takes (prediction captures) to it, any other to
+ * `${home}/logs/<function>.log`, and warnings and errors also to this process's stderr.
+ */
+export function functionLogRouter(
+  home: string,
+  capture?: (line: string) => boolean,
+): (fn: Pick<LocalFunction, 'name' | 'logicalId'>, line: string) => void {
   const logs = join(home, 'logs');
   mkdirSync(logs, { recursive: true });
   mkdirSync(join(home, 'metrics'), { recursive: true });
   const metrics = metricsFile(home);
+  return (fn, line) => {
+    if (isEmfLine(line)) {
+      appendFileSync(metrics, `${line}\n`);
+    } else if (!capture?.(line)) {
+      appendFileSync(join(logs, `${fn.name}.log`), `${line}\n`);
+      if (LOUD_LEVELS.test(line) || !line.startsWith('{')) {
+        process.stderr.write(`[${fn.logicalId}] ${line}\n`);
+      }
+    }
+  };
+}
+
+export async function startLocalFunctions(options: LocalFunctionsOptions): Promise<LocalFunctions> {
+  const deployment = options.deployment ?? (await loadLocalDeployment());
   const lambda = new LocalLambda({
     deployment,
     nodeBinary: options.nodeBinary,
-    environment: {
-      ...LOCAL_DEFAULTS,
-      ...user,
-      ...options.environment,
-      [AWS_TARGET_ENV.s3]: target.endpoints.s3,
-      [AWS_TARGET_ENV.dynamodb]: target.endpoints.dynamodb,
-      ...(target.endpoints.sns ? { [AWS_TARGET_ENV.sns]: target.endpoints.sns } : {}),
-    },
+    environment: localFunctionVariables(options.target, options.environment),
     maxEnvironments: intEnv('KEEL_LAMBDA_MAX_ENVIRONMENTS', 4, { min: 1, max: 64 }),
     idleSeconds: intEnv('KEEL_LAMBDA_IDLE_SECONDS', 300, { min: 1, max: 86_400 }),
-    onLog: (fn, line) => {
-      if (isEmfLine(line)) {
-        appendFileSync(metrics, `${line}\n`);
-      } else if (!options.capture?.(line)) {
-        appendFileSync(join(logs, `${fn.name}.log`), `${line}\n`);
-        if (LOUD_LEVELS.test(line) || !line.startsWith('{')) {
-          process.stderr.write(`[${fn.logicalId}] ${line}\n`);
-        }
-      }
-    },
+    onLog: functionLogRouter(options.home, options.capture),
   });
   return {
     deployment,

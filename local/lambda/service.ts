@@ -413,7 +413,7 @@ export class LocalLambda {
 }
 
 /** Settings of this machine that the environments keep (the SDK's Node.js version notice, X-Ray's). */
-function passThrough(env: NodeJS.ProcessEnv): Record<string, string> {
+export function passThrough(env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(
     Object.entries(env).filter(
       (entry): entry is [string, string] =>

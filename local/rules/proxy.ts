@@ -50,6 +50,8 @@ export interface RulesProxyOptions {
   readonly authorizer: Authorizer;
   /** Told of every refused call (keel up prints them: a denial locally is a deploy that would fail). */
   readonly onDenied?: (denial: Denial) => void;
+  /** @default - 0, a free port */
+  readonly port?: number;
 }
 
 const DENIALS_KEPT = 1_000;
@@ -198,7 +200,7 @@ export async function startRulesProxy(options: RulesProxyOptions): Promise<Rules
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(options.port ?? 0, '127.0.0.1', resolve);
   });
   const { port } = server.address() as AddressInfo;
   return {
@@ -258,16 +260,27 @@ export interface RulesFront {
 export async function startRulesFront(
   upstream: AwsTarget,
   onDenied?: (denial: Denial) => void,
+  /** The proxies' ports (a restarted storage process keeps its endpoints). @default - free ports */
+  ports: { readonly s3?: number; readonly dynamodb?: number } = {},
 ): Promise<RulesFront> {
   if (!upstream.endpoints) throw new Error('the rules proxies need local endpoints to stand in front of');
   const deployment = await loadLocalDeployment();
   const authorizer = new Authorizer(deployment);
   const common = { deployment, authorizer, onDenied };
-  const s3 = await startRulesProxy({ ...common, service: 's3', upstream: upstream.endpoints.s3 });
+  const s3 = await startRulesProxy({
+    ...common,
+    service: 's3',
+    upstream: upstream.endpoints.s3,
+    port: ports.s3,
+  });
   const dynamodb = await startRulesProxy({
     ...common,
     service: 'dynamodb',
     upstream: upstream.endpoints.dynamodb,
+    port: ports.dynamodb,
+  }).catch(async (error: unknown) => {
+    await s3.close();
+    throw error;
   });
   return {
     target: { region: upstream.region, endpoints: { s3: s3.endpoint, dynamodb: dynamodb.endpoint } },

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { provisionResources } from '#local/provision.ts';
@@ -42,16 +41,9 @@ export const etlDepsOf = (aws: TestAws): EtlDeps => ({
 
 export const TEST_EMULATOR = process.env.KEEL_TEST_EMULATOR === 'moto' ? 'moto' : 'embedded';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '#local/free-port.ts';
+
+export { freePort };
 
 async function waitForHttp(url: string, deadlineMs: number): Promise<void> {
   const until = Date.now() + deadlineMs;
