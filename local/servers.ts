@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import dynalite from 'dynalite';
@@ -95,7 +95,12 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
   const closeEmulators = () => Promise.all([closeServer(s3rver.httpServer), closeServer(dynamoServer)]);
   // Every client goes through the rules proxies, which check what the functions' roles may do.
   const rules = awsRulesEnforced()
-    ? await startRulesFront(emulators, options.onDenied, options.proxyPorts).catch(async (error: unknown) => {
+    ? await startRulesFront(emulators, {
+        onDenied: options.onDenied,
+        ports: options.proxyPorts,
+        // The hot path (every online-store read) skips a second HTTP hop to the emulator.
+        dynamodbHandler: dynamoServer.listeners('request')[0] as RequestListener,
+      }).catch(async (error: unknown) => {
         await closeEmulators();
         throw error;
       })

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import {
   Agent,
   createServer,
   request as httpRequest,
   type IncomingMessage,
+  type RequestListener,
   type Server,
   type ServerResponse,
 } from 'node:http';
@@ -52,6 +54,11 @@ export interface RulesProxyOptions {
   readonly onDenied?: (denial: Denial) => void;
   /** @default - 0, a free port */
   readonly port?: number;
+  /**
+   * The emulator's own request handler, when it runs in this process: requests reach it without a
+   * second HTTP hop. @default - requests go to `upstream` over HTTP
+   */
+  readonly upstreamHandler?: RequestListener;
 }
 
 const DENIALS_KEPT = 1_000;
@@ -65,6 +72,10 @@ export async function startRulesProxy(options: RulesProxyOptions): Promise<Rules
   const { deployment, authorizer, service } = options;
 
   const forward = (req: IncomingMessage, res: ServerResponse, body?: Buffer) => {
+    if (options.upstreamHandler) {
+      handOver(options.upstreamHandler, req, res, body);
+      return;
+    }
     const out = httpRequest(
       {
         host: upstream.hostname,
@@ -216,6 +227,26 @@ export async function startRulesProxy(options: RulesProxyOptions): Promise<Rules
   };
 }
 
+/**
+ * Gives a request to an HTTP handler in this process. A body already read is replayed to it as the
+ * stream it would have read; an unread one streams through.
+ */
+function handOver(handler: RequestListener, req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
+  if (!body) {
+    handler(req, res);
+    return;
+  }
+  const replay = Object.assign(new EventEmitter(), {
+    method: req.method,
+    url: req.url,
+    headers: req.headers,
+    socket: req.socket,
+  });
+  handler(replay as unknown as IncomingMessage, res);
+  replay.emit('data', body);
+  replay.emit('end');
+}
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -257,27 +288,35 @@ export interface RulesFront {
  * Puts the rules proxies in front of `upstream` (the embedded servers, or moto), so every call signed
  * by a local role session is checked against the local stage's policies.
  */
+export interface RulesFrontOptions {
+  /** Told of every refused call. */
+  readonly onDenied?: (denial: Denial) => void;
+  /** The proxies' ports (a restarted storage process keeps its endpoints). @default - free ports */
+  readonly ports?: { readonly s3?: number; readonly dynamodb?: number };
+  /** DynamoDB's request handler when the emulator runs in this process (no second HTTP hop). */
+  readonly dynamodbHandler?: RequestListener;
+}
+
 export async function startRulesFront(
   upstream: AwsTarget,
-  onDenied?: (denial: Denial) => void,
-  /** The proxies' ports (a restarted storage process keeps its endpoints). @default - free ports */
-  ports: { readonly s3?: number; readonly dynamodb?: number } = {},
+  options: RulesFrontOptions = {},
 ): Promise<RulesFront> {
   if (!upstream.endpoints) throw new Error('the rules proxies need local endpoints to stand in front of');
   const deployment = await loadLocalDeployment();
   const authorizer = new Authorizer(deployment);
-  const common = { deployment, authorizer, onDenied };
+  const common = { deployment, authorizer, onDenied: options.onDenied };
   const s3 = await startRulesProxy({
     ...common,
     service: 's3',
     upstream: upstream.endpoints.s3,
-    port: ports.s3,
+    port: options.ports?.s3,
   });
   const dynamodb = await startRulesProxy({
     ...common,
     service: 'dynamodb',
     upstream: upstream.endpoints.dynamodb,
-    port: ports.dynamodb,
+    port: options.ports?.dynamodb,
+    upstreamHandler: options.dynamodbHandler,
   }).catch(async (error: unknown) => {
     await s3.close();
     throw error;
