@@ -8,6 +8,7 @@ import { startTestAws, type TestAws } from '../support/aws.ts';
 /** The server's reads of the online store against the local DynamoDB, counting the calls that reach it. */
 let aws: TestAws;
 let batchGets = 0;
+let consistentBatchGets = 0;
 const records: RawRecord[] = [...generateRecords({ rows: 150, seed: 4, asOf: new Date() })].map(
   ({ churned: _label, ...raw }) => raw,
 );
@@ -24,7 +25,11 @@ function countingStore() {
   const dynamo = createDocumentClient(aws.target);
   dynamo.middlewareStack.add(
     (next, context) => async (args) => {
-      if (/BatchGet/.test(context.commandName ?? '')) batchGets++;
+      if (/BatchGet/.test(context.commandName ?? '')) {
+        batchGets++;
+        const input = args.input as { RequestItems: Record<string, { ConsistentRead?: boolean }> };
+        if (input.RequestItems[aws.names.onlineFeatures]?.ConsistentRead === true) consistentBatchGets++;
+      }
       return next(args);
     },
     { step: 'initialize' },
@@ -49,9 +54,12 @@ describe('coalescedReader', () => {
     const customer = records[0]!;
     await writeRecords(store, [{ ...customer, orders: customer.orders + 7 }]);
     batchGets = 0;
+    consistentBatchGets = 0;
     expect((await read([customer.customer_id])).get(customer.customer_id)?.orders).toBe(customer.orders + 7);
     expect((await read([customer.customer_id])).size).toBe(1);
     expect(batchGets).toBe(2);
+    // The local DynamoDB is always consistent; DynamoDB is only when asked, so every read asks.
+    expect(consistentBatchGets).toBe(2);
     store.dynamo.destroy();
   });
 
