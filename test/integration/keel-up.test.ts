@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
 import { runKeel, startKeelUp } from '../support/cli.ts';
+import { processTree, untilGone } from '../support/processes.ts';
 
 const home = await mkdtemp(join(tmpdir(), 'keel-up-'));
 // Port 0: the servers pick free ports and publish them in runtime.json for the other commands.
@@ -40,7 +41,11 @@ describe('keel up and commands from another terminal', () => {
     expect(summary.rows).toBe(5000);
     expect(summary.churnRate).toBeGreaterThan(0.15);
 
+    // Ctrl-C stops every process of the platform (storage, the Lambda-like environments), not only keel up.
+    const tree = processTree(first.child.pid!);
+    expect(tree.length).toBeGreaterThanOrEqual(3);
     expect(await first.stop()).toBe(0);
+    expect(await untilGone(tree)).toEqual([]);
     expect(first.output()).toContain('state kept');
     expect(existsSync(join(home, 'runtime.json'))).toBe(false);
 
