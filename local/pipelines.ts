@@ -20,6 +20,9 @@ import { type AslDefinition, type AslState, inlineDistributedMaps } from './stat
 
 export { type Notification, notificationsFile } from './notifications.ts';
 
+/** The nice value of the pipelines' function environments (the API's keep 0). */
+export const PIPELINE_PRIORITY = 10;
+
 export interface PipelineRunnerOptions {
   readonly home: string;
   readonly target: AwsTarget;
@@ -103,6 +106,8 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
     deployment,
     authorizer,
     nodeBinary: options.nodeBinary,
+    // Pipelines are background work: where they share the cores with the API, the API comes first.
+    priority: PIPELINE_PRIORITY,
   }).catch(async (error: unknown) => {
     await sns.close();
     throw error;

@@ -49,6 +49,8 @@ export interface LocalFunctionsOptions {
   readonly nodeBinary?: string;
   /** Checks what the functions' roles may do. @default - one over the deployment, unless the rules are off */
   readonly authorizer?: Authorizer;
+  /** Scheduling priority (nice) of the environments. @default - 0 */
+  readonly priority?: number;
 }
 
 /** Settings of the laptop that differ from a deployed function's; the user's own variables win. */
@@ -122,6 +124,7 @@ export async function startLocalFunctions(options: LocalFunctionsOptions): Promi
   const lambda = new LocalLambda({
     deployment,
     nodeBinary: options.nodeBinary,
+    priority: options.priority,
     environment: localFunctionVariables(options.target, options.environment),
     maxEnvironments: intEnv('KEEL_LAMBDA_MAX_ENVIRONMENTS', 4, { min: 1, max: 64 }),
     idleSeconds: intEnv('KEEL_LAMBDA_IDLE_SECONDS', 300, { min: 1, max: 86_400 }),

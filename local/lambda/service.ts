@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from '#lib/paths.ts';
@@ -37,6 +38,11 @@ export interface LocalLambdaOptions {
   readonly onLog?: (fn: LocalFunction, line: string) => void;
   /** The Node.js binary environments run on. @default - this process's */
   readonly nodeBinary?: string;
+  /**
+   * Scheduling priority (nice, -20..19) of the environments: background work yields the cores to
+   * serving when both want them. @default - 0, as this process
+   */
+  readonly priority?: number;
 }
 
 /** A failed invocation, named as Lambda names it (`errorType`): what Step Functions' Retry and Catch match. */
@@ -281,6 +287,7 @@ export class LocalLambda {
         [BOOT_VARIABLES.functionArn]: fn.arn,
       },
     });
+    if (this.options.priority && child.pid !== undefined) setPriority(child.pid, this.options.priority);
     for (const stream of [child.stdout, child.stderr]) {
       let rest = '';
       stream?.setEncoding('utf8');

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalDeployment, LocalFunction } from '#local/deployment/deployment.ts';
@@ -40,7 +40,7 @@ const deploymentOf = (fn: LocalFunction): LocalDeployment => ({
 
 let dir: string;
 let lambda: LocalLambda;
-const start = (fn = fixture(), options: { idleSeconds?: number } = {}) => {
+const start = (fn = fixture(), options: { idleSeconds?: number; priority?: number } = {}) => {
   lambda = new LocalLambda({ deployment: deploymentOf(fn), environment: {}, ...options });
   return fn;
 };
@@ -149,5 +149,11 @@ describe('a Lambda-like environment', () => {
     );
     expect(results).toHaveLength(3);
     expect(lambda.stats()).toEqual([expect.objectContaining({ environments: 3, started: 3 })]);
+  });
+
+  it('runs its environments at the priority asked for (background pipelines yield the cores to serving)', async () => {
+    const fn = start(fixture(), { priority: 10 });
+    const { pid } = await lambda.invoke<{ pid: number }>(fn.name, { action: 'count' });
+    expect(getPriority(pid)).toBe(10);
   });
 });
