@@ -2,7 +2,8 @@
  * HTTP load against a server on 127.0.0.1 with a standard load generator: wrk (like the bench.sh of the
  * reference FastAPI service, one thread, its own process, µs latency) when installed, else autocannon
  * (a dev dependency; runs in this process and its latency histogram has 1 ms resolution). One POST body
- * per run; a warm-up, then each concurrency level for a fixed duration.
+ * per run, or one customer drawn at random per request ({@link RandomCustomers}); a warm-up, then each
+ * concurrency level for a fixed duration.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -41,6 +42,8 @@ export interface LoadRun {
   method: string;
   url: string;
   body: string | null;
+  /** Present when each request named a random stored customer instead of sending `body`. */
+  randomCustomers?: RandomCustomers;
   warmupS: number;
   levels: LoadLevel[];
 }
@@ -79,6 +82,22 @@ function autocannonVersion(): string {
   return run.stdout.trim() || 'unknown';
 }
 
+/**
+ * Stored customers to spread the requests over: each request's body is `{"customerId":"c-…"}` with a row
+ * drawn at random in 1..count, zero-padded to `idWidth` digits as generateRecords names them, so that no
+ * cache along the way answers one customer over and over.
+ */
+export interface RandomCustomers {
+  readonly count: number;
+  readonly idWidth: number;
+}
+
+/** One request's body for {@link RandomCustomers}. */
+export function randomCustomerBody({ count, idWidth }: RandomCustomers): string {
+  const row = 1 + Math.floor(Math.random() * count);
+  return `{"customerId":"c-${String(row).padStart(idWidth, '0')}"}`;
+}
+
 export interface LoadOptions {
   readonly tool: LoadTool;
   /** Full URL, e.g. http://127.0.0.1:8123/predict. */
@@ -87,6 +106,8 @@ export interface LoadOptions {
   readonly method?: 'GET' | 'POST';
   /** JSON body; null sends none. */
   readonly body: string | null;
+  /** Replaces `body` with a random stored customer per request. */
+  readonly randomCustomers?: RandomCustomers;
   readonly connections: number;
   readonly durationS: number;
 }
@@ -116,7 +137,14 @@ async function runWrk(options: LoadOptions): Promise<Omit<LoadLevel, 'otherCpuSh
     ];
     const child = trackChild(
       spawn('wrk', args, {
-        env: { ...process.env, WRK_BODY_FILE: bodyFile, WRK_METHOD: options.method ?? 'POST' },
+        env: {
+          ...process.env,
+          WRK_BODY_FILE: bodyFile,
+          WRK_METHOD: options.method ?? 'POST',
+          WRK_CUSTOMERS: options.randomCustomers
+            ? `${options.randomCustomers.count}:${options.randomCustomers.idWidth}`
+            : '',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       }),
     );
@@ -156,10 +184,16 @@ async function runWrk(options: LoadOptions): Promise<Omit<LoadLevel, 'otherCpuSh
 
 async function runAutocannon(options: LoadOptions): Promise<Omit<LoadLevel, 'otherCpuShare'>> {
   const { default: autocannon } = await import('autocannon');
+  const customers = options.randomCustomers;
   const result = await autocannon({
     url: options.url,
     method: options.method ?? 'POST',
-    ...(options.body === null ? {} : { headers: { 'content-type': 'application/json' }, body: options.body }),
+    ...(options.body === null && !customers
+      ? {}
+      : { headers: { 'content-type': 'application/json' }, body: options.body ?? '' }),
+    ...(customers
+      ? { requests: [{ setupRequest: (request) => ({ ...request, body: randomCustomerBody(customers) }) }] }
+      : {}),
     connections: options.connections,
     duration: options.durationS,
     timeout: 10,
@@ -184,6 +218,7 @@ export interface LevelsOptions {
   readonly url: string;
   readonly method?: 'GET' | 'POST';
   readonly body: string | null;
+  readonly randomCustomers?: RandomCustomers;
   readonly concurrency: readonly number[];
   readonly durationS: number;
   /** Seconds of untimed load at 16 connections before the levels. */
@@ -203,6 +238,7 @@ export async function runLevels(options: LevelsOptions): Promise<LoadRun> {
     method: options.method ?? 'POST',
     url: options.url,
     body: options.body,
+    ...(options.randomCustomers ? { randomCustomers: options.randomCustomers } : {}),
     warmupS: options.warmupS,
     levels,
   };
@@ -213,6 +249,7 @@ export interface LoadTarget {
   readonly url: string;
   readonly method?: 'GET' | 'POST';
   readonly body: string | null;
+  readonly randomCustomers?: RandomCustomers;
 }
 
 /**
@@ -244,6 +281,7 @@ export async function runInterleaved(options: {
       method: target.method ?? 'POST',
       url: target.url,
       body: target.body,
+      ...(target.randomCustomers ? { randomCustomers: target.randomCustomers } : {}),
       warmupS: options.warmupS,
       levels: [],
     });

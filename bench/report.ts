@@ -2,10 +2,12 @@
  * The shape of bench/results/latest.json and its Markdown rendering (latest.md, printed at the end of
  * `npm run bench`).
  */
+import type { ApiCompute } from '#local/api.ts';
+import type { ApiUnderEtlResult } from './api-under-etl.ts';
 import type { ColdStartResult, ProcessColdStart } from './cold-start.ts';
 import type { DriftBenchResult } from './drift.ts';
 import type { HandlerBenchResult } from './handler.ts';
-import type { LoadLevel, LoadRun, LoadTool } from './http.ts';
+import type { LoadLevel, LoadRun, LoadTool, RandomCustomers } from './http.ts';
 import type { KeelFixtureInfo } from './keel-fixture.ts';
 import type { PipelinesBenchResult } from './pipelines.ts';
 import type { ScoringBenchResult } from './scoring.ts';
@@ -29,15 +31,55 @@ export interface ServerInfo {
   rssMbAfter: number | null;
 }
 
+export interface KeelApiInfo extends ServerInfo {
+  compute: ApiCompute;
+  /** With `ecs`: the container processes sharing the port (their RSS is in rssMbAfter). */
+  workers?: number;
+}
+
+/**
+ * Keel's HTTP targets with a ratio over the reference service, by compute: by customer id (a random
+ * stored customer, features from the online store) and with every field as attributes (like the
+ * reference service's body).
+ */
+export const KEEL_HTTP_TARGETS = {
+  'keel-ecs-id': 'Keel ECS `{"customerId"}` (random, store read)',
+  'keel-ecs-attributes': 'Keel ECS `{"customerId","attributes"}`',
+  'keel-id': 'Keel Lambda `{"customerId"}` (random, store read)',
+  'keel-attributes': 'Keel Lambda `{"customerId","attributes"}`',
+} as const;
+export type KeelHttpTarget = keyof typeof KEEL_HTTP_TARGETS;
+
+export interface KeelHttpResults {
+  /** The one storage process (S3, DynamoDB, rules proxies) both APIs read. */
+  storagePid: number;
+  /** The `{customerId}` requests name one of these stored customers at random. */
+  randomCustomers: RandomCustomers;
+  ecs: { server: KeelApiInfo; byCustomerId: Outcome<LoadRun>; byAttributes: Outcome<LoadRun> };
+  lambda: {
+    server: KeelApiInfo;
+    byCustomerId: Outcome<LoadRun>;
+    byAttributes: Outcome<LoadRun>;
+    /** GET /health through the same stack: HTTP adapter + middy + Powertools, no store read, no model. */
+    health: Outcome<LoadRun>;
+  };
+}
+
+/** The runs of {@link KEEL_HTTP_TARGETS}. */
+export function keelHttpRuns(keel: KeelHttpResults): Record<KeelHttpTarget, Outcome<LoadRun>> {
+  return {
+    'keel-ecs-id': keel.ecs.byCustomerId,
+    'keel-ecs-attributes': keel.ecs.byAttributes,
+    'keel-id': keel.lambda.byCustomerId,
+    'keel-attributes': keel.lambda.byAttributes,
+  };
+}
+
 export interface HttpRatio {
   connections: number;
-  keelRps: number | null;
-  keelAttributesRps: number | null;
   seedRps: number | null;
-  /** Keel (customerId, features from the online store) req/s ÷ the reference service's req/s. */
-  keelOverSeed: number | null;
-  /** Keel (every field as attributes, like the reference service's body) req/s ÷ its req/s. */
-  keelAttributesOverSeed: number | null;
+  /** Each Keel target's req/s, and that ÷ the reference service's req/s at this level. */
+  keel: Record<KeelHttpTarget, { rps: number | null; p99Ms: number | null; overSeed: number | null }>;
 }
 
 export interface BenchResults {
@@ -66,14 +108,10 @@ export interface BenchResults {
     concurrency: number[];
     durationS: number;
     warmupS: number;
-    keel: Outcome<{
-      server: ServerInfo;
-      byCustomerId: Outcome<LoadRun>;
-      byAttributes: Outcome<LoadRun>;
-      /** GET /health through the same stack: HTTP adapter + middy + Powertools, no store read, no model. */
-      health: Outcome<LoadRun>;
-    }>;
+    keel: Outcome<KeelHttpResults>;
     seed: Outcome<{ server: ServerInfo & { probability: number }; run: Outcome<LoadRun> }>;
+    /** The ECS-compute API under `{customerId}` load while an ETL runs against the same storage. */
+    underEtl: Outcome<ApiUnderEtlResult>;
   }>;
   seed?: Outcome<{
     versions: Record<string, string>;
@@ -198,9 +236,9 @@ export function toMarkdown(r: BenchResults): string {
       }
     };
     if (ok(h.keel)) {
-      add('Keel `{"customerId"}` (store read)', h.keel.byCustomerId, true);
-      add('Keel `{"customerId","attributes"}`', h.keel.byAttributes, true);
-      add('Keel `GET /health` (no store read, no model)', h.keel.health, false);
+      for (const [name, run] of Object.entries(keelHttpRuns(h.keel)))
+        add(KEEL_HTTP_TARGETS[name as KeelHttpTarget], run, true);
+      add('Keel Lambda `GET /health` (no store read, no model)', h.keel.lambda.health, false);
     } else rows.push(['Keel', '', whyNot(h.keel), '', '', '', '', '', '']);
     if (ok(h.seed)) add('reference FastAPI `body.json`', h.seed.run, false);
     else rows.push(['reference FastAPI', '', whyNot(h.seed), '', '', '', '', '', '']);
@@ -225,16 +263,56 @@ export function toMarkdown(r: BenchResults): string {
       '',
     );
     const servers: string[] = [];
-    if (ok(h.keel))
+    if (ok(h.keel)) {
+      const { ecs, lambda, randomCustomers } = h.keel;
       servers.push(
-        `Keel server ready ${fmt(h.keel.server.readyMs, 0)} ms after spawn (servers + handler import + model load; state prepared beforehand), RSS after load ${fmt(h.keel.server.rssMbAfter, 0)} MiB`,
+        `Keel: one storage process (S3, DynamoDB, rules proxies; pid ${h.keel.storagePid}) under two APIs; ` +
+          `\`{"customerId"}\` names one of the ${randomCustomers.count.toLocaleString('en-US')} stored customers at random per request`,
+        `ECS compute: the predict container in ${ecs.server.workers ?? '–'} processes sharing one port, ready ${fmt(ecs.server.readyMs, 0)} ms after spawn, RSS after load ${fmt(ecs.server.rssMbAfter, 0)} MiB (all its processes)`,
+        `Lambda compute: the predict function in a Lambda-like environment, ready ${fmt(lambda.server.readyMs, 0)} ms after spawn (handler import + model load), RSS after load ${fmt(lambda.server.rssMbAfter, 0)} MiB (its API process)`,
       );
+    }
     if (ok(h.seed))
       servers.push(
         `reference service ready ${fmt(h.seed.server.readyMs, 0)} ms after spawn, RSS after load ${fmt(h.seed.server.rssMbAfter, 0)} MiB, body.json → probability ${h.seed.server.probability}`,
       );
     if (servers.length > 0) out.push(`${servers.join('; ')}.`, '');
   } else out.push(whyNot(r.http), '');
+
+  out.push('## API while the ETL runs (Keel ECS compute, `{"customerId"}` random)', '');
+  const underEtl = ok(r.http) ? r.http.underEtl : r.http;
+  if (ok(underEtl)) {
+    const u = underEtl;
+    const row = (
+      what: string,
+      seconds: number,
+      l: Omit<LoadLevel, 'connections' | 'durationS' | 'otherCpuShare' | 'p90Ms'>,
+    ) => [
+      what,
+      fmt(seconds, 1),
+      l.requests.toLocaleString('en-US'),
+      fmt(l.rps, 0),
+      fmt(l.p50Ms, 2),
+      fmt(l.p99Ms, 2),
+      String(l.non2xx),
+      String(l.errors),
+    ];
+    out.push(
+      table(
+        ['window', 's', 'requests', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
+        [
+          row('before the ETL (baseline)', u.baseline.durationS, u.baseline),
+          row('while the ETL runs', u.duringEtl.seconds, u.duringEtl),
+        ],
+      ),
+      '',
+      `c=${u.connections}. ETL state machine over ${u.raw.rows.toLocaleString('en-US')} rows (raw file written beforehand in ${fmt(u.raw.seconds, 1)} s): ` +
+        `${u.etl.status}${u.etl.finished ? '' : ` (${u.etl.error})`}, ${fmt(u.etl.seconds, 1)} s, ${fmt(u.etl.rowsPerSecond, 0)} rows/s. ` +
+        `Load in ${u.sliceS} s slices while it ran (the last one may end after it); the p99 while it runs is the worst slice's, p50 the slices' median; ` +
+        `p99 per slice: ${u.duringEtl.slices.map((l) => fmt(l.p99Ms, 0)).join(', ') || '–'} ms.`,
+      '',
+    );
+  } else out.push(whyNot(underEtl), '');
 
   out.push('## Cold start', '');
   if (ok(r.coldStart)) {

@@ -2,18 +2,22 @@
  * `npm run bench`: every benchmark in one run on this machine, figures to bench/results/latest.json and
  * a Markdown table to bench/results/latest.md (printed at the end).
  *
- *   npm run bench                      the full run (about 20 minutes on 2 cores, half of it the
- *                                      1,000,000-row ETL and batch-scoring state machines)
- *   npm run bench -- --quick           the short form for CI (BENCH_QUICK=1 too, about a minute); writes
+ *   npm run bench                      the full run (about 30 minutes on 2 cores, most of it the
+ *                                      1,000,000-row ETL and batch-scoring state machines, and the API
+ *                                      under load while another 1,000,000-row ETL runs)
+ *   npm run bench -- --quick           the short form for CI (BENCH_QUICK=1 too, about two minutes); writes
  *                                      quick.json/quick.md instead, so CI never overwrites the committed figures
  *   options: --no-seed  --tool wrk|autocannon  --skip SECTION,…  --out DIR
  *            (sections: training, scoring, drift, handler, coldstart, http, pipelines)
  *
  * Sections, in order: training (Keel GBDT vs XGBoost), scoring (onnxruntime / JS), drift, a served Keel
  * model on the embedded platform (bench/keel-fixture.ts) used by the in-process handler latency and
- * cold-start benches, HTTP load against Keel's local API in a child process (bench/serve-keel.ts) and the
- * reference FastAPI service (bench/seed.ts) with the same load generator, duration and concurrency, levels
- * interleaved; then the reference service's in-process latency and the pipelines. A section that fails is
+ * cold-start benches, HTTP load against Keel's local API and the reference FastAPI service (bench/seed.ts)
+ * with the same load generator, duration and concurrency, levels interleaved: one storage process over
+ * the model's state and two APIs over it in child processes (bench/serve-keel.ts), the ECS container
+ * (one process per core) and the Lambda compute, requests by customer id naming a random stored
+ * customer; then the ECS-compute API under load while an ETL runs (bench/api-under-etl.ts), the
+ * reference service's in-process latency and the pipelines. A section that fails is
  * recorded with its error and the others still run; the exit code is then 1. Nothing is installed: missing
  * tools (wrk → autocannon) or the reference service's Python packages are reported and skipped.
  */
@@ -24,12 +28,23 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { type StorageProcess, startStorageProcess } from '#local/storage-process.ts';
+import { customerIdWidth } from '#shared/data/generate.ts';
+import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
+import { runApiUnderEtl } from './api-under-etl.ts';
 import { KEEL_ID_BODY, keelAttributesBody, SEED_DIR } from './bodies.ts';
 import { runColdStartBench } from './cold-start.ts';
 import { type DriftBenchOptions, runDriftBench } from './drift.ts';
 import { servingEnvironment } from './events.ts';
 import { runHandlerBench } from './handler.ts';
-import { detectLoadTool, type LoadRun, type LoadTarget, type LoadToolName, runInterleaved } from './http.ts';
+import {
+  detectLoadTool,
+  type LoadRun,
+  type LoadTarget,
+  type LoadToolName,
+  type RandomCustomers,
+  runInterleaved,
+} from './http.ts';
 import { type KeelFixture, startKeelFixture } from './keel-fixture.ts';
 import {
   FULL_PIPELINES,
@@ -37,7 +52,18 @@ import {
   QUICK_PIPELINES,
   runPipelinesBenchInChild,
 } from './pipelines.ts';
-import { type BenchResults, type HttpRatio, type Outcome, ok, toMarkdown } from './report.ts';
+import {
+  type BenchResults,
+  type HttpRatio,
+  KEEL_HTTP_TARGETS,
+  type KeelApiInfo,
+  type KeelHttpResults,
+  type KeelHttpTarget,
+  keelHttpRuns,
+  type Outcome,
+  ok,
+  toMarkdown,
+} from './report.ts';
 import { QUICK_SCORING, runScoringBench, type ScoringBenchOptions } from './scoring.ts';
 import {
   prepareSeedModel,
@@ -46,7 +72,7 @@ import {
   seedInProcess,
   startSeedServer,
 } from './seed.ts';
-import { type KeelServer, startKeelServer } from './serve-keel.ts';
+import { type KeelServer, type KeelStorage, startKeelServer } from './serve-keel.ts';
 import { runTrainingBench } from './training.ts';
 import { cpuSnapshot, otherCpuShare, processRssMb, removeDirectory, round } from './util.ts';
 
@@ -66,6 +92,8 @@ interface Profile {
   httpWarmupS: number;
   seedRows: number;
   seedInProcessCalls: number;
+  /** The API (ECS compute, c=16) while an ETL of `rows` runs: baseline, load slices, cap (seconds). */
+  underEtl: { rows: number; baselineS: number; sliceS: number; maxS: number };
   drift: DriftBenchOptions;
   pipelines: PipelinesBenchOptions;
 }
@@ -85,6 +113,7 @@ const FULL: Profile = {
   httpWarmupS: 3,
   seedRows: 100_000,
   seedInProcessCalls: 2_000,
+  underEtl: { rows: 1_000_000, baselineS: 10, sliceS: 5, maxS: 900 },
   drift: {},
   pipelines: FULL_PIPELINES,
 };
@@ -104,6 +133,7 @@ const QUICK: Profile = {
   httpWarmupS: 1,
   seedRows: 10_000,
   seedInProcessCalls: 500,
+  underEtl: { rows: 5_000, baselineS: 2, sliceS: 2, maxS: 40 },
   drift: { rows: 100_000, repeats: 1 },
   pipelines: { ...QUICK_PIPELINES, etlRows: 5_000 },
 };
@@ -271,15 +301,47 @@ async function main(): Promise<number> {
       results.http = await section('HTTP load (Keel and the reference service, interleaved)', async () => {
         const tool = detectLoadTool(values.tool as LoadToolName | undefined);
         log(`  load generator: ${tool.name} ${tool.version}`);
-        let keelServer: KeelServer | undefined;
+        let storage: StorageProcess | undefined;
+        let ecsServer: KeelServer | undefined;
+        let lambdaServer: KeelServer | undefined;
         let seedServer: SeedServer | undefined;
+        // Requests by customer id name a random one of those the fixture stored (c-000001 …).
+        const customers: RandomCustomers | undefined = ok(results.keelFixture)
+          ? { count: results.keelFixture.storeRows, idWidth: customerIdWidth(results.keelFixture.rows) }
+          : undefined;
         try {
-          const keelStart = await section('  Keel local API: start (child process)', async () => {
-            if (!keelHome || !attributesBody) return { skipped: 'no Keel state (the model setup failed)' };
-            keelServer = await startKeelServer({ home: keelHome });
-            log(`  Keel serves on ${keelServer.url} (pid ${keelServer.pid})`);
-            return keelServer;
-          });
+          const keelStart = await section(
+            '  Keel: storage process, API on ECS compute and on Lambda compute (child processes)',
+            async (): Promise<Outcome<{ storagePid: number; ecs: KeelServer; lambda: KeelServer }>> => {
+              if (!keelHome || !attributesBody || !customers)
+                return { skipped: 'no Keel state (the model setup failed)' };
+              // One storage for both APIs: DynamoDB's files on the home take one opener at a time.
+              storage = await startStorageProcess({
+                home: keelHome,
+                s3Port: 0,
+                dynamoPort: 0,
+                environment: LOCAL_ENVIRONMENT,
+                log: (message) => log(`  ${message}`),
+              });
+              const shared: KeelStorage = {
+                target: storage.target,
+                names: storage.names,
+                pid: storage.pid() ?? 0,
+              };
+              const ecs = await startKeelServer({
+                home: keelHome,
+                storage: shared,
+                compute: 'ecs',
+                workers: cpus().length,
+              });
+              ecsServer = ecs;
+              log(`  Keel (ECS compute, ${ecs.workers} workers) serves on ${ecs.url}`);
+              const lambda = await startKeelServer({ home: keelHome, storage: shared, compute: 'lambda' });
+              lambdaServer = lambda;
+              log(`  Keel (Lambda compute) serves on ${lambda.url}; storage pid ${shared.pid}`);
+              return { storagePid: shared.pid, ecs, lambda };
+            },
+          );
           let seedStart: Outcome<SeedServer>;
           if (!availability?.available) {
             seedStart = {
@@ -300,12 +362,15 @@ async function main(): Promise<number> {
             );
           }
           const targets: LoadTarget[] = [];
-          if (keelServer) {
-            const url = keelServer.url;
+          if (ecsServer && lambdaServer) {
+            const ecs = `${ecsServer.url}/predict`;
+            const lambda = `${lambdaServer.url}/predict`;
             targets.push(
-              { name: 'keel-id', url: `${url}/predict`, body: KEEL_ID_BODY },
-              { name: 'keel-attributes', url: `${url}/predict`, body: attributesBody! },
-              { name: 'keel-health', url: `${url}/health`, method: 'GET', body: null },
+              { name: 'keel-ecs-id', url: ecs, body: KEEL_ID_BODY, randomCustomers: customers },
+              { name: 'keel-ecs-attributes', url: ecs, body: attributesBody! },
+              { name: 'keel-id', url: lambda, body: KEEL_ID_BODY, randomCustomers: customers },
+              { name: 'keel-attributes', url: lambda, body: attributesBody! },
+              { name: 'keel-health', url: `${lambdaServer.url}/health`, method: 'GET', body: null },
             );
           }
           if (seedServer) {
@@ -326,17 +391,29 @@ async function main(): Promise<number> {
           );
           const runOf = (name: string): Outcome<LoadRun> =>
             ok(measured) ? (measured.get(name) ?? { skipped: 'not run' }) : measured;
-          const keel = ok(keelStart)
+          const apiInfo = (server: KeelServer): KeelApiInfo => ({
+            url: server.url,
+            pid: server.pid,
+            readyMs: server.readyAtMs,
+            rssMbAfter: sumRss([server.pid, ...server.workerPids]),
+            compute: server.compute,
+            ...(server.workers ? { workers: server.workers } : {}),
+          });
+          const keel: Outcome<KeelHttpResults> = ok(keelStart)
             ? {
-                server: {
-                  url: keelStart.url,
-                  pid: keelStart.pid,
-                  readyMs: keelStart.readyAtMs,
-                  rssMbAfter: processRssMb(keelStart.pid),
+                storagePid: keelStart.storagePid,
+                randomCustomers: customers!,
+                ecs: {
+                  server: apiInfo(keelStart.ecs),
+                  byCustomerId: runOf('keel-ecs-id'),
+                  byAttributes: runOf('keel-ecs-attributes'),
                 },
-                byCustomerId: runOf('keel-id'),
-                byAttributes: runOf('keel-attributes'),
-                health: runOf('keel-health'),
+                lambda: {
+                  server: apiInfo(keelStart.lambda),
+                  byCustomerId: runOf('keel-id'),
+                  byAttributes: runOf('keel-attributes'),
+                  health: runOf('keel-health'),
+                },
               }
             : keelStart;
           const seed = ok(seedStart)
@@ -351,6 +428,28 @@ async function main(): Promise<number> {
                 run: runOf('reference'),
               }
             : seedStart;
+          // The reference service has no part in it: stop it, so that only Keel's processes serve.
+          await seedServer?.stop();
+          const underEtl = await section(
+            `  API (ECS compute) while a ${profile.underEtl.rows.toLocaleString('en-US')}-row ETL runs`,
+            async () => {
+              if (!ecsServer || !storage || !keelHome || !customers)
+                return { skipped: 'no Keel API (its start failed)' };
+              return runApiUnderEtl({
+                tool,
+                url: ecsServer.url,
+                home: keelHome,
+                storage: { target: storage.target, names: storage.names, pid: storage.pid() ?? 0 },
+                etlRows: profile.underEtl.rows,
+                randomCustomers: customers,
+                connections: 16,
+                baselineS: profile.underEtl.baselineS,
+                sliceS: profile.underEtl.sliceS,
+                maxS: profile.underEtl.maxS,
+                log: (message) => log(`    ${message}`),
+              });
+            },
+          );
           return {
             tool,
             concurrency: profile.concurrency,
@@ -358,10 +457,13 @@ async function main(): Promise<number> {
             warmupS: profile.httpWarmupS,
             keel,
             seed,
+            underEtl,
           };
         } finally {
-          await keelServer?.stop();
+          await ecsServer?.stop();
+          await lambdaServer?.stop();
           await seedServer?.stop();
+          await storage?.close();
           if (keelHome) removeDirectory(keelHome);
         }
       });
@@ -405,6 +507,12 @@ async function main(): Promise<number> {
   return results.problems.some((p) => p.startsWith('failed')) ? 1 : 0;
 }
 
+/** Resident memory of processes together (MiB); null when none could be read. */
+function sumRss(pids: readonly number[]): number | null {
+  const each = pids.map(processRssMb).filter((mb): mb is number => mb !== null);
+  return each.length === 0 ? null : round(each.reduce((sum, mb) => sum + mb, 0));
+}
+
 function computeRatios(r: BenchResults): void {
   const failures: [string, Outcome<object> | undefined][] = [
     ['training', r.training],
@@ -418,12 +526,13 @@ function computeRatios(r: BenchResults): void {
   ];
   if (ok(r.http)) {
     failures.push(['http Keel', r.http.keel], ['http reference service', r.http.seed]);
-    if (ok(r.http.keel))
-      failures.push(
-        ['http Keel {customerId}', r.http.keel.byCustomerId],
-        ['http Keel {attributes}', r.http.keel.byAttributes],
-      );
+    if (ok(r.http.keel)) {
+      for (const [name, run] of Object.entries(keelHttpRuns(r.http.keel)))
+        failures.push([`http ${name}`, run]);
+      failures.push(['http keel-health', r.http.keel.lambda.health]);
+    }
     if (ok(r.http.seed)) failures.push(['http reference service body.json', r.http.seed.run]);
+    failures.push(['API while the ETL runs', r.http.underEtl]);
   }
   if (ok(r.seed)) failures.push(['reference service in-process', r.seed.inProcess]);
   for (const [name, value] of failures) {
@@ -441,44 +550,88 @@ function computeRatios(r: BenchResults): void {
   }
 
   if (ok(r.http)) {
-    const rpsOf = (run: Outcome<LoadRun> | undefined, connections: number) =>
-      ok(run) ? (run.levels.find((l) => l.connections === connections)?.rps ?? null) : null;
-    const keel = ok(r.http.keel) ? r.http.keel : undefined;
+    const levelOf = (run: Outcome<LoadRun> | undefined, connections: number) =>
+      ok(run) ? run.levels.find((l) => l.connections === connections) : undefined;
+    const keelRuns = ok(r.http.keel) ? keelHttpRuns(r.http.keel) : undefined;
     const seedRun = ok(r.http.seed) ? r.http.seed.run : undefined;
     r.ratios.http = r.http.concurrency.map((connections): HttpRatio => {
-      const keelRps = rpsOf(keel?.byCustomerId, connections);
-      const keelAttributesRps = rpsOf(keel?.byAttributes, connections);
-      const seedRps = rpsOf(seedRun, connections);
-      const ratio = (a: number | null) => (a !== null && seedRps ? round(a / seedRps, 2) : null);
-      return {
-        connections,
-        keelRps,
-        keelAttributesRps,
-        seedRps,
-        keelOverSeed: ratio(keelRps),
-        keelAttributesOverSeed: ratio(keelAttributesRps),
-      };
+      const seedRps = levelOf(seedRun, connections)?.rps ?? null;
+      const keel = Object.fromEntries(
+        Object.keys(KEEL_HTTP_TARGETS).map((name) => {
+          const level = levelOf(keelRuns?.[name as KeelHttpTarget], connections);
+          const rps = level?.rps ?? null;
+          return [
+            name,
+            {
+              rps,
+              p99Ms: level?.p99Ms ?? null,
+              overSeed: rps !== null && seedRps ? round(rps / seedRps, 2) : null,
+            },
+          ];
+        }),
+      ) as HttpRatio['keel'];
+      return { connections, seedRps, keel };
     });
-    // The reference service gets every field in the body; Keel's apples-to-apples request carries them as
-    // attributes.
-    // The {customerId} request (features from the online store) does more work and is shown beside it.
-    for (const level of r.ratios.http) {
-      const same = level.keelAttributesOverSeed;
+    const at = (connections: number) => r.ratios.http.find((l) => l.connections === connections);
+    const times = (value: number | null | undefined) => (value == null ? '–' : `${value}×`);
+    const otherLevels = r.http.concurrency.filter((c) => c !== 16);
+    // The issue's target: the {customerId} request (features from the online store) on the ECS compute.
+    const c16 = at(16);
+    if (c16) {
+      const byId = (name: KeelHttpTarget, compute: string) => {
+        const k = c16.keel[name];
+        const others = otherLevels.map((c) => times(at(c)?.keel[name].overSeed)).join(' / ');
+        return (
+          `${compute}: ${times(k.overSeed)} (${k.rps ?? '–'} vs ${c16.seedRps ?? '–'} req/s), p99 ${k.p99Ms ?? '–'} ms` +
+          (others ? `; c=${otherLevels.join(' / ')}: ${others}` : '')
+        );
+      };
+      const ecs = c16.keel['keel-ecs-id'];
       r.targets.push({
-        name: `HTTP req/s Keel/reference, c=${level.connections}, same fields in the body`,
-        target: '≥ 3×',
-        measured:
-          same === null
-            ? '–'
-            : `${same}× (Keel {customerId, attributes}); by customerId with the store read: ${level.keelOverSeed ?? '–'}×`,
-        met: same === null ? null : same >= 3,
+        name: '`{customerId}` path vs reference service, c=16 (random stored customers)',
+        target: '≥ 3× req/s, p99 ≤ 20 ms',
+        measured: `${byId('keel-ecs-id', 'ECS compute')}. ${byId('keel-id', 'Lambda compute')}`,
+        met: ecs.overSeed === null || ecs.p99Ms === null ? null : ecs.overSeed >= 3 && ecs.p99Ms <= 20,
       });
     }
-    for (const [name, run] of [
-      ['Keel {customerId}', keel?.byCustomerId],
-      ['Keel {attributes}', keel?.byAttributes],
+    // Every field in the body, as the reference service gets them: Keel carries them as attributes.
+    if (r.ratios.http.length > 0) {
+      const same = (name: KeelHttpTarget) =>
+        r.ratios.http.map((l) => times(l.keel[name].overSeed)).join(' / ');
+      const ecsRatios = r.ratios.http.map((l) => l.keel['keel-ecs-attributes'].overSeed);
+      r.targets.push({
+        name: `HTTP req/s Keel/reference, same fields in the body, c=${r.http.concurrency.join(' / ')}`,
+        target: '≥ 3×',
+        measured: `ECS compute ${same('keel-ecs-attributes')}; Lambda compute ${same('keel-attributes')}`,
+        met: ecsRatios.some((v) => v === null) ? null : ecsRatios.every((v) => v! >= 3),
+      });
+    }
+    const u = r.http.underEtl;
+    if (ok(u)) {
+      const during = u.duringEtl;
+      const failed = during.non2xx + during.errors;
+      r.targets.push({
+        name: `API while a ${u.raw.rows.toLocaleString('en-US')}-row ETL runs, c=${u.connections}`,
+        target: '0 errors, p99 ≤ 50 ms',
+        measured:
+          `${during.rps} req/s, p50 ${during.p50Ms} ms, p99 ${during.p99Ms} ms, ${during.non2xx} non-2xx, ${during.errors} errors ` +
+          `over ${during.seconds} s (baseline before it: ${u.baseline.rps} req/s, p99 ${u.baseline.p99Ms} ms); ` +
+          `ETL ${u.etl.status}, ${u.etl.rowsPerSecond} rows/s`,
+        met: u.etl.finished && u.etl.status === 'SUCCEEDED' ? failed === 0 && during.p99Ms <= 50 : null,
+      });
+      if (!u.etl.finished || u.etl.status !== 'SUCCEEDED')
+        r.problems.push(`API while the ETL runs: ETL ${u.etl.status}: ${u.etl.error ?? ''}`);
+      if (failed > 0)
+        r.problems.push(
+          `API while the ETL runs: ${during.non2xx} non-2xx responses, ${during.errors} socket errors/timeouts`,
+        );
+    }
+    const named: [string, Outcome<LoadRun> | undefined][] = [
+      ...Object.entries(keelRuns ?? {}),
+      ['keel-health', ok(r.http.keel) ? r.http.keel.lambda.health : undefined],
       ['reference service', seedRun],
-    ] as const) {
+    ];
+    for (const [name, run] of named) {
       if (!ok(run)) continue;
       for (const level of run.levels) {
         if (level.non2xx > 0 || level.errors > 0) {

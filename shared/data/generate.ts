@@ -93,6 +93,9 @@ export function parseDriftSpec(spec: string): [NumericField, number] {
 
 const round2 = (value: number) => Math.round(value * 100) / 100;
 
+/** Digits of the row number in a generated file's customer ids (`c-` + the row, zero-padded). */
+export const customerIdWidth = (rows: number): number => Math.max(6, String(rows).length);
+
 /** Yields customers `c-000001`, `c-000002`, … one at a time: memory stays flat for any row count. */
 export function* generateRecords(options: GenerateOptions): Generator<LabeledRecord> {
   validateGenerateOptions(options);
@@ -107,7 +110,7 @@ export function* generateRecords(options: GenerateOptions): Generator<LabeledRec
   };
   const features = new Float64Array(FEATURE_COUNT);
   const asOfMs = options.asOf.getTime();
-  const idWidth = Math.max(6, String(options.rows).length);
+  const idWidth = customerIdWidth(options.rows);
 
   for (let row = 1; row <= options.rows; row++) {
     const age = random.int(18, 80);
