@@ -104,40 +104,76 @@ export async function getRecords(
 /** Reads customers by id; the map has an entry for each id found. */
 export type RecordReader = (customerIds: readonly string[]) => Promise<Map<string, RawRecord>>;
 
+/** Calls a {@link coalescedReader} keeps in flight at once; later reads queue for the next. */
+export const READS_IN_FLIGHT = 2;
+
+interface QueuedRead {
+  readonly ids: ReadonlySet<string>;
+  readonly resolve: (found: Map<string, RawRecord>) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 /**
- * {@link getRecords} for a server: the reads of concurrent requests that arrive in the same turn of the
- * event loop are joined into shared `BatchGetItem` calls of up to 100 keys (as high-throughput feature
- * servers read DynamoDB), instead of one call each. A read is sent after the request that asks for it
- * started, so a write completed before that request is as visible as to a read of its own; a failed
+ * {@link getRecords} for a server: the reads of concurrent requests are joined into shared
+ * `BatchGetItem` calls of up to 100 keys (as high-throughput feature servers read DynamoDB), instead of
+ * one call each. At most {@link READS_IN_FLIGHT} calls are out at once; reads that arrive meanwhile wait
+ * for the next call, which takes all of them, so the busier the server the more each call carries and
+ * the less each request costs. A read is only ever answered by a call sent after the request asked
+ * for it, so a write completed before that request is as visible as to a read of its own; a failed
  * call fails every request that shared it.
  */
 export function coalescedReader(deps: OnlineStoreDeps): RecordReader {
-  let open: { ids: Set<string>; result: Promise<Map<string, RawRecord>> } | undefined;
-  const startBatch = () => {
-    const ids = new Set<string>();
-    const batch = {
-      ids,
-      result: new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        if (open === batch) open = undefined;
-        return getRecords(deps, [...ids]);
-      }),
-    };
-    open = batch;
-    return batch;
-  };
-  return async (customerIds) => {
-    const wanted = new Set(customerIds);
-    if (wanted.size === 0) return new Map();
-    let batch = open;
-    if (!batch || batch.ids.size + wanted.size > READ_BATCH) batch = startBatch();
-    for (const id of wanted) batch.ids.add(id);
-    const found = await batch.result;
-    const mine = new Map<string, RawRecord>();
-    for (const id of wanted) {
-      const record = found.get(id);
-      if (record) mine.set(id, record);
+  const queue: QueuedRead[] = [];
+  let inFlight = 0;
+  let scheduled = false;
+  const send = () => {
+    scheduled = false;
+    while (inFlight < READS_IN_FLIGHT && queue.length > 0) {
+      const sharers: QueuedRead[] = [];
+      const ids = new Set<string>();
+      while (queue.length > 0 && (sharers.length === 0 || ids.size + queue[0]!.ids.size <= READ_BATCH)) {
+        const read = queue.shift()!;
+        sharers.push(read);
+        for (const id of read.ids) ids.add(id);
+      }
+      inFlight++;
+      getRecords(deps, [...ids])
+        .then(
+          (found) => {
+            for (const read of sharers) read.resolve(found);
+          },
+          (error: unknown) => {
+            for (const read of sharers) read.reject(error);
+          },
+        )
+        .finally(() => {
+          inFlight--;
+          send();
+        });
     }
-    return mine;
+  };
+  return (customerIds) => {
+    const wanted = new Set(customerIds);
+    if (wanted.size === 0) return Promise.resolve(new Map());
+    return new Promise((resolve, reject) => {
+      queue.push({
+        ids: wanted,
+        resolve: (found) => {
+          const mine = new Map<string, RawRecord>();
+          for (const id of wanted) {
+            const record = found.get(id);
+            if (record) mine.set(id, record);
+          }
+          resolve(mine);
+        },
+        reject,
+      });
+      // Reads asked for in this turn of the event loop go out together.
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(send);
+      }
+    });
   };
 }
 

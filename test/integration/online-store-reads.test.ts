@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocumentClient } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { RawRecord } from '#shared/features/index.ts';
-import { coalescedReader, writeRecords } from '#shared/online-store/store.ts';
+import { coalescedReader, READS_IN_FLIGHT, writeRecords } from '#shared/online-store/store.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
 
 /** The server's reads of the online store against the local DynamoDB, counting the calls that reach it. */
@@ -21,10 +21,11 @@ afterAll(async () => {
   await aws?.close();
 });
 
-function countingStore() {
+function countingStore(delayMs = 0) {
   const dynamo = createDocumentClient(aws.target);
   dynamo.middlewareStack.add(
     (next, context) => async (args) => {
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       if (/BatchGet/.test(context.commandName ?? '')) {
         batchGets++;
         const input = args.input as { RequestItems: Record<string, { ConsistentRead?: boolean }> };
@@ -60,6 +61,25 @@ describe('coalescedReader', () => {
     expect(batchGets).toBe(2);
     // The local DynamoDB is always consistent; DynamoDB is only when asked, so every read asks.
     expect(consistentBatchGets).toBe(2);
+    store.dynamo.destroy();
+  });
+
+  it(`keeps at most ${READS_IN_FLIGHT} calls in flight; reads of later turns wait and share the next call`, async () => {
+    const store = countingStore(100);
+    const read = coalescedReader(store);
+    batchGets = 0;
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const answers: Promise<Map<string, RawRecord>>[] = [];
+    // Each read in a turn of its own: the first two go out alone, the next five wait for a free slot.
+    for (const record of records.slice(0, READS_IN_FLIGHT + 5)) {
+      answers.push(read([record.customer_id]));
+      await turn();
+    }
+    const found = await Promise.all(answers);
+    expect(found.map((answer) => [...answer.keys()])).toEqual(
+      records.slice(0, READS_IN_FLIGHT + 5).map((record) => [record.customer_id]),
+    );
+    expect(batchGets).toBe(READS_IN_FLIGHT + 1);
     store.dynamo.destroy();
   });
 
