@@ -9,6 +9,7 @@ import type { DriftBenchResult } from './drift.ts';
 import type { HandlerBenchResult } from './handler.ts';
 import type { LoadLevel, LoadRun, LoadTool, RandomCustomers } from './http.ts';
 import type { KeelFixtureInfo } from './keel-fixture.ts';
+import type { NewcomerResult } from './newcomer.ts';
 import type { PipelinesBenchResult } from './pipelines.ts';
 import type { ScoringBenchResult } from './scoring.ts';
 import type { SeedModel } from './seed.ts';
@@ -100,6 +101,7 @@ export interface BenchResults {
   scoring?: Outcome<ScoringBenchResult>;
   drift?: Outcome<DriftBenchResult>;
   pipelines?: Outcome<PipelinesBenchResult>;
+  newcomer?: Outcome<NewcomerResult & { loadAverage: number[] }>;
   keelFixture?: Outcome<KeelFixtureInfo>;
   handler?: Outcome<HandlerBenchResult>;
   coldStart?: Outcome<ColdStartResult>;
@@ -479,6 +481,29 @@ export function toMarkdown(r: BenchResults): string {
       '',
     );
   } else out.push(whyNot(r.pipelines), '');
+
+  out.push('## Newcomer (bench/newcomer.ts: the README quick start from a fresh clone)', '');
+  if (ok(r.newcomer)) {
+    const n = r.newcomer;
+    out.push(
+      table(
+        ['commit', 'git clone', 'npm ci', 'npm start ready', 'first prediction', 'clone → prediction'],
+        [
+          [
+            n.commit,
+            `${n.cloneS} s`,
+            `+${n.npmCiS} s`,
+            `+${n.startReadyS} s`,
+            `+${n.firstPredictionS} s`,
+            `**${n.totalS} s**`,
+          ],
+        ],
+      ),
+      '',
+      `npm cache warm; load average ${n.loadAverage.join(' / ')} at the end.`,
+      '',
+    );
+  } else out.push(whyNot(r.newcomer), '');
 
   if (r.problems.length > 0) {
     out.push('## Problems in this run', '', ...r.problems.map((p) => `- ${p}`), '');

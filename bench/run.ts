@@ -8,7 +8,7 @@
  *   npm run bench -- --quick           the short form for CI (BENCH_QUICK=1 too, about two minutes); writes
  *                                      quick.json/quick.md instead, so CI never overwrites the committed figures
  *   options: --no-seed  --tool wrk|autocannon  --skip SECTION,…  --out DIR
- *            (sections: training, scoring, drift, handler, coldstart, http, pipelines)
+ *            (sections: training, scoring, drift, handler, coldstart, http, pipelines, newcomer)
  *
  * Sections, in order: training (Keel GBDT vs XGBoost), scoring (onnxruntime / JS), drift, a served Keel
  * model on the embedded platform (bench/keel-fixture.ts) used by the in-process handler latency and
@@ -46,6 +46,7 @@ import {
   runInterleaved,
 } from './http.ts';
 import { type KeelFixture, startKeelFixture } from './keel-fixture.ts';
+import { runNewcomerBench } from './newcomer.ts';
 import {
   FULL_PIPELINES,
   type PipelinesBenchOptions,
@@ -138,7 +139,16 @@ const QUICK: Profile = {
   pipelines: { ...QUICK_PIPELINES, etlRows: 5_000 },
 };
 
-const SECTIONS = ['training', 'scoring', 'drift', 'handler', 'coldstart', 'http', 'pipelines'] as const;
+const SECTIONS = [
+  'training',
+  'scoring',
+  'drift',
+  'handler',
+  'coldstart',
+  'http',
+  'pipelines',
+  'newcomer',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
@@ -488,6 +498,14 @@ async function main(): Promise<number> {
         runPipelinesBenchInChild(profile.pipelines, log),
       );
     }
+    if (runs('newcomer')) {
+      results.newcomer = quick
+        ? { skipped: 'not in the quick profile (a fresh clone and npm ci: a minute or more)' }
+        : await section('newcomer: fresh clone → npm ci → npm start → first prediction', async () => ({
+            ...(await runNewcomerBench()),
+            loadAverage: loadavg().map((v) => round(v, 2)),
+          }));
+    }
   } finally {
     results.meta.durationS = round((performance.now() - t0) / 1000, 1);
     results.meta.loadAverage.end = loadavg().map((v) => round(v, 2));
@@ -513,12 +531,16 @@ function sumRss(pids: readonly number[]): number | null {
   return each.length === 0 ? null : round(each.reduce((sum, mb) => sum + mb, 0));
 }
 
+/** The README's measured newcomer path before issue 15 (2026-11-24, load average 2.6). */
+const NEWCOMER_BEFORE_S = 49;
+
 function computeRatios(r: BenchResults): void {
   const failures: [string, Outcome<object> | undefined][] = [
     ['training', r.training],
     ['scoring', r.scoring],
     ['drift', r.drift],
     ['pipelines', r.pipelines],
+    ['newcomer', r.newcomer],
     ['Keel model setup', r.keelFixture],
     ['handler', r.handler],
     ['cold start', r.coldStart],
@@ -641,6 +663,14 @@ function computeRatios(r: BenchResults): void {
         }
       }
     }
+  }
+  if (ok(r.newcomer)) {
+    r.targets.push({
+      name: 'newcomer: fresh clone → first prediction',
+      target: `not slower than before (${NEWCOMER_BEFORE_S} s on a quiet machine)`,
+      measured: `${r.newcomer.totalS} s (load average ${r.newcomer.loadAverage[0]})`,
+      met: r.newcomer.totalS <= NEWCOMER_BEFORE_S,
+    });
   }
   if (ok(r.handler)) {
     const p99 = r.handler.featuresAndModel.p99Us;
