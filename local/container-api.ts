@@ -58,7 +58,7 @@ export async function startContainerApi(options: ContainerApiOptions): Promise<C
   const deployment = await loadLocalDeployment();
   const predict = functionOf(deployment, 'lambdas/predict/handler.ts');
   const delivery = platformCaptureDelivery(options.target, options.names);
-  const route = functionLogRouter(options.home, delivery.accept);
+  const logs = functionLogRouter(options.home, delivery.accept);
   const source = { name: `${predict.name}-container`, logicalId: `${predict.logicalId}Container` };
   const variables = localFunctionVariables(options.target, options.environment);
   cluster.setupPrimary({
@@ -91,7 +91,7 @@ export async function startContainerApi(options: ContainerApiOptions): Promise<C
     });
     workers.set(worker, new Promise((resolve) => worker.process.once('close', () => resolve())));
     for (const stream of [worker.process.stdout, worker.process.stderr]) {
-      if (stream) createInterface({ input: stream }).on('line', (line) => line && route(source, line));
+      if (stream) createInterface({ input: stream }).on('line', (line) => line && logs.write(source, line));
     }
     return new Promise<number>((resolve, reject) => {
       let listened = false;
@@ -118,6 +118,7 @@ export async function startContainerApi(options: ContainerApiOptions): Promise<C
   } catch (error) {
     closing = true;
     await stopWorkers(workers);
+    logs.close();
     await delivery.close();
     throw error;
   }
@@ -130,6 +131,7 @@ export async function startContainerApi(options: ContainerApiOptions): Promise<C
     async close() {
       closing = true;
       await stopWorkers(workers);
+      logs.close();
       await delivery.close();
     },
   };

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type LocalDeployment,
@@ -94,33 +94,54 @@ export function localFunctionVariables(
   };
 }
 
+/** Where a function's output lines go; `close()` closes the files it holds open. */
+export interface FunctionLogRouter {
+  write(fn: Pick<LocalFunction, 'name' | 'logicalId'>, line: string): void;
+  close(): void;
+}
+
 /**
  * Where a function's output lines go, as CloudWatch Logs would take them: EMF lines to the local
  * metrics file, lines `capture` takes (prediction captures) to it, any other to
- * `${home}/logs/<function>.log`, and warnings and errors also to this process's stderr.
+ * `${home}/logs/<function>.log`, and warnings and errors also to this process's stderr. Each file is
+ * opened once for appending and written synchronously line by line (a busy API writes two lines a
+ * request), so a reader finds a line as soon as it was routed.
  */
-export function functionLogRouter(
-  home: string,
-  capture?: (line: string) => boolean,
-): (fn: Pick<LocalFunction, 'name' | 'logicalId'>, line: string) => void {
+export function functionLogRouter(home: string, capture?: (line: string) => boolean): FunctionLogRouter {
   const logs = join(home, 'logs');
   mkdirSync(logs, { recursive: true });
   mkdirSync(join(home, 'metrics'), { recursive: true });
   const metrics = metricsFile(home);
-  return (fn, line) => {
-    if (isEmfLine(line)) {
-      appendFileSync(metrics, `${line}\n`);
-    } else if (!capture?.(line)) {
-      appendFileSync(join(logs, `${fn.name}.log`), `${line}\n`);
-      if (LOUD_LEVELS.test(line) || !line.startsWith('{')) {
-        process.stderr.write(`[${fn.logicalId}] ${line}\n`);
-      }
+  const files = new Map<string, number>();
+  const append = (file: string, line: string) => {
+    let fd = files.get(file);
+    if (fd === undefined) {
+      fd = openSync(file, 'a');
+      files.set(file, fd);
     }
+    writeSync(fd, `${line}\n`);
+  };
+  return {
+    write(fn, line) {
+      if (isEmfLine(line)) {
+        append(metrics, line);
+      } else if (!capture?.(line)) {
+        append(join(logs, `${fn.name}.log`), line);
+        if (LOUD_LEVELS.test(line) || !line.startsWith('{')) {
+          process.stderr.write(`[${fn.logicalId}] ${line}\n`);
+        }
+      }
+    },
+    close() {
+      for (const fd of files.values()) closeSync(fd);
+      files.clear();
+    },
   };
 }
 
 export async function startLocalFunctions(options: LocalFunctionsOptions): Promise<LocalFunctions> {
   const deployment = options.deployment ?? (await loadLocalDeployment());
+  const logs = functionLogRouter(options.home, options.capture);
   const lambda = new LocalLambda({
     deployment,
     nodeBinary: options.nodeBinary,
@@ -128,12 +149,15 @@ export async function startLocalFunctions(options: LocalFunctionsOptions): Promi
     environment: localFunctionVariables(options.target, options.environment),
     maxEnvironments: intEnv('KEEL_LAMBDA_MAX_ENVIRONMENTS', 4, { min: 1, max: 64 }),
     idleSeconds: intEnv('KEEL_LAMBDA_IDLE_SECONDS', 300, { min: 1, max: 86_400 }),
-    onLog: functionLogRouter(options.home, options.capture),
+    onLog: (fn, line) => logs.write(fn, line),
   });
   return {
     deployment,
     lambda,
     authorizer: options.authorizer ?? (awsRulesEnforced() ? new Authorizer(deployment) : undefined),
-    close: () => lambda.close(),
+    async close() {
+      await lambda.close();
+      logs.close();
+    },
   };
 }
