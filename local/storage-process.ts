@@ -4,6 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '#lib/paths.ts';
 import type { AwsTarget } from '#shared/aws/clients.ts';
 import type { DeploymentEnvironment, ResourceNames } from '#shared/resources.ts';
+import { loadLocalDeployment } from './deployment/deployment.ts';
 import type { Denial } from './rules/proxy.ts';
 import { type LocalServersOptions, startLocalServers } from './servers.ts';
 
@@ -125,6 +126,9 @@ export async function startStorageProcess(options: StorageProcessOptions): Promi
       });
     });
 
+  // Synthesis (on a cache miss) happens here, not in the child: the CDK app imports the handlers'
+  // modules, and the tracer's async hooks they load would tax every promise of the storage servers.
+  await loadLocalDeployment();
   const first = await launch({
     home: options.home,
     s3Port: options.s3Port,
