@@ -24,6 +24,8 @@ export interface LocalServersOptions {
 
 export interface LocalServers {
   readonly target: AwsTarget;
+  /** The emulators themselves, behind the rules proxies (what the benchmarks measure the proxies against). */
+  readonly emulators: AwsTarget;
   readonly names: ResourceNames;
   /** Buckets and tables this start created (empty when the state already had them). */
   readonly created: string[];
@@ -96,6 +98,7 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
 
   return {
     target: rules?.target ?? emulators,
+    emulators,
     names,
     created,
     denials: () => rules?.denials() ?? [],
