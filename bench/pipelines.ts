@@ -29,7 +29,13 @@ import { WRITES_IN_FLIGHT } from '#shared/online-store/store.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import { getChampion, loadVerifiedModel } from '#shared/registry/registry.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
-import { type ProcessPeak, peaksByLabel, SELF_PROCESS, watchProcessPeaks } from './process-peaks.ts';
+import {
+  cpuSecondsOf,
+  type ProcessPeak,
+  peaksByLabel,
+  SELF_PROCESS,
+  watchProcessPeaks,
+} from './process-peaks.ts';
 import { measureScan, measureWrites, STORE_CLIENT_ENV } from './store-rates.ts';
 
 export interface PipelinesBenchOptions {
@@ -123,6 +129,7 @@ async function timedRun<T>(
 ) {
   const { states } = PIPELINES[pipeline];
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const at = (time: number) => (time - started) / 1000;
   let planned = started;
   let lastItem = started;
@@ -132,6 +139,7 @@ async function timedRun<T>(
   });
   if (run.status !== 'SUCCEEDED') throw new Error(`${pipeline} ${run.status}: ${run.error?.message}`);
   const seconds = at(performance.now());
+  const serverCpuSeconds = Math.round(cpuSecondsOf(process.cpuUsage(cpu)) * 10) / 10;
   const rows = rowsOf(run.output!);
   const mapSeconds = at(lastItem) - at(planned);
   return {
@@ -143,6 +151,8 @@ async function timedRun<T>(
       finalizeSeconds: seconds - at(lastItem),
       mapRowsPerSecond: Math.round(rows / mapSeconds),
     },
+    /** CPU time of this process (the servers, the proxies, the runner) during the run. */
+    serverCpuSeconds,
   };
 }
 
@@ -304,6 +314,7 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
         rowsPerSecond: rate(etl.result),
         seconds: etl.result.seconds,
         phases: etl.result.phases,
+        serverCpuSeconds: etl.result.serverCpuSeconds,
         peakRssMb: etl.peakRssMb,
       },
       batchStateMachine: {
@@ -311,6 +322,7 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
         rowsPerSecond: rate(batch.result),
         seconds: batch.result.seconds,
         phases: batch.result.phases,
+        serverCpuSeconds: batch.result.serverCpuSeconds,
         peakRssMb: batch.peakRssMb,
       },
       storeRates,

@@ -11,6 +11,8 @@ export interface ProcessPeak {
   /** What the process is: `label` of its environment, `this process`, or its command's name. */
   readonly label: string;
   readonly peakRssMb: number;
+  /** CPU time it used (user + system) up to the last sample. */
+  readonly cpuSeconds: number;
 }
 
 export interface ProcessPeaks {
@@ -28,7 +30,7 @@ export function watchProcessPeaks(
   label: (environment: ReadonlyMap<string, string>) => string | undefined,
   intervalMs = 500,
 ): ProcessPeaks {
-  const seen = new Map<number, { label: string; peakKb: number }>();
+  const seen = new Map<number, { label: string; peakKb: number; cpuTicks: number }>();
   const linux = process.platform === 'linux';
   const sample = () => {
     if (!linux) return;
@@ -38,6 +40,7 @@ export function watchProcessPeaks(
       let entry = seen.get(pid);
       if (!entry) {
         entry = {
+          cpuTicks: 0,
           label:
             pid === process.pid
               ? SELF_PROCESS
@@ -47,6 +50,7 @@ export function watchProcessPeaks(
         seen.set(pid, entry);
       }
       entry.peakKb = Math.max(entry.peakKb, kb);
+      entry.cpuTicks = cpuTicks(pid) ?? entry.cpuTicks;
     }
   };
   sample();
@@ -60,11 +64,17 @@ export function watchProcessPeaks(
           pid: process.pid,
           label: SELF_PROCESS,
           peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+          cpuSeconds: cpuSecondsOf(process.cpuUsage()),
         },
       ];
     }
     return [...seen]
-      .map(([pid, { label, peakKb }]) => ({ pid, label, peakRssMb: Math.round(peakKb / 1024) }))
+      .map(([pid, { label, peakKb, cpuTicks }]) => ({
+        pid,
+        label,
+        peakRssMb: Math.round(peakKb / 1024),
+        cpuSeconds: cpuTicks / CLOCK_TICKS,
+      }))
       .sort((a, b) => b.peakRssMb - a.peakRssMb);
   };
   return {
@@ -76,14 +86,33 @@ export function watchProcessPeaks(
   };
 }
 
-/** The largest peak of each label and how many processes had it. */
+/** The largest peak of each label, how many processes had it, and the CPU time they used together. */
 export function peaksByLabel(peaks: readonly ProcessPeak[]) {
-  const by = new Map<string, { processes: number; peakRssMb: number }>();
-  for (const { label, peakRssMb } of peaks) {
-    const entry = by.get(label) ?? { processes: 0, peakRssMb: 0 };
-    by.set(label, { processes: entry.processes + 1, peakRssMb: Math.max(entry.peakRssMb, peakRssMb) });
+  const by = new Map<string, { processes: number; peakRssMb: number; cpuSeconds: number }>();
+  for (const { label, peakRssMb, cpuSeconds } of peaks) {
+    const entry = by.get(label) ?? { processes: 0, peakRssMb: 0, cpuSeconds: 0 };
+    by.set(label, {
+      processes: entry.processes + 1,
+      peakRssMb: Math.max(entry.peakRssMb, peakRssMb),
+      cpuSeconds: Math.round((entry.cpuSeconds + cpuSeconds) * 10) / 10,
+    });
   }
   return [...by].map(([label, entry]) => ({ label, ...entry }));
+}
+
+/** User + system seconds of a `process.cpuUsage()` reading. */
+export const cpuSecondsOf = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1e6;
+
+/** The kernel's clock ticks per second (`getconf CLK_TCK`), 100 on Linux. */
+const CLOCK_TICKS = 100;
+
+/** utime + stime of a process, in clock ticks. */
+function cpuTicks(pid: number): number | undefined {
+  const stat = readProc(pid, 'stat');
+  if (!stat) return undefined;
+  // Fields after the comm: state is the 3rd field of the line, utime the 14th and stime the 15th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
 }
 
 function readProc(pid: number, file: string): string | undefined {

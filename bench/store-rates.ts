@@ -20,6 +20,7 @@ import { marshall } from '@aws-sdk/util-dynamodb';
 import { roleSessionEnvironment } from '#local/rules/credentials.ts';
 import { createDynamoClient } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
+import { cpuSecondsOf } from './process-peaks.ts';
 
 export interface StoreClients {
   readonly endpoint: string;
@@ -39,6 +40,10 @@ export interface StoreRate {
   readonly rowsPerSecond: number;
   readonly processes: number;
   readonly inFlight: number;
+  /** CPU time of the client processes, together, while they ran. */
+  readonly clientCpuSeconds: number;
+  /** CPU time of this process (the servers') meanwhile. */
+  readonly serverCpuSeconds: number;
 }
 
 type Job =
@@ -55,7 +60,9 @@ interface ChildTask {
   readonly inFlight: number;
 }
 
-type ChildMessage = { readonly type: 'ready' } | { readonly type: 'done'; readonly rows: number };
+type ChildMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'done'; readonly rows: number; readonly cpuSeconds: number };
 
 /** Marks the client processes (bench/process-peaks.ts names them by it). */
 export const STORE_CLIENT_ENV = 'KEEL_BENCH_STORE_CLIENT';
@@ -110,10 +117,15 @@ async function measure(clients: StoreClients, job: Job): Promise<StoreRate> {
   try {
     await Promise.all(children.map(({ next }) => next()));
     const started = performance.now();
+    const cpu = process.cpuUsage();
     const done = children.map(({ next }) => next());
     for (const { child } of children) child.send('go');
-    const rows = (await Promise.all(done)).reduce((n, m) => n + (m.type === 'done' ? m.rows : 0), 0);
+    const reports = await Promise.all(done);
     const seconds = (performance.now() - started) / 1000;
+    const serverCpuSeconds = cpuSecondsOf(process.cpuUsage(cpu));
+    const sum = (pick: (m: ChildMessage & { type: 'done' }) => number) =>
+      reports.reduce((n, m) => n + (m.type === 'done' ? pick(m) : 0), 0);
+    const rows = sum((m) => m.rows);
     await Promise.all(children.map(({ exited }) => exited));
     return {
       rows,
@@ -121,6 +133,8 @@ async function measure(clients: StoreClients, job: Job): Promise<StoreRate> {
       rowsPerSecond: Math.round(rows / seconds),
       processes: clients.processes,
       inFlight: clients.inFlight,
+      clientCpuSeconds: Math.round(sum((m) => m.cpuSeconds) * 10) / 10,
+      serverCpuSeconds: Math.round(serverCpuSeconds * 10) / 10,
     };
   } finally {
     for (const { child } of children) if (child.exitCode === null) child.kill();
@@ -183,10 +197,18 @@ async function scanSegment(dynamo: DynamoDBClient, task: ChildTask, job: Job & {
   return rows;
 }
 
+/** From the go on: what the client's CPU time is counted from. */
+let goCpu: NodeJS.CpuUsage | undefined;
+
 function waitForGo(): Promise<void> {
   const ready: ChildMessage = { type: 'ready' };
   process.send?.(ready);
-  return new Promise((resolve) => process.once('message', () => resolve()));
+  return new Promise((resolve) =>
+    process.once('message', () => {
+      goCpu = process.cpuUsage();
+      resolve();
+    }),
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -199,7 +221,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     task.job.kind === 'write'
       ? await writeShare(dynamo, task, task.job)
       : await scanSegment(dynamo, task, task.job);
-  const done: ChildMessage = { type: 'done', rows };
+  const done: ChildMessage = { type: 'done', rows, cpuSeconds: cpuSecondsOf(process.cpuUsage(goCpu)) };
   process.send?.(done, () => {
     dynamo.destroy();
     process.disconnect();
