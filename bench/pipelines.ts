@@ -1,9 +1,12 @@
 /**
  * Pipeline throughput on this machine: batch-scoring's core (parsed records → features → onnxruntime
- * predictions) on one core, and the ETL and batch-scoring state machines end to end against the
- * embedded S3 and DynamoDB, with the process's peak memory.
+ * predictions) on one core, the ETL and batch-scoring state machines end to end against the embedded
+ * S3 and DynamoDB, and, in the same run, what that DynamoDB sustains with no Keel code around it
+ * (bench/store-rates.ts), which the state machines' rates are read against. Peak RSS of every process:
+ * this one (the embedded servers, the rules proxies, the state-machine runner) and each Lambda-like
+ * environment.
  *
- *   npx tsx bench/pipelines.ts [--rows N] [--etl-rows N] [--out FILE]
+ *   npx tsx bench/pipelines.ts [--rows N] [--etl-rows N] [--baseline-rows N] [--out FILE]
  *   node --expose-gc --import tsx bench/pipelines.ts --etl-memory 300000   (heap after GC per ETL chunk)
  */
 import { spawn } from 'node:child_process';
@@ -12,27 +15,49 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createPipelineRunner } from '#local/pipelines.ts';
+import { functionOf, loadLocalDeployment } from '#local/deployment/deployment.ts';
+import { createPipelineRunner, type PipelineRunner } from '#local/pipelines.ts';
 import { startLocalServers } from '#local/servers.ts';
-import { createAwsClients } from '#shared/aws/clients.ts';
+import type { AslDefinition } from '#local/state-machines.ts';
+import { type AwsTarget, createAwsClients } from '#shared/aws/clients.ts';
 import type { BatchRunSummary } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { writeRawData } from '#shared/data/raw-data.ts';
-import { type EtlRunSummary, planEtl, processEtlChunk } from '#shared/etl/etl.ts';
+import type { EtlRunSummary } from '#shared/etl/etl.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET, type RawRecord } from '#shared/features/index.ts';
-import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
+import { WRITES_IN_FLIGHT } from '#shared/online-store/store.ts';
+import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import { getChampion, loadVerifiedModel } from '#shared/registry/registry.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
+import {
+  cpuSecondsOf,
+  type ProcessPeak,
+  peaksByLabel,
+  SELF_PROCESS,
+  watchProcessPeaks,
+} from './process-peaks.ts';
+import { measureScan, measureWrites, STORE_CLIENT_ENV } from './store-rates.ts';
 
 export interface PipelinesBenchOptions {
   /** Records scored by the in-process core benchmark. */
   readonly scoringRows: number;
   /** Rows of the raw file the ETL state machine processes (and customers batch scoring then scores). */
   readonly etlRows: number;
+  /**
+   * Rows of a second run, in a process of its own, whose peak RSS per process the main run's is compared
+   * with: memory bounded by the chunk does not grow with the file.
+   *
+   * @default - none
+   */
+  readonly baselineRows?: number;
 }
 
 export const QUICK_PIPELINES: PipelinesBenchOptions = { scoringRows: 100_000, etlRows: 10_000 };
-export const FULL_PIPELINES: PipelinesBenchOptions = { scoringRows: 1_000_000, etlRows: 1_000_000 };
+export const FULL_PIPELINES: PipelinesBenchOptions = {
+  scoringRows: 1_000_000,
+  etlRows: 1_000_000,
+  baselineRows: 250_000,
+};
 
 /** Peak resident memory of this process while `work` runs, sampled every 50 ms. */
 async function withPeakRss<T>(work: () => Promise<T>): Promise<{ result: T; peakRssMb: number }> {
@@ -68,6 +93,7 @@ export async function runEtlMemoryProfile(rows: number, chunkRows: number) {
       featuresBucket: servers.names.features,
       onlineTable: servers.names.onlineFeatures,
     };
+    const { planEtl, processEtlChunk } = await import('#shared/etl/etl.ts');
     const plan = await planEtl(deps, { inputKey: raw.key, chunkRows });
     const chunks: { rowsDone: number; heapUsedMb: number | null; rssMb: number }[] = [];
     let rowsDone = 0;
@@ -90,12 +116,80 @@ export async function runEtlMemoryProfile(rows: number, chunkRows: number) {
   }
 }
 
+/**
+ * Where a state machine's time went, from when its tasks finished: the plan task (with its
+ * environment's cold start), the Map's items (cold starts of their environments included), and the
+ * finalize task; the Map's rate is the rows over its own time only.
+ */
+async function timedRun<T>(
+  runner: PipelineRunner,
+  pipeline: 'etl' | 'batch',
+  input: Record<string, unknown>,
+  rowsOf: (output: T) => number,
+) {
+  const { states } = PIPELINES[pipeline];
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  const at = (time: number) => (time - started) / 1000;
+  let planned = started;
+  let lastItem = started;
+  const run = await runner.run<T>(pipeline, input, (state) => {
+    if (state === states.plan) planned = performance.now();
+    else if (state === ('chunk' in states ? states.chunk : states.score)) lastItem = performance.now();
+  });
+  if (run.status !== 'SUCCEEDED') throw new Error(`${pipeline} ${run.status}: ${run.error?.message}`);
+  const seconds = at(performance.now());
+  const serverCpuSeconds = Math.round(cpuSecondsOf(process.cpuUsage(cpu)) * 10) / 10;
+  const rows = rowsOf(run.output!);
+  const mapSeconds = at(lastItem) - at(planned);
+  return {
+    rows,
+    seconds,
+    phases: {
+      planSeconds: at(planned),
+      mapSeconds,
+      finalizeSeconds: seconds - at(lastItem),
+      mapRowsPerSecond: Math.round(rows / mapSeconds),
+    },
+    /** CPU time of this process (the servers, the proxies, the runner) during the run. */
+    serverCpuSeconds,
+  };
+}
+
+const selfPeak = (peaks: readonly ProcessPeak[]) =>
+  peaks.find((p) => p.label === SELF_PROCESS)?.peakRssMb ?? 0;
+
+/** The ETL's Map concurrency in the synthesized local stage (the chunks one run processes at a time). */
+function etlMapConcurrency(definition: AslDefinition): number {
+  const map = definition.States[PIPELINES.etl.states.chunks] as { MaxConcurrency?: number } | undefined;
+  if (!map?.MaxConcurrency) throw new Error('the ETL state machine has no Map state with a MaxConcurrency');
+  return map.MaxConcurrency;
+}
+
 export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PIPELINES) {
   const home = await mkdtemp(join(tmpdir(), 'keel-bench-pipelines-'));
+  const deployment = await loadLocalDeployment();
+  // Each environment by its task (`etl#chunk`), each store client as such.
+  const taskOf = new Map(
+    [...deployment.functions.values()].map((fn) => [
+      fn.name,
+      `${fn.entry?.split('/').at(-2) ?? fn.name}#${fn.handler}`,
+    ]),
+  );
+  const peaks = watchProcessPeaks((environment) => {
+    const fn = environment.get('AWS_LAMBDA_FUNCTION_NAME');
+    if (fn) return taskOf.get(fn) ?? fn;
+    return environment.has(STORE_CLIENT_ENV) ? 'store-rates client' : undefined;
+  });
   const servers = await startLocalServers({ home, s3Port: 0, dynamoPort: 0, environment: LOCAL_ENVIRONMENT });
   const clients = createAwsClients(servers.target);
   try {
-    const runner = await createPipelineRunner({ home, target: servers.target, names: servers.names });
+    const runner = await createPipelineRunner({
+      home,
+      target: servers.target,
+      names: servers.names,
+      deployment,
+    });
     const raw = await writeRawData(clients.s3, servers.names.raw, {
       rows: options.etlRows,
       seed: 7,
@@ -104,25 +198,63 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
 
     const phase = (message: string) => process.stderr.write(`${message}\n`);
     phase(`ETL state machine on ${options.etlRows.toLocaleString('en')} rows …`);
-    const etl = await withPeakRss(async () => {
-      const started = performance.now();
-      const run = await runner.run<EtlRunSummary>('etl', { inputKey: raw.key });
-      if (run.status !== 'SUCCEEDED') throw new Error(`etl ${run.status}: ${run.error?.message}`);
-      return { rows: run.output!.rowsRead, seconds: (performance.now() - started) / 1000 };
-    });
+    const etl = await withPeakRss(() =>
+      timedRun<EtlRunSummary>(runner, 'etl', { inputKey: raw.key }, (output) => output.rowsRead),
+    );
     phase(`ETL done in ${etl.result.seconds.toFixed(1)} s; retrain …`);
     const retrain = await runner.run('retrain', { promotion: 'always' });
     if (retrain.status !== 'SUCCEEDED')
       throw new Error(`retrain ${retrain.status}: ${retrain.error?.message}`);
     phase('batch-scoring state machine over every customer …');
-    const batch = await withPeakRss(async () => {
-      const started = performance.now();
-      const run = await runner.run<BatchRunSummary>('batch', { segments: 4 });
-      if (run.status !== 'SUCCEEDED') throw new Error(`batch ${run.status}: ${run.error?.message}`);
-      return { rows: run.output!.rows, seconds: (performance.now() - started) / 1000 };
-    });
+    const segments = 4;
+    const batch = await withPeakRss(() =>
+      timedRun<BatchRunSummary>(runner, 'batch', { segments }, (output) => output.rows),
+    );
+    // The pipelines' own peaks, before the environments are reaped and before the store's rates are measured.
+    const pipelinePeaks = peaks.snapshot();
 
-    phase(`batch done in ${batch.result.seconds.toFixed(1)} s; scoring core …`);
+    phase(`batch done in ${batch.result.seconds.toFixed(1)} s; the store's own rates …`);
+    // The same table, the same concurrency, the same endpoint (the rules proxy, with the tasks' roles) as
+    // the pipelines; then dynalite's own endpoint. The scans read what the batch run read; the writes
+    // add items of their own (fresh keys, as the ETL's were), after it.
+    const roleOf = (entry: string, handler: string) => {
+      const fn = functionOf(deployment, entry, handler);
+      return { arn: fn.roleArn, session: fn.name };
+    };
+    const store = (target: AwsTarget, role?: { arn: string; session: string }) => ({
+      endpoint: target.endpoints!.dynamodb,
+      region: target.region,
+      table: servers.names.onlineFeatures,
+      ...(role ? { role } : {}),
+    });
+    const scanRole = roleOf('lambdas/batch/handler.ts', 'score');
+    const writeRole = roleOf('lambdas/etl/handler.ts', 'chunk');
+    const scanners = { processes: segments, inFlight: 1 };
+    const writers = { processes: etlMapConcurrency(runner.definitions.etl), inFlight: WRITES_IN_FLIGHT };
+    const storeRates = {
+      scan: {
+        proxy: await measureScan({ ...store(servers.target, scanRole), ...scanners }),
+        direct: await measureScan({ ...store(servers.emulators), ...scanners }),
+      },
+      write: {
+        proxy: await measureWrites(
+          { ...store(servers.target, writeRole), ...writers },
+          options.etlRows,
+          'bench-proxy-',
+        ),
+        direct: await measureWrites(
+          { ...store(servers.emulators), ...writers },
+          options.etlRows,
+          'bench-direct-',
+        ),
+      },
+    };
+    await runner.close();
+    const storeRatesPeaks = peaks.stop();
+
+    phase('scoring core …');
+    // Only now is onnxruntime loaded here: the figures above are those of the servers and the runner.
+    const { loadOnnxScorer } = await import('#shared/model/onnx-runtime.ts');
     // The scoring core: what each batch segment does per page, without DynamoDB.
     const registry = {
       s3: clients.s3,
@@ -181,15 +313,31 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
         rows: etl.result.rows,
         rowsPerSecond: rate(etl.result),
         seconds: etl.result.seconds,
+        phases: etl.result.phases,
+        serverCpuSeconds: etl.result.serverCpuSeconds,
         peakRssMb: etl.peakRssMb,
       },
       batchStateMachine: {
         rows: batch.result.rows,
         rowsPerSecond: rate(batch.result),
         seconds: batch.result.seconds,
+        phases: batch.result.phases,
+        serverCpuSeconds: batch.result.serverCpuSeconds,
         peakRssMb: batch.peakRssMb,
       },
-      note: 'ETL and batch run in one process with the embedded DynamoDB (dynalite), whose writes and scans bound their rates here',
+      storeRates,
+      ratios: {
+        etlToRawWrite: rate(etl.result) / storeRates.write.proxy.rowsPerSecond,
+        batchToRawScan: rate(batch.result) / storeRates.scan.proxy.rowsPerSecond,
+        target: 0.8,
+      },
+      /** Peak RSS of each kind of process of the pipelines (the largest of its kind), up to the batch run's end. */
+      processes: peaksByLabel(pipelinePeaks),
+      /** This process's (servers, proxies, runner) peak RSS up to the batch run's end. */
+      processPeakRssMb: selfPeak(pipelinePeaks),
+      /** The same after the store's own rates were measured (its clients' load on the servers). */
+      storeRatesPeakRssMb: selfPeak(storeRatesPeaks),
+      note: 'ETL and batch run against the embedded DynamoDB (dynalite) in this process, one event loop with the rules proxies and S3; the store rates are its own, measured in the same run',
     };
   } finally {
     clients.s3.destroy();
@@ -199,19 +347,64 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
   }
 }
 
-export type PipelinesBenchResult = Awaited<ReturnType<typeof runPipelinesBench>> & {
-  /** The child process's peak resident memory over the whole run (getrusage maxrss). */
-  readonly processPeakRssMb: number;
-};
+/** One run's figures. */
+export type PipelinesRunResult = Awaited<ReturnType<typeof runPipelinesBench>>;
+
+/** How each kind of process's peak RSS changed from the baseline run's file to the main run's. */
+export interface MemoryGrowth {
+  readonly baselineRows: number;
+  readonly rows: number;
+  readonly processes: readonly {
+    readonly label: string;
+    readonly baselinePeakRssMb: number;
+    readonly peakRssMb: number;
+    /** peak / baseline peak − 1 */
+    readonly growth: number;
+  }[];
+  readonly target: { readonly maxPeakRssMb: number; readonly maxGrowth: number };
+}
+
+export type PipelinesBenchResult = PipelinesRunResult & { readonly memoryGrowth?: MemoryGrowth };
+
+/** Rows the baseline run's scoring core scores: its figures are the main run's, only its memory counts. */
+const BASELINE_SCORING_ROWS = 10_000;
 
 /**
  * {@link runPipelinesBench} in a fresh Node process, so its peak memory is the pipelines' own (embedded
- * servers + runner + handlers), not whatever earlier sections left in the bench's heap.
+ * servers + runner + handlers), not whatever earlier sections left in the bench's heap; with
+ * `baselineRows`, a smaller run first, in a process of its own, for {@link MemoryGrowth}.
  */
 export async function runPipelinesBenchInChild(
   options: PipelinesBenchOptions,
   log: (line: string) => void,
 ): Promise<PipelinesBenchResult> {
+  const baseline =
+    options.baselineRows === undefined
+      ? undefined
+      : await runOnceInChild({ scoringRows: BASELINE_SCORING_ROWS, etlRows: options.baselineRows }, log);
+  const main = await runOnceInChild(options, log);
+  if (!baseline || options.baselineRows === undefined) return main;
+  const before = new Map(baseline.processes.map((p) => [p.label, p.peakRssMb]));
+  return {
+    ...main,
+    memoryGrowth: {
+      baselineRows: options.baselineRows,
+      rows: options.etlRows,
+      processes: main.processes.flatMap(({ label, peakRssMb }) => {
+        const baselinePeakRssMb = before.get(label);
+        return baselinePeakRssMb === undefined
+          ? []
+          : [{ label, baselinePeakRssMb, peakRssMb, growth: peakRssMb / baselinePeakRssMb - 1 }];
+      }),
+      target: { maxPeakRssMb: 512, maxGrowth: 0.1 },
+    },
+  };
+}
+
+async function runOnceInChild(
+  options: PipelinesBenchOptions,
+  log: (line: string) => void,
+): Promise<PipelinesRunResult> {
   const directory = await mkdtemp(join(tmpdir(), 'keel-bench-pipelines-out-'));
   const out = join(directory, 'pipelines.json');
   const script = fileURLToPath(import.meta.url);
@@ -233,7 +426,7 @@ export async function runPipelinesBenchInChild(
       child.once('error', reject).once('exit', resolve);
     });
     if (code !== 0) throw new Error(`bench/pipelines.ts exited with ${code}`);
-    return JSON.parse(await readFile(out, 'utf8')) as PipelinesBenchResult;
+    return JSON.parse(await readFile(out, 'utf8')) as PipelinesRunResult;
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
@@ -245,9 +438,25 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       rows: { type: 'string' },
       'etl-rows': { type: 'string' },
       'etl-memory': { type: 'string' },
+      'baseline-rows': { type: 'string' },
       out: { type: 'string' },
     },
   });
+  if (values['baseline-rows']) {
+    // Both runs in processes of their own, as `npm run bench` runs them.
+    const result = await runPipelinesBenchInChild(
+      {
+        scoringRows: Number(values.rows ?? FULL_PIPELINES.scoringRows),
+        etlRows: Number(values['etl-rows'] ?? FULL_PIPELINES.etlRows),
+        baselineRows: Number(values['baseline-rows']),
+      },
+      (line) => process.stderr.write(`${line}\n`),
+    );
+    const json = JSON.stringify(result, null, 2);
+    if (values.out) await writeFile(values.out, json);
+    else console.log(json);
+    process.exit(0);
+  }
   if (values['etl-memory']) {
     console.log(JSON.stringify(await runEtlMemoryProfile(Number(values['etl-memory']), 50_000), null, 2));
     process.exit(0);
@@ -256,8 +465,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     scoringRows: Number(values.rows ?? FULL_PIPELINES.scoringRows),
     etlRows: Number(values['etl-rows'] ?? FULL_PIPELINES.etlRows),
   });
-  const withPeak = { ...result, processPeakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) };
-  const json = JSON.stringify(withPeak, null, 2);
+  const json = JSON.stringify(result, null, 2);
   if (values.out) await writeFile(values.out, json);
   else console.log(json);
   process.exit(0);

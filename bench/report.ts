@@ -452,34 +452,80 @@ export function toMarkdown(r: BenchResults): string {
   out.push('## Pipelines (bench/pipelines.ts)', '');
   if (ok(r.pipelines)) {
     const p = r.pipelines;
+    const { write, scan } = p.storeRates;
+    const phases = (m: typeof p.etlStateMachine) =>
+      `plan ${fmt(m.phases.planSeconds, 1)} s, map ${fmt(m.phases.mapSeconds, 1)} s at ${fmt(m.phases.mapRowsPerSecond, 0)} rows/s, finalize ${fmt(m.phases.finalizeSeconds, 1)} s`;
     out.push(
       table(
-        ['what', 'rows', 'rows/s', 'peak RSS MiB'],
+        ['what', 'rows', 'rows/s', 'of the store', 'peak RSS MiB (this process)'],
         [
           [
             `batch-scoring core: features + onnxruntime (target ${fmt(p.scoringCore.target, 0)} rows/s)`,
             fmt(p.scoringCore.rows, 0),
             fmt(p.scoringCore.rowsPerSecond, 0),
+            '',
             fmt(p.scoringCore.peakRssMb, 0),
           ],
           [
-            `ETL state machine (${fmt(p.etlStateMachine.seconds, 1)} s)`,
+            `ETL state machine (${fmt(p.etlStateMachine.seconds, 1)} s: ${phases(p.etlStateMachine)})`,
             fmt(p.etlStateMachine.rows, 0),
             fmt(p.etlStateMachine.rowsPerSecond, 0),
+            `${fmt(p.ratios.etlToRawWrite, 2)} of raw writes (target ≥ ${p.ratios.target})`,
             fmt(p.etlStateMachine.peakRssMb, 0),
           ],
           [
-            `batch-scoring state machine (${fmt(p.batchStateMachine.seconds, 1)} s)`,
+            `batch-scoring state machine (${fmt(p.batchStateMachine.seconds, 1)} s: ${phases(p.batchStateMachine)})`,
             fmt(p.batchStateMachine.rows, 0),
             fmt(p.batchStateMachine.rowsPerSecond, 0),
+            `${fmt(p.ratios.batchToRawScan, 2)} of raw scans (target ≥ ${p.ratios.target})`,
             fmt(p.batchStateMachine.peakRssMb, 0),
           ],
+          ...(
+            [
+              ['raw BatchWriteItem, 25 items', write.proxy, write.direct],
+              ['raw Scan, pages of 1,000', scan.proxy, scan.direct],
+            ] as const
+          ).flatMap(([what, proxy, direct]) => [
+            [
+              `${what}, through the rules proxy (${proxy.processes} processes × ${proxy.inFlight} in flight)`,
+              fmt(proxy.rows, 0),
+              fmt(proxy.rowsPerSecond, 0),
+              '',
+              '',
+            ],
+            [`${what}, dynalite directly`, fmt(direct.rows, 0), fmt(direct.rowsPerSecond, 0), '', ''],
+          ]),
         ],
       ),
       '',
-      `${p.note}. Peak RSS of the whole pipelines process (its own Node process: embedded S3 and DynamoDB, the state-machine runner, the handlers): ${fmt(p.processPeakRssMb, 0)} MiB.`,
+      `${p.note}. CPU seconds of this process during the ETL ${fmt(p.etlStateMachine.serverCpuSeconds, 1)}, the batch ${fmt(p.batchStateMachine.serverCpuSeconds, 1)}, the raw writes ${fmt(write.proxy.serverCpuSeconds, 1)} (their clients ${fmt(write.proxy.clientCpuSeconds, 1)}), the raw scans ${fmt(scan.proxy.serverCpuSeconds, 1)} (clients ${fmt(scan.proxy.clientCpuSeconds, 1)}). Peak RSS of each process (the largest of its kind): ${p.processes
+        .map(
+          (q) =>
+            `${q.label} ${fmt(q.peakRssMb, 0)} MiB${q.processes > 1 ? ` (${q.processes})` : ''}, ${fmt(q.cpuSeconds, 1)} CPU s`,
+        )
+        .join(', ')}.`,
       '',
     );
+    if (p.memoryGrowth) {
+      const g = p.memoryGrowth;
+      out.push(
+        table(
+          [
+            'process',
+            `peak RSS MiB, ${fmt(g.baselineRows, 0)} rows`,
+            `peak RSS MiB, ${fmt(g.rows, 0)} rows`,
+            `growth (target ≤ ${fmt(g.target.maxGrowth * 100, 0)}%, ≤ ${g.target.maxPeakRssMb} MiB)`,
+          ],
+          g.processes.map((q) => [
+            q.label,
+            fmt(q.baselinePeakRssMb, 0),
+            fmt(q.peakRssMb, 0),
+            `${fmt(q.growth * 100, 1)}%`,
+          ]),
+        ),
+        '',
+      );
+    }
   } else out.push(whyNot(r.pipelines), '');
 
   out.push('## Newcomer (bench/newcomer.ts: the README quick start from a fresh clone)', '');

@@ -29,8 +29,8 @@ export interface LocalServersOptions {
 
 export interface LocalServers {
   readonly target: AwsTarget;
-  /** Where the emulators themselves listen (behind the rules proxies, unless KEEL_AWS_RULES=off). */
-  readonly emulatorPorts: { readonly s3: number; readonly dynamodb: number };
+  /** The emulators themselves, behind the rules proxies (what the benchmarks measure the proxies against). */
+  readonly emulators: AwsTarget;
   readonly names: ResourceNames;
   /** Buckets and tables this start created (empty when the state already had them). */
   readonly created: string[];
@@ -108,7 +108,7 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
 
   return {
     target: rules?.target ?? emulators,
-    emulatorPorts: { s3: s3Port, dynamodb: dynamoPort },
+    emulators,
     names,
     created,
     denials: () => rules?.denials() ?? [],

@@ -56,7 +56,7 @@ interface StorageReady {
   readonly target: AwsTarget;
   readonly names: ResourceNames;
   readonly created: string[];
-  readonly emulatorPorts: { readonly s3: number; readonly dynamodb: number };
+  readonly emulators: AwsTarget;
 }
 
 type ChildOptions = Pick<
@@ -139,8 +139,8 @@ export async function startStorageProcess(options: StorageProcessOptions): Promi
   const portOf = (endpoint: string) => Number(new URL(endpoint).port);
   const restartOptions: ChildOptions = {
     home: options.home,
-    s3Port: first.emulatorPorts.s3,
-    dynamoPort: first.emulatorPorts.dynamodb,
+    s3Port: portOf(first.emulators.endpoints!.s3),
+    dynamoPort: portOf(first.emulators.endpoints!.dynamodb),
     environment: options.environment,
     proxyPorts: {
       s3: portOf(first.target.endpoints!.s3),
@@ -212,7 +212,7 @@ async function serve(childOptions: ChildOptions): Promise<void> {
     target: servers.target,
     names: servers.names,
     created: servers.created,
-    emulatorPorts: servers.emulatorPorts,
+    emulators: servers.emulators,
   };
   process.stdout.write(`${READY}${JSON.stringify(ready)}\n`);
 }

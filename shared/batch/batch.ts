@@ -15,11 +15,12 @@ import {
 } from '#shared/features/index.ts';
 import {
   CAPTURE_CONTENT_TYPE,
-  type CaptureRecord,
-  captureObjects,
+  captureHourPrefix,
+  captureObjectKey,
   captureRecord,
 } from '#shared/inference/capture.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
+import { createObjectStream } from '#shared/pipelines/object-stream.ts';
 import {
   getResults,
   planReader,
@@ -224,6 +225,25 @@ async function* segmentRecords(
   } while (ExclusiveStartKey);
 }
 
+/**
+ * The next page is asked for as soon as the current one arrives, so the store reads it while this one
+ * is scored: two pages in memory, never more.
+ */
+async function* readAhead<T>(pages: AsyncIterable<T>): AsyncGenerator<T> {
+  const iterator = pages[Symbol.asyncIterator]();
+  let next = iterator.next();
+  try {
+    for (let page = await next; !page.done; page = await next) {
+      next = iterator.next();
+      yield page.value;
+    }
+  } finally {
+    // Stopped early: the page asked for is not wanted, nor its failure.
+    next.catch(() => undefined);
+    await iterator.return?.();
+  }
+}
+
 export async function scoreSegment(
   deps: BatchDeps,
   plan: BatchPlan,
@@ -238,16 +258,33 @@ export async function scoreSegment(
     featureCount: FEATURE_COUNT,
     featureNames: FEATURE_SET.names,
   });
-  const lines: string[] = [PREDICTIONS_HEADER];
-  let positives = 0;
-  let skipped = 0;
-  const x = new Float32Array(SCAN_PAGE * FEATURE_COUNT);
-  const captured: CaptureRecord[] = [];
+  const key = `${plan.outputPrefix}part-${String(segment.segment).padStart(5, '0')}.csv`;
   const sampleRate = deps.capture?.sampleRate ?? 0;
   const random = deps.capture?.random ?? Math.random;
   const scoredAt = (deps.clock ?? (() => new Date()))();
+  // Both objects are written as the pages are scored, so a segment holds a page, not its output.
+  const predictions = createObjectStream(deps.s3, {
+    bucket: deps.outputsBucket,
+    key,
+    contentType: 'text/csv',
+  });
+  // Every record has the segment's time: one capture object of that hour.
+  const captures =
+    sampleRate > 0
+      ? createObjectStream(deps.s3, {
+          bucket: deps.outputsBucket,
+          key: captureObjectKey(captureHourPrefix(plan.model.name, scoredAt), scoredAt),
+          contentType: CAPTURE_CONTENT_TYPE,
+        })
+      : undefined;
+  let rows = 0;
+  let positives = 0;
+  let skipped = 0;
+  let captured = 0;
+  const x = new Float32Array(SCAN_PAGE * FEATURE_COUNT);
   try {
-    for await (const { records, invalid } of segmentRecords(deps, plan, segment)) {
+    await predictions.write(`${PREDICTIONS_HEADER}\n`);
+    for await (const { records, invalid } of readAhead(segmentRecords(deps, plan, segment))) {
       skipped += invalid;
       const scored: RawRecord[] = [];
       for (const record of records) {
@@ -263,55 +300,46 @@ export async function scoreSegment(
         x.subarray(0, scored.length * FEATURE_COUNT),
         scored.length,
       );
+      let lines = '';
+      let captureLines = '';
       scored.forEach((record, i) => {
         const probability = probabilities[i]!;
         const prediction = probability >= plan.model.threshold ? 1 : 0;
         positives += prediction;
-        lines.push(
-          `${record.customer_id},${probability},${prediction},${plan.model.version},${FEATURE_SET.fingerprint},${record.event_time}`,
-        );
-        if (sampleRate > 0 && (sampleRate >= 1 || random() < sampleRate)) {
-          captured.push(
-            captureRecord(
-              {
-                customerId: record.customer_id,
-                requestId: plan.runId,
-                model: plan.model,
-                probability,
-                prediction,
-                vector: x.subarray(i * FEATURE_COUNT, (i + 1) * FEATURE_COUNT),
-              },
-              scoredAt,
-              'batch',
-            ),
+        lines += `${record.customer_id},${probability},${prediction},${plan.model.version},${FEATURE_SET.fingerprint},${record.event_time}\n`;
+        if (captures && (sampleRate >= 1 || random() < sampleRate)) {
+          const capture = captureRecord(
+            {
+              customerId: record.customer_id,
+              requestId: plan.runId,
+              model: plan.model,
+              probability,
+              prediction,
+              vector: x.subarray(i * FEATURE_COUNT, (i + 1) * FEATURE_COUNT),
+            },
+            scoredAt,
+            'batch',
           );
+          captureLines += `${JSON.stringify(capture)}\n`;
+          captured++;
         }
       });
+      rows += scored.length;
+      await Promise.all([predictions.write(lines), captureLines ? captures?.write(captureLines) : undefined]);
     }
+    await predictions.end();
+  } catch (error) {
+    await Promise.all([predictions.abort(error as Error), captures?.abort(error as Error)]);
+    throw error;
   } finally {
     await scorer.release();
   }
-  const key = `${plan.outputPrefix}part-${String(segment.segment).padStart(5, '0')}.csv`;
-  await deps.s3.send(
-    new PutObjectCommand({
-      Bucket: deps.outputsBucket,
-      Key: key,
-      Body: `${lines.join('\n')}\n`,
-      ContentType: 'text/csv',
-    }),
-  );
   // After the predictions: a retried segment rewrites its part, and its captures only once it got here.
-  for (const object of captureObjects(captured, scoredAt)) {
-    await deps.s3.send(
-      new PutObjectCommand({
-        Bucket: deps.outputsBucket,
-        Key: object.key,
-        Body: object.body,
-        ContentType: CAPTURE_CONTENT_TYPE,
-      }),
-    );
+  if (captures) {
+    if (captured > 0) await captures.end();
+    else await captures.abort(new Error('nothing was sampled'));
   }
-  return { segment: segment.segment, rows: lines.length - 1, positives, skipped, key };
+  return { segment: segment.segment, rows, positives, skipped, key };
 }
 
 export async function finalizeBatch(

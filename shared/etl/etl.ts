@@ -25,7 +25,6 @@ import {
   type LabeledRecord,
   parseCsvRecord,
   parseLabeledCsvRecord,
-  type RawRecord,
 } from '#shared/features/index.ts';
 import {
   DEFAULT_SERVICE,
@@ -41,7 +40,8 @@ import {
   markDatasetComplete,
   SUCCESS_MARKER,
 } from '#shared/offline/features-dataset.ts';
-import { writeRecords } from '#shared/online-store/store.ts';
+import { createRecordWriter } from '#shared/online-store/store.ts';
+import { createObjectStream } from '#shared/pipelines/object-stream.ts';
 import {
   getResults,
   planReader,
@@ -331,9 +331,9 @@ export async function* readCsvLines(body: Readable, columns: readonly string[]):
   }
 }
 
-const ONLINE_FLUSH_ROWS = 500;
-const ONLINE_PARALLEL = 4;
 const pad = (n: number) => String(n).padStart(5, '0');
+/** How much of the feature part a chunk gathers before handing it to the upload. */
+const LINES_FLUSH_CHARS = 64 * 1024;
 
 export function quarantinePrefix(plan: Pick<EtlPlan, 'runDate' | 'featurePrefix'>): string {
   return `quarantine/run_date=${plan.runDate}/${plan.featurePrefix.split('/').at(-2)}/`;
@@ -346,24 +346,22 @@ export async function processEtlChunk(
   chunk: EtlChunk,
 ): Promise<EtlChunkResult> {
   const featureKey = `${plan.featurePrefix}part-${pad(chunk.index)}.csv`;
-  const lines: string[] = [featureDatasetHeader(plan.labeled)];
   const quarantine: string[] = [];
   const quality = emptyDataQuality();
   const vector = new Float32Array(FEATURE_COUNT);
-  let online: RawRecord[] = [];
-  let onlineWritten = 0;
+  // The store's writes and the feature part's upload go on while the next rows are read: the chunk
+  // holds a few batches and a part's worth of lines, not its rows.
+  const online = createRecordWriter({ dynamo: deps.dynamo, table: deps.onlineTable });
+  const features = createObjectStream(deps.s3, {
+    bucket: deps.featuresBucket,
+    key: featureKey,
+    contentType: 'text/csv',
+  });
+  let lines = `${featureDatasetHeader(plan.labeled)}\n`;
+  let valid = 0;
   let rows = 0;
-  const store = { dynamo: deps.dynamo, table: deps.onlineTable };
-  const flushOnline = async () => {
-    const size = Math.ceil(online.length / ONLINE_PARALLEL);
-    const slices: RawRecord[][] = [];
-    for (let i = 0; i < online.length; i += size) slices.push(online.slice(i, i + size));
-    for (const count of await Promise.all(slices.map((slice) => writeRecords(store, slice))))
-      onlineWritten += count;
-    online = [];
-  };
-
-  if (chunk.end > chunk.start) {
+  const readChunk = async () => {
+    if (chunk.end <= chunk.start) return;
     const object = await deps.s3.send(
       new GetObjectCommand({
         Bucket: deps.rawBucket,
@@ -400,23 +398,28 @@ export async function processEtlChunk(
       const record = parsed.data as LabeledRecord;
       countUnseenCategories(quality, record);
       encodeInto(record, vector, 0);
-      lines.push(
-        featureRow(record.customer_id, record.event_time, vector, plan.labeled ? record.churned : undefined),
-      );
+      lines += `${featureRow(record.customer_id, record.event_time, vector, plan.labeled ? record.churned : undefined)}\n`;
+      valid++;
+      if (lines.length >= LINES_FLUSH_CHARS) {
+        await features.write(lines);
+        lines = '';
+      }
       const { churned: _label, ...raw } = record;
-      online.push(raw);
-      if (online.length >= ONLINE_FLUSH_ROWS) await flushOnline();
+      const room = online.write(raw);
+      if (room) await room;
     }
-    await flushOnline();
+  };
+  let onlineWritten: number;
+  try {
+    await readChunk();
+    await features.write(lines);
+    // The feature part appears only once the chunk's online items are in.
+    onlineWritten = await online.close();
+    await features.end();
+  } catch (error) {
+    await features.abort(error as Error);
+    throw error;
   }
-  await deps.s3.send(
-    new PutObjectCommand({
-      Bucket: deps.featuresBucket,
-      Key: featureKey,
-      Body: `${lines.join('\n')}\n`,
-      ContentType: 'text/csv',
-    }),
-  );
   let quarantineKey: string | null = null;
   if (quarantine.length > 0) {
     quarantineKey = `${quarantinePrefix(plan)}part-${pad(chunk.index)}.jsonl`;
@@ -432,7 +435,7 @@ export async function processEtlChunk(
   return {
     index: chunk.index,
     rows,
-    valid: lines.length - 1,
+    valid,
     quarantined: quarantine.length,
     onlineWritten,
     featureKey,

@@ -20,8 +20,8 @@ import { randomUUID } from 'node:crypto';
  * per line. Firehose (and the local stand-in, likewise) partitions by the hour its buffer started, not
  * by each record's own time, so a record may sit in the hour before or after its own, by at most
  * {@link CAPTURE_PARTITION_SLACK_MS}: readers list that much around their window and filter on `t`.
- * Batch scoring writes its records (`source: 'batch'`) directly, grouped by their own hour, through
- * {@link captureRecord} and {@link captureObjects}: its handler awaits the writes.
+ * Batch scoring writes its records (`source: 'batch'`) directly, through {@link captureRecord}: one
+ * object per segment, in the hour of the segment's time (every record's own), which its handler awaits.
  */
 
 export const CAPTURE_PREFIX = 'captures/';
@@ -143,25 +143,6 @@ export function parseCaptureLine(line: string): CaptureRecord | undefined {
 /** A new object's key under `prefix`: the time it was written, then a random id. */
 export function captureObjectKey(prefix: string, written: Date): string {
   return `${prefix}${written.toISOString().replace(/[-:.]/g, '')}-${randomUUID()}.jsonl`;
-}
-
-/** The objects holding `records`: one per model and hour of the records' own times, keyed by `written`. */
-export function captureObjects(
-  records: readonly CaptureRecord[],
-  written: Date,
-): { key: string; body: string; records: CaptureRecord[] }[] {
-  const groups = new Map<string, CaptureRecord[]>();
-  for (const record of records) {
-    const prefix = captureHourPrefix(record.model, new Date(record.t));
-    const group = groups.get(prefix);
-    if (group) group.push(record);
-    else groups.set(prefix, [record]);
-  }
-  return [...groups].map(([prefix, group]) => ({
-    key: captureObjectKey(prefix, written),
-    body: `${group.map((r) => JSON.stringify(r)).join('\n')}\n`,
-    records: group,
-  }));
 }
 
 export function createPredictionCapture(options: CaptureOptions): PredictionCapture {

@@ -52,20 +52,80 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
 /** Writes records (last write wins per customer); returns how many items DynamoDB accepted. */
 export async function writeRecords(deps: OnlineStoreDeps, records: readonly RawRecord[]): Promise<number> {
   let written = 0;
-  for (const batch of chunks(records, WRITE_BATCH)) {
-    let pending = batch.map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt >= MAX_ATTEMPTS) throw new UnprocessedItemsError('writes', pending.length);
-      if (attempt > 0) await backoff(deps, attempt);
-      const result = await deps.dynamo.send(
-        new BatchWriteCommand({ RequestItems: { [deps.table]: pending } }),
-      );
-      const unprocessed = (result.UnprocessedItems?.[deps.table] ?? []) as typeof pending;
-      written += pending.length - unprocessed.length;
-      pending = unprocessed;
-    }
+  for (const batch of chunks(records, WRITE_BATCH)) written += await writeBatch(deps, batch);
+  return written;
+}
+
+/** One `BatchWriteItem` of up to 25 records, its unprocessed items retried; returns how many were accepted. */
+async function writeBatch(deps: OnlineStoreDeps, batch: readonly RawRecord[]): Promise<number> {
+  let written = 0;
+  let pending = batch.map((Item) => ({ PutRequest: { Item } }));
+  for (let attempt = 0; pending.length > 0; attempt++) {
+    if (attempt >= MAX_ATTEMPTS) throw new UnprocessedItemsError('writes', pending.length);
+    if (attempt > 0) await backoff(deps, attempt);
+    const result = await deps.dynamo.send(new BatchWriteCommand({ RequestItems: { [deps.table]: pending } }));
+    const unprocessed = (result.UnprocessedItems?.[deps.table] ?? []) as typeof pending;
+    written += pending.length - unprocessed.length;
+    pending = unprocessed;
   }
   return written;
+}
+
+/** The `BatchWriteItem` calls a {@link RecordWriter} keeps in flight by default. */
+export const WRITES_IN_FLIGHT = 4;
+
+/**
+ * Writes records as they come, in batches of 25 with up to `inFlight` batches in flight, so that the
+ * store is kept busy while the caller produces the next records and memory holds `inFlight + 1`
+ * batches, whatever the number of records. A record must not repeat a customer of its own batch
+ * (DynamoDB refuses such a batch): one writer per set of distinct customers.
+ */
+export interface RecordWriter {
+  /** Takes a record; the promise, when there is one, resolves once the writer has room for more. */
+  write(record: RawRecord): Promise<void> | undefined;
+  /** Sends the last batch and waits for every write; how many items DynamoDB accepted. A failed write fails it. */
+  close(): Promise<number>;
+}
+
+export function createRecordWriter(deps: OnlineStoreDeps, inFlight = WRITES_IN_FLIGHT): RecordWriter {
+  if (!Number.isInteger(inFlight) || inFlight < 1) throw new Error(`inFlight must be ≥ 1 (got ${inFlight})`);
+  let batch: RawRecord[] = [];
+  let written = 0;
+  let failure: { error: unknown } | undefined;
+  const sending = new Set<Promise<void>>();
+  const send = () => {
+    const records = batch;
+    batch = [];
+    const call: Promise<void> = writeBatch(deps, records).then(
+      (count) => {
+        written += count;
+        sending.delete(call);
+      },
+      (error: unknown) => {
+        failure ??= { error };
+        sending.delete(call);
+      },
+    );
+    sending.add(call);
+  };
+  const check = () => {
+    if (failure) throw failure.error;
+  };
+  return {
+    write(record) {
+      check();
+      batch.push(record);
+      if (batch.length < WRITE_BATCH) return undefined;
+      send();
+      return sending.size < inFlight ? undefined : Promise.race(sending).then(check);
+    },
+    async close() {
+      if (batch.length > 0) send();
+      await Promise.all(sending);
+      check();
+      return written;
+    },
+  };
 }
 
 export async function getRecord(deps: OnlineStoreDeps, customerId: string): Promise<RawRecord | undefined> {
