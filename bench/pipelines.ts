@@ -19,6 +19,7 @@ import { functionOf, loadLocalDeployment } from '#local/deployment/deployment.ts
 import { createPipelineRunner, type PipelineRunner } from '#local/pipelines.ts';
 import { startLocalServers } from '#local/servers.ts';
 import type { AslDefinition } from '#local/state-machines.ts';
+import { type StorageProcess, startStorageProcess } from '#local/storage-process.ts';
 import { type AwsTarget, createAwsClients } from '#shared/aws/clients.ts';
 import type { BatchRunSummary } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
@@ -29,13 +30,7 @@ import { WRITES_IN_FLIGHT } from '#shared/online-store/store.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import { getChampion, loadVerifiedModel } from '#shared/registry/registry.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
-import {
-  cpuSecondsOf,
-  type ProcessPeak,
-  peaksByLabel,
-  SELF_PROCESS,
-  watchProcessPeaks,
-} from './process-peaks.ts';
+import { type ProcessPeak, peaksByLabel, processCpuSeconds, watchProcessPeaks } from './process-peaks.ts';
 import { measureScan, measureWrites, STORE_CLIENT_ENV } from './store-rates.ts';
 
 export interface PipelinesBenchOptions {
@@ -126,10 +121,12 @@ async function timedRun<T>(
   pipeline: 'etl' | 'batch',
   input: Record<string, unknown>,
   rowsOf: (output: T) => number,
+  /** The storage process, whose CPU time the run's is. */
+  storagePid: number,
 ) {
   const { states } = PIPELINES[pipeline];
   const started = performance.now();
-  const cpu = process.cpuUsage();
+  const cpu = processCpuSeconds(storagePid);
   const at = (time: number) => (time - started) / 1000;
   let planned = started;
   let lastItem = started;
@@ -139,7 +136,7 @@ async function timedRun<T>(
   });
   if (run.status !== 'SUCCEEDED') throw new Error(`${pipeline} ${run.status}: ${run.error?.message}`);
   const seconds = at(performance.now());
-  const serverCpuSeconds = Math.round(cpuSecondsOf(process.cpuUsage(cpu)) * 10) / 10;
+  const serverCpuSeconds = Math.round((processCpuSeconds(storagePid) - cpu) * 10) / 10;
   const rows = rowsOf(run.output!);
   const mapSeconds = at(lastItem) - at(planned);
   return {
@@ -151,13 +148,16 @@ async function timedRun<T>(
       finalizeSeconds: seconds - at(lastItem),
       mapRowsPerSecond: Math.round(rows / mapSeconds),
     },
-    /** CPU time of this process (the servers, the proxies, the runner) during the run. */
+    /** CPU time of the storage process (S3, DynamoDB, the rules proxies) during the run. */
     serverCpuSeconds,
   };
 }
 
-const selfPeak = (peaks: readonly ProcessPeak[]) =>
-  peaks.find((p) => p.label === SELF_PROCESS)?.peakRssMb ?? 0;
+/** The label of the storage process among the peaks. */
+const STORAGE_PROCESS = 'storage process';
+
+const storagePeak = (peaks: readonly ProcessPeak[]) =>
+  peaks.find((p) => p.label === STORAGE_PROCESS)?.peakRssMb ?? 0;
 
 /** The ETL's Map concurrency in the synthesized local stage (the chunks one run processes at a time). */
 function etlMapConcurrency(definition: AslDefinition): number {
@@ -176,12 +176,15 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
       `${fn.entry?.split('/').at(-2) ?? fn.name}#${fn.handler}`,
     ]),
   );
-  const peaks = watchProcessPeaks((environment) => {
+  let servers: StorageProcess | undefined;
+  const peaks = watchProcessPeaks((environment, pid) => {
     const fn = environment.get('AWS_LAMBDA_FUNCTION_NAME');
     if (fn) return taskOf.get(fn) ?? fn;
+    if (pid === servers?.pid()) return STORAGE_PROCESS;
     return environment.has(STORE_CLIENT_ENV) ? 'store-rates client' : undefined;
   });
-  const servers = await startLocalServers({ home, s3Port: 0, dynamoPort: 0, environment: LOCAL_ENVIRONMENT });
+  // As keel up runs it: the storage (S3, DynamoDB, the rules proxies) in a process of its own.
+  servers = await startStorageProcess({ home, s3Port: 0, dynamoPort: 0, environment: LOCAL_ENVIRONMENT });
   const clients = createAwsClients(servers.target);
   try {
     const runner = await createPipelineRunner({
@@ -196,10 +199,11 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
       asOf: new Date(),
     });
 
+    const storagePid = servers.pid()!;
     const phase = (message: string) => process.stderr.write(`${message}\n`);
     phase(`ETL state machine on ${options.etlRows.toLocaleString('en')} rows …`);
     const etl = await withPeakRss(() =>
-      timedRun<EtlRunSummary>(runner, 'etl', { inputKey: raw.key }, (output) => output.rowsRead),
+      timedRun<EtlRunSummary>(runner, 'etl', { inputKey: raw.key }, (output) => output.rowsRead, storagePid),
     );
     phase(`ETL done in ${etl.result.seconds.toFixed(1)} s; retrain …`);
     const retrain = await runner.run('retrain', { promotion: 'always' });
@@ -208,7 +212,7 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
     phase('batch-scoring state machine over every customer …');
     const segments = 4;
     const batch = await withPeakRss(() =>
-      timedRun<BatchRunSummary>(runner, 'batch', { segments }, (output) => output.rows),
+      timedRun<BatchRunSummary>(runner, 'batch', { segments }, (output) => output.rows, storagePid),
     );
     // The pipelines' own peaks, before the environments are reaped and before the store's rates are measured.
     const pipelinePeaks = peaks.snapshot();
@@ -333,11 +337,11 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
       },
       /** Peak RSS of each kind of process of the pipelines (the largest of its kind), up to the batch run's end. */
       processes: peaksByLabel(pipelinePeaks),
-      /** This process's (servers, proxies, runner) peak RSS up to the batch run's end. */
-      processPeakRssMb: selfPeak(pipelinePeaks),
+      /** The storage process's (S3, DynamoDB, rules proxies) peak RSS up to the batch run's end. */
+      processPeakRssMb: storagePeak(pipelinePeaks),
       /** The same after the store's own rates were measured (its clients' load on the servers). */
-      storeRatesPeakRssMb: selfPeak(storeRatesPeaks),
-      note: 'ETL and batch run against the embedded DynamoDB (dynalite) in this process, one event loop with the rules proxies and S3; the store rates are its own, measured in the same run',
+      storeRatesPeakRssMb: storagePeak(storeRatesPeaks),
+      note: 'ETL and batch run against the embedded DynamoDB (dynalite) in the storage process, one event loop with the rules proxies and S3, as keel up runs it; the runner is this process; the store rates are its own, measured in the same run',
     };
   } finally {
     clients.s3.destroy();

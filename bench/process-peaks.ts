@@ -27,10 +27,10 @@ export const SELF_PROCESS = 'this process';
 
 export function watchProcessPeaks(
   /** A name for a process from its environment variables (undefined: its command's). */
-  label: (environment: ReadonlyMap<string, string>) => string | undefined,
+  label: (environment: ReadonlyMap<string, string>, pid: number) => string | undefined,
   intervalMs = 500,
 ): ProcessPeaks {
-  const seen = new Map<number, { label: string; peakKb: number; cpuTicks: number }>();
+  const seen = new Map<number, { label: string; named: boolean; peakKb: number; cpuTicks: number }>();
   const linux = process.platform === 'linux';
   const sample = () => {
     if (!linux) return;
@@ -38,15 +38,12 @@ export function watchProcessPeaks(
       const kb = highWaterKb(pid);
       if (kb === undefined) continue;
       let entry = seen.get(pid);
-      if (!entry) {
-        entry = {
-          cpuTicks: 0,
-          label:
-            pid === process.pid
-              ? SELF_PROCESS
-              : (label(environmentOf(pid)) ?? readProc(pid, 'comm')?.trim() ?? `pid ${pid}`),
-          peakKb: 0,
-        };
+      if (!entry?.named) {
+        // A process the caller cannot name yet (started before it knew the pid) is asked about again.
+        const named = pid === process.pid ? SELF_PROCESS : label(environmentOf(pid), pid);
+        entry ??= { cpuTicks: 0, label: '', named: false, peakKb: 0 };
+        entry.label = named ?? readProc(pid, 'comm')?.trim() ?? `pid ${pid}`;
+        entry.named = named !== undefined;
         seen.set(pid, entry);
       }
       entry.peakKb = Math.max(entry.peakKb, kb);
@@ -105,6 +102,9 @@ export const cpuSecondsOf = (usage: NodeJS.CpuUsage) => (usage.user + usage.syst
 
 /** The kernel's clock ticks per second (`getconf CLK_TCK`), 100 on Linux. */
 const CLOCK_TICKS = 100;
+
+/** CPU time (user + system) a process has used so far, in seconds; 0 when it is gone. */
+export const processCpuSeconds = (pid: number) => (cpuTicks(pid) ?? 0) / CLOCK_TICKS;
 
 /** utime + stime of a process, in clock ticks. */
 function cpuTicks(pid: number): number | undefined {

@@ -40,6 +40,8 @@ export interface StorageProcessOptions {
 export interface StorageProcess {
   /** The endpoints clients use; the same after a restart. */
   readonly target: AwsTarget;
+  /** The emulators themselves, behind the rules proxies (what the benchmarks measure the proxies against). */
+  readonly emulators: AwsTarget;
   readonly names: ResourceNames;
   /** Buckets and tables the first start created. */
   readonly created: string[];
@@ -170,6 +172,7 @@ export async function startStorageProcess(options: StorageProcessOptions): Promi
 
   return {
     target: first.target,
+    emulators: first.emulators,
     names: first.names,
     created: first.created,
     pid: () => child?.pid,
