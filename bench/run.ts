@@ -114,7 +114,7 @@ const FULL: Profile = {
   httpWarmupS: 3,
   seedRows: 100_000,
   seedInProcessCalls: 2_000,
-  underEtl: { rows: 1_000_000, baselineS: 10, sliceS: 5, maxS: 900 },
+  underEtl: { rows: 1_000_000, baselineS: 10, sliceS: 5, maxS: 300 },
   drift: {},
   pipelines: FULL_PIPELINES,
 };
