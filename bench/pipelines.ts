@@ -229,6 +229,7 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
       endpoint: target.endpoints!.dynamodb,
       region: target.region,
       table: servers.names.onlineFeatures,
+      serverPid: storagePid,
       ...(role ? { role } : {}),
     });
     const scanRole = roleOf('lambdas/batch/handler.ts', 'score');

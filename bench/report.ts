@@ -498,7 +498,7 @@ export function toMarkdown(r: BenchResults): string {
         ],
       ),
       '',
-      `${p.note}. CPU seconds of this process during the ETL ${fmt(p.etlStateMachine.serverCpuSeconds, 1)}, the batch ${fmt(p.batchStateMachine.serverCpuSeconds, 1)}, the raw writes ${fmt(write.proxy.serverCpuSeconds, 1)} (their clients ${fmt(write.proxy.clientCpuSeconds, 1)}), the raw scans ${fmt(scan.proxy.serverCpuSeconds, 1)} (clients ${fmt(scan.proxy.clientCpuSeconds, 1)}). Peak RSS of each process (the largest of its kind): ${p.processes
+      `${p.note}. CPU seconds of the storage process during the ETL ${fmt(p.etlStateMachine.serverCpuSeconds, 1)}, the batch ${fmt(p.batchStateMachine.serverCpuSeconds, 1)}, the raw writes ${fmt(write.proxy.serverCpuSeconds, 1)} (their clients ${fmt(write.proxy.clientCpuSeconds, 1)}), the raw scans ${fmt(scan.proxy.serverCpuSeconds, 1)} (clients ${fmt(scan.proxy.clientCpuSeconds, 1)}). Peak RSS of each process (the largest of its kind): ${p.processes
         .map(
           (q) =>
             `${q.label} ${fmt(q.peakRssMb, 0)} MiB${q.processes > 1 ? ` (${q.processes})` : ''}, ${fmt(q.cpuSeconds, 1)} CPU s`,

@@ -20,7 +20,7 @@ import { marshall } from '@aws-sdk/util-dynamodb';
 import { roleSessionEnvironment } from '#local/rules/credentials.ts';
 import { createDynamoClient } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
-import { cpuSecondsOf } from './process-peaks.ts';
+import { cpuSecondsOf, processCpuSeconds } from './process-peaks.ts';
 
 export interface StoreClients {
   readonly endpoint: string;
@@ -32,6 +32,8 @@ export interface StoreClients {
   readonly processes: number;
   /** Requests each process keeps in flight (a Scan is sequential: 1). */
   readonly inFlight: number;
+  /** The process serving the store, whose CPU time is reported. @default - this process */
+  readonly serverPid?: number;
 }
 
 export interface StoreRate {
@@ -42,7 +44,7 @@ export interface StoreRate {
   readonly inFlight: number;
   /** CPU time of the client processes, together, while they ran. */
   readonly clientCpuSeconds: number;
-  /** CPU time of this process (the servers') meanwhile. */
+  /** CPU time of the process serving the store meanwhile. */
   readonly serverCpuSeconds: number;
 }
 
@@ -117,12 +119,16 @@ async function measure(clients: StoreClients, job: Job): Promise<StoreRate> {
   try {
     await Promise.all(children.map(({ next }) => next()));
     const started = performance.now();
-    const cpu = process.cpuUsage();
+    const serverCpu = () =>
+      clients.serverPid === undefined
+        ? cpuSecondsOf(process.cpuUsage())
+        : processCpuSeconds(clients.serverPid);
+    const cpu = serverCpu();
     const done = children.map(({ next }) => next());
     for (const { child } of children) child.send('go');
     const reports = await Promise.all(done);
     const seconds = (performance.now() - started) / 1000;
-    const serverCpuSeconds = cpuSecondsOf(process.cpuUsage(cpu));
+    const serverCpuSeconds = serverCpu() - cpu;
     const sum = (pick: (m: ChildMessage & { type: 'done' }) => number) =>
       reports.reduce((n, m) => n + (m.type === 'done' ? pick(m) : 0), 0);
     const rows = sum((m) => m.rows);
