@@ -20,7 +20,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type ApiCompute, startPlatformApi } from '#local/api.ts';
+import { API_COMPUTES, type ApiCompute, isApiCompute, startPlatformApi } from '#local/api.ts';
 import { startStorageProcess } from '#local/storage-process.ts';
 import type { AwsTarget } from '#shared/aws/clients.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
@@ -134,9 +134,9 @@ async function main(): Promise<void> {
       workers: { type: 'string' },
     },
   });
-  const compute = (values.compute ?? 'lambda') as ApiCompute;
-  if (compute !== 'lambda' && compute !== 'ecs')
-    throw new Error(`--compute must be lambda or ecs, got "${values.compute}"`);
+  const compute = values.compute ?? 'lambda';
+  if (!isApiCompute(compute))
+    throw new Error(`--compute must be ${API_COMPUTES.join(' or ')}, got "${compute}"`);
   const workers = values.workers === undefined ? undefined : Number(values.workers);
   if (values.storage && !values.home) throw new Error('--storage needs the --home it serves');
   for (const [name, value] of Object.entries(servingEnvironment())) process.env[name] ??= value;

@@ -66,7 +66,11 @@ export async function startLocalApi(options: LocalApiOptions): Promise<LocalApi>
 }
 
 /** How the local API runs the predict code, as the stage's `inference.compute` names it. */
-export type ApiCompute = 'lambda' | 'ecs';
+export const API_COMPUTES = ['lambda', 'ecs'] as const;
+export type ApiCompute = (typeof API_COMPUTES)[number];
+
+export const isApiCompute = (value: string): value is ApiCompute =>
+  (API_COMPUTES as readonly string[]).includes(value);
 
 export interface PlatformApi extends ApiServer {
   /** Processes serving it besides this one (the containers; Lambda's environments come and go). */

@@ -10,8 +10,7 @@ import { type CaptureDelivery, platformCaptureDelivery } from './capture-deliver
 import { functionOf, loadLocalDeployment } from './deployment/deployment.ts';
 import { freePort } from './free-port.ts';
 import { functionLogRouter, localFunctionVariables } from './lambda/functions.ts';
-import { passThrough } from './lambda/service.ts';
-import { roleSessionEnvironment } from './rules/credentials.ts';
+import { functionProcessEnvironment } from './lambda/service.ts';
 
 /**
  * The predict API as the ECS service runs it (`inference.compute: "ecs"`): the container's entry,
@@ -77,14 +76,7 @@ export async function startContainerApi(options: ContainerApiOptions): Promise<C
   const fork = (): Promise<number> => {
     const index = ++next;
     const worker = cluster.fork({
-      PATH: process.env.PATH ?? '',
-      ...passThrough(process.env),
-      ...predict.environment,
-      ...variables,
-      ...roleSessionEnvironment(predict.roleArn, `container-${index}`),
-      AWS_REGION: deployment.env.region,
-      AWS_DEFAULT_REGION: deployment.env.region,
-      TZ: 'UTC',
+      ...functionProcessEnvironment(predict, deployment.env.region, variables, `container-${index}`),
       HOST,
       // Every worker after the first listens where the first did (the cluster shares that port).
       PORT: String(port),

@@ -47,8 +47,6 @@ export interface StorageProcess {
   readonly created: string[];
   /** The storage process's pid now (a restart changes it); undefined while it is down. */
   pid(): number | undefined;
-  /** How many times it was started again after dying. */
-  restarts(): number;
   /** Stops it (its servers close, DynamoDB's files are flushed) and does not start it again. */
   close(): Promise<void>;
 }
@@ -76,7 +74,6 @@ export async function startStorageProcess(options: StorageProcessOptions): Promi
   const readyTimeoutMs = options.readyTimeoutMs ?? 120_000;
   let child: ChildProcess | undefined;
   let closing = false;
-  let restarts = 0;
   let failedStarts = 0;
   let restartTimer: NodeJS.Timeout | undefined;
 
@@ -121,8 +118,10 @@ export async function startStorageProcess(options: StorageProcessOptions): Promi
             `the storage process exited (${signal ?? `code ${code}`}) before it served:\n${stderr.slice(-20).join('\n')}`,
           ),
         );
-        if (!served || closing || child !== process_) return;
-        child = undefined;
+        // Down means no pid, whether it had served or a restart failed.
+        const current = child === process_;
+        if (current) child = undefined;
+        if (!served || closing || !current) return;
         log(`storage process ${process_.pid} died (${signal ?? `exit code ${code}`}): starting it again`);
         scheduleRestart();
       });
@@ -156,7 +155,6 @@ export async function startStorageProcess(options: StorageProcessOptions): Promi
       if (closing) return;
       launch(restartOptions).then(
         () => {
-          restarts += 1;
           failedStarts = 0;
           log(`storage process ${child?.pid} serves again on the same ports`);
           if (child?.pid) options.onRestarted?.(child.pid);
@@ -176,7 +174,6 @@ export async function startStorageProcess(options: StorageProcessOptions): Promi
     names: first.names,
     created: first.created,
     pid: () => child?.pid,
-    restarts: () => restarts,
     async close() {
       closing = true;
       clearTimeout(restartTimer);

@@ -9,7 +9,7 @@ import {
   localAlarmCatalog,
   ONCALL_WEBHOOK_ENV,
 } from '#local/alarms.ts';
-import { type ApiCompute, startPlatformApi } from '#local/api.ts';
+import { API_COMPUTES, type ApiCompute, isApiCompute, startPlatformApi } from '#local/api.ts';
 import { bootstrapIfEmpty } from '#local/bootstrap.ts';
 import { fileNotifier, type Notification } from '#local/notifications.ts';
 import { createPipelineRunner } from '#local/pipelines.ts';
@@ -34,15 +34,17 @@ import { intEnv, optionalEnv } from '#shared/env.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 
-/** `keel up`: the embedded local platform, in the foreground until Ctrl-C. */
 function apiCompute(): ApiCompute {
   const value = optionalEnv(LOCAL_PROCESS_ENV.apiCompute, 'lambda');
-  if (value !== 'lambda' && value !== 'ecs') {
-    throw new UserError(`${LOCAL_PROCESS_ENV.apiCompute} must be lambda or ecs (got "${value}")`);
+  if (!isApiCompute(value)) {
+    throw new UserError(
+      `${LOCAL_PROCESS_ENV.apiCompute} must be ${API_COMPUTES.join(' or ')} (got "${value}")`,
+    );
   }
   return value;
 }
 
+/** `keel up`: the embedded local platform, in the foreground until Ctrl-C. */
 export function registerUp(program: Command, output: Output): void {
   program
     .command('up')

@@ -267,13 +267,7 @@ export class LocalLambda {
       cwd: code.root,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: {
-        PATH: process.env.PATH ?? '',
-        ...passThrough(process.env),
-        ...fn.environment,
-        ...this.options.environment,
-        ...roleSessionEnvironment(fn.roleArn, fn.name),
-        AWS_REGION: deployment.env.region,
-        AWS_DEFAULT_REGION: deployment.env.region,
+        ...functionProcessEnvironment(fn, deployment.env.region, this.options.environment, fn.name),
         AWS_LAMBDA_FUNCTION_NAME: fn.name,
         AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memoryMb),
@@ -281,7 +275,6 @@ export class LocalLambda {
         AWS_LAMBDA_LOG_STREAM_NAME: `local/${id}`,
         ...code.nodePath,
         LAMBDA_TASK_ROOT: code.root,
-        TZ: 'UTC',
         [BOOT_VARIABLES.entry]: code.entry,
         [BOOT_VARIABLES.handler]: fn.handler,
         [BOOT_VARIABLES.functionArn]: fn.arn,
@@ -419,8 +412,31 @@ export class LocalLambda {
   }
 }
 
+/**
+ * What a process running a function's code starts with, whatever runs it (a Lambda-like environment,
+ * which adds Lambda's reserved variables, or the ECS container): the function's variables, then
+ * `base` (the platform's), a session of the function's role named `session`, the region, UTC.
+ */
+export function functionProcessEnvironment(
+  fn: Pick<LocalFunction, 'environment' | 'roleArn'>,
+  region: string,
+  base: Readonly<Record<string, string>>,
+  session: string,
+): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    ...passThrough(process.env),
+    ...fn.environment,
+    ...base,
+    ...roleSessionEnvironment(fn.roleArn, session),
+    AWS_REGION: region,
+    AWS_DEFAULT_REGION: region,
+    TZ: 'UTC',
+  };
+}
+
 /** Settings of this machine that the environments keep (the SDK's Node.js version notice, X-Ray's). */
-export function passThrough(env: NodeJS.ProcessEnv): Record<string, string> {
+function passThrough(env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(
     Object.entries(env).filter(
       (entry): entry is [string, string] =>

@@ -284,10 +284,6 @@ export interface RulesFront {
   close(): Promise<void>;
 }
 
-/**
- * Puts the rules proxies in front of `upstream` (the embedded servers, or moto), so every call signed
- * by a local role session is checked against the local stage's policies.
- */
 export interface RulesFrontOptions {
   /** Told of every refused call. */
   readonly onDenied?: (denial: Denial) => void;
@@ -296,6 +292,11 @@ export interface RulesFrontOptions {
   /** DynamoDB's request handler when the emulator runs in this process (no second HTTP hop). */
   readonly dynamodbHandler?: RequestListener;
 }
+
+/**
+ * Puts the rules proxies in front of `upstream` (the embedded servers, or moto), so every call signed
+ * by a local role session is checked against the local stage's policies.
+ */
 
 export async function startRulesFront(
   upstream: AwsTarget,
