@@ -87,7 +87,9 @@ export function registerUp(program: Command, output: Output): void {
         onRestarted: (storage) => {
           if (!runtime?.processes) return;
           runtime = { ...runtime, processes: { ...runtime.processes, storage } };
-          void writeRuntime(home, runtime);
+          writeRuntime(home, runtime).catch((error: Error) =>
+            output.info(`runtime.json not updated with the new storage pid: ${error.message}`),
+          );
         },
       });
       const base = {
