@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
@@ -19,6 +19,14 @@ import {
   versionName,
   versionNumber,
 } from './metadata.ts';
+import {
+  checkRolloutRequest,
+  parseRollout,
+  type Rollout,
+  type RolloutRequest,
+  type Variant,
+  variantFor,
+} from './rollout.ts';
 
 /**
  * The model registry: immutable versions in S3 (`models/<name>/v<N>/…`), and in DynamoDB the version
@@ -62,16 +70,40 @@ export interface VersionSummary {
   readonly parent: string | null;
 }
 
-/** One move of the champion alias. `seq` numbers the moves of a model from 1. */
+/**
+ * One move of the aliases. `seq` numbers the moves of a model from 1. `promote` and `rollback` move the
+ * champion (`from` → `to`); `rollout-start` puts `to` beside the champion `from` as its challenger;
+ * `rollout-end` ends a rollout without promoting it (`from` the challenger, `to` the champion that keeps
+ * 100%). Moves made by a rollout name it in `rollout`.
+ */
 export interface Deployment {
   readonly seq: number;
   readonly at: string;
   readonly from: ModelVersion | null;
   readonly to: ModelVersion;
-  readonly kind: 'promote' | 'rollback';
+  readonly kind: 'promote' | 'rollback' | 'rollout-start' | 'rollout-end';
   readonly reason: string;
   readonly actor: string;
+  readonly rollout?: RolloutRef;
 }
+
+/** The rollout a move belongs to, as the log keeps it. */
+export interface RolloutRef {
+  readonly id: string;
+  readonly mode: Rollout['mode'];
+  readonly percent: number | null;
+  readonly version: ModelVersion;
+}
+
+const rolloutRef = (rollout: Rollout): RolloutRef => ({
+  id: rollout.id,
+  mode: rollout.mode,
+  percent: rollout.percent,
+  version: rollout.version,
+});
+
+/** Whether a log entry moved the champion (rollout starts and ends leave it where it was). */
+export const movesChampion = (entry: Deployment) => entry.kind === 'promote' || entry.kind === 'rollback';
 
 const pk = (name: string) => `MODEL#${modelNameSchema.parse(name)}`;
 const pad = (n: number) => String(n).padStart(9, '0');
@@ -227,11 +259,17 @@ async function readMetadataObject(deps: RegistryDeps, name: string, version: str
   return modelMetadataSchema.parse(JSON.parse(await object.Body!.transformToString()));
 }
 
+/**
+ * The aliases of a model, one item: the champion and, during a rollout, its challenger. One item so
+ * that a single conditional write moves both (DynamoDB transactions are not needed, and a reader sees
+ * champion and challenger from the same moment).
+ */
 interface AliasItem {
   readonly version: ModelVersion;
   readonly seq: number;
   /** The move that set this value (written with it): {@link history} restores a log entry lost to a crash. */
   readonly last_move: Omit<Deployment, 'seq'>;
+  readonly challenger?: unknown;
 }
 
 async function readAlias(deps: RegistryDeps, name: string): Promise<AliasItem | undefined> {
@@ -244,6 +282,21 @@ async function readAlias(deps: RegistryDeps, name: string): Promise<AliasItem | 
 /** The current champion, or undefined when no version has been promoted yet. */
 export async function getChampion(deps: RegistryDeps, name: string): Promise<ModelVersion | undefined> {
   return (await readAlias(deps, name))?.version;
+}
+
+/** What serves now: the champion (undefined before the first promotion) and the rollout, if one runs. */
+export interface Aliases {
+  readonly champion: ModelVersion | undefined;
+  readonly rollout: Rollout | undefined;
+}
+
+/** Champion and challenger in one strongly consistent read. */
+export async function getAliases(deps: RegistryDeps, name: string): Promise<Aliases> {
+  const alias = await readAlias(deps, name);
+  return {
+    champion: alias?.version,
+    rollout: alias?.challenger === undefined ? undefined : parseRollout(alias.challenger),
+  };
 }
 
 export interface PromoteInput {
@@ -260,7 +313,12 @@ export interface PromoteInput {
   readonly actor: string;
   /** Promote despite a fingerprint mismatch; `reason` must then say why. */
   readonly force?: boolean;
-  readonly kind?: Deployment['kind'];
+  readonly kind?: 'promote' | 'rollback';
+  /**
+   * Promotes the challenger of this rollout and ends it, in the same write. Without it, a promotion
+   * while a rollout runs is refused ({@link endRollout} first).
+   */
+  readonly rollout?: Rollout;
 }
 
 /**
@@ -286,6 +344,11 @@ export async function promote(deps: RegistryDeps, input: PromoteInput): Promise<
   if (expected === target.version) {
     throw new ConflictError(`${target.version} is already the champion of ${input.name}`);
   }
+  if (input.rollout && input.rollout.version !== target.version) {
+    throw new ConflictError(
+      `rollout ${input.rollout.id} rolls out ${input.rollout.version}, not ${target.version}`,
+    );
+  }
   const move: Omit<Deployment, 'seq'> = {
     at: now(deps),
     from: expected,
@@ -293,39 +356,224 @@ export async function promote(deps: RegistryDeps, input: PromoteInput): Promise<
     kind: input.kind ?? 'promote',
     reason: input.reason,
     actor: input.actor,
+    ...(input.rollout ? { rollout: rolloutRef(input.rollout) } : {}),
   };
-  let seq: number;
+  const championIs = expected === null ? 'attribute_not_exists(pk)' : '#version = :expected';
   try {
-    const result = await deps.dynamo.send(
-      new UpdateCommand({
-        TableName: deps.table,
-        Key: { pk: pk(input.name), sk: ALIAS_KEY },
-        UpdateExpression: 'SET #version = :to, #seq = if_not_exists(#seq, :zero) + :one, #last = :move',
-        ConditionExpression: expected === null ? 'attribute_not_exists(pk)' : '#version = :expected',
-        ExpressionAttributeNames: { '#version': 'version', '#seq': 'seq', '#last': 'last_move' },
-        ExpressionAttributeValues: {
-          ':to': target.version,
-          ':move': move,
-          ':zero': 0,
-          ':one': 1,
-          ...(expected === null ? {} : { ':expected': expected }),
-        },
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
-    seq = Number(result.Attributes?.seq);
+    return await moveAliases(deps, input.name, move, {
+      set: { '#version': target.version },
+      remove: input.rollout ? ['#challenger'] : [],
+      condition: input.rollout
+        ? `${championIs} AND #challenger.#id = :rollout`
+        : `${championIs} AND attribute_not_exists(#challenger)`,
+      values: {
+        ...(expected === null ? {} : { ':expected': expected }),
+        ...(input.rollout ? { ':rollout': input.rollout.id } : {}),
+      },
+    });
   } catch (error) {
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    const now = await getChampion(deps, input.name);
+    const aliases = await getAliases(deps, input.name);
+    if (aliases.champion === (expected ?? undefined) && aliases.rollout?.id !== input.rollout?.id) {
+      throw new ConflictError(
+        aliases.rollout
+          ? `${describeRollout(aliases.rollout)} is running: end it first (\`keel models rollout abort\`) ` +
+              'or let it decide'
+          : `rollout ${input.rollout?.id} has already ended`,
+        { cause: error },
+      );
+    }
     throw new ConflictError(
-      `the champion of ${input.name} moved: expected ${expected ?? 'none'}, it is now ${now ?? 'none'}; ` +
+      `the champion of ${input.name} moved: expected ${expected ?? 'none'}, it is now ${aliases.champion ?? 'none'}; ` +
         'check `keel models history` and retry',
       { cause: error },
     );
   }
-  const deployment: Deployment = { seq, ...move };
-  await appendLog(deps, input.name, deployment);
+}
+
+/** `canary of v3 (20%)`, `shadow of v3`: a rollout in one phrase, for messages. */
+export const describeRollout = (rollout: Pick<Rollout, 'mode' | 'version' | 'percent'>) =>
+  `the ${rollout.mode} of ${rollout.version}${rollout.mode === 'canary' ? ` (${rollout.percent}%)` : ''}`;
+
+const ALIAS_ATTRIBUTES = {
+  '#version': 'version',
+  '#seq': 'seq',
+  '#last': 'last_move',
+  '#challenger': 'challenger',
+  '#id': 'id',
+} as const;
+
+interface AliasUpdate {
+  /** Attribute placeholders (`#version`, `#challenger`) → values. */
+  readonly set: Readonly<Record<string, unknown>>;
+  readonly remove: readonly string[];
+  readonly condition: string;
+  readonly values: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * One conditional write of the alias item that also counts the move (`seq`) and keeps it (`last_move`),
+ * then the log entry. A crash between the two is repaired by {@link history}.
+ */
+async function moveAliases(
+  deps: RegistryDeps,
+  name: string,
+  move: Omit<Deployment, 'seq'>,
+  update: AliasUpdate,
+): Promise<Deployment> {
+  const sets = Object.keys(update.set).map((placeholder, i) => `${placeholder} = :set${i}`);
+  const UpdateExpression =
+    `SET ${[...sets, '#seq = if_not_exists(#seq, :zero) + :one', '#last = :move'].join(', ')}` +
+    (update.remove.length > 0 ? ` REMOVE ${update.remove.join(', ')}` : '');
+  const expressions = `${UpdateExpression} ${update.condition}`;
+  const result = await deps.dynamo.send(
+    new UpdateCommand({
+      TableName: deps.table,
+      Key: { pk: pk(name), sk: ALIAS_KEY },
+      UpdateExpression,
+      ConditionExpression: update.condition,
+      // DynamoDB refuses a name placeholder that no expression uses.
+      ExpressionAttributeNames: Object.fromEntries(
+        Object.entries(ALIAS_ATTRIBUTES).filter(([placeholder]) =>
+          new RegExp(`${placeholder}\\b`).test(expressions),
+        ),
+      ),
+      ExpressionAttributeValues: {
+        ...Object.fromEntries(Object.values(update.set).map((value, i) => [`:set${i}`, value])),
+        ':move': move,
+        ':zero': 0,
+        ':one': 1,
+        ...update.values,
+      },
+      ReturnValues: 'ALL_NEW',
+    }),
+  );
+  const deployment: Deployment = { seq: Number(result.Attributes?.seq), ...move };
+  await appendLog(deps, name, deployment);
   return deployment;
+}
+
+export interface StartRolloutInput extends RolloutRequest {
+  readonly name: string;
+  readonly version: string;
+  /** Fingerprint of the feature set running here; a challenger trained on another one is refused. */
+  readonly featureFingerprint: string;
+  readonly reason: string;
+  readonly actor: string;
+}
+
+/**
+ * Puts a registered version beside the champion as its challenger, with a conditional write: only
+ * while that champion is current and no other rollout runs.
+ */
+export async function startRollout(
+  deps: RegistryDeps,
+  input: StartRolloutInput,
+): Promise<{ rollout: Rollout; deployment: Deployment }> {
+  checkRolloutRequest(input);
+  const target = await getVersion(deps, input.name, input.version);
+  if (target.fingerprint !== input.featureFingerprint) {
+    throw new FingerprintMismatchError(
+      `${target.version} was trained on feature set ${target.fingerprint} but this deployment computes ` +
+        `${input.featureFingerprint}; it cannot be rolled out`,
+    );
+  }
+  const aliases = await getAliases(deps, input.name);
+  if (!aliases.champion) {
+    throw new ConflictError(
+      `${input.name} has no champion to compare ${target.version} with: promote it instead ` +
+        `(\`keel models promote ${target.version}\`)`,
+    );
+  }
+  if (aliases.champion === target.version) {
+    throw new ConflictError(`${target.version} is already the champion of ${input.name}`);
+  }
+  if (aliases.rollout) {
+    throw new ConflictError(
+      `${describeRollout(aliases.rollout)} is already running: one rollout at a time ` +
+        '(`keel models rollout abort` ends it)',
+    );
+  }
+  const started = (deps.clock ?? (() => new Date()))();
+  const rollout: Rollout = {
+    id: `r-${randomBytes(6).toString('hex')}`,
+    version: target.version,
+    champion: aliases.champion,
+    mode: input.mode,
+    percent: input.mode === 'canary' ? input.percent! : null,
+    bake_seconds: input.bakeSeconds,
+    started_at: started.toISOString(),
+    bake_ends_at: new Date(started.getTime() + input.bakeSeconds * 1000).toISOString(),
+    reason: input.reason,
+    actor: input.actor,
+  };
+  const move: Omit<Deployment, 'seq'> = {
+    at: rollout.started_at,
+    from: aliases.champion,
+    to: target.version,
+    kind: 'rollout-start',
+    reason: input.reason,
+    actor: input.actor,
+    rollout: rolloutRef(rollout),
+  };
+  try {
+    const deployment = await moveAliases(deps, input.name, move, {
+      set: { '#challenger': rollout },
+      remove: [],
+      condition: '#version = :champion AND attribute_not_exists(#challenger)',
+      values: { ':champion': aliases.champion },
+    });
+    return { rollout, deployment };
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    throw new ConflictError(
+      `the aliases of ${input.name} moved while starting the rollout (another promotion or rollout); ` +
+        'check `keel models rollout` and retry',
+      { cause: error },
+    );
+  }
+}
+
+export interface EndRolloutInput {
+  readonly name: string;
+  /** The rollout to end; nothing happens to a rollout that replaced it. */
+  readonly rolloutId: string;
+  readonly reason: string;
+  readonly actor: string;
+}
+
+/**
+ * Ends a rollout without promoting it: the champion keeps 100%. Conditional on the rollout still being
+ * the current one, so a decision and an abort racing each other cannot both act.
+ */
+export async function endRollout(deps: RegistryDeps, input: EndRolloutInput): Promise<Deployment> {
+  const { rollout } = await getAliases(deps, input.name);
+  if (rollout?.id !== input.rolloutId) {
+    throw new ConflictError(
+      `rollout ${input.rolloutId} of ${input.name} is not running` +
+        (rollout ? ` (${describeRollout(rollout)} is, as ${rollout.id})` : ''),
+    );
+  }
+  const move: Omit<Deployment, 'seq'> = {
+    at: now(deps),
+    from: rollout.version,
+    to: rollout.champion,
+    kind: 'rollout-end',
+    reason: input.reason,
+    actor: input.actor,
+    rollout: rolloutRef(rollout),
+  };
+  try {
+    return await moveAliases(deps, input.name, move, {
+      set: {},
+      remove: ['#challenger'],
+      condition: '#challenger.#id = :rollout',
+      values: { ':rollout': rollout.id },
+    });
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    throw new ConflictError(`rollout ${input.rolloutId} of ${input.name} ended meanwhile`, { cause: error });
+  }
 }
 
 async function appendLog(deps: RegistryDeps, name: string, deployment: Deployment): Promise<void> {
@@ -357,12 +605,38 @@ export async function history(deps: RegistryDeps, name: string): Promise<Deploym
 
 /** The champion that was live at `time` according to the log (undefined before the first promotion). */
 export function championAt(log: readonly Deployment[], time: Date): ModelVersion | undefined {
-  let live: ModelVersion | undefined;
+  return liveAt(log, time).champion;
+}
+
+/** Champion and running rollout at `time`, replayed from the log. */
+export function liveAt(
+  log: readonly Deployment[],
+  time: Date,
+): { champion: ModelVersion | undefined; rollout: RolloutRef | undefined } {
+  let champion: ModelVersion | undefined;
+  let rollout: RolloutRef | undefined;
   for (const entry of log) {
     if (Date.parse(entry.at) > time.getTime()) break;
-    live = entry.to;
+    if (entry.kind === 'rollout-start') rollout = entry.rollout;
+    else if (entry.kind === 'rollout-end' || entry.rollout) rollout = undefined;
+    if (movesChampion(entry)) champion = entry.to;
   }
-  return live;
+  return { champion, rollout };
+}
+
+/**
+ * Which version answered `customerId` at `time`, and as which variant: the champion, or the canary
+ * challenger when the customer's stable hash put them in its share (a shadow never answers).
+ */
+export function answeredBy(
+  log: readonly Deployment[],
+  customerId: string,
+  time: Date,
+): { version: ModelVersion; variant: Variant } | undefined {
+  const live = liveAt(log, time);
+  if (!live.champion) return undefined;
+  const variant = variantFor(live.rollout, customerId);
+  return { version: variant === 'canary' ? live.rollout!.version : live.champion, variant };
 }
 
 /**
@@ -371,7 +645,7 @@ export function championAt(log: readonly Deployment[], time: Date): ModelVersion
  */
 export function rollbackTarget(log: readonly Deployment[]): ModelVersion | undefined {
   const stack: ModelVersion[] = [];
-  for (const entry of log) {
+  for (const entry of log.filter(movesChampion)) {
     if (entry.kind === 'rollback') {
       stack.pop();
       if (stack.at(-1) !== entry.to) stack.push(entry.to);
@@ -398,7 +672,7 @@ export async function rollback(
   return promote(deps, {
     name: input.name,
     version: target,
-    expected: log.at(-1)!.to,
+    expected: log.filter(movesChampion).at(-1)!.to,
     featureFingerprint: input.featureFingerprint,
     reason: input.reason,
     actor: input.actor,

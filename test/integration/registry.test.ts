@@ -6,8 +6,11 @@ import { FEATURE_SET } from '#shared/features/index.ts';
 import type { NewModelMetadata } from '#shared/registry/metadata.ts';
 import {
   ArtifactIntegrityError,
+  answeredBy,
   championAt,
+  endRollout,
   FingerprintMismatchError,
+  getAliases,
   getChampion,
   getVersion,
   history,
@@ -18,7 +21,9 @@ import {
   readMetadata,
   registerModel,
   rollback,
+  startRollout,
 } from '#shared/registry/registry.ts';
+import { variantFor } from '#shared/registry/rollout.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
 
 let aws: TestAws;
@@ -249,5 +254,156 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
     const log = await history(deps, model);
     expect(log).toEqual([expect.objectContaining({ seq: 1, from: null, to: 'v1', reason: 'ship' })]);
     expect(await history(deps, model)).toEqual(log);
+  });
+
+  describe('rollouts', () => {
+    const model = 'rollout-demo';
+    const start = (version: string, request: { mode: 'shadow' | 'canary'; percent?: number }) =>
+      startRollout(deps, {
+        name: model,
+        version,
+        ...request,
+        bakeSeconds: 3600,
+        featureFingerprint: fingerprint,
+        reason: `try ${version}`,
+        actor,
+      });
+
+    beforeAll(async () => {
+      for (const seed of [1, 2, 3])
+        await registerModel(deps, { name: model, onnx: onnx(seed), metadata: metadata() });
+    });
+
+    it('needs a champion, another version, a canary share of 1–50 and a bake period', async () => {
+      await expect(start('v2', { mode: 'canary', percent: 20 })).rejects.toThrow(/no champion to compare v2/);
+      await promote(deps, {
+        name: model,
+        version: 'v1',
+        featureFingerprint: fingerprint,
+        reason: 'ship',
+        actor,
+      });
+      await expect(start('v1', { mode: 'shadow' })).rejects.toThrow(/already the champion/);
+      for (const percent of [0, 51, 12.5, undefined]) {
+        const error = await start('v2', { mode: 'canary', percent }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ValidationError);
+        expect((error as ValidationError).details).toEqual([expect.objectContaining({ path: 'percent' })]);
+      }
+      await expect(start('v2', { mode: 'shadow', percent: 10 })).rejects.toThrow(/no percent/);
+      await expect(
+        startRollout(deps, {
+          name: model,
+          version: 'v2',
+          mode: 'shadow',
+          bakeSeconds: 0,
+          featureFingerprint: fingerprint,
+          reason: 'r',
+          actor,
+        }),
+      ).rejects.toThrow(/bake period/);
+      await expect(
+        startRollout(deps, {
+          name: model,
+          version: 'v2',
+          mode: 'shadow',
+          bakeSeconds: 60,
+          featureFingerprint: otherFingerprint,
+          reason: 'r',
+          actor,
+        }),
+      ).rejects.toThrow(FingerprintMismatchError);
+      expect(await getAliases(deps, model)).toEqual({ champion: 'v1', rollout: undefined });
+    });
+
+    it('holds one rollout at a time, blocks plain promotions meanwhile, and ends it with the champion kept', async () => {
+      const { rollout, deployment } = await start('v2', { mode: 'canary', percent: 20 });
+      expect(rollout).toMatchObject({
+        version: 'v2',
+        champion: 'v1',
+        mode: 'canary',
+        percent: 20,
+        bake_seconds: 3600,
+      });
+      expect(Date.parse(rollout.bake_ends_at) - Date.parse(rollout.started_at)).toBe(3_600_000);
+      expect(deployment).toMatchObject({
+        kind: 'rollout-start',
+        from: 'v1',
+        to: 'v2',
+        rollout: { id: rollout.id },
+      });
+      expect((await getAliases(deps, model)).rollout).toEqual(rollout);
+
+      await expect(start('v3', { mode: 'shadow' })).rejects.toThrow(
+        /canary of v2 \(20%\) is already running/,
+      );
+      await expect(
+        promote(deps, { name: model, version: 'v3', featureFingerprint: fingerprint, reason: 'r', actor }),
+      ).rejects.toThrow(/canary of v2 \(20%\) is running: end it first/);
+
+      const ended = await endRollout(deps, {
+        name: model,
+        rolloutId: rollout.id,
+        reason: 'p99 too high',
+        actor,
+      });
+      expect(ended).toMatchObject({ kind: 'rollout-end', from: 'v2', to: 'v1', reason: 'p99 too high' });
+      expect(await getAliases(deps, model)).toEqual({ champion: 'v1', rollout: undefined });
+      await expect(
+        endRollout(deps, { name: model, rolloutId: rollout.id, reason: 'again', actor }),
+      ).rejects.toThrow(ConflictError);
+
+      const log = await history(deps, model);
+      const during = new Date(Date.parse(deployment.at) + 1);
+      expect(championAt(log, during)).toBe('v1');
+      // "What answered customer X at time t": the canary group of the rollout that ran then.
+      const customers = Array.from({ length: 400 }, (_, i) => `c-${String(i + 1).padStart(6, '0')}`);
+      const answers = customers.map((c) => answeredBy(log, c, during));
+      const canary = answers.filter((a) => a?.variant === 'canary');
+      expect(canary.every((a) => a?.version === 'v2')).toBe(true);
+      expect(canary.length / customers.length).toBeGreaterThan(0.12);
+      expect(canary.length / customers.length).toBeLessThan(0.28);
+      for (const [i, customer] of customers.entries()) {
+        expect(answers[i]?.variant).toBe(variantFor(rollout, customer));
+        expect(answeredBy(log, customer, new Date(Date.parse(ended.at) + 1))).toEqual({
+          version: 'v1',
+          variant: 'champion',
+        });
+      }
+    });
+
+    it('promotes the challenger only while its rollout runs: a decision and an abort cannot both act', async () => {
+      const { rollout } = await start('v3', { mode: 'shadow' });
+      const results = await Promise.allSettled([
+        promote(deps, {
+          name: model,
+          version: 'v3',
+          expected: 'v1',
+          featureFingerprint: fingerprint,
+          reason: 'bake passed',
+          actor,
+          rollout,
+        }),
+        endRollout(deps, { name: model, rolloutId: rollout.id, reason: 'aborted', actor }),
+      ]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const aliases = await getAliases(deps, model);
+      expect(aliases.rollout).toBeUndefined();
+      expect(aliases.champion).toBe(results[0].status === 'fulfilled' ? 'v3' : 'v1');
+      const log = await history(deps, model);
+      expect(log.map((d) => d.seq)).toEqual(log.map((_, i) => i + 1));
+      expect(log.at(-1)).toMatchObject({
+        rollout: { id: rollout.id, mode: 'shadow', percent: null, version: 'v3' },
+      });
+      if (aliases.champion === 'v3') {
+        // A rollback returns to the champion before the rollout, skipping the rollout's own entries.
+        const back = await rollback(deps, {
+          name: model,
+          reason: 'undo',
+          actor,
+          featureFingerprint: fingerprint,
+        });
+        expect(back).toMatchObject({ from: 'v3', to: 'v1', kind: 'rollback' });
+      }
+    });
   });
 });
