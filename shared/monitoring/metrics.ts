@@ -21,6 +21,32 @@ export const PREDICT_METRICS = {
   http5xx: 'Http5xx',
 } as const;
 
+/**
+ * The one extra dimension of {@link ROLLOUT_METRICS}: which side of a rollout a datapoint belongs to,
+ * `champion` or `challenger` (the canary or the shadow: a rollout has one mode at a time).
+ */
+export const VARIANT_DIMENSION = 'Variant';
+export type VariantDimension = 'champion' | 'challenger';
+
+/**
+ * What the predict path emits per variant while a rollout runs (dimensions service + Variant): the
+ * guardrail alarms compare the challenger with the champion on the same window.
+ */
+export const ROLLOUT_METRICS = {
+  /** Requests the variant scored (a shadow scores every request, a canary its share). */
+  requests: 'VariantRequests',
+  /** Requests that failed with a 5xx after being assigned to the variant. */
+  serverErrors: 'Variant5xx',
+  /** Milliseconds from the request's start until the variant's score was ready. */
+  latency: 'VariantLatency',
+  /** 1 when the variant's decision was positive, else 0: its Average is the positive rate. */
+  positive: 'VariantPositive',
+  /** The variant's class-1 probability: its Average is the mean score. */
+  probability: 'VariantProbability',
+  /** Shadow only (Variant challenger): 1 when its decision equals the champion's on the same request. */
+  agreement: 'ShadowAgreement',
+} as const;
+
 /** What the drift job publishes after each run (`driftMetricData` in shared/drift/job.ts). */
 export const DRIFT_METRICS = {
   /** PSI of one numeric feature or categorical field; dimensions service + Feature. */
