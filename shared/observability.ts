@@ -3,6 +3,7 @@ import type { Writable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import { VARIANT_DIMENSION, type VariantDimension } from '#shared/monitoring/metrics.ts';
 
 /**
  * Logger, metrics and tracer, created once per process (Lambda module scope, the ECS server, the local
@@ -10,10 +11,26 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
  * POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_ENABLED).
  */
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'keel' });
-export const metrics = new Metrics({
+const metricsOptions = {
   namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Keel',
   serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'keel',
-});
+};
+export const metrics = new Metrics(metricsOptions);
+/**
+ * The per-variant metrics of a rollout (dimensions service + Variant), one instance per dimension set;
+ * whoever adds to them publishes them when its request ends (`publishVariantMetrics`).
+ */
+export const variantMetrics: Readonly<Record<VariantDimension, Metrics>> = {
+  champion: new Metrics({ ...metricsOptions, defaultDimensions: { [VARIANT_DIMENSION]: 'champion' } }),
+  challenger: new Metrics({ ...metricsOptions, defaultDimensions: { [VARIANT_DIMENSION]: 'challenger' } }),
+};
+
+/** Writes the variant metrics a request added, before Lambda may freeze the environment. */
+export function publishVariantMetrics(): void {
+  for (const instance of Object.values(variantMetrics)) {
+    if (instance.hasStoredMetrics()) instance.publishStoredMetrics();
+  }
+}
 export const tracer = new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'keel' });
 
 /**
@@ -21,8 +38,10 @@ export const tracer = new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_N
  * log stream; the local platform reads the same lines from a file to evaluate the same alarms.
  */
 export function redirectMetrics(sink: Writable): void {
-  (metrics as unknown as { console: Console }).console = new Console({
-    stdout: sink,
-    stderr: process.stderr,
-  });
+  for (const instance of [metrics, ...Object.values(variantMetrics)]) {
+    (instance as unknown as { console: Console }).console = new Console({
+      stdout: sink,
+      stderr: process.stderr,
+    });
+  }
 }

@@ -201,6 +201,8 @@ export async function readCapturedWindow(
       const t = Date.parse(record.t);
       if (
         record.version !== version ||
+        // A shadow's scores were never served: the window is what customers were answered.
+        record.variant === 'shadow' ||
         !(t >= fromMs && t < toMs) ||
         !Array.isArray(record.x) ||
         record.x.length !== FEATURE_COUNT

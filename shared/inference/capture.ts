@@ -45,6 +45,12 @@ export const CAPTURE_PARTITION_SLACK_MS = 15 * 60_000;
 /** Where a captured prediction was made: the real-time API or a batch scoring run. */
 export type CaptureSource = 'api' | 'batch';
 
+/**
+ * Which side of a rollout a record is: the answering `champion` or `canary`, or the `shadow` score
+ * of a shadow challenger (not an answer: readers of what was served skip it).
+ */
+export type CaptureVariant = 'champion' | 'canary' | 'shadow';
+
 /** One captured prediction, one JSON line. */
 export interface CaptureRecord {
   /** ISO 8601 time the prediction was served. */
@@ -59,6 +65,9 @@ export interface CaptureRecord {
   readonly prediction: number;
   /** The encoded features in FEATURE_SET order, as the model saw them (float32 values). */
   readonly x: number[];
+  /** During a rollout: the rollout's id and this record's side of it. */
+  readonly rollout?: string;
+  readonly variant?: CaptureVariant;
 }
 
 /** What `record` needs from a served prediction. */
@@ -69,6 +78,12 @@ export interface CapturedPrediction {
   readonly probability: number;
   readonly prediction: number;
   readonly vector: Float32Array;
+  /** During a rollout: its id, and the shadow challenger's score of the same request (shadow mode). */
+  readonly rollout?: {
+    readonly id: string;
+    readonly variant: 'champion' | 'canary';
+    readonly shadow?: { readonly version: string; readonly probability: number; readonly prediction: number };
+  };
 }
 
 export interface CaptureOptions {
@@ -116,7 +131,17 @@ export function captureRecord(
     probability: prediction.probability,
     prediction: prediction.prediction,
     x: Array.from(prediction.vector),
+    ...(prediction.rollout ? { rollout: prediction.rollout.id, variant: prediction.rollout.variant } : {}),
   };
+}
+
+/** The capture lines of a prediction: its answer and, in a shadow rollout, the shadow's score of it. */
+function captureLines(prediction: CapturedPrediction, at: Date): string {
+  const answer = captureRecord(prediction, at, 'api');
+  const shadow = prediction.rollout?.shadow;
+  const lines = [captureLine(answer)];
+  if (shadow) lines.push(captureLine({ ...answer, ...shadow, variant: 'shadow' }));
+  return `${lines.join('\n')}\n`;
 }
 
 /** `record` as a capture line: one JSON object, marked, on one line. */
@@ -153,7 +178,7 @@ export function createPredictionCapture(options: CaptureOptions): PredictionCapt
     record(prediction) {
       if (options.sampleRate <= 0) return;
       if (options.sampleRate < 1 && random() >= options.sampleRate) return;
-      process.stdout.write(`${captureLine(captureRecord(prediction, now(), 'api'))}\n`);
+      process.stdout.write(captureLines(prediction, now()));
       sampled++;
     },
     stats: () => ({ sampled }),

@@ -141,7 +141,7 @@ const PREDICT_EXAMPLE = {
   customerId: 'c-000123',
   prediction: 1,
   probability: 0.81,
-  model: MODEL_EXAMPLE,
+  model: { ...MODEL_EXAMPLE, variant: 'champion' },
   featureSet: { version: '1.0.0', fingerprint: `sha256:${'0'.repeat(64)}` },
   requestId: '7c1e2a40-0000-4000-8000-000000000000',
 };

@@ -10,14 +10,14 @@ import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { httpErrors, requestIdOf } from '#shared/http/middleware.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createSageMakerScorer } from '#shared/model/sagemaker-scorer.ts';
-import { PREDICT_METRICS } from '#shared/monitoring/metrics.ts';
-import { logger, metrics, tracer } from '#shared/observability.ts';
+import { PREDICT_METRICS, ROLLOUT_METRICS } from '#shared/monitoring/metrics.ts';
+import { logger, metrics, publishVariantMetrics, tracer, variantMetrics } from '#shared/observability.ts';
 import { coalescedReader } from '#shared/online-store/store.ts';
 import { type Observer, routeApiRequest } from './api.ts';
 import { createPredictionCapture, type PredictionCapture } from './capture.ts';
 import { ModelHolder, registryReader, type ScorerFactory } from './model-holder.ts';
 import type { PredictConfig } from './predict-environment.ts';
-import type { InferenceDeps } from './service.ts';
+import type { InferenceDeps, Prediction } from './service.ts';
 
 /**
  * onnxruntime in-process, or the SageMaker endpoint the model is deployed on (for models too large for
@@ -61,8 +61,15 @@ export function createInferenceRuntime(
     refreshIntervalMs: config.refreshIntervalMs,
     createScorer: scorerFactory(config, target),
     onEvent: (event) => {
-      if (event.type === 'loaded') logger.info('model loaded', { ...event });
-      else logger.error(`model ${event.type}`, { ...event });
+      if (event.type === 'loaded' || event.type === 'challenger-loaded') {
+        logger.info(`model ${event.type}`, { ...event });
+        return;
+      }
+      logger.error(`model ${event.type}`, { ...event });
+      // The guardrails end a rollout whose challenger cannot be served (alarm-definitions.ts).
+      if (event.type === 'challenger-refused') {
+        variantMetrics.challenger.addMetric(ROLLOUT_METRICS.refused, MetricUnit.Count, 1);
+      }
     },
   });
   const deps: InferenceDeps = {
@@ -75,8 +82,9 @@ export function createInferenceRuntime(
     ? createPredictionCapture({ sampleRate: config.capture.sampleRate })
     : undefined;
   const observer: Observer = {
-    prediction({ body, facts, vector }) {
-      capture?.record({ ...body, vector });
+    prediction({ body, facts, vector, rollout }) {
+      capture?.record({ ...body, vector, ...(rollout ? { rollout: captureRollout(rollout, body) } : {}) });
+      if (rollout) addVariantMetrics(rollout);
       // Metadata, not a dimension: the alarms watch the {service} dimension set.
       metrics.addMetadata('ModelVersion', body.model.version);
       metrics.addMetric('Predictions', MetricUnit.Count, 1);
@@ -99,6 +107,46 @@ export function createInferenceRuntime(
   };
 }
 
+type RolloutScores = NonNullable<Prediction['rollout']>;
+
+/** What capture keeps of a rollout: its id, who answered, and a shadow's score of the same request. */
+function captureRollout(rollout: RolloutScores, body: Prediction['body']) {
+  const shadow = rollout.mode === 'shadow' ? rollout.scores.find((s) => s.role === 'challenger') : undefined;
+  return {
+    id: rollout.id,
+    variant: body.model.variant,
+    ...(shadow?.probability !== undefined && shadow.prediction !== undefined
+      ? {
+          shadow: { version: shadow.version, probability: shadow.probability, prediction: shadow.prediction },
+        }
+      : {}),
+  };
+}
+
+/** Each variant's request, failure, latency and score, for the guardrail alarms. */
+function addVariantMetrics(rollout: RolloutScores): void {
+  const answers: Partial<Record<string, number>> = {};
+  for (const score of rollout.scores) {
+    const variant = variantMetrics[score.role];
+    variant.addMetric(ROLLOUT_METRICS.requests, MetricUnit.Count, 1);
+    if (score.probability === undefined || score.prediction === undefined) {
+      variant.addMetric(ROLLOUT_METRICS.serverErrors, MetricUnit.Count, 1);
+      continue;
+    }
+    variant.addMetric(ROLLOUT_METRICS.latency, MetricUnit.Milliseconds, score.ms);
+    variant.addMetric(ROLLOUT_METRICS.positive, MetricUnit.Count, score.prediction);
+    variant.addMetric(ROLLOUT_METRICS.probability, MetricUnit.NoUnit, score.probability);
+    answers[score.role] = score.prediction;
+  }
+  if (rollout.mode === 'shadow' && answers.champion !== undefined && answers.challenger !== undefined) {
+    variantMetrics.challenger.addMetric(
+      ROLLOUT_METRICS.agreement,
+      MetricUnit.Count,
+      answers.champion === answers.challenger ? 1 : 0,
+    );
+  }
+}
+
 /** The predict handler: middy around the router, with Powertools and the one error mapping. */
 export function createApiHandler(deps: InferenceDeps, observer: Observer) {
   async function api(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> {
@@ -107,6 +155,7 @@ export function createApiHandler(deps: InferenceDeps, observer: Observer) {
       return await routeApiRequest(event, deps, requestIdOf(event, context), observer);
     } finally {
       metrics.addMetric(PREDICT_METRICS.latency, MetricUnit.Milliseconds, performance.now() - started);
+      publishVariantMetrics();
     }
   }
   return (

@@ -33,11 +33,17 @@ export const batchRequestSchema = z.strictObject({
 
 export const modelRefSchema = z.object({ name: z.string(), version: z.string() });
 
+/**
+ * The model that answered: its version, and which side of a rollout it is (`champion`, or `canary`
+ * for a canary challenger; a shadow never answers). Always `champion` when no rollout runs.
+ */
+export const answeringModelSchema = modelRefSchema.extend({ variant: z.enum(['champion', 'canary']) });
+
 export const predictResponseSchema = z.object({
   customerId: z.string(),
   prediction: z.union([z.literal(0), z.literal(1)]),
   probability: z.number().min(0).max(1),
-  model: modelRefSchema,
+  model: answeringModelSchema,
   featureSet: z.object({ version: z.string(), fingerprint: z.string() }),
   requestId: z.string(),
   /** Present only when something about the input deserves attention (stale record, imputed or unseen values). */
@@ -49,4 +55,17 @@ export const batchResponseSchema = z.object({
   results: z.array(z.union([predictResponseSchema, errorBodySchema])),
 });
 
-export const healthResponseSchema = z.object({ status: z.literal('ok'), model: modelRefSchema });
+export const healthResponseSchema = z.object({
+  status: z.literal('ok'),
+  model: modelRefSchema,
+  /** Present while this process serves a rollout's challenger beside the champion. */
+  rollout: z
+    .object({
+      id: z.string(),
+      mode: z.enum(['shadow', 'canary']),
+      version: z.string(),
+      percent: z.number().nullable(),
+    })
+    .optional(),
+});
+export type HealthResponse = z.infer<typeof healthResponseSchema>;

@@ -14,10 +14,13 @@ import {
   type PartialFeatureFields,
   type RawRecord,
 } from '#shared/features/index.ts';
+import type { VariantDimension } from '#shared/monitoring/metrics.ts';
 import { freshness, type RecordReader } from '#shared/online-store/store.ts';
-import type { LoadedModel, ModelHolder } from './model-holder.ts';
+import { type RolloutMode, type Variant, variantFor } from '#shared/registry/rollout.ts';
+import type { LoadedModel, ModelHolder, ServingModels } from './model-holder.ts';
 import {
   batchRequestSchema,
+  type HealthResponse,
   type PredictRequest,
   type PredictResponse,
   predictRequestSchema,
@@ -43,11 +46,28 @@ export interface PredictionFacts {
   readonly stale: boolean;
 }
 
+/** One variant's score of one request during a rollout. */
+export interface VariantScore {
+  readonly role: VariantDimension;
+  readonly version: string;
+  /** Absent when the variant's model failed on this request (the champion then answered instead). */
+  readonly probability?: number;
+  readonly prediction?: 0 | 1;
+  /** Milliseconds from the start of the prediction until this score was ready. */
+  readonly ms: number;
+}
+
 export interface Prediction {
   readonly body: PredictResponse;
   readonly facts: PredictionFacts;
   /** The encoded features the model scored (float32, FEATURE_SET order): what prediction capture keeps. */
   readonly vector: Float32Array;
+  /** During a rollout: which one, and the score of every variant that scored this request. */
+  readonly rollout?: {
+    readonly id: string;
+    readonly mode: RolloutMode;
+    readonly scores: readonly VariantScore[];
+  };
 }
 
 export function parsePredictRequest(body: unknown, prefix = ''): PredictRequest {
@@ -110,17 +130,149 @@ function prepare(request: PredictRequest, stored: RawRecord | undefined, deps: I
   };
 }
 
-function respond(prepared: Prepared, probability: number, model: LoadedModel, requestId: string): Prediction {
+const decide = (probability: number, model: LoadedModel): 0 | 1 => (probability >= model.threshold ? 1 : 0);
+
+/** How one prepared request was scored: who answered, and during a rollout every variant's score. */
+interface Scored {
+  readonly probability: number;
+  readonly model: LoadedModel;
+  readonly variant: Variant;
+  readonly scores?: VariantScore[];
+}
+
+function respond(prepared: Prepared, scored: Scored, serving: ServingModels, requestId: string): Prediction {
+  const { probability, model, variant } = scored;
   const body: PredictResponse = {
     customerId: prepared.request.customerId,
-    prediction: probability >= model.threshold ? 1 : 0,
+    prediction: decide(probability, model),
     probability,
-    model: { name: model.name, version: model.version },
+    model: { name: model.name, version: model.version, variant },
     featureSet: { version: FEATURE_SET.version, fingerprint: FEATURE_SET.fingerprint },
     requestId,
     ...(prepared.warnings.length > 0 ? { warnings: prepared.warnings } : {}),
   };
-  return { body, facts: prepared.facts, vector: prepared.vector };
+  const rollout =
+    serving.rollout && scored.scores
+      ? { id: serving.rollout.id, mode: serving.rollout.mode, scores: scored.scores }
+      : undefined;
+  return { body, facts: prepared.facts, vector: prepared.vector, ...(rollout ? { rollout } : {}) };
+}
+
+/** The class-1 probabilities of `rows` by `model`: one model call whatever their number. */
+async function scoreWith(model: LoadedModel, rows: readonly Prepared[]): Promise<ArrayLike<number>> {
+  if (rows.length === 0) return [];
+  if (rows.length === 1) return [await model.scorer.scoreOne(rows[0]!.vector)];
+  const x = new Float32Array(rows.length * FEATURE_COUNT);
+  rows.forEach((row, i) => {
+    x.set(row.vector, i * FEATURE_COUNT);
+  });
+  return model.scorer.scoreBatch(x, rows.length);
+}
+
+/** The challenger's scores of `rows`, or undefined when its model failed: it never fails a request. */
+async function challengerScores(
+  challenger: LoadedModel,
+  rows: readonly Prepared[],
+  started: number,
+): Promise<{ probabilities: ArrayLike<number> | undefined; ms: number }> {
+  try {
+    const probabilities = await scoreWith(challenger, rows);
+    return { probabilities, ms: performance.now() - started };
+  } catch {
+    return { probabilities: undefined, ms: performance.now() - started };
+  }
+}
+
+const scoreOf = (
+  role: VariantDimension,
+  model: LoadedModel,
+  probability: number | undefined,
+  ms: number,
+): VariantScore =>
+  probability === undefined
+    ? { role, version: model.version, ms }
+    : { role, version: model.version, probability, prediction: decide(probability, model), ms };
+
+/**
+ * Scores prepared requests as the serving models say. No rollout: the champion. Canary: each
+ * customer's stable variant answers, and canary rows the challenger fails on are answered by the
+ * champion. Shadow: both score every row, side by side, and the champion answers. A champion failure
+ * fails the requests, as without a rollout; a challenger failure fails none.
+ */
+async function scoreServing(
+  serving: ServingModels,
+  rows: readonly Prepared[],
+  started: number,
+): Promise<Scored[]> {
+  const { champion, rollout, challenger } = serving;
+  if (!rollout || !challenger) {
+    const probabilities = await scoreWith(champion, rows);
+    return rows.map((_, i) => ({ probability: probabilities[i]!, model: champion, variant: 'champion' }));
+  }
+  if (rollout.mode === 'shadow') {
+    const [answers, shadow] = await Promise.all([
+      scoreWith(champion, rows).then((p) => ({ probabilities: p, ms: performance.now() - started })),
+      challengerScores(challenger, rows, started),
+    ]);
+    return rows.map((_, i) => {
+      const probability = answers.probabilities[i]!;
+      return {
+        probability,
+        model: champion,
+        variant: 'champion',
+        scores: [
+          scoreOf('champion', champion, probability, answers.ms),
+          scoreOf('challenger', challenger, shadow.probabilities?.[i], shadow.ms),
+        ],
+      };
+    });
+  }
+  const toCanary = rows.map((row) => variantFor(rollout, row.request.customerId) === 'canary');
+  const canaryRows = rows.filter((_, i) => toCanary[i]);
+  const championRows = rows.filter((_, i) => !toCanary[i]);
+  const [canary, answers] = await Promise.all([
+    challengerScores(challenger, canaryRows, started),
+    scoreWith(champion, championRows).then((p) => ({ probabilities: p, ms: performance.now() - started })),
+  ]);
+  const fallback = canary.probabilities
+    ? undefined
+    : await scoreWith(champion, canaryRows).then((p) => ({
+        probabilities: p,
+        ms: performance.now() - started,
+      }));
+  let nextCanary = 0;
+  let nextChampion = 0;
+  return rows.map((_, i): Scored => {
+    if (!toCanary[i]) {
+      const probability = answers.probabilities[nextChampion++]!;
+      return {
+        probability,
+        model: champion,
+        variant: 'champion',
+        scores: [scoreOf('champion', champion, probability, answers.ms)],
+      };
+    }
+    const k = nextCanary++;
+    if (!fallback) {
+      const probability = canary.probabilities![k]!;
+      return {
+        probability,
+        model: challenger,
+        variant: 'canary',
+        scores: [scoreOf('challenger', challenger, probability, canary.ms)],
+      };
+    }
+    const probability = fallback.probabilities[k]!;
+    return {
+      probability,
+      model: champion,
+      variant: 'champion',
+      scores: [
+        scoreOf('challenger', challenger, undefined, canary.ms),
+        scoreOf('champion', champion, probability, fallback.ms),
+      ],
+    };
+  });
 }
 
 /**
@@ -138,15 +290,16 @@ async function readStore(deps: InferenceDeps, ids: string[]): Promise<Map<string
 }
 
 export async function predictOne(deps: InferenceDeps, body: unknown, requestId: string): Promise<Prediction> {
+  const started = performance.now();
   // A malformed request is the client's to fix whatever the model state: validate first.
   const request = parsePredictRequest(body);
-  const model = await deps.models.require();
+  const serving = await deps.models.requireServing();
   const stored = needsStoredRecord(request)
     ? (await readStore(deps, [request.customerId])).get(request.customerId)
     : undefined;
   const prepared = prepare(request, stored, deps);
-  const probability = await model.scorer.scoreOne(prepared.vector);
-  return respond(prepared, probability, model, requestId);
+  const [scored] = await scoreServing(serving, [prepared], started);
+  return respond(prepared, scored!, serving, requestId);
 }
 
 /** One batch item: its prediction, or the error that stopped it (the HTTP layer maps it to its body). */
@@ -163,9 +316,10 @@ export async function predictBatch(
   body: unknown,
   requestId: string,
 ): Promise<BatchResult[]> {
+  const started = performance.now();
   const parsed = batchRequestSchema.safeParse(body);
   if (!parsed.success) throw new ValidationError('the request body is invalid', issuesOf(parsed.error));
-  const model = await deps.models.require();
+  const serving = await deps.models.requireServing();
   const requests = parsed.data.items.map((item, i) => {
     try {
       return parsePredictRequest(item, `items.${i}`);
@@ -187,23 +341,25 @@ export async function predictBatch(
     }
   });
   const ready = prepared.filter((p): p is Prepared => !(p instanceof KeelError));
-  const x = new Float32Array(ready.length * FEATURE_COUNT);
-  ready.forEach((p, i) => {
-    x.set(p.vector, i * FEATURE_COUNT);
-  });
-  const probabilities =
-    ready.length > 0 ? await model.scorer.scoreBatch(x, ready.length) : new Float64Array();
+  const scored = await scoreServing(serving, ready, started);
   let next = 0;
   return prepared.map((p) =>
     p instanceof KeelError
       ? { ok: false, error: p }
-      : { ok: true, prediction: respond(p, probabilities[next++]!, model, requestId) },
+      : { ok: true, prediction: respond(p, scored[next++]!, serving, requestId) },
   );
 }
 
-export async function health(
-  deps: InferenceDeps,
-): Promise<{ status: 'ok'; model: { name: string; version: string } }> {
-  const model = await deps.models.require();
-  return { status: 'ok', model: { name: model.name, version: model.version } };
+export async function health(deps: InferenceDeps): Promise<HealthResponse> {
+  const { champion, rollout } = await deps.models.requireServing();
+  return {
+    status: 'ok',
+    model: { name: champion.name, version: champion.version },
+    // Only a rollout this process serves: one whose challenger was refused is not.
+    ...(rollout
+      ? {
+          rollout: { id: rollout.id, mode: rollout.mode, version: rollout.version, percent: rollout.percent },
+        }
+      : {}),
+  };
 }

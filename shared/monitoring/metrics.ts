@@ -45,6 +45,8 @@ export const ROLLOUT_METRICS = {
   probability: 'VariantProbability',
   /** Shadow only (Variant challenger): 1 when its decision equals the champion's on the same request. */
   agreement: 'ShadowAgreement',
+  /** Variant challenger: a predict process refused to load the challenger (tampered, wrong features, broken). */
+  refused: 'ChallengerRefused',
 } as const;
 
 /** What the drift job publishes after each run (`driftMetricData` in shared/drift/job.ts). */

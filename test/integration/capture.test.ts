@@ -1,14 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalApi } from '#local/api.ts';
 import type { CaptureDelivery } from '#local/capture-delivery.ts';
+import { metricsFile } from '#local/metrics-file.ts';
 import { type BatchDeps, planBatch, scoreSegment } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { jsonObjectsOf, readCapturedWindow } from '#shared/drift/job.ts';
-import { encodeFeatures, FEATURE_COUNT } from '#shared/features/index.ts';
+import { encodeFeatures, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import {
   type CaptureRecord,
   captureHourPrefix,
@@ -16,12 +17,15 @@ import {
   captureRecord,
 } from '#shared/inference/capture.ts';
 import { readPredictConfig } from '#shared/inference/predict-environment.ts';
+import { isEmfLine, parseEmf } from '#shared/monitoring/emf.ts';
+import { ROLLOUT_METRICS, VARIANT_DIMENSION } from '#shared/monitoring/metrics.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
+import { endRollout, startRollout } from '#shared/registry/registry.ts';
 import { RESOURCE_ENV } from '#shared/resources.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
 import { servedPrediction } from '../support/capture.ts';
-import { promoteVersion, registerTrainedModel } from '../support/model.ts';
+import { promoteVersion, registerTrainedModel, testRegistry } from '../support/model.ts';
 import { startToggleProxy, type ToggleProxy } from '../support/toggle-proxy.ts';
 
 /**
@@ -130,6 +134,78 @@ describe('prediction capture through the local API (keel up)', () => {
     }
 
     expect((await windowOf('v1', from, new Date(Date.now() + 1))).rows).toBe(100);
+  }, 60_000);
+});
+
+describe('a shadow rollout through the local API', () => {
+  it("captures the shadow's score beside every answer, keeps it out of the drift window, and measures each variant", async () => {
+    const registry = testRegistry(aws);
+    const { version: shadowVersion } = await registerTrainedModel(aws, customers, { seed: 2, nTrees: 5 });
+    const { rollout } = await startRollout(registry, {
+      name: 'churn',
+      version: shadowVersion,
+      mode: 'shadow',
+      bakeSeconds: 3600,
+      featureFingerprint: FEATURE_SET.fingerprint,
+      reason: 'test',
+      actor: 'test',
+    });
+    const home = await mkdtemp(join(tmpdir(), 'keel-shadow-'));
+    const from = new Date();
+    const api = await startLocalApi({
+      home,
+      target: aws.target,
+      names: aws.names,
+      port: 0,
+      // The suite turns metrics off (vitest.config.ts); this test reads them.
+      environment: { POWERTOOLS_METRICS_DISABLED: 'false' },
+    });
+    let emf: string;
+    try {
+      await expect.poll(async () => (await fetch(`${api.url}/health`)).status, { timeout: 10_000 }).toBe(200);
+      const health = (await (await fetch(`${api.url}/health`)).json()) as { rollout?: { id: string } };
+      expect(health.rollout?.id).toBe(rollout.id);
+      const batch = await post(api.url, '/predict/batch', {
+        items: customers.slice(0, 50).map((c) => ({ customerId: c.customer_id })),
+      });
+      expect(batch.status).toBe(200);
+    } finally {
+      await api.close();
+      emf = await readFile(metricsFile(home), 'utf8');
+      await rm(home, { recursive: true, force: true });
+      await endRollout(registry, {
+        name: 'churn',
+        rolloutId: rollout.id,
+        reason: 'test over',
+        actor: 'test',
+      });
+    }
+
+    const records = (await capturedRecords(aws.clients.s3, aws.names.outputs)).filter(
+      (r) => r.rollout === rollout.id,
+    );
+    const answers = records.filter((r) => r.variant === 'champion');
+    const shadows = records.filter((r) => r.variant === 'shadow');
+    expect(answers).toHaveLength(50);
+    expect(answers.every((r) => r.version === 'v1')).toBe(true);
+    expect(shadows).toHaveLength(50);
+    expect(shadows.every((r) => r.version === shadowVersion)).toBe(true);
+    expect(shadows.map((r) => r.customerId).sort()).toEqual(answers.map((r) => r.customerId).sort());
+    // The shadow answered nobody: its version's drift window is empty.
+    expect((await windowOf(shadowVersion, from, new Date(Date.now() + 1))).rows).toBe(0);
+
+    const samples = emf.split('\n').filter(isEmfLine).flatMap(parseEmf);
+    const sum = (metricName: string, variant: string) =>
+      samples
+        .filter((m) => m.metricName === metricName && m.dimensions[VARIANT_DIMENSION] === variant)
+        .reduce((total, m) => total + m.value, 0);
+    expect(sum(ROLLOUT_METRICS.requests, 'champion')).toBe(50);
+    expect(sum(ROLLOUT_METRICS.requests, 'challenger')).toBe(50);
+    expect(sum(ROLLOUT_METRICS.serverErrors, 'challenger')).toBe(0);
+    const agreement = samples.filter((m) => m.metricName === ROLLOUT_METRICS.agreement);
+    expect(agreement).toHaveLength(50);
+    expect(agreement.every((m) => m.dimensions[VARIANT_DIMENSION] === 'challenger')).toBe(true);
+    expect(samples.filter((m) => m.metricName === ROLLOUT_METRICS.latency && m.value > 0).length).toBe(100);
   }, 60_000);
 });
 

@@ -159,7 +159,7 @@ describe('inference API over HTTP', () => {
       customerId: 'c-000042',
       prediction: expect.any(Number),
       probability: expect.any(Number),
-      model: { name: 'churn', version: 'v1' },
+      model: { name: 'churn', version: 'v1', variant: 'champion' },
       featureSet: { version: FEATURE_SET.version, fingerprint: FEATURE_SET.fingerprint },
       requestId: expect.any(String),
     });

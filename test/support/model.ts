@@ -3,8 +3,9 @@ import { encodeInto, FEATURE_COUNT, FEATURE_SET, type LabeledRecord } from '#sha
 import type { ModelRegistryReader } from '#shared/inference/model-holder.ts';
 import type { ChurnModel } from '#shared/model/model-types.ts';
 import type { Scorer } from '#shared/model/scorer.ts';
-import type { ModelMetadata } from '#shared/registry/metadata.ts';
+import type { ModelMetadata, ModelVersion } from '#shared/registry/metadata.ts';
 import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
+import type { Rollout } from '#shared/registry/rollout.ts';
 import { trainCandidate } from '#shared/training/train.ts';
 import type { TestAws } from './aws.ts';
 
@@ -109,12 +110,13 @@ export const connectionRefused = () =>
   Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4566'), { code: 'ECONNREFUSED' });
 
 /**
- * The model registry as the model holder reads it, in memory: `champion` is the alias, `versions` what
+ * The model registry as the model holder reads it, in memory: `champion` and `rollout` are the aliases, `versions` what
  * loading each version gives (its metadata, or the error it fails with), and while `down` is set every
  * read fails with it.
  */
 export interface FakeRegistry extends ModelRegistryReader {
   champion: string | undefined;
+  rollout: Rollout | undefined;
   readonly versions: Map<string, ModelMetadata | Error>;
   down: Error | undefined;
   /** How often the alias was read. */
@@ -126,14 +128,15 @@ export interface FakeRegistry extends ModelRegistryReader {
 export function fakeRegistry(versions: Record<string, ModelMetadata | Error> = {}): FakeRegistry {
   const registry: FakeRegistry = {
     champion: undefined,
+    rollout: undefined,
     versions: new Map(Object.entries(versions)),
     down: undefined,
     checks: 0,
     loads: [],
-    async getChampion() {
+    async getAliases() {
       registry.checks++;
       if (registry.down) throw registry.down;
-      return registry.champion;
+      return { champion: registry.champion as ModelVersion | undefined, rollout: registry.rollout };
     },
     async loadVerifiedModel({ version }) {
       registry.loads.push(version);

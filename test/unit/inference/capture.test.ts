@@ -41,16 +41,18 @@ const captureLines = (chunks: string[]) =>
 
 /** A model that scores every row 0.8: the capture path, not the model, is under test. */
 const stubModels = {
-  require: async () => ({
-    name: 'churn',
-    version: 'v3',
-    threshold: 0.5,
-    scorer: {
-      kind: 'js',
-      featureCount: FEATURE_COUNT,
-      scoreOne: async () => 0.8,
-      scoreBatch: async (_x: Float32Array, rows: number) => new Float64Array(rows).fill(0.8),
-      release: async () => undefined,
+  requireServing: async () => ({
+    champion: {
+      name: 'churn',
+      version: 'v3',
+      threshold: 0.5,
+      scorer: {
+        kind: 'js',
+        featureCount: FEATURE_COUNT,
+        scoreOne: async () => 0.8,
+        scoreBatch: async (_x: Float32Array, rows: number) => new Float64Array(rows).fill(0.8),
+        release: async () => undefined,
+      },
     },
   }),
 } as unknown as ModelHolder;
@@ -148,6 +150,55 @@ describe('prediction capture in a Lambda-like environment', () => {
       'c-4',
       'c-6',
       'c-8',
+    ]);
+  });
+});
+
+describe('capture during a rollout', () => {
+  it("keeps a shadow's score beside the champion's answer, in the same write, marked as never served", () => {
+    const stdout = stdoutChunks();
+    const capture = createPredictionCapture({ sampleRate: 1, now: () => new Date('2026-03-04T05:06:07Z') });
+    capture.record(
+      servedPrediction({
+        rollout: {
+          id: 'r-0123456789ab',
+          variant: 'champion',
+          shadow: { version: 'v2', probability: 0.9, prediction: 1 },
+        },
+      }),
+    );
+    capture.record(
+      servedPrediction({
+        model: { name: 'churn', version: 'v2' },
+        rollout: { id: 'r-0123456789ab', variant: 'canary' },
+      }),
+    );
+    expect(stdout).toHaveLength(2);
+    const [shadowed, canary] = stdout.map((chunk) =>
+      chunk
+        .trimEnd()
+        .split('\n')
+        .map((line) => parseCaptureLine(line)),
+    );
+    expect(shadowed).toEqual([
+      expect.objectContaining({
+        version: 'v1',
+        probability: 0.5,
+        rollout: 'r-0123456789ab',
+        variant: 'champion',
+      }),
+      expect.objectContaining({
+        version: 'v2',
+        probability: 0.9,
+        prediction: 1,
+        rollout: 'r-0123456789ab',
+        variant: 'shadow',
+      }),
+    ]);
+    expect(shadowed![1]!.x).toEqual(shadowed![0]!.x);
+    expect(shadowed![1]!.requestId).toBe(shadowed![0]!.requestId);
+    expect(canary).toEqual([
+      expect.objectContaining({ version: 'v2', rollout: 'r-0123456789ab', variant: 'canary' }),
     ]);
   });
 });

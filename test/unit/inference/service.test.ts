@@ -104,7 +104,7 @@ describe('predictOne', () => {
       customerId: stored!.customer_id,
       prediction: probability >= 0.5 ? 1 : 0,
       probability,
-      model: { name: 'churn', version: 'v4' },
+      model: { name: 'churn', version: 'v4', variant: 'champion' },
       featureSet: { version: FEATURE_SET.version, fingerprint: FEATURE_SET.fingerprint },
       requestId: 'r-1',
     });

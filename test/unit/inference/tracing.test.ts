@@ -74,7 +74,9 @@ async function tracedInvocation(body: unknown, failure?: Error) {
       return 0.8125;
     },
   };
-  const models = { require: async () => ({ name: 'churn', version: 'v3', threshold: 0.5, scorer }) };
+  const models = {
+    requireServing: async () => ({ champion: { name: 'churn', version: 'v3', threshold: 0.5, scorer } }),
+  };
   const handler = createApiHandler(
     {
       models: models as unknown as ModelHolder,
