@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { registerRollouts } from '#cli/commands/rollouts.ts';
 import { type Output, UserError } from '#cli/output.ts';
+import { endRolloutFor, rolloutLabel, rolloutName } from '#cli/rollout.ts';
 import { callerIdentityArn, sendTaskSuccess } from '#cli/stage/approvals.ts';
 import type { PlatformContext } from '#local/platform-context.ts';
 import { generateRecords } from '#shared/data/generate.ts';
@@ -9,51 +11,61 @@ import { newestFeatureDataset, readFeatureDataset } from '#shared/offline/featur
 import { decideApproval, listApprovals } from '#shared/pipelines/approvals.ts';
 import { type CheckRows, registerExternalModel } from '#shared/registry/external.ts';
 import {
+  type Deployment,
+  getAliases,
   getChampion,
   history,
   listVersions,
   promote,
   readMetadata,
   rollback,
+  rollbackTarget,
 } from '#shared/registry/registry.ts';
+import type { Rollout } from '#shared/registry/rollout.ts';
 
 export function registerModels(program: Command, output: Output): void {
   const models = program
     .command('models')
-    .description('the model registry: versions, champion, history')
+    .description('the model registry: versions, champion, rollouts, history')
     .addHelpText(
       'after',
       `
 Examples:
   $ keel models list
   $ keel models show v3
+  $ keel models canary v4 --percent 10 --bake 1h
+  $ keel models rollout
   $ keel models promote v3 --reason "better AUC on November"
   $ keel models rollback --reason "latency regression"`,
     );
 
   models
     .command('list')
-    .description('registered versions, the champion marked with *')
+    .description('registered versions, the champion marked with *, a rollout challenger with its mode')
     .action(async () =>
       output.withPlatform(async (ctx) => {
-        const [versions, champion] = await Promise.all([
+        const [versions, { champion, rollout }] = await Promise.all([
           listVersions(ctx.registry, ctx.modelName),
-          getChampion(ctx.registry, ctx.modelName),
+          getAliases(ctx.registry, ctx.modelName),
         ]);
         // Externally trained models bring algorithm names of any length: size that column to fit.
         const width = Math.max('algorithm'.length, ...versions.map((v) => v.algorithm.length)) + 1;
-        output.result({ name: ctx.modelName, champion: champion ?? null, versions }, () =>
-          versions.length === 0
-            ? `${ctx.modelName}: no versions yet (run \`keel train\`)`
-            : [
-                `version  champion  created_at                ${'algorithm'.padEnd(width)}auc     logloss  fingerprint`,
-                ...versions.map(
-                  (v) =>
-                    `${v.version.padEnd(8)} ${(v.version === champion ? '*' : '').padEnd(9)} ${v.created_at.padEnd(25)} ` +
-                    `${v.algorithm.padEnd(width)}${v.metrics.auc.toFixed(4)}  ${v.metrics.logloss.toFixed(4)}   ` +
-                    `${v.fingerprint === FEATURE_SET.fingerprint ? 'current' : v.fingerprint.slice(0, 19)}`,
-                ),
-              ].join('\n'),
+        const challenger = (version: string) => (rollout?.version === version ? rolloutLabel(rollout) : '');
+        output.result(
+          { name: ctx.modelName, champion: champion ?? null, rollout: rollout ?? null, versions },
+          () =>
+            versions.length === 0
+              ? `${ctx.modelName}: no versions yet (run \`keel train\`)`
+              : [
+                  `version  champion  rollout     created_at                ${'algorithm'.padEnd(width)}auc     logloss  fingerprint`,
+                  ...versions.map(
+                    (v) =>
+                      `${v.version.padEnd(8)} ${(v.version === champion ? '*' : '').padEnd(9)} ` +
+                      `${challenger(v.version).padEnd(11)} ${v.created_at.padEnd(25)} ` +
+                      `${v.algorithm.padEnd(width)}${v.metrics.auc.toFixed(4)}  ${v.metrics.logloss.toFixed(4)}   ` +
+                      `${v.fingerprint === FEATURE_SET.fingerprint ? 'current' : v.fingerprint.slice(0, 19)}`,
+                  ),
+                ].join('\n'),
         );
       }),
     );
@@ -75,19 +87,43 @@ Examples:
     .argument('<version>', 'e.g. v3')
     .option('--reason <text>', 'why, for the deployment log', 'manual promotion')
     .option('--force', 'promote even if it was trained on another feature set (needs --reason)')
+    .addHelpText(
+      'after',
+      `
+During a rollout, promoting its challenger promotes it and ends the rollout in the same write;
+promoting any other version ends the rollout first (with --json, that log entry is endedRollout).`,
+    )
     .action(async (version: string, options: { reason: string; force?: boolean }, command: Command) =>
       output.withPlatform(async (ctx) => {
         // --force needs a reason of the user's own: the default one does not count.
-        const ownReason = command.getOptionValueSource('reason') !== 'default';
+        if (options.force && command.getOptionValueSource('reason') === 'default') {
+          throw new UserError('a forced promotion needs a reason: add --reason TEXT');
+        }
+        const { rollout } = await getAliases(ctx.registry, ctx.modelName);
+        const challenger = rollout?.version === version ? rollout : undefined;
+        const endedRollout =
+          rollout && !challenger
+            ? await endRolloutFor(ctx, rollout, {
+                version,
+                force: options.force,
+                reason: `ended by the promotion of ${version}`,
+              })
+            : null;
         const move = await promote(ctx.registry, {
           name: ctx.modelName,
           version,
           featureFingerprint: FEATURE_SET.fingerprint,
-          reason: options.force && !ownReason ? '' : options.reason,
+          reason: options.reason,
           actor: ctx.actor,
           force: options.force,
+          rollout: challenger,
         });
-        output.result(move, () => `champion of ${ctx.modelName}: ${move.from ?? 'none'} → ${move.to}`);
+        output.result({ ...move, endedRollout }, () =>
+          [
+            `champion of ${ctx.modelName}: ${move.from ?? 'none'} → ${move.to}`,
+            ...rolloutNotes(rollout, endedRollout),
+          ].join('\n'),
+        );
       }),
     );
 
@@ -95,37 +131,55 @@ Examples:
     .command('rollback')
     .description('move the champion back to the previous one in the deployment log')
     .option('--reason <text>', 'why, for the deployment log', 'manual rollback')
+    .addHelpText(
+      'after',
+      `
+A running rollout is ended first (with --json, that log entry is endedRollout).`,
+    )
     .action(async (options: { reason: string }) =>
       output.withPlatform(async (ctx) => {
+        const { rollout } = await getAliases(ctx.registry, ctx.modelName);
+        // With nowhere to roll back to, rollback refuses by itself and the rollout keeps running.
+        const target = rollout && rollbackTarget(await history(ctx.registry, ctx.modelName));
+        const endedRollout =
+          rollout && target
+            ? await endRolloutFor(ctx, rollout, {
+                version: target,
+                reason: `ended by the rollback to ${target}`,
+              })
+            : null;
         const move = await rollback(ctx.registry, {
           name: ctx.modelName,
           reason: options.reason,
           actor: ctx.actor,
           featureFingerprint: FEATURE_SET.fingerprint,
         });
-        output.result(move, () => `rolled back ${ctx.modelName}: ${move.from} → ${move.to}`);
+        output.result({ ...move, endedRollout }, () =>
+          [
+            `rolled back ${ctx.modelName}: ${move.from} → ${move.to}`,
+            ...rolloutNotes(rollout, endedRollout),
+          ].join('\n'),
+        );
       }),
     );
 
   models
     .command('history')
-    .description('the deployment log: every move of the champion, oldest first')
+    .description('the deployment log: every move of the champion and every rollout, oldest first')
+    .addHelpText(
+      'after',
+      `
+A rollout-start goes from the champion to its challenger, a rollout-end from the challenger back to
+the champion that keeps every customer; entries made by a rollout show its mode and id.`,
+    )
     .action(async () =>
       output.withPlatform(async (ctx) => {
         const log = await history(ctx.registry, ctx.modelName);
-        output.result({ name: ctx.modelName, history: log }, () =>
-          log.length === 0
-            ? `${ctx.modelName}: never promoted`
-            : log
-                .map(
-                  (d) =>
-                    `#${d.seq} ${d.at} ${d.kind.padEnd(8)} ${(d.from ?? 'none').padStart(4)} → ${d.to.padEnd(4)} ` +
-                    `by ${d.actor}: ${d.reason}`,
-                )
-                .join('\n'),
-        );
+        output.result({ name: ctx.modelName, history: log }, () => historyText(ctx.modelName, log));
       }),
     );
+
+  registerRollouts(models, output);
 
   models
     .command('register')
@@ -273,6 +327,32 @@ Examples:
         }),
       );
   }
+}
+
+/** What a promotion or rollback did to the rollout that ran: ended it with the move, or before it. */
+function rolloutNotes(rollout: Rollout | undefined, endedRollout: Deployment | null): string[] {
+  if (!rollout) return [];
+  return endedRollout
+    ? [`  ended ${rolloutName(rollout)} first: ${endedRollout.reason}`]
+    : [`  ${rolloutName(rollout)} ended with it: ${rollout.version} now answers every customer`];
+}
+
+/** The deployment log as aligned columns: seq, time, kind, from → to, rollout, actor and reason. */
+function historyText(name: string, log: readonly Deployment[]): string {
+  if (log.length === 0) return `${name}: never promoted`;
+  const label = (d: Deployment) => (d.rollout ? `${rolloutLabel(d.rollout)} ${d.rollout.id} ` : '');
+  const widest = (values: string[]) => Math.max(...values.map((v) => v.length));
+  const seq = widest(log.map((d) => String(d.seq)));
+  const kind = widest(log.map((d) => d.kind));
+  const version = Math.max(4, widest(log.flatMap((d) => [d.from ?? 'none', d.to])));
+  const rollout = widest(log.map(label));
+  return log
+    .map(
+      (d) =>
+        `#${String(d.seq).padEnd(seq)} ${d.at} ${d.kind.padEnd(kind)} ${(d.from ?? 'none').padStart(version)} → ` +
+        `${d.to.padEnd(version)} ${label(d).padEnd(rollout)}by ${d.actor}: ${d.reason}`,
+    )
+    .join('\n');
 }
 
 const approvalDeps = (ctx: PlatformContext) => ({

@@ -188,6 +188,166 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(served!.probability).toBeLessThan(1);
   });
 
+  it('rolls versions out (canary, shadow), shows, aborts and promotes them, and logs every step', async () => {
+    // Champion v5 (the external model above); v1–v3 were trained on the current feature set. Bad
+    // requests are refused before anything is read, so they run beside the good one.
+    type Rollout = { id: string; version: string; bake_ends_at: string };
+    const [zero, none, badBake, longBake, started] = await Promise.all([
+      runKeel(['models', 'canary', 'v3', '--percent', '0'], env),
+      runKeel(['models', 'canary', 'v3'], env),
+      runKeel(['models', 'canary', 'v3', '--percent', '20', '--bake', '5x'], env),
+      runKeel(['models', 'shadow', 'v3', '--bake', '31d'], env),
+      runKeel(['--json', 'models', 'canary', 'v3', '--percent', '20', '--reason', 'try v3'], env),
+    ]);
+    expect(zero.code).toBe(1);
+    expect(zero.stderr).toContain(
+      '--percent: a canary serves 1–50 percent of customers (a whole number), got 0',
+    );
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("required option '--percent <n>' not specified");
+    expect(badBake.code).toBe(1);
+    expect(badBake.stderr).toContain('--bake "5x" is not a duration: write it as 90s, 30m, 1h, 7d or 1h30m');
+    expect(longBake.stderr).toContain('--bake: the bake period must be from 1 s to 30 days, got 2678400 s');
+
+    expect(started.stderr).toBe('');
+    const canary = JSON.parse(started.stdout) as { rollout: Rollout; deployment: unknown };
+    const { id } = canary.rollout;
+    expect(canary.rollout).toMatchObject({
+      version: 'v3',
+      champion: 'v5',
+      mode: 'canary',
+      percent: 20,
+      bake_seconds: 1800,
+      reason: 'try v3',
+    });
+    expect(canary.deployment).toMatchObject({ kind: 'rollout-start', from: 'v5', to: 'v3', rollout: { id } });
+
+    const [status, statusJson, second, sameChampion, list, listJson] = await Promise.all([
+      runKeel(['models', 'rollout'], env),
+      json('models', 'rollout'),
+      runKeel(['models', 'shadow', 'v2'], env),
+      runKeel(['models', 'promote', 'v5'], env),
+      runKeel(['models', 'list'], env),
+      json<{ rollout: unknown }>('models', 'list'),
+    ]);
+    expect(status.stdout).toContain(`churn: the canary of v3 (20%) (${id}) against champion v5`);
+    expect(status.stdout).toMatch(/\n {2}percent {4}20%\n/);
+    expect(status.stdout).toContain(`bake ends  ${canary.rollout.bake_ends_at} (`);
+    expect(status.stdout).toMatch(/ \((29m\d+s|30m) left\)\n/);
+    expect(status.stdout).toMatch(/\n {2}reason {5}try v3\n {2}actor {6}\S+@cli\n {2}rollout {4}r-/);
+    expect(statusJson).toEqual({ name: 'churn', rollout: canary.rollout, last: null });
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain('the canary of v3 (20%) is already running: one rollout at a time');
+    // A promotion that cannot happen leaves the rollout running.
+    expect(sameChampion.stderr).toContain(
+      'v5 is already the champion of churn; the canary of v3 (20%) keeps running',
+    );
+    const [header, ...rows] = list.stdout.split('\n');
+    const row = (version: string) => rows.find((line) => line.startsWith(`${version} `))!;
+    expect(row('v3').indexOf('canary 20% ')).toBe(header!.indexOf('rollout'));
+    expect(row('v5').indexOf('*')).toBe(header!.indexOf('champion'));
+    expect(listJson.rollout).toEqual(canary.rollout);
+
+    const abort = await runKeel(['models', 'rollout', 'abort'], env);
+    expect(abort.stdout).toContain(
+      `ended the canary of v3 (20%) (${id}) without promoting it: v5 answers every customer`,
+    );
+    const [again, after, afterJson] = await Promise.all([
+      runKeel(['models', 'rollout', 'abort'], env),
+      runKeel(['models', 'rollout'], env),
+      json<{ rollout: unknown; last: unknown }>('models', 'rollout'),
+    ]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('no rollout of churn is running, so there is nothing to abort');
+    expect(after.stdout).toContain('churn: no rollout running (champion v5)');
+    expect(after.stdout).toMatch(
+      new RegExp(
+        `last: the canary of v3 \\(20%\\) \\(${id}\\) ended at \\S+ by \\S+@cli: aborted by hand \\(v5 kept 100%\\)`,
+      ),
+    );
+    expect(afterJson).toMatchObject({
+      rollout: null,
+      last: { kind: 'rollout-end', from: 'v3', to: 'v5', reason: 'aborted by hand', rollout: { id } },
+    });
+
+    // Promoting another version ends the running rollout first, and says so.
+    const shadow = await runKeel(['models', 'shadow', 'v2', '--bake', '90s'], env);
+    const shadowId = /started the shadow of v2 \((r-[0-9a-f]{12})\) beside champion v5\n/.exec(
+      shadow.stdout,
+    )?.[1];
+    expect(shadow.stdout, shadow.stderr).toContain(
+      '  now: v2 scores every request beside v5, which alone answers',
+    );
+    expect(shadow.stdout).toMatch(/ {2}decision due \S+ \((1m30s|1m2\ds|1m1\ds) left\)/);
+    const promoted = await runKeel(['models', 'promote', 'v3', '--reason', 'v3 after all'], env);
+    expect(promoted.stdout).toBe(
+      `champion of churn: v5 → v3\n  ended the shadow of v2 (${shadowId}) first: ended by the promotion of v3\n`,
+    );
+
+    // Promoting the challenger itself ends its rollout in the same move.
+    const challenger = await json<{ rollout: Rollout }>('models', 'canary', 'v2', '--percent', '10');
+    const decided = await json('models', 'promote', 'v2', '--reason', 'canary held');
+    expect(decided).toMatchObject({
+      kind: 'promote',
+      from: 'v3',
+      to: 'v2',
+      rollout: { id: challenger.rollout.id, mode: 'canary', percent: 10 },
+      endedRollout: null,
+    });
+    expect(await json('models', 'rollout')).toMatchObject({
+      rollout: null,
+      last: { kind: 'promote', to: 'v2' },
+    });
+
+    // A rollback likewise ends a running rollout first.
+    const lastShadow = await json<{ rollout: Rollout }>('models', 'shadow', 'v5');
+    const rolledBack = await json('models', 'rollback', '--reason', 'v2 is slow');
+    expect(rolledBack).toMatchObject({
+      kind: 'rollback',
+      from: 'v2',
+      to: 'v3',
+      endedRollout: {
+        kind: 'rollout-end',
+        reason: 'ended by the rollback to v3',
+        rollout: { id: lastShadow.rollout.id },
+      },
+    });
+
+    const [historyText, { history }] = await Promise.all([
+      runKeel(['models', 'history'], env),
+      json<{ history: { kind: string; from: string; to: string; rollout?: { id: string } }[] }>(
+        'models',
+        'history',
+      ),
+    ]);
+    expect(history.slice(-10).map((d) => `${d.kind} ${d.from}>${d.to} ${d.rollout?.id ?? '-'}`)).toEqual([
+      `rollout-start v5>v3 ${id}`,
+      `rollout-end v3>v5 ${id}`,
+      `rollout-start v5>v2 ${shadowId}`,
+      `rollout-end v2>v5 ${shadowId}`,
+      'promote v5>v3 -',
+      `rollout-start v3>v2 ${challenger.rollout.id}`,
+      `promote v3>v2 ${challenger.rollout.id}`,
+      `rollout-start v2>v5 ${lastShadow.rollout.id}`,
+      `rollout-end v5>v2 ${lastShadow.rollout.id}`,
+      'rollback v2>v3 -',
+    ]);
+    const lines = historyText.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(history.length);
+    // One column for each field, whatever the kind.
+    expect(new Set(lines.map((line) => line.indexOf(' by ')))).toHaveProperty('size', 1);
+    expect(historyText.stdout).toMatch(
+      new RegExp(`rollout-start +v5 → v3 +canary 20% ${id} +by \\S+: try v3\n`),
+    );
+    expect(historyText.stdout).toMatch(
+      new RegExp(`rollout-end +v3 → v5 +canary 20% ${id} +by \\S+: aborted by hand\n`),
+    );
+    expect(historyText.stdout).toMatch(
+      new RegExp(`promote +v3 → v2 +canary 10% ${challenger.rollout.id} +by \\S+: canary held\n`),
+    );
+    expect(historyText.stdout).toMatch(/promote +v5 → v3 {2,}by \S+: v3 after all\n/);
+  });
+
   it('imports a local CSV with its header checked first, and a failed ETL says where, what and why', async () => {
     const rows = [...generateRecords({ rows: 200, seed: 9, asOf: new Date() })].map(toCsvLine);
     const good = join(home, 'november.csv');

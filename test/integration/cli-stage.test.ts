@@ -25,13 +25,14 @@ import { generateRecords } from '#shared/data/generate.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
 import { listApprovals } from '#shared/pipelines/approvals.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
+import { getAliases } from '#shared/registry/registry.ts';
 import { BUCKET_ROLES, type ResourceNames, resourceNames, TABLE_ROLES } from '#shared/resources.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { resolveIntrinsics } from '../support/asl.ts';
 import { startMoto, type TestAws } from '../support/aws.ts';
 import { CDK_CONTEXT } from '../support/cdk.ts';
 import { runKeel } from '../support/cli.ts';
-import { promoteVersion, registerTrainedModel } from '../support/model.ts';
+import { promoteVersion, registerTrainedModel, testRegistry } from '../support/model.ts';
 
 /**
  * `keel --stage NAME` against a "deployed" stage played by moto_server: its CloudFormation stacks carry
@@ -301,6 +302,40 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
     expect(await object.Body!.transformToString()).toContain('c-000001,1,');
     const generate = await runKeel(['--stage', STAGE, 'data', 'generate', '--rows', '10'], env);
     expect(generate.stderr).toContain('keel data generate works on the local platform only');
+  });
+
+  it('keel --stage models canary, rollout and rollout abort act on the stage’s registry', async () => {
+    const customers = [...generateRecords({ rows: 1000, seed: 3, asOf: new Date() })];
+    const { version } = await registerTrainedModel(aws, customers, { seed: 2, nTrees: 5 });
+    const started = await runKeel(
+      ['--json', '--stage', STAGE, 'models', 'canary', version, '--percent', '10', '--bake', '2h'],
+      env,
+    );
+    expect(started.stderr).toBe('');
+    const { rollout } = JSON.parse(started.stdout) as { rollout: { id: string } };
+    expect(rollout).toMatchObject({
+      version,
+      champion: 'v1',
+      mode: 'canary',
+      percent: 10,
+      bake_seconds: 7200,
+    });
+    const status = await runKeel(['--stage', STAGE, 'models', 'rollout'], env);
+    expect(status.stdout).toContain(
+      `churn: the canary of ${version} (10%) (${rollout.id}) against champion v1`,
+    );
+    const abort = await runKeel(
+      ['--json', '--stage', STAGE, 'models', 'rollout', 'abort', '--reason', 'stage test'],
+      env,
+    );
+    expect(JSON.parse(abort.stdout)).toMatchObject({
+      kind: 'rollout-end',
+      from: version,
+      to: 'v1',
+      reason: 'stage test',
+      rollout: { id: rollout.id },
+    });
+    expect(await getAliases(testRegistry(aws), 'churn')).toEqual({ champion: 'v1', rollout: undefined });
   });
 
   it('names the missing stack, and refuses --stage for local-only commands', async () => {
