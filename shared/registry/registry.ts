@@ -663,10 +663,11 @@ export async function rollback(
   const log = await history(deps, input.name);
   const target = rollbackTarget(log);
   if (!target) {
+    const moves = log.filter(movesChampion);
     throw new ConflictError(
-      log.length === 0
+      moves.length === 0
         ? `${input.name} has no champion yet, so there is nothing to roll back`
-        : `${input.name} has no earlier champion to roll back to (history: ${log.map((e) => e.to).join(' → ')})`,
+        : `${input.name} has no earlier champion to roll back to (champions: ${moves.map((e) => e.to).join(' → ')})`,
     );
   }
   return promote(deps, {

@@ -362,6 +362,10 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
       expect(canary.every((a) => a?.version === 'v2')).toBe(true);
       expect(canary.length / customers.length).toBeGreaterThan(0.12);
       expect(canary.length / customers.length).toBeLessThan(0.28);
+      // Starts and ends of rollouts are not champions to roll back to.
+      await expect(
+        rollback(deps, { name: model, reason: 'r', actor, featureFingerprint: fingerprint }),
+      ).rejects.toThrow('no earlier champion to roll back to (champions: v1)');
       for (const [i, customer] of customers.entries()) {
         expect(answers[i]?.variant).toBe(variantFor(rollout, customer));
         expect(answeredBy(log, customer, new Date(Date.parse(ended.at) + 1))).toEqual({
