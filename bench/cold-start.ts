@@ -18,10 +18,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AWS_TARGET_ENV, createAwsClients, SERVING_TIMEOUTS } from '#shared/aws/clients.ts';
 import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
-import { getChampion, loadVerifiedModel, sha256Hex } from '#shared/registry/registry.ts';
+import { endRollout, getChampion, loadVerifiedModel, sha256Hex } from '#shared/registry/registry.ts';
 import { resourceEnvironment } from '#shared/resources.ts';
 import { servingEnvironment } from './events.ts';
-import type { KeelFixture } from './keel-fixture.ts';
+import { type KeelFixture, type ShadowRollout, startShadowRollout } from './keel-fixture.ts';
 import { median, onLines, removeDirectory, round, stopChild, trackChild, trackDirectory } from './util.ts';
 
 export interface ColdStartOptions {
@@ -67,6 +67,14 @@ export interface ColdStartResult {
     loadMs: { first: number; median: number };
     parts: { first: HolderParts; median: HolderParts };
   };
+  /**
+   * The same with a shadow rollout running ({@link startShadowRollout}): the holder loads the champion
+   * and the challenger (side by side), and a process's cold start pays for both.
+   */
+  rollout: ShadowRollout & {
+    holder: { runs: number; loadMs: { first: number; median: number } };
+    tsx: { runs: ProcessColdStart[]; median: ProcessColdStart; notes: string };
+  };
   process: Record<
     'tsx' | 'bundle',
     | { runs: ProcessColdStart[]; median: ProcessColdStart; bundleBytes?: number; notes: string }
@@ -86,11 +94,34 @@ export async function runColdStartBench(
 ): Promise<ColdStartResult> {
   for (const [name, value] of Object.entries(servingEnvironment())) process.env[name] ??= value;
   const holder = await holderLoads(fixture, options.holderRuns);
-  const tsx = await processRuns(fixture, options.processRuns, {
+  const tsxVariant = {
     command: ['--import', 'tsx', CHILD, '#lambdas/predict/handler.ts'],
     nodeOptions: '',
     notes: 'node --import tsx: TypeScript sources transpiled at load (tsx cache warm), as keel up runs them',
-  });
+  };
+  const tsx = await processRuns(fixture, options.processRuns, tsxVariant);
+  const shadow = await startShadowRollout(fixture.registry, fixture.config.modelName);
+  let rollout: ColdStartResult['rollout'];
+  try {
+    rollout = {
+      ...shadow,
+      holder: {
+        runs: options.holderRuns,
+        loadMs: summarize(await timeHolderLoads(fixture, options.holderRuns, 'rollout')),
+      },
+      tsx: await processRuns(fixture, options.processRuns, {
+        ...tsxVariant,
+        notes: `${tsxVariant.notes}; champion ${shadow.champion} and its shadow challenger ${shadow.challenger} loaded at init`,
+      }),
+    };
+  } finally {
+    await endRollout(fixture.registry, {
+      name: fixture.config.modelName,
+      rolloutId: shadow.rolloutId,
+      reason: 'benchmark over',
+      actor: 'bench',
+    });
+  }
   let bundle: ColdStartResult['process']['bundle'];
   if (options.bundle === false) bundle = { skipped: 'disabled' };
   else {
@@ -116,26 +147,40 @@ export async function runColdStartBench(
   return {
     modelBytes: fixture.info.model.onnxBytes,
     holder,
+    rollout,
     process: { tsx, bundle },
   };
 }
 
-async function holderLoads(fixture: KeelFixture, runs: number): Promise<ColdStartResult['holder']> {
+const summarize = (loads: number[]) => ({ first: round(loads[0]!, 2), median: round(median(loads), 2) });
+
+/** ModelHolder loads on new runtimes (fresh clients); `rollout`: each must load a challenger too. */
+async function timeHolderLoads(
+  fixture: KeelFixture,
+  runs: number,
+  expect: 'champion' | 'rollout',
+): Promise<number[]> {
   const { createInferenceRuntime } = await import('#shared/inference/predict-handler.ts');
   const loads: number[] = [];
-  const parts: HolderParts[] = [];
   for (let i = 0; i < runs; i++) {
     const runtime = createInferenceRuntime(fixture.config, fixture.servers.target);
-    const { deps } = runtime;
     try {
       const start = performance.now();
-      await deps.models.refreshIfDue();
+      const serving = await runtime.deps.models.requireServing();
       loads.push(performance.now() - start);
-      if (!deps.models.current()) throw new Error('the ModelHolder loaded no model');
+      if (expect === 'rollout' && !serving.challenger)
+        throw new Error('the ModelHolder loaded no challenger');
     } finally {
       await runtime.close();
     }
+  }
+  return loads;
+}
 
+async function holderLoads(fixture: KeelFixture, runs: number): Promise<ColdStartResult['holder']> {
+  const loads = await timeHolderLoads(fixture, runs, 'champion');
+  const parts: HolderParts[] = [];
+  for (let i = 0; i < runs; i++) {
     const clients = createAwsClients(fixture.servers.target, SERVING_TIMEOUTS);
     const registry = { ...fixture.registry, s3: clients.s3, dynamo: clients.dynamo };
     try {
@@ -172,7 +217,7 @@ async function holderLoads(fixture: KeelFixture, runs: number): Promise<ColdStar
   const medianOf = (key: keyof HolderParts) => median(parts.map((p) => p[key]));
   return {
     runs,
-    loadMs: { first: round(loads[0]!, 2), median: round(median(loads), 2) },
+    loadMs: summarize(loads),
     parts: {
       first: roundParts(parts[0]!),
       median: roundParts({

@@ -15,7 +15,15 @@ import { generateRecords } from '#shared/data/generate.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET, type RawRecord } from '#shared/features/index.ts';
 import type { PredictConfig } from '#shared/inference/predict-environment.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
-import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
+import {
+  getChampion,
+  loadVerifiedModel,
+  promote,
+  type RegistryDeps,
+  readBaseline,
+  registerModel,
+  startRollout,
+} from '#shared/registry/registry.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 import { trainCandidate } from '#shared/training/train.ts';
 import { BENCH_CUSTOMER } from './events.ts';
@@ -65,6 +73,50 @@ export function predictConfigOf(fixture: Pick<KeelFixture, 'servers'>): PredictC
     sagemakerEndpoint: undefined,
     maxRecordAgeMs: 30 * 86_400_000,
   };
+}
+
+/** A shadow rollout started by {@link startShadowRollout}. */
+export interface ShadowRollout {
+  readonly champion: string;
+  readonly challenger: string;
+  readonly rolloutId: string;
+}
+
+/**
+ * Registers the champion's artifact again and starts a shadow rollout of it: a challenger of exactly the
+ * champion's size, so an API serving it pays for a shadow on every request (what the benches measure).
+ */
+export async function startShadowRollout(registry: RegistryDeps, name = MODEL_NAME): Promise<ShadowRollout> {
+  const champion = await getChampion(registry, name);
+  if (!champion) throw new Error(`${name} has no champion to shadow`);
+  const verified = await loadVerifiedModel(registry, {
+    name,
+    version: champion,
+    featureFingerprint: FEATURE_SET.fingerprint,
+  });
+  const {
+    name: _name,
+    version: _version,
+    artifact: _artifact,
+    created_at: _created,
+    ...metadata
+  } = verified.metadata;
+  const challenger = await registerModel(registry, {
+    name,
+    onnx: verified.onnx,
+    metadata: { ...metadata, parent: champion },
+    baseline: await readBaseline(registry, name, champion),
+  });
+  const { rollout } = await startRollout(registry, {
+    name,
+    version: challenger.version,
+    mode: 'shadow',
+    bakeSeconds: 30 * 86_400,
+    featureFingerprint: FEATURE_SET.fingerprint,
+    reason: 'benchmark: the cost of a shadow',
+    actor: 'bench',
+  });
+  return { champion, challenger: challenger.version, rolloutId: rollout.id };
 }
 
 export async function startKeelFixture(options: KeelFixtureOptions): Promise<KeelFixture> {

@@ -8,7 +8,7 @@ import type { ColdStartResult, ProcessColdStart } from './cold-start.ts';
 import type { DriftBenchResult } from './drift.ts';
 import type { HandlerBenchResult } from './handler.ts';
 import type { LoadLevel, LoadRun, LoadTool, RandomCustomers } from './http.ts';
-import type { KeelFixtureInfo } from './keel-fixture.ts';
+import type { KeelFixtureInfo, ShadowRollout } from './keel-fixture.ts';
 import type { NewcomerResult } from './newcomer.ts';
 import type { PipelinesBenchResult } from './pipelines.ts';
 import type { ScoringBenchResult } from './scoring.ts';
@@ -45,6 +45,7 @@ export interface KeelApiInfo extends ServerInfo {
  */
 export const KEEL_HTTP_TARGETS = {
   'keel-ecs-id': 'Keel ECS `{"customerId"}` (random, store read)',
+  'keel-ecs-shadow-id': 'Keel ECS `{"customerId"}`, a shadow rollout running',
   'keel-ecs-attributes': 'Keel ECS `{"customerId","attributes"}`',
   'keel-id': 'Keel Lambda `{"customerId"}` (random, store read)',
   'keel-attributes': 'Keel Lambda `{"customerId","attributes"}`',
@@ -57,6 +58,17 @@ export interface KeelHttpResults {
   /** The `{customerId}` requests name one of these stored customers at random. */
   randomCustomers: RandomCustomers;
   ecs: { server: KeelApiInfo; byCustomerId: Outcome<LoadRun>; byAttributes: Outcome<LoadRun> };
+  /**
+   * The same ECS compute over a copy of the state in which a shadow rollout runs (a challenger of the
+   * champion's size), with a storage process of its own: the stage's grants name one model, so the
+   * rollout cannot run beside the plain champion in one registry.
+   */
+  ecsShadow: {
+    server: KeelApiInfo;
+    storagePid: number;
+    rollout: ShadowRollout;
+    byCustomerId: Outcome<LoadRun>;
+  };
   lambda: {
     server: KeelApiInfo;
     byCustomerId: Outcome<LoadRun>;
@@ -70,6 +82,7 @@ export interface KeelHttpResults {
 export function keelHttpRuns(keel: KeelHttpResults): Record<KeelHttpTarget, Outcome<LoadRun>> {
   return {
     'keel-ecs-id': keel.ecs.byCustomerId,
+    'keel-ecs-shadow-id': keel.ecsShadow.byCustomerId,
     'keel-ecs-attributes': keel.ecs.byAttributes,
     'keel-id': keel.lambda.byCustomerId,
     'keel-attributes': keel.lambda.byAttributes,
@@ -323,11 +336,17 @@ export function toMarkdown(r: BenchResults): string {
       `ModelHolder load in a warm process (fresh SDK clients, ${c.holder.runs} runs, model ${(c.modelBytes / 1024).toFixed(0)} KiB): ` +
         `first ${fmt(c.holder.loadMs.first)} ms, median ${fmt(c.holder.loadMs.median)} ms — alias read ${fmt(c.holder.parts.median.aliasMs, 2)} ms, ` +
         `S3 fetch + sha256 + fingerprint ${fmt(c.holder.parts.median.fetchVerifyMs, 2)} ms (sha256 alone ${fmt(c.holder.parts.median.sha256Ms, 2)} ms), ` +
-        `onnxruntime session ${fmt(c.holder.parts.median.sessionMs, 2)} ms.`,
+        `onnxruntime session ${fmt(c.holder.parts.median.sessionMs, 2)} ms. ` +
+        `With a shadow rollout running (champion ${c.rollout.champion} and challenger ${c.rollout.challenger}, the same trees, loaded side by side): ` +
+        `first ${fmt(c.rollout.holder.loadMs.first)} ms, median ${fmt(c.rollout.holder.loadMs.median)} ms.`,
       '',
     );
     const rows: string[][] = [];
-    for (const [name, v] of Object.entries(c.process) as [string, ColdStartResult['process']['tsx']][]) {
+    const processes: [string, ColdStartResult['process']['tsx']][] = [
+      ...Object.entries(c.process),
+      ['tsx, shadow rollout (two models)', c.rollout.tsx],
+    ];
+    for (const [name, v] of processes) {
       if (!ok(v)) {
         rows.push([name, whyNot(v), '', '', '', '', '', '']);
         continue;

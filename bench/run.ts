@@ -22,13 +22,14 @@
  * tools (wrk → autocannon) or the reference service's Python packages are reported and skipped.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type StorageProcess, startStorageProcess } from '#local/storage-process.ts';
+import { createAwsClients } from '#shared/aws/clients.ts';
 import { customerIdWidth } from '#shared/data/generate.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 import { runApiUnderEtl } from './api-under-etl.ts';
@@ -45,7 +46,12 @@ import {
   type RandomCustomers,
   runInterleaved,
 } from './http.ts';
-import { type KeelFixture, startKeelFixture } from './keel-fixture.ts';
+import {
+  type KeelFixture,
+  type ShadowRollout,
+  startKeelFixture,
+  startShadowRollout,
+} from './keel-fixture.ts';
 import { runNewcomerBench } from './newcomer.ts';
 import {
   FULL_PIPELINES,
@@ -75,7 +81,7 @@ import {
 } from './seed.ts';
 import { type KeelServer, type KeelStorage, startKeelServer } from './serve-keel.ts';
 import { runTrainingBench } from './training.ts';
-import { cpuSnapshot, otherCpuShare, processRssMb, removeDirectory, round } from './util.ts';
+import { cpuSnapshot, otherCpuShare, processRssMb, removeDirectory, round, trackDirectory } from './util.ts';
 
 interface Profile {
   trainingRows: number;
@@ -313,6 +319,9 @@ async function main(): Promise<number> {
         log(`  load generator: ${tool.name} ${tool.version}`);
         let storage: StorageProcess | undefined;
         let ecsServer: KeelServer | undefined;
+        let ecsShadowServer: KeelServer | undefined;
+        let shadowStorage: StorageProcess | undefined;
+        let shadowHome: string | undefined;
         let lambdaServer: KeelServer | undefined;
         let seedServer: SeedServer | undefined;
         // Requests by customer id name a random one of those the fixture stored (c-000001 …).
@@ -321,11 +330,22 @@ async function main(): Promise<number> {
           : undefined;
         try {
           const keelStart = await section(
-            '  Keel: storage process, API on ECS compute and on Lambda compute (child processes)',
-            async (): Promise<Outcome<{ storagePid: number; ecs: KeelServer; lambda: KeelServer }>> => {
+            '  Keel: storage process, API on ECS compute (with and without a shadow) and on Lambda compute (child processes)',
+            async (): Promise<
+              Outcome<{
+                storagePid: number;
+                ecs: KeelServer;
+                ecsShadow: KeelServer;
+                shadow: { storagePid: number; rollout: ShadowRollout };
+                lambda: KeelServer;
+              }>
+            > => {
               if (!keelHome || !attributesBody || !customers)
                 return { skipped: 'no Keel state (the model setup failed)' };
-              // One storage for both APIs: DynamoDB's files on the home take one opener at a time.
+              // The shadowed API's state: a copy, taken while no storage has the home open.
+              shadowHome = trackDirectory(await mkdtemp(join(tmpdir(), 'keel-bench-shadow-')));
+              await cp(keelHome, shadowHome, { recursive: true });
+              // One storage for the other APIs: DynamoDB's files on the home take one opener at a time.
               storage = await startStorageProcess({
                 home: keelHome,
                 s3Port: 0,
@@ -346,10 +366,52 @@ async function main(): Promise<number> {
               });
               ecsServer = ecs;
               log(`  Keel (ECS compute, ${ecs.workers} workers) serves on ${ecs.url}`);
+              shadowStorage = await startStorageProcess({
+                home: shadowHome,
+                s3Port: 0,
+                dynamoPort: 0,
+                environment: LOCAL_ENVIRONMENT,
+                log: (message) => log(`  ${message}`),
+              });
+              const shadowClients = createAwsClients(shadowStorage.target);
+              let rollout: ShadowRollout;
+              try {
+                rollout = await startShadowRollout({
+                  s3: shadowClients.s3,
+                  dynamo: shadowClients.dynamo,
+                  bucket: shadowStorage.names.models,
+                  table: shadowStorage.names.modelRegistry,
+                });
+              } finally {
+                shadowClients.s3.destroy();
+                shadowClients.dynamo.destroy();
+              }
+              const shadowShared: KeelStorage = {
+                target: shadowStorage.target,
+                names: shadowStorage.names,
+                pid: shadowStorage.pid() ?? 0,
+              };
+              const ecsShadow = await startKeelServer({
+                home: shadowHome,
+                storage: shadowShared,
+                compute: 'ecs',
+                workers: cpus().length,
+              });
+              ecsShadowServer = ecsShadow;
+              log(
+                `  Keel (ECS compute, ${ecsShadow.workers} workers, ${rollout.champion} with ${rollout.challenger} ` +
+                  `in shadow, over a copy of the state) serves on ${ecsShadow.url}`,
+              );
               const lambda = await startKeelServer({ home: keelHome, storage: shared, compute: 'lambda' });
               lambdaServer = lambda;
               log(`  Keel (Lambda compute) serves on ${lambda.url}; storage pid ${shared.pid}`);
-              return { storagePid: shared.pid, ecs, lambda };
+              return {
+                storagePid: shared.pid,
+                ecs,
+                ecsShadow,
+                shadow: { storagePid: shadowShared.pid, rollout },
+                lambda,
+              };
             },
           );
           let seedStart: Outcome<SeedServer>;
@@ -372,11 +434,17 @@ async function main(): Promise<number> {
             );
           }
           const targets: LoadTarget[] = [];
-          if (ecsServer && lambdaServer) {
+          if (ecsServer && ecsShadowServer && lambdaServer) {
             const ecs = `${ecsServer.url}/predict`;
             const lambda = `${lambdaServer.url}/predict`;
             targets.push(
               { name: 'keel-ecs-id', url: ecs, body: KEEL_ID_BODY, randomCustomers: customers },
+              {
+                name: 'keel-ecs-shadow-id',
+                url: `${ecsShadowServer.url}/predict`,
+                body: KEEL_ID_BODY,
+                randomCustomers: customers,
+              },
               { name: 'keel-ecs-attributes', url: ecs, body: attributesBody! },
               { name: 'keel-id', url: lambda, body: KEEL_ID_BODY, randomCustomers: customers },
               { name: 'keel-attributes', url: lambda, body: attributesBody! },
@@ -418,6 +486,11 @@ async function main(): Promise<number> {
                   byCustomerId: runOf('keel-ecs-id'),
                   byAttributes: runOf('keel-ecs-attributes'),
                 },
+                ecsShadow: {
+                  server: apiInfo(keelStart.ecsShadow),
+                  ...keelStart.shadow,
+                  byCustomerId: runOf('keel-ecs-shadow-id'),
+                },
                 lambda: {
                   server: apiInfo(keelStart.lambda),
                   byCustomerId: runOf('keel-id'),
@@ -438,8 +511,11 @@ async function main(): Promise<number> {
                 run: runOf('reference'),
               }
             : seedStart;
-          // The reference service has no part in it: stop it, so that only Keel's processes serve.
+          // The reference service and the shadowed API have no part in it: stop them, so that only the
+          // measured API and the pipelines use the cores.
           await seedServer?.stop();
+          await ecsShadowServer?.stop();
+          await shadowStorage?.close();
           const underEtl = await section(
             `  API (ECS compute) while a ${profile.underEtl.rows.toLocaleString('en-US')}-row ETL runs`,
             async () => {
@@ -471,6 +547,9 @@ async function main(): Promise<number> {
           };
         } finally {
           await ecsServer?.stop();
+          await ecsShadowServer?.stop();
+          await shadowStorage?.close();
+          if (shadowHome) removeDirectory(shadowHome);
           await lambdaServer?.stop();
           await seedServer?.stop();
           await storage?.close();
@@ -614,6 +693,30 @@ function computeRatios(r: BenchResults): void {
         target: '≥ 3× req/s, p99 ≤ 20 ms',
         measured: `${byId('keel-ecs-id', 'ECS compute')}. ${byId('keel-id', 'Lambda compute')}`,
         met: ecs.overSeed === null || ecs.p99Ms === null ? null : ecs.overSeed >= 3 && ecs.p99Ms <= 20,
+      });
+    }
+    // The same ECS compute and traffic, one API serving a model with a shadow rollout: its cost.
+    const shadowCost = r.ratios.http.map((l) => {
+      const plain = l.keel['keel-ecs-id'];
+      const shadowed = l.keel['keel-ecs-shadow-id'];
+      return {
+        connections: l.connections,
+        rps: plain.rps && shadowed.rps !== null ? round(shadowed.rps / plain.rps, 2) : null,
+        p99: plain.p99Ms && shadowed.p99Ms !== null ? round(shadowed.p99Ms / plain.p99Ms, 2) : null,
+      };
+    });
+    const shadowAt16 = shadowCost.find((c) => c.connections === 16);
+    if (shadowAt16) {
+      r.targets.push({
+        name: 'a shadow rollout running, `{customerId}` path on the ECS compute, c=16 (with ÷ without)',
+        target: '≤ 15% cost: req/s ≥ 0.85×, p99 ≤ 1.15×',
+        measured: shadowCost
+          .map((c) => `c=${c.connections}: req/s ${times(c.rps)}, p99 ${times(c.p99)}`)
+          .join('; '),
+        met:
+          shadowAt16.rps === null || shadowAt16.p99 === null
+            ? null
+            : shadowAt16.rps >= 0.85 && shadowAt16.p99 <= 1.15,
       });
     }
     // Every field in the body, as the reference service gets them: Keel carries them as attributes.
