@@ -238,6 +238,16 @@ Example:
             reason: options.reason,
             file: options.onnx,
           });
+          // Promoting it ends a running rollout first, as `keel models promote` does.
+          const rollout = options.promote
+            ? (await getAliases(ctx.registry, ctx.modelName)).rollout
+            : undefined;
+          const endedRollout = rollout
+            ? await endRolloutFor(ctx, rollout, {
+                version: registered.version,
+                reason: `ended by the promotion of ${registered.version}`,
+              })
+            : null;
           const move = options.promote
             ? await promote(ctx.registry, {
                 name: ctx.modelName,
@@ -247,7 +257,7 @@ Example:
                 actor: ctx.actor,
               })
             : undefined;
-          output.result({ metadata: registered, checks, deployment: move ?? null }, () =>
+          output.result({ metadata: registered, checks, deployment: move ?? null, endedRollout }, () =>
             [
               `registered ${ctx.modelName} ${registered.version} from ${options.onnx} (${registered.algorithm})`,
               `  input '${checks.inputName}', probabilities from '${checks.outputName}'` +
@@ -257,6 +267,7 @@ Example:
               move
                 ? `  promoted: ${move.from ?? 'none'} → ${move.to}`
                 : `  not promoted: \`keel models promote ${registered.version}\` serves it`,
+              ...rolloutNotes(rollout, endedRollout),
             ].join('\n'),
           );
         }),
