@@ -9,7 +9,7 @@ import {
   rolloutServing,
 } from '#cli/rollout.ts';
 import { endRollout, getAliases, history } from '#shared/registry/registry.ts';
-import { CANARY_PERCENT, parseDuration, type RolloutMode } from '#shared/registry/rollout.ts';
+import { CANARY_PERCENT, DEFAULT_BAKE, parseDuration, type RolloutMode } from '#shared/registry/rollout.ts';
 
 const BAKE_HELP = 'how long it runs before its decision is due: 90s, 30m, 1h, 7d, 1h30m';
 
@@ -46,7 +46,7 @@ export function registerRollouts(models: Command, output: Output): void {
       'roll a version out in shadow: it scores every request beside the champion, which alone answers',
     )
     .argument('<version>', 'e.g. v4')
-    .option('--bake <duration>', BAKE_HELP, '1h')
+    .option('--bake <duration>', BAKE_HELP, DEFAULT_BAKE.shadow)
     .option('--reason <text>', 'why, for the deployment log', 'manual rollout')
     .addHelpText(
       'after',
@@ -72,7 +72,7 @@ Examples:
       `share of customers it answers, ${CANARY_PERCENT.min}–${CANARY_PERCENT.max}`,
       parseInteger('--percent'),
     )
-    .option('--bake <duration>', BAKE_HELP, '30m')
+    .option('--bake <duration>', BAKE_HELP, DEFAULT_BAKE.canary)
     .option('--reason <text>', 'why, for the deployment log', 'manual rollout')
     .addHelpText(
       'after',

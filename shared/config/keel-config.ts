@@ -21,6 +21,7 @@ import {
   ScheduleExpressionError,
 } from '#shared/pipelines/schedules.ts';
 import { DEFAULT_MODEL_NAME, modelNameSchema } from '#shared/registry/metadata.ts';
+import { BAKE_SECONDS, CANARY_PERCENT, DEFAULT_BAKE, parseDuration } from '#shared/registry/rollout.ts';
 
 /**
  * The configuration of one deployment stage, declared once: `bin/app.ts` turns it into the stacks'
@@ -79,6 +80,70 @@ const scheduleSchema = (key: ScheduleKey) =>
     })
     .prefault({});
 
+/** What a retrain does with a candidate it would promote: promote it, or roll it out beside the champion. */
+export type RetrainRollout =
+  | { readonly mode: 'promote' }
+  | { readonly mode: 'shadow'; readonly bakeSeconds: number }
+  | { readonly mode: 'canary'; readonly percent: number; readonly bakeSeconds: number };
+
+/** A canary's share when `retrain.rollout` names the mode alone. */
+export const DEFAULT_RETRAIN_CANARY_PERCENT = 10;
+
+const bakeSeconds = z.string().transform((text, ctx) => {
+  try {
+    const seconds = parseDuration(text, 'bake');
+    if (seconds >= BAKE_SECONDS.min && seconds <= BAKE_SECONDS.max) return seconds;
+  } catch {
+    // reported below
+  }
+  ctx.issues.push({
+    code: 'custom',
+    input: text,
+    message: 'must be a duration from 1s to 30d: 90s, 30m, 1h, 7d or 1h30m',
+  });
+  return z.NEVER;
+});
+
+/** `retrain.rollout`: a mode alone (`"shadow"`), or a mode with its canary percent and bake period. */
+const retrainRolloutSchema = z
+  .preprocess(
+    (value) => (typeof value === 'string' ? { mode: value } : value),
+    z.strictObject({
+      mode: z.enum(['promote', 'shadow', 'canary'], { error: 'must be promote, shadow or canary' }),
+      percent: z
+        .int({ error: 'must be a whole number of percent' })
+        .min(CANARY_PERCENT.min, `must be from ${CANARY_PERCENT.min} to ${CANARY_PERCENT.max}`)
+        .max(CANARY_PERCENT.max, `must be from ${CANARY_PERCENT.min} to ${CANARY_PERCENT.max}`)
+        .optional(),
+      bake: bakeSeconds.optional(),
+    }),
+  )
+  .transform((value, ctx): RetrainRollout => {
+    const { mode, percent, bake } = value;
+    if (mode === 'promote') {
+      if (percent !== undefined || bake !== undefined) {
+        ctx.issues.push({
+          code: 'custom',
+          input: value,
+          message: 'promote has no percent or bake: use shadow or canary',
+        });
+      }
+      return { mode };
+    }
+    if (mode === 'shadow' && percent !== undefined) {
+      ctx.issues.push({
+        code: 'custom',
+        input: value,
+        path: ['percent'],
+        message: 'a shadow answers no customer: no percent',
+      });
+    }
+    const seconds = bake ?? parseDuration(DEFAULT_BAKE[mode], 'bake');
+    return mode === 'shadow'
+      ? { mode, bakeSeconds: seconds }
+      : { mode, percent: percent ?? DEFAULT_RETRAIN_CANARY_PERCENT, bakeSeconds: seconds };
+  });
+
 /** The retrain schedule's declared promotion margin. */
 const DECLARED_MARGIN = z.number().parse(declaredSchedule('retrain').input.margin);
 
@@ -119,6 +184,12 @@ export const keelConfigSchema = z.strictObject({
         .prefault({}),
       /** Start a retrain when the data-drift page alarm fires. */
       onDrift: bool().default(false),
+      /**
+       * What a retrain does with a candidate it would promote: `promote` it (the default), or start a
+       * `shadow` or `canary` rollout of it (`{"mode": "canary", "percent": 20, "bake": "1h"}`), which the
+       * guardrails then decide (docs/rollout.md).
+       */
+      rollout: retrainRolloutSchema.prefault('promote'),
     })
     .prefault({}),
   capture: z
@@ -306,7 +377,9 @@ function allowedKeys(path: readonly PropertyKey[]): string[] {
   for (const key of [...path, undefined]) {
     // Unwrap defaults, prefaults, optionals and catches down to the object.
     while ('unwrap' in schema && typeof schema.unwrap === 'function') schema = schema.unwrap() as z.ZodType;
-    while (schema instanceof z.ZodPipe) schema = schema.in as z.ZodType;
+    // A pipe's input side holds the object, unless it is a preprocessing step (then its output does).
+    while (schema instanceof z.ZodPipe)
+      schema = (schema.in instanceof z.ZodTransform ? schema.out : schema.in) as z.ZodType;
     if (!(schema instanceof z.ZodObject)) return [];
     if (key === undefined) return Object.keys(schema.shape);
     const next = schema.shape[key as string] as z.ZodType | undefined;

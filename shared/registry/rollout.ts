@@ -16,6 +16,9 @@ export const ROLLOUT_MODES: readonly RolloutMode[] = ['shadow', 'canary'];
 /** SageMaker's deployment guardrails allow a canary of at most half the traffic; so does Keel. */
 export const CANARY_PERCENT = { min: 1, max: 50 } as const;
 
+/** The bake period of a rollout when none is given: `keel models shadow|canary` and `retrain.rollout`. */
+export const DEFAULT_BAKE: Readonly<Record<RolloutMode, string>> = { shadow: '1h', canary: '30m' };
+
 /** Bake periods Keel accepts: up to SageMaker's longest shadow test (30 days); seconds for tests. */
 export const BAKE_SECONDS = { min: 1, max: 30 * 86_400 } as const;
 

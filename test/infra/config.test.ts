@@ -73,6 +73,7 @@ describe('the schema of a stage configuration', () => {
         requireApproval: false,
         approval: { timeoutHours: 24, emails: [], webhookUrls: [] },
         onDrift: false,
+        rollout: { mode: 'promote' },
       },
       capture: { apiSampleRate: 1, batchSampleRate: 1 },
       etl: {},
@@ -164,6 +165,36 @@ describe('the schema of a stage configuration', () => {
     ).toContain('retrain.approval.webhookUrls.0: must be an https:// URL');
     expect(failure(() => parse({ alarms: { latency: { p99Ms: -1 } } }))).toContain('alarms.latency.p99Ms:');
     expect(failure(() => parse([]))).toContain('(root)');
+  });
+
+  it('reads retrain.rollout as a mode alone or with its percent and bake, refusing what a rollout cannot be', () => {
+    const rollout = (value: unknown) => parse({ retrain: { rollout: value } }).retrain.rollout;
+    expect(rollout('shadow')).toEqual({ mode: 'shadow', bakeSeconds: 3600 });
+    expect(rollout('canary')).toEqual({ mode: 'canary', percent: 10, bakeSeconds: 1800 });
+    expect(rollout({ mode: 'canary', percent: 20, bake: '1h30m' })).toEqual({
+      mode: 'canary',
+      percent: 20,
+      bakeSeconds: 5400,
+    });
+    expect(rollout('promote')).toEqual({ mode: 'promote' });
+    const refused = (value: unknown) => failure(() => parse({ retrain: { rollout: value } }));
+    expect(refused('later')).toContain('retrain.rollout.mode: must be promote, shadow or canary');
+    expect(refused({ mode: 'canary', percent: 60 })).toContain(
+      'retrain.rollout.percent: must be from 1 to 50 (got 60)',
+    );
+    expect(refused({ mode: 'shadow', percent: 5 })).toContain(
+      'retrain.rollout.percent: a shadow answers no customer',
+    );
+    expect(refused({ mode: 'shadow', bake: '2 hours' })).toContain(
+      'retrain.rollout.bake: must be a duration',
+    );
+    expect(refused({ mode: 'shadow', bake: '31d' })).toContain(
+      'retrain.rollout.bake: must be a duration from 1s to 30d',
+    );
+    expect(refused({ mode: 'promote', bake: '1h' })).toContain('promote has no percent or bake');
+    expect(refused({ mode: 'shadow', bakes: '1h' })).toContain(
+      'retrain.rollout.bakes: unknown key (allowed here: mode, percent, bake)',
+    );
   });
 
   it('refuses api.quota, saying why it was removed and what limits traffic', () => {
