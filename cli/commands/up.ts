@@ -28,6 +28,7 @@ import {
   configuredSchedules,
   KeelConfigError,
   loadKeelConfig,
+  localConfigFile,
   stageVariables,
 } from '#shared/config/keel-config.ts';
 import { intEnv, optionalEnv } from '#shared/env.ts';
@@ -54,7 +55,7 @@ export function registerUp(program: Command, output: Output): void {
       // The local stage's config (config/local.json): its schedules are the ones fired below.
       const config = (() => {
         try {
-          return loadKeelConfig({ root: REPO_ROOT, stage: LOCAL_ENVIRONMENT.stage });
+          return loadKeelConfig({ root: REPO_ROOT, stage: LOCAL_ENVIRONMENT.stage, file: localConfigFile() });
         } catch (error) {
           if (error instanceof KeelConfigError)
             throw new UserError(`${error.message} (docs/configuration.md)`);

@@ -11,8 +11,9 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { REPO_ROOT } from '#lib/paths.ts';
+import { localConfigFile } from '#shared/config/keel-config.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 import type { Template } from './intrinsics.ts';
 
@@ -29,11 +30,18 @@ function sourceFiles(path: string): string[] {
     .sort();
 }
 
-/** A digest of every file synthesis reads: a cached assembly is reused only while it is unchanged. */
-function sourceDigest(stage: string): string {
+/**
+ * A digest of every file synthesis reads (with a configuration file named outside `config/`): a cached
+ * assembly is reused only while it is unchanged.
+ */
+function sourceDigest(stage: string, configFile: string | undefined): string {
   const hash = createHash('sha256').update(stage);
   for (const file of SOURCES.flatMap(sourceFiles)) {
     hash.update(file).update(readFileSync(join(REPO_ROOT, file)));
+  }
+  if (configFile !== undefined) {
+    const path = resolve(REPO_ROOT, configFile);
+    hash.update(path).update(existsSync(path) ? readFileSync(path) : '');
   }
   return hash.digest('hex').slice(0, 24);
 }
@@ -47,10 +55,12 @@ export async function synthesizeLocalStage(
   stage = LOCAL_ENVIRONMENT.stage,
 ): Promise<Readonly<Record<string, Template>>> {
   const cacheDir = join(REPO_ROOT, 'node_modules', '.cache', 'keel');
-  const cached = join(cacheDir, `stage-${stage}-${sourceDigest(stage)}.json`);
+  // The local stage's file may be another than config/local.json (KEEL_CONFIG).
+  const configFile = stage === LOCAL_ENVIRONMENT.stage ? localConfigFile() : undefined;
+  const cached = join(cacheDir, `stage-${stage}-${sourceDigest(stage, configFile)}.json`);
   if (existsSync(cached)) return JSON.parse(readFileSync(cached, 'utf8')) as Record<string, Template>;
 
-  const [{ App }, { addKeelStacks }, { loadKeelConfig }] = await Promise.all([
+  const [{ App }, { addKeelStacks }, { loadKeelConfig: load }] = await Promise.all([
     import('aws-cdk-lib'),
     import('#lib/keel-app.ts'),
     import('#shared/config/keel-config.ts'),
@@ -62,7 +72,7 @@ export async function synthesizeLocalStage(
       context: Record<string, unknown>;
     };
     const app = new App({ outdir, context: { ...context, 'aws:cdk:bundling-stacks': [] } });
-    const config = loadKeelConfig({ root: REPO_ROOT, stage });
+    const config = load({ root: REPO_ROOT, stage, file: configFile });
     const env = { account: LOCAL_ENVIRONMENT.account, region: LOCAL_ENVIRONMENT.region };
     addKeelStacks(app, { stage, env, config });
     const assembly = app.synth();

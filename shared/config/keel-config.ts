@@ -439,6 +439,19 @@ export function stageVariables(config: KeelConfig): Record<string, string> {
   };
 }
 
+/**
+ * The variable that names the local stage's configuration file instead of `config/local.json`
+ * (relative to the repository, or absolute): `keel up` and the local synthesis read the same file.
+ */
+export const LOCAL_CONFIG_VARIABLE = 'KEEL_CONFIG';
+
+/** The local stage's configuration file as named by {@link LOCAL_CONFIG_VARIABLE}, if it is set. */
+export function localConfigFile(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string | undefined {
+  return env[LOCAL_CONFIG_VARIABLE] || undefined;
+}
+
 /** Where a stage's configuration is read from, unless a file is named. */
 export function stageConfigPath(root: string, stage: string): string {
   return join(root, 'config', `${stage}.json`);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -70,6 +70,18 @@ describe('keel up and commands from another terminal', () => {
     }
     // Two starts, each initializing Lambda-like environments (a cold start apiece): minutes on a busy CI machine.
   }, 180_000);
+
+  it('takes the local stage configuration from KEEL_CONFIG, refusing a bad one before starting anything', async () => {
+    const file = join(home, 'stage.json');
+    await writeFile(file, JSON.stringify({ retrain: { rollout: { mode: 'canary', percent: 70 } } }));
+    const result = await runKeel(['up'], { ...env, KEEL_CONFIG: file });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${file}: retrain.rollout.percent: must be from 1 to 50 (got 70)`);
+    const missing = await runKeel(['up'], { ...env, KEEL_CONFIG: join(home, 'none.json') });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('none.json: file not found');
+    expect(existsSync(join(home, 'runtime.json'))).toBe(false);
+  });
 
   it('rejects bad flags with a message naming the flag', async () => {
     const result = await runKeel(['data', 'generate', '--rows', 'ten'], env);
