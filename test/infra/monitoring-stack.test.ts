@@ -10,7 +10,7 @@ import { InferenceStack } from '#lib/stacks/inference-stack.ts';
 import { MonitoringStack, type MonitoringStackProps } from '#lib/stacks/monitoring-stack.ts';
 import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
 import type { AlarmDefinition, MetricStat } from '#shared/monitoring/alarm-catalog.ts';
-import { ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
+import { ALARM_IDS, ROLLOUT_GUARDRAIL_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import {
   alarmDescription,
   alarmName,
@@ -116,6 +116,7 @@ const EXPECTED_ALARM_IDS = [
   ALARM_IDS.predictLatency,
   ALARM_IDS.apiLatency,
   ALARM_IDS.predictServerErrors,
+  ...ROLLOUT_GUARDRAIL_IDS,
   'lambda-errors-predict',
   'lambda-throttles-predict',
   'lambda-errors-drift',
@@ -203,8 +204,9 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
         DatapointsToAlarm: definition.datapointsToAlarm,
         ComparisonOperator: definition.comparisonOperator,
         TreatMissingData: definition.treatMissingData,
-        AlarmActions: [{ Ref: topicId }],
       });
+      // A guardrail notifies nobody: the rollout guard pages, naming the version and the alarm.
+      expect(alarm.AlarmActions).toEqual(definition.guardrail ? undefined : [{ Ref: topicId }]);
       expect(alarm.AlarmDescription).toContain(definition.runbook.slice(0, 40));
       if (definition.severity === 'page') expect(alarm.OKActions).toEqual([{ Ref: topicId }]);
       else expect(alarm.OKActions).toBeUndefined();
