@@ -74,7 +74,10 @@ export function localAlarmCatalog(options: MonitoringOptionsInput, stage: string
     api: { name: local('api'), stage },
     functions: ['predict', 'drift'].map((id) => ({ id, name: local(id) })),
     stateMachines: (Object.keys(PIPELINES) as PipelineName[]).map((id) => ({ id, arn: local(id) })),
-    queues: ['schedules', 'approvals', 'drift'].map((id) => ({ id, name: local(`${id}-dlq`) })),
+    queues: ['schedules', 'approvals', 'drift', 'rollout-guard'].map((id) => ({
+      id,
+      name: local(`${id}-dlq`),
+    })),
   });
 }
 
