@@ -1,13 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FEATURE_SET } from '#shared/features/index.ts';
-import {
-  getAliases,
-  history,
-  promote,
-  type RegistryDeps,
-  registerModel,
-  startRollout,
-} from '#shared/registry/registry.ts';
+import { getAliases, history, type RegistryDeps, startRollout } from '#shared/registry/registry.ts';
 import type { Rollout } from '#shared/registry/rollout.ts';
 import {
   decide,
@@ -20,7 +13,7 @@ import {
   RolloutPageError,
 } from '#shared/rollout/decision.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
-import { modelMetadata, testRegistry } from '../support/model.ts';
+import { registerFixtureVersions, testRegistry } from '../support/model.ts';
 
 /**
  * decide and guard against the registry on the local servers (or moto): what each does to the aliases
@@ -58,36 +51,13 @@ const deps = (): RolloutDecisionDeps => ({
   clock: now,
 });
 
-/** A registered version's metadata, as the registry takes it. */
-const {
-  name: _name,
-  version: _version,
-  created_at: _created,
-  artifact: _artifact,
-  ...metadata
-} = modelMetadata('v1');
-
 const NAME = 'churn';
 const latency = names.get('rollout-challenger-latency-p99')!;
 
 beforeAll(async () => {
   aws = await startTestAws();
   registry = { ...testRegistry(aws), clock: now };
-  for (const seed of [1, 2, 3, 4]) {
-    await registerModel(registry, {
-      name: NAME,
-      onnx: new Uint8Array([seed, 1, 2, 3]),
-      metadata,
-      baseline: {},
-    });
-  }
-  await promote(registry, {
-    name: NAME,
-    version: 'v1',
-    featureFingerprint: FEATURE_SET.fingerprint,
-    reason: 'first',
-    actor: 'test',
-  });
+  await registerFixtureVersions(registry, NAME, 4);
 });
 afterAll(async () => {
   await aws?.close();
