@@ -24,7 +24,10 @@ export async function startRolloutDecision(
   name: string,
   rollout: Pick<Rollout, 'id' | 'bake_ends_at'>,
 ): Promise<StartedRolloutDecision> {
-  const input = { name, rolloutId: rollout.id, bakeEndsAt: rollout.bake_ends_at };
+  // Step Functions waits until a timestamp's whole second (it drops the milliseconds): rounded up, the
+  // wait never ends before the bake does.
+  const bakeEndsAt = new Date(Math.ceil(Date.parse(rollout.bake_ends_at) / 1000) * 1000).toISOString();
+  const input = { name, rolloutId: rollout.id, bakeEndsAt };
   const stage = await output.stage();
   if (stage) {
     const arn = stage.stateMachines.rollout;

@@ -160,11 +160,16 @@ describe(`the rollout decision on the local platform (${process.env.KEEL_TEST_EM
     } finally {
       await removeRuntime(aws.home);
     }
-    expect((await readRolloutDecision(aws.home, r.id))?.execution?.status).toBe('running');
+    const taken = (await readRolloutDecision(aws.home, r.id))!;
+    expect(taken.execution?.status).toBe('running');
+    // The bake end rounded up to its second, which a Step Functions Wait keeps.
+    expect(taken.input.bakeEndsAt).toMatch(/:\d\d\.000Z$/);
+    expect(Date.parse(taken.input.bakeEndsAt) - Date.parse(r.bake_ends_at)).toBeGreaterThanOrEqual(0);
+    expect(Date.parse(taken.input.bakeEndsAt) - Date.parse(r.bake_ends_at)).toBeLessThan(1_000);
     // Asked again: the same decision, not a second one.
-    await expect(
-      requestRolloutDecision(aws.home, { name: NAME, rolloutId: r.id, bakeEndsAt: r.bake_ends_at }),
-    ).resolves.toMatchObject({ input: { rolloutId: r.id } });
+    await expect(requestRolloutDecision(aws.home, taken.input)).resolves.toMatchObject({
+      input: { rolloutId: r.id },
+    });
 
     const record = await ended(r.id);
     expect(record.execution).toMatchObject({ status: 'SUCCEEDED' });
@@ -234,6 +239,23 @@ describe(`the rollout decision on the local platform (${process.env.KEEL_TEST_EM
     expect(pages).toHaveLength(1);
     expect(pages[0]!.message).toMatchObject({ endedBy: 'decision', rollout: { id: r.id, mode: 'canary' } });
   }, 90_000);
+});
+
+describe('the local runner and the rollout state machine’s wait', () => {
+  it('stops a waiting execution (ABORTED), and refuses a wait no timer holds rather than ending it at once', async () => {
+    const input = (inMs: number) => ({
+      name: NAME,
+      rolloutId: 'r-00000000beef',
+      bakeEndsAt: new Date(Date.now() + inMs).toISOString(),
+    });
+    const stop = new AbortController();
+    const waiting = runner.run('rollout', input(3_600_000), undefined, undefined, stop.signal);
+    setTimeout(() => stop.abort(), 200);
+    await expect(waiting).resolves.toMatchObject({ status: 'ABORTED' });
+    await expect(runner.run('rollout', input(30 * 86_400_000))).rejects.toThrow(
+      /would wait until .* longer than the local runner can wait at once/,
+    );
+  });
 });
 
 describe('the decision of a rollout on a deployed stage', () => {
