@@ -67,6 +67,8 @@ export function stackPropsOf(config: KeelConfig) {
       schedules,
       deadLetterRetention,
     } satisfies Partial<MonitoringStackProps>,
+    /** The monitoring stack's `rollouts`, less the data stack's buckets and tables. */
+    rollouts: { modelName: config.modelName, logRetention },
     /** The monitoring stack's `driftJob`, less the data stack's buckets and tables. */
     driftJob: {
       modelName: config.modelName,

@@ -7,6 +7,7 @@ import type {
 import { alarmDescription, renderAlarmRule, renderExpression } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { type AlarmState, breaches, type Datapoint } from '#shared/monitoring/evaluate.ts';
 import type { DeploymentEnvironment } from '#shared/resources.ts';
+import type { AlarmStateChangeEvent } from '#shared/rollout/aws.ts';
 import type { WebhookDelivery } from './notifications.ts';
 
 /**
@@ -148,6 +149,32 @@ export function alarmMessage(
     };
   }
   return { ...common, Trigger: trigger(definition) };
+}
+
+/**
+ * The event EventBridge delivers for an alarm's state change ("CloudWatch Alarm State Change"), for the
+ * rules that act on one (the rollout guard's).
+ */
+export function alarmStateChangeEvent(
+  transition: Transition,
+  environment: DeploymentEnvironment,
+): AlarmStateChangeEvent {
+  const event = {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'CloudWatch Alarm State Change' as const,
+    source: 'aws.cloudwatch' as const,
+    account: environment.account,
+    time: transition.at.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    region: environment.region,
+    resources: [`arn:aws:cloudwatch:${environment.region}:${environment.account}:alarm:${transition.name}`],
+    detail: {
+      alarmName: transition.name,
+      state: { value: transition.to, reason: transition.reason, timestamp: cloudWatchTime(transition.at) },
+      previousState: { value: transition.from },
+    },
+  };
+  return event;
 }
 
 /** CloudWatch's subject line: `ALARM: "keel-local-data-drift-page" in us-east-1`. */

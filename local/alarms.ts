@@ -33,7 +33,8 @@ import type { Notification, Notifier } from './notifications.ts';
  * metrics file since the last look are read, the alarm catalog the monitoring stack deploys
  * (`alarmDefinitions`) is evaluated over them with shared/monitoring/evaluate.ts, states persist in
  * `${KEEL_HOME}/alarms.json`, and each state change is published as CloudWatch would publish it to the
- * on-call topic (notifications file, console, `KEEL_ONCALL_WEBHOOK`).
+ * on-call topic (notifications file, console, `KEEL_ONCALL_WEBHOOK`), except a rollout guardrail's move
+ * to ALARM, which goes to the rollout guard as EventBridge takes it there in AWS (`onGuardrailAlarm`).
  *
  * Differences from CloudWatch, on purpose: only alarms over Keel's own EMF metrics are evaluated (the
  * AWS/* service metrics do not exist here; those alarms are listed as not evaluated, with why); the
@@ -73,7 +74,10 @@ export function localAlarmCatalog(options: MonitoringOptionsInput, stage: string
     api: { name: local('api'), stage },
     functions: ['predict', 'drift'].map((id) => ({ id, name: local(id) })),
     stateMachines: (Object.keys(PIPELINES) as PipelineName[]).map((id) => ({ id, arn: local(id) })),
-    queues: ['schedules', 'approvals', 'drift'].map((id) => ({ id, name: local(`${id}-dlq`) })),
+    queues: ['schedules', 'approvals', 'drift', 'rollout-guard'].map((id) => ({
+      id,
+      name: local(`${id}-dlq`),
+    })),
   });
 }
 
@@ -191,6 +195,12 @@ export interface AlarmLoopOptions {
   /** Publishes a notification (the notifications file and the console; see local/notifications.ts). */
   readonly notify: Notifier;
   readonly webhook?: WebhookOptions;
+  /**
+   * Hears a rollout guardrail's move to ALARM, as the EventBridge rule on guardrail state changes does
+   * in AWS (`keel up` invokes the rollout guard function). A guardrail publishes no notification of its
+   * own: the guard pages. Awaited after the snapshot is written; a failure is logged.
+   */
+  readonly onGuardrailAlarm?: (definition: AlarmDefinition, transition: Transition) => Promise<void>;
   readonly log?: (message: string) => void;
   readonly now?: () => Date;
 }
@@ -276,9 +286,12 @@ export async function createAlarmLoop(options: AlarmLoopOptions): Promise<AlarmL
     await options.notify(notification);
   }
 
-  /** The stack's actions: every alarm notifies on ALARM; page alarms and the composite also on OK. */
-  const notifies = (t: Transition, severity: 'warn' | 'page') =>
-    t.to === 'ALARM' || (t.to === 'OK' && t.from === 'ALARM' && severity === 'page');
+  /**
+   * The stack's actions: every alarm but the guardrails notifies on ALARM; page alarms and the composite
+   * also on OK.
+   */
+  const notifies = (t: Transition, severity: 'warn' | 'page', guardrail = false) =>
+    (t.to === 'ALARM' && !guardrail) || (t.to === 'OK' && t.from === 'ALARM' && severity === 'page');
 
   async function evaluateOnce(): Promise<AlarmsSnapshot> {
     const at = now();
@@ -367,7 +380,8 @@ export async function createAlarmLoop(options: AlarmLoopOptions): Promise<AlarmL
       alarms: statuses,
     };
     for (const [definition, transition] of transitions) {
-      if (notifies(transition, definition.severity)) await publish(definition, transition);
+      if (notifies(transition, definition.severity, definition.guardrail))
+        await publish(definition, transition);
     }
     if (pageChanged) {
       const transition = {
@@ -384,6 +398,12 @@ export async function createAlarmLoop(options: AlarmLoopOptions): Promise<AlarmL
     const file = alarmsFile(options.home);
     await writeFile(`${file}.tmp`, `${JSON.stringify(snapshot, null, 2)}\n`);
     await rename(`${file}.tmp`, file);
+    for (const [definition, transition] of transitions) {
+      if (!definition.guardrail || transition.to !== 'ALARM' || !options.onGuardrailAlarm) continue;
+      await options
+        .onGuardrailAlarm(definition, transition)
+        .catch((error: Error) => log(`alarm ${transition.name}: the rollout guard failed: ${error.message}`));
+    }
     return snapshot;
   }
 

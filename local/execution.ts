@@ -1,5 +1,5 @@
 import './promise-polyfill.ts';
-import { ExecutionTimeoutError, type StateMachine } from 'aws-local-stepfunctions';
+import { ExecutionAbortedError, ExecutionTimeoutError, type StateMachine } from 'aws-local-stepfunctions';
 
 /**
  * One execution of a state machine by aws-local-stepfunctions, held to Step Functions' rules that the
@@ -10,7 +10,7 @@ import { ExecutionTimeoutError, type StateMachine } from 'aws-local-stepfunction
 
 export type TaskHandler = (input: unknown) => Promise<unknown>;
 
-export type ExecutionStatus = 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT';
+export type ExecutionStatus = 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
 
 export interface ExecutionOutcome<T> {
   readonly status: ExecutionStatus;
@@ -28,6 +28,8 @@ export interface LocalExecutionOptions {
   readonly onTaskDone?: (state: string, output: unknown) => void;
   /** Each failed task attempt, retried or not (what Step Functions' history shows). */
   readonly onTaskFailed?: (state: string, error: Error) => void;
+  /** Stops the execution (StopExecution): it ends ABORTED, its waits and tasks cut short. */
+  readonly signal?: AbortSignal;
 }
 
 /** Step Functions' limit on the data of a state: its input, its output, a task's result. */
@@ -83,6 +85,8 @@ export async function executeLocally<T>(
     context: options.context as never,
   });
   abort = () => execution.abort();
+  if (options.signal?.aborted) abort();
+  else options.signal?.addEventListener('abort', abort, { once: true });
   // Every other state (a Map's collected results, a Pass) is checked from the execution's history.
   const watched = (async () => {
     for await (const event of execution.eventLogs) {
@@ -113,6 +117,13 @@ export async function executeLocally<T>(
     return overLimit ? overLimitOutcome(overLimit) : { status: 'SUCCEEDED', output };
   } catch (error) {
     if (overLimit) return overLimitOutcome(overLimit);
+    if (error instanceof ExecutionAbortedError) {
+      return {
+        status: 'ABORTED',
+        output: undefined,
+        error: { name: 'ExecutionAborted', message: 'the execution was stopped' },
+      };
+    }
     if (error instanceof ExecutionTimeoutError) {
       return {
         status: 'TIMED_OUT',

@@ -5,10 +5,14 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { type AwsTarget, createDocumentClient } from '#shared/aws/clients.ts';
 import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
 import { KEEL_ENV, optionalEnv } from '#shared/env.ts';
+import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipelines/definitions.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
-import { ONCALL_WEBHOOK_ENV } from './alarms.ts';
+import type { AlarmStateChangeEvent } from '#shared/rollout/aws.ts';
+import type { RolloutOutcome } from '#shared/rollout/decision.ts';
+import { localAlarmCatalog, ONCALL_WEBHOOK_ENV } from './alarms.ts';
 import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';
+import { startLocalCloudWatch } from './cloudwatch.ts';
 import { functionOf, type LocalDeployment, loadLocalDeployment } from './deployment/deployment.ts';
 import { type ExecutionStatus, executeLocally, type TaskHandler } from './execution.ts';
 import { startLocalFunctions } from './lambda/functions.ts';
@@ -16,7 +20,12 @@ import { fileNotifier, type Notification } from './notifications.ts';
 import { Authorizer, type Principal } from './rules/authorizer.ts';
 import { awsRulesEnforced } from './rules/switch.ts';
 import { authorizePublish, startLocalSns } from './sns.ts';
-import { type AslDefinition, type AslState, inlineDistributedMaps } from './state-machines.ts';
+import {
+  type AslDefinition,
+  type AslState,
+  capExecutionTimeout,
+  inlineDistributedMaps,
+} from './state-machines.ts';
 
 export { type Notification, notificationsFile } from './notifications.ts';
 
@@ -62,9 +71,16 @@ export interface PipelineRunner {
     onTaskDone?: (state: string, output: unknown) => void,
     /** Each failed task attempt, retried or not (what Step Functions' history shows). */
     onTaskFailed?: (state: string, error: Error) => void,
+    /** Stops the execution (it ends ABORTED). */
+    signal?: AbortSignal,
   ): Promise<PipelineRun<T>>;
   /** Invokes the drift job's function, as its schedule does (a single task, not a state machine). */
   drift(input: DriftJobInput): Promise<DriftRun>;
+  /**
+   * Invokes the rollout guard's function with a guardrail alarm's state change, as the EventBridge rule
+   * on the guardrail alarms does. Rejects with the function's error.
+   */
+  guard(event: AlarmStateChangeEvent): Promise<RolloutOutcome>;
   readonly definitions: Record<PipelineName, AslDefinition>;
   /** Ends the functions' environments. */
   close(): Promise<void>;
@@ -98,10 +114,22 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       ? { webhook: { options: { url: webhookUrl }, topicArn: onCallTopic } }
       : {}),
   });
+  // The rollout decision reads its guardrails' states: the local alarm loop's, for the stage's alarms.
+  const cloudwatch = await startLocalCloudWatch({
+    home: options.home,
+    deployment,
+    authorizer,
+    alarmNames: localAlarmCatalog({}, LOCAL_ENVIRONMENT.stage).alarms.map((a) =>
+      alarmName(LOCAL_ENVIRONMENT.stage, a.id),
+    ),
+  });
   const functions = await startLocalFunctions({
     home: options.home,
     target: options.target.endpoints
-      ? { ...options.target, endpoints: { ...options.target.endpoints, sns: sns.endpoint } }
+      ? {
+          ...options.target,
+          endpoints: { ...options.target.endpoints, sns: sns.endpoint, cloudwatch: cloudwatch.endpoint },
+        }
       : options.target,
     deployment,
     authorizer,
@@ -110,6 +138,7 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
     priority: PIPELINE_PRIORITY,
   }).catch(async (error: unknown) => {
     await sns.close();
+    await cloudwatch.close();
     throw error;
   });
   const { lambda } = functions;
@@ -191,12 +220,19 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
   const machines = Object.fromEntries(
     PIPELINE_NAMES.map((name) => [
       name,
-      new StateMachine(inlineDistributedMaps(definitions[name]) as never, {
-        validationOptions: { checkArn: false },
-      }),
+      new StateMachine(
+        capExecutionTimeout(
+          inlineDistributedMaps(definitions[name]),
+          Math.floor(MAX_LOCAL_WAIT_MS / 1000),
+        ) as never,
+        {
+          validationOptions: { checkArn: false },
+        },
+      ),
     ]),
   ) as Record<PipelineName, StateMachine>;
   const driftFunction = functionOf(deployment, 'lambdas/drift/handler.ts');
+  const guardFunction = functionOf(deployment, 'lambdas/rollout/handler.ts', 'guard');
 
   return {
     definitions,
@@ -204,7 +240,9 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       approvalDynamo.destroy();
       await functions.close();
       await sns.close();
+      await cloudwatch.close();
     },
+    guard: (event) => lambda.invoke<RolloutOutcome>(guardFunction.arn, event),
     async drift(input) {
       const started = performance.now();
       try {
@@ -226,7 +264,9 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       input: Record<string, unknown>,
       onTaskDone?: (state: string, output: unknown) => void,
       onTaskFailed?: (state: string, error: Error) => void,
+      signal?: AbortSignal,
     ) {
+      checkWaits(definitions[pipeline], input);
       const started = performance.now();
       const name = `${PIPELINES[pipeline].name}-${randomUUID()}`;
       const machine = machineOf(pipeline);
@@ -234,6 +274,7 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
         handlers: handlers[pipeline],
         onTaskDone,
         onTaskFailed,
+        ...(signal ? { signal } : {}),
         // The Context Object as Step Functions fills it; the failure path reports the execution id.
         context: {
           Execution: {
@@ -252,6 +293,27 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       return { pipeline, ...outcome, durationMs: performance.now() - started };
     },
   };
+}
+
+/** The longest a Node.js timer holds: a longer one fires at once (with a warning). */
+export const MAX_LOCAL_WAIT_MS = 2 ** 31 - 1;
+
+/**
+ * Refuses an execution whose Wait state would wait longer than a timer holds, where the execution's
+ * input names the time (`TimestampPath: $.key`): the emulator's single timer would end the wait at
+ * once. A caller holds such an execution back until its wait fits (local/rollout-decisions.ts).
+ */
+function checkWaits(definition: AslDefinition, input: Record<string, unknown>): void {
+  for (const [name, state] of Object.entries(definition.States)) {
+    const key =
+      typeof state.TimestampPath === 'string' ? /^\$\.(\w+)$/.exec(state.TimestampPath)?.[1] : undefined;
+    const until = key === undefined ? Number.NaN : Date.parse(String(input[key]));
+    if (until - Date.now() > MAX_LOCAL_WAIT_MS) {
+      throw new RangeError(
+        `state "${name}" would wait until ${String(input[key!])}, longer than the local runner can wait at once (24 days): start the execution later`,
+      );
+    }
+  }
 }
 
 /** A pipeline's state machine in a deployment of the local stage. */

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { postWebhook, snsEnvelope, type WebhookOptions } from './alarms-message.ts';
 import type { LocalDeployment } from './deployment/deployment.ts';
+import { serveOnLoopback } from './loopback.ts';
 import type { Notifier } from './notifications.ts';
 import { AccessDeniedError, type Authorizer, type Principal } from './rules/authorizer.ts';
 import { principalFromSessionToken } from './rules/credentials.ts';
@@ -154,15 +154,7 @@ export async function startLocalSns(options: LocalSnsOptions): Promise<LocalSns>
       },
     );
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-      }),
-  };
+  return serveOnLoopback(server);
 }
 
 /** An authorizer's denial as SNS reports it (the policy's, or the topic key's); anything else as it is. */

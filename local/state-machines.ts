@@ -35,3 +35,15 @@ export function inlineDistributedMaps(definition: AslDefinition): AslDefinition 
     );
   return { ...definition, States: visit(definition.States) };
 }
+
+/**
+ * The other transformation, local only: an execution timeout longer than a Node.js timer holds
+ * (`maxSeconds`; the rollout machine's, a 30-day bake and its decision) is capped to it, since the
+ * emulator's single timer would otherwise fire at once and time the execution out as it starts.
+ */
+export function capExecutionTimeout(definition: AslDefinition, maxSeconds: number): AslDefinition {
+  const timeout = definition.TimeoutSeconds;
+  return typeof timeout === 'number' && timeout > maxSeconds
+    ? { ...definition, TimeoutSeconds: maxSeconds }
+    : definition;
+}

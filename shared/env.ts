@@ -23,8 +23,10 @@ export const KEEL_ENV = {
   maxRecordAgeHours: 'KEEL_MAX_RECORD_AGE_HOURS',
   /** The stage's alarm options as JSON, for the drift job and the local alarms. */
   alarmOptions: 'KEEL_ALARM_OPTIONS',
-  /** The on-call SNS topic the drift job sends its notice to (absent: no notice). */
+  /** The on-call SNS topic the drift job sends its notice to (absent: no notice) and a rollout's page goes to. */
   onCallTopicArn: 'KEEL_ONCALL_TOPIC_ARN',
+  /** The deployment stage, for functions that name its alarms (`alarmName(stage, id)`). */
+  stage: 'KEEL_STAGE',
   /** The ETL finalize task's default bad-row share, for runs whose input sets none. */
   etlMaxBadRowShare: 'KEEL_ETL_MAX_BAD_ROW_SHARE',
 } as const;

@@ -9,11 +9,13 @@ import {
   localAlarmCatalog,
   ONCALL_WEBHOOK_ENV,
 } from '#local/alarms.ts';
+import { alarmStateChangeEvent } from '#local/alarms-message.ts';
 import { API_COMPUTES, type ApiCompute, isApiCompute, startPlatformApi } from '#local/api.ts';
 import { bootstrapIfEmpty } from '#local/bootstrap.ts';
 import { fileNotifier, type Notification } from '#local/notifications.ts';
 import { createPipelineRunner } from '#local/pipelines.ts';
 import { platformContext } from '#local/platform-context.ts';
+import { startRolloutDecisions } from '#local/rollout-decisions.ts';
 import {
   keelHome,
   LOCAL_PROCESS_ENV,
@@ -146,9 +148,16 @@ export function registerUp(program: Command, output: Output): void {
         catalog: localAlarmCatalog(monitoringOptionsFromEnv(), LOCAL_ENVIRONMENT.stage),
         notify: fileNotifier(home, onNotification),
         ...(webhook ? { webhook: { url: webhook } } : {}),
+        // As the EventBridge rule on the guardrail alarms: the rollout guard's function ends the rollout.
+        onGuardrailAlarm: async (_definition, transition) => {
+          const outcome = await runner.guard(alarmStateChangeEvent(transition, LOCAL_ENVIRONMENT));
+          output.info(`rollout guard (${transition.name}): ${outcome.summary}`);
+        },
         log: (m) => output.info(m),
       });
       alarms.start(alarmIntervalMs());
+      // The rollout state machine's executions, one per rollout (`keel models rollout` asks for them).
+      const decisions = startRolloutDecisions({ home, runner, log: (m) => output.info(m) });
       // `keel alarms --evaluate` in another terminal asks for an evaluation now.
       const evaluateNow = () => void alarms.evaluate().catch((e: Error) => output.info(e.message));
       process.on(ALARM_EVALUATE_SIGNAL, evaluateNow);
@@ -194,6 +203,7 @@ export function registerUp(program: Command, output: Output): void {
       scheduler?.stop();
       process.off(ALARM_EVALUATE_SIGNAL, evaluateNow);
       await alarms.stop();
+      await decisions.stop();
       await api.close();
       await runner.close();
       ctx.close();

@@ -69,6 +69,23 @@ async function call<T>(action: string, send: () => Promise<T>): Promise<T> {
 }
 
 /**
+ * Starts an execution; returns its ARN. Named for whoever reads the console (who started it, and when)
+ * unless `name` is given: StartExecution with a running execution's name and input starts nothing and
+ * answers that execution's ARN.
+ */
+export async function startStageExecution(
+  sfn: SFNClient,
+  stateMachineArn: string,
+  input: object,
+  name = `keel-cli-${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`,
+): Promise<string> {
+  const { executionArn } = await call('StartExecution', () =>
+    sfn.send(new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) })),
+  );
+  return executionArn!;
+}
+
+/**
  * Starts an execution and waits for it to end, checking every `pollMs` for at most `timeoutMs`
  * (then it says where to follow it). `onStarted` hears the execution ARN at once.
  */
@@ -80,17 +97,8 @@ export async function runStageExecution(
 ): Promise<StageExecution> {
   const sfn = new SFNClient({ region });
   try {
-    const { executionArn } = await call('StartExecution', () =>
-      sfn.send(
-        new StartExecutionCommand({
-          stateMachineArn,
-          // Named for whoever reads the console: who started it, and when.
-          name: `keel-cli-${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`,
-          input: JSON.stringify(input),
-        }),
-      ),
-    );
-    options.onStarted?.(executionArn!);
+    const executionArn = await startStageExecution(sfn, stateMachineArn, input);
+    options.onStarted?.(executionArn);
     const until = Date.now() + (options.timeoutMs ?? 2 * 3600_000);
     for (;;) {
       const execution = await call('DescribeExecution', () =>

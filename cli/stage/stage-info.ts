@@ -37,6 +37,7 @@ export const STAGE_OUTPUTS = {
     etl: 'EtlStateMachineArn',
     retrain: 'RetrainStateMachineArn',
     batch: 'BatchScoringStateMachineArn',
+    rollout: 'RolloutStateMachineArn',
   },
 } as const;
 

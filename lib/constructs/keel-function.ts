@@ -38,6 +38,13 @@ export interface KeelFunctionProps {
   readonly handler?: string;
   /** What the function does, shown in the Lambda console. */
   readonly description: string;
+  /**
+   * A fixed physical name, for a function another stack invokes by name (a reference would make the
+   * stacks depend on each other). At most 64 characters.
+   *
+   * @default - a name CloudFormation generates
+   */
+  readonly functionName?: string;
   /** Powertools service name (`POWERTOOLS_SERVICE_NAME`): the `service` of every log line, metric and trace. */
   readonly serviceName: string;
   /**
@@ -171,6 +178,7 @@ export class KeelFunction extends Construct {
       entry: join(REPO_ROOT, props.entry),
       handler: props.handler ?? 'handler',
       description: props.description,
+      functionName: props.functionName,
       projectRoot: REPO_ROOT,
       depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
       runtime: Runtime.NODEJS_22_X,
@@ -267,6 +275,12 @@ export class KeelFunction extends Construct {
           `${owner}: timeout must be whole seconds from ${TIMEOUT_SECONDS.min} second to 15 minutes (got ${timeout.toHumanString()})`,
         );
       }
+    }
+    const { functionName } = props;
+    if (isKnown(functionName) && !/^[A-Za-z0-9_-]{1,64}$/.test(functionName)) {
+      throw new Error(
+        `${owner}: functionName "${functionName}" is not a Lambda function name: 1 to 64 letters, digits, dashes and underscores`,
+      );
     }
     checkLogRetention(owner, props.logRetention);
     const redefined = Object.keys(props.environment ?? {}).filter((name) => name in ownVariables);

@@ -82,8 +82,8 @@ export function alarmMetricOf(definition: AlarmDefinition): IMetric {
  * One CloudWatch alarm per definition and the paging composite over the `page` ones, named by
  * `alarmName(stage, id)` and described (what is wrong, then the runbook) by `alarmDescription`.
  *
- * Notifications: every alarm tells the topic when it goes to ALARM (its description carries the
- * runbook). `page` alarms and the composite also tell it when they return to OK, so an incident is
+ * Notifications: every alarm but the rollout guardrails tells the topic when it goes to ALARM (its
+ * description carries the runbook). `page` alarms and the composite also tell it when they return to OK, so an incident is
  * seen to close; a `warn` alarm's return to OK is not worth a message.
  */
 export class MonitoringAlarms extends Construct {
@@ -107,7 +107,9 @@ export class MonitoringAlarms extends Construct {
         comparisonOperator: COMPARISON[definition.comparisonOperator],
         treatMissingData: MISSING_DATA[definition.treatMissingData],
       });
-      alarm.addAlarmAction(action);
+      // A guardrail's move to ALARM reaches the rollout guard (an EventBridge rule), which pages naming
+      // the version and the alarm: a message from the alarm too would page twice for one event.
+      if (!definition.guardrail) alarm.addAlarmAction(action);
       if (definition.severity === 'page') alarm.addOkAction(action);
       alarms.set(definition.id, alarm);
     }

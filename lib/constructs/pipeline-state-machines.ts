@@ -1,6 +1,7 @@
 import { Arn, ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { type IFunction, Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import {
@@ -21,10 +22,12 @@ import {
   TaskInput,
   type TaskStateBase,
   Timeout,
+  Wait,
+  WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke, SnsPublish } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import type { KeelFunction } from '#lib/constructs/keel-function.ts';
+import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { isKnown } from '#lib/prop-checks.ts';
 import { APPROVAL_PARTITION } from '#shared/pipelines/approvals.ts';
@@ -34,10 +37,12 @@ import {
   NOTIFY_FAILURE_STATE,
   PIPELINES,
   type PipelineName,
+  ROLLOUT_FUNCTIONS,
   SNS_TRANSIENT_ERRORS,
   stateMachineName,
   TRANSIENT_ERRORS,
 } from '#shared/pipelines/definitions.ts';
+import { BAKE_SECONDS } from '#shared/registry/rollout.ts';
 import type { PipelineFunctions } from './pipeline-functions.ts';
 
 /** Props of {@link PipelineStateMachines}. */
@@ -82,15 +87,17 @@ export interface PipelineStateMachinesProps {
 }
 
 /**
- * The three pipelines as Step Functions state machines: ETL (plan → Map of chunks → finalize),
- * retrain (train and register → Choice → promote → notify) and batch scoring (plan → Distributed Map of
- * store segments → finalize). Every task retries transient errors with backoff; any failure goes to a
- * state that notifies, then fails the execution. `keel` runs these very definitions locally.
+ * The pipelines as Step Functions state machines: ETL (plan → Map of chunks → finalize), retrain (train
+ * and register → Choice → promote → notify), batch scoring (plan → Distributed Map of store segments →
+ * finalize) and the rollout decision (wait for the bake end → decide → notify). Every task retries
+ * transient errors with backoff; any failure goes to a state that notifies, then fails the execution.
+ * `keel` runs these very definitions locally.
  */
 export class PipelineStateMachines extends Construct {
   public readonly etl: StateMachine;
   public readonly retrain: StateMachine;
   public readonly batch: StateMachine;
+  public readonly rollout: StateMachine;
 
   constructor(scope: Construct, id: string, props: PipelineStateMachinesProps) {
     super(scope, id);
@@ -100,19 +107,20 @@ export class PipelineStateMachines extends Construct {
     const f = props.functions;
     const task = (
       name: string,
-      fn: KeelFunction,
+      fn: KeelFunction | IFunction,
       payload?: Record<string, unknown>,
       resultPath?: string,
       outputPath?: string,
+      timeout: Duration = (lambdaOf(fn) as LambdaFunction).timeout!,
     ) =>
       withRetry(
         new LambdaInvoke(this, name, {
           stateName: name,
-          lambdaFunction: fn.function,
+          lambdaFunction: lambdaOf(fn),
           // The state's output is the handler's return value, and the local runner calls the handler directly.
           payloadResponseOnly: true,
           // The function's own limit: without one, Step Functions (and the local runner) apply their default.
-          taskTimeout: Timeout.duration(fn.function.timeout!),
+          taskTimeout: Timeout.duration(timeout),
           ...(payload ? { payload: TaskInput.fromObject(payload) } : {}),
           ...(resultPath ? { resultPath } : {}),
           ...(outputPath ? { outputPath } : {}),
@@ -358,6 +366,67 @@ export class PipelineStateMachines extends Construct {
         f.batchFinalize,
       ]);
     }
+    // Rollout decision: one execution per rollout, started with it. It only waits and decides once: a
+    // guardrail firing during the bake reaches the guard through EventBridge, not a polling loop here
+    // (a 30-day shadow polled every minute would outgrow an execution's 25,000 history events).
+    {
+      const s = PIPELINES.rollout.states;
+      const bake = new Wait(this, 'RolloutBake', {
+        stateName: s.bake,
+        time: WaitTime.timestampPath('$.bakeEndsAt'),
+      });
+      // Created by the monitoring stack (ROLLOUT_FUNCTIONS): invoked by name, not referenced.
+      const decideFunction = LambdaFunction.fromFunctionName(
+        this,
+        'RolloutDecideFunction',
+        ROLLOUT_FUNCTIONS.decideName(props.stage),
+      );
+      const decide = task(
+        s.decide,
+        decideFunction,
+        { 'name.$': '$.name', 'rolloutId.$': '$.rolloutId', 'bakeEndsAt.$': '$.bakeEndsAt' },
+        '$.decision',
+        undefined,
+        Duration.seconds(ROLLOUT_FUNCTIONS.timeoutSeconds),
+      );
+      // The decision stands once made (promoted, or ended and paged): a notice that still fails after
+      // its retries fails the run with NotificationFailed, never as a failed decision.
+      const notify = withSnsRetry(
+        new SnsPublish(this, 'RolloutNotify', {
+          stateName: s.notify,
+          topic: props.notifications,
+          subject: JsonPath.format(
+            `Keel ${props.stage}: rollout {}`,
+            JsonPath.stringAt('$.decision.outcome'),
+          ),
+          message: TaskInput.fromObject({
+            pipeline: PIPELINES.rollout.name,
+            status: JsonPath.stringAt('$.decision.outcome'),
+            summary: JsonPath.stringAt('$.decision.summary'),
+            rolloutId: JsonPath.stringAt('$.rolloutId'),
+            execution: JsonPath.executionId,
+          }),
+          resultPath: JsonPath.DISCARD,
+        }),
+      ).addCatch(
+        new Fail(this, 'RolloutNotificationFailed', {
+          stateName: 'Notification failed',
+          error: NOTIFICATION_FAILED_ERROR,
+          cause:
+            'The rollout was decided and the decision stands (the promotion or the end is done, an end was paged); only the notice of it could not be published after retries. The SNS error is in the execution history.',
+        }),
+        { errors: ['States.ALL'], resultPath: '$.notificationError' },
+      );
+      catchAll([decide], failure('rollout'));
+      this.rollout = this.machine(
+        'rollout',
+        props,
+        bake.next(decide).next(notify),
+        [decideFunction],
+        // The longest bake, then the decision.
+        Duration.seconds(BAKE_SECONDS.max).plus(PIPELINE_TIMEOUT),
+      );
+    }
   }
 
   /** Refuses props Step Functions would refuse or the gate cannot work with; deploy-time values pass. */
@@ -385,7 +454,7 @@ export class PipelineStateMachines extends Construct {
     pipeline: PipelineName,
     props: PipelineStateMachinesProps,
     definition: IChainable,
-    tasks: readonly KeelFunction[],
+    tasks: readonly (KeelFunction | IFunction)[],
     timeout: Duration = PIPELINE_TIMEOUT,
   ): StateMachine {
     const name = stateMachineName(pipeline, props.stage);
@@ -425,7 +494,7 @@ export class PipelineStateMachines extends Construct {
     });
     for (const task of tasks) {
       acknowledgeWildcardResource(machine.role, {
-        resource: `${task.function.functionArn}:*`,
+        resource: `${lambdaOf(task).functionArn}:*`,
         actions: ['lambda:InvokeFunction'],
         reason:
           'Invokes its task function; ":*" covers that function\'s versions and aliases only (CDK grants both)',
@@ -464,6 +533,8 @@ const PIPELINE_TIMEOUT = Duration.hours(6);
 const MAX_APPROVAL_WAIT = Duration.days(30);
 /** Retries of a task after its first attempt (transient errors). */
 const TASK_RETRY_ATTEMPTS = 3;
+
+const lambdaOf = (fn: KeelFunction | IFunction): IFunction => (fn instanceof KeelFunction ? fn.function : fn);
 
 function withRetry<T extends TaskStateBase>(state: T): T {
   state.addRetry({

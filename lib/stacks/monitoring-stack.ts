@@ -10,6 +10,7 @@ import { KeelDashboard } from '#lib/constructs/keel-dashboard.ts';
 import { MonitoringAlarms } from '#lib/constructs/monitoring-alarms.ts';
 import { assertValidOnCallEndpoints, OnCallTopic } from '#lib/constructs/oncall-topic.ts';
 import { RetrainOnAlarm } from '#lib/constructs/retrain-on-alarm.ts';
+import { RolloutGuard } from '#lib/constructs/rollout-guard.ts';
 import {
   type DataResources,
   type KeelStackProps,
@@ -93,6 +94,18 @@ export interface MonitoringStackProps extends KeelStackProps {
       readonly logRetention?: RetentionDays;
     };
   /**
+   * Decide rollouts here, over the data stack's registry: the function the pipelines stack's rollout
+   * state machine invokes by name at the end of a bake, and the guard an EventBridge rule calls when a
+   * guardrail alarm fires (lib/constructs/rollout-guard.ts). Both page on the on-call topic.
+   *
+   * @default - none: a rollout's decision fails (its function does not exist) and no guard ends it
+   */
+  readonly rollouts?: DataResources &
+    ModelProps & {
+      /** @default - RetentionDays.ONE_MONTH */
+      readonly logRetention?: RetentionDays;
+    };
+  /**
    * Start the retrain state machine (with the weekly schedule's input: promote only if better) when
    * the data-drift page alarm goes to ALARM.
    *
@@ -115,7 +128,7 @@ export interface MonitoringStackProps extends KeelStackProps {
 }
 
 /** Severity of the per-resource alarms: the paging signals are the API's latency and 5xx rate and drift. */
-const RESOURCE_SEVERITY = 'warn';
+const RESOURCE_SEVERITY = 'warn' as const;
 
 const PIPELINE_NAMES = Object.keys(PIPELINES) as PipelineName[];
 
@@ -131,6 +144,7 @@ export class MonitoringStack extends Stack {
   public readonly catalog: AlarmCatalog;
   public readonly retrainOnDrift?: RetrainOnAlarm;
   public readonly driftJob?: DriftJob;
+  public readonly rollouts?: RolloutGuard;
 
   constructor(scope: Construct, id: string, props: MonitoringStackProps) {
     // Before super(): a bad prop must not leave a half-built stack in the app.
@@ -207,22 +221,36 @@ export class MonitoringStack extends Stack {
         onCallTopic: this.onCall.topic,
       });
     }
+    if (props.rollouts) {
+      this.rollouts = new RolloutGuard(this, 'Rollouts', {
+        stage,
+        buckets: props.rollouts.buckets,
+        tables: props.rollouts.tables,
+        modelName: modelNameOf(props.rollouts),
+        onCallTopic: this.onCall.topic,
+        logRetention: props.rollouts.logRetention,
+        deadLetterRetention: props.deadLetterRetention,
+      });
+    }
     const job = this.driftJob;
-    const catalog = catalogOf(
-      job
-        ? {
-            ...baseResources,
-            functions: [
-              ...baseResources.functions,
-              { id: 'drift', name: job.function.function.functionName, severity: RESOURCE_SEVERITY },
-            ],
-            queues: [
-              ...baseResources.queues,
-              { id: 'drift', name: job.deadLetterQueue.queueName, severity: RESOURCE_SEVERITY },
-            ],
-          }
-        : baseResources,
-    );
+    const guard = this.rollouts;
+    const catalog = catalogOf({
+      ...baseResources,
+      functions: [
+        ...baseResources.functions,
+        ...(job
+          ? [{ id: 'drift', name: job.function.function.functionName, severity: RESOURCE_SEVERITY }]
+          : []),
+      ],
+      queues: [
+        ...baseResources.queues,
+        ...(job ? [{ id: 'drift', name: job.deadLetterQueue.queueName, severity: RESOURCE_SEVERITY }] : []),
+        // A failed guard: a rollout that may still run with a guardrail in ALARM, or a page that was lost.
+        ...(guard
+          ? [{ id: 'rollout-guard', name: guard.deadLetterQueue.queueName, severity: RESOURCE_SEVERITY }]
+          : []),
+      ],
+    });
     this.catalog = catalog;
 
     this.alarms = new MonitoringAlarms(this, 'Alarms', {

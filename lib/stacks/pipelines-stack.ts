@@ -68,7 +68,10 @@ export interface PipelinesStackProps extends KeelStackProps, DataResources, Mode
   };
 }
 
-/** ETL, retraining and batch scoring: their functions, state machines, schedules and notifications. */
+/**
+ * ETL, retraining, batch scoring and the rollout decision: their functions (the rollout's are the
+ * monitoring stack's), state machines, schedules and notifications.
+ */
 export class PipelinesStack extends Stack {
   public readonly stateMachines: PipelineStateMachines;
   public readonly notifications: Topic;
@@ -133,6 +136,7 @@ export class PipelinesStack extends Stack {
       Etl: this.stateMachines.etl,
       Retrain: this.stateMachines.retrain,
       BatchScoring: this.stateMachines.batch,
+      Rollout: this.stateMachines.rollout,
     })) {
       new CfnOutput(this, `${name}StateMachineArn`, {
         value: machine.stateMachineArn,

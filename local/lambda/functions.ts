@@ -91,6 +91,7 @@ export function localFunctionVariables(
     [AWS_TARGET_ENV.s3]: target.endpoints.s3,
     [AWS_TARGET_ENV.dynamodb]: target.endpoints.dynamodb,
     ...(target.endpoints.sns ? { [AWS_TARGET_ENV.sns]: target.endpoints.sns } : {}),
+    ...(target.endpoints.cloudwatch ? { [AWS_TARGET_ENV.cloudwatch]: target.endpoints.cloudwatch } : {}),
   };
 }
 

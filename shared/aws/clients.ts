@@ -1,3 +1,4 @@
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -12,10 +13,16 @@ import { optionalEnv } from '#shared/env.ts';
 export interface AwsTarget {
   readonly region: string;
   /**
-   * Local endpoints; absent means real AWS. `sns` is there where something stands in for SNS (the local
-   * functions' environments, for the drift job's notice).
+   * Local endpoints; absent means real AWS. `sns` and `cloudwatch` are there where something stands in
+   * for them (the local functions' environments: the drift job's notice, the rollout functions' page and
+   * their reading of the guardrail alarms).
    */
-  readonly endpoints?: { readonly s3: string; readonly dynamodb: string; readonly sns?: string };
+  readonly endpoints?: {
+    readonly s3: string;
+    readonly dynamodb: string;
+    readonly sns?: string;
+    readonly cloudwatch?: string;
+  };
 }
 
 /**
@@ -64,6 +71,7 @@ export const AWS_TARGET_ENV = {
   s3: 'KEEL_S3_ENDPOINT',
   dynamodb: 'KEEL_DYNAMODB_ENDPOINT',
   sns: 'KEEL_SNS_ENDPOINT',
+  cloudwatch: 'KEEL_CLOUDWATCH_ENDPOINT',
 } as const;
 
 export function awsTargetFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): AwsTarget {
@@ -77,7 +85,11 @@ export function awsTargetFromEnv(env: Readonly<Record<string, string | undefined
     );
   }
   const sns = env[AWS_TARGET_ENV.sns];
-  return { region, endpoints: { s3, dynamodb, ...(sns ? { sns } : {}) } };
+  const cloudwatch = env[AWS_TARGET_ENV.cloudwatch];
+  return {
+    region,
+    endpoints: { s3, dynamodb, ...(sns ? { sns } : {}), ...(cloudwatch ? { cloudwatch } : {}) },
+  };
 }
 
 export function createS3Client(target: AwsTarget, timeouts?: ClientTimeouts): S3Client {
@@ -110,6 +122,18 @@ export function createSnsClient(target: AwsTarget): SNSClient {
   return new SNSClient({
     region: target.region,
     endpoint: target.endpoints.sns,
+    credentials: localCredentials(),
+  });
+}
+
+export function createCloudWatchClient(target: AwsTarget): CloudWatchClient {
+  if (!target.endpoints) return new CloudWatchClient({ region: target.region });
+  if (!target.endpoints.cloudwatch) {
+    throw new Error(`no local CloudWatch endpoint: set ${AWS_TARGET_ENV.cloudwatch}`);
+  }
+  return new CloudWatchClient({
+    region: target.region,
+    endpoint: target.endpoints.cloudwatch,
     credentials: localCredentials(),
   });
 }

@@ -88,11 +88,14 @@ export function driftNotice(
   };
 }
 
-/** Publishes a notice to an SNS topic: the subject, and the message as indented JSON. */
+/**
+ * Publishes a notice to an SNS topic: the subject, and the message as indented JSON (a drift notice, a
+ * rollout's page).
+ */
 export async function publishDriftNotice(
   sns: SNSClient,
   topicArn: string,
-  notice: DriftNotice,
+  notice: Pick<DriftNotice, 'subject'> & { readonly message: unknown },
 ): Promise<void> {
   await sns.send(
     new PublishCommand({

@@ -31,7 +31,7 @@ export interface MetricStat {
 export type Expression =
   | { readonly op: 'metric'; readonly id: string }
   | { readonly op: 'const'; readonly value: number }
-  | { readonly op: '+' | '*' | '/' | '>='; readonly left: Expression; readonly right: Expression }
+  | { readonly op: '+' | '-' | '*' | '/' | '>='; readonly left: Expression; readonly right: Expression }
   | { readonly op: 'abs'; readonly of: Expression }
   /** Per-period maximum over series: CloudWatch's `MAX([a, b])`. */
   | { readonly op: 'max'; readonly args: readonly Expression[] }
@@ -72,6 +72,12 @@ export interface AlarmDefinition {
   readonly description: string;
   /** What on-call does first. */
   readonly runbook: string;
+  /**
+   * A rollout guardrail (`ROLLOUT_GUARDRAIL_IDS`): its move to ALARM ends the running rollout, and the
+   * rollout guard pages naming the version and the alarm. The alarm itself notifies nobody and is no
+   * child of the paging composite (severity `warn`), so on-call hears of it once, from the guard.
+   */
+  readonly guardrail?: boolean;
 }
 
 /** ALARM when any listed alarm is in ALARM (CloudWatch: `ALARM("a") OR ALARM("b") …`). */

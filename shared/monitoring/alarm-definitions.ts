@@ -21,7 +21,10 @@ import {
   FEATURE_DIMENSION,
   KEEL_NAMESPACE,
   PREDICT_METRICS,
+  ROLLOUT_METRICS,
   serviceDimensions,
+  VARIANT_DIMENSION,
+  type VariantDimension,
 } from './metrics.ts';
 
 /**
@@ -41,6 +44,21 @@ export const ALARM_IDS = {
   etlSchemaChange: 'etl-schema-change',
   page: 'page',
 } as const;
+
+/**
+ * The rollout guardrails: alarms over the per-variant metrics a rollout emits (ROLLOUT_METRICS), each
+ * marked `guardrail`. Their move to ALARM ends the running rollout (shared/rollout/decision.ts: `guard`,
+ * and `decide` at the end of the bake).
+ */
+export const GUARDRAIL_ALARM_IDS = {
+  serverErrors: 'rollout-challenger-5xx-rate',
+  latency: 'rollout-challenger-latency-p99',
+  positiveRate: 'rollout-positive-rate-delta',
+  scoreShift: 'rollout-score-shift',
+  agreement: 'rollout-shadow-agreement',
+} as const;
+
+export const ROLLOUT_GUARDRAIL_IDS: readonly string[] = Object.values(GUARDRAIL_ALARM_IDS);
 
 /** Id of the alarm on one categorical field's unseen values: `etl-unseen-plan`, `etl-unseen-region`. */
 export const unseenCategoryAlarmId = (field: CategoricalField) => `etl-unseen-${field}`;
@@ -66,10 +84,18 @@ const single = (metric: MetricStat): AlarmMetric => ({ kind: 'metric', metric })
 const ref = (id: string): Expression => ({ op: 'metric', id });
 const fill0 = (id: string): Expression => ({ op: 'fill', id, value: 0 });
 const num = (value: number): Expression => ({ op: 'const', value });
-const bin = (op: '+' | '*' | '/' | '>=', left: Expression, right: Expression): Expression => ({
+const bin = (op: '+' | '-' | '*' | '/' | '>=', left: Expression, right: Expression): Expression => ({
   op,
   left,
   right,
+});
+
+/** 100 × `part` / `total` in periods with at least `minimum` in total, else 0. */
+const percentOf = (part: string, total: Expression, minimum: number): Expression => ({
+  op: 'if',
+  condition: bin('>=', total, num(minimum)),
+  whenTrue: bin('/', bin('*', num(100), fill0(part)), total),
+  whenFalse: num(0),
 });
 
 type Evaluation = Pick<AlarmDefinition, 'periodSeconds' | 'evaluationPeriods' | 'datapointsToAlarm'>;
@@ -239,12 +265,7 @@ function apiAlarms(options: MonitoringOptions, resources: MonitoredResources): A
     metric: {
       kind: 'math',
       label: '5xx share of responses (%)',
-      expression: {
-        op: 'if',
-        condition: bin('>=', total, num(serverErrors.minRequests)),
-        whenTrue: bin('/', bin('*', num(100), fill0('server')), total),
-        whenFalse: num(0),
-      },
+      expression: percentOf('server', total, serverErrors.minRequests),
       metrics: {
         ok: stat(KEEL_NAMESPACE, PREDICT_METRICS.http2xx, dims, 'Sum'),
         client: stat(KEEL_NAMESPACE, PREDICT_METRICS.http4xx, dims, 'Sum'),
@@ -261,6 +282,120 @@ function apiAlarms(options: MonitoringOptions, resources: MonitoredResources): A
       '(check their health and throttling); Internal is a bug: roll back the last deployment or model version.',
   });
   return alarms;
+}
+
+const ROLLOUT_RUNBOOK =
+  'The rollout guard has ended the rollout (the champion answers every customer again) and paged, naming the challenger version and this alarm. ' +
+  '`keel models rollout` shows the rollout and how it ended, `keel models history` the move; compare the two variants (the Variant dimension of the Keel metrics), fix the challenger, then start a new rollout. ' +
+  'No page from the guard? Then the rollout may still run: end it with `keel models rollout abort`.';
+
+/**
+ * The guardrails of a rollout, over what the predict path emits per variant while one runs: no
+ * rollout, no data, no alarm. The comparisons take both variants from the same period.
+ */
+function rolloutAlarms(options: MonitoringOptions): AlarmDefinition[] {
+  const { rollout } = options;
+  const of = (metricName: string, variant: VariantDimension, statistic: Statistic) =>
+    stat(
+      KEEL_NAMESPACE,
+      metricName,
+      { ...serviceDimensions(options.service), [VARIANT_DIMENSION]: variant },
+      statistic,
+    );
+  const common = {
+    severity: 'warn',
+    source: 'emf',
+    guardrail: true,
+    ...windowOf(rollout),
+    treatMissingData: 'notBreaching',
+    runbook: ROLLOUT_RUNBOOK,
+  } as const;
+  const enough = (id: string) => bin('>=', fill0(id), num(rollout.minSamples));
+  /** 100 × |challenger − champion| of a per-request average, 0 unless both variants have enough samples. */
+  const difference = (metricName: string, label: string): AlarmMetric => ({
+    kind: 'math',
+    label,
+    expression: {
+      op: 'if',
+      condition: bin('*', enough('nChallenger'), enough('nChampion')),
+      whenTrue: bin('*', num(100), { op: 'abs', of: bin('-', ref('challenger'), ref('champion')) }),
+      whenFalse: num(0),
+    },
+    metrics: {
+      challenger: of(metricName, 'challenger', 'Average'),
+      champion: of(metricName, 'champion', 'Average'),
+      nChallenger: of(metricName, 'challenger', 'SampleCount'),
+      nChampion: of(metricName, 'champion', 'SampleCount'),
+    },
+  });
+  const window = `in ${rollout.datapointsToAlarm} of ${rollout.evaluationPeriods} periods of ${rollout.periodSeconds} s`;
+  const compared = `(periods where each variant scored at least ${rollout.minSamples} requests)`;
+  // A failed request may or may not be among the variant's requests: the larger count is the
+  // requests when it is, and keeps the share within 100% (a challenger failing every request) when not.
+  const assigned: Expression = { op: 'max', args: [fill0('requests'), fill0('errors')] };
+  return [
+    {
+      ...common,
+      id: GUARDRAIL_ALARM_IDS.serverErrors,
+      metric: {
+        kind: 'math',
+        label: 'challenger 5xx share (%)',
+        expression: percentOf('errors', assigned, rollout.minRequests),
+        metrics: {
+          requests: of(ROLLOUT_METRICS.requests, 'challenger', 'Sum'),
+          errors: of(ROLLOUT_METRICS.serverErrors, 'challenger', 'Sum'),
+        },
+      },
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      threshold: rollout.serverErrorRatePercent,
+      description: `Rollout guardrail: ${rollout.serverErrorRatePercent}% or more of the challenger's requests failed with a 5xx (periods with at least ${rollout.minRequests} of them) ${window}.`,
+    },
+    {
+      ...common,
+      id: GUARDRAIL_ALARM_IDS.latency,
+      metric: single(of(ROLLOUT_METRICS.latency, 'challenger', 'p99')),
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      threshold: rollout.p99Ms,
+      description: `Rollout guardrail: the challenger's latency p99 at or above ${rollout.p99Ms} ms ${window}.`,
+    },
+    {
+      ...common,
+      id: GUARDRAIL_ALARM_IDS.positiveRate,
+      metric: difference(ROLLOUT_METRICS.positive, '|challenger − champion| positive rate (points)'),
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      threshold: rollout.positiveRateDeltaPoints,
+      description: `Rollout guardrail: the challenger's positive rate is ${rollout.positiveRateDeltaPoints} points or more from the champion's ${compared} ${window}.`,
+    },
+    {
+      ...common,
+      id: GUARDRAIL_ALARM_IDS.scoreShift,
+      metric: difference(ROLLOUT_METRICS.probability, '|challenger − champion| mean probability (points)'),
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      threshold: rollout.scoreShiftPoints,
+      description: `Rollout guardrail: the challenger's mean probability is ${rollout.scoreShiftPoints} points or more from the champion's ${compared} ${window}.`,
+    },
+    {
+      ...common,
+      id: GUARDRAIL_ALARM_IDS.agreement,
+      metric: {
+        kind: 'math',
+        label: 'shadow agreement with the champion (%)',
+        expression: {
+          op: 'if',
+          condition: enough('n'),
+          whenTrue: bin('*', num(100), ref('agreement')),
+          whenFalse: num(100),
+        },
+        metrics: {
+          agreement: of(ROLLOUT_METRICS.agreement, 'challenger', 'Average'),
+          n: of(ROLLOUT_METRICS.agreement, 'challenger', 'SampleCount'),
+        },
+      },
+      comparisonOperator: 'LessThanThreshold',
+      threshold: rollout.minAgreementPercent,
+      description: `Rollout guardrail (shadow): the challenger decided as the champion on less than ${rollout.minAgreementPercent}% of the requests (periods with at least ${rollout.minSamples} of them) ${window}.`,
+    },
+  ];
 }
 
 function resourceAlarms(options: MonitoringOptions, resources: MonitoredResources): AlarmDefinition[] {
@@ -361,6 +496,7 @@ export function alarmDefinitions(
     ...driftAlarms(resolved),
     ...etlAlarms(resolved),
     ...apiAlarms(resolved, monitored),
+    ...rolloutAlarms(resolved),
     ...resourceAlarms(resolved, monitored),
   ];
   return {

@@ -68,6 +68,32 @@ const monitoringOptionsSchema = z.strictObject({
       unseenCategoryShare: z.number().gt(0).max(1).default(0.01),
     })
     .prefault({}),
+  /**
+   * The guardrails of a rollout: the challenger against the champion on the same period. Short periods
+   * (2 of 3 minutes by default) so a bad challenger is ended within minutes; a period with too few
+   * requests counts as no difference, so a quiet minute never ends a rollout.
+   */
+  rollout: z
+    .strictObject({
+      ...evaluation(60, 3, 2),
+      /** Periods with fewer challenger requests count as 0% 5xx (as serverErrors.minRequests). */
+      minRequests: z.int().min(1).default(20),
+      serverErrorRatePercent: percent().default(5),
+      p99Ms: positive().default(1000),
+      /**
+       * Scored requests each variant needs in a period before they are compared. With 500 each, two
+       * equal models answering different customers (a canary) at a 20% positive rate differ by 10
+       * points less than once in 10,000 periods, and an alarm needs 2 such periods of 3.
+       */
+      minSamples: z.int().min(1).default(500),
+      /** |challenger − champion| positive rate, in percentage points. */
+      positiveRateDeltaPoints: percent().default(10),
+      /** |challenger − champion| mean probability, in points (×100). */
+      scoreShiftPoints: percent().default(5),
+      /** Shadow: the share of requests on which the challenger decides as the champion does. */
+      minAgreementPercent: percent().default(90),
+    })
+    .prefault({}),
 });
 
 export type MonitoringOptionsInput = z.input<typeof monitoringOptionsSchema>;
@@ -132,7 +158,15 @@ export function monitoringOptionsFromEnv(
 export function resolveMonitoringOptions(input: MonitoringOptionsInput = {}): MonitoringOptions {
   const options = parse(monitoringOptionsSchema, input, 'monitoring options');
   const issues: OptionIssue[] = [];
-  for (const group of ['drift', 'latency', 'serverErrors', 'lambda', 'stateMachines', 'dlq'] as const) {
+  for (const group of [
+    'drift',
+    'latency',
+    'serverErrors',
+    'lambda',
+    'stateMachines',
+    'dlq',
+    'rollout',
+  ] as const) {
     const { periodSeconds: period, evaluationPeriods, datapointsToAlarm } = options[group];
     if (datapointsToAlarm > evaluationPeriods) {
       issues.push({

@@ -126,6 +126,7 @@ export function evaluateExpression(
       const right = of(expression.right);
       if (left === null || right === null) return null;
       if (expression.op === '+') return left + right;
+      if (expression.op === '-') return left - right;
       if (expression.op === '*') return left * right;
       if (expression.op === '/') return left / right;
       return left >= right ? 1 : 0;

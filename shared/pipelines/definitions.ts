@@ -36,6 +36,30 @@ export const PIPELINES = {
       finalize: 'Finalize batch',
     },
   },
+  /**
+   * One execution per rollout, started with it (input `{name, rolloutId, bakeEndsAt}`): waits until
+   * the bake ends, then decides (lambdas/rollout/handler.ts `decide`). A guardrail firing during the
+   * bake ends the rollout through the guard at once; the decision then finds it ended and does nothing.
+   */
+  rollout: {
+    name: 'rollout',
+    states: {
+      bake: 'Wait for the bake end',
+      decide: 'Decide',
+      notify: 'Notify decision',
+    },
+  },
+} as const;
+
+/**
+ * The rollout functions, created by the monitoring stack beside the on-call topic and the guardrail
+ * alarms they page about and read. The pipelines stack's rollout state machine invokes `decide` by this
+ * name: a reference to the monitoring stack would make the two stacks depend on each other.
+ */
+export const ROLLOUT_FUNCTIONS = {
+  decideName: (stage: string) => `keel-${stage}-rollout-decide`,
+  /** Both functions' timeout; the Decide state's too. */
+  timeoutSeconds: 60,
 } as const;
 
 /** Every pipeline's failure path publishes to the notifications topic from a state of this name. */

@@ -325,6 +325,7 @@ describe('the stacks of the default configuration ({})', () => {
       predictLogGroup: inference.predictFunction?.logGroup,
       api: inference.api.api,
       driftJob: { buckets, tables },
+      rollouts: { buckets, tables },
     });
     const bare = { data, inference, pipelines, monitoring };
     for (const [name, stack] of Object.entries(bare)) {

@@ -10,7 +10,7 @@ import { InferenceStack } from '#lib/stacks/inference-stack.ts';
 import { MonitoringStack, type MonitoringStackProps } from '#lib/stacks/monitoring-stack.ts';
 import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
 import type { AlarmDefinition, MetricStat } from '#shared/monitoring/alarm-catalog.ts';
-import { ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
+import { ALARM_IDS, ROLLOUT_GUARDRAIL_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import {
   alarmDescription,
   alarmName,
@@ -68,6 +68,7 @@ function monitoringApp(
     predictLogGroup: inference?.predictFunction?.logGroup,
     api: inference?.api.api,
     driftJob: (options.driftJob ?? true) ? { buckets: data.buckets, tables: data.tables } : undefined,
+    rollouts: { buckets: data.buckets, tables: data.tables },
     ...props,
   });
   return { app, data, pipelines, inference, stack };
@@ -116,6 +117,7 @@ const EXPECTED_ALARM_IDS = [
   ALARM_IDS.predictLatency,
   ALARM_IDS.apiLatency,
   ALARM_IDS.predictServerErrors,
+  ...ROLLOUT_GUARDRAIL_IDS,
   'lambda-errors-predict',
   'lambda-throttles-predict',
   'lambda-errors-drift',
@@ -129,9 +131,13 @@ const EXPECTED_ALARM_IDS = [
   'state-machine-failures-batch',
   'state-machine-timeouts-batch',
   'state-machine-aborts-batch',
+  'state-machine-failures-rollout',
+  'state-machine-timeouts-rollout',
+  'state-machine-aborts-rollout',
   'dlq-depth-schedules',
   'dlq-depth-approvals',
   'dlq-depth-drift',
+  'dlq-depth-rollout-guard',
 ];
 
 describe('MonitoringStack over the whole app (Lambda inference)', () => {
@@ -170,6 +176,18 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
       'Keel-test-Monitoring/DriftJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/models/churn/*]',
       'Keel-test-Monitoring/OnCall/DeadLetters AwsSolutions-SQS3',
       'Keel-test-Monitoring/OnCall/DeadLetters Serverless-SQSRedrivePolicy',
+      'Keel-test-Monitoring/Rollouts/DeadLetters AwsSolutions-SQS3',
+      'Keel-test-Monitoring/Rollouts/DeadLetters Serverless-SQSRedrivePolicy',
+      // The decision runs synchronously (a Step Functions task), the guard asynchronously (EventBridge).
+      'Keel-test-Monitoring/Rollouts/Decide/Function AwsSolutions-L1',
+      'Keel-test-Monitoring/Rollouts/Decide/Function Serverless-LambdaAsyncFailureDestination',
+      'Keel-test-Monitoring/Rollouts/Decide/Function Serverless-LambdaDLQ',
+      'Keel-test-Monitoring/Rollouts/Decide/Function Serverless-LambdaLatestVersion',
+      'Keel-test-Monitoring/Rollouts/Decide/Role AwsSolutions-IAM5[Resource::*]',
+      'Keel-test-Monitoring/Rollouts/Guard/Function AwsSolutions-L1',
+      'Keel-test-Monitoring/Rollouts/Guard/Function Serverless-LambdaDLQ',
+      'Keel-test-Monitoring/Rollouts/Guard/Function Serverless-LambdaLatestVersion',
+      'Keel-test-Monitoring/Rollouts/Guard/Role AwsSolutions-IAM5[Resource::*]',
     ]);
     for (const { reason } of acknowledged) expect(reason.length).toBeGreaterThan(40);
   });
@@ -203,8 +221,9 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
         DatapointsToAlarm: definition.datapointsToAlarm,
         ComparisonOperator: definition.comparisonOperator,
         TreatMissingData: definition.treatMissingData,
-        AlarmActions: [{ Ref: topicId }],
       });
+      // A guardrail notifies nobody: the rollout guard pages, naming the version and the alarm.
+      expect(alarm.AlarmActions).toEqual(definition.guardrail ? undefined : [{ Ref: topicId }]);
       expect(alarm.AlarmDescription).toContain(definition.runbook.slice(0, 40));
       if (definition.severity === 'page') expect(alarm.OKActions).toEqual([{ Ref: topicId }]);
       else expect(alarm.OKActions).toBeUndefined();
@@ -572,7 +591,10 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
 
   it('does not start retraining on drift unless asked', () => {
     expect(stack.retrainOnDrift).toBeUndefined();
-    const patterns = resources(template, 'AWS::Events::Rule').filter(([, r]) => r.Properties.EventPattern);
+    // The rollout guard's rule on the guardrail alarms is test/infra/rollout.test.ts's.
+    const patterns = resources(template, 'AWS::Events::Rule').filter(
+      ([id, r]) => r.Properties.EventPattern && !id.startsWith('Rollouts'),
+    );
     expect(patterns).toEqual([]);
   });
 });
@@ -586,7 +608,7 @@ describe('MonitoringStack options', () => {
       ([, r]) => r.Properties.AlarmName === alarmName(STAGE, ALARM_IDS.dataDriftPage),
     )![0];
     const [[, rule]] = resources(template, 'AWS::Events::Rule').filter(
-      ([, r]) => r.Properties.EventPattern,
+      ([id, r]) => r.Properties.EventPattern && !id.startsWith('Rollouts'),
     ) as [[string, Resource]];
     const queueId = resources(template, 'AWS::SQS::Queue')
       .map(([id]) => id)

@@ -297,7 +297,7 @@ describe('KMS: whoever may send to an encrypted topic or queue may use its key',
     )!;
     const key = JSON.stringify(topic[1].Properties!.KmsMasterKeyId);
     const machines = Object.values(pipelines).filter((r) => r.Type === 'AWS::StepFunctions::StateMachine');
-    expect(machines).toHaveLength(3);
+    expect(machines).toHaveLength(4);
     for (const machine of machines) {
       const role = (machine.Properties!.RoleArn as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
       const statements = Object.values(pipelines)

@@ -105,6 +105,30 @@ export const modelMetadata = (version: string, threshold = 0.5): ModelMetadata =
   parent: null,
 });
 
+/**
+ * Registers `count` versions (v1…) of `name` with {@link modelMetadata}'s fixture and made-up artifacts
+ * (nothing loads them), and promotes v1: a registry to roll versions out in.
+ */
+export async function registerFixtureVersions(registry: RegistryDeps, name: string, count: number) {
+  const {
+    name: _name,
+    version: _version,
+    created_at: _created,
+    artifact: _artifact,
+    ...metadata
+  } = modelMetadata('v1');
+  for (let seed = 1; seed <= count; seed++) {
+    await registerModel(registry, { name, onnx: new Uint8Array([seed, 7]), metadata, baseline: {} });
+  }
+  await promote(registry, {
+    name,
+    version: 'v1',
+    featureFingerprint: FEATURE_SET.fingerprint,
+    reason: 'first',
+    actor: 'test',
+  });
+}
+
 /** What the SDK throws when S3 or DynamoDB does not answer: callDependency makes it UnavailableError. */
 export const connectionRefused = () =>
   Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4566'), { code: 'ECONNREFUSED' });

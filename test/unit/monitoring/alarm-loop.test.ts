@@ -198,13 +198,14 @@ describe('local alarm loop', () => {
         'api-latency-p99',
         'dlq-depth-approvals',
         'dlq-depth-drift',
+        'dlq-depth-rollout-guard',
         'dlq-depth-schedules',
         'lambda-errors-drift',
         'lambda-errors-predict',
         'lambda-throttles-drift',
         'lambda-throttles-predict',
         ...['failures', 'timeouts', 'aborts'].flatMap((kind) =>
-          ['batch', 'etl', 'retrain'].map((machine) => `state-machine-${kind}-${machine}`),
+          ['batch', 'etl', 'retrain', 'rollout'].map((machine) => `state-machine-${kind}-${machine}`),
         ),
       ].sort(),
     );

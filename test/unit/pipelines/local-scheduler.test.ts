@@ -18,6 +18,9 @@ function recordingRunner(started: string[]): PipelineRunner {
       started.push('drift');
       return { ...done, pipeline: 'drift' };
     },
+    guard: async () => {
+      throw new Error('no schedule starts the rollout guard');
+    },
   };
 }
 
