@@ -1,4 +1,5 @@
-import { UserError } from '#cli/output.ts';
+import { type Output, UserError } from '#cli/output.ts';
+import { type StartedRolloutDecision, startRolloutDecision } from '#cli/rollout-decision.ts';
 import type { PlatformContext } from '#local/platform-context.ts';
 import { ConflictError, type FieldIssue, ValidationError } from '#shared/errors.ts';
 import { FEATURE_SET } from '#shared/features/index.ts';
@@ -27,15 +28,19 @@ export interface RolloutInput {
 const FLAGS: Readonly<Record<string, string>> = { percent: '--percent', bake: '--bake' };
 
 /**
- * Starts a rollout of `input.version` beside the champion: the single entry point of `keel models
- * shadow` and `keel models canary`.
+ * Starts a rollout of `input.version` beside the champion, then its decision (the rollout state
+ * machine: locally in the running `keel up`, with `--stage` on the stage): the single entry point of
+ * `keel models shadow` and `keel models canary`. A rollout whose decision cannot start is ended again
+ * at once, so that none runs undecided.
  */
 export async function beginRollout(
   ctx: PlatformContext,
+  output: Output,
   input: RolloutInput,
-): Promise<{ rollout: Rollout; deployment: Deployment }> {
+): Promise<{ rollout: Rollout; deployment: Deployment; decision: StartedRolloutDecision }> {
+  let started: { rollout: Rollout; deployment: Deployment };
   try {
-    return await startRollout(ctx.registry, {
+    started = await startRollout(ctx.registry, {
       name: ctx.modelName,
       ...input,
       featureFingerprint: FEATURE_SET.fingerprint,
@@ -46,6 +51,18 @@ export async function beginRollout(
     if (issues.some((issue) => issue.path in FLAGS)) {
       throw new UserError(issues.map((i) => `${FLAGS[i.path] ?? i.path}: ${i.message}`).join('; '));
     }
+    throw error;
+  }
+  try {
+    const decision = await startRolloutDecision(output, ctx.modelName, started.rollout);
+    return { ...started, decision };
+  } catch (error) {
+    await endRollout(ctx.registry, {
+      name: ctx.modelName,
+      rolloutId: started.rollout.id,
+      reason: `its decision could not be started: ${(error as Error).message}`,
+      actor: ctx.actor,
+    });
     throw error;
   }
 }

@@ -21,7 +21,7 @@ export function registerRollouts(models: Command, output: Output): void {
   const start =
     (mode: RolloutMode) => (version: string, options: { bake: string; percent?: number; reason: string }) =>
       output.withPlatform(async (ctx) => {
-        const started = await beginRollout(ctx, {
+        const started = await beginRollout(ctx, output, {
           version,
           mode,
           percent: options.percent,
@@ -33,7 +33,10 @@ export function registerRollouts(models: Command, output: Output): void {
           [
             `started ${rolloutName(rollout)} beside champion ${rollout.champion}`,
             `  now: ${rolloutServing(rollout)}`,
-            `  decision due ${decisionDue(rollout, new Date())}`,
+            `  decision due ${decisionDue(rollout, new Date())}, by ` +
+              (started.decision.where === 'stage'
+                ? `execution ${started.decision.execution}`
+                : 'the running keel up (unless a guardrail alarm ends it first)'),
             `  \`keel models rollout\` shows it; \`keel models rollout abort\` ends it; ` +
               `\`keel models promote ${rollout.version}\` promotes it now`,
           ].join('\n'),

@@ -56,6 +56,7 @@ export const GUARDRAIL_ALARM_IDS = {
   positiveRate: 'rollout-positive-rate-delta',
   scoreShift: 'rollout-score-shift',
   agreement: 'rollout-shadow-agreement',
+  refused: 'rollout-challenger-refused',
 } as const;
 
 export const ROLLOUT_GUARDRAIL_IDS: readonly string[] = Object.values(GUARDRAIL_ALARM_IDS);
@@ -394,6 +395,21 @@ function rolloutAlarms(options: MonitoringOptions): AlarmDefinition[] {
       comparisonOperator: 'LessThanThreshold',
       threshold: rollout.minAgreementPercent,
       description: `Rollout guardrail (shadow): the challenger decided as the champion on less than ${rollout.minAgreementPercent}% of the requests (periods with at least ${rollout.minSamples} of them) ${window}.`,
+    },
+    {
+      ...common,
+      id: GUARDRAIL_ALARM_IDS.refused,
+      metric: single(of(ROLLOUT_METRICS.refused, 'challenger', 'Sum')),
+      // A refusal is no chance event: the first one ends the rollout.
+      evaluationPeriods: 1,
+      datapointsToAlarm: 1,
+      comparisonOperator: 'GreaterThanOrEqualToThreshold',
+      threshold: 1,
+      description:
+        "Rollout guardrail: a predict process refused to load the challenger (its artifact's sha256 or its feature fingerprint does not match the registry, or it does not load); the champion answers alone.",
+      runbook:
+        `${ROLLOUT_RUNBOOK} The predict function's log says "model challenger-refused" with the version and the error: ` +
+        'a tampered or corrupt model.onnx, or a version trained on other features, is never served; register a good one.',
     },
   ];
 }

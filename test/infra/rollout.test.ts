@@ -244,7 +244,8 @@ describe('the rollout functions and the guard rule (monitoring stack)', () => {
       {
         Effect: 'Allow',
         Action: 'cloudwatch:DescribeAlarms',
-        Resource: ROLLOUT_GUARDRAIL_IDS.map(guardrailArn),
+        // CDK sorts a statement's resources.
+        Resource: [...ROLLOUT_GUARDRAIL_IDS].sort().map(guardrailArn),
       },
     ]);
   });

@@ -70,16 +70,19 @@ describe('rollout guardrails in the catalog', () => {
       'rollout-positive-rate-delta',
       'rollout-score-shift',
       'rollout-shadow-agreement',
+      'rollout-challenger-refused',
     ]);
     for (const id of ROLLOUT_GUARDRAIL_IDS) {
       const alarm = guardrail(id);
+      const refused = id === 'rollout-challenger-refused';
       expect(alarm, id).toMatchObject({
         severity: 'warn',
         source: 'emf',
         guardrail: true,
         periodSeconds: 60,
-        evaluationPeriods: 3,
-        datapointsToAlarm: 2,
+        // A refusal is deterministic: its first datapoint alarms.
+        evaluationPeriods: refused ? 1 : 3,
+        datapointsToAlarm: refused ? 1 : 2,
         // No rollout, no data: no alarm.
         treatMissingData: 'notBreaching',
       });
