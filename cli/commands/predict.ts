@@ -71,11 +71,11 @@ Examples:
         const r = result as {
           prediction: number;
           probability: number;
-          model: { name: string; version: string };
+          model: { name: string; version: string; variant?: string };
         };
         return (
           `${customerId}: ${r.prediction === 1 ? 'will churn' : 'will stay'} (probability ${r.probability.toFixed(4)}, ` +
-          `model ${r.model.name} ${r.model.version})` +
+          `model ${r.model.name} ${r.model.version}${r.model.variant === 'canary' ? ', the canary' : ''})` +
           ((result.warnings as string[] | undefined)?.map((w) => `\n  warning: ${w}`).join('') ?? '')
         );
       });

@@ -8,6 +8,7 @@ import {
   rolloutName,
   rolloutServing,
 } from '#cli/rollout.ts';
+import { type RolloutFigures, rolloutFigures } from '#cli/rollout-figures.ts';
 import { endRollout, getAliases, history } from '#shared/registry/registry.ts';
 import { CANARY_PERCENT, DEFAULT_BAKE, parseDuration, type RolloutMode } from '#shared/registry/rollout.ts';
 
@@ -110,7 +111,14 @@ Examples:
           history(ctx.registry, ctx.modelName),
         ]);
         const last = rollout ? null : lastRolloutEnd(log);
-        output.result({ name: ctx.modelName, rollout: rollout ?? null, last }, () => {
+        // The figures help; the status stands without them (a stage may deny CloudWatch reads).
+        const figures = rollout
+          ? await rolloutFigures(output, rollout).catch((error: unknown) => {
+              output.info(`per-variant figures not read: ${(error as Error).message}`);
+              return null;
+            })
+          : null;
+        output.result({ name: ctx.modelName, rollout: rollout ?? null, last, figures }, () => {
           if (rollout) {
             return [
               `${ctx.modelName}: ${rolloutName(rollout)} against champion ${rollout.champion}`,
@@ -123,6 +131,7 @@ Examples:
               `  reason     ${rollout.reason}`,
               `  actor      ${rollout.actor}`,
               `  rollout    ${rollout.id}`,
+              ...(figures ? figureLines(figures) : []),
             ].join('\n');
           }
           return [
@@ -160,4 +169,17 @@ Examples:
         );
       }),
     );
+}
+
+/** Requests per variant and each guardrail's state and newest value, under the rollout's record. */
+function figureLines(figures: RolloutFigures): string[] {
+  const width = Math.max(...figures.guardrails.map((g) => g.id.length));
+  return [
+    `  requests   champion ${figures.requests.champion.toLocaleString('en-US')}, challenger ${figures.requests.challenger.toLocaleString('en-US')} (since the start)`,
+    `  guardrails (${figures.source}):`,
+    ...figures.guardrails.map(
+      (g) =>
+        `    ${g.id.padEnd(width)}  ${g.state.padEnd(17)} ${g.condition}  last ${g.lastValue === null ? '–' : String(Number(g.lastValue.toPrecision(4)))}`,
+    ),
+  ];
 }

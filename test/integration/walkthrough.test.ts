@@ -18,6 +18,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const DOCS = [
   'README.md',
   'docs/walkthrough.md',
+  'docs/rollout.md',
   'docs/architecture.md',
   'docs/deploy.md',
   'docs/runbook.md',
