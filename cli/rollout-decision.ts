@@ -2,7 +2,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { startStageExecution } from '#cli/stage/executions.ts';
 import { requestRolloutDecision } from '#local/rollout-decisions.ts';
 import { keelHome, requireRuntime } from '#local/running-platform.ts';
-import type { Rollout } from '#shared/registry/rollout.ts';
+import { type Rollout, rolloutDecisionStart } from '#shared/registry/rollout.ts';
 import { type Output, UserError } from './output.ts';
 
 /** Where the decision of a rollout runs, once started. */
@@ -24,10 +24,7 @@ export async function startRolloutDecision(
   name: string,
   rollout: Pick<Rollout, 'id' | 'bake_ends_at'>,
 ): Promise<StartedRolloutDecision> {
-  // Step Functions waits until a timestamp's whole second (it drops the milliseconds): rounded up, the
-  // wait never ends before the bake does.
-  const bakeEndsAt = new Date(Math.ceil(Date.parse(rollout.bake_ends_at) / 1000) * 1000).toISOString();
-  const input = { name, rolloutId: rollout.id, bakeEndsAt };
+  const input = rolloutDecisionStart(name, rollout);
   const stage = await output.stage();
   if (stage) {
     const arn = stage.stateMachines.rollout;

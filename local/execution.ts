@@ -10,6 +10,9 @@ import { ExecutionAbortedError, ExecutionTimeoutError, type StateMachine } from 
 
 export type TaskHandler = (input: unknown) => Promise<unknown>;
 
+/** The longest a Node.js timer holds: a longer one fires at once (with a warning). */
+export const MAX_LOCAL_WAIT_MS = 2 ** 31 - 1;
+
 export type ExecutionStatus = 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
 
 export interface ExecutionOutcome<T> {

@@ -14,9 +14,10 @@ import { localAlarmCatalog, ONCALL_WEBHOOK_ENV } from './alarms.ts';
 import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';
 import { startLocalCloudWatch } from './cloudwatch.ts';
 import { functionOf, type LocalDeployment, loadLocalDeployment } from './deployment/deployment.ts';
-import { type ExecutionStatus, executeLocally, type TaskHandler } from './execution.ts';
+import { type ExecutionStatus, executeLocally, MAX_LOCAL_WAIT_MS, type TaskHandler } from './execution.ts';
 import { startLocalFunctions } from './lambda/functions.ts';
 import { fileNotifier, type Notification } from './notifications.ts';
+import { type RolloutDecisionInput, requestRolloutDecision } from './rollout-decisions.ts';
 import { Authorizer, type Principal } from './rules/authorizer.ts';
 import { awsRulesEnforced } from './rules/switch.ts';
 import { authorizePublish, startLocalSns } from './sns.ts';
@@ -207,6 +208,30 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
     });
     return lambda.invoke(functionArn, input);
   };
+  // StartExecution of the rollout decision (a retrain that rolls its candidate out): the running
+  // `keel up` runs it, as Step Functions would (local/rollout-decisions.ts), with the caller's grant checked.
+  const startExecution = (pipeline: PipelineName) => async (parameters: unknown) => {
+    const { StateMachineArn, Input, Name } = parameters as {
+      StateMachineArn: string;
+      Input: unknown;
+      Name: string;
+    };
+    const rollout = machineOf('rollout');
+    if (StateMachineArn !== rollout.arn) {
+      throw new Error(`the local runner starts only the rollout state machine, not ${StateMachineArn}`);
+    }
+    await authorizer?.authorize({
+      principal: roleOf(pipeline),
+      action: 'states:StartExecution',
+      resource: rollout.arn,
+    });
+    // requestRolloutDecision checks the input against its schema.
+    await requestRolloutDecision(options.home, Input as RolloutDecisionInput);
+    return {
+      ExecutionArn: `${rollout.arn.replace(':stateMachine:', ':execution:')}:${Name}`,
+      StartDate: new Date().toISOString(),
+    };
+  };
   const handlers = Object.fromEntries(
     PIPELINE_NAMES.map((pipeline) => [
       pipeline,
@@ -214,6 +239,7 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
         lambda: (functionArn) => invoke(pipeline, functionArn),
         publish: notify(pipeline),
         recordAndWait: approve,
+        startExecution: startExecution(pipeline),
       }),
     ]),
   ) as Record<PipelineName, Record<string, TaskHandler>>;
@@ -295,9 +321,6 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
   };
 }
 
-/** The longest a Node.js timer holds: a longer one fires at once (with a warning). */
-export const MAX_LOCAL_WAIT_MS = 2 ** 31 - 1;
-
 /**
  * Refuses an execution whose Wait state would wait longer than a timer holds, where the execution's
  * input names the time (`TimestampPath: $.key`): the emulator's single timer would end the wait at
@@ -343,6 +366,7 @@ function bindTaskStates(
     readonly lambda: (functionArn: string) => TaskHandler;
     readonly publish: TaskHandler;
     readonly recordAndWait: TaskHandler;
+    readonly startExecution: TaskHandler;
   },
 ): Record<string, TaskHandler> {
   const handlers: Record<string, TaskHandler> = {};
@@ -354,6 +378,7 @@ function bindTaskStates(
       const resource = String(state.Resource);
       if (resource.startsWith('arn:aws:lambda:')) handlers[name] = bind.lambda(resource);
       else if (resource === 'arn:aws:states:::sns:publish') handlers[name] = bind.publish;
+      else if (resource === 'arn:aws:states:::states:startExecution') handlers[name] = bind.startExecution;
       else if (resource === APPROVAL_TASK_RESOURCE) handlers[name] = bind.recordAndWait;
       else throw new Error(`state "${name}" calls ${resource}, which the local runner cannot run`);
     }

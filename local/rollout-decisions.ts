@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ConflictError, KeelError } from '#shared/errors.ts';
 import { rolloutSchema } from '#shared/registry/rollout.ts';
-import type { ExecutionStatus } from './execution.ts';
-import { MAX_LOCAL_WAIT_MS, type PipelineRunner } from './pipelines.ts';
+import { type ExecutionStatus, MAX_LOCAL_WAIT_MS } from './execution.ts';
 
 /**
  * The rollout decisions of the local platform: the executions of the rollout state machine that
@@ -116,6 +115,24 @@ export async function requestRolloutDecision(
   }
 }
 
+/**
+ * What runs a decision: the pipeline runner's `run` of the rollout state machine (local/pipelines.ts,
+ * which starts decisions through this module, so the type is stated here rather than imported).
+ */
+export interface DecisionRunner {
+  run(
+    pipeline: 'rollout',
+    input: Record<string, unknown>,
+    onTaskDone: undefined,
+    onTaskFailed: undefined,
+    signal: AbortSignal,
+  ): Promise<{
+    readonly status: ExecutionStatus;
+    readonly output: unknown;
+    readonly error?: { readonly name: string; readonly message: string };
+  }>;
+}
+
 export interface RolloutDecisions {
   /** Takes the requests not taken yet (also done every `pollMs`). */
   scan(): Promise<void>;
@@ -131,7 +148,7 @@ export interface RolloutDecisions {
  */
 export function startRolloutDecisions(options: {
   readonly home: string;
-  readonly runner: Pick<PipelineRunner, 'run'>;
+  readonly runner: DecisionRunner;
   readonly log?: (message: string) => void;
   readonly pollMs?: number;
 }): RolloutDecisions {

@@ -5,7 +5,8 @@ import { newestFeatureDataset } from '#shared/offline/features-dataset.ts';
 import { step } from '#shared/pipelines/step.ts';
 import { pipelineContext } from '#shared/pipelines/task-context.ts';
 import { versionSchema } from '#shared/registry/metadata.ts';
-import { promote as promoteVersion } from '#shared/registry/registry.ts';
+import { promote as promoteVersion, startRollout } from '#shared/registry/registry.ts';
+import { retrainRolloutSchema, rolloutDecisionStart } from '#shared/registry/rollout.ts';
 import { promotionDecision, trainAndRegister } from '#shared/training/retrain.ts';
 
 const ctx = pipelineContext();
@@ -23,6 +24,7 @@ export const train = step(
     margin: z.number().min(0).max(1).default(0),
     promotion: z.enum(['always', 'if-better', 'never']).default('if-better'),
     requireApproval: z.boolean().default(false),
+    rollout: retrainRolloutSchema.default({ mode: 'promote' }),
   }),
   async (input) => {
     const datasetPrefix = input.datasetPrefix ?? (await newestFeatureDataset(deps.s3, deps.featuresBucket));
@@ -42,20 +44,40 @@ export const train = step(
       promote: decision.promote,
       reason: decision.reason,
       requireApproval: input.requireApproval,
+      rollout: input.rollout,
     };
   },
 );
 
-/** Moves the champion from the one the candidate was compared with; a move in between is a conflict. */
+/**
+ * Moves the champion from the one the candidate was compared with (a move in between is a conflict),
+ * or, with `rollout` (stage config `retrain.rollout`), starts a rollout of the candidate beside it: then
+ * the output carries the `decision` input the state machine starts the rollout's decision with.
+ */
 export const promote = step(
-  z.object({ version: versionSchema, champion: versionSchema.nullable(), reason: z.string().min(1) }),
-  (input) =>
-    promoteVersion(ctx.registry, {
+  z.object({
+    version: versionSchema,
+    champion: versionSchema.nullable(),
+    reason: z.string().min(1),
+    rollout: retrainRolloutSchema.default({ mode: 'promote' }),
+  }),
+  async (input) => {
+    const common = {
       name: ctx.modelName,
       version: input.version,
-      expected: input.champion as `v${number}` | null,
       featureFingerprint: FEATURE_SET.fingerprint,
       reason: `retrain: ${input.reason}`,
       actor: 'retrain-state-machine',
-    }),
+    };
+    // No champion to compare with: a rollout has nothing to stand beside, so the first one is promoted.
+    if (input.rollout.mode === 'promote' || input.champion === null) {
+      return promoteVersion(ctx.registry, { ...common, expected: input.champion as `v${number}` | null });
+    }
+    const { rollout, deployment } = await startRollout(ctx.registry, {
+      ...common,
+      ...input.rollout,
+      expectedChampion: input.champion as `v${number}`,
+    });
+    return { ...deployment, decision: rolloutDecisionStart(ctx.modelName, rollout) };
+  },
 );

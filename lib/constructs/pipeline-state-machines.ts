@@ -13,6 +13,7 @@ import {
   Errors,
   Fail,
   type IChainable,
+  IntegrationPattern,
   JitterType,
   JsonPath,
   LogLevel,
@@ -25,7 +26,7 @@ import {
   Wait,
   WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
-import { LambdaInvoke, SnsPublish } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { LambdaInvoke, SnsPublish, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
@@ -178,6 +179,67 @@ export class PipelineStateMachines extends Construct {
         f.etlFinalize,
       ]);
     }
+    // Rollout decision: one execution per rollout, started with it. It only waits and decides once: a
+    // guardrail firing during the bake reaches the guard through EventBridge, not a polling loop here
+    // (a 30-day shadow polled every minute would outgrow an execution's 25,000 history events).
+    {
+      const s = PIPELINES.rollout.states;
+      const bake = new Wait(this, 'RolloutBake', {
+        stateName: s.bake,
+        time: WaitTime.timestampPath('$.bakeEndsAt'),
+      });
+      // Created by the monitoring stack (ROLLOUT_FUNCTIONS): invoked by name, not referenced.
+      const decideFunction = LambdaFunction.fromFunctionName(
+        this,
+        'RolloutDecideFunction',
+        ROLLOUT_FUNCTIONS.decideName(props.stage),
+      );
+      const decide = task(
+        s.decide,
+        decideFunction,
+        { 'name.$': '$.name', 'rolloutId.$': '$.rolloutId', 'bakeEndsAt.$': '$.bakeEndsAt' },
+        '$.decision',
+        undefined,
+        Duration.seconds(ROLLOUT_FUNCTIONS.timeoutSeconds),
+      );
+      // The decision stands once made (promoted, or ended and paged): a notice that still fails after
+      // its retries fails the run with NotificationFailed, never as a failed decision.
+      const notify = withSnsRetry(
+        new SnsPublish(this, 'RolloutNotify', {
+          stateName: s.notify,
+          topic: props.notifications,
+          subject: JsonPath.format(
+            `Keel ${props.stage}: rollout {}`,
+            JsonPath.stringAt('$.decision.outcome'),
+          ),
+          message: TaskInput.fromObject({
+            pipeline: PIPELINES.rollout.name,
+            status: JsonPath.stringAt('$.decision.outcome'),
+            summary: JsonPath.stringAt('$.decision.summary'),
+            rolloutId: JsonPath.stringAt('$.rolloutId'),
+            execution: JsonPath.executionId,
+          }),
+          resultPath: JsonPath.DISCARD,
+        }),
+      ).addCatch(
+        new Fail(this, 'RolloutNotificationFailed', {
+          stateName: 'Notification failed',
+          error: NOTIFICATION_FAILED_ERROR,
+          cause:
+            'The rollout was decided and the decision stands (the promotion or the end is done, an end was paged); only the notice of it could not be published after retries. The SNS error is in the execution history.',
+        }),
+        { errors: ['States.ALL'], resultPath: '$.notificationError' },
+      );
+      catchAll([decide], failure('rollout'));
+      this.rollout = this.machine(
+        'rollout',
+        props,
+        bake.next(decide).next(notify),
+        [decideFunction],
+        // The longest bake, then the decision.
+        Duration.seconds(BAKE_SECONDS.max).plus(PIPELINE_TIMEOUT),
+      );
+    }
     // Retrain
     {
       const s = PIPELINES.retrain.states;
@@ -189,6 +251,7 @@ export class PipelineStateMachines extends Construct {
           'version.$': '$.candidate.version',
           'champion.$': '$.candidate.champion',
           'reason.$': '$.candidate.reason',
+          'rollout.$': '$.candidate.rollout',
         },
         '$.deployment',
       );
@@ -225,6 +288,24 @@ export class PipelineStateMachines extends Construct {
         ).addCatch(notificationFailed, { errors: ['States.ALL'], resultPath: '$.notificationError' });
       const promoted = notify(s.notify, 'Promoted');
       const kept = notify('Notify kept', 'Kept');
+      // retrain.rollout: the candidate went into a rollout instead; its decision starts here, as
+      // `keel models shadow|canary` starts it (named after the rollout: a retried start starts one).
+      const startDecision = new StepFunctionsStartExecution(this, 'RetrainStartRolloutDecision', {
+        stateName: s.startDecision,
+        stateMachine: this.rollout,
+        integrationPattern: IntegrationPattern.REQUEST_RESPONSE,
+        input: TaskInput.fromJsonPathAt('$.deployment.decision'),
+        name: JsonPath.stringAt('$.deployment.decision.rolloutId'),
+        resultPath: JsonPath.DISCARD,
+      });
+      startDecision.addRetry({ errors: ['States.TaskFailed'], maxAttempts: TASK_RETRY_ATTEMPTS });
+      const rolledOut = notify('Notify rolled out', 'RolledOut', props.notifications, {
+        rollout: JsonPath.objectAt('$.deployment.rollout'),
+        decision: JsonPath.objectAt('$.deployment.decision'),
+      });
+      const promotedOrRolledOut = new Choice(this, 'RetrainPromotedOrRolledOut', { stateName: s.rolledOut })
+        .when(Condition.isPresent('$.deployment.decision'), startDecision.next(rolledOut))
+        .otherwise(promoted);
 
       // The approval gate (`requireApproval` in the input). The approvers are asked on their topic, with
       // the commands that answer; the request and its task token go into the registry table, where
@@ -309,7 +390,7 @@ export class PipelineStateMachines extends Construct {
       const approved = new Choice(this, 'RetrainApproved', { stateName: s.approved })
         .when(Condition.booleanEquals('$.approval.approved', true), promote)
         .otherwise(notApproved);
-      promote.next(promoted);
+      promote.next(promotedOrRolledOut);
       const decide = new Choice(this, 'RetrainDecide', { stateName: s.decide })
         .when(Condition.booleanEquals('$.candidate.promote', false), kept)
         .when(
@@ -318,7 +399,7 @@ export class PipelineStateMachines extends Construct {
         )
         .otherwise(promote);
       const retrainFailure = failure('retrain');
-      catchAll([train, promote, request], retrainFailure);
+      catchAll([train, promote, request, startDecision], retrainFailure);
       wait.addCatch(retrainFailure, { errors: [Errors.ALL], resultPath: '$.error' });
 
       // The execution outlives its longest path: the tasks with every retry, and the wait for a person.
@@ -365,67 +446,6 @@ export class PipelineStateMachines extends Construct {
         f.batchScore,
         f.batchFinalize,
       ]);
-    }
-    // Rollout decision: one execution per rollout, started with it. It only waits and decides once: a
-    // guardrail firing during the bake reaches the guard through EventBridge, not a polling loop here
-    // (a 30-day shadow polled every minute would outgrow an execution's 25,000 history events).
-    {
-      const s = PIPELINES.rollout.states;
-      const bake = new Wait(this, 'RolloutBake', {
-        stateName: s.bake,
-        time: WaitTime.timestampPath('$.bakeEndsAt'),
-      });
-      // Created by the monitoring stack (ROLLOUT_FUNCTIONS): invoked by name, not referenced.
-      const decideFunction = LambdaFunction.fromFunctionName(
-        this,
-        'RolloutDecideFunction',
-        ROLLOUT_FUNCTIONS.decideName(props.stage),
-      );
-      const decide = task(
-        s.decide,
-        decideFunction,
-        { 'name.$': '$.name', 'rolloutId.$': '$.rolloutId', 'bakeEndsAt.$': '$.bakeEndsAt' },
-        '$.decision',
-        undefined,
-        Duration.seconds(ROLLOUT_FUNCTIONS.timeoutSeconds),
-      );
-      // The decision stands once made (promoted, or ended and paged): a notice that still fails after
-      // its retries fails the run with NotificationFailed, never as a failed decision.
-      const notify = withSnsRetry(
-        new SnsPublish(this, 'RolloutNotify', {
-          stateName: s.notify,
-          topic: props.notifications,
-          subject: JsonPath.format(
-            `Keel ${props.stage}: rollout {}`,
-            JsonPath.stringAt('$.decision.outcome'),
-          ),
-          message: TaskInput.fromObject({
-            pipeline: PIPELINES.rollout.name,
-            status: JsonPath.stringAt('$.decision.outcome'),
-            summary: JsonPath.stringAt('$.decision.summary'),
-            rolloutId: JsonPath.stringAt('$.rolloutId'),
-            execution: JsonPath.executionId,
-          }),
-          resultPath: JsonPath.DISCARD,
-        }),
-      ).addCatch(
-        new Fail(this, 'RolloutNotificationFailed', {
-          stateName: 'Notification failed',
-          error: NOTIFICATION_FAILED_ERROR,
-          cause:
-            'The rollout was decided and the decision stands (the promotion or the end is done, an end was paged); only the notice of it could not be published after retries. The SNS error is in the execution history.',
-        }),
-        { errors: ['States.ALL'], resultPath: '$.notificationError' },
-      );
-      catchAll([decide], failure('rollout'));
-      this.rollout = this.machine(
-        'rollout',
-        props,
-        bake.next(decide).next(notify),
-        [decideFunction],
-        // The longest bake, then the decision.
-        Duration.seconds(BAKE_SECONDS.max).plus(PIPELINE_TIMEOUT),
-      );
     }
   }
 

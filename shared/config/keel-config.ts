@@ -21,7 +21,13 @@ import {
   ScheduleExpressionError,
 } from '#shared/pipelines/schedules.ts';
 import { DEFAULT_MODEL_NAME, modelNameSchema } from '#shared/registry/metadata.ts';
-import { BAKE_SECONDS, CANARY_PERCENT, DEFAULT_BAKE, parseDuration } from '#shared/registry/rollout.ts';
+import {
+  BAKE_SECONDS,
+  CANARY_PERCENT,
+  DEFAULT_BAKE,
+  parseDuration,
+  type RetrainRollout,
+} from '#shared/registry/rollout.ts';
 
 /**
  * The configuration of one deployment stage, declared once: `bin/app.ts` turns it into the stacks'
@@ -79,12 +85,6 @@ const scheduleSchema = (key: ScheduleKey) =>
       enabled: bool().default(true),
     })
     .prefault({});
-
-/** What a retrain does with a candidate it would promote: promote it, or roll it out beside the champion. */
-export type RetrainRollout =
-  | { readonly mode: 'promote' }
-  | { readonly mode: 'shadow'; readonly bakeSeconds: number }
-  | { readonly mode: 'canary'; readonly percent: number; readonly bakeSeconds: number };
 
 /** A canary's share when `retrain.rollout` names the mode alone. */
 export const DEFAULT_RETRAIN_CANARY_PERCENT = 10;
@@ -501,6 +501,7 @@ export function configuredSchedules(config: KeelConfig): ScheduleDefinition[] {
             ...declared.input,
             margin: config.retrain.promotionMargin,
             ...(config.retrain.requireApproval ? { requireApproval: true } : {}),
+            ...(config.retrain.rollout.mode === 'promote' ? {} : { rollout: config.retrain.rollout }),
           }
         : declared.input;
     return { ...declared, expression, enabled, input };

@@ -24,6 +24,8 @@ export const PIPELINES = {
       notApproved: 'Notify not approved',
       approvalExpired: 'Notify approval expired',
       promote: 'Promote',
+      rolledOut: 'Promoted or rolled out?',
+      startDecision: 'Start the rollout decision',
       notify: 'Notify result',
     },
   },

@@ -456,6 +456,8 @@ async function moveAliases(
 export interface StartRolloutInput extends RolloutRequest {
   readonly name: string;
   readonly version: string;
+  /** The champion the caller compared the version with; the rollout starts only beside it. */
+  readonly expectedChampion?: ModelVersion;
   /** Fingerprint of the feature set running here; a challenger trained on another one is refused. */
   readonly featureFingerprint: string;
   readonly reason: string;
@@ -487,6 +489,12 @@ export async function startRollout(
   }
   if (aliases.champion === target.version) {
     throw new ConflictError(`${target.version} is already the champion of ${input.name}`);
+  }
+  if (input.expectedChampion !== undefined && aliases.champion !== input.expectedChampion) {
+    throw new ConflictError(
+      `the champion of ${input.name} moved: expected ${input.expectedChampion}, it is now ${aliases.champion}; ` +
+        `${target.version} was compared with ${input.expectedChampion}, not with it`,
+    );
   }
   if (aliases.rollout) {
     throw new ConflictError(

@@ -147,6 +147,41 @@ export function variantFor(
   return rolloutBucket(rollout.id, customerId) < rollout.percent ? 'canary' : 'champion';
 }
 
+/**
+ * What a retrain does with a candidate it would promote (stage config `retrain.rollout`, carried in the
+ * retrain's execution input): promote it, or start a rollout of it.
+ */
+export const retrainRolloutSchema = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('promote') }),
+  z.strictObject({
+    mode: z.literal('shadow'),
+    bakeSeconds: z.int().min(BAKE_SECONDS.min).max(BAKE_SECONDS.max),
+  }),
+  z.strictObject({
+    mode: z.literal('canary'),
+    percent: z.int().min(CANARY_PERCENT.min).max(CANARY_PERCENT.max),
+    bakeSeconds: z.int().min(BAKE_SECONDS.min).max(BAKE_SECONDS.max),
+  }),
+]);
+export type RetrainRollout = z.infer<typeof retrainRolloutSchema>;
+
+/** What the rollout state machine is started with: the rollout, and when its bake ends. */
+export interface RolloutDecisionStart {
+  readonly name: string;
+  readonly rolloutId: string;
+  /** ISO 8601, rounded up to the second: Step Functions drops a timestamp's milliseconds, so its Wait never ends before the bake. */
+  readonly bakeEndsAt: string;
+}
+
+/** The decision's execution input for `rollout` of model `name` (the CLI and a retrain start it alike). */
+export function rolloutDecisionStart(
+  name: string,
+  rollout: Pick<Rollout, 'id' | 'bake_ends_at'>,
+): RolloutDecisionStart {
+  const bakeEndsAt = new Date(Math.ceil(Date.parse(rollout.bake_ends_at) / 1000) * 1000).toISOString();
+  return { name, rolloutId: rollout.id, bakeEndsAt };
+}
+
 /** A rollout as stored: the alias item's `challenger` attribute, checked when read. */
 export const rolloutSchema = z.object({
   id: z.string().regex(/^r-[0-9a-f]{12}$/),

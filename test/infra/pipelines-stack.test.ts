@@ -97,7 +97,7 @@ describe('pipeline state machines', () => {
     expect(lambdaTasks.map(([, state]) => state.TimeoutSeconds)).toEqual([300, 900, 60]);
   });
 
-  it('retrain: train → Choice on the decision → promote → notify, or notify kept', () => {
+  it('retrain: train → Choice on the decision → promote → notify (or start the rollout decision → notify), or notify kept', () => {
     const retrain = definition('keel-test-retrain');
     const s = PIPELINES.retrain.states;
     expect(retrain.StartAt).toBe(s.train);
@@ -113,12 +113,48 @@ describe('pipeline state machines', () => {
       Choices: [{ Variable: '$.approval.approved', BooleanEquals: true, Next: s.promote }],
       Default: s.notApproved,
     });
-    expect(retrain.States[s.promote]).toMatchObject({ Next: s.notify, ResultPath: '$.deployment' });
+    expect(retrain.States[s.promote]).toMatchObject({
+      Next: s.rolledOut,
+      ResultPath: '$.deployment',
+      Parameters: expect.objectContaining({ 'rollout.$': '$.candidate.rollout' }),
+    });
+    // retrain.rollout: a candidate handed to a rollout has its decision started, named after the rollout.
+    expect(retrain.States[s.rolledOut]).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.deployment.decision', IsPresent: true, Next: s.startDecision }],
+      Default: s.notify,
+    });
+    const rollout = logicalId('AWS::StepFunctions::StateMachine', { StateMachineName: 'keel-test-rollout' });
+    expect(retrain.States[s.startDecision]).toMatchObject({
+      Resource: 'arn:aws:states:::states:startExecution',
+      Parameters: {
+        StateMachineArn: expect.stringMatching(`:${rollout}$`),
+        'Input.$': '$.deployment.decision',
+        'Name.$': '$.deployment.decision.rolloutId',
+      },
+      ResultPath: null,
+      Next: 'Notify rolled out',
+    });
     expect(retrain.States[s.notify]).toMatchObject({
       Type: 'Task',
       Resource: 'arn:aws:states:::sns:publish',
       End: true,
     });
+  });
+
+  it('only the retrain may start the rollout state machine (the CLI starts it as the operator)', () => {
+    const rollout = logicalId('AWS::StepFunctions::StateMachine', { StateMachineName: 'keel-test-rollout' });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: 'states:StartExecution', Effect: 'Allow', Resource: { Ref: rollout } }),
+        ]),
+      },
+    });
+    const starters = Object.entries(template.findResources('AWS::IAM::Policy'))
+      .filter(([, policy]) => JSON.stringify(policy).includes(JSON.stringify({ Ref: rollout })))
+      .map(([, policy]) => policy.Properties.Roles);
+    expect(starters).toEqual([[{ Ref: expect.stringMatching(/^StateMachinesretrainStateMachineRole/) }]]);
   });
 
   it('retrain: the approval gate asks the approvers with the commands, records the token, waits 24 h', () => {

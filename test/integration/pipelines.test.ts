@@ -3,13 +3,15 @@ import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPipelineRunner, notificationsFile, type PipelineRunner } from '#local/pipelines.ts';
+import { readRolloutDecision, startRolloutDecisions } from '#local/rollout-decisions.ts';
 import type { BatchReport, BatchRunSummary } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { EtlReport, EtlRunSummary } from '#shared/etl/etl.ts';
 import { CSV_HEADER, toCsvLine } from '#shared/features/index.ts';
 import { decideApproval, listApprovals } from '#shared/pipelines/approvals.ts';
 import { getJson } from '#shared/pipelines/run-objects.ts';
-import { getChampion, listVersions } from '#shared/registry/registry.ts';
+import { endRollout, getAliases, getChampion, listVersions } from '#shared/registry/registry.ts';
+import { rolloutDecisionStart } from '#shared/registry/rollout.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
 
@@ -212,6 +214,54 @@ describe('retrain state machine', () => {
     expect(notifications.filter((n) => n.source === 'pipeline:retrain').map((n) => n.message.status)).toEqual(
       ['PROMOTED', 'PROMOTED', 'KEPT'],
     );
+  });
+
+  it('hands the candidate to a rollout when retrain.rollout says so, and starts its decision', async () => {
+    // The running platform's side of StartExecution: it takes the request as `keel up` does.
+    const decisions = startRolloutDecisions({ home: aws.home, runner, pollMs: 100 });
+    try {
+      const run = await runner.run<{ deployment?: Record<string, unknown> }>('retrain', {
+        algorithm: 'gbdt',
+        promotion: 'always',
+        rollout: { mode: 'canary', percent: 20, bakeSeconds: 3600 },
+      });
+      expect(run.status, JSON.stringify(run.error)).toBe('SUCCEEDED');
+      const { champion, rollout } = await getAliases(registry(), 'churn');
+      expect(champion).toBe('v2');
+      expect(rollout).toMatchObject({
+        version: 'v4',
+        champion: 'v2',
+        mode: 'canary',
+        percent: 20,
+        bake_seconds: 3600,
+      });
+      expect(run.output!.deployment).toMatchObject({
+        kind: 'rollout-start',
+        from: 'v2',
+        to: 'v4',
+        decision: { name: 'churn', rolloutId: rollout!.id },
+      });
+      const request = await readRolloutDecision(aws.home, rollout!.id);
+      expect(request?.input).toEqual(rolloutDecisionStart('churn', rollout!));
+      await expect
+        .poll(async () => (await readRolloutDecision(aws.home, rollout!.id))?.execution)
+        .toBeTruthy();
+      const statuses = (await readFile(notificationsFile(aws.home), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .filter((n) => n.source === 'pipeline:retrain')
+        .map((n) => n.message.status);
+      expect(statuses.at(-1)).toBe('ROLLEDOUT');
+      await endRollout(registry(), {
+        name: 'churn',
+        rolloutId: rollout!.id,
+        reason: 'test over',
+        actor: 'test',
+      });
+    } finally {
+      await decisions.stop();
+    }
   });
 });
 
