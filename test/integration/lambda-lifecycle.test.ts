@@ -1,11 +1,16 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalDeployment, LocalFunction } from '#local/deployment/deployment.ts';
 import { LambdaInvocationError, LocalLambda } from '#local/lambda/service.ts';
 import { LOCAL_SESSION_PREFIX } from '#shared/aws/clients.ts';
+import { untilGone } from '../support/processes.ts';
+
+const HOLD_ENVIRONMENT = fileURLToPath(new URL('../support/fixtures/hold-environment.ts', import.meta.url));
 
 /**
  * The local platform runs handlers the way Lambda does: init once per environment, one invocation at a
@@ -156,4 +161,25 @@ describe('a Lambda-like environment', () => {
     const { pid } = await lambda.invoke<{ pid: number }>(fn.name, { action: 'count' });
     expect(getPriority(pid)).toBe(10);
   });
+});
+
+describe('environments of a process stopped with SIGTERM', () => {
+  it('die with it: a frozen environment never outlives its process (as a test runner stops its workers)', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', HOLD_ENVIRONMENT], {
+      cwd: fileURLToPath(new URL('../../', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const descendants = await new Promise<number[]>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (chunk) => {
+        out += chunk;
+        const ready = /READY ([\d ]+)/.exec(out);
+        if (ready) resolve(ready[1]!.trim().split(' ').map(Number));
+      });
+      child.once('exit', (code) => reject(new Error(`the holding process exited (${code}) before READY`)));
+    });
+    expect(descendants.length).toBeGreaterThan(0);
+    child.kill('SIGTERM');
+    expect(await untilGone(descendants)).toEqual([]);
+  }, 120_000);
 });
