@@ -25,11 +25,33 @@ export const variantMetrics: Readonly<Record<VariantDimension, Metrics>> = {
   challenger: new Metrics({ ...metricsOptions, defaultDimensions: { [VARIANT_DIMENSION]: 'challenger' } }),
 };
 
-/** Writes the variant metrics a request added, before Lambda may freeze the environment. */
+/** Set by {@link publishVariantMetricsEvery}: a timer publishes them, not each request. */
+let publishedByTimer = false;
+
+/**
+ * Writes the variant metrics a request added, before Lambda may freeze the environment: at the end of
+ * every invocation, unless a long-running process publishes them on a timer.
+ */
 export function publishVariantMetrics(): void {
+  if (!publishedByTimer) flushVariantMetrics();
+}
+
+function flushVariantMetrics(): void {
   for (const instance of Object.values(variantMetrics)) {
     if (instance.hasStoredMetrics()) instance.publishStoredMetrics();
   }
+}
+
+/**
+ * For a process that is not frozen between requests (the ECS container): the variant metrics of all
+ * requests in `intervalMs` go out as one EMF line per variant (Powertools also publishes at 100 values
+ * of a metric), not two lines per request, which cost a shadow rollout a fifth of the throughput.
+ * Returns the final flush, for shutdown.
+ */
+export function publishVariantMetricsEvery(intervalMs: number): () => void {
+  publishedByTimer = true;
+  setInterval(flushVariantMetrics, intervalMs).unref();
+  return flushVariantMetrics;
 }
 export const tracer = new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'keel' });
 

@@ -87,7 +87,14 @@ export function toEmf(
  * directive, wherever the key stands (Keel puts searchable properties such as ModelVersion first).
  */
 export function isEmfLine(line: string): boolean {
-  return line.startsWith('{') && line.includes('"_aws":') && parseEmf(line).length > 0;
+  if (!line.startsWith('{') || !line.includes('"_aws":')) return false;
+  // Parsed once, without building the samples (the platform routes every line of a busy API).
+  try {
+    const doc: unknown = JSON.parse(line);
+    return isRecord(doc) && isRecord(doc._aws) && Array.isArray(doc._aws.CloudWatchMetrics);
+  } catch {
+    return false;
+  }
 }
 
 export function parseEmf(line: string): MetricSample[] {

@@ -26,6 +26,7 @@ import { writeRecords } from '#shared/online-store/store.ts';
 import { listApprovals } from '#shared/pipelines/approvals.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import { getAliases } from '#shared/registry/registry.ts';
+import { rolloutDecisionStart } from '#shared/registry/rollout.ts';
 import { BUCKET_ROLES, type ResourceNames, resourceNames, TABLE_ROLES } from '#shared/resources.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { resolveIntrinsics } from '../support/asl.ts';
@@ -51,6 +52,7 @@ const ROLE = 'arn:aws:iam::123456789012:role/keel-it-states';
 const MACHINES = {
   retrain: { StartAt: 'Echo', States: { Echo: { Type: 'Pass', End: true } } },
   etl: { StartAt: 'Fail', States: { Fail: { Type: 'Fail', Error: 'EtlFailed', Cause: 'bad rows' } } },
+  rollout: { StartAt: 'Bake', States: { Bake: { Type: 'Wait', TimestampPath: '$.bakeEndsAt', End: true } } },
 };
 const machineArns: Record<string, string> = {};
 
@@ -176,6 +178,7 @@ beforeAll(async () => {
   await createStack(cfn, stackName(STAGE, 'Pipelines'), {
     [STAGE_OUTPUTS.stateMachines.retrain]: machineArns.retrain!,
     [STAGE_OUTPUTS.stateMachines.etl]: machineArns.etl!,
+    [STAGE_OUTPUTS.stateMachines.rollout]: machineArns.rollout!,
   });
   cfn.destroy();
   env = {
@@ -220,7 +223,11 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
     const stage = await resolveStage(STAGE, { cfn });
     expect(stage.names).toEqual(names);
     expect(stage.apiUrl).toBe(recorderUrl);
-    expect(stage.stateMachines).toEqual({ retrain: machineArns.retrain, etl: machineArns.etl });
+    expect(stage.stateMachines).toEqual({
+      retrain: machineArns.retrain,
+      etl: machineArns.etl,
+      rollout: machineArns.rollout,
+    });
     // A data stack of another Keel version, without the table outputs: named, not guessed.
     await createStack(cfn, stackName('old', 'Data'), { RawBucketName: 'raw' });
     await expect(resolveStage('old', { cfn })).rejects.toThrow(
@@ -304,15 +311,28 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
     expect(generate.stderr).toContain('keel data generate works on the local platform only');
   });
 
-  it('keel --stage models canary, rollout and rollout abort act on the stage’s registry', async () => {
+  it('keel --stage models canary starts the rollout and its decision on the stage; rollout and rollout abort act on it', async () => {
     const customers = [...generateRecords({ rows: 1000, seed: 3, asOf: new Date() })];
     const { version } = await registerTrainedModel(aws, customers, { seed: 2, nTrees: 5 });
+    const sfnEndpoint = machineServers.rollout!.target.endpoints!.s3;
     const started = await runKeel(
       ['--json', '--stage', STAGE, 'models', 'canary', version, '--percent', '10', '--bake', '2h'],
-      env,
+      { ...env, AWS_ENDPOINT_URL_SFN: sfnEndpoint },
     );
     expect(started.stderr).toBe('');
-    const { rollout } = JSON.parse(started.stdout) as { rollout: { id: string } };
+    const { rollout, decision } = JSON.parse(started.stdout) as {
+      rollout: { id: string; bake_ends_at: string };
+      decision: { execution: string; where: string };
+    };
+    // The decision: an execution of the stage's rollout state machine, named after the rollout.
+    expect(decision).toEqual({
+      where: 'stage',
+      execution: `${machineArns.rollout!.replace(':stateMachine:', ':execution:')}:${rollout.id}`,
+    });
+    const sfn = new SFNClient({ region: REGION, endpoint: sfnEndpoint });
+    const execution = await sfn.send(new DescribeExecutionCommand({ executionArn: decision.execution }));
+    sfn.destroy();
+    expect(JSON.parse(execution.input!)).toEqual(rolloutDecisionStart('churn', rollout));
     expect(rollout).toMatchObject({
       version,
       champion: 'v1',

@@ -4,7 +4,7 @@ import { driftMetricData } from '#shared/drift/job.ts';
 import { driftThresholds } from '#shared/drift/thresholds.ts';
 import { CATEGORICAL_FIELDS } from '#shared/features/index.ts';
 import { ALARM_IDS, alarmDefinitions, unseenCategoryAlarmId } from '#shared/monitoring/alarm-definitions.ts';
-import { EmfKeyCollisionError, parseEmf, toEmf } from '#shared/monitoring/emf.ts';
+import { EmfKeyCollisionError, isEmfLine, parseEmf, toEmf } from '#shared/monitoring/emf.ts';
 import {
   evaluateAlarm,
   evaluateComposite,
@@ -93,6 +93,30 @@ describe('EMF', () => {
     expect(parseEmf('model loaded v3')).toEqual([]);
     expect(parseEmf('{"level":"INFO","message":"request"}')).toEqual([]);
     expect(parseEmf('[1,2]')).toEqual([]);
+  });
+
+  it('tells an EMF line from any other line, as CloudWatch Logs does, wherever _aws stands', () => {
+    const emf = toEmf(
+      [{ metricName: 'Latency', value: 3, unit: 'Milliseconds', dimensions: { service: 'keel' } }],
+      {
+        namespace: 'Keel',
+        timestamp: T,
+      },
+    );
+    for (const document of emf) expect(isEmfLine(JSON.stringify(document))).toBe(true);
+    expect(
+      isEmfLine(JSON.stringify({ ModelVersion: 'v3', _aws: { Timestamp: T, CloudWatchMetrics: [] } })),
+    ).toBe(true);
+    for (const line of [
+      'model loaded v3',
+      '{"level":"INFO","message":"the _aws key"}',
+      '{"level":"INFO","message":"x","_aws":"not a directive"}',
+      '{"_aws":{"Timestamp":1}}',
+      '{"_aws": {"CloudWatchMetrics": [',
+      '[{"_aws":{}}]',
+    ]) {
+      expect(isEmfLine(line), line).toBe(false);
+    }
   });
 });
 
