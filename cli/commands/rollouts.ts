@@ -96,8 +96,11 @@ Examples:
     .addHelpText(
       'after',
       `
-With --json: {name, rollout, last}, where rollout is the running one (or null) and last is the
-deployment-log entry that ended the most recent rollout (null while it runs, or before the first).
+While one runs: the requests each variant scored since it started and every guardrail alarm's state
+and newest value (from the running platform, or with --stage from CloudWatch).
+With --json: {name, rollout, last, figures}, where rollout is the running one (or null), last is the
+deployment-log entry that ended the most recent rollout (null while it runs, or before the first) and
+figures holds the requests and guardrails (null when none runs or they could not be read).
 
 Examples:
   $ keel models rollout
