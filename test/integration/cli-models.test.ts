@@ -7,6 +7,7 @@ import { platformContext } from '#local/platform-context.ts';
 import { readRuntime } from '#local/running-platform.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { CSV_HEADER, FEATURE_COUNT, toCsvLine } from '#shared/features/index.ts';
+import { ROLLOUT_GUARDRAIL_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import { registerModel } from '#shared/registry/registry.ts';
 import { keelUpEnv, type RunningKeel, runKeel, startKeelUp } from '../support/cli.ts';
 import { externalMetadata, externalOnnx } from '../support/external-model.ts';
@@ -235,7 +236,19 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(status.stdout).toContain(`bake ends  ${canary.rollout.bake_ends_at} (`);
     expect(status.stdout).toMatch(/ \((29m\d+s|30m) left\)\n/);
     expect(status.stdout).toMatch(/\n {2}reason {5}try v3\n {2}actor {6}\S+@cli\n {2}rollout {4}r-/);
-    expect(statusJson).toEqual({ name: 'churn', rollout: canary.rollout, last: null });
+    expect(statusJson).toEqual({
+      name: 'churn',
+      rollout: canary.rollout,
+      last: null,
+      // Nothing asked the API yet: no requests; every guardrail listed with its state.
+      figures: {
+        requests: { champion: 0, challenger: 0 },
+        guardrails: ROLLOUT_GUARDRAIL_IDS.map((id) => expect.objectContaining({ id })),
+        source: expect.any(String),
+      },
+    });
+    expect(status.stdout).toContain('  requests   champion 0, challenger 0 (since the start)');
+    expect(status.stdout).toMatch(/\n {4}rollout-challenger-5xx-rate +\S+/);
     expect(second.code).toBe(1);
     expect(second.stderr).toContain('the canary of v3 (20%) is already running: one rollout at a time');
     // A promotion that cannot happen leaves the rollout running.
