@@ -167,6 +167,9 @@ describe('environments of a process stopped with SIGTERM', () => {
   it('die with it: a frozen environment never outlives its process (as a test runner stops its workers)', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', HOLD_ENVIRONMENT], {
       cwd: fileURLToPath(new URL('../../', import.meta.url)),
+      // The embedded servers, in that process: its only child is then the environment (moto_server
+      // would be another, stopped by its own means).
+      env: { ...process.env, KEEL_TEST_EMULATOR: 'embedded' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const descendants = await new Promise<number[]>((resolve, reject) => {
