@@ -169,18 +169,26 @@ async function scoreWith(model: LoadedModel, rows: readonly Prepared[]): Promise
   return model.scorer.scoreBatch(x, rows.length);
 }
 
+/** `rows` scored by `model`, and when (ms since `started`) the scores were ready. */
+async function timedScores(
+  model: LoadedModel,
+  rows: readonly Prepared[],
+  started: number,
+): Promise<{ probabilities: ArrayLike<number>; ms: number }> {
+  const probabilities = await scoreWith(model, rows);
+  return { probabilities, ms: performance.now() - started };
+}
+
 /** The challenger's scores of `rows`, or undefined when its model failed: it never fails a request. */
-async function challengerScores(
+function challengerScores(
   challenger: LoadedModel,
   rows: readonly Prepared[],
   started: number,
 ): Promise<{ probabilities: ArrayLike<number> | undefined; ms: number }> {
-  try {
-    const probabilities = await scoreWith(challenger, rows);
-    return { probabilities, ms: performance.now() - started };
-  } catch {
-    return { probabilities: undefined, ms: performance.now() - started };
-  }
+  return timedScores(challenger, rows, started).catch(() => ({
+    probabilities: undefined,
+    ms: performance.now() - started,
+  }));
 }
 
 const scoreOf = (
@@ -211,7 +219,7 @@ async function scoreServing(
   }
   if (rollout.mode === 'shadow') {
     const [answers, shadow] = await Promise.all([
-      scoreWith(champion, rows).then((p) => ({ probabilities: p, ms: performance.now() - started })),
+      timedScores(champion, rows, started),
       challengerScores(challenger, rows, started),
     ]);
     return rows.map((_, i) => {
@@ -232,14 +240,9 @@ async function scoreServing(
   const championRows = rows.filter((_, i) => !toCanary[i]);
   const [canary, answers] = await Promise.all([
     challengerScores(challenger, canaryRows, started),
-    scoreWith(champion, championRows).then((p) => ({ probabilities: p, ms: performance.now() - started })),
+    timedScores(champion, championRows, started),
   ]);
-  const fallback = canary.probabilities
-    ? undefined
-    : await scoreWith(champion, canaryRows).then((p) => ({
-        probabilities: p,
-        ms: performance.now() - started,
-      }));
+  const fallback = canary.probabilities ? undefined : await timedScores(champion, canaryRows, started);
   let nextCanary = 0;
   let nextChampion = 0;
   return rows.map((_, i): Scored => {
