@@ -345,19 +345,26 @@ async function main(): Promise<number> {
               // The shadowed API's state: a copy, taken while no storage has the home open.
               shadowHome = trackDirectory(await mkdtemp(join(tmpdir(), 'keel-bench-shadow-')));
               await cp(keelHome, shadowHome, { recursive: true });
-              // One storage for the other APIs: DynamoDB's files on the home take one opener at a time.
-              storage = await startStorageProcess({
-                home: keelHome,
-                s3Port: 0,
-                dynamoPort: 0,
-                environment: LOCAL_ENVIRONMENT,
-                log: (message) => log(`  ${message}`),
-              });
-              const shared: KeelStorage = {
-                target: storage.target,
-                names: storage.names,
-                pid: storage.pid() ?? 0,
+              /** A storage process over `home`, and how the API processes find it. */
+              const storageOf = async (home: string) => {
+                const started = await startStorageProcess({
+                  home,
+                  s3Port: 0,
+                  dynamoPort: 0,
+                  environment: LOCAL_ENVIRONMENT,
+                  log: (message) => log(`  ${message}`),
+                });
+                const found: KeelStorage = {
+                  target: started.target,
+                  names: started.names,
+                  pid: started.pid() ?? 0,
+                };
+                return { started, found };
               };
+              // One storage for the other APIs: DynamoDB's files on the home take one opener at a time.
+              const plain = await storageOf(keelHome);
+              storage = plain.started;
+              const shared = plain.found;
               const ecs = await startKeelServer({
                 home: keelHome,
                 storage: shared,
@@ -366,13 +373,8 @@ async function main(): Promise<number> {
               });
               ecsServer = ecs;
               log(`  Keel (ECS compute, ${ecs.workers} workers) serves on ${ecs.url}`);
-              shadowStorage = await startStorageProcess({
-                home: shadowHome,
-                s3Port: 0,
-                dynamoPort: 0,
-                environment: LOCAL_ENVIRONMENT,
-                log: (message) => log(`  ${message}`),
-              });
+              const shadowed = await storageOf(shadowHome);
+              shadowStorage = shadowed.started;
               const shadowClients = createAwsClients(shadowStorage.target);
               let rollout: ShadowRollout;
               try {
@@ -386,11 +388,7 @@ async function main(): Promise<number> {
                 shadowClients.s3.destroy();
                 shadowClients.dynamo.destroy();
               }
-              const shadowShared: KeelStorage = {
-                target: shadowStorage.target,
-                names: shadowStorage.names,
-                pid: shadowStorage.pid() ?? 0,
-              };
+              const shadowShared = shadowed.found;
               const ecsShadow = await startKeelServer({
                 home: shadowHome,
                 storage: shadowShared,
