@@ -316,6 +316,7 @@ export async function scoreSegment(
               probability,
               prediction,
               vector: x.subarray(i * FEATURE_COUNT, (i + 1) * FEATURE_COUNT),
+              storedEventTime: record.event_time,
             },
             scoredAt,
             'batch',

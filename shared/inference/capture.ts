@@ -65,6 +65,12 @@ export interface CaptureRecord {
   readonly prediction: number;
   /** The encoded features in FEATURE_SET order, as the model saw them (float32 values). */
   readonly x: number[];
+  /**
+   * The event_time of the stored record the features came from, when they came from it alone (no
+   * request attributes): batch and real-time answers from the same record pair up on it, and the
+   * offline features of the same customer and record are found by it (shared/quality).
+   */
+  readonly eventTime?: string;
   /** During a rollout: the rollout's id and this record's side of it. */
   readonly rollout?: string;
   readonly variant?: CaptureVariant;
@@ -78,6 +84,8 @@ export interface CapturedPrediction {
   readonly probability: number;
   readonly prediction: number;
   readonly vector: Float32Array;
+  /** The stored record's event_time, when the features came from it alone. */
+  readonly storedEventTime?: string;
   /** During a rollout: its id, and the shadow challenger's score of the same request (shadow mode). */
   readonly rollout?: {
     readonly id: string;
@@ -131,6 +139,7 @@ export function captureRecord(
     probability: prediction.probability,
     prediction: prediction.prediction,
     x: Array.from(prediction.vector),
+    ...(prediction.storedEventTime ? { eventTime: prediction.storedEventTime } : {}),
     ...(prediction.rollout ? { rollout: prediction.rollout.id, variant: prediction.rollout.variant } : {}),
   };
 }

@@ -82,8 +82,13 @@ export function createInferenceRuntime(
     ? createPredictionCapture({ sampleRate: config.capture.sampleRate })
     : undefined;
   const observer: Observer = {
-    prediction({ body, facts, vector, rollout }) {
-      capture?.record({ ...body, vector, ...(rollout ? { rollout: captureRollout(rollout, body) } : {}) });
+    prediction({ body, facts, vector, storedEventTime, rollout }) {
+      capture?.record({
+        ...body,
+        vector,
+        ...(storedEventTime ? { storedEventTime } : {}),
+        ...(rollout ? { rollout: captureRollout(rollout, body) } : {}),
+      });
       if (rollout) addVariantMetrics(rollout);
       // Metadata, not a dimension: the alarms watch the {service} dimension set.
       metrics.addMetadata('ModelVersion', body.model.version);

@@ -62,6 +62,11 @@ export interface Prediction {
   readonly facts: PredictionFacts;
   /** The encoded features the model scored (float32, FEATURE_SET order): what prediction capture keeps. */
   readonly vector: Float32Array;
+  /**
+   * The stored record's event_time when the features came from it alone (no attributes): what ties
+   * the answer to one stored record, for the quality job's consistency and skew checks.
+   */
+  readonly storedEventTime?: string;
   /** During a rollout: which one, and the score of every variant that scored this request. */
   readonly rollout?: {
     readonly id: string;
@@ -90,6 +95,7 @@ interface Prepared {
   readonly request: PredictRequest;
   /** Float32 once, here: the model scores this vector and capture keeps the same one. */
   readonly vector: Float32Array;
+  readonly storedEventTime: string | undefined;
   readonly warnings: string[];
   readonly facts: PredictionFacts;
 }
@@ -125,6 +131,7 @@ function prepare(request: PredictRequest, stored: RawRecord | undefined, deps: I
   return {
     request,
     vector: Float32Array.from(encoded.vector),
+    storedEventTime: request.attributes === undefined ? stored?.event_time : undefined,
     warnings,
     facts: { imputed: encoded.imputed.length, unseen: encoded.unseen.length, stale },
   };
@@ -155,7 +162,13 @@ function respond(prepared: Prepared, scored: Scored, serving: ServingModels, req
     serving.rollout && scored.scores
       ? { id: serving.rollout.id, mode: serving.rollout.mode, scores: scored.scores }
       : undefined;
-  return { body, facts: prepared.facts, vector: prepared.vector, ...(rollout ? { rollout } : {}) };
+  return {
+    body,
+    facts: prepared.facts,
+    vector: prepared.vector,
+    ...(prepared.storedEventTime ? { storedEventTime: prepared.storedEventTime } : {}),
+    ...(rollout ? { rollout } : {}),
+  };
 }
 
 /** The class-1 probabilities of `rows` by `model`: one model call whatever their number. */

@@ -101,7 +101,10 @@ describe('prediction capture through the local API (keel up)', () => {
       one = await post(api.url, '/predict', { customerId: 'c-000042' });
       expect(one.status).toBe(200);
       const batch = await post(api.url, '/predict/batch', {
-        items: customers.slice(0, 99).map((c) => ({ customerId: c.customer_id })),
+        items: [
+          ...customers.slice(0, 99).map((c) => ({ customerId: c.customer_id })),
+          { customerId: 'c-000007', attributes: { age: 50 } },
+        ],
       });
       expect(batch.status).toBe(200);
     } finally {
@@ -111,7 +114,7 @@ describe('prediction capture through the local API (keel up)', () => {
     }
 
     const records = await capturedRecords(aws.clients.s3, aws.names.outputs);
-    expect(records).toHaveLength(100);
+    expect(records).toHaveLength(101);
     const mine = records.find((r) => r.requestId === one.body.requestId && r.customerId === 'c-000042')!;
     expect(mine).toMatchObject({
       source: 'api',
@@ -119,7 +122,11 @@ describe('prediction capture through the local API (keel up)', () => {
       version: 'v1',
       probability: one.body.probability,
       prediction: one.body.prediction,
+      // Scored from the stored record alone: its event_time ties the answer to that record.
+      eventTime: customers[41]!.event_time,
     });
+    const overridden = records.filter((r) => r.customerId === 'c-000007');
+    expect(overridden.map((r) => r.eventTime).sort()).toEqual([customers[6]!.event_time, undefined]);
     expect(Date.now() - Date.parse(mine.t)).toBeLessThan(60_000);
     const { churned: _label, ...raw } = customers[41]!;
     const encoded = encodeFeatures(raw);
@@ -133,7 +140,7 @@ describe('prediction capture through the local API (keel up)', () => {
       expect(object.Key).toMatch(/^captures\/model=churn\/date=\d{4}-\d\d-\d\d\/hour=\d\d\/.+\.jsonl$/);
     }
 
-    expect((await windowOf('v1', from, new Date(Date.now() + 1))).rows).toBe(100);
+    expect((await windowOf('v1', from, new Date(Date.now() + 1))).rows).toBe(101);
   }, 60_000);
 });
 
@@ -350,13 +357,14 @@ describe('batch scoring captures its predictions too', () => {
     expect(records).toHaveLength(300);
     expect(new Set(records.map((r) => r.customerId)).size).toBe(300);
     for (const record of records) {
-      const [, probability, prediction, version] = predictions.get(record.customerId)!;
+      const [, probability, prediction, version, , eventTime] = predictions.get(record.customerId)!;
       expect(record).toMatchObject({
         requestId: plan.runId,
         model: 'churn',
         version,
         probability: Number(probability),
         prediction: Number(prediction),
+        eventTime,
       });
     }
     const c42 = records.find((r) => r.customerId === 'c-000042')!;
