@@ -1,3 +1,4 @@
+import { badge as coloured, count, escapeHtml, fixed, htmlPage, percent } from '#shared/monitoring/html.ts';
 import type { DriftReport, DriftStatus, FeatureDrift } from './compute.ts';
 
 /**
@@ -21,14 +22,7 @@ const COLORS: Record<DriftStatus, string> = {
 };
 const RANK: Record<DriftStatus, number> = { page: 0, warn: 1, ok: 2, insufficient: 3 };
 
-const escapeHtml = (text: string) =>
-  text.replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
-  );
-const fmt = (value: number | null, digits = 3) => (value === null ? '–' : value.toFixed(digits));
-const badge = (status: DriftStatus) =>
-  `<span class="badge" style="background:${COLORS[status]}">${status.toUpperCase()}</span>`;
+const badge = (status: DriftStatus) => coloured(status.toUpperCase(), COLORS[status]);
 
 /** Two bar series (baseline grey, current coloured) over the same bins, with the bin labels below. */
 function histogram(labels: string[], baseline: number[], current: number[], color: string): string {
@@ -77,8 +71,8 @@ function featureCard(feature: FeatureDrift): string {
   const labels = feature.kind === 'numeric' ? binLabels(feature.edges) : feature.categories;
   const scores =
     feature.kind === 'numeric'
-      ? `PSI ${fmt(feature.psi)}`
-      : `PSI ${fmt(feature.psi)} · JS ${fmt(feature.js)}`;
+      ? `PSI ${fixed(feature.psi)}`
+      : `PSI ${fixed(feature.psi)} · JS ${fixed(feature.js)}`;
   const note = feature.insufficient ? `<p class="note">${escapeHtml(feature.insufficient)}</p>` : '';
   return `<section class="card" data-status="${feature.status}"><h3>${escapeHtml(name)} ${badge(feature.status)}</h3><p class="scores">${scores}</p>${histogram(labels, feature.baseline, feature.current, COLORS[feature.status])}${note}</section>`;
 }
@@ -90,31 +84,25 @@ export function renderDriftReport(page: DriftReportPage): string {
     (a, b) => RANK[a.status] - RANK[b.status] || (b.psi ?? -1) - (a.psi ?? -1),
   );
   const title = `Drift: ${page.model.name} ${page.model.version}`;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
-<style>
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#202124}
-h1{margin:0 0 4px}h2{margin:24px 0 8px}h3{margin:0 0 4px;font-size:15px}
-.badge{color:#fff;border-radius:4px;padding:1px 6px;font-size:12px;vertical-align:middle}
-.meta{color:#5f6368}.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px}
+  return htmlPage({
+    title,
+    css: `.meta{color:#5f6368}.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px}
 .card{border:1px solid #dadce0;border-radius:8px;padding:10px}.card[data-status=page]{border-color:${COLORS.page}}
 .card[data-status=warn]{border-color:${COLORS.warn}}.scores{margin:0 0 6px;color:#3c4043}.note{color:#666;margin:4px 0 0}
 svg text{font-size:9px;fill:#5f6368}.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
-table{border-collapse:collapse}td{padding:2px 12px 2px 0}
-</style></head><body>
-<h1>${escapeHtml(title)} ${badge(report.status)}</h1>
-<p class="meta">window ${escapeHtml(page.window.from)} → ${escapeHtml(page.window.to)} · ${page.rows.toLocaleString('en-US')} predictions · feature set ${escapeHtml(report.featureSet.version)} · generated ${escapeHtml(page.generatedAt)}</p>
+table{border-collapse:collapse}td{padding:2px 12px 2px 0}`,
+    body: `<h1>${escapeHtml(title)} ${badge(report.status)}</h1>
+<p class="meta">window ${escapeHtml(page.window.from)} → ${escapeHtml(page.window.to)} · ${count(page.rows)} predictions · feature set ${escapeHtml(report.featureSet.version)} · generated ${escapeHtml(page.generatedAt)}</p>
 <p class="legend">bars:<span style="background:#9aa0a6"></span>baseline (training)<span style="background:#1b7f3b"></span>current window</p>
 <h2>Prediction drift ${badge(p.status)}</h2>
 <section class="card" data-status="${p.status}">
-<table><tr><td>positive rate</td><td>${p.positiveRate.current === null ? '–' : `${(p.positiveRate.baseline * 100).toFixed(1)}% → ${(p.positiveRate.current * 100).toFixed(1)}%`}</td><td>${p.positiveRateDelta === null ? '' : `${p.positiveRateDelta >= 0 ? '+' : ''}${p.positiveRateDelta.toFixed(1)} points`}</td></tr>
-<tr><td>score PSI</td><td>${fmt(p.scorePsi)}</td><td></td></tr></table>
+<table><tr><td>positive rate</td><td>${p.positiveRate.current === null ? '–' : `${percent(p.positiveRate.baseline)} → ${percent(p.positiveRate.current)}`}</td><td>${p.positiveRateDelta === null ? '' : `${p.positiveRateDelta >= 0 ? '+' : ''}${p.positiveRateDelta.toFixed(1)} points`}</td></tr>
+<tr><td>score PSI</td><td>${fixed(p.scorePsi)}</td><td></td></tr></table>
 ${histogram(binLabels(p.edges), p.baseline, p.current, COLORS[p.status])}
 ${p.insufficient ? `<p class="note">${escapeHtml(p.insufficient)}</p>` : ''}
 </section>
 <h2>Features (${report.summary.paged} paging, ${report.summary.warned} warning, worst first)</h2>
 <div class="grid">${features.map(featureCard).join('\n')}</div>
-<p class="meta">thresholds: feature PSI warn ≥ ${report.thresholds.featurePsi.warn}, page ≥ ${report.thresholds.featurePsi.page}; score PSI ≥ ${report.thresholds.scorePsi.threshold}; positive rate moved ≥ ${report.thresholds.positiveRateDeltaPoints.threshold} points</p>
-</body></html>
-`;
+<p class="meta">thresholds: feature PSI warn ≥ ${report.thresholds.featurePsi.warn}, page ≥ ${report.thresholds.featurePsi.page}; score PSI ≥ ${report.thresholds.scorePsi.threshold}; positive rate moved ≥ ${report.thresholds.positiveRateDeltaPoints.threshold} points</p>`,
+  });
 }

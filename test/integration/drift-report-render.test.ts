@@ -1,17 +1,21 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { renderQualityReport } from '#shared/quality/report-html.ts';
 import { TEST_EMULATOR } from '../support/aws.ts';
 import { startMonitoredPlatform } from '../support/monitoring.ts';
+import { qualityReportFixture } from '../support/quality-report.ts';
 
 /**
  * The drift report as on-call sees it: written by `keel drift check --report`, rendered by headless
  * Chromium through scripts/render-drift-report.sh, and the screenshot decoded here (node:zlib) to check
- * that a page was drawn, not a blank or an error page.
+ * that a page was drawn, not a blank or an error page. The quality report, rendered from a fixture,
+ * gets the same check.
  */
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/render-drift-report.sh', import.meta.url));
@@ -100,6 +104,35 @@ function decodePng(bytes: Buffer): Png {
   };
 }
 
+/** Screenshots `report` through the script and checks a full page was drawn: text, colours, charts. */
+async function expectDrawn(report: string, png: string, name: string): Promise<void> {
+  const { stdout } = await promisify(execFile)('bash', [SCRIPT, report, png], {
+    env: { ...process.env, CHROMIUM: chromium! },
+    timeout: 60_000,
+  });
+  expect(stdout.trim()).toBe(png);
+  expect(existsSync(png)).toBe(true);
+  expect(statSync(png).size).toBeGreaterThan(30_000);
+
+  const image = decodePng(readFileSync(png));
+  expect([image.width, image.height]).toEqual([1280, 2000]);
+  const colours = new Set<string>();
+  let inked = 0;
+  let samples = 0;
+  for (let y = 0; y < image.height; y += 4) {
+    for (let x = 0; x < image.width; x += 4) {
+      const [r, g, b] = image.pixel(x, y);
+      colours.add(`${r >> 3},${g >> 3},${b >> 3}`);
+      if (r + g + b < 600) inked++;
+      samples++;
+    }
+  }
+  console.info(`${name} screenshot: ${colours.size} colours, ${((100 * inked) / samples).toFixed(1)}% inked`);
+  // Text in several colours and bars or lines, not a blank page or a one-colour error page.
+  expect(colours.size).toBeGreaterThan(20);
+  expect(inked / samples).toBeGreaterThan(0.01);
+}
+
 // `keel up` runs its own embedded servers whatever KEEL_TEST_EMULATOR says: the moto pass would repeat
 // the same run, so it is left to the embedded one.
 describe.skipIf(!chromium || TEST_EMULATOR === 'moto')('drift report in headless Chromium', () => {
@@ -112,36 +145,23 @@ describe.skipIf(!chromium || TEST_EMULATOR === 'moto')('drift report in headless
       await platform.driftCheck(from, 1000, ['--report', report]);
       expect(readFileSync(report, 'utf8')).toContain('income');
 
-      const png = join(platform.home, 'drift.png');
-      const { stdout } = await promisify(execFile)('bash', [SCRIPT, report, png], {
-        env: { ...process.env, CHROMIUM: chromium! },
-        timeout: 60_000,
-      });
-      expect(stdout.trim()).toBe(png);
-      expect(existsSync(png)).toBe(true);
-      expect(statSync(png).size).toBeGreaterThan(30_000);
-
-      const image = decodePng(readFileSync(png));
-      expect([image.width, image.height]).toEqual([1280, 2000]);
-      const colours = new Set<string>();
-      let inked = 0;
-      let samples = 0;
-      for (let y = 0; y < image.height; y += 4) {
-        for (let x = 0; x < image.width; x += 4) {
-          const [r, g, b] = image.pixel(x, y);
-          colours.add(`${r >> 3},${g >> 3},${b >> 3}`);
-          if (r + g + b < 600) inked++;
-          samples++;
-        }
-      }
-      console.info(
-        `drift report screenshot: ${colours.size} colours, ${((100 * inked) / samples).toFixed(1)}% inked`,
-      );
-      // Text in several colours and bars, not a blank page or a one-colour error page.
-      expect(colours.size).toBeGreaterThan(20);
-      expect(inked / samples).toBeGreaterThan(0.01);
+      await expectDrawn(report, join(platform.home, 'drift.png'), 'drift report');
     } finally {
       await platform.close();
     }
   }, 180_000);
+});
+
+// No platform needed: the page is rendered from a fixture, so the moto pass would only repeat it.
+describe.skipIf(!chromium || TEST_EMULATOR === 'moto')('quality report in headless Chromium', () => {
+  it('renders two versions: tables, AUC over time, reliability curves, the consistency and skew panels', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keel-quality-report-'));
+    try {
+      const report = join(dir, 'quality.html');
+      writeFileSync(report, renderQualityReport(qualityReportFixture()));
+      await expectDrawn(report, join(dir, 'quality.png'), 'quality report');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
