@@ -13,6 +13,7 @@ import { exportOnnx } from '#shared/model/onnx-export.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import type { FeatureDataset } from '#shared/offline/features-dataset.ts';
+import { fitCalibrationMap } from '#shared/quality/calibrator.ts';
 import { type Baseline, buildBaseline } from '#shared/registry/baseline.ts';
 import type { NewModelMetadata } from '#shared/registry/metadata.ts';
 
@@ -140,6 +141,8 @@ export async function trainCandidate(data: FeatureDataset, options: TrainOptions
       brier: calibrationSummary.brier,
       expected_calibration_error: calibrationSummary.expectedCalibrationError,
       calibration: calibrationSummary.bins,
+      // What the quality job turns scores into probabilities with, to estimate quality before outcomes.
+      calibration_map: fitCalibrationMap(onnxScores, test.y),
       test_rows: test.y.length,
       onnx_parity_max_abs_diff: onnxParityMaxDiff,
     },

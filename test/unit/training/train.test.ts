@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import type { FeatureDataset } from '#shared/offline/features-dataset.ts';
+import { calibratorOf, MAX_KNOTS } from '#shared/quality/calibrator.ts';
 import { modelMetadataSchema } from '#shared/registry/metadata.ts';
 import { PARITY_TOLERANCE, trainCandidate } from '#shared/training/train.ts';
 
@@ -48,6 +49,11 @@ describe('trainCandidate', () => {
     expect(candidate.metadata.metrics.auc).toBeGreaterThan(0.75);
     expect(candidate.metadata.metrics).toHaveProperty('calibration');
     expect(candidate.metadata.metrics).toHaveProperty('precision');
+    // The isotonic map survives the trip through metadata.json and is what the quality job reads.
+    const calibrator = calibratorOf(JSON.parse(JSON.stringify(full)).metrics);
+    expect(calibrator.source).toBe('isotonic');
+    expect(calibrator.map.scores.length).toBeGreaterThan(2);
+    expect(calibrator.map.scores.length).toBeLessThanOrEqual(MAX_KNOTS);
     expect(candidate.test.y.length).toBe(1200);
     expect(candidate.onnxParityMaxDiff).toBeLessThanOrEqual(PARITY_TOLERANCE);
     expect(candidate.baseline.rows).toBe(6000);
