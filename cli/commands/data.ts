@@ -1,17 +1,22 @@
+import type { S3Client } from '@aws-sdk/client-s3';
 import { type Command, Option } from 'commander';
-import { type Output, parseInteger } from '#cli/output.ts';
+import { type Output, parseInteger, UserError } from '#cli/output.ts';
 import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
-import { parseDriftSpec } from '#shared/data/generate.ts';
+import { parseConceptShift, parseDriftSpec } from '#shared/data/generate.ts';
 import { IMPORT_KINDS, type ImportKind, importCsvFile } from '#shared/data/import-file.ts';
-import { writeRawData } from '#shared/data/raw-data.ts';
-import type { NumericField } from '#shared/features/index.ts';
+import { type ProgressListener, writeOutcomes, writeRawData } from '#shared/data/raw-data.ts';
+import { eventTimeSchema, type NumericField } from '#shared/features/index.ts';
+
+const GENERATE_KINDS = ['customers', 'outcomes'] as const;
 
 export function registerData(program: Command, output: Output): void {
   const data = program.command('data').description('customer data: generated, or your own CSV files');
   data
     .command('generate')
-    .description('stream generated customers as CSV into the raw-data bucket of the running platform')
+    .description(
+      'stream generated customers, or their outcomes, as CSV into the raw-data bucket of the running platform',
+    )
     .requiredOption('--rows <n>', 'number of customers (1 … 100,000,000)', parseInteger('--rows'))
     .option(
       '--seed <s>',
@@ -28,32 +33,61 @@ export function registerData(program: Command, output: Output): void {
       },
       {} as Record<string, number>,
     )
-    .option('--as-of <iso>', 'event times fall in the week before this instant (default: now)')
+    .addOption(
+      new Option(
+        '--kind <kind>',
+        'customers (under raw/) or outcomes: whether the same customers churned (under outcomes/)',
+      )
+        .choices(GENERATE_KINDS)
+        .default('customers'),
+    )
+    .option('--as-of <iso>', 'customers: event times fall in the week before this instant (default: now)')
+    .option(
+      '--concept-shift <f>',
+      'outcomes: draw churn from a changed relation to the features, mixed in at share F (0 < F ≤ 1)',
+      parseConceptShift,
+    )
+    .option('--observed-at <iso>', 'outcomes: when they were observed (default: now)')
     .addHelpText(
       'after',
       `
+Outcomes are those of the customers the same --rows, --seed and --drift generate; without
+--concept-shift they are the customers' own labels. With it the customers (the model's inputs) stay
+the same and only whether they churn changes: at 1 a model of the old relation ranks them at chance.
+
 Examples:
   $ keel data generate --rows 100000 --seed 7
-  $ keel data generate --rows 20000 --drift income=1.9   # a drifted month, for keel drift check`,
+  $ keel data generate --rows 20000 --drift income=1.9   # a drifted month, for keel drift check
+  $ keel data generate --rows 100000 --seed 7 --kind outcomes --concept-shift 0.5   # for the quality job`,
     )
-    .action(async (options: { rows: number; seed: number; drift: Record<string, number>; asOf?: string }) => {
-      const runtime = await requireRuntime(keelHome());
+    .action(async (options: GenerateFlags) => {
+      const customers = { rows: options.rows, seed: options.seed, drift: options.drift };
+      if (options.kind === 'outcomes') {
+        const observedAt = outcomeTime(options);
+        const summary = await generateInto(output, options.rows, (s3, bucket, progress) =>
+          writeOutcomes(
+            s3,
+            bucket,
+            { ...customers, observedAt, conceptShift: options.conceptShift },
+            progress,
+          ),
+        );
+        output.result(summary, () =>
+          [
+            `wrote s3://${summary.bucket}/${summary.key}`,
+            `  outcomes ${summary.rows.toLocaleString('en-US')}, observed at ${summary.observedAt}, ${(summary.bytes / 1e6).toFixed(1)} MB`,
+            `  churn rate ${(summary.churnRate * 100).toFixed(1)}%${summary.conceptShift === null ? '' : `, concept shift ${summary.conceptShift}`}`,
+          ].join('\n'),
+        );
+        return;
+      }
+      if (options.conceptShift !== undefined || options.observedAt !== undefined) {
+        throw new UserError('--concept-shift and --observed-at are for --kind outcomes');
+      }
       const asOf = options.asOf ? new Date(options.asOf) : new Date();
-      const s3 = createS3Client(runtimeTarget(runtime));
-      const progress = output.progress('generating', options.rows);
-      const summary = await writeRawData(
-        s3,
-        runtime.names.raw!,
-        {
-          rows: options.rows,
-          seed: options.seed,
-          asOf,
-          drift: options.drift as Partial<Record<NumericField, number>>,
-        },
-        { onProgress: (done) => progress?.update(done) },
+      const summary = await generateInto(output, options.rows, (s3, bucket, progress) =>
+        writeRawData(s3, bucket, { ...customers, asOf }, progress),
       );
-      progress?.finish(summary.rows);
-      s3.destroy();
       output.result(summary, () =>
         [
           `wrote s3://${summary.bucket}/${summary.key}`,
@@ -108,4 +142,46 @@ Examples:
         ].join('\n'),
       );
     });
+}
+
+interface GenerateFlags {
+  readonly rows: number;
+  readonly seed: number;
+  readonly drift: Partial<Record<NumericField, number>>;
+  readonly kind: (typeof GENERATE_KINDS)[number];
+  readonly asOf?: string;
+  readonly conceptShift?: number;
+  readonly observedAt?: string;
+}
+
+/** When generated outcomes were observed: `--observed-at`, by default now. */
+function outcomeTime(options: GenerateFlags): Date {
+  if (options.asOf !== undefined) {
+    throw new UserError("--as-of dates the customers' events; outcomes take --observed-at");
+  }
+  if (options.observedAt === undefined) return new Date();
+  if (!eventTimeSchema.safeParse(options.observedAt).success) {
+    throw new UserError(
+      `--observed-at must be an ISO 8601 time with a zone, e.g. 2026-12-06T02:00:00Z, got "${options.observedAt}"`,
+    );
+  }
+  return new Date(options.observedAt);
+}
+
+/** Runs a generated file's writer against the running platform's raw bucket, showing its progress. */
+async function generateInto<T extends { readonly rows: number }>(
+  output: Output,
+  rows: number,
+  write: (s3: S3Client, bucket: string, progress: { onProgress: ProgressListener }) => Promise<T>,
+): Promise<T> {
+  const runtime = await requireRuntime(keelHome());
+  const s3 = createS3Client(runtimeTarget(runtime));
+  const progress = output.progress('generating', rows);
+  try {
+    const summary = await write(s3, runtime.names.raw!, { onProgress: (done) => progress?.update(done) });
+    progress?.finish(summary.rows);
+    return summary;
+  } finally {
+    s3.destroy();
+  }
 }

@@ -52,7 +52,8 @@ const AVG_SPEND = featureIndex('avg_spend');
 const ORDERS = featureIndex('orders');
 const churnTerms = CHURN_COEFFICIENTS.map(([name, weight]) => [featureIndex(name), weight] as const);
 
-function churnLogOdds(features: Float64Array): number {
+/** The true churn log-odds of an encoded customer (a {@link FEATURE_COUNT} vector). */
+export function churnLogOdds(features: Float64Array): number {
   let z = CHURN_INTERCEPT;
   for (const [index, weight] of churnTerms) z += weight * features[index]!;
   z += 0.018 * Math.min(features[DAYS_SINCE]!, 180);
@@ -60,6 +61,38 @@ function churnLogOdds(features: Float64Array): number {
   if (features[ORDERS] === 0) z += 0.5;
   return z;
 }
+
+/**
+ * The changed relation of a concept shift: customers who file tickets are engaged and stay, loyalty
+ * wears out with tenure, the young, the poorer and premium payers leave; only dormancy drives churn as
+ * before. It ranks customers about independently of {@link churnLogOdds} (a model of the old relation
+ * scores near-chance AUC on its labels) at about the same churn rate; the intercept centers the terms on
+ * the population's means (tenure 36, age 49, income 75,000).
+ */
+const CHANGED_CHURN_COEFFICIENTS: ReadonlyArray<[feature: string, weight: number]> = [
+  ['support_tickets_90d', -0.45],
+  ['tenure_months', 0.02],
+  ['age', -0.045],
+  ['log_income', -1],
+  ['plan_premium', 0.5],
+];
+const CHANGED_CHURN_INTERCEPT = -1.95 - 0.02 * 36 + 0.045 * 49 + Math.log(75_000);
+const changedChurnTerms = CHANGED_CHURN_COEFFICIENTS.map(
+  ([name, weight]) => [featureIndex(name), weight] as const,
+);
+
+function changedChurnLogOdds(features: Float64Array): number {
+  let z = CHANGED_CHURN_INTERCEPT;
+  for (const [index, weight] of changedChurnTerms) z += weight * features[index]!;
+  return z + 0.018 * Math.min(features[DAYS_SINCE]!, 180);
+}
+
+/** The churn log-odds under concept shift F: (1 − F)·z + F·z′, z′ the changed relation. */
+export function shiftedChurnLogOdds(features: Float64Array, shift: number): number {
+  return (1 - shift) * churnLogOdds(features) + shift * changedChurnLogOdds(features);
+}
+
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
 export function validateGenerateOptions(options: GenerateOptions): void {
   if (!Number.isInteger(options.rows) || options.rows < 1 || options.rows > MAX_ROWS) {
@@ -143,8 +176,75 @@ export function* generateRecords(options: GenerateOptions): Generator<LabeledRec
       churned: 0,
     };
     encodeInto(record, features, 0);
-    const probability = 1 / (1 + Math.exp(-churnLogOdds(features)));
-    record.churned = random.float() < probability ? 1 : 0;
+    record.churned = random.float() < sigmoid(churnLogOdds(features)) ? 1 : 0;
     yield record;
+  }
+}
+
+/** Options of {@link generateOutcomes}: the customers' (as for {@link generateRecords}), and the outcome's. */
+export interface OutcomeOptions extends Omit<GenerateOptions, 'asOf'> {
+  /** When every outcome was observed. */
+  readonly observedAt: Date;
+  /**
+   * Share F (0 < F ≤ 1) of the churn log-odds taken from a changed relation between features and churn:
+   * the label is drawn from (1 − F)·z + F·z′. Absent: each customer's generated label.
+   */
+  readonly conceptShift?: number;
+}
+
+/** One row of an outcome file (`customer_id,churned,observed_at`). */
+export interface GeneratedOutcome {
+  readonly customer_id: string;
+  readonly churned: 0 | 1;
+  readonly observed_at: string;
+}
+
+const isShare = (value: unknown) => typeof value === 'number' && value > 0 && value <= 1;
+
+export function validateOutcomeOptions(options: OutcomeOptions): void {
+  const shift = options.conceptShift;
+  if (shift !== undefined && !isShare(shift)) {
+    throw new RangeError(
+      `conceptShift must be a number greater than 0 and at most 1 (leave it out for none), got ${shift}`,
+    );
+  }
+  if (Number.isNaN(options.observedAt.getTime())) throw new RangeError('observedAt must be a valid date');
+}
+
+/** Parses the CLI's `--concept-shift F`. */
+export function parseConceptShift(text: string): number {
+  const shift = Number(text);
+  if (!/^[0-9]*\.?[0-9]+$/.test(text.trim()) || !isShare(shift)) {
+    throw new RangeError(`--concept-shift must be a number greater than 0 and at most 1, got "${text}"`);
+  }
+  return shift;
+}
+
+/**
+ * Labels under concept shift F, drawn on a stream of their own (another seed): the customers' stream,
+ * and so their inputs, stays byte-identical to the unshifted run's.
+ */
+function shiftedLabels(shift: number, seed: number): (features: Float64Array) => 0 | 1 {
+  const random = new Random(Number.MAX_SAFE_INTEGER - seed);
+  return (features) => (random.float() < sigmoid(shiftedChurnLogOdds(features, shift)) ? 1 : 0);
+}
+
+/**
+ * The outcomes of the customers {@link generateRecords} yields for the same rows, seed and drift, one at
+ * a time: ground truth for the quality job, optionally from a shifted concept (same inputs, new labels).
+ */
+export function* generateOutcomes(options: OutcomeOptions): Generator<GeneratedOutcome> {
+  validateOutcomeOptions(options);
+  const { rows, seed, drift, observedAt, conceptShift } = options;
+  const observed_at = observedAt.toISOString();
+  const label = conceptShift === undefined ? undefined : shiftedLabels(conceptShift, seed);
+  const features = new Float64Array(FEATURE_COUNT);
+  for (const record of generateRecords({ rows, seed, drift, asOf: observedAt })) {
+    let churned = record.churned;
+    if (label) {
+      encodeInto(record, features, 0);
+      churned = label(features);
+    }
+    yield { customer_id: record.customer_id, churned, observed_at };
   }
 }

@@ -1,9 +1,15 @@
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { CSV_HEADER, type LabeledRecord, toCsvLine } from '#shared/features/index.ts';
+import { CSV_HEADER, type LabeledRecord, OUTCOME_COLUMNS, toCsvLine } from '#shared/features/index.ts';
 import { KEYS, keyTimestamp } from '#shared/resources.ts';
-import { type GenerateOptions, generateRecords } from './generate.ts';
+import {
+  type GeneratedOutcome,
+  type GenerateOptions,
+  generateOutcomes,
+  generateRecords,
+  type OutcomeOptions,
+} from './generate.ts';
 
 /** Summary of a generated file, for the CLI and for tests that check the distribution. */
 export interface RawDataSummary {
@@ -18,29 +24,39 @@ export interface RawDataSummary {
 
 export type ProgressListener = (rowsDone: number) => void;
 
-/** Time-ordered, self-describing key: the newest file sorts last. */
-export function rawDataKey(options: GenerateOptions, createdAt: Date): string {
+/** What a generated file's key says of it: rows, seed and drift (the customers it is about). */
+function generatedName(options: Omit<GenerateOptions, 'asOf'>): string {
   const drift = Object.entries(options.drift ?? {})
     .map(([field, factor]) => `-drift-${field}-${factor}`)
     .join('');
-  return `${KEYS.rawPrefix}${keyTimestamp(createdAt)}-n${options.rows}-s${options.seed}${drift}.csv`;
+  return `n${options.rows}-s${options.seed}${drift}`;
+}
+
+/** Time-ordered, self-describing key: the newest file sorts last. */
+export function rawDataKey(options: GenerateOptions, createdAt: Date): string {
+  return `${KEYS.rawPrefix}${keyTimestamp(createdAt)}-${generatedName(options)}.csv`;
+}
+
+/** The outcome file of the customers of `rawDataKey` with the same options, under `outcomes/`. */
+export function outcomesKey(options: OutcomeOptions, createdAt: Date): string {
+  const shift = options.conceptShift === undefined ? '' : `-shift-${options.conceptShift}`;
+  return `${KEYS.outcomesPrefix}${keyTimestamp(createdAt)}-${generatedName(options)}${shift}.csv`;
 }
 
 const ROWS_PER_CHUNK = 2_000;
 
-/** Generates CSV text in chunks of lines, tallying the summary as it goes. */
-function* csvChunks(
-  records: Iterable<LabeledRecord>,
-  tally: { rows: number; bytes: number; churned: number; incomeSum: number; zeroOrders: number },
+/** CSV text in chunks of lines, counting rows and bytes as it goes. */
+function* csvChunks<T>(
+  header: string,
+  records: Iterable<T>,
+  toLine: (record: T) => string,
+  tally: { rows: number; bytes: number },
   onProgress: ProgressListener | undefined,
 ): Generator<string> {
-  let lines: string[] = [CSV_HEADER];
+  let lines: string[] = [header];
   for (const record of records) {
-    lines.push(toCsvLine(record));
+    lines.push(toLine(record));
     tally.rows++;
-    tally.churned += record.churned;
-    tally.incomeSum += record.income;
-    if (record.orders === 0) tally.zeroOrders++;
     if (lines.length >= ROWS_PER_CHUNK) {
       const chunk = `${lines.join('\n')}\n`;
       tally.bytes += Buffer.byteLength(chunk);
@@ -58,31 +74,83 @@ function* csvChunks(
 }
 
 /**
- * Streams generated customers into the raw bucket as one CSV object (multipart upload): rows are
- * produced as S3 takes them, so a million rows never sit in memory at once.
+ * Streams generated rows into one CSV object (multipart upload): rows are produced as S3 takes them,
+ * so a million rows never sit in memory at once.
  */
+async function uploadCsv<T>(
+  s3: S3Client,
+  object: { readonly bucket: string; readonly key: string; readonly header: string },
+  records: Iterable<T>,
+  toLine: (record: T) => string,
+  onProgress: ProgressListener | undefined,
+): Promise<{ bucket: string; key: string; rows: number; bytes: number }> {
+  const tally = { rows: 0, bytes: 0 };
+  const body = Readable.from(csvChunks(object.header, records, toLine, tally, onProgress), {
+    objectMode: false,
+  });
+  await new Upload({
+    client: s3,
+    params: { Bucket: object.bucket, Key: object.key, Body: body, ContentType: 'text/csv' },
+    partSize: 8 * 1024 * 1024,
+    queueSize: 2,
+  }).done();
+  return { bucket: object.bucket, key: object.key, ...tally };
+}
+
+/** Generated customers into the raw bucket, under `raw/`. */
 export async function writeRawData(
   s3: S3Client,
   bucket: string,
   options: GenerateOptions,
   { now = new Date(), onProgress }: { now?: Date; onProgress?: ProgressListener } = {},
 ): Promise<RawDataSummary> {
-  const key = rawDataKey(options, now);
-  const tally = { rows: 0, bytes: 0, churned: 0, incomeSum: 0, zeroOrders: 0 };
-  const body = Readable.from(csvChunks(generateRecords(options), tally, onProgress), { objectMode: false });
-  await new Upload({
-    client: s3,
-    params: { Bucket: bucket, Key: key, Body: body, ContentType: 'text/csv' },
-    partSize: 8 * 1024 * 1024,
-    queueSize: 2,
-  }).done();
+  const stats = { churned: 0, incomeSum: 0, zeroOrders: 0 };
+  const toLine = (record: LabeledRecord) => {
+    stats.churned += record.churned;
+    stats.incomeSum += record.income;
+    if (record.orders === 0) stats.zeroOrders++;
+    return toCsvLine(record);
+  };
+  const file = { bucket, key: rawDataKey(options, now), header: CSV_HEADER };
+  const written = await uploadCsv(s3, file, generateRecords(options), toLine, onProgress);
   return {
-    bucket,
-    key,
-    rows: tally.rows,
-    bytes: tally.bytes,
-    churnRate: tally.churned / tally.rows,
-    meanIncome: tally.incomeSum / tally.rows,
-    zeroOrderShare: tally.zeroOrders / tally.rows,
+    ...written,
+    churnRate: stats.churned / written.rows,
+    meanIncome: stats.incomeSum / written.rows,
+    zeroOrderShare: stats.zeroOrders / written.rows,
+  };
+}
+
+/** Summary of a generated outcome file. */
+export interface OutcomesSummary {
+  readonly bucket: string;
+  readonly key: string;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly churnRate: number;
+  /** The F of the labels' concept shift; null for the customers' generated labels. */
+  readonly conceptShift: number | null;
+  readonly observedAt: string;
+}
+
+/** The outcomes of generated customers into the raw bucket, under `outcomes/`, where the quality job reads them. */
+export async function writeOutcomes(
+  s3: S3Client,
+  bucket: string,
+  options: OutcomeOptions,
+  { now = new Date(), onProgress }: { now?: Date; onProgress?: ProgressListener } = {},
+): Promise<OutcomesSummary> {
+  let churned = 0;
+  const toLine = (outcome: GeneratedOutcome) => {
+    churned += outcome.churned;
+    return `${outcome.customer_id},${outcome.churned},${outcome.observed_at}`;
+  };
+  const file = { bucket, key: outcomesKey(options, now), header: OUTCOME_COLUMNS.join(',') };
+  const written = await uploadCsv(s3, file, generateOutcomes(options), toLine, onProgress);
+  return {
+    ...written,
+    churnRate: churned / written.rows,
+    conceptShift: options.conceptShift ?? null,
+    observedAt: options.observedAt.toISOString(),
   };
 }

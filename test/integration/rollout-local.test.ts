@@ -17,7 +17,7 @@ import {
   requestRolloutDecision,
   startRolloutDecisions,
 } from '#local/rollout-decisions.ts';
-import { removeRuntime, writeRuntime } from '#local/running-platform.ts';
+import { removeRuntime } from '#local/running-platform.ts';
 import { FEATURE_SET } from '#shared/features/index.ts';
 import { GUARDRAIL_ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
@@ -32,7 +32,7 @@ import {
 } from '#shared/registry/registry.ts';
 import type { Rollout } from '#shared/registry/rollout.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
-import { startMoto, startTestAws, type TestAws } from '../support/aws.ts';
+import { publishRuntime, startMoto, startTestAws, type TestAws } from '../support/aws.ts';
 import { registerFixtureVersions, testRegistry } from '../support/model.ts';
 
 /**
@@ -146,14 +146,7 @@ describe(`the rollout decision on the local platform (${process.env.KEEL_TEST_EM
     const r = await rollout('v2', 'canary', 3);
     // What `keel models rollout` calls right after startRollout, locally: the running keel up takes it.
     process.env.KEEL_HOME = aws.home;
-    await writeRuntime(aws.home, {
-      pid: process.pid,
-      startedAt: new Date().toISOString(),
-      stage: LOCAL_ENVIRONMENT.stage,
-      region: aws.target.region,
-      endpoints: { s3: aws.target.endpoints!.s3, dynamodb: aws.target.endpoints!.dynamodb },
-      names: { ...aws.names },
-    });
+    await publishRuntime(aws);
     try {
       const started = await startRolloutDecision(new Output(() => true), NAME, r);
       expect(started).toEqual({ where: 'local', execution: `${aws.home}/rollout-decisions/${r.id}.json` });

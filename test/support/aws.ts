@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { provisionResources } from '#local/provision.ts';
 import { startRulesFront } from '#local/rules/proxy.ts';
 import { awsRulesEnforced } from '#local/rules/switch.ts';
+import { writeRuntime } from '#local/running-platform.ts';
 import { startLocalServers } from '#local/servers.ts';
 import {
   type AwsClients,
@@ -115,4 +116,16 @@ export async function startTestAws(): Promise<TestAws> {
       await rm(home, { recursive: true, force: true });
     },
   };
+}
+
+/** Publishes the test's servers in its home as a running `keel up` would, for commands that look for one. */
+export async function publishRuntime(aws: TestAws): Promise<void> {
+  await writeRuntime(aws.home, {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    stage: LOCAL_ENVIRONMENT.stage,
+    region: aws.target.region,
+    endpoints: { s3: aws.target.endpoints!.s3, dynamodb: aws.target.endpoints!.dynamodb },
+    names: { ...aws.names },
+  });
 }
