@@ -7,6 +7,7 @@ import { registerDrift } from './commands/drift.ts';
 import { registerEtl } from './commands/etl.ts';
 import { registerModels } from './commands/models.ts';
 import { registerPredict } from './commands/predict.ts';
+import { registerQuality } from './commands/quality.ts';
 import { registerTrain } from './commands/train.ts';
 import { registerUp } from './commands/up.ts';
 import { Output, type TargetOptions, UserError } from './output.ts';
@@ -48,6 +49,7 @@ Examples:
   registerTrain(program, output);
   registerBatch(program, output);
   registerDrift(program, output);
+  registerQuality(program, output);
   registerModels(program, output);
   registerPredict(program, output);
   registerAlarms(program, output);
@@ -55,7 +57,16 @@ Examples:
 }
 
 /** Commands (or subcommands) that act on a deployed stage with --stage; the others are local by nature. */
-const STAGE_COMMANDS = new Set(['models', 'predict', 'train', 'etl', 'batch', 'alarms', 'data import']);
+const STAGE_COMMANDS = new Set([
+  'models',
+  'predict',
+  'train',
+  'etl',
+  'batch',
+  'alarms',
+  'data import',
+  'quality',
+]);
 
 function checkTarget(options: TargetOptions, action: Command): void {
   const path: string[] = [];

@@ -45,6 +45,8 @@ export function addKeelStacks(app: App, { stage, env, config }: KeelStage) {
     api: inference.api.api,
     // The hourly drift job publishes the metrics the drift alarms watch.
     driftJob: { buckets: data.buckets, tables: data.tables, ...props.driftJob },
+    // The daily quality job publishes the metrics the quality alarms watch.
+    qualityJob: { buckets: data.buckets, tables: data.tables, ...props.qualityJob },
     // The rollout decision and guard; the pipelines stack's rollout state machine invokes the decision.
     rollouts: { buckets: data.buckets, tables: data.tables, ...props.rollouts },
     // Without onCall.email / onCall.webhookUrl, the stack's deploy-time parameters OnCallEmail /

@@ -75,5 +75,11 @@ export function stackPropsOf(config: KeelConfig) {
       scheduleEnabled: config.schedules.drift.enabled,
       logRetention,
     },
+    /** The monitoring stack's `qualityJob`, less the data stack's buckets and tables. */
+    qualityJob: {
+      modelName: config.modelName,
+      scheduleEnabled: config.schedules.quality.enabled,
+      logRetention,
+    },
   };
 }

@@ -7,6 +7,8 @@ import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
 import { KEEL_ENV, optionalEnv } from '#shared/env.ts';
 import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipelines/definitions.ts';
+import type { MonitoringJobName } from '#shared/pipelines/schedules.ts';
+import type { QualityJobInput, QualityRunSummary } from '#shared/quality/job.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
 import type { AlarmStateChangeEvent } from '#shared/rollout/aws.ts';
 import type { RolloutOutcome } from '#shared/rollout/decision.ts';
@@ -77,6 +79,8 @@ export interface PipelineRunner {
   ): Promise<PipelineRun<T>>;
   /** Invokes the drift job's function, as its schedule does (a single task, not a state machine). */
   drift(input: DriftJobInput): Promise<DriftRun>;
+  /** Invokes the quality job's function, as its schedule does. */
+  quality(input: QualityJobInput): Promise<QualityRun>;
   /**
    * Invokes the rollout guard's function with a guardrail alarm's state change, as the EventBridge rule
    * on the guardrail alarms does. Rejects with the function's error.
@@ -87,9 +91,12 @@ export interface PipelineRunner {
   close(): Promise<void>;
 }
 
-export type DriftRun = Omit<PipelineRun<Omit<DriftJobResult, 'report'>>, 'pipeline'> & {
-  readonly pipeline: 'drift';
+/** A monitoring job's run: one invocation of its function. */
+export type JobRun<Job extends MonitoringJobName, T> = Omit<PipelineRun<T>, 'pipeline'> & {
+  readonly pipeline: Job;
 };
+export type DriftRun = JobRun<'drift', Omit<DriftJobResult, 'report'>>;
+export type QualityRun = JobRun<'quality', QualityRunSummary>;
 
 /**
  * Runs the state machines of the synthesized local stage with aws-local-stepfunctions as Step Functions
@@ -258,6 +265,28 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
     ]),
   ) as Record<PipelineName, StateMachine>;
   const driftFunction = functionOf(deployment, 'lambdas/drift/handler.ts');
+  const qualityFunction = functionOf(deployment, 'lambdas/quality/handler.ts');
+  /** Invokes a monitoring job's function; its failure is the run's, not a rejection. */
+  async function invokeJob<Job extends MonitoringJobName, T>(
+    job: Job,
+    arn: string,
+    input: object,
+  ): Promise<JobRun<Job, T>> {
+    const started = performance.now();
+    try {
+      const output = await lambda.invoke<T>(arn, input);
+      return { pipeline: job, status: 'SUCCEEDED', output, durationMs: performance.now() - started };
+    } catch (error) {
+      const e = error as Error;
+      return {
+        pipeline: job,
+        status: 'FAILED',
+        output: undefined,
+        error: { name: e.name, message: e.message },
+        durationMs: performance.now() - started,
+      };
+    }
+  }
   const guardFunction = functionOf(deployment, 'lambdas/rollout/handler.ts', 'guard');
 
   return {
@@ -269,22 +298,8 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       await cloudwatch.close();
     },
     guard: (event) => lambda.invoke<RolloutOutcome>(guardFunction.arn, event),
-    async drift(input) {
-      const started = performance.now();
-      try {
-        const output = await lambda.invoke<DriftRun['output']>(driftFunction.arn, input);
-        return { pipeline: 'drift', status: 'SUCCEEDED', output, durationMs: performance.now() - started };
-      } catch (error) {
-        const e = error as Error;
-        return {
-          pipeline: 'drift',
-          status: 'FAILED',
-          output: undefined,
-          error: { name: e.name, message: e.message },
-          durationMs: performance.now() - started,
-        };
-      }
-    },
+    drift: (input) => invokeJob('drift', driftFunction.arn, input),
+    quality: (input) => invokeJob('quality', qualityFunction.arn, input),
     async run<T>(
       pipeline: PipelineName,
       input: Record<string, unknown>,

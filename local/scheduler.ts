@@ -1,5 +1,5 @@
 import type { PipelineName } from '#shared/pipelines/definitions.ts';
-import { nextFireTime, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
+import { isMonitoringJob, nextFireTime, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import type { PipelineRunner } from './pipelines.ts';
 
 export interface LocalScheduler {
@@ -27,8 +27,8 @@ export function startScheduler(
   // A schedule its stage's config switches off does not fire here either.
   const runnable = schedules.filter((schedule) => schedule.enabled ?? true);
   const start = (schedule: ScheduleDefinition) =>
-    schedule.target === 'drift'
-      ? runner.drift({ ...schedule.input })
+    isMonitoringJob(schedule.target)
+      ? runner[schedule.target]({ ...schedule.input })
       : runner.run(schedule.target as PipelineName, { ...schedule.input });
 
   const arm = (schedule: ScheduleDefinition) => {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { awsTargetFromEnv, createSnsClient } from '#shared/aws/clients.ts';
 import { type DriftJobDeps, runDrift } from '#shared/drift/job.ts';
-import { publishDriftNotice } from '#shared/drift/notice.ts';
+import { publishNotice } from '#shared/drift/notice.ts';
 import { KEEL_ENV, optionalEnv } from '#shared/env.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { step } from '#shared/pipelines/step.ts';
@@ -12,7 +12,7 @@ const onCallTopic = optionalEnv(KEEL_ENV.onCallTopicArn, '');
 // Created once per environment, like the other clients, and only where there is a topic to page.
 const sns = onCallTopic ? createSnsClient(awsTargetFromEnv()) : undefined;
 const deps: DriftJobDeps = {
-  ...(sns && onCallTopic ? { notify: (notice) => publishDriftNotice(sns, onCallTopic, notice) } : {}),
+  ...(sns && onCallTopic ? { notify: (notice) => publishNotice(sns, onCallTopic, notice) } : {}),
   s3: ctx.clients.s3,
   registry: ctx.registry,
   outputsBucket: ctx.names.outputs,

@@ -9,8 +9,10 @@ import { DriftJob } from '#lib/constructs/drift-job.ts';
 import { KeelDashboard } from '#lib/constructs/keel-dashboard.ts';
 import { MonitoringAlarms } from '#lib/constructs/monitoring-alarms.ts';
 import { assertValidOnCallEndpoints, OnCallTopic } from '#lib/constructs/oncall-topic.ts';
+import { QualityJob } from '#lib/constructs/quality-job.ts';
 import { RetrainOnAlarm } from '#lib/constructs/retrain-on-alarm.ts';
 import { RolloutGuard } from '#lib/constructs/rollout-guard.ts';
+import type { ScheduledJobProps } from '#lib/constructs/scheduled-job.ts';
 import {
   type DataResources,
   type KeelStackProps,
@@ -25,7 +27,7 @@ import {
   type MonitoringOptionsInput,
 } from '#shared/monitoring/alarm-options.ts';
 import { PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
-import { SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
+import { type MonitoringJobName, SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import { assertValidStage } from '#shared/resources.ts';
 
 /** Props of {@link MonitoringStack}. */
@@ -86,13 +88,15 @@ export interface MonitoringStackProps extends KeelStackProps {
    *
    * @default - none: no drift job runs, and the drift alarms see no data (state kept, never ALARM)
    */
-  readonly driftJob?: DataResources &
-    ModelProps & {
-      /** @default - true */
-      readonly scheduleEnabled?: boolean;
-      /** @default - RetentionDays.ONE_MONTH */
-      readonly logRetention?: RetentionDays;
-    };
+  readonly driftJob?: MonitoringJobProps;
+  /**
+   * Run the daily quality job (`lambdas/quality/handler.ts`) here, on the quality schedule of
+   * `SCHEDULES`: captured answers joined with outcomes, consistency and skew; its errors, throttles
+   * and dead letters alarm too.
+   *
+   * @default - none: no quality job runs, and the quality alarms see no data (state kept, never ALARM)
+   */
+  readonly qualityJob?: MonitoringJobProps;
   /**
    * Decide rollouts here, over the data stack's registry: the function the pipelines stack's rollout
    * state machine invokes by name at the end of a bake, and the guard an EventBridge rule calls when a
@@ -127,6 +131,15 @@ export interface MonitoringStackProps extends KeelStackProps {
   readonly deadLetterRetention?: Duration;
 }
 
+/** Where a monitoring job runs and how its schedule and logs are kept. */
+export type MonitoringJobProps = DataResources &
+  ModelProps & {
+    /** @default - true */
+    readonly scheduleEnabled?: boolean;
+    /** @default - RetentionDays.ONE_MONTH */
+    readonly logRetention?: RetentionDays;
+  };
+
 /** Severity of the per-resource alarms: the paging signals are the API's latency and 5xx rate and drift. */
 const RESOURCE_SEVERITY = 'warn' as const;
 
@@ -144,6 +157,7 @@ export class MonitoringStack extends Stack {
   public readonly catalog: AlarmCatalog;
   public readonly retrainOnDrift?: RetrainOnAlarm;
   public readonly driftJob?: DriftJob;
+  public readonly qualityJob?: QualityJob;
   public readonly rollouts?: RolloutGuard;
 
   constructor(scope: Construct, id: string, props: MonitoringStackProps) {
@@ -205,21 +219,25 @@ export class MonitoringStack extends Stack {
       webhookUrl: props.onCallWebhookUrl,
       deadLetterRetention: props.deadLetterRetention,
     });
-    if (props.driftJob) {
-      const schedule = schedules.find((s) => s.target === 'drift');
+    const jobProps = (job: MonitoringJobName, where: MonitoringJobProps): ScheduledJobProps => {
+      const schedule = schedules.find((s) => s.target === job);
       if (!schedule)
-        throw new Error(`MonitoringStack ${id}: SCHEDULES has no drift schedule to run the job by`);
-      this.driftJob = new DriftJob(this, 'DriftJob', {
-        buckets: props.driftJob.buckets,
-        tables: props.driftJob.tables,
-        modelName: modelNameOf(props.driftJob),
-        enabled: props.driftJob.scheduleEnabled,
+        throw new Error(`MonitoringStack ${id}: SCHEDULES has no ${job} schedule to run the job by`);
+      return {
+        buckets: where.buckets,
+        tables: where.tables,
+        modelName: modelNameOf(where),
+        enabled: where.scheduleEnabled,
         schedule,
-        logRetention: props.driftJob.logRetention,
+        logRetention: where.logRetention,
         monitoringOptions: props.alarmOptions,
         deadLetterRetention: props.deadLetterRetention,
         onCallTopic: this.onCall.topic,
-      });
+      };
+    };
+    if (props.driftJob) this.driftJob = new DriftJob(this, 'DriftJob', jobProps('drift', props.driftJob));
+    if (props.qualityJob) {
+      this.qualityJob = new QualityJob(this, 'QualityJob', jobProps('quality', props.qualityJob));
     }
     if (props.rollouts) {
       this.rollouts = new RolloutGuard(this, 'Rollouts', {
@@ -232,19 +250,28 @@ export class MonitoringStack extends Stack {
         deadLetterRetention: props.deadLetterRetention,
       });
     }
-    const job = this.driftJob;
+    const jobs = [
+      ...(this.driftJob ? [{ id: 'drift', job: this.driftJob }] : []),
+      ...(this.qualityJob ? [{ id: 'quality', job: this.qualityJob }] : []),
+    ];
     const guard = this.rollouts;
     const catalog = catalogOf({
       ...baseResources,
       functions: [
         ...baseResources.functions,
-        ...(job
-          ? [{ id: 'drift', name: job.function.function.functionName, severity: RESOURCE_SEVERITY }]
-          : []),
+        ...jobs.map(({ id, job }) => ({
+          id,
+          name: job.function.function.functionName,
+          severity: RESOURCE_SEVERITY,
+        })),
       ],
       queues: [
         ...baseResources.queues,
-        ...(job ? [{ id: 'drift', name: job.deadLetterQueue.queueName, severity: RESOURCE_SEVERITY }] : []),
+        ...jobs.map(({ id, job }) => ({
+          id,
+          name: job.deadLetterQueue.queueName,
+          severity: RESOURCE_SEVERITY,
+        })),
         // A failed guard: a rollout that may still run with a guardrail in ALARM, or a page that was lost.
         ...(guard
           ? [{ id: 'rollout-guard', name: guard.deadLetterQueue.queueName, severity: RESOURCE_SEVERITY }]

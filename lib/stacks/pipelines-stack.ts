@@ -13,7 +13,7 @@ import {
   type ModelProps,
   modelNameOf,
 } from '#lib/stacks/common-props.ts';
-import { SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
+import { isMonitoringJob, SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import { assertValidStage } from '#shared/resources.ts';
 
 /** Props of {@link PipelinesStack}. */
@@ -25,7 +25,7 @@ export interface PipelinesStackProps extends KeelStackProps, DataResources, Mode
    */
   readonly schedulesEnabled?: boolean;
   /**
-   * The schedules (a stage's `configuredSchedules`); those targeting the drift job are left to the
+   * The schedules (a stage's `configuredSchedules`); those targeting a monitoring job (drift, quality) are left to the
    * monitoring stack.
    *
    * @default - SCHEDULES of shared/pipelines/schedules.ts
@@ -122,8 +122,8 @@ export class PipelinesStack extends Stack {
       logRetention: props.logRetention,
     });
     this.schedules = new PipelineSchedules(this, 'Schedules', {
-      // The drift job's schedule joins when the monitoring stack provides its target.
-      schedules: (props.schedules ?? SCHEDULES).filter((schedule) => schedule.target !== 'drift'),
+      // The monitoring jobs' schedules join when the monitoring stack provides their targets.
+      schedules: (props.schedules ?? SCHEDULES).filter((schedule) => !isMonitoringJob(schedule.target)),
       targets: {
         batch: this.stateMachines.batch,
         retrain: this.stateMachines.retrain,

@@ -39,7 +39,12 @@ import {
  */
 
 /** Config key of each schedule of `SCHEDULES` (by its id). */
-export const SCHEDULE_KEYS = { batchScoring: 'BatchScoring', drift: 'Drift', retrain: 'Retrain' } as const;
+export const SCHEDULE_KEYS = {
+  batchScoring: 'BatchScoring',
+  drift: 'Drift',
+  quality: 'Quality',
+  retrain: 'Retrain',
+} as const;
 export type ScheduleKey = keyof typeof SCHEDULE_KEYS;
 
 const positive = (what = 'number') =>
@@ -154,6 +159,7 @@ export const keelConfigSchema = z.strictObject({
     .strictObject({
       batchScoring: scheduleSchema('batchScoring'),
       drift: scheduleSchema('drift'),
+      quality: scheduleSchema('quality'),
       retrain: scheduleSchema('retrain'),
     })
     .prefault({}),

@@ -1,11 +1,8 @@
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { NoModelError, ValidationError } from '#shared/errors.ts';
 import { FEATURE_COUNT } from '#shared/features/index.ts';
-import {
-  CAPTURE_PARTITION_SLACK_MS,
-  type CaptureRecord,
-  captureHourPrefix,
-} from '#shared/inference/capture.ts';
+import type { CaptureRecord } from '#shared/inference/capture.ts';
+import { type CaptureSource, forEachCapturedRecord } from '#shared/inference/capture-reader.ts';
 import type { MonitoringOptionsInput } from '#shared/monitoring/alarm-options.ts';
 import {
   DEFAULT_SERVICE,
@@ -36,7 +33,6 @@ import { driftThresholds } from './thresholds.ts';
 
 export const DRIFT_REPORT_PREFIX = 'drift-reports/';
 const HOUR = 3_600_000;
-const READ_CONCURRENCY = 16;
 
 export interface DriftJobDeps {
   readonly s3: S3Client;
@@ -107,112 +103,29 @@ export function driftWindow(input: DriftJobInput, now: Date): { from: Date; to: 
   return { from, to };
 }
 
-/**
- * The capture hour prefixes that can hold records of [from, to): the hours the window touches, widened
- * by the partition slack (the delivery partitions by the hour its buffer started, see capture.ts).
- */
-function hourPrefixes(model: string, from: Date, to: Date): string[] {
-  const prefixes: string[] = [];
-  const [start, end] = [
-    from.getTime() - CAPTURE_PARTITION_SLACK_MS,
-    to.getTime() + CAPTURE_PARTITION_SLACK_MS,
-  ];
-  for (let t = Math.floor(start / HOUR) * HOUR; t < end; t += HOUR) {
-    prefixes.push(captureHourPrefix(model, new Date(t)));
-  }
-  return prefixes;
-}
-
-async function listKeys(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
-    );
-    for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
-
-/**
- * The JSON objects of one line of a capture object: usually the line itself; several when records
- * were concatenated without a newline (Firehose joins the records of a buffer as they are unless it is
- * told to add a delimiter). Splits at top-level `}{`, outside strings; blank lines yield nothing.
- */
-export function jsonObjectsOf(line: string): string[] {
-  const trimmed = line.trim();
-  if (trimmed === '') return [];
-  if (!trimmed.includes('}{')) return [trimmed];
-  const objects: string[] = [];
-  let [depth, start, inString, escaped] = [0, 0, false, false];
-  for (let i = 0; i < trimmed.length; i++) {
-    const c = trimmed[i];
-    if (inString) {
-      if (escaped) escaped = false;
-      else if (c === '\\') escaped = true;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === '{') depth++;
-    else if (c === '}' && --depth === 0) {
-      objects.push(trimmed.slice(start, i + 1));
-      start = i + 1;
-    }
-  }
-  if (start < trimmed.length) objects.push(trimmed.slice(start));
-  return objects;
-}
-
 /** The captured records of `version` served in [from, to), as computeDrift's window. */
 export async function readCapturedWindow(
-  deps: Pick<DriftJobDeps, 's3' | 'outputsBucket' | 'modelName'>,
+  deps: CaptureSource,
   version: string,
   from: Date,
   to: Date,
 ): Promise<{ x: Float32Array; scores: Float64Array; rows: number; skipped: number }> {
-  const keys = (
-    await Promise.all(
-      hourPrefixes(deps.modelName, from, to).map((p) => listKeys(deps.s3, deps.outputsBucket, p)),
-    )
-  ).flat();
-  // At most READ_CONCURRENCY reads at a time: a busy hour holds thousands of small capture objects.
-  const texts: string[] = new Array(keys.length);
-  let next = 0;
-  const reader = async () => {
-    for (let i = next++; i < keys.length; i = next++) {
-      const object = await deps.s3.send(new GetObjectCommand({ Bucket: deps.outputsBucket, Key: keys[i] }));
-      texts[i] = await object.Body!.transformToString();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, keys.length) }, reader));
   const kept: CaptureRecord[] = [];
   let skipped = 0;
-  const [fromMs, toMs] = [from.getTime(), to.getTime()];
-  for (const text of texts) {
-    for (const line of text.split('\n').flatMap(jsonObjectsOf)) {
-      let record: CaptureRecord;
-      try {
-        record = JSON.parse(line) as CaptureRecord;
-      } catch {
-        skipped++;
-        continue;
-      }
-      const t = Date.parse(record.t);
-      if (
-        record.version !== version ||
-        // A shadow's scores were never served: the window is what customers were answered.
-        record.variant === 'shadow' ||
-        !(t >= fromMs && t < toMs) ||
-        !Array.isArray(record.x) ||
-        record.x.length !== FEATURE_COUNT
-      ) {
-        skipped++;
-        continue;
-      }
-      kept.push(record);
+  const read = await forEachCapturedRecord(deps, from, to, (record) => {
+    if (
+      record.version !== version ||
+      // A shadow's scores were never served: the window is what customers were answered.
+      record.variant === 'shadow' ||
+      !Array.isArray(record.x) ||
+      record.x.length !== FEATURE_COUNT
+    ) {
+      skipped++;
+      return;
     }
-  }
+    kept.push(record);
+  });
+  skipped += read.skipped;
   const x = new Float32Array(kept.length * FEATURE_COUNT);
   const scores = new Float64Array(kept.length);
   kept.forEach((record, i) => {

@@ -92,7 +92,7 @@ export function driftNotice(
  * Publishes a notice to an SNS topic: the subject, and the message as indented JSON (a drift notice, a
  * rollout's page).
  */
-export async function publishDriftNotice(
+export async function publishNotice(
   sns: SNSClient,
   topicArn: string,
   notice: Pick<DriftNotice, 'subject'> & { readonly message: unknown },

@@ -21,6 +21,7 @@ import {
   FEATURE_DIMENSION,
   KEEL_NAMESPACE,
   PREDICT_METRICS,
+  QUALITY_METRICS,
   ROLLOUT_METRICS,
   serviceDimensions,
   VARIANT_DIMENSION,
@@ -42,6 +43,9 @@ export const ALARM_IDS = {
   predictLatency: 'predict-latency-p99',
   predictServerErrors: 'predict-5xx-rate',
   etlSchemaChange: 'etl-schema-change',
+  qualityAucDrop: 'quality-auc-drop',
+  predictionConsistency: 'prediction-consistency',
+  featureSkew: 'training-serving-skew',
   page: 'page',
 } as const;
 
@@ -285,6 +289,60 @@ function apiAlarms(options: MonitoringOptions, resources: MonitoredResources): A
   return alarms;
 }
 
+const QUALITY_RUNBOOK =
+  "The quality job's notice on this topic names the model version, its realized and held-out figures, the window and the report; " +
+  '`keel quality check --report quality.html` shows them over time with the reliability curve. ';
+
+/**
+ * Ground-truth alarms over what the daily quality job publishes (one datapoint per run: a missing
+ * period keeps the state).
+ */
+function qualityAlarms(options: MonitoringOptions): AlarmDefinition[] {
+  const { quality } = options;
+  const dims = serviceDimensions(options.service);
+  const common = { source: 'emf', ...windowOf(quality), treatMissingData: 'ignore' } as const;
+  const metric = (name: string, statistic: Statistic) => single(stat(KEEL_NAMESPACE, name, dims, statistic));
+  return [
+    {
+      ...common,
+      id: ALARM_IDS.qualityAucDrop,
+      severity: 'page',
+      metric: metric(QUALITY_METRICS.aucShortfall, 'Maximum'),
+      comparisonOperator: 'GreaterThanThreshold',
+      threshold: quality.aucDrop,
+      description: `Model quality: a version's AUC on the outcomes that arrived is more than ${quality.aucDrop} below its held-out AUC (at least ${quality.minMatched} matched predictions).`,
+      runbook:
+        QUALITY_RUNBOOK +
+        'With no data drift (the drift alarms quiet), the relation between features and churn changed (concept shift): ' +
+        'retrain on recent labelled data (`keel train`), compare, promote; `keel models rollback` if a recent promotion caused it.',
+    },
+    {
+      ...common,
+      id: ALARM_IDS.predictionConsistency,
+      severity: 'warn',
+      metric: metric(QUALITY_METRICS.consistency, 'Minimum'),
+      comparisonOperator: 'LessThanThreshold',
+      threshold: quality.minConsistencyPercent,
+      description: `Batch/real-time consistency: fewer than ${quality.minConsistencyPercent}% of the customers answered by both from the same stored record got the same decision.`,
+      runbook:
+        QUALITY_RUNBOOK +
+        'Both paths share the feature module and the model file: a difference means a record changed without a new event_time (a write behind the ETL) or the paths ran different code; the skew check names the features.',
+    },
+    {
+      ...common,
+      id: ALARM_IDS.featureSkew,
+      severity: 'warn',
+      metric: metric(QUALITY_METRICS.skew, 'Maximum'),
+      comparisonOperator: 'GreaterThanThreshold',
+      threshold: quality.maxSkewPercent,
+      description: `Training/serving skew: more than ${quality.maxSkewPercent}% of sampled served feature vectors differ from the offline features of the same customer and record.`,
+      runbook:
+        QUALITY_RUNBOOK +
+        'The notice and report name the features that differ: find the writer that changes the online store outside the ETL, stop it, and re-run the ETL on the source file.',
+    },
+  ];
+}
+
 const ROLLOUT_RUNBOOK =
   'The rollout guard has ended the rollout (the champion answers every customer again) and paged, naming the challenger version and this alarm. ' +
   '`keel models rollout` shows the rollout and how it ended, `keel models history` the move; compare the two variants (the Variant dimension of the Keel metrics), fix the challenger, then start a new rollout. ' +
@@ -512,6 +570,7 @@ export function alarmDefinitions(
     ...driftAlarms(resolved),
     ...etlAlarms(resolved),
     ...apiAlarms(resolved, monitored),
+    ...qualityAlarms(resolved),
     ...rolloutAlarms(resolved),
     ...resourceAlarms(resolved, monitored),
   ];

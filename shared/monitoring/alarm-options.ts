@@ -69,6 +69,31 @@ const monitoringOptionsSchema = z.strictObject({
     })
     .prefault({}),
   /**
+   * Ground truth (the daily quality job, shared/quality/job.ts): how its window is judged and when its
+   * alarms fire. The job publishes once a day, so a period without a datapoint keeps the state.
+   */
+  quality: z
+    .strictObject({
+      ...evaluation(3600, 1, 1),
+      /** Days of predictions the job judges, ending when it runs. */
+      windowDays: z.int().min(1).max(400).default(30),
+      /** An outcome counts for a prediction when observed within this many days after it. */
+      labelWindowDays: z.int().min(1).max(400).default(30),
+      /** Days per point of the quality-over-time series. */
+      bucketDays: z.int().min(1).max(400).default(1),
+      /** Matched predictions a version needs before its realized AUC is compared with its held-out AUC. */
+      minMatched: z.int().min(1).default(200),
+      /** Pages when a version's realized AUC is this far below its held-out AUC. */
+      aucDrop: z.number().gt(0).max(1).default(0.05),
+      /** Warns when fewer batch/real-time pairs decide alike, in percent. */
+      minConsistencyPercent: percent().default(99),
+      /** Warns when more served vectors differ from their offline features, in percent. */
+      maxSkewPercent: percent().default(1),
+      /** Served vectors the skew check recomputes per run. */
+      skewSample: z.int().min(1).max(100_000).default(1000),
+    })
+    .prefault({}),
+  /**
    * The guardrails of a rollout: the challenger against the champion on the same period. Short periods
    * (2 of 3 minutes by default) so a bad challenger is ended within minutes; a period with too few
    * requests counts as no difference, so a quiet minute never ends a rollout.

@@ -75,6 +75,36 @@ export const ETL_METRICS = {
   unseenCategoryShare: 'EtlUnseenCategoryShare',
 } as const;
 
+/** The one extra dimension of the per-version {@link QUALITY_METRICS}. */
+export const MODEL_VERSION_DIMENSION = 'ModelVersion';
+
+/** What the quality job publishes after each run (`qualityMetricData` in shared/quality/job.ts). */
+export const QUALITY_METRICS = {
+  /** Per version (dimensions service + ModelVersion): predictions joined with an outcome. */
+  matched: 'QualityMatchedPredictions',
+  realizedAuc: 'QualityRealizedAuc',
+  estimatedAuc: 'QualityEstimatedAuc',
+  realizedAccuracy: 'QualityRealizedAccuracy',
+  estimatedAccuracy: 'QualityEstimatedAccuracy',
+  logLoss: 'QualityLogLoss',
+  precision: 'QualityPrecision',
+  recall: 'QualityRecall',
+  positiveRate: 'QualityPositiveRate',
+  calibrationError: 'QualityCalibrationError',
+  /**
+   * Largest held-out AUC − realized AUC over the versions with enough matched predictions (dimension
+   * service only, the version in the EMF properties and the job's notice): the quality alarm's metric.
+   */
+  aucShortfall: 'QualityAucShortfall',
+  /** Batch and real-time answers of the same stored record that decide alike, in percent. */
+  consistency: 'PredictionConsistency',
+  /** Largest |real-time − batch| probability over those pairs. */
+  maxScoreDifference: 'BatchRealtimeMaxScoreDifference',
+  /** Served vectors that differ from the offline features of the same record, in percent. */
+  skew: 'TrainingServingSkew',
+  skewedFeatures: 'SkewedFeatures',
+} as const;
+
 export type MetricUnit = 'None' | 'Count' | 'Milliseconds' | 'Percent';
 
 export interface MetricDatum {

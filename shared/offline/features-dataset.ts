@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse';
+import { listKeys, listObjects } from '#shared/aws/list-objects.ts';
 import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 
 /**
@@ -42,15 +43,7 @@ export async function readFeatureDataset(
   bucket: string,
   prefix: string,
 ): Promise<FeatureDataset> {
-  const keys: string[] = [];
-  let ContinuationToken: string | undefined;
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken }),
-    );
-    for (const object of page.Contents ?? []) if (object.Key?.endsWith('.csv')) keys.push(object.Key);
-    ContinuationToken = page.NextContinuationToken;
-  } while (ContinuationToken);
+  const keys = (await listKeys(s3, bucket, prefix)).filter((key) => key.endsWith('.csv'));
   if (keys.length === 0) throw new Error(`no feature data under s3://${bucket}/${prefix}`);
   keys.sort();
 
@@ -116,18 +109,11 @@ export async function markDatasetComplete(
 /** The prefix of the most recently completed feature dataset, or undefined when there is none. */
 export async function newestFeatureDataset(s3: S3Client, bucket: string): Promise<string | undefined> {
   let newest: { prefix: string; at: number } | undefined;
-  let ContinuationToken: string | undefined;
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: FEATURES_PREFIX, ContinuationToken }),
-    );
-    for (const object of page.Contents ?? []) {
-      if (!object.Key?.endsWith(`/${SUCCESS_MARKER}`)) continue;
-      const at = object.LastModified?.getTime() ?? 0;
-      const prefix = object.Key.slice(0, object.Key.lastIndexOf('/') + 1);
-      if (!newest || at > newest.at || (at === newest.at && prefix > newest.prefix)) newest = { prefix, at };
-    }
-    ContinuationToken = page.NextContinuationToken;
-  } while (ContinuationToken);
+  for (const object of await listObjects(s3, bucket, FEATURES_PREFIX)) {
+    if (!object.key.endsWith(`/${SUCCESS_MARKER}`)) continue;
+    const at = object.lastModified?.getTime() ?? 0;
+    const prefix = object.key.slice(0, object.key.lastIndexOf('/') + 1);
+    if (!newest || at > newest.at || (at === newest.at && prefix > newest.prefix)) newest = { prefix, at };
+  }
   return newest?.prefix;
 }

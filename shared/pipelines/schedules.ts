@@ -4,12 +4,19 @@ import type { PipelineName } from './definitions.ts';
  * The schedules, declared once: CDK turns each into an EventBridge rule that starts the target, and
  * the local scheduler of `keel up` fires the same expressions. Expressions use EventBridge syntax.
  */
+/** The monitoring jobs: one Lambda each, not a state machine. */
+export const MONITORING_JOBS = ['drift', 'quality'] as const;
+export type MonitoringJobName = (typeof MONITORING_JOBS)[number];
+
+export const isMonitoringJob = (target: string): target is MonitoringJobName =>
+  (MONITORING_JOBS as readonly string[]).includes(target);
+
 export interface ScheduleDefinition {
   readonly id: string;
   readonly description: string;
   readonly expression: string;
-  /** A pipeline (state machine) or the drift job. */
-  readonly target: PipelineName | 'drift';
+  /** A pipeline (state machine), or a monitoring job (one Lambda). */
+  readonly target: PipelineName | MonitoringJobName;
   /** Execution input. */
   readonly input: Readonly<Record<string, unknown>>;
   /**
@@ -33,6 +40,13 @@ export const SCHEDULES: readonly ScheduleDefinition[] = [
     description: 'compute data and prediction drift of the last window (hourly)',
     expression: 'rate(1 hour)',
     target: 'drift',
+    input: {},
+  },
+  {
+    id: 'Quality',
+    description: 'judge the served versions against the outcomes that arrived (daily)',
+    expression: 'cron(0 5 * * ? *)',
+    target: 'quality',
     input: {},
   },
   {

@@ -104,6 +104,13 @@ export interface QualityReport {
   readonly window: { readonly from: string; readonly to: string };
   /** An outcome counts for a prediction when observed within this many days after it. */
   readonly labelWindowDays: number;
+  /** The thresholds the run judged at (the stage's `alarms.quality`). */
+  readonly thresholds: {
+    readonly aucDrop: number;
+    readonly minMatched: number;
+    readonly minConsistencyPercent: number;
+    readonly maxSkewPercent: number;
+  };
   readonly outcomes: OutcomeIntake;
   readonly versions: readonly VersionQuality[];
   readonly consistency: ConsistencyFigures;

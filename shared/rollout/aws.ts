@@ -1,7 +1,7 @@
 import { type CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
-import { publishDriftNotice } from '#shared/drift/notice.ts';
+import { publishNotice } from '#shared/drift/notice.ts';
 import type { AlarmStateChange, GuardrailReader, GuardrailState, Pager } from './decision.ts';
 
 /**
@@ -37,7 +37,7 @@ export function cloudWatchGuardrails(cloudwatch: CloudWatchClient): GuardrailRea
 export const snsPager =
   (sns: SNSClient, topicArn: string): Pager =>
   (page) =>
-    publishDriftNotice(sns, topicArn, page);
+    publishNotice(sns, topicArn, page);
 
 /** The "CloudWatch Alarm State Change" event EventBridge delivers, the fields the guard reads. */
 export const alarmStateChangeEventSchema = z.object({

@@ -68,6 +68,7 @@ function monitoringApp(
     predictLogGroup: inference?.predictFunction?.logGroup,
     api: inference?.api.api,
     driftJob: (options.driftJob ?? true) ? { buckets: data.buckets, tables: data.tables } : undefined,
+    qualityJob: (options.driftJob ?? true) ? { buckets: data.buckets, tables: data.tables } : undefined,
     rollouts: { buckets: data.buckets, tables: data.tables },
     ...props,
   });
@@ -117,11 +118,16 @@ const EXPECTED_ALARM_IDS = [
   ALARM_IDS.predictLatency,
   ALARM_IDS.apiLatency,
   ALARM_IDS.predictServerErrors,
+  ALARM_IDS.qualityAucDrop,
+  ALARM_IDS.predictionConsistency,
+  ALARM_IDS.featureSkew,
   ...ROLLOUT_GUARDRAIL_IDS,
   'lambda-errors-predict',
   'lambda-throttles-predict',
   'lambda-errors-drift',
   'lambda-throttles-drift',
+  'lambda-errors-quality',
+  'lambda-throttles-quality',
   'state-machine-failures-etl',
   'state-machine-timeouts-etl',
   'state-machine-aborts-etl',
@@ -137,6 +143,7 @@ const EXPECTED_ALARM_IDS = [
   'dlq-depth-schedules',
   'dlq-depth-approvals',
   'dlq-depth-drift',
+  'dlq-depth-quality',
   'dlq-depth-rollout-guard',
 ];
 
@@ -176,6 +183,18 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
       'Keel-test-Monitoring/DriftJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/models/churn/*]',
       'Keel-test-Monitoring/OnCall/DeadLetters AwsSolutions-SQS3',
       'Keel-test-Monitoring/OnCall/DeadLetters Serverless-SQSRedrivePolicy',
+      'Keel-test-Monitoring/QualityJob/DeadLetters AwsSolutions-SQS3',
+      'Keel-test-Monitoring/QualityJob/DeadLetters Serverless-SQSRedrivePolicy',
+      'Keel-test-Monitoring/QualityJob/Job/Function AwsSolutions-L1',
+      'Keel-test-Monitoring/QualityJob/Job/Function Serverless-LambdaDLQ',
+      'Keel-test-Monitoring/QualityJob/Job/Function Serverless-LambdaLatestVersion',
+      'Keel-test-Monitoring/QualityJob/Job/Role AwsSolutions-IAM5[Resource::*]',
+      'Keel-test-Monitoring/QualityJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/captures/model=churn/*]',
+      'Keel-test-Monitoring/QualityJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/features/*]',
+      'Keel-test-Monitoring/QualityJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/models/churn/*]',
+      'Keel-test-Monitoring/QualityJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/outcomes/*]',
+      'Keel-test-Monitoring/QualityJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/quality-reports/*]',
+      'Keel-test-Monitoring/QualityJob/Job/Role AwsSolutions-IAM5[Resource::Keel-test-Data:…/quarantine/outcomes/*]',
       'Keel-test-Monitoring/Rollouts/DeadLetters AwsSolutions-SQS3',
       'Keel-test-Monitoring/Rollouts/DeadLetters Serverless-SQSRedrivePolicy',
       // The decision runs synchronously (a Step Functions task), the guard asynchronously (EventBridge).
@@ -361,6 +380,7 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
       ALARM_IDS.predictLatency,
       ALARM_IDS.apiLatency,
       ALARM_IDS.predictServerErrors,
+      ALARM_IDS.qualityAucDrop,
     ]);
     for (const id of pages) expect(rule).toContain(`ALARM("${alarmName(STAGE, id)}")`);
     expect(rule.split(' OR ')).toHaveLength(pages.length);
@@ -575,6 +595,82 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
         Resource: [under('/models/churn/*'), under('/captures/model=churn/*')],
       },
       { Effect: 'Allow', Action: 's3:PutObject', Resource: under('/drift-reports/*') },
+      { Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: data },
+    ]);
+  });
+
+  it('runs the quality job daily on the SCHEDULES quality rule, 15 minutes and 3 GB, failures in a dead-letter queue', () => {
+    const quality = SCHEDULES.find((s) => s.target === 'quality')!;
+    const [fnId, fn] = resources(template, 'AWS::Lambda::Function').find(([id]) =>
+      id.startsWith('QualityJob'),
+    )!;
+    expect(fn.Properties).toMatchObject({
+      Timeout: 900,
+      MemorySize: 3008,
+      Environment: {
+        Variables: expect.objectContaining({
+          KEEL_MODEL_NAME: 'churn',
+          POWERTOOLS_SERVICE_NAME: 'keel-quality',
+        }),
+      },
+    });
+    const queueId = resources(template, 'AWS::SQS::Queue')
+      .map(([id]) => id)
+      .find((id) => id.startsWith('QualityJobDeadLetters'))!;
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: quality.expression,
+      State: 'ENABLED',
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [fnId, 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+        }),
+      ],
+    });
+  });
+
+  it('grants the quality job exactly what it reads and writes', () => {
+    const [, policy] = resources(template, 'AWS::IAM::Policy').find(([id]) => id.startsWith('QualityJob'))!;
+    const statements = JSON.parse(
+      JSON.stringify(policy.Properties.PolicyDocument.Statement).replace(/ExportsOutput[A-Za-z0-9]+/g, '…'),
+    );
+    const data = { 'Fn::ImportValue': 'Keel-test-Data:…' };
+    const local = { 'Fn::GetAtt': [expect.any(String), 'Arn'] };
+    const under = (prefix: string) => ({ 'Fn::Join': ['', [data, prefix]] });
+    const list = (prefix: string) => ({
+      Effect: 'Allow',
+      Action: 's3:ListBucket',
+      Resource: data,
+      Condition: { StringLike: { 's3:prefix': [`${prefix}*`] } },
+    });
+    expect(statements).toEqual([
+      { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: local },
+      { Effect: 'Allow', Action: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], Resource: '*' },
+      {
+        Effect: 'Allow',
+        Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+        Resource: local,
+      },
+      { Effect: 'Allow', Action: 'sns:Publish', Resource: { Ref: expect.stringMatching(/^OnCallTopic/) } },
+      { Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: local },
+      list('captures/model=churn/'),
+      {
+        Effect: 'Allow',
+        Action: 's3:GetObject',
+        Resource: [
+          under('/features/*'),
+          under('/models/churn/*'),
+          under('/captures/model=churn/*'),
+          under('/outcomes/*'),
+        ],
+      },
+      {
+        Effect: 'Allow',
+        Action: 's3:PutObject',
+        Resource: [under('/quarantine/outcomes/*'), under('/quality-reports/*')],
+      },
+      list('outcomes/'),
+      list('features/'),
       { Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: data },
     ]);
   });

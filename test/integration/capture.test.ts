@@ -8,7 +8,7 @@ import type { CaptureDelivery } from '#local/capture-delivery.ts';
 import { metricsFile } from '#local/metrics-file.ts';
 import { type BatchDeps, planBatch, scoreSegment } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
-import { jsonObjectsOf, readCapturedWindow } from '#shared/drift/job.ts';
+import { readCapturedWindow } from '#shared/drift/job.ts';
 import { encodeFeatures, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import {
   type CaptureRecord,
@@ -16,6 +16,7 @@ import {
   captureLine,
   captureRecord,
 } from '#shared/inference/capture.ts';
+import { jsonObjectsOf } from '#shared/inference/capture-reader.ts';
 import { readPredictConfig } from '#shared/inference/predict-environment.ts';
 import { isEmfLine, parseEmf } from '#shared/monitoring/emf.ts';
 import { ROLLOUT_METRICS, VARIANT_DIMENSION } from '#shared/monitoring/metrics.ts';

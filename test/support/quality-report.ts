@@ -95,6 +95,7 @@ export function qualityReportFixture(): QualityReport {
     model: { name: HOSTILE_NAME },
     window: { from: '2026-11-20T00:00:00.000Z', to: '2026-11-27T00:00:00.000Z' },
     labelWindowDays: 30,
+    thresholds: { aucDrop: 0.05, minMatched: 200, minConsistencyPercent: 99, maxSkewPercent: 1 },
     outcomes: { files: 3, rows: 12345, quarantined: 17 },
     // The job's order: oldest first.
     versions: [v9, v10],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { jsonObjectsOf } from '#shared/drift/job.ts';
+import { jsonObjectsOf } from '#shared/inference/capture-reader.ts';
 
 /** How the drift job splits a line of a capture object into records (Firehose may join them). */
 describe('jsonObjectsOf', () => {

@@ -18,6 +18,10 @@ function recordingRunner(started: string[]): PipelineRunner {
       started.push('drift');
       return { ...done, pipeline: 'drift' };
     },
+    quality: async () => {
+      started.push('quality');
+      return { ...done, pipeline: 'quality' };
+    },
     guard: async () => {
       throw new Error('no schedule starts the rollout guard');
     },
@@ -39,6 +43,7 @@ describe('the local scheduler with a stage configuration', () => {
           batchScoring: { expression: 'rate(1 minute)' },
           retrain: { expression: 'rate(1 minute)', enabled: false },
           drift: { enabled: false },
+          quality: { expression: 'rate(2 minutes)' },
         },
       },
       'test',
@@ -51,9 +56,11 @@ describe('the local scheduler with a stage configuration', () => {
     try {
       expect(scheduler.upcoming()).toEqual([
         { id: 'BatchScoring', target: 'batch', at: new Date('2026-11-24T10:01:00Z') },
+        // The quality job is one Lambda, run by its function as the drift job is.
+        { id: 'Quality', target: 'quality', at: new Date('2026-11-24T10:02:00Z') },
       ]);
       await vi.advanceTimersByTimeAsync(3 * 60_000 + 1_000);
-      expect(started).toEqual(['batch', 'batch', 'batch']);
+      expect(started.sort()).toEqual(['batch', 'batch', 'batch', 'quality']);
       expect(log.filter((m) => m.includes('Retrain') || m.includes('Drift'))).toEqual([]);
     } finally {
       scheduler.stop();

@@ -62,6 +62,7 @@ describe('schedule expressions (EventBridge syntax, UTC)', () => {
     expect(SCHEDULES.map((s) => `${s.id}:${s.target}`)).toEqual([
       'BatchScoring:batch',
       'Drift:drift',
+      'Quality:quality',
       'Retrain:retrain',
     ]);
   });

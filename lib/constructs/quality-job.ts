@@ -1,0 +1,67 @@
+import { Duration } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { CAPTURE_PREFIX } from '#shared/inference/capture.ts';
+import { FEATURES_PREFIX } from '#shared/offline/features-dataset.ts';
+import { QUALITY_REPORT_PREFIX } from '#shared/quality/job.ts';
+import { OUTCOME_QUARANTINE_PREFIX } from '#shared/quality/outcomes.ts';
+import { KEYS } from '#shared/resources.ts';
+import { ScheduledJob, type ScheduledJobProps } from './scheduled-job.ts';
+
+/**
+ * Props of {@link QualityJob}: captures are read from and reports written to `outputs`, outcomes read
+ * from `raw`, offline features read from and bad outcome rows quarantined in `features`.
+ */
+export type QualityJobProps = ScheduledJobProps;
+
+/**
+ * The daily quality job (`lambdas/quality/handler.ts`): a window of captured answers joined with the
+ * outcomes that arrived, per version — realized and estimated quality, batch/real-time consistency,
+ * training/serving skew — as EMF metrics (what the quality alarms watch) and a report under
+ * `quality-reports/`. It reads whole windows of captures: 3 GB and 15 minutes hold about 10 million
+ * captured answers (docs/capacity-and-cost.md).
+ */
+export class QualityJob extends ScheduledJob {
+  constructor(scope: Construct, id: string, props: QualityJobProps) {
+    super(scope, id, props, {
+      job: 'quality',
+      entry: 'lambdas/quality/handler.ts',
+      description:
+        'Keel quality job: captured answers joined with outcomes → realized and estimated quality, consistency, skew',
+      serviceName: 'keel-quality',
+      memorySize: 3008,
+      timeout: Duration.minutes(15),
+    });
+    const { buckets, tables } = props;
+    const captures = `${CAPTURE_PREFIX}model=${props.modelName}/`;
+    this.grantList(buckets.outputs, captures);
+    this.grantObjects(
+      buckets.outputs,
+      captures,
+      ['s3:GetObject'],
+      'Reads the captured answers of its window',
+    );
+    this.grantObjects(buckets.outputs, QUALITY_REPORT_PREFIX, ['s3:PutObject'], 'Writes the quality report');
+    this.grantList(buckets.raw, KEYS.outcomesPrefix);
+    this.grantObjects(buckets.raw, KEYS.outcomesPrefix, ['s3:GetObject'], 'Reads the outcome files');
+    this.grantObjects(
+      buckets.features,
+      OUTCOME_QUARANTINE_PREFIX,
+      ['s3:PutObject'],
+      'Quarantines bad outcome rows with their reason, beside the ETL’s quarantine',
+    );
+    this.grantList(buckets.features, FEATURES_PREFIX);
+    this.grantObjects(
+      buckets.features,
+      FEATURES_PREFIX,
+      ['s3:GetObject'],
+      'Reads the offline features the skew check compares with',
+    );
+    this.grantObjects(
+      buckets.models,
+      `models/${props.modelName}/`,
+      ['s3:GetObject'],
+      'Reads the metadata (threshold, held-out figures, calibration) of each version it judges',
+    );
+    tables.modelRegistry.grant(this.function.role, 'dynamodb:GetItem');
+  }
+}
