@@ -4,7 +4,7 @@ import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   CreateStateMachineCommand,
   DescribeExecutionCommand,
@@ -22,9 +22,17 @@ import { provisionResources } from '#local/provision.ts';
 import type { AslDefinition } from '#local/state-machines.ts';
 import { createAwsClients } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
+import { FEATURE_COUNT } from '#shared/features/index.ts';
+import {
+  captureHourPrefix,
+  captureLine,
+  captureObjectKey,
+  captureRecord,
+} from '#shared/inference/capture.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
 import { listApprovals } from '#shared/pipelines/approvals.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
+import type { QualityReport } from '#shared/quality/types.ts';
 import { getAliases } from '#shared/registry/registry.ts';
 import { rolloutDecisionStart } from '#shared/registry/rollout.ts';
 import { BUCKET_ROLES, type ResourceNames, resourceNames, TABLE_ROLES } from '#shared/resources.ts';
@@ -356,6 +364,55 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
       rollout: { id: rollout.id },
     });
     expect(await getAliases(testRegistry(aws), 'churn')).toEqual({ champion: 'v1', rollout: undefined });
+  });
+
+  it('keel --stage quality check judges the stage’s captures by its outcomes, and changes nothing', async () => {
+    const at = new Date(Date.now() - 60_000);
+    const scored = [...generateRecords({ rows: 400, seed: 8, asOf: at })];
+    const probability = (i: number) =>
+      scored[i]!.churned === 1 ? 0.6 + (i % 7) / 100 : 0.3 + (i % 11) / 100;
+    const lines = scored.map((c, i) =>
+      captureLine(
+        captureRecord(
+          {
+            customerId: c.customer_id,
+            requestId: `r-${i}`,
+            model: { name: 'churn', version: 'v1' },
+            probability: probability(i),
+            prediction: probability(i) >= 0.5 ? 1 : 0,
+            vector: new Float32Array(FEATURE_COUNT),
+          },
+          at,
+          'api',
+        ),
+      ),
+    );
+    await aws.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: names.outputs,
+        Key: captureObjectKey(captureHourPrefix('churn', at), at),
+        Body: `${lines.join('\n')}\n`,
+      }),
+    );
+    const outcomes = scored.map((c) => `${c.customer_id},${c.churned},${new Date().toISOString()}`);
+    await aws.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: names.raw,
+        Key: 'outcomes/stage.csv',
+        Body: `customer_id,churned,observed_at\n${outcomes.join('\n')}\n`,
+      }),
+    );
+    const result = await runKeel(['--json', '--stage', STAGE, 'quality', 'check', '--window', '1h'], env);
+    expect(result.stderr).toBe('');
+    const report = JSON.parse(result.stdout) as QualityReport;
+    const v1 = report.versions.find((v) => v.version === 'v1')!;
+    // Every churned customer scored above every other: a realized AUC of 1 on all 400.
+    expect(v1.realized).toMatchObject({ matched: 400, auc: 1 });
+    expect(report.outcomes).toMatchObject({ files: 1, rows: 400, quarantined: 0 });
+    const written = await aws.clients.s3.send(
+      new ListObjectsV2Command({ Bucket: names.outputs, Prefix: 'quality-reports/' }),
+    );
+    expect(written.KeyCount ?? 0).toBe(0);
   });
 
   it('names the missing stack, and refuses --stage for local-only commands', async () => {

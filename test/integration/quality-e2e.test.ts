@@ -185,6 +185,11 @@ describe.skipIf(TEST_EMULATOR === 'moto')('ground truth end to end through keel 
     const v1Shifted = shifted.versions.find((v) => v.version === 'v1')!;
     expect(v1Shifted.realized?.matched).toBe(ROWS);
     expect(v1Shifted.aucShortfall!).toBeGreaterThan(0.1);
+    console.info(
+      `v1 held-out AUC ${v1.heldOut.auc.toFixed(4)}; fresh customers: estimated ${v1Before.estimated!.auc!.toFixed(4)} before outcomes, realized ${v1.realized!.auc!.toFixed(4)}; ` +
+        `accuracy estimated ${v1Before.estimated!.accuracy.toFixed(4)}, realized ${v1.realized!.accuracy.toFixed(4)}; ` +
+        `concept shift: realized ${v1Shifted.realized!.auc!.toFixed(4)}, estimated ${v1Shifted.estimated!.auc!.toFixed(4)}`,
+    );
     await p.driftCheck(shiftStarted, ROWS);
     const paged = await p.alarms();
     expect(stateOf(paged.alarms, ALARM_IDS.qualityAucDrop)).toBe('ALARM');
