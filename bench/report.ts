@@ -11,6 +11,7 @@ import type { LoadLevel, LoadRun, LoadTool, RandomCustomers } from './http.ts';
 import type { KeelFixtureInfo, ShadowRollout } from './keel-fixture.ts';
 import type { NewcomerResult } from './newcomer.ts';
 import type { PipelinesBenchResult } from './pipelines.ts';
+import type { QualityBenchResult } from './quality.ts';
 import type { ScoringBenchResult } from './scoring.ts';
 import type { SeedModel } from './seed.ts';
 import type { TrainingBenchResult } from './training.ts';
@@ -113,6 +114,7 @@ export interface BenchResults {
   training?: Outcome<TrainingBenchResult>;
   scoring?: Outcome<ScoringBenchResult>;
   drift?: Outcome<DriftBenchResult>;
+  quality?: Outcome<QualityBenchResult>;
   pipelines?: Outcome<PipelinesBenchResult>;
   newcomer?: Outcome<NewcomerResult & { loadAverage: number[] }>;
   keelFixture?: Outcome<KeelFixtureInfo>;
@@ -467,6 +469,16 @@ export function toMarkdown(r: BenchResults): string {
       '',
     );
   } else out.push(whyNot(r.drift), '');
+
+  out.push('## Quality job (bench/quality.ts: captures joined with outcomes, consistency, skew, report)', '');
+  if (ok(r.quality)) {
+    const q = r.quality;
+    out.push(
+      `${fmt(q.captureRecords, 0)} captured answers (${fmt(q.answers, 0)} real-time, each with an outcome and an offline row): ` +
+        `${fmt(q.ms, 0)} ms (${fmt(q.recordsPerSecond, 0)} records/s), peak RSS ${fmt(q.peakRssMb, 0)} MiB with the embedded S3 in the same process.`,
+      '',
+    );
+  } else out.push(whyNot(r.quality), '');
 
   out.push('## Pipelines (bench/pipelines.ts)', '');
   if (ok(r.pipelines)) {

@@ -8,7 +8,7 @@
  *   npm run bench -- --quick           the short form for CI (BENCH_QUICK=1 too, about two minutes); writes
  *                                      quick.json/quick.md instead, so CI never overwrites the committed figures
  *   options: --no-seed  --tool wrk|autocannon  --skip SECTION,…  --out DIR
- *            (sections: training, scoring, drift, handler, coldstart, http, pipelines, newcomer)
+ *            (sections: training, scoring, drift, quality, handler, coldstart, http, pipelines, newcomer)
  *
  * Sections, in order: training (Keel GBDT vs XGBoost), scoring (onnxruntime / JS), drift, a served Keel
  * model on the embedded platform (bench/keel-fixture.ts) used by the in-process handler latency and
@@ -59,6 +59,7 @@ import {
   QUICK_PIPELINES,
   runPipelinesBenchInChild,
 } from './pipelines.ts';
+import { type QualityBenchOptions, runQualityBench } from './quality.ts';
 import {
   type BenchResults,
   type HttpRatio,
@@ -102,6 +103,7 @@ interface Profile {
   /** The API (ECS compute, c=16) while an ETL of `rows` runs: baseline, load slices, cap (seconds). */
   underEtl: { rows: number; baselineS: number; sliceS: number; maxS: number };
   drift: DriftBenchOptions;
+  quality: QualityBenchOptions;
   pipelines: PipelinesBenchOptions;
 }
 
@@ -122,6 +124,7 @@ const FULL: Profile = {
   seedInProcessCalls: 2_000,
   underEtl: { rows: 1_000_000, baselineS: 10, sliceS: 5, maxS: 300 },
   drift: {},
+  quality: { answers: 200_000 },
   pipelines: FULL_PIPELINES,
 };
 
@@ -142,6 +145,7 @@ const QUICK: Profile = {
   seedInProcessCalls: 500,
   underEtl: { rows: 5_000, baselineS: 2, sliceS: 2, maxS: 40 },
   drift: { rows: 100_000, repeats: 1 },
+  quality: { answers: 20_000 },
   pipelines: { ...QUICK_PIPELINES, etlRows: 5_000 },
 };
 
@@ -149,6 +153,7 @@ const SECTIONS = [
   'training',
   'scoring',
   'drift',
+  'quality',
   'handler',
   'coldstart',
   'http',
@@ -277,6 +282,11 @@ async function main(): Promise<number> {
 
     if (runs('drift')) {
       results.drift = await section('drift (computeDrift)', async () => runDriftBench(profile.drift));
+    }
+    if (runs('quality')) {
+      results.quality = await section('quality job (captures joined with outcomes, skew, report)', () =>
+        runQualityBench(profile.quality),
+      );
     }
 
     // One served model on the embedded platform for the in-process benches; its state then serves HTTP.

@@ -17,8 +17,8 @@ export type QualityJobProps = ScheduledJobProps;
  * The daily quality job (`lambdas/quality/handler.ts`): a window of captured answers joined with the
  * outcomes that arrived, per version — realized and estimated quality, batch/real-time consistency,
  * training/serving skew — as EMF metrics (what the quality alarms watch) and a report under
- * `quality-reports/`. It reads whole windows of captures: 3 GB and 15 minutes hold about 10 million
- * captured answers (docs/capacity-and-cost.md).
+ * `quality-reports/`. It holds a whole window of captured answers in memory, about 0.75 KB each: its
+ * 3,008 MB hold about 3 million (docs/capacity-and-cost.md; lower the capture sample rates beyond).
  */
 export class QualityJob extends ScheduledJob {
   constructor(scope: Construct, id: string, props: QualityJobProps) {
