@@ -22,6 +22,7 @@ import {
 import { requireInteger } from '#shared/model/errors.ts';
 import { featureDatasetHeader, featureRow } from '#shared/offline/features-dataset.ts';
 import { runQuality } from '#shared/quality/job.ts';
+import { readOfflineVectors } from '#shared/quality/skew.ts';
 import { KEYS } from '#shared/resources.ts';
 import { MODEL_NAME, startKeelFixture } from './keel-fixture.ts';
 import { round } from './util.ts';
@@ -38,6 +39,9 @@ export interface QualityBenchResult {
   offlineRows: number;
   ms: number;
   recordsPerSecond: number;
+  /** The skew check's scan of the offline features alone (a second pass over the same dataset). */
+  offlineScanMs: number;
+  offlineRowsPerSecond: number;
   /** Peak resident memory of the bench process during the run (the embedded S3 included), MiB. */
   peakRssMb: number;
   realizedAuc: number | null;
@@ -127,6 +131,12 @@ export async function runQualityBench(options: QualityBenchOptions = {}): Promis
     ).finally(() => clearInterval(sampler));
     const ms = performance.now() - started;
     const v1 = result.report.versions.find((v) => v.version === 'v1');
+    const scanStarted = performance.now();
+    const wanted = [
+      { customerId: customers.at(-1)!.customer_id, eventTime: customers.at(-1)!.event_time, x: [] },
+    ];
+    await readOfflineVectors(s3, names.features, wanted, { from: runDate, to: runDate });
+    const offlineScanMs = performance.now() - scanStarted;
     return {
       answers,
       captureRecords,
@@ -134,6 +144,8 @@ export async function runQualityBench(options: QualityBenchOptions = {}): Promis
       offlineRows: answers,
       ms: round(ms),
       recordsPerSecond: Math.round(captureRecords / (ms / 1000)),
+      offlineScanMs: round(offlineScanMs),
+      offlineRowsPerSecond: Math.round(answers / (offlineScanMs / 1000)),
       peakRssMb: Math.round(Math.max(peak, process.memoryUsage().rss) / 2 ** 20),
       realizedAuc: v1?.realized?.auc ?? null,
       estimatedAuc: v1?.estimated?.auc ?? null,

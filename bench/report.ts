@@ -475,7 +475,8 @@ export function toMarkdown(r: BenchResults): string {
     const q = r.quality;
     out.push(
       `${fmt(q.captureRecords, 0)} captured answers (${fmt(q.answers, 0)} real-time, each with an outcome and an offline row): ` +
-        `${fmt(q.ms, 0)} ms (${fmt(q.recordsPerSecond, 0)} records/s), peak RSS ${fmt(q.peakRssMb, 0)} MiB with the embedded S3 in the same process.`,
+        `${fmt(q.ms, 0)} ms (${fmt(q.recordsPerSecond, 0)} records/s), peak RSS ${fmt(q.peakRssMb, 0)} MiB with the embedded S3 in the same process; ` +
+        `the skew check's scan of ${fmt(q.offlineRows, 0)} offline rows alone ${fmt(q.offlineScanMs, 0)} ms (${fmt(q.offlineRowsPerSecond, 0)} rows/s).`,
       '',
     );
   } else out.push(whyNot(r.quality), '');

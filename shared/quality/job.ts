@@ -185,7 +185,11 @@ export async function computeQuality(
   );
   const byVersion = new Map<string, Answers>();
   const consistency = createConsistencyCheck();
-  const skewSample = createSkewSample(options.skewSample);
+  // The skew check samples the window's last day: what the store serves now.
+  const skewSample = createSkewSample(
+    options.skewSample,
+    Math.max(window.from.getTime(), window.to.getTime() - DAY),
+  );
   await forEachCapturedRecord(
     { s3: deps.s3, outputsBucket: deps.outputsBucket, modelName: deps.modelName },
     window.from,

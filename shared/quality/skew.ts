@@ -29,15 +29,20 @@ export interface SkewSample {
   readonly vectors: () => readonly ServedVector[];
 }
 
-/** A uniform sample (reservoir) of at most `size` served vectors, seeded so a run can be repeated. */
-export function createSkewSample(size: number, seed = 17): SkewSample {
+/**
+ * A uniform sample (reservoir) of at most `size` vectors served at or after `since` (ms), seeded so a
+ * run can be repeated. Recent answers only: skew is about what the store holds now, and the offline
+ * features to scan are those written since the oldest sampled record.
+ */
+export function createSkewSample(size: number, since = Number.NEGATIVE_INFINITY, seed = 17): SkewSample {
   const random = new Random(seed);
   const kept: ServedVector[] = [];
   let seen = 0;
   return {
     offer(record) {
       if (record.source === 'batch' || record.variant === 'shadow' || !record.eventTime) return;
-      if (!Array.isArray(record.x) || record.x.length !== FEATURE_COUNT) return;
+      if (!Array.isArray(record.x) || record.x.length !== FEATURE_COUNT || Date.parse(record.t) < since)
+        return;
       seen++;
       const vector = { customerId: record.customerId, eventTime: record.eventTime, x: record.x };
       if (kept.length < size) kept.push(vector);

@@ -67,6 +67,11 @@ describe('training/serving skew', () => {
     for (let i = 0; i < 100; i++) sample.offer(record({ customerId: `c-${i}` }));
     expect(sample.vectors()).toHaveLength(3);
     expect(new Set(sample.vectors().map((v) => v.customerId)).size).toBe(3);
+    const recent = createSkewSample(3, Date.parse('2026-12-01T09:00:00.000Z'));
+    recent.offer(record({ t: '2026-12-01T08:59:59.999Z' }));
+    expect(recent.vectors()).toEqual([]);
+    recent.offer(record({ t: '2026-12-01T09:00:00.000Z' }));
+    expect(recent.vectors()).toHaveLength(1);
   });
 
   it('names the features that differ from the offline vector of the same record, most often first', () => {
