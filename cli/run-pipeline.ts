@@ -1,7 +1,9 @@
 import { runStageExecution } from '#cli/stage/executions.ts';
-import { createPipelineRunner, type PipelineRun } from '#local/pipelines.ts';
+import { createPipelineRunner, type JobOutput, type JobRun, type PipelineRun } from '#local/pipelines.ts';
 import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
+import type { AwsTarget } from '#shared/aws/clients.ts';
 import type { PipelineName } from '#shared/pipelines/definitions.ts';
+import type { MonitoringJobName } from '#shared/pipelines/schedules.ts';
 import type { ResourceNames } from '#shared/resources.ts';
 import { type Output, UserError } from './output.ts';
 
@@ -94,4 +96,32 @@ export function executionFailure(
     `the ${pipeline} execution ${status.toLowerCase().replace('_', ' ')}` +
     `${state ? ` in state "${state}"` : ''}: ${error ?? 'unknown error'}${reason ? `: ${reason}` : ''}`
   );
+}
+
+/**
+ * Runs a monitoring job's function on the running local platform, as its schedule does (its notices
+ * go through the same checks as in AWS and are echoed here); returns its output and the platform's
+ * S3 target and names for reading what it wrote. A failed run is a non-zero exit with its error.
+ */
+export async function runLocalJob<Job extends MonitoringJobName>(
+  output: Output,
+  job: Job,
+  input: Record<string, unknown>,
+): Promise<{ output: JobOutput<Job>; target: AwsTarget; names: ResourceNames }> {
+  const home = keelHome();
+  const runtime = await requireRuntime(home);
+  const target = runtimeTarget(runtime);
+  const names = runtime.names as ResourceNames;
+  const runner = await createPipelineRunner({
+    home,
+    target,
+    names,
+    onNotification: (n) => output.info(`notification: ${n.subject}`),
+  });
+  // runner[job] is the job's own invoker: its run carries that job's output.
+  const run = (await runner[job](input).finally(() => runner.close())) as JobRun<Job, JobOutput<Job>>;
+  if (run.status !== 'SUCCEEDED' || !run.output) {
+    throw new UserError(`the ${job} job failed: ${run.error?.name}: ${run.error?.message}`);
+  }
+  return { output: run.output, target, names };
 }

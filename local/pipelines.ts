@@ -95,8 +95,14 @@ export interface PipelineRunner {
 export type JobRun<Job extends MonitoringJobName, T> = Omit<PipelineRun<T>, 'pipeline'> & {
   readonly pipeline: Job;
 };
-export type DriftRun = JobRun<'drift', Omit<DriftJobResult, 'report'>>;
-export type QualityRun = JobRun<'quality', QualityRunSummary>;
+/** What each monitoring job's function returns. */
+export interface JobOutputs {
+  readonly drift: Omit<DriftJobResult, 'report'>;
+  readonly quality: QualityRunSummary;
+}
+export type JobOutput<Job extends MonitoringJobName> = JobOutputs[Job];
+export type DriftRun = JobRun<'drift', JobOutput<'drift'>>;
+export type QualityRun = JobRun<'quality', JobOutput<'quality'>>;
 
 /**
  * Runs the state machines of the synthesized local stage with aws-local-stepfunctions as Step Functions

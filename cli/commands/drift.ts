@@ -1,14 +1,12 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { type Output, UserError } from '#cli/output.ts';
-import { createPipelineRunner } from '#local/pipelines.ts';
-import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
+import type { Output } from '#cli/output.ts';
+import { runLocalJob } from '#cli/run-pipeline.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
 import type { DriftReportDocument } from '#shared/drift/job.ts';
 import { renderDriftReport } from '#shared/drift/report-html.ts';
 import { getJson } from '#shared/pipelines/run-objects.ts';
-import type { ResourceNames } from '#shared/resources.ts';
 
 export function registerDrift(program: Command, output: Output): void {
   const drift = program.command('drift').description('data and prediction drift of the served model');
@@ -21,23 +19,12 @@ export function registerDrift(program: Command, output: Output): void {
     .option('--to <iso>', 'window end (default: now)')
     .option('--report <file.html>', 'also write a self-contained HTML report')
     .action(async (options: { from?: string; to?: string; report?: string }) => {
-      const home = keelHome();
-      const runtime = await requireRuntime(home);
-      const target = runtimeTarget(runtime);
-      const names = runtime.names as ResourceNames;
       // The drift function itself, with its role: its notice to on-call goes through the same checks.
-      const runner = await createPipelineRunner({
-        home,
-        target,
-        names,
-        onNotification: (n) => output.info(`notification: ${n.subject}`),
+      const run = await runLocalJob(output, 'drift', {
+        ...(options.from ? { from: options.from } : {}),
+        ...(options.to ? { to: options.to } : {}),
       });
-      const run = await runner
-        .drift({ ...(options.from ? { from: options.from } : {}), ...(options.to ? { to: options.to } : {}) })
-        .finally(() => runner.close());
-      if (run.status !== 'SUCCEEDED' || !run.output) {
-        throw new UserError(`the drift job failed: ${run.error?.name}: ${run.error?.message}`);
-      }
+      const { target, names } = run;
       const summary = run.output;
       const s3 = createS3Client(target);
       const document = await getJson<DriftReportDocument>(s3, names.outputs, summary.reportKey).finally(() =>

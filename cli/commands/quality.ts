@@ -3,17 +3,15 @@ import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type Output, UserError } from '#cli/output.ts';
+import { runLocalJob } from '#cli/run-pipeline.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
-import { createPipelineRunner } from '#local/pipelines.ts';
-import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
 import { loadKeelConfig, stageConfigPath } from '#shared/config/keel-config.ts';
 import { getJson } from '#shared/pipelines/run-objects.ts';
-import { runQuality } from '#shared/quality/job.ts';
+import { qualityDataOf, runQuality } from '#shared/quality/job.ts';
 import { renderQualityReport } from '#shared/quality/report-html.ts';
 import type { QualityReport, VersionQuality } from '#shared/quality/types.ts';
 import { parseDuration } from '#shared/registry/rollout.ts';
-import type { ResourceNames } from '#shared/resources.ts';
 
 interface CheckOptions {
   readonly window?: string;
@@ -75,22 +73,9 @@ export function qualityLines(report: QualityReport): string[] {
 
 /** The quality report of the running local platform: the job's function, as its schedule runs it. */
 async function localReport(output: Output, input: { from?: string; to?: string }) {
-  const home = keelHome();
-  const runtime = await requireRuntime(home);
-  const target = runtimeTarget(runtime);
-  const names = runtime.names as ResourceNames;
-  const runner = await createPipelineRunner({
-    home,
-    target,
-    names,
-    onNotification: (n) => output.info(`notification: ${n.subject}`),
-  });
-  const run = await runner.quality(input).finally(() => runner.close());
-  if (run.status !== 'SUCCEEDED' || !run.output) {
-    throw new UserError(`the quality job failed: ${run.error?.name}: ${run.error?.message}`);
-  }
-  const s3 = createS3Client(target);
-  const report = await getJson<QualityReport>(s3, names.outputs, run.output.reportKey).finally(() =>
+  const run = await runLocalJob(output, 'quality', input);
+  const s3 = createS3Client(run.target);
+  const report = await getJson<QualityReport>(s3, run.names.outputs, run.output.reportKey).finally(() =>
     s3.destroy(),
   );
   return { report, reportKey: run.output.reportKey };
@@ -106,19 +91,7 @@ async function stageReport(output: Output, stage: string, input: { from?: string
     ? loadKeelConfig({ root: REPO_ROOT, stage }).alarms
     : {};
   return output.withPlatform(async (ctx) => {
-    const { report } = await runQuality(
-      {
-        s3: ctx.clients.s3,
-        registry: ctx.registry,
-        rawBucket: ctx.names.raw,
-        featuresBucket: ctx.names.features,
-        outputsBucket: ctx.names.outputs,
-        modelName: ctx.modelName,
-        monitoring: alarms,
-        publish: false,
-      },
-      input,
-    );
+    const { report } = await runQuality({ ...qualityDataOf(ctx), monitoring: alarms, publish: false }, input);
     return { report, reportKey: undefined };
   });
 }

@@ -5,7 +5,7 @@ import { KEEL_ENV, optionalEnv } from '#shared/env.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { step } from '#shared/pipelines/step.ts';
 import { pipelineContext } from '#shared/pipelines/task-context.ts';
-import { type QualityJobDeps, runQuality, summarizeQualityRun } from '#shared/quality/job.ts';
+import { type QualityJobDeps, qualityDataOf, runQuality, summarizeQualityRun } from '#shared/quality/job.ts';
 
 const ctx = pipelineContext();
 const onCallTopic = optionalEnv(KEEL_ENV.onCallTopicArn, '');
@@ -13,12 +13,7 @@ const onCallTopic = optionalEnv(KEEL_ENV.onCallTopicArn, '');
 const sns = onCallTopic ? createSnsClient(awsTargetFromEnv()) : undefined;
 const deps: QualityJobDeps = {
   ...(sns && onCallTopic ? { notify: (notice) => publishNotice(sns, onCallTopic, notice) } : {}),
-  s3: ctx.clients.s3,
-  registry: ctx.registry,
-  rawBucket: ctx.names.raw,
-  featuresBucket: ctx.names.features,
-  outputsBucket: ctx.names.outputs,
-  modelName: ctx.modelName,
+  ...qualityDataOf(ctx),
   monitoring: monitoringOptionsFromEnv(),
 };
 

@@ -1,6 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { CAPTURE_PREFIX } from '#shared/inference/capture.ts';
 import { FEATURES_PREFIX } from '#shared/offline/features-dataset.ts';
 import { QUALITY_REPORT_PREFIX } from '#shared/quality/job.ts';
 import { OUTCOME_QUARANTINE_PREFIX } from '#shared/quality/outcomes.ts';
@@ -31,15 +30,7 @@ export class QualityJob extends ScheduledJob {
       memorySize: 3008,
       timeout: Duration.minutes(15),
     });
-    const { buckets, tables } = props;
-    const captures = `${CAPTURE_PREFIX}model=${props.modelName}/`;
-    this.grantList(buckets.outputs, captures);
-    this.grantObjects(
-      buckets.outputs,
-      captures,
-      ['s3:GetObject'],
-      'Reads the captured answers of its window',
-    );
+    const { buckets } = props;
     this.grantObjects(buckets.outputs, QUALITY_REPORT_PREFIX, ['s3:PutObject'], 'Writes the quality report');
     this.grantList(buckets.raw, KEYS.outcomesPrefix);
     this.grantObjects(buckets.raw, KEYS.outcomesPrefix, ['s3:GetObject'], 'Reads the outcome files');
@@ -56,12 +47,5 @@ export class QualityJob extends ScheduledJob {
       ['s3:GetObject'],
       'Reads the offline features the skew check compares with',
     );
-    this.grantObjects(
-      buckets.models,
-      `models/${props.modelName}/`,
-      ['s3:GetObject'],
-      'Reads the metadata (threshold, held-out figures, calibration) of each version it judges',
-    );
-    tables.modelRegistry.grant(this.function.role, 'dynamodb:GetItem');
   }
 }

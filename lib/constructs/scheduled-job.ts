@@ -12,6 +12,7 @@ import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { KEEL_ENV } from '#shared/env.ts';
+import { CAPTURE_PREFIX } from '#shared/inference/capture.ts';
 import type { MonitoringOptionsInput } from '#shared/monitoring/alarm-options.ts';
 import type { MonitoringJobName, ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import type { BucketRole, TableRole } from '#shared/resources.ts';
@@ -73,8 +74,8 @@ export interface ScheduledJobFunction {
 /**
  * A monitoring job: one Lambda that an EventBridge schedule invokes asynchronously, so both an
  * undeliverable event and a failed invocation land in one encrypted dead-letter queue, and that may
- * page on-call. The jobs grant their own reads and writes with {@link grantObjects} and
- * {@link grantList}: nothing else of the buckets.
+ * page on-call. Each may read its model's captures, registry item and artifacts; the jobs grant the
+ * rest of what they read and write with {@link grantObjects} and {@link grantList}.
  */
 export abstract class ScheduledJob extends Construct {
   public readonly function: KeelFunction;
@@ -127,6 +128,23 @@ export abstract class ScheduledJob extends Construct {
       });
       props.onCallTopic.masterKey?.grant(role, 'kms:GenerateDataKey', 'kms:Decrypt');
     }
+
+    // Every monitoring job reads its model's captured answers, registry item and artifacts.
+    const captures = `${CAPTURE_PREFIX}model=${props.modelName}/`;
+    this.grantList(buckets.outputs, captures);
+    this.grantObjects(
+      buckets.outputs,
+      captures,
+      ['s3:GetObject'],
+      `Reads the captured predictions of its window`,
+    );
+    this.grantObjects(
+      buckets.models,
+      `models/${props.modelName}/`,
+      ['s3:GetObject'],
+      `Reads the metadata and baseline of the versions it judges`,
+    );
+    tables.modelRegistry.grant(role, 'dynamodb:GetItem');
 
     this.rule = new Rule(this, 'Schedule', {
       description: `Keel: ${props.schedule.description}`,

@@ -16,7 +16,7 @@ import {
 } from '#shared/monitoring/metrics.ts';
 import { type EmitLine, publishMetrics } from '#shared/monitoring/publish.ts';
 import { type RegistryDeps, readMetadata } from '#shared/registry/registry.ts';
-import { keyTimestamp } from '#shared/resources.ts';
+import { keyTimestamp, type ResourceNames } from '#shared/resources.ts';
 import { calibratorOf } from './calibrator.ts';
 import { createConsistencyCheck } from './consistency.ts';
 import { estimateQuality } from './estimate.ts';
@@ -59,6 +59,26 @@ export interface QualityJobDeps {
    */
   readonly publish?: boolean;
   readonly now?: () => Date;
+}
+
+/** What a platform context (a Lambda's, the command line's) gives the job: its data and registry. */
+export interface QualityDataContext {
+  readonly clients: { readonly s3: S3Client };
+  readonly registry: RegistryDeps;
+  readonly names: Pick<ResourceNames, 'raw' | 'features' | 'outputs'>;
+  readonly modelName: string;
+}
+
+/** The job's data dependencies from a context; the caller adds publishing, notifying and options. */
+export function qualityDataOf(ctx: QualityDataContext) {
+  return {
+    s3: ctx.clients.s3,
+    registry: ctx.registry,
+    rawBucket: ctx.names.raw,
+    featuresBucket: ctx.names.features,
+    outputsBucket: ctx.names.outputs,
+    modelName: ctx.modelName,
+  } satisfies Partial<QualityJobDeps>;
 }
 
 export interface QualityJobInput {

@@ -66,6 +66,7 @@ describe('the schema of a stage configuration', () => {
       schedules: {
         batchScoring: { expression: 'cron(0 2 * * ? *)', enabled: true },
         drift: { expression: 'rate(1 hour)', enabled: true },
+        quality: { expression: 'cron(0 5 * * ? *)', enabled: true },
         retrain: { expression: 'cron(0 3 ? * SUN *)', enabled: true },
       },
       retrain: {
@@ -325,6 +326,7 @@ describe('the stacks of the default configuration ({})', () => {
       predictLogGroup: inference.predictFunction?.logGroup,
       api: inference.api.api,
       driftJob: { buckets, tables },
+      qualityJob: { buckets, tables },
       rollouts: { buckets, tables },
     });
     const bare = { data, inference, pipelines, monitoring };

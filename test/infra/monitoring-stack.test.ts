@@ -594,8 +594,8 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
         Action: 's3:GetObject',
         Resource: [under('/models/churn/*'), under('/captures/model=churn/*')],
       },
-      { Effect: 'Allow', Action: 's3:PutObject', Resource: under('/drift-reports/*') },
       { Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: data },
+      { Effect: 'Allow', Action: 's3:PutObject', Resource: under('/drift-reports/*') },
     ]);
   });
 
@@ -664,6 +664,7 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
           under('/outcomes/*'),
         ],
       },
+      { Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: data },
       {
         Effect: 'Allow',
         Action: 's3:PutObject',
@@ -671,7 +672,6 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
       },
       list('outcomes/'),
       list('features/'),
-      { Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: data },
     ]);
   });
 

@@ -5,7 +5,7 @@ import { DataStack } from '#lib/stacks/data-stack.ts';
 import { PipelinesStack, type PipelinesStackProps } from '#lib/stacks/pipelines-stack.ts';
 import { type AslDefinition, type AslState, inlineDistributedMaps } from '#local/state-machines.ts';
 import { NOTIFY_FAILURE_STATE, PIPELINES } from '#shared/pipelines/definitions.ts';
-import { SCHEDULES } from '#shared/pipelines/schedules.ts';
+import { isMonitoringJob, SCHEDULES } from '#shared/pipelines/schedules.ts';
 import { resolveIntrinsics } from '../support/asl.ts';
 import { CDK_CONTEXT } from '../support/cdk.ts';
 import type { Statement } from '../support/cfn-template.ts';
@@ -520,7 +520,8 @@ describe('the approval gate', () => {
 describe('schedules', () => {
   it('start their state machines with the declared expression and input, with a DLQ', () => {
     const targets = { batch: 'keel-test-batch-scoring', retrain: 'keel-test-retrain' } as const;
-    for (const schedule of SCHEDULES.filter((s) => s.target !== 'drift' && s.target !== 'etl')) {
+    // The monitoring jobs' schedules are the monitoring stack's.
+    for (const schedule of SCHEDULES.filter((s) => !isMonitoringJob(s.target) && s.target !== 'etl')) {
       const machine = logicalId('AWS::StepFunctions::StateMachine', {
         StateMachineName: targets[schedule.target as 'batch' | 'retrain'],
       });

@@ -185,6 +185,7 @@ describe('alarm definitions', () => {
       'predict-latency-p99',
       'api-latency-p99',
       'predict-5xx-rate',
+      'quality-auc-drop',
       'lambda-errors-predict',
       'lambda-throttles-predict',
     ]);

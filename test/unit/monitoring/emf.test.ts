@@ -165,8 +165,15 @@ describe('drift report → EMF lines → the same alarm definitions', () => {
 
   it('stays OK without drift', () => {
     const { states, page } = alarmStates(generatedWindow(20_000, 2));
-    // The ETL's alarms hear nothing from the drift job's lines: without a run they have no state yet.
-    const etl = [ALARM_IDS.etlSchemaChange, ...CATEGORICAL_FIELDS.map(unseenCategoryAlarmId)];
+    // The ETL's and the quality job's alarms hear nothing from the drift job's lines: without a run
+    // they have no state yet.
+    const etl = [
+      ALARM_IDS.etlSchemaChange,
+      ...CATEGORICAL_FIELDS.map(unseenCategoryAlarmId),
+      ALARM_IDS.qualityAucDrop,
+      ALARM_IDS.predictionConsistency,
+      ALARM_IDS.featureSkew,
+    ];
     expect(etl.map((id) => states[id])).toEqual(etl.map(() => 'INSUFFICIENT_DATA'));
     for (const id of etl) delete states[id];
     expect(Object.values(states).every((s) => s === 'OK')).toBe(true);
