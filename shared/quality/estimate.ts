@@ -41,11 +41,17 @@ function expectedAuc(scores: ArrayLike<number>, probabilities: Float64Array): nu
   const n = scores.length;
   let positives = 0;
   let negatives = 0;
+  // A row is never paired with itself in a realized AUC, but its own expected positive and negative
+  // meet in the sums below: their share, Σ p(1 − p), is taken out of pairs and area alike (else small
+  // windows read low by O(1/n)).
+  let selfPairs = 0;
   for (const p of probabilities) {
     positives += p;
     negatives += 1 - p;
+    selfPairs += p * (1 - p);
   }
-  if (positives === 0 || negatives === 0) return null;
+  const pairs = positives * negatives - selfPairs;
+  if (positives === 0 || negatives === 0 || !(pairs > 0)) return null;
   const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
   let area = 0;
   let truePositives = 0;
@@ -61,7 +67,7 @@ function expectedAuc(scores: ArrayLike<number>, probabilities: Float64Array): nu
     area += ((falsePositives - fpBefore) * (truePositives + tpBefore)) / 2;
     start = end;
   }
-  // The area is in expected counts: scale it to the unit square. Summing in another order can leave the
-  // ratio an ulp outside [0, 1].
-  return Math.min(1, Math.max(0, area / (positives * negatives)));
+  // The area is in expected counts of pairs of distinct rows: scale it to the unit square. Summing in
+  // another order can leave the ratio an ulp outside [0, 1].
+  return Math.min(1, Math.max(0, (area - selfPairs / 2) / pairs));
 }

@@ -27,12 +27,13 @@ describe('estimateQuality', () => {
     });
   });
 
-  it('takes the area under the expected ROC curve (hand-computed)', () => {
-    // Expected counts (FP, TP) after each score: (0.2, 0.8), (0.6, 1.4), (1.3, 1.7). Trapezoids:
-    // 0.2·0.8/2 + 0.4·2.2/2 + 0.7·3.1/2 = 1.605, over 1.7 expected positives × 1.3 negatives.
-    expect(estimateQuality([0.6, 0.3, 0.8], 0.5, identity).auc).toBeCloseTo(1.605 / 2.21, 14);
-    // Equal scores are one step: two rows at 0.7 move the curve to (0.6, 1.4) at once.
-    expect(estimateQuality([0.7, 0.2, 0.7], 0.5, identity).auc).toBeCloseTo((0.42 + 1.2) / (1.6 * 1.4), 14);
+  it('takes the area under the expected ROC curve over pairs of distinct rows (hand-computed)', () => {
+    // Rows 0.8, 0.6, 0.3 (identity: p = score). Each ordered pair (i positive, j negative, i ≠ j) weighs
+    // p_i(1 − p_j): ranked right 0.8·0.4 + 0.8·0.7 + 0.6·0.7 = 1.30 of 0.88 + 0.54 + 0.18 = 1.60.
+    expect(estimateQuality([0.6, 0.3, 0.8], 0.5, identity).auc).toBeCloseTo(1.3 / 1.6, 14);
+    // Equal scores count one half: two rows at 0.7 over 0.2 give 2·0.7·0.8 + ½·2·0.7·0.3 = 1.33 of
+    // 2·0.7·(0.3 + 0.8) + 0.2·(0.3 + 0.3) = 1.66.
+    expect(estimateQuality([0.7, 0.2, 0.7], 0.5, identity).auc).toBeCloseTo(1.33 / 1.66, 14);
     expect(estimateQuality([0.5, 0.5, 0.5], 0.5, identity).auc).toBe(0.5);
   });
 
