@@ -160,17 +160,15 @@ async function versionQuality(
   const rows = answers.t.map((_, i) => ({ probability: answers.probability[i]!, label: labelOf(i) }));
   const all = judge(rows, metadata.threshold, calibrator);
   const bucketMs = options.bucketDays * DAY;
-  const buckets: QualityBucket[] = [];
-  for (let start = window.from.getTime(); start < window.to.getTime(); start += bucketMs) {
-    const end = Math.min(start + bucketMs, window.to.getTime());
-    const inBucket = rows.filter((_, i) => answers.t[i]! >= start && answers.t[i]! < end);
-    buckets.push({
-      from: new Date(start).toISOString(),
-      to: new Date(end).toISOString(),
-      predictions: inBucket.length,
-      ...judge(inBucket, metadata.threshold, calibrator),
-    });
-  }
+  const [fromMs, toMs] = [window.from.getTime(), window.to.getTime()];
+  const byBucket: (typeof rows)[] = Array.from({ length: Math.ceil((toMs - fromMs) / bucketMs) }, () => []);
+  rows.forEach((row, i) => byBucket[Math.floor((answers.t[i]! - fromMs) / bucketMs)]?.push(row));
+  const buckets: QualityBucket[] = byBucket.map((inBucket, b) => ({
+    from: new Date(fromMs + b * bucketMs).toISOString(),
+    to: new Date(Math.min(fromMs + (b + 1) * bucketMs, toMs)).toISOString(),
+    predictions: inBucket.length,
+    ...judge(inBucket, metadata.threshold, calibrator),
+  }));
   const realizedAuc = all.realized?.auc ?? null;
   return {
     version,
@@ -242,7 +240,7 @@ export async function computeQuality(
       ? new Map<string, Float32Array>()
       : (
           await readOfflineVectors(deps.s3, deps.featuresBucket, served, {
-            from: isoDate(Math.min(...served.map((v) => Date.parse(v.eventTime)))),
+            from: isoDate(served.reduce((oldest, v) => Math.min(oldest, Date.parse(v.eventTime)), Infinity)),
             to: isoDate(window.to.getTime()),
           })
         ).vectors;

@@ -152,6 +152,9 @@ describe.skipIf(TEST_EMULATOR === 'moto')('ground truth end to end through keel 
     expect(v1.realized?.matched).toBe(joined.length);
     expect(joined.length).toBe(2 * ROWS);
     expect(v1.realized?.auc).toBeCloseTo(independentAuc(joined), 9);
+    // The window is shorter than a day: one bucket, holding every answer and the same figures.
+    expect(v1.buckets).toHaveLength(1);
+    expect(v1.buckets[0]).toMatchObject({ predictions: v1.predictions, realized: { auc: v1.realized!.auc } });
     // The estimate made before the outcomes, against what they showed.
     expect(Math.abs(v1Before.estimated!.auc! - v1.realized!.auc!)).toBeLessThan(ESTIMATE_AUC_ERROR);
     expect(v1.aucShortfall).not.toBeNull();
