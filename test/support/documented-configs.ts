@@ -37,6 +37,7 @@ export const DOCUMENTED_CONFIGS: Readonly<Record<string, unknown>> = {
   },
   'data destroy': { data: { removalPolicy: 'destroy', deletionProtection: false } },
   'retention set': { retention: { captureDays: 30, predictionDays: 30, backupDays: 7 } },
+  'api.crossAccountCallers': { api: { crossAccountCallers: ['210987654321'] } },
 };
 
 /** The app's stacks for one documented configuration, synthesized without bundling (templates only). */
