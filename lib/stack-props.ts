@@ -44,6 +44,7 @@ export function stackPropsOf(config: KeelConfig) {
       captureSampleRate: config.capture.apiSampleRate,
       throttle: api.throttle,
       wafRateLimitPer5Minutes: api.wafRateLimitPer5Minutes,
+      crossAccountCallers: api.crossAccountCallers,
       logRetention,
     } satisfies Partial<InferenceStackProps>,
     pipelines: {

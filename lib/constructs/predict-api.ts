@@ -1,4 +1,4 @@
-import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import {
   AccessLogField,
   AccessLogFormat,
@@ -14,9 +14,16 @@ import {
   RestApi,
   type UsagePlan,
 } from 'aws-cdk-lib/aws-apigateway';
+import { AccountPrincipal, ArnPrincipal, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { checkLogRetention, isKnown } from '#lib/prop-checks.ts';
+import {
+  CROSS_ACCOUNT_CALLER,
+  CROSS_ACCOUNT_CALLER_RULE,
+  callerAccount,
+  crossAccountCallersProblem,
+} from '#shared/config/rules.ts';
 import { type RequestModelName, requestModelSchema } from '#shared/inference/openapi.ts';
 import { MAX_BATCH_ITEMS } from '#shared/inference/schemas.ts';
 
@@ -88,6 +95,15 @@ export interface PredictApiProps {
    */
   readonly requireApiKey?: boolean;
   /**
+   * Principals of other AWS accounts allowed to invoke every route, through the API's resource policy:
+   * 12-digit account ids (whatever the account's own IAM policies allow) or IAM role or user ARNs. They
+   * sign with IAM like same-account callers, and their own account must allow them `execute-api:Invoke`
+   * too. The stack's own account is refused: its principals need only their IAM policy.
+   *
+   * @default - none: no resource policy, only same-account principals that IAM allows
+   */
+  readonly crossAccountCallers?: readonly string[];
+  /**
    * How long the access and execution log groups keep their logs. INFINITE is refused.
    *
    * @default - RetentionDays.ONE_MONTH
@@ -149,11 +165,32 @@ function assertPositive(owner: string, name: string, value: number | undefined, 
 }
 
 /**
+ * The resource policy that lets principals of other accounts invoke the stage's routes, or none. A
+ * same-account caller is allowed by its IAM policy whatever this says (no statement here denies); a
+ * cross-account one needs both. API Gateway expands `execute-api:/…` to this API's ARN.
+ */
+function crossAccountPolicy(stageName: string, callers: readonly string[]): PolicyDocument | undefined {
+  if (callers.length === 0) return undefined;
+  return new PolicyDocument({
+    statements: [
+      new PolicyStatement({
+        sid: 'CrossAccountCallers',
+        principals: callers.map((caller) =>
+          /^\d{12}$/.test(caller) ? new AccountPrincipal(caller) : new ArnPrincipal(caller),
+        ),
+        actions: ['execute-api:Invoke'],
+        resources: PREDICT_ROUTES.map((route) => `execute-api:/${stageName}/${route.method}${route.path}`),
+      }),
+    ],
+  });
+}
+
+/**
  * The inference API: a regional REST API with the contract's routes, every method signed with IAM
- * (SigV4), bodies checked against JSON-schema models by a request validator, a stage with stage-wide
- * throttling, X-Ray tracing, execution logs (errors) and JSON access logs, optionally API keys metered
- * by a usage plan, and errors API Gateway raises itself in the contract's error format. The firewall
- * is {@link ApiWebAcl}.
+ * (SigV4), optionally open to named principals of other accounts, bodies checked against JSON-schema
+ * models by a request validator, a stage with stage-wide throttling, X-Ray tracing, execution logs
+ * (errors) and JSON access logs, optionally API keys metered by a usage plan, and errors API Gateway
+ * raises itself in the contract's error format. The firewall is {@link ApiWebAcl}.
  */
 export class PredictApi extends Construct {
   public readonly api: RestApi;
@@ -177,6 +214,7 @@ export class PredictApi extends Construct {
       restApiName: props.apiName,
       description: 'Keel inference API (docs/architecture.md, "Inference API")',
       endpointTypes: [EndpointType.REGIONAL],
+      policy: crossAccountPolicy(stageName, props.crossAccountCallers ?? []),
       // Execution logging needs API Gateway's account-level CloudWatch role. It is one per account and
       // region, shared by every stage's API, so deleting this stack must not delete it.
       cloudWatchRole: true,
@@ -267,6 +305,19 @@ export class PredictApi extends Construct {
     }
     assertPositive(owner, 'quota.limit', quota?.limit, true);
     checkLogRetention(owner, props.logRetention);
+    const callers = props.crossAccountCallers ?? [];
+    const bad = callers.find((caller) => !CROSS_ACCOUNT_CALLER.test(caller));
+    if (bad !== undefined)
+      throw new Error(`${owner}: crossAccountCallers: "${bad}" ${CROSS_ACCOUNT_CALLER_RULE}`);
+    const problem = crossAccountCallersProblem(callers);
+    if (problem) throw new Error(`${owner}: crossAccountCallers ${problem}`);
+    const { account } = Stack.of(this);
+    const own = Token.isUnresolved(account) ? undefined : callers.find((c) => callerAccount(c) === account);
+    if (own !== undefined) {
+      throw new Error(
+        `${owner}: crossAccountCallers: ${own} is in the stack's own account ${account}: its principals need only an IAM policy allowing execute-api:Invoke, not the API's resource policy`,
+      );
+    }
   }
 
   /**

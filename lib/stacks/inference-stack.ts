@@ -57,6 +57,13 @@ export interface InferenceStackProps extends KeelStackProps, DataResources, Mode
    */
   readonly wafRateLimitPer5Minutes?: number;
   /**
+   * Principals of other AWS accounts allowed to call the API through its resource policy: account ids
+   * or IAM role or user ARNs.
+   *
+   * @default - none: only the stack's own account's principals that IAM allows
+   */
+  readonly crossAccountCallers?: readonly string[];
+  /**
    * Memory of the predict function in MB (`inference: 'lambda'` only).
    *
    * @default - 1024
@@ -130,6 +137,7 @@ export class InferenceStack extends Stack {
       apiName: `keel-${stage}-inference`,
       backend,
       throttle: props.throttle,
+      crossAccountCallers: props.crossAccountCallers,
       logRetention: props.logRetention,
     });
     new ApiWebAcl(this, 'Waf', {

@@ -2,6 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { z } from 'zod';
 import {
+  CROSS_ACCOUNT_CALLER,
+  CROSS_ACCOUNT_CALLER_RULE,
+  crossAccountCallersProblem,
   lambdaOnlyKeysSet,
   lambdaOnlyProblem,
   logRetentionProblem,
@@ -248,6 +251,25 @@ export const keelConfigSchema = z.strictObject({
         .min(10, 'must be at least 10')
         .max(2_000_000_000, 'must be at most 2000000000')
         .default(3000),
+      /**
+       * Principals of other AWS accounts allowed to call the API (its resource policy); they sign with IAM
+       * like same-account callers and need `execute-api:Invoke` in their own account too. Absent: none.
+       */
+      crossAccountCallers: z
+        .array(
+          z
+            .string({ error: CROSS_ACCOUNT_CALLER_RULE })
+            .regex(CROSS_ACCOUNT_CALLER, CROSS_ACCOUNT_CALLER_RULE),
+          {
+            error: 'must be a list of AWS account ids or IAM role or user ARNs',
+          },
+        )
+        .min(1, 'must list at least one caller: remove the key for none')
+        .superRefine((callers, ctx) => {
+          const problem = crossAccountCallersProblem(callers);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .optional(),
     })
     .prefault({}),
   inference: z

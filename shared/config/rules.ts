@@ -42,3 +42,22 @@ export function lambdaOnlyKeysSet<Key extends string>(
 /** Why a key of {@link lambdaOnlyKeysSet} is refused; `computeKey` names the setting that chose the compute. */
 export const lambdaOnlyProblem = (computeKey: string) =>
   `applies to ${computeKey} "lambda" only: remove it, or use lambda`;
+
+/**
+ * A caller of the inference API from another AWS account, as its resource policy names it: the account
+ * (every principal its own IAM policies allow) or one IAM role or user of it.
+ */
+export const CROSS_ACCOUNT_CALLER =
+  /^(\d{12}|arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|(role|user)\/[\w+=,.@/-]{1,512}))$/;
+/** {@link CROSS_ACCOUNT_CALLER} in words. */
+export const CROSS_ACCOUNT_CALLER_RULE =
+  'must be a 12-digit AWS account id or an IAM role or user ARN, e.g. arn:aws:iam::210987654321:role/scorer';
+
+/** The account of a {@link CROSS_ACCOUNT_CALLER}. */
+export const callerAccount = (caller: string): string => /\d{12}/.exec(caller)?.[0] ?? caller;
+
+/** What is wrong with a list of cross-account callers as a whole (each one already valid), or undefined. */
+export function crossAccountCallersProblem(callers: readonly string[]): string | undefined {
+  const twice = callers.find((caller, i) => callers.indexOf(caller) !== i);
+  return twice === undefined ? undefined : `lists ${twice} twice`;
+}

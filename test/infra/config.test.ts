@@ -204,6 +204,29 @@ describe('the schema of a stage configuration', () => {
     );
   });
 
+  it('reads api.crossAccountCallers as account ids or IAM role and user ARNs, naming a bad one', () => {
+    const callers = ['210987654321', 'arn:aws:iam::444455556666:role/scoring/batch-scorer'];
+    expect(parse({ api: { crossAccountCallers: callers } }).api.crossAccountCallers).toEqual(callers);
+    expect(parse({}).api.crossAccountCallers).toBeUndefined();
+    const refused = (value: unknown) => failure(() => parse({ api: { crossAccountCallers: value } }));
+    expect(refused(['21098765432'])).toBe(
+      'config/test.json: api.crossAccountCallers.0: must be a 12-digit AWS account id or an IAM role or user ARN, e.g. arn:aws:iam::210987654321:role/scorer (got "21098765432")',
+    );
+    expect(refused(['210987654321', 'arn:aws:sts::444455556666:assumed-role/scorer/s'])).toContain(
+      'api.crossAccountCallers.1: must be a 12-digit AWS account id or an IAM role or user ARN',
+    );
+    expect(refused(['arn:aws:iam::444455556666:*'])).toContain('api.crossAccountCallers.0: must be');
+    expect(refused(['210987654321', '210987654321'])).toContain(
+      'api.crossAccountCallers: lists 210987654321 twice',
+    );
+    expect(refused([])).toContain(
+      'api.crossAccountCallers: must list at least one caller: remove the key for none',
+    );
+    expect(refused('210987654321')).toContain(
+      'api.crossAccountCallers: must be a list of AWS account ids or IAM role or user ARNs',
+    );
+  });
+
   it('applies the rules across keys', () => {
     expect(failure(() => parse({ inference: { model: 'sagemaker' } }))).toBe(
       'config/test.json: inference.sagemakerEndpoint: is required when inference.model is "sagemaker": name the endpoint',
@@ -542,6 +565,24 @@ describe('the stacks of other settings', () => {
     });
     t.pipelines.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ KEEL_MODEL_NAME: 'attrition' }) },
+    });
+  });
+
+  it('let the principals of api.crossAccountCallers invoke the API through its resource policy', () => {
+    const { templates: t, findings } = keelApp(
+      parse({ api: { crossAccountCallers: ['arn:aws:iam::444455556666:role/scorer'] } }),
+    );
+    expect(findings).toEqual([]);
+    t.inference.hasResourceProperties('AWS::ApiGateway::RestApi', {
+      Policy: {
+        Statement: [
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { AWS: 'arn:aws:iam::444455556666:role/scorer' },
+            Action: 'execute-api:Invoke',
+          }),
+        ],
+      },
     });
   });
 });

@@ -128,6 +128,74 @@ describe('PredictApi in the inference stack', () => {
   });
 });
 
+describe('PredictApi with callers in other accounts', () => {
+  const callers = ['210987654321', 'arn:aws:iam::444455556666:role/scoring/batch-scorer'];
+  const { template, findings } = synthesizedInferenceApp({ crossAccountCallers: callers }, NO_BUNDLING);
+  const deploymentId = (t: Template) => only(t, 'AWS::ApiGateway::Deployment')[0];
+
+  it('lets exactly those principals invoke exactly the stage’s routes, through the API’s resource policy', () => {
+    expect(findings).toEqual([]);
+    const [, api] = only(template, 'AWS::ApiGateway::RestApi');
+    expect(api.Properties.Policy).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'CrossAccountCallers',
+          Effect: 'Allow',
+          Principal: {
+            AWS: [
+              'arn:aws:iam::444455556666:role/scoring/batch-scorer',
+              { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::210987654321:root']] },
+            ],
+          },
+          Action: 'execute-api:Invoke',
+          // API Gateway expands execute-api:/ to this API's ARN: stage, method, path of each route.
+          Resource: [
+            'execute-api:/v1/GET/health',
+            'execute-api:/v1/GET/openapi.json',
+            'execute-api:/v1/POST/predict',
+            'execute-api:/v1/POST/predict/batch',
+          ],
+        },
+      ],
+    });
+    // Every route the stage serves, and no other.
+    const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as Resource[];
+    expect(api.Properties.Policy.Statement[0].Resource).toHaveLength(methods.length);
+    expect(PREDICT_ROUTES).toHaveLength(methods.length);
+  });
+
+  it('has no resource policy without them, and redeploys the stage when they change', () => {
+    const { template: plain } = synthesizedInferenceApp({}, NO_BUNDLING);
+    plain.hasResourceProperties('AWS::ApiGateway::RestApi', { Policy: Match.absent() });
+    // A resource policy takes effect with the next deployment of the API.
+    expect(deploymentId(template)).not.toBe(deploymentId(plain));
+  });
+
+  it.each([
+    [
+      ['21098765432'],
+      'crossAccountCallers: "21098765432" must be a 12-digit AWS account id or an IAM role or user ARN',
+    ],
+    [['210987654321', '210987654321'], 'crossAccountCallers lists 210987654321 twice'],
+    [
+      ['arn:aws:iam::123456789012:role/x'],
+      "crossAccountCallers: arn:aws:iam::123456789012:role/x is in the stack's own account 123456789012: its principals need only an IAM policy allowing execute-api:Invoke",
+    ],
+  ])('refuses the callers %j', (crossAccountCallers, message) => {
+    const stack = new Stack(newApp(NO_BUNDLING), 'S', {
+      env: { account: '123456789012', region: 'us-east-1' },
+    });
+    const api = () =>
+      new PredictApi(stack, 'Api', {
+        apiName: 'a',
+        backend: { integrationFor: () => new MockIntegration() },
+        crossAccountCallers,
+      });
+    expect(api).toThrow(`PredictApi S/Api: ${message}`);
+  });
+});
+
 describe('PredictApi on its own', () => {
   it('creates the stage’s execution log group itself, with the retention, before the stage logs to it', () => {
     const stack = new Stack(newApp(NO_BUNDLING), 'S');

@@ -9,12 +9,11 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { type App, Validations } from 'aws-cdk-lib';
 import { VALIDATION_REPORT_FILE } from 'aws-cdk-lib/cx-api';
+import { CDK_JSON_CONTEXT } from '#lib/offline-synth.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
 
 /** The context `cdk synth` gets from cdk.json (feature flags the constructs rely on). */
-export const CDK_CONTEXT: Record<string, unknown> = JSON.parse(
-  readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8'),
-).context;
+export const CDK_CONTEXT = CDK_JSON_CONTEXT;
 
 /** Skips asset bundling (esbuild, the layer copy) in apps whose assets no test reads. */
 export const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };

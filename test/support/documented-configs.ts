@@ -1,11 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
-import { addKeelStacks } from '#lib/keel-app.ts';
+import { synthesizeStage } from '#lib/offline-synth.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
 import { parseKeelConfig } from '#shared/config/keel-config.ts';
-import { CDK_CONTEXT } from './cdk.ts';
 
 const CONFIG_DIR = join(REPO_ROOT, 'config');
 
@@ -39,12 +37,10 @@ export const DOCUMENTED_CONFIGS: Readonly<Record<string, unknown>> = {
   },
   'data destroy': { data: { removalPolicy: 'destroy', deletionProtection: false } },
   'retention set': { retention: { captureDays: 30, predictionDays: 30, backupDays: 7 } },
+  'api.crossAccountCallers': { api: { crossAccountCallers: ['210987654321'] } },
 };
 
 /** The app's stacks for one documented configuration, synthesized without bundling (templates only). */
 export function synthesizeConfig(name: string, input: unknown): CloudAssembly {
-  const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
-  const env = { account: '123456789012', region: 'us-east-1' };
-  addKeelStacks(app, { stage: 'test', env, config: parseKeelConfig(input, name) });
-  return app.synth();
+  return synthesizeStage({ stage: 'test', config: parseKeelConfig(input, name) });
 }
