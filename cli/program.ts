@@ -29,7 +29,9 @@ export function buildProgram(): Command {
       `
 Commands act on the local platform (\`npm start\` in another terminal) unless --stage names a deployed
 one; then \`models\`, \`predict\` (SigV4-signed), the pipelines (\`etl run\`, \`train\`, \`batch run\`: an
-execution of the deployed state machine) and \`alarms\` (read from CloudWatch) work against AWS.
+execution of the deployed state machine), \`data import\` (to its raw bucket), \`alarms\` (read from
+CloudWatch), \`drift check\` and \`quality check\` (computed here from its captures with your
+credentials, changing nothing) work against AWS; the others answer that they are local only.
 See docs/cli.md.
 
 Examples:
@@ -65,6 +67,7 @@ const STAGE_COMMANDS = new Set([
   'batch',
   'alarms',
   'data import',
+  'drift check',
   'quality',
 ]);
 

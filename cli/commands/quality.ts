@@ -1,12 +1,10 @@
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type Output, UserError } from '#cli/output.ts';
 import { runLocalJob } from '#cli/run-pipeline.ts';
-import { REPO_ROOT } from '#lib/paths.ts';
+import { stageMonitoringOptions } from '#cli/stage/monitoring-options.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
-import { loadKeelConfig, stageConfigPath } from '#shared/config/keel-config.ts';
 import { getJson } from '#shared/pipelines/run-objects.ts';
 import { qualityDataOf, runQuality } from '#shared/quality/job.ts';
 import { renderQualityReport } from '#shared/quality/report-html.ts';
@@ -87,11 +85,11 @@ async function localReport(output: Output, input: { from?: string; to?: string }
  * thresholds of the stage's configuration when this checkout has it.
  */
 async function stageReport(output: Output, stage: string, input: { from?: string; to?: string }) {
-  const alarms = existsSync(stageConfigPath(REPO_ROOT, stage))
-    ? loadKeelConfig({ root: REPO_ROOT, stage }).alarms
-    : {};
   return output.withPlatform(async (ctx) => {
-    const { report } = await runQuality({ ...qualityDataOf(ctx), monitoring: alarms, publish: false }, input);
+    const { report } = await runQuality(
+      { ...qualityDataOf(ctx), monitoring: stageMonitoringOptions(stage), publish: false },
+      input,
+    );
     return { report, reportKey: undefined };
   });
 }

@@ -59,7 +59,8 @@ export interface DriftJobInput {
   readonly to?: string;
 }
 
-export interface DriftJobResult {
+/** What a run found, before anything is published: what `keel --stage S drift check` prints. */
+export interface DriftCheck {
   readonly model: { readonly name: string; readonly version: string };
   readonly window: { readonly from: string; readonly to: string };
   readonly rows: number;
@@ -70,12 +71,18 @@ export interface DriftJobResult {
   readonly insufficientData: boolean;
   readonly maxPsi: number | null;
   readonly maxPsiFeature: string | null;
+  /** One line: the status and the largest PSI, or why nothing was judged. */
+  readonly message: string;
+  readonly generatedAt: string;
+  readonly report: DriftReport;
+}
+
+export interface DriftJobResult extends Omit<DriftCheck, 'message' | 'generatedAt'> {
   readonly reportKey: string;
   /** The notice sent to on-call, when the run warned or paged and a notifier was given. */
   readonly notice?: DriftNotice;
   /** The EMF lines published. */
   readonly metricLines: number;
-  readonly report: DriftReport;
 }
 
 /** What `drift-reports/...json` holds. */
@@ -162,7 +169,17 @@ export function driftMetricData(report: DriftReport, service = DEFAULT_SERVICE):
   return data;
 }
 
-export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): Promise<DriftJobResult> {
+/** What checkDrift reads: the captures, the registry and the thresholds. */
+export type DriftCheckDeps = Pick<
+  DriftJobDeps,
+  's3' | 'registry' | 'outputsBucket' | 'modelName' | 'monitoring' | 'now'
+>;
+
+/**
+ * The champion's captured predictions of the window against its baseline. Reads only: no metrics, no
+ * report object, no notice (an operator's `keel --stage S drift check`, with their credentials).
+ */
+export async function checkDrift(deps: DriftCheckDeps, input: DriftJobInput = {}): Promise<DriftCheck> {
   const now = (deps.now ?? (() => new Date()))();
   const { from, to } = driftWindow(input, now);
   const version = await getChampion(deps.registry, deps.modelName);
@@ -172,25 +189,42 @@ export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): P
   const thresholds = driftThresholds(deps.monitoring);
   const report = computeDrift(baseline, window, thresholds);
   const insufficientData = window.rows < thresholds.minRows;
-
-  const metricLines = publishMetrics(driftMetricData(report, deps.service ?? DEFAULT_SERVICE), {
-    timestamp: to.getTime(),
-    properties: { ModelVersion: version, DriftWindowFrom: from.toISOString() },
-    ...(deps.emit ? { emit: deps.emit } : {}),
-  });
-
-  const windowIso = { from: from.toISOString(), to: to.toISOString() };
-  const reportKey = `${DRIFT_REPORT_PREFIX}model=${deps.modelName}/version=${version}/${keyTimestamp(from)}-${keyTimestamp(to)}.json`;
-  const document: DriftReportDocument = {
+  return {
     generatedAt: now.toISOString(),
     model: { name: deps.modelName, version },
-    window: windowIso,
+    window: { from: from.toISOString(), to: to.toISOString() },
     rows: window.rows,
+    skipped: window.skipped,
     status: report.status,
     insufficientData,
+    maxPsi: report.summary.maxPsi,
+    maxPsiFeature: report.summary.maxPsiFeature,
     message: insufficientData
       ? `insufficient data: ${window.rows} captured predictions of ${version} in the window, ${thresholds.minRows} needed`
       : `drift ${report.status}: largest PSI ${report.summary.maxPsi?.toFixed(3)} (${report.summary.maxPsiFeature})`,
+    report,
+  };
+}
+
+/** The scheduled job: {@link checkDrift}, then its metrics, its report in S3 and its notice. */
+export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): Promise<DriftJobResult> {
+  const { message, generatedAt, ...check } = await checkDrift(deps, input);
+  const { model, window, report } = check;
+  const metricLines = publishMetrics(driftMetricData(report, deps.service ?? DEFAULT_SERVICE), {
+    timestamp: Date.parse(window.to),
+    properties: { ModelVersion: model.version, DriftWindowFrom: window.from },
+    ...(deps.emit ? { emit: deps.emit } : {}),
+  });
+
+  const reportKey = `${DRIFT_REPORT_PREFIX}model=${deps.modelName}/version=${model.version}/${keyTimestamp(new Date(window.from))}-${keyTimestamp(new Date(window.to))}.json`;
+  const document: DriftReportDocument = {
+    generatedAt,
+    model,
+    window,
+    rows: check.rows,
+    status: check.status,
+    insufficientData: check.insufficientData,
+    message,
     report,
   };
   await deps.s3.send(
@@ -203,25 +237,8 @@ export async function runDrift(deps: DriftJobDeps, input: DriftJobInput = {}): P
   );
   // After the report is stored: the notice points at it.
   const notice = deps.notify
-    ? driftNotice(report, {
-        model: document.model,
-        window: windowIso,
-        report: `s3://${deps.outputsBucket}/${reportKey}`,
-      })
+    ? driftNotice(report, { model, window, report: `s3://${deps.outputsBucket}/${reportKey}` })
     : undefined;
   if (notice && deps.notify) await deps.notify(notice);
-  return {
-    ...(notice ? { notice } : {}),
-    model: document.model,
-    window: windowIso,
-    rows: window.rows,
-    skipped: window.skipped,
-    status: report.status,
-    insufficientData,
-    maxPsi: report.summary.maxPsi,
-    maxPsiFeature: report.summary.maxPsiFeature,
-    reportKey,
-    metricLines,
-    report,
-  };
+  return { ...(notice ? { notice } : {}), ...check, reportKey, metricLines };
 }

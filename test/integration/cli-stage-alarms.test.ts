@@ -1,18 +1,18 @@
-import {
-  CloudWatchClient,
-  PutMetricAlarmCommand,
-  type PutMetricAlarmCommandInput,
-  SetAlarmStateCommand,
-  type Statistic,
-} from '@aws-sdk/client-cloudwatch';
+import { CloudWatchClient, SetAlarmStateCommand } from '@aws-sdk/client-cloudwatch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StageAlarmsSnapshot } from '#cli/stage/alarms.ts';
-import type { AlarmDefinition, MetricStat } from '#shared/monitoring/alarm-catalog.ts';
 import { ALARM_IDS, alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
-import { alarmDescription, alarmName, renderExpression } from '#shared/monitoring/cloudwatch-alarms.ts';
+import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import { startMoto } from '../support/aws.ts';
 import { runKeel } from '../support/cli.ts';
+import {
+  putStageAlarms,
+  STAGE_REGION as REGION,
+  STAGE,
+  STAGE_CREDENTIALS,
+  stageClientConfig,
+} from '../support/stage.ts';
 
 /**
  * `keel --stage NAME alarms` against a stage's CloudWatch alarms, played by moto_server: the alarms are
@@ -20,12 +20,9 @@ import { runKeel } from '../support/cli.ts';
  * reads them back in the local `keel alarms` shape. moto 5.2 implements PutMetricAlarm, DescribeAlarms
  * and SetAlarmState but not PutCompositeAlarm or DescribeAlarmHistory: the composite is left out here,
  * and the history's absence is what the CLI must survive (states shown, the reason on stderr). The
- * parsing of real history items is tested in test/unit/monitoring/stage-alarms.test.ts.
+ * parsing of real history items is tested in test/unit/monitoring/stage-alarms.test.ts. The stage is
+ * served by ECS: no predict Lambda's errors and throttles, no API Gateway latency alarm.
  */
-const STAGE = 'it';
-const REGION = 'us-east-1';
-
-/** A stage served by ECS: no predict Lambda's errors and throttles, no API Gateway latency alarm. */
 const catalog = alarmDefinitions(
   {},
   {
@@ -34,50 +31,6 @@ const catalog = alarmDefinitions(
     queues: [{ id: 'schedules', name: 'keel-it-schedules-dlq' }],
   },
 );
-
-const dimensions = (d: Readonly<Record<string, string>>) =>
-  Object.entries(d).map(([Name, Value]) => ({ Name, Value }));
-const metricOf = (s: MetricStat) => ({
-  Namespace: s.namespace,
-  MetricName: s.metricName,
-  Dimensions: dimensions(s.dimensions),
-});
-
-/** The PutMetricAlarm request CloudFormation makes for a definition (see lib/constructs/monitoring-alarms.ts). */
-function putAlarm(definition: AlarmDefinition): PutMetricAlarmCommandInput {
-  const common = {
-    AlarmName: alarmName(STAGE, definition.id),
-    AlarmDescription: alarmDescription(definition),
-    EvaluationPeriods: definition.evaluationPeriods,
-    DatapointsToAlarm: definition.datapointsToAlarm,
-    Threshold: definition.threshold,
-    ComparisonOperator: definition.comparisonOperator,
-    TreatMissingData: definition.treatMissingData,
-  };
-  const { metric, periodSeconds: Period } = definition;
-  if (metric.kind === 'metric') {
-    const { statistic } = metric.metric;
-    return {
-      ...common,
-      ...metricOf(metric.metric),
-      Period,
-      ...(statistic.startsWith('p')
-        ? { ExtendedStatistic: statistic }
-        : { Statistic: statistic as Statistic }),
-    };
-  }
-  return {
-    ...common,
-    Metrics: [
-      { Id: 'expr', Expression: renderExpression(metric.expression), Label: metric.label, ReturnData: true },
-      ...Object.entries(metric.metrics).map(([Id, s]) => ({
-        Id,
-        ReturnData: false,
-        MetricStat: { Metric: metricOf(s), Period, Stat: s.statistic },
-      })),
-    ],
-  };
-}
 
 const REASON =
   'Threshold Crossed: 1 datapoint [0.31 (24/11/26 22:00:00)] was greater than or equal to the threshold (0.25).';
@@ -88,14 +41,9 @@ let env: Record<string, string>;
 beforeAll(async () => {
   moto = await startMoto();
   const endpoint = moto.target.endpoints!.s3;
-  const cloudwatch = new CloudWatchClient({
-    region: REGION,
-    endpoint,
-    credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' },
-  });
+  await putStageAlarms(endpoint, catalog.alarms);
+  const cloudwatch = new CloudWatchClient(stageClientConfig(endpoint));
   try {
-    for (const definition of catalog.alarms)
-      await cloudwatch.send(new PutMetricAlarmCommand(putAlarm(definition)));
     await cloudwatch.send(
       new SetAlarmStateCommand({
         AlarmName: alarmName(STAGE, ALARM_IDS.dataDriftPage),
@@ -109,8 +57,7 @@ beforeAll(async () => {
   }
   env = {
     AWS_REGION: REGION,
-    AWS_ACCESS_KEY_ID: 'AKIDTEST',
-    AWS_SECRET_ACCESS_KEY: 'secret',
+    ...STAGE_CREDENTIALS,
     AWS_ENDPOINT_URL_CLOUDWATCH: endpoint,
   };
 }, 60_000);

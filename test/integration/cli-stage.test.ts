@@ -1,10 +1,14 @@
 import { createHash, createHmac } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import {
   CreateStateMachineCommand,
   DescribeExecutionCommand,
@@ -17,7 +21,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signedPost } from '#cli/signed-fetch.ts';
 import { resolveStage, STAGE_OUTPUTS, stackName } from '#cli/stage/stage-info.ts';
 import { DataStack } from '#lib/stacks/data-stack.ts';
-import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
 import { provisionResources } from '#local/provision.ts';
 import type { AslDefinition } from '#local/state-machines.ts';
 import { createAwsClients } from '#shared/aws/clients.ts';
@@ -29,28 +32,35 @@ import {
   captureObjectKey,
   captureRecord,
 } from '#shared/inference/capture.ts';
-import { writeRecords } from '#shared/online-store/store.ts';
 import { listApprovals } from '#shared/pipelines/approvals.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import type { QualityReport } from '#shared/quality/types.ts';
 import { getAliases } from '#shared/registry/registry.ts';
 import { rolloutDecisionStart } from '#shared/registry/rollout.ts';
-import { BUCKET_ROLES, type ResourceNames, resourceNames, TABLE_ROLES } from '#shared/resources.ts';
+import { BUCKET_ROLES, type ResourceNames, TABLE_ROLES } from '#shared/resources.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { resolveIntrinsics } from '../support/asl.ts';
 import { startMoto, type TestAws } from '../support/aws.ts';
 import { CDK_CONTEXT } from '../support/cdk.ts';
 import { runKeel } from '../support/cli.ts';
-import { promoteVersion, registerTrainedModel, testRegistry } from '../support/model.ts';
+import { registerTrainedModel, testRegistry } from '../support/model.ts';
+import {
+  createOutputsStack,
+  STAGE_REGION as REGION,
+  STAGE,
+  STAGE_CREDENTIALS,
+  stageClientConfig,
+  stagePipelinesTemplate,
+  startTestStage,
+  type TestStage,
+} from '../support/stage.ts';
 
 /**
- * `keel --stage NAME` against a "deployed" stage played by moto_server: its CloudFormation stacks carry
- * the outputs the real stacks export (the data stack's keys are read from its synthesized template),
- * and the CLI resolves bucket, table and API names from them instead of the local platform.
+ * `keel --stage NAME` against a "deployed" stage played by moto_server (test/support/stage.ts): its
+ * CloudFormation stacks carry the outputs the real stacks export (the data stack's keys are read from
+ * its synthesized template), and the CLI resolves bucket, table and API names from them instead of
+ * the local platform.
  */
-const STAGE = 'it';
-const REGION = 'us-east-1';
-const names: ResourceNames = resourceNames({ stage: STAGE, account: '123456789012', region: REGION });
 const ROLE = 'arn:aws:iam::123456789012:role/keel-it-states';
 /**
  * Played by moto, which runs these definitions: retrain answers its input, ETL fails. moto 5.2's
@@ -64,7 +74,8 @@ const MACHINES = {
 };
 const machineArns: Record<string, string> = {};
 
-let moto: Awaited<ReturnType<typeof startMoto>>;
+let testStage: TestStage;
+let names: ResourceNames;
 const machineServers: Record<string, Awaited<ReturnType<typeof startMoto>>> = {};
 let aws: TestAws;
 let api: TestApi;
@@ -123,37 +134,15 @@ function sigV4Signature(req: (typeof seen)[number], secret: string): string {
   return hmac(key, ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n')).toString('hex');
 }
 
-async function createStack(cfn: CloudFormationClient, name: string, outputs: Record<string, string>) {
-  await cfn.send(
-    new CreateStackCommand({
-      StackName: name,
-      TemplateBody: JSON.stringify({
-        Resources: { Placeholder: { Type: 'AWS::SQS::Queue' } },
-        Outputs: Object.fromEntries(Object.entries(outputs).map(([key, value]) => [key, { Value: value }])),
-      }),
-    }),
-  );
-}
-
 beforeAll(async () => {
-  moto = await startMoto();
-  const clients = createAwsClients(moto.target);
-  home = await mkdtemp(join(tmpdir(), 'keel-stage-'));
-  aws = { emulator: 'moto', home, target: moto.target, names, clients, close: async () => {} };
-  await provisionResources(clients, names);
-  const customers = [...generateRecords({ rows: 2000, seed: 8, asOf: new Date() })];
-  const { version } = await registerTrainedModel(aws, customers, { seed: 1, nTrees: 10 });
-  await promoteVersion(aws, version);
-  await writeRecords(
-    { dynamo: clients.dynamo, table: names.onlineFeatures },
-    customers.slice(0, 50).map(({ churned: _label, ...raw }) => raw),
-  );
+  testStage = await startTestStage();
+  ({ aws, names, env } = testStage);
+  home = aws.home;
   api = await startTestApi(aws);
   recorder = await startRecorder(api.url);
   recorderUrl = `http://127.0.0.1:${(recorder.address() as { port: number }).port}/v1/`;
 
-  const endpoint = moto.target.endpoints!.s3;
-  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'AKIDTEST', AWS_SECRET_ACCESS_KEY: 'secret' });
+  Object.assign(process.env, STAGE_CREDENTIALS);
   for (const [pipeline, definition] of Object.entries(MACHINES)) {
     const server = await startMoto();
     machineServers[pipeline] = server;
@@ -173,41 +162,21 @@ beforeAll(async () => {
     sfn.destroy();
     machineArns[pipeline] = created.stateMachineArn!;
   }
-  const cfn = new CloudFormationClient({
-    region: REGION,
-    endpoint,
-    credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' },
+  await createOutputsStack(testStage.endpoint, stackName(STAGE, 'Inference'), {
+    [STAGE_OUTPUTS.apiUrl]: recorderUrl,
   });
-  await createStack(cfn, stackName(STAGE, 'Data'), {
-    ...Object.fromEntries(BUCKET_ROLES.map((role) => [STAGE_OUTPUTS.bucket(role), names[role]])),
-    ...Object.fromEntries(TABLE_ROLES.map((role) => [STAGE_OUTPUTS.table(role), names[role]])),
-  });
-  await createStack(cfn, stackName(STAGE, 'Inference'), { [STAGE_OUTPUTS.apiUrl]: recorderUrl });
-  await createStack(cfn, stackName(STAGE, 'Pipelines'), {
+  await createOutputsStack(testStage.endpoint, stackName(STAGE, 'Pipelines'), {
     [STAGE_OUTPUTS.stateMachines.retrain]: machineArns.retrain!,
     [STAGE_OUTPUTS.stateMachines.etl]: machineArns.etl!,
     [STAGE_OUTPUTS.stateMachines.rollout]: machineArns.rollout!,
   });
-  cfn.destroy();
-  env = {
-    KEEL_HOME: home,
-    AWS_REGION: REGION,
-    AWS_ACCESS_KEY_ID: 'AKIDTEST',
-    AWS_SECRET_ACCESS_KEY: 'secret',
-    AWS_ENDPOINT_URL_CLOUDFORMATION: endpoint,
-    KEEL_S3_ENDPOINT: endpoint,
-    KEEL_DYNAMODB_ENDPOINT: endpoint,
-  };
 }, 120_000);
 
 afterAll(async () => {
   recorder?.close();
   await api?.close();
-  aws?.clients.s3.destroy();
-  aws?.clients.dynamo.destroy();
-  moto?.process.kill('SIGTERM');
   for (const server of Object.values(machineServers)) server.process.kill('SIGTERM');
-  if (home) await rm(home, { recursive: true, force: true });
+  await testStage?.close();
 });
 
 describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () => {
@@ -223,11 +192,7 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
   });
 
   it('resolves names, API URL and state machines from the stack outputs', async () => {
-    const cfn = new CloudFormationClient({
-      region: REGION,
-      endpoint: moto.target.endpoints!.s3,
-      credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' },
-    });
+    const cfn = new CloudFormationClient(stageClientConfig(testStage.endpoint));
     const stage = await resolveStage(STAGE, { cfn });
     expect(stage.names).toEqual(names);
     expect(stage.apiUrl).toBe(recorderUrl);
@@ -237,7 +202,7 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
       rollout: machineArns.rollout,
     });
     // A data stack of another Keel version, without the table outputs: named, not guessed.
-    await createStack(cfn, stackName('old', 'Data'), { RawBucketName: 'raw' });
+    await createOutputsStack(testStage.endpoint, stackName('old', 'Data'), { RawBucketName: 'raw' });
     await expect(resolveStage('old', { cfn })).rejects.toThrow(
       'stack Keel-old-Data lacks the outputs FeaturesBucketName, ModelsBucketName, OutputsBucketName, ' +
         'OnlineFeaturesTableName, ModelRegistryTableName: redeploy it',
@@ -315,6 +280,8 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
     expect(key).toMatch(/^outcomes\/\d{8}T\d{6}Z-outcomes\.csv$/);
     const object = await aws.clients.s3.send(new GetObjectCommand({ Bucket: names.raw, Key: key }));
     expect(await object.Body!.transformToString()).toContain('c-000001,1,');
+    // The quality check below counts every outcome file of the stage.
+    await aws.clients.s3.send(new DeleteObjectCommand({ Bucket: names.raw, Key: key }));
     const generate = await runKeel(['--stage', STAGE, 'data', 'generate', '--rows', '10'], env);
     expect(generate.stderr).toContain('keel data generate works on the local platform only');
   });
@@ -430,17 +397,8 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
  * topic and its table the stage's registry. Every approval state runs as synthesized.
  */
 function retrainForMoto(topicArn: string): AslDefinition {
-  const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
-  const stackEnv = { account: '123456789012', region: REGION };
-  const data = new DataStack(app, stackName(STAGE, 'Data'), { stage: STAGE, env: stackEnv });
-  const pipelines = new PipelinesStack(app, stackName(STAGE, 'Pipelines'), {
-    stage: STAGE,
-    env: stackEnv,
-    buckets: data.buckets,
-    tables: data.tables,
-  });
   const [machine] = Object.values(
-    Template.fromStack(pipelines).findResources('AWS::StepFunctions::StateMachine', {
+    stagePipelinesTemplate().findResources('AWS::StepFunctions::StateMachine', {
       Properties: { StateMachineName: `keel-${STAGE}-retrain` },
     }),
   );
@@ -490,11 +448,7 @@ async function retrainStage() {
     body: 'Action=CreateTopic&Name=keel-it-approvals&Version=2010-03-31',
   });
   const topicArn = /<TopicArn>([^<]+)</.exec(await topic.text())![1]!;
-  const sfn = new SFNClient({
-    region: REGION,
-    endpoint,
-    credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' },
-  });
+  const sfn = new SFNClient(stageClientConfig(endpoint));
   const { stateMachineArn } = await sfn.send(
     new CreateStateMachineCommand({
       name: `keel-${STAGE}-retrain`,
