@@ -115,8 +115,23 @@ async function waitForCaptures(count: (records: CaptureRecord[]) => boolean) {
   }
 }
 
-const check = (args: string[] = []) => p.keelJson<QualityReport>(['quality', 'check', ...args]);
-const secondsSince = (t: Date) => `${Math.ceil((Date.now() - t.getTime()) / 1000) + 1}s`;
+/**
+ * `keel quality check` over [since, now]: the window's end is given, so the time the command takes to
+ * start does not move the window past the answers it should hold.
+ */
+function check(since: Date, args: string[] = []) {
+  const to = new Date();
+  const window = `${Math.ceil((to.getTime() - since.getTime()) / 1000) + 1}s`;
+  return p.keelJson<QualityReport>([
+    'quality',
+    'check',
+    '--window',
+    window,
+    '--to',
+    to.toISOString(),
+    ...args,
+  ]);
+}
 
 describe.skipIf(TEST_EMULATOR === 'moto')('ground truth end to end through keel up', () => {
   it('judges the answers by their outcomes, before them by the estimate, and pages on a concept shift only', async () => {
@@ -126,7 +141,7 @@ describe.skipIf(TEST_EMULATOR === 'moto')('ground truth end to end through keel 
     await waitForCaptures((records) => records.filter((r) => r.source === 'api').length >= ROWS);
 
     // Before any outcome: the estimate alone, and batch and real time agree on every stored record.
-    const before = await check(['--window', secondsSince(started)]);
+    const before = await check(started);
     const v1Before = before.versions.find((v) => v.version === 'v1')!;
     expect(v1Before.realized).toBeNull();
     expect(v1Before.estimated?.predictions).toBeGreaterThanOrEqual(2 * ROWS);
@@ -139,7 +154,7 @@ describe.skipIf(TEST_EMULATOR === 'moto')('ground truth end to end through keel 
     // The outcomes of the same customers arrive.
     await p.keelJson(['data', 'generate', '--rows', String(ROWS), '--seed', '11', '--kind', 'outcomes']);
     const reportFile = join(p.home, 'quality.html');
-    const after = await check(['--window', secondsSince(started), '--report', reportFile]);
+    const after = await check(started, ['--report', reportFile]);
     expect(after.outcomes).toMatchObject({ files: 1, rows: ROWS, quarantined: 0 });
     const v1 = after.versions.find((v) => v.version === 'v1')!;
     const labels = new Map(
@@ -184,7 +199,7 @@ describe.skipIf(TEST_EMULATOR === 'moto')('ground truth end to end through keel 
       '--concept-shift',
       '1',
     ]);
-    const shifted = await check(['--window', secondsSince(shiftStarted)]);
+    const shifted = await check(shiftStarted);
     const v1Shifted = shifted.versions.find((v) => v.version === 'v1')!;
     expect(v1Shifted.realized?.matched).toBe(ROWS);
     expect(v1Shifted.aucShortfall!).toBeGreaterThan(0.1);
@@ -218,7 +233,7 @@ describe.skipIf(TEST_EMULATOR === 'moto')('ground truth end to end through keel 
       (records) =>
         records.filter((r) => r.source === 'api' && Date.parse(r.t) >= skewStarted.getTime()).length >= 100,
     );
-    const skewed = await check(['--window', secondsSince(skewStarted)]);
+    const skewed = await check(skewStarted);
     expect(skewed.skew.compared).toBe(100);
     expect(skewed.skew.differing).toBe(100);
     expect(skewed.skew.features.map((f) => f.name)).toContain('support_tickets_90d');
