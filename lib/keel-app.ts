@@ -40,6 +40,9 @@ export function addKeelStacks(app: App, { stage, env, config }: KeelStage) {
     stateMachines: pipelines.stateMachines,
     schedulesDeadLetterQueue: pipelines.schedules.deadLetterQueue,
     approvalsDeadLetterQueue: pipelines.approvals.deadLetterQueue,
+    // On-call hears of the pipelines' failures, promotions and rollout decisions; approval requests
+    // stay with the approvers (retrain.approval).
+    pipelineNotifications: pipelines.notifications,
     predictFunction: inference.predictFunction?.function,
     predictLogGroup: inference.predictFunction?.logGroup,
     api: inference.api.api,

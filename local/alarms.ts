@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { intEnv } from '#shared/env.ts';
 import type { AlarmCatalog, AlarmDefinition } from '#shared/monitoring/alarm-catalog.ts';
-import { alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
+import { alarmDefinitions, DEAD_LETTER_QUEUES } from '#shared/monitoring/alarm-definitions.ts';
 import type { MonitoringOptionsInput } from '#shared/monitoring/alarm-options.ts';
 import { alarmName, renderExpression } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { type MetricSample, parseEmf } from '#shared/monitoring/emf.ts';
@@ -72,11 +72,12 @@ export function localAlarmCatalog(options: MonitoringOptionsInput, stage: string
   const local = (id: string) => `keel-${stage}-${id}`;
   return alarmDefinitions(options, {
     api: { name: local('api'), stage },
-    functions: ['predict', 'drift'].map((id) => ({ id, name: local(id) })),
+    functions: ['predict', 'drift', 'quality'].map((id) => ({ id, name: local(id) })),
     stateMachines: (Object.keys(PIPELINES) as PipelineName[]).map((id) => ({ id, arn: local(id) })),
-    queues: ['schedules', 'approvals', 'drift', 'rollout-guard'].map((id) => ({
+    queues: Object.entries(DEAD_LETTER_QUEUES).map(([id, severity]) => ({
       id,
       name: local(`${id}-dlq`),
+      severity,
     })),
   });
 }

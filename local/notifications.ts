@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 /**
  * The local stand-in for the on-call SNS topic: what pipelines and alarms publish is appended to
  * `${KEEL_HOME}/notifications.jsonl` (one JSON document a line) and handed to a listener (the console).
- * Alarm notifications are also POSTed to `KEEL_ONCALL_WEBHOOK` (local/alarms.ts); the outcome of that
+ * Alarm notifications (local/alarms.ts) and what the on-call and pipeline notifications topics carry
+ * (local/sns.ts `deliverLocally`) are also POSTed to `KEEL_ONCALL_WEBHOOK`; the outcome of that
  * delivery is recorded on the notification.
  */
 export interface Notification {

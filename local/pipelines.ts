@@ -6,13 +6,19 @@ import { type AwsTarget, createDocumentClient } from '#shared/aws/clients.ts';
 import type { DriftJobInput, DriftJobResult } from '#shared/drift/job.ts';
 import { KEEL_ENV, optionalEnv } from '#shared/env.ts';
 import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
-import { PIPELINES, type PipelineName, stateMachineName } from '#shared/pipelines/definitions.ts';
+import {
+  NOTIFY_FAILURE_STATE,
+  PIPELINES,
+  type PipelineName,
+  stateMachineName,
+} from '#shared/pipelines/definitions.ts';
 import type { MonitoringJobName } from '#shared/pipelines/schedules.ts';
 import type { QualityJobInput, QualityRunSummary } from '#shared/quality/job.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames } from '#shared/resources.ts';
 import type { AlarmStateChangeEvent } from '#shared/rollout/aws.ts';
 import type { RolloutOutcome } from '#shared/rollout/decision.ts';
 import { localAlarmCatalog, ONCALL_WEBHOOK_ENV } from './alarms.ts';
+import type { WebhookOptions } from './alarms-message.ts';
 import { APPROVAL_TASK_RESOURCE, localApprovalTask, withApprovalTimeout } from './approvals.ts';
 import { startLocalCloudWatch } from './cloudwatch.ts';
 import { functionOf, type LocalDeployment, loadLocalDeployment } from './deployment/deployment.ts';
@@ -22,7 +28,7 @@ import { fileNotifier, type Notification } from './notifications.ts';
 import { type RolloutDecisionInput, requestRolloutDecision } from './rollout-decisions.ts';
 import { Authorizer, type Principal } from './rules/authorizer.ts';
 import { awsRulesEnforced } from './rules/switch.ts';
-import { authorizePublish, startLocalSns } from './sns.ts';
+import { authorizePublish, deliverLocally, type OnCallWebhook, startLocalSns } from './sns.ts';
 import {
   type AslDefinition,
   type AslState,
@@ -51,6 +57,13 @@ export interface PipelineRunnerOptions {
    * (tests that cannot wait hours).
    */
   readonly approvalTimeoutSeconds?: number;
+  /**
+   * On-call's webhook: what the on-call topic and the pipelines' notifications topic receive is POSTed
+   * to it, as SNS POSTs to on-call's HTTPS endpoint.
+   *
+   * @default - `KEEL_ONCALL_WEBHOOK`, when set
+   */
+  readonly onCallWebhook?: WebhookOptions;
   /** The deployment whose state machines and functions run. @default - the local stage from the sources */
   readonly deployment?: LocalDeployment;
   /** The Node.js binary of the functions' environments. @default - this process's */
@@ -117,17 +130,10 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
   const deployment = options.deployment ?? (await loadLocalDeployment());
   const authorizer = awsRulesEnforced() ? new Authorizer(deployment) : undefined;
   const publish = fileNotifier(options.home, options.onNotification);
+  const definitions = pipelineDefinitions(deployment);
+  const webhook = onCallWebhookOf(deployment, definitions, options.onCallWebhook);
   // The drift function publishes its notice to the on-call topic itself, through this stand-in.
-  const onCallTopic = functionOf(deployment, 'lambdas/drift/handler.ts').environment[KEEL_ENV.onCallTopicArn];
-  const webhookUrl = optionalEnv(ONCALL_WEBHOOK_ENV, '');
-  const sns = await startLocalSns({
-    deployment,
-    authorizer,
-    publish,
-    ...(webhookUrl && onCallTopic
-      ? { webhook: { options: { url: webhookUrl }, topicArn: onCallTopic } }
-      : {}),
-  });
+  const sns = await startLocalSns({ deployment, authorizer, publish, ...(webhook ? { webhook } : {}) });
   // The rollout decision reads its guardrails' states: the local alarm loop's, for the stage's alarms.
   const cloudwatch = await startLocalCloudWatch({
     home: options.home,
@@ -157,7 +163,6 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
   });
   const { lambda } = functions;
   const machineOf = (pipeline: PipelineName) => pipelineMachine(deployment, pipeline);
-  const definitions = pipelineDefinitions(deployment);
   if (options.approvalTimeoutSeconds !== undefined) {
     definitions.retrain = withApprovalTimeout(
       definitions.retrain,
@@ -183,11 +188,12 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       Message?: unknown;
     };
     if (authorizer) await authorizePublish(authorizer, deployment, roleOf(pipeline), String(TopicArn));
-    await publish({
-      at: new Date().toISOString(),
+    await deliverLocally(publish, webhook, {
+      topicArn: String(TopicArn),
       source: `pipeline:${PIPELINES[pipeline].name}`,
       subject: Subject ?? '',
-      message: Message,
+      body: Message,
+      at: new Date(),
     });
     return { MessageId: `local-${Date.now()}` };
   };
@@ -358,6 +364,26 @@ function checkWaits(definition: AslDefinition, input: Record<string, unknown>): 
       );
     }
   }
+}
+
+/**
+ * On-call's webhook and the topics on-call's endpoints are subscribed to in the stage: the on-call topic
+ * (which the drift function is told of) and the pipelines' notifications topic (where every pipeline's
+ * failure notice goes; lib/constructs/oncall-topic.ts `deliverFrom`). None without a webhook.
+ */
+function onCallWebhookOf(
+  deployment: LocalDeployment,
+  definitions: Record<PipelineName, AslDefinition>,
+  given: WebhookOptions | undefined,
+): OnCallWebhook | undefined {
+  const url = given?.url ?? optionalEnv(ONCALL_WEBHOOK_ENV, '');
+  if (!url) return undefined;
+  const onCallTopic = functionOf(deployment, 'lambdas/drift/handler.ts').environment[KEEL_ENV.onCallTopicArn];
+  const failure = definitions.etl.States[NOTIFY_FAILURE_STATE]?.Parameters as
+    | { TopicArn?: string }
+    | undefined;
+  const topicArns = [onCallTopic, failure?.TopicArn].filter((arn): arn is string => arn !== undefined);
+  return { options: given ?? { url }, topicArns };
 }
 
 /** A pipeline's state machine in a deployment of the local stage. */

@@ -12,16 +12,57 @@ import { principalFromSessionToken } from './rules/credentials.ts';
  * the state machines' publish states are the runner's own). A request signed with a local role session
  * is checked as SNS checks it: sns:Publish on the topic through the role's policies, then the topic
  * key's kms:GenerateDataKey and kms:Decrypt through the key policy, refused with SNS's error when not
- * allowed. An accepted message goes where the topic's messages go on this machine: the notifications
- * file and the console, and for the on-call topic the on-call webhook, in SNS's HTTPS envelope.
+ * allowed. An accepted message goes where the topic's messages go on this machine ({@link deliverLocally}).
  */
 export interface LocalSnsOptions {
   readonly deployment: LocalDeployment;
   /** Absent when AWS's rules are off (KEEL_AWS_RULES=off): every publish is accepted. */
   readonly authorizer?: Authorizer;
   readonly publish: Notifier;
-  /** Where the on-call topic's messages are POSTed, as SNS POSTs them to an HTTPS subscriber. */
-  readonly webhook?: { readonly options: WebhookOptions; readonly topicArn: string };
+  readonly webhook?: OnCallWebhook;
+}
+
+/**
+ * On-call's webhook (`KEEL_ONCALL_WEBHOOK`) and the topics it is subscribed to, as on-call's HTTPS
+ * endpoint is in AWS: the on-call topic and the pipelines' notifications topic.
+ */
+export interface OnCallWebhook {
+  readonly options: WebhookOptions;
+  readonly topicArns: readonly string[];
+}
+
+/** A message SNS accepted on a topic. */
+export interface PublishedMessage {
+  readonly topicArn: string;
+  /** Who published, for the notifications file: `topic:<name>`, `pipeline:<name>`. */
+  readonly source: string;
+  readonly subject: string;
+  /** The message, parsed when it is JSON. */
+  readonly body: unknown;
+  readonly at: Date;
+}
+
+/**
+ * Where a topic's messages go on this machine: the notifications file and the console, and for a topic
+ * on-call's webhook is subscribed to, the webhook, in SNS's HTTPS envelope (the delivery's outcome is
+ * recorded on the notification; a failed one fails no publish, as in SNS).
+ */
+export async function deliverLocally(
+  publish: Notifier,
+  webhook: OnCallWebhook | undefined,
+  message: PublishedMessage,
+): Promise<void> {
+  const { topicArn, subject, body, at } = message;
+  const delivery = webhook?.topicArns.includes(topicArn)
+    ? await postWebhook(webhook.options, snsEnvelope(subject, body as Record<string, unknown>, topicArn, at))
+    : undefined;
+  await publish({
+    at: at.toISOString(),
+    source: message.source,
+    subject,
+    message: body,
+    ...(delivery ? { webhook: delivery } : {}),
+  });
 }
 
 export interface LocalSns {
@@ -109,26 +150,18 @@ export async function startLocalSns(options: LocalSnsOptions): Promise<LocalSns>
     if (principal && authorizer) {
       await authorizePublish(authorizer, deployment, principal, topicArn).catch(asSnsError);
     }
-    const at = new Date();
     let body: unknown = message;
     try {
       body = JSON.parse(message);
     } catch {
       // a plain-text message
     }
-    const webhook =
-      options.webhook?.topicArn === topicArn
-        ? await postWebhook(
-            options.webhook.options,
-            snsEnvelope(subject, body as Record<string, unknown>, topicArn, at),
-          )
-        : undefined;
-    await options.publish({
-      at: at.toISOString(),
+    await deliverLocally(options.publish, options.webhook, {
+      topicArn,
       source: `topic:${topicArn.split(':').at(-1)}`,
       subject,
-      message: body,
-      ...(webhook ? { webhook } : {}),
+      body,
+      at: new Date(),
     });
     return randomUUID();
   };

@@ -1,6 +1,11 @@
-import { Duration, Validations } from 'aws-cdk-lib';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { CfnOutput, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { type IQueue, Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import {
+  type DeadLetterQueueId,
+  deadLetterQueueOutputs,
+  RESOURCE_ALARM_PREFIX,
+} from '#shared/monitoring/alarm-definitions.ts';
 
 /** Props of {@link DeadLetterQueue}. */
 export interface DeadLetterQueueProps {
@@ -41,4 +46,16 @@ export class DeadLetterQueue extends Queue {
       throw new Error(`DeadLetterQueue ${id}: deadLetterFor must say what sends its failures here`);
     }
   }
+}
+
+/**
+ * The queue's URL and ARN as outputs of its stack, named by `deadLetterQueueOutputs(id)` (e.g.
+ * `OnCallDeadLetterQueueUrl`): what the runbook reads them by when its `dlq-depth-<id>` alarm fires.
+ */
+export function addDeadLetterQueueOutputs(id: DeadLetterQueueId, queue: IQueue): void {
+  const stack = Stack.of(queue);
+  const keys = deadLetterQueueOutputs(id);
+  const alarm = `${RESOURCE_ALARM_PREFIX.dlqDepth}${id}`;
+  new CfnOutput(stack, keys.url, { value: queue.queueUrl, description: `URL of the queue ${alarm} watches` });
+  new CfnOutput(stack, keys.arn, { value: queue.queueArn, description: `ARN of the queue ${alarm} watches` });
 }

@@ -1,7 +1,9 @@
 import { Duration } from 'aws-cdk-lib';
 import {
+  AlarmStatusWidget,
   Dashboard,
   GraphWidget,
+  type IAlarm,
   type IWidget,
   LogQueryVisualizationType,
   LogQueryWidget,
@@ -39,6 +41,13 @@ export interface KeelDashboardProps {
   readonly api?: { readonly name: string; readonly stage: string };
   /** The pipelines' state machines, by name shown on the graphs. */
   readonly stateMachines: Readonly<Record<string, IStateMachine>>;
+  /**
+   * The dead-letter queues' alarms, shown by state: where a notification that never reached on-call
+   * still shows (the dashboard reads CloudWatch, not SNS).
+   *
+   * @default - none: no dead-letter widget
+   */
+  readonly deadLetterAlarms?: readonly IAlarm[];
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
@@ -46,8 +55,8 @@ const HOUR = Duration.hours(1);
 
 /**
  * Keel's dashboard: serving model version, traffic, latency (p50/p99), 4xx/5xx, drift (the metrics the
- * drift alarms watch) and pipeline executions and failures. Metric names come from
- * `shared/monitoring/metrics.ts`, the contract the handlers emit by.
+ * drift alarms watch), pipeline executions and failures, and the dead-letter queues' alarms. Metric
+ * names come from `shared/monitoring/metrics.ts`, the contract the handlers emit by.
  */
 export class KeelDashboard extends Construct {
   public readonly dashboard: Dashboard;
@@ -182,12 +191,26 @@ export class KeelDashboard extends Construct {
       height: 6,
     });
 
+    const deadLetters = props.deadLetterAlarms?.length
+      ? [
+          [
+            new AlarmStatusWidget({
+              title: 'Dead-letter queues (work and notifications given up on)',
+              alarms: [...props.deadLetterAlarms],
+              width: 24,
+              height: 3,
+            }),
+          ],
+        ]
+      : [];
+
     this.dashboard = new Dashboard(this, 'Dashboard', {
       dashboardName: props.dashboardName,
       widgets: [
         [modelVersion, traffic, latency],
         [errors, driftWidget],
         [executions, failures],
+        ...deadLetters,
       ],
     });
   }

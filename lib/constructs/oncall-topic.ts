@@ -1,7 +1,7 @@
 import { ArnFormat, CfnCondition, CfnParameter, type Duration, Fn, Stack } from 'aws-cdk-lib';
 import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import { CfnSubscription, Topic } from 'aws-cdk-lib/aws-sns';
+import { CfnSubscription, type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
@@ -40,17 +40,27 @@ const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 /** An https URL with a host; SNS refuses anything else for the `https` protocol. */
 const WEBHOOK_PATTERN = /^https:\/\/[^\s/?#]+[^\s]*$/;
 
+/** One of on-call's endpoints: fixed, or a deploy-time parameter subscribed only when `condition` holds. */
+interface OnCallEndpoint {
+  readonly id: string;
+  readonly protocol: 'email' | 'https';
+  readonly endpoint: string;
+  readonly condition?: CfnCondition;
+}
+
 /**
  * The on-call topic every Keel alarm notifies: KMS-encrypted with a rotated key that CloudWatch may
  * use to publish, TLS-only, with an email subscription and an optional HTTPS webhook subscription.
  * Each endpoint is a synth-time value (validated here) or, when absent, a deploy-time parameter whose
- * empty value creates no subscription (a CloudFormation condition).
+ * empty value creates no subscription (a CloudFormation condition). The same endpoints can receive
+ * other topics' messages too ({@link OnCallTopic.deliverFrom}).
  */
 export class OnCallTopic extends Construct {
   public readonly topic: Topic;
   public readonly key: Key;
   /** Where SNS puts a notification it could not deliver to a subscription (an email, the webhook). */
   public readonly deadLetterQueue: Queue;
+  private readonly endpoints: readonly OnCallEndpoint[];
 
   constructor(scope: Construct, id: string, props: OnCallTopicProps) {
     super(scope, id);
@@ -100,25 +110,55 @@ export class OnCallTopic extends Construct {
       deadLetterFor: 'the on-call subscriptions (SNS redrive policy)',
       retention: props.deadLetterRetention,
     });
+
+    this.endpoints = [
+      this.endpoint('Email', 'email', props.email, {
+        parameter: 'OnCallEmail',
+        description: 'Email address of on-call (confirm the subscription email SNS sends); empty: no email',
+        pattern: '^$|^[^\\s@]+@[^\\s@]+\\.[^\\s@]+$',
+      }),
+      this.endpoint('Webhook', 'https', props.webhookUrl, {
+        parameter: 'OnCallWebhookUrl',
+        description:
+          'HTTPS endpoint (pager or chat webhook) that receives every alarm and pipeline notice; empty: none',
+        pattern: '^$|^https://[^\\s/?#]+[^\\s]*$',
+      }),
+    ];
+    this.subscribeEndpoints('', this.topic);
+  }
+
+  /**
+   * Delivers another topic's messages to on-call's endpoints too (the pipelines' notifications): each
+   * endpoint is subscribed to it as to the on-call topic, on the same conditions, and what SNS cannot
+   * deliver goes to the same dead-letter queue. No key grant is needed: SNS decrypts an encrypted
+   * topic's messages itself to deliver them to email and HTTPS, and the queue is SQS-managed (SSE-SQS).
+   * `id` prefixes the subscriptions' ids, e.g. `PipelineNotifications` → `PipelineNotificationsEmail`.
+   */
+  public deliverFrom(id: string, topic: ITopic): void {
+    if (id === '')
+      throw new Error(`OnCallTopic ${this.node.path}: deliverFrom needs an id for the subscriptions`);
+    this.subscribeEndpoints(id, topic);
+  }
+
+  /** Subscribes each endpoint to `topic`; SNS may then dead-letter into the queue for that topic. */
+  private subscribeEndpoints(prefix: string, topic: ITopic): void {
+    for (const { id, protocol, endpoint, condition } of this.endpoints) {
+      const subscription = new CfnSubscription(this, `${prefix}${id}`, {
+        topicArn: topic.topicArn,
+        protocol,
+        endpoint,
+        redrivePolicy: { deadLetterTargetArn: this.deadLetterQueue.queueArn },
+      });
+      if (condition) subscription.cfnOptions.condition = condition;
+    }
     this.deadLetterQueue.addToResourcePolicy(
       new PolicyStatement({
         actions: ['sqs:SendMessage'],
         principals: [new ServicePrincipal('sns.amazonaws.com')],
         resources: [this.deadLetterQueue.queueArn],
-        conditions: { ArnEquals: { 'aws:SourceArn': this.topic.topicArn } },
+        conditions: { ArnEquals: { 'aws:SourceArn': topic.topicArn } },
       }),
     );
-
-    this.subscribe('Email', 'email', props.email, {
-      parameter: 'OnCallEmail',
-      description: 'Email address of on-call (confirm the subscription email SNS sends); empty: no email',
-      pattern: '^$|^[^\\s@]+@[^\\s@]+\\.[^\\s@]+$',
-    });
-    this.subscribe('Webhook', 'https', props.webhookUrl, {
-      parameter: 'OnCallWebhookUrl',
-      description: 'HTTPS endpoint (pager or chat webhook) that receives every alarm; empty: none',
-      pattern: '^$|^https://[^\\s/?#]+[^\\s]*$',
-    });
   }
 
   /** Refuses an endpoint SNS would refuse; one known only at deploy time passes. */
@@ -126,16 +166,17 @@ export class OnCallTopic extends Construct {
     assertValidOnCallEndpoints(`OnCallTopic ${this.node.path}`, props);
   }
 
-  private subscribe(
+  /**
+   * An endpoint fixed at synth time, or else a deploy-time parameter whose empty value subscribes
+   * nothing (a condition on each subscription to it).
+   */
+  private endpoint(
     id: string,
     protocol: 'email' | 'https',
     value: string | undefined,
     deployTime: { parameter: string; description: string; pattern: string },
-  ): void {
-    if (value !== undefined) {
-      new CfnSubscription(this, id, { ...this.subscriptionProps(protocol), endpoint: value });
-      return;
-    }
+  ): OnCallEndpoint {
+    if (value !== undefined) return { id, protocol, endpoint: value };
     // Parameters belong to the stack: their logical ids are what `cdk deploy --parameters` names.
     const stack = Stack.of(this);
     const parameter = new CfnParameter(stack, deployTime.parameter, {
@@ -146,22 +187,10 @@ export class OnCallTopic extends Construct {
       constraintDescription:
         protocol === 'email' ? 'must be an email address or empty' : 'must be an https:// URL or empty',
     });
-    const given = new CfnCondition(stack, `${deployTime.parameter}Given`, {
+    const condition = new CfnCondition(stack, `${deployTime.parameter}Given`, {
       expression: Fn.conditionNot(Fn.conditionEquals(parameter.valueAsString, '')),
     });
-    const subscription = new CfnSubscription(this, id, {
-      ...this.subscriptionProps(protocol),
-      endpoint: parameter.valueAsString,
-    });
-    subscription.cfnOptions.condition = given;
-  }
-
-  private subscriptionProps(protocol: 'email' | 'https') {
-    return {
-      topicArn: this.topic.topicArn,
-      protocol,
-      redrivePolicy: { deadLetterTargetArn: this.deadLetterQueue.queueArn },
-    };
+    return { id, protocol, endpoint: parameter.valueAsString, condition };
   }
 }
 

@@ -1,10 +1,13 @@
 import { CfnOutput, CrossStackReferences, type Duration, ReferenceStrength, Stack } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
+import { Alarm } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ILogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import { addDeadLetterQueueOutputs } from '#lib/constructs/dead-letter-queue.ts';
 import { DriftJob } from '#lib/constructs/drift-job.ts';
 import { KeelDashboard } from '#lib/constructs/keel-dashboard.ts';
 import { MonitoringAlarms } from '#lib/constructs/monitoring-alarms.ts';
@@ -20,12 +23,19 @@ import {
   modelNameOf,
 } from '#lib/stacks/common-props.ts';
 import type { AlarmCatalog } from '#shared/monitoring/alarm-catalog.ts';
-import { ALARM_IDS, alarmDefinitions } from '#shared/monitoring/alarm-definitions.ts';
+import {
+  ALARM_IDS,
+  alarmDefinitions,
+  DEAD_LETTER_QUEUES,
+  type DeadLetterQueueId,
+  RESOURCE_ALARM_PREFIX,
+} from '#shared/monitoring/alarm-definitions.ts';
 import {
   type MonitoredResourcesInput,
   MonitoringOptionsError,
   type MonitoringOptionsInput,
 } from '#shared/monitoring/alarm-options.ts';
+import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { PIPELINES, type PipelineName } from '#shared/pipelines/definitions.ts';
 import { type MonitoringJobName, SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import { assertValidStage } from '#shared/resources.ts';
@@ -43,6 +53,13 @@ export interface MonitoringStackProps extends KeelStackProps {
    * @default - none
    */
   readonly approvalsDeadLetterQueue?: IQueue;
+  /**
+   * The pipelines' notifications topic (`PipelinesStack.notifications`): failures, promotions, kept
+   * champions and rollout decisions. On-call's endpoints are subscribed to it as to the on-call topic.
+   *
+   * @default - none: the pipelines' notices reach nobody on-call
+   */
+  readonly pipelineNotifications?: ITopic;
   /**
    * The predict function (`InferenceStack.predictFunction.function`): its errors and throttles alarm.
    *
@@ -143,12 +160,21 @@ export type MonitoringJobProps = DataResources &
 /** Severity of the per-resource alarms: the paging signals are the API's latency and 5xx rate and drift. */
 const RESOURCE_SEVERITY = 'warn' as const;
 
+/** A dead-letter queue as the alarm catalog watches it, at its DEAD_LETTER_QUEUES severity. */
+const watchedQueue = (id: DeadLetterQueueId, queue: IQueue) => ({
+  id,
+  name: queue.queueName,
+  severity: DEAD_LETTER_QUEUES[id],
+});
+
 const PIPELINE_NAMES = Object.keys(PIPELINES) as PipelineName[];
 
 /**
- * Keel's monitoring: the on-call topic, one CloudWatch alarm per definition of
- * `shared/monitoring/alarm-definitions.ts` over the resources of the other stacks, the paging composite, the
- * dashboard and, optionally, retraining started by the data-drift page alarm.
+ * Keel's monitoring: the on-call topic (whose endpoints receive the pipelines' notifications too), one
+ * CloudWatch alarm per definition of `shared/monitoring/alarm-definitions.ts` over the resources of the
+ * other stacks (every dead-letter queue among them), the paging composite, the dashboard and,
+ * optionally, retraining started by the data-drift page alarm. Each of its dead-letter queues' URL and
+ * ARN is an output (`deadLetterQueueOutputs`).
  */
 export class MonitoringStack extends Stack {
   public readonly onCall: OnCallTopic;
@@ -183,15 +209,9 @@ export class MonitoringStack extends Stack {
         severity: RESOURCE_SEVERITY,
       })),
       queues: [
-        { id: 'schedules', name: props.schedulesDeadLetterQueue.queueName, severity: RESOURCE_SEVERITY },
+        watchedQueue('schedules', props.schedulesDeadLetterQueue),
         ...(props.approvalsDeadLetterQueue
-          ? [
-              {
-                id: 'approvals',
-                name: props.approvalsDeadLetterQueue.queueName,
-                severity: RESOURCE_SEVERITY,
-              } as const,
-            ]
+          ? [watchedQueue('approvals', props.approvalsDeadLetterQueue)]
           : []),
       ],
     } satisfies MonitoredResourcesInput;
@@ -219,6 +239,9 @@ export class MonitoringStack extends Stack {
       webhookUrl: props.onCallWebhookUrl,
       deadLetterRetention: props.deadLetterRetention,
     });
+    if (props.pipelineNotifications) {
+      this.onCall.deliverFrom('PipelineNotifications', props.pipelineNotifications);
+    }
     const jobProps = (job: MonitoringJobName, where: MonitoringJobProps): ScheduledJobProps => {
       const schedule = schedules.find((s) => s.target === job);
       if (!schedule)
@@ -250,11 +273,35 @@ export class MonitoringStack extends Stack {
         deadLetterRetention: props.deadLetterRetention,
       });
     }
+    if (props.retrainOnDrift ?? false) {
+      const retrain = schedules.find((schedule) => schedule.target === 'retrain');
+      this.retrainOnDrift = new RetrainOnAlarm(this, 'RetrainOnDrift', {
+        // By name: the rule is made before the alarms, so that its dead-letter queue is among what
+        // they watch.
+        alarm: Alarm.fromAlarmName(this, 'DataDriftPageAlarm', alarmName(stage, ALARM_IDS.dataDriftPage)),
+        stateMachine: props.stateMachines.retrain,
+        input: retrain?.input ?? {},
+      });
+    }
     const jobs = [
-      ...(this.driftJob ? [{ id: 'drift', job: this.driftJob }] : []),
-      ...(this.qualityJob ? [{ id: 'quality', job: this.qualityJob }] : []),
+      ...(this.driftJob ? [{ id: 'drift', job: this.driftJob } as const] : []),
+      ...(this.qualityJob ? [{ id: 'quality', job: this.qualityJob } as const] : []),
     ];
-    const guard = this.rollouts;
+    // This stack's own dead-letter queues. On-call's holds what SNS could not deliver to on-call, so its
+    // alarm cannot count on the on-call topic alone: it still notifies it (one endpoint may have failed
+    // while the other works, and a webhook that was down may answer again by the time the alarm fires;
+    // the alarm notifies once per change of state, so a notice that fails too cannot loop), it pages,
+    // and it shows on the dashboard and in `keel --stage S alarms`, which read CloudWatch, not SNS.
+    const ownQueues: { readonly id: DeadLetterQueueId; readonly queue: IQueue }[] = [
+      ...jobs.map(({ id, job }) => ({ id, queue: job.deadLetterQueue })),
+      // A failed guard: a rollout that may still run with a guardrail in ALARM, or a page that was lost.
+      ...(this.rollouts ? [{ id: 'rollout-guard', queue: this.rollouts.deadLetterQueue } as const] : []),
+      ...(this.retrainOnDrift
+        ? [{ id: 'retrain-on-drift', queue: this.retrainOnDrift.deadLetterQueue } as const]
+        : []),
+      { id: 'on-call', queue: this.onCall.deadLetterQueue },
+    ];
+    for (const { id: queueId, queue } of ownQueues) addDeadLetterQueueOutputs(queueId, queue);
     const catalog = catalogOf({
       ...baseResources,
       functions: [
@@ -267,15 +314,7 @@ export class MonitoringStack extends Stack {
       ],
       queues: [
         ...baseResources.queues,
-        ...jobs.map(({ id, job }) => ({
-          id,
-          name: job.deadLetterQueue.queueName,
-          severity: RESOURCE_SEVERITY,
-        })),
-        // A failed guard: a rollout that may still run with a guardrail in ALARM, or a page that was lost.
-        ...(guard
-          ? [{ id: 'rollout-guard', name: guard.deadLetterQueue.queueName, severity: RESOURCE_SEVERITY }]
-          : []),
+        ...ownQueues.map(({ id: queueId, queue }) => watchedQueue(queueId, queue)),
       ],
     });
     this.catalog = catalog;
@@ -297,16 +336,10 @@ export class MonitoringStack extends Stack {
         Retrain: props.stateMachines.retrain,
         Batch: props.stateMachines.batch,
       },
+      deadLetterAlarms: catalog.alarms
+        .filter((a) => a.id.startsWith(RESOURCE_ALARM_PREFIX.dlqDepth))
+        .map((a) => this.alarms.alarms.get(a.id)!),
     });
-
-    if (props.retrainOnDrift ?? false) {
-      const retrain = schedules.find((schedule) => schedule.target === 'retrain');
-      this.retrainOnDrift = new RetrainOnAlarm(this, 'RetrainOnDrift', {
-        alarm: this.alarms.alarms.get(ALARM_IDS.dataDriftPage)!,
-        stateMachine: props.stateMachines.retrain,
-        input: retrain?.input ?? {},
-      });
-    }
 
     new CfnOutput(this, 'OnCallTopicArn', {
       value: this.onCall.topic.topicArn,

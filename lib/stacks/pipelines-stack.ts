@@ -4,6 +4,7 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { ApprovalsTopic } from '#lib/constructs/approvals-topic.ts';
+import { addDeadLetterQueueOutputs } from '#lib/constructs/dead-letter-queue.ts';
 import { PipelineFunctions } from '#lib/constructs/pipeline-functions.ts';
 import { PipelineSchedules } from '#lib/constructs/pipeline-schedules.ts';
 import { PipelineStateMachines } from '#lib/constructs/pipeline-state-machines.ts';
@@ -70,7 +71,9 @@ export interface PipelinesStackProps extends KeelStackProps, DataResources, Mode
 
 /**
  * ETL, retraining, batch scoring and the rollout decision: their functions (the rollout's are the
- * monitoring stack's), state machines, schedules and notifications.
+ * monitoring stack's), state machines, schedules and notifications. The notifications topic has no
+ * subscriber here: the monitoring stack subscribes on-call's endpoints to it
+ * (`MonitoringStackProps.pipelineNotifications`). Approval requests go to the approvers' own topic.
  */
 export class PipelinesStack extends Stack {
   public readonly stateMachines: PipelineStateMachines;
@@ -151,5 +154,7 @@ export class PipelinesStack extends Stack {
       value: this.notifications.topicArn,
       exportName: `keel-${props.stage}-pipeline-notifications-topic-arn`,
     });
+    addDeadLetterQueueOutputs('schedules', this.schedules.deadLetterQueue);
+    addDeadLetterQueueOutputs('approvals', this.approvals.deadLetterQueue);
   }
 }

@@ -5,6 +5,7 @@ import type {
   AlarmMetric,
   Expression,
   MetricStat,
+  Severity,
   Statistic,
 } from './alarm-catalog.ts';
 import {
@@ -77,6 +78,29 @@ export const RESOURCE_ALARM_PREFIX = {
   stateMachineAborts: 'state-machine-aborts-',
   dlqDepth: 'dlq-depth-',
 } as const;
+
+/**
+ * Every dead-letter queue Keel's stacks create, by the id of its `dlq-depth-<id>` alarm, with that
+ * alarm's severity. On-call's own pages: a message there is a notification on-call never received (an
+ * alarm, a page, a pipeline's failure), so what it said is still unhandled.
+ */
+export const DEAD_LETTER_QUEUES = {
+  schedules: 'warn',
+  approvals: 'warn',
+  drift: 'warn',
+  quality: 'warn',
+  'rollout-guard': 'warn',
+  'retrain-on-drift': 'warn',
+  'on-call': 'page',
+} as const satisfies Record<string, Severity>;
+
+export type DeadLetterQueueId = keyof typeof DEAD_LETTER_QUEUES;
+
+/** The stack outputs of a dead-letter queue's URL and ARN, e.g. `OnCallDeadLetterQueueUrl`. */
+export function deadLetterQueueOutputs(id: DeadLetterQueueId): { url: string; arn: string } {
+  const name = id.replace(/(^|-)([a-z])/g, (_, _dash: string, letter: string) => letter.toUpperCase());
+  return { url: `${name}DeadLetterQueueUrl`, arn: `${name}DeadLetterQueueArn` };
+}
 
 const stat = (
   namespace: string,

@@ -345,6 +345,7 @@ describe('the stacks of the default configuration ({})', () => {
       stateMachines: pipelines.stateMachines,
       schedulesDeadLetterQueue: pipelines.schedules.deadLetterQueue,
       approvalsDeadLetterQueue: pipelines.approvals.deadLetterQueue,
+      pipelineNotifications: pipelines.notifications,
       predictFunction: inference.predictFunction?.function,
       predictLogGroup: inference.predictFunction?.logGroup,
       api: inference.api.api,
@@ -465,6 +466,25 @@ describe('the stacks of config/prod.json', () => {
     t.inference.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ KEEL_CAPTURE_SAMPLE_RATE: '1' }) },
     });
+  });
+
+  it('tell on-call of the pipelines and ask only the approvers (onCall, retrain.approval)', () => {
+    const endpointsOf = (template: Template) =>
+      Object.values(template.findResources('AWS::SNS::Subscription')).map((r) => [
+        JSON.stringify(r.Properties.TopicArn),
+        r.Properties.Endpoint,
+      ]);
+    const topics = Object.keys(t.pipelines.findResources('AWS::SNS::Topic'));
+    const notificationsTopic = topics.find((id) => id.startsWith('Notifications'))!;
+    const approvalsTopic = topics.find((id) => id.startsWith('Approvals'))!;
+    // The pipelines' notices reach on-call's email through a subscription of the monitoring stack.
+    const monitoring = endpointsOf(t.monitoring).filter(([, endpoint]) => endpoint === 'oncall@example.com');
+    expect(monitoring).toHaveLength(2);
+    expect(monitoring.map(([topic]) => topic)).toContainEqual(expect.stringContaining(notificationsTopic));
+    // The approvals topic asks the approvers, and no one else.
+    expect(endpointsOf(t.pipelines)).toEqual([
+      [JSON.stringify({ Ref: approvalsTopic }), 'ml-leads@example.com'],
+    ]);
   });
 
   it('page the on-call email and alarm at the configured thresholds (onCall, alarms)', () => {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
+import { App, type Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addNagChecks } from '#lib/nag.ts';
@@ -9,8 +9,15 @@ import { DataStack } from '#lib/stacks/data-stack.ts';
 import { InferenceStack } from '#lib/stacks/inference-stack.ts';
 import { MonitoringStack, type MonitoringStackProps } from '#lib/stacks/monitoring-stack.ts';
 import { PipelinesStack } from '#lib/stacks/pipelines-stack.ts';
-import type { AlarmDefinition, MetricStat } from '#shared/monitoring/alarm-catalog.ts';
-import { ALARM_IDS, ROLLOUT_GUARDRAIL_IDS } from '#shared/monitoring/alarm-definitions.ts';
+import { localAlarmCatalog } from '#local/alarms.ts';
+import type { AlarmCatalog, AlarmDefinition, MetricStat } from '#shared/monitoring/alarm-catalog.ts';
+import {
+  ALARM_IDS,
+  DEAD_LETTER_QUEUES,
+  type DeadLetterQueueId,
+  deadLetterQueueOutputs,
+  ROLLOUT_GUARDRAIL_IDS,
+} from '#shared/monitoring/alarm-definitions.ts';
 import {
   alarmDescription,
   alarmName,
@@ -64,6 +71,7 @@ function monitoringApp(
     stateMachines: pipelines.stateMachines,
     schedulesDeadLetterQueue: pipelines.schedules.deadLetterQueue,
     approvalsDeadLetterQueue: pipelines.approvals.deadLetterQueue,
+    pipelineNotifications: pipelines.notifications,
     predictFunction: inference?.predictFunction?.function,
     predictLogGroup: inference?.predictFunction?.logGroup,
     api: inference?.api.api,
@@ -145,6 +153,7 @@ const EXPECTED_ALARM_IDS = [
   'dlq-depth-drift',
   'dlq-depth-quality',
   'dlq-depth-rollout-guard',
+  'dlq-depth-on-call',
 ];
 
 describe('MonitoringStack over the whole app (Lambda inference)', () => {
@@ -381,6 +390,8 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
       ALARM_IDS.apiLatency,
       ALARM_IDS.predictServerErrors,
       ALARM_IDS.qualityAucDrop,
+      // A notification on-call never received.
+      'dlq-depth-on-call',
     ]);
     for (const id of pages) expect(rule).toContain(`ALARM("${alarmName(STAGE, id)}")`);
     expect(rule.split(' OR ')).toHaveLength(pages.length);
@@ -422,7 +433,9 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
     expect(conditions.OnCallEmailGiven).toEqual({
       'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'OnCallEmail' }, ''] }],
     });
-    const subscriptions = resources(template, 'AWS::SNS::Subscription').map(([, r]) => r);
+    const subscriptions = resources(template, 'AWS::SNS::Subscription')
+      .map(([, r]) => r)
+      .filter((r) => JSON.stringify(r.Properties.TopicArn) === JSON.stringify({ Ref: topicId }));
     const queueId = resources(template, 'AWS::SQS::Queue')
       .map(([id]) => id)
       .find((id) => id.startsWith('OnCallDeadLetters'))!;
@@ -456,6 +469,74 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
     });
   });
 
+  it('delivers the pipelines’ notifications to the same on-call endpoints, undelivered ones to on-call’s queue', () => {
+    const notifications = stack.resolve(pipelines.notifications.topicArn);
+    expect(notifications).toEqual(importFrom('Keel-test-Pipelines'));
+    const [[queueId]] = resources(template, 'AWS::SQS::Queue').filter(([id]) =>
+      id.startsWith('OnCallDeadLetters'),
+    ) as [[string, Resource]];
+    const subscriptions = resources(template, 'AWS::SNS::Subscription')
+      .map(([, r]) => r)
+      .filter((r) => JSON.stringify(r.Properties.TopicArn) === JSON.stringify(notifications));
+    // The endpoints on-call's own subscriptions have, on the same conditions: one parameter, one confirmation each.
+    expect(subscriptions.map((s) => ({ condition: s.Condition, ...s.Properties }))).toEqual([
+      {
+        condition: 'OnCallEmailGiven',
+        Protocol: 'email',
+        Endpoint: { Ref: 'OnCallEmail' },
+        TopicArn: notifications,
+        RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+      },
+      {
+        condition: 'OnCallWebhookUrlGiven',
+        Protocol: 'https',
+        Endpoint: { Ref: 'OnCallWebhookUrl' },
+        TopicArn: notifications,
+        RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
+      },
+    ]);
+    // SNS may dead-letter into on-call's queue from exactly these two topics, each in its own statement.
+    const [[, policy]] = resources(template, 'AWS::SQS::QueuePolicy').filter(([, r]) =>
+      JSON.stringify(r.Properties.Queues).includes(queueId),
+    ) as [[string, Resource]];
+    const fromSns = (policy.Properties.PolicyDocument.Statement as Record<string, unknown>[]).filter(
+      (statement) => JSON.stringify(statement.Principal) === '{"Service":"sns.amazonaws.com"}',
+    );
+    expect(fromSns).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'sqs:SendMessage',
+        Principal: { Service: 'sns.amazonaws.com' },
+        Resource: { 'Fn::GetAtt': [queueId, 'Arn'] },
+        Condition: { ArnEquals: { 'aws:SourceArn': { Ref: topicId } } },
+      },
+      {
+        Effect: 'Allow',
+        Action: 'sqs:SendMessage',
+        Principal: { Service: 'sns.amazonaws.com' },
+        Resource: { 'Fn::GetAtt': [queueId, 'Arn'] },
+        Condition: { ArnEquals: { 'aws:SourceArn': notifications } },
+      },
+    ]);
+    // SSE-SQS: the queue has no KMS key that SNS would need a grant on.
+    template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
+    expect(
+      resources(template, 'AWS::SQS::Queue').find(([id]) => id === queueId)![1].Properties.KmsMasterKeyId,
+    ).toBeUndefined();
+    // SNS decrypts the topic's messages itself to deliver them to email and HTTPS: the notifications key
+    // grants no service principal (its publishers, the state machines, are granted through their roles).
+    const keys = Template.fromStack(pipelines).findResources('AWS::KMS::Key');
+    const notificationsKey = Object.entries(keys).find(([id]) =>
+      id.startsWith('NotificationsKey'),
+    )![1] as Resource;
+    const principals = (notificationsKey.Properties.KeyPolicy.Statement as { Principal: unknown }[]).map(
+      (statement) => statement.Principal,
+    );
+    expect(principals).toEqual([
+      { AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::111122223333:root']] } },
+    ]);
+  });
+
   it('draws the dashboard: model version, traffic, latency p50/p99, 4xx/5xx, drift, pipeline runs and failures', () => {
     const { widgets } = dashboardBody(template);
     const titles = widgets.map((w) => w.properties.title ?? w.type);
@@ -467,6 +548,7 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
       'Drift (hourly job)',
       'Pipeline executions',
       'Pipeline failures (failed, timed out, aborted)',
+      'Dead-letter queues (work and notifications given up on)',
     ]);
     const byTitle = (title: string) => widgets.find((w) => w.properties.title === title)!.properties;
     const metricsOf = (title: string) =>
@@ -513,6 +595,11 @@ describe('MonitoringStack over the whole app (Lambda inference)', () => {
       'FILL(f1, 0) + FILL(t1, 0) + FILL(a1, 0)',
       'FILL(f2, 0) + FILL(t2, 0) + FILL(a2, 0)',
     ]);
+    // Where a notification that never reached on-call still shows: every dead-letter queue's alarm.
+    const deadLetters = byTitle('Dead-letter queues (work and notifications given up on)');
+    expect(deadLetters.alarms).toHaveLength(
+      EXPECTED_ALARM_IDS.filter((id) => id.startsWith('dlq-depth-')).length,
+    );
   });
 
   it('runs the drift job hourly on the SCHEDULES drift rule, its failures in a dead-letter queue', () => {
@@ -709,10 +796,23 @@ describe('MonitoringStack options', () => {
     const queueId = resources(template, 'AWS::SQS::Queue')
       .map(([id]) => id)
       .find((id) => id.startsWith('RetrainOnDrift'))!;
+    // The alarm's ARN by its name (the rule is made before the alarms, which watch its queue).
+    expect(alarmId).toBeDefined();
     expect(rule.Properties.EventPattern).toEqual({
       source: ['aws.cloudwatch'],
       'detail-type': ['CloudWatch Alarm State Change'],
-      resources: [{ 'Fn::GetAtt': [alarmId, 'Arn'] }],
+      resources: [
+        {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              `:cloudwatch:${ENV.region}:${ENV.account}:alarm:${alarmName(STAGE, ALARM_IDS.dataDriftPage)}`,
+            ],
+          ],
+        },
+      ],
       detail: { state: { value: ['ALARM'] } },
     });
     const [target] = rule.Properties.Targets;
@@ -734,6 +834,72 @@ describe('MonitoringStack options', () => {
         .map((a) => a.id)
         .sort(),
     ).toEqual(['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy']);
+    // A start EventBridge gave up on is watched like every other dead letter.
+    expect(
+      alarmNamed(template, alarmName(STAGE, 'dlq-depth-retrain-on-drift')).Properties.Dimensions,
+    ).toEqual([{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }]);
+  });
+
+  it('watches every dead-letter queue of the four stacks, each with its URL and ARN as outputs of its stack', () => {
+    const { app, stack, data, pipelines, inference } = monitoringApp({ retrainOnDrift: true });
+    expect(synthFindings(app)).toEqual([]);
+    const stacks = [data, pipelines, inference!, stack];
+    const queues = stacks.flatMap((s) =>
+      resources(Template.fromStack(s), 'AWS::SQS::Queue').map(([id]) => `${s.stackName}/${id}`),
+    );
+    // Exports of the other stacks by name: what the monitoring stack imports.
+    const exported = new Map<string, unknown>();
+    for (const s of stacks) {
+      for (const output of Object.values(Template.fromStack(s).toJSON().Outputs ?? {}) as {
+        Value: unknown;
+        Export?: { Name: string };
+      }[]) {
+        if (output.Export) exported.set(output.Export.Name, { stack: s.stackName, value: output.Value });
+      }
+    }
+    const template = Template.fromStack(stack);
+    const watched = new Map<string, string>();
+    for (const [, alarm] of resources(template, 'AWS::CloudWatch::Alarm')) {
+      const { AlarmName, Dimensions } = alarm.Properties as {
+        AlarmName: string;
+        Dimensions?: { Name: string; Value: Record<string, unknown> }[];
+      };
+      const queueName = Dimensions?.find((d) => d.Name === 'QueueName')?.Value;
+      if (!queueName) continue;
+      const imported = queueName['Fn::ImportValue'] as string | undefined;
+      const { stack: owner, value } = imported
+        ? (exported.get(imported) as { stack: string; value: Record<string, unknown> })
+        : { stack: stack.stackName, value: queueName };
+      const [queueId, attribute] = value['Fn::GetAtt'] as [string, string];
+      expect(attribute).toBe('QueueName');
+      watched.set(`${owner}/${queueId}`, AlarmName);
+    }
+    expect([...watched.keys()].sort()).toEqual(queues.sort());
+    // Every queue Keel declares is deployed and watched, at its severity.
+    expect([...watched.values()].sort()).toEqual(
+      Object.keys(DEAD_LETTER_QUEUES)
+        .map((id) => alarmName(STAGE, `dlq-depth-${id}`))
+        .sort(),
+    );
+    for (const [id, severity] of Object.entries(DEAD_LETTER_QUEUES)) {
+      expect(stack.catalog.alarms.find((a) => a.id === `dlq-depth-${id}`)?.severity).toBe(severity);
+    }
+    // `keel alarms` and `keel --stage S alarms` list the same alarms, at the same severities.
+    const listed = (catalog: AlarmCatalog) => catalog.alarms.map((a) => `${a.id} ${a.severity}`).sort();
+    expect(listed(localAlarmCatalog({}, STAGE))).toEqual(listed(stack.catalog));
+
+    // Each queue's URL and ARN are outputs of the stack that owns it, named by deadLetterQueueOutputs.
+    const outputsOf = (s: Stack) =>
+      Template.fromStack(s).toJSON().Outputs as Record<string, { Value: unknown }>;
+    for (const id of Object.keys(DEAD_LETTER_QUEUES) as DeadLetterQueueId[]) {
+      const alarm = alarmName(STAGE, `dlq-depth-${id}`);
+      const [queuePath] = [...watched].find(([, name]) => name === alarm)!;
+      const [owner, queueId] = queuePath.split('/') as [string, string];
+      const outputs = outputsOf(stacks.find((s) => s.stackName === owner)!);
+      const keys = deadLetterQueueOutputs(id);
+      expect(outputs[keys.url], keys.url).toMatchObject({ Value: { Ref: queueId } });
+      expect(outputs[keys.arn], keys.arn).toMatchObject({ Value: { 'Fn::GetAtt': [queueId, 'Arn'] } });
+    }
   });
 
   it('subscribes endpoints fixed at synth time directly, with no parameters', () => {
@@ -745,7 +911,10 @@ describe('MonitoringStack options', () => {
     expect(template.toJSON().Parameters?.OnCallEmail).toBeUndefined();
     expect(template.toJSON().Parameters?.OnCallWebhookUrl).toBeUndefined();
     const subscriptions = resources(template, 'AWS::SNS::Subscription').map(([, r]) => r);
+    // To the on-call topic, then to the pipelines' notifications.
     expect(subscriptions.map((s) => [s.Condition, s.Properties.Protocol, s.Properties.Endpoint])).toEqual([
+      [undefined, 'email', 'oncall@example.com'],
+      [undefined, 'https', 'https://hooks.example.com/keel?x=1'],
       [undefined, 'email', 'oncall@example.com'],
       [undefined, 'https', 'https://hooks.example.com/keel?x=1'],
     ]);

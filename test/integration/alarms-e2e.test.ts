@@ -207,7 +207,13 @@ describe.skipIf(TEST_EMULATOR === 'moto')('alarms end to end through keel up', (
         expect(stateOf(alarms, id)).toBe('OK');
       }
       expect(alarmNotifications(notifications)).toEqual([]);
-      expect(received.filter((r) => r.path === '/quiet')).toEqual([]);
+      // The webhook heard of the promotion of the model served (on-call receives the pipelines'
+      // notifications), and of no alarm.
+      const quiet = received.filter((r) => r.path === '/quiet');
+      expect(quiet.filter((r) => !/:Keel-local-Pipelines-Notifications\w+$/.test(r.body.TopicArn))).toEqual(
+        [],
+      );
+      expect(quiet.map((r) => r.body.Subject)).toContain('Keel local: retrain promoted');
     } finally {
       await p.close();
     }

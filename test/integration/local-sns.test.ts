@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
@@ -10,6 +9,7 @@ import { Authorizer } from '#local/rules/authorizer.ts';
 import { roleSessionEnvironment } from '#local/rules/credentials.ts';
 import { type LocalSns, startLocalSns } from '#local/sns.ts';
 import { KEEL_ENV } from '#shared/env.ts';
+import { type RecordingWebhook, startRecordingWebhook } from '../support/webhook.ts';
 
 /**
  * The local SNS stand-in the drift function publishes its notice through: SNS's own checks (the role's
@@ -19,36 +19,29 @@ import { KEEL_ENV } from '#shared/env.ts';
 let deployment: LocalDeployment;
 let home: string;
 let sns: LocalSns;
-let webhook: Server;
-const posted: Record<string, string>[] = [];
+let webhook: RecordingWebhook;
+let posted: Record<string, string>[];
 let onCallTopic: string;
 
 beforeAll(async () => {
   deployment = await loadLocalDeployment();
   home = await mkdtemp(join(tmpdir(), 'keel-sns-'));
-  webhook = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => (body += chunk));
-    req.on('end', () => {
-      posted.push(JSON.parse(body));
-      res.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+  webhook = await startRecordingWebhook();
+  posted = webhook.posted;
   onCallTopic = functionOf(deployment, 'lambdas/drift/handler.ts').environment[KEEL_ENV.onCallTopicArn]!;
   sns = await startLocalSns({
     deployment,
     authorizer: new Authorizer(deployment),
     publish: fileNotifier(home),
     webhook: {
-      options: { url: `http://127.0.0.1:${(webhook.address() as { port: number }).port}/`, retries: 0 },
-      topicArn: onCallTopic,
+      options: { url: webhook.url, retries: 0 },
+      topicArns: [onCallTopic],
     },
   });
 }, 120_000);
 afterAll(async () => {
   await sns?.close();
-  webhook?.close();
+  await webhook?.close();
   if (home) await rm(home, { recursive: true, force: true });
 });
 
@@ -99,6 +92,25 @@ describe('local SNS Publish', () => {
     client.destroy();
     expect(error).toMatchObject({ name: 'AuthorizationErrorException', $metadata: { httpStatusCode: 403 } });
     expect((await readNotifications(home, 10)).length).toBe(1);
+  });
+
+  it('posts to the webhook only what a topic on-call is subscribed to carries (not the approvals topic)', async () => {
+    const approvals = [...deployment.topics.keys()].find((arn) => /-Approvals/.test(arn))!;
+    // Unsigned: no role's policy to check, as with KEEL_AWS_RULES=off.
+    const client = new SNSClient({
+      region: deployment.env.region,
+      endpoint: sns.endpoint,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
+    const before = posted.length;
+    await client.send(
+      new PublishCommand({ TopicArn: approvals, Subject: 'approval', Message: '{"kind":"ask"}' }),
+    );
+    client.destroy();
+    const [notification] = await readNotifications(home, 1);
+    expect(notification).toMatchObject({ subject: 'approval', message: { kind: 'ask' } });
+    expect(notification!.webhook).toBeUndefined();
+    expect(posted.length).toBe(before);
   });
 
   it('answers an unknown topic with NotFound', async () => {

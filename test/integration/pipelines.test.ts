@@ -14,17 +14,29 @@ import { endRollout, getAliases, getChampion, listVersions } from '#shared/regis
 import { rolloutDecisionStart } from '#shared/registry/rollout.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { type RecordingWebhook, startRecordingWebhook } from '../support/webhook.ts';
 
 /** The synthesized state machines, run locally end to end against the local (or moto) S3 and DynamoDB. */
 let aws: TestAws;
 let runner: PipelineRunner;
+/** On-call's webhook: the bodies SNS would POST to on-call's HTTPS endpoint. */
+let webhook: RecordingWebhook;
+let posted: Record<string, string>[];
 
 beforeAll(async () => {
   aws = await startTestAws();
-  runner = await createPipelineRunner({ home: aws.home, target: aws.target, names: aws.names });
+  webhook = await startRecordingWebhook();
+  posted = webhook.posted;
+  runner = await createPipelineRunner({
+    home: aws.home,
+    target: aws.target,
+    names: aws.names,
+    onCallWebhook: { url: webhook.url, retries: 0 },
+  });
 });
 afterAll(async () => {
   await runner?.close();
+  await webhook?.close();
   await aws?.close();
 });
 
@@ -119,14 +131,23 @@ describe('ETL state machine', () => {
     ]);
     const run = await runner.run('etl', { inputKey: 'raw/20261102T000000Z-bad.csv', maxBadRowShare: 0.5 });
     expect(run.status).toBe('FAILED');
-    expect(await lastNotification()).toMatchObject({
+    const notice = await lastNotification();
+    expect(notice).toMatchObject({
       source: 'pipeline:etl',
       message: {
         status: 'FAILED',
         error: 'BadRowShareError',
         cause: expect.stringContaining('10 of 10 rows are bad'),
       },
+      // On-call's endpoints are subscribed to the pipelines' notifications topic: the webhook got it.
+      webhook: { status: 'delivered', attempts: 1 },
     });
+    expect(posted.at(-1)).toMatchObject({
+      Type: 'Notification',
+      TopicArn: expect.stringMatching(/:Keel-local-Pipelines-Notifications[0-9A-F]+$/),
+      Subject: notice.subject,
+    });
+    expect(JSON.parse(posted.at(-1)!.Message!)).toEqual(notice.message);
   });
 
   it('reports a column whose every value fails its field (a unit change) as that field, not as bad rows', async () => {
@@ -406,6 +427,9 @@ describe('retrain with a human approval (task token)', () => {
     expect(approvedRun.output!.deployment).toMatchObject({ to: approvedRun.output!.candidate.version });
     // The approvers were asked with the commands that answer, and the record is closed.
     const asked = (await notifications()).find((n) => n.message?.approvalId === id);
+    // Asked on the approvers' topic only: on-call's webhook is not subscribed to it.
+    expect(asked.webhook).toBeUndefined();
+    expect(posted.some((body) => body.Message?.includes(id))).toBe(false);
     expect(asked).toMatchObject({
       source: 'pipeline:retrain',
       message: {
@@ -435,6 +459,11 @@ describe('retrain with a human approval (task token)', () => {
       source: 'pipeline:retrain',
       message: { status: 'NOTAPPROVED', by: 'test', note: 'not now' },
     });
+    // The promotion was on-call's to hear of; the answers were the approvers'.
+    const byStatus = async (status: string) =>
+      (await notifications()).filter((n) => n.message?.status === status);
+    expect((await byStatus('PROMOTED')).at(-1).webhook).toMatchObject({ status: 'delivered' });
+    expect((await byStatus('NOTAPPROVED')).at(-1).webhook).toBeUndefined();
   });
 
   it('tells the approvers and fails ApprovalExpired when nobody answers in time', async () => {
