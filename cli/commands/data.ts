@@ -25,6 +25,12 @@ export function registerData(program: Command, output: Output): void {
       42,
     )
     .option(
+      '--first-id <n>',
+      "the first customer's id number: row i is c- + (N - 1 + i), zero-padded to 6 digits",
+      parseInteger('--first-id'),
+      1,
+    )
+    .option(
       '--drift <field=factor>',
       'multiply a numeric field, e.g. income=1.9 (repeatable)',
       (spec: string, previous: Record<string, number>) => {
@@ -44,46 +50,50 @@ export function registerData(program: Command, output: Output): void {
     .option('--as-of <iso>', 'customers: event times fall in the week before this instant (default: now)')
     .option(
       '--concept-shift <f>',
-      'outcomes: draw churn from a changed relation to the features, mixed in at share F (0 < F ≤ 1)',
+      'draw churn from a changed relation to the features, mixed in at share F (0 < F ≤ 1)',
       parseConceptShift,
     )
     .option('--observed-at <iso>', 'outcomes: when they were observed (default: now)')
     .addHelpText(
       'after',
       `
-Outcomes are those of the customers the same --rows, --seed and --drift generate; without
---concept-shift they are the customers' own labels. With it the customers (the model's inputs) stay
-the same and only whether they churn changes: at 1 a model of the old relation ranks them at chance.
+Customers are c-000001, c-000002, …; --first-id 20001 numbers them c-020001, … instead (the row
+number plus N - 1), so that new customers do not overwrite those already in the online store; the
+same seed gives the same customers under other ids. Outcomes are those of the customers the same
+--rows, --seed, --first-id and --drift generate. --concept-shift F draws whether they churn from a
+changed relation to the features, for the customers' labels (to train on) and for their outcomes
+alike; their fields, the model's inputs, stay those of the unshifted run: at 1 a model of the old
+relation ranks them at chance.
 
 Examples:
   $ keel data generate --rows 100000 --seed 7
   $ keel data generate --rows 20000 --drift income=1.9   # a drifted month, for keel drift check
+  $ keel data generate --rows 5000 --seed 44 --first-id 20001   # 5,000 new customers, c-020001 …
   $ keel data generate --rows 100000 --seed 7 --kind outcomes --concept-shift 0.5   # for the quality job`,
     )
     .action(async (options: GenerateFlags) => {
-      const customers = { rows: options.rows, seed: options.seed, drift: options.drift };
+      const customers = {
+        rows: options.rows,
+        seed: options.seed,
+        firstId: options.firstId,
+        drift: options.drift,
+        conceptShift: options.conceptShift,
+      };
       if (options.kind === 'outcomes') {
         const observedAt = outcomeTime(options);
         const summary = await generateInto(output, options.rows, (s3, bucket, progress) =>
-          writeOutcomes(
-            s3,
-            bucket,
-            { ...customers, observedAt, conceptShift: options.conceptShift },
-            progress,
-          ),
+          writeOutcomes(s3, bucket, { ...customers, observedAt }, progress),
         );
         output.result(summary, () =>
           [
             `wrote s3://${summary.bucket}/${summary.key}`,
-            `  outcomes ${summary.rows.toLocaleString('en-US')}, observed at ${summary.observedAt}, ${(summary.bytes / 1e6).toFixed(1)} MB`,
+            `  outcomes ${summary.rows.toLocaleString('en-US')} (${summary.customerIds.first} … ${summary.customerIds.last}), observed at ${summary.observedAt}, ${(summary.bytes / 1e6).toFixed(1)} MB`,
             `  churn rate ${(summary.churnRate * 100).toFixed(1)}%${summary.conceptShift === null ? '' : `, concept shift ${summary.conceptShift}`}`,
           ].join('\n'),
         );
         return;
       }
-      if (options.conceptShift !== undefined || options.observedAt !== undefined) {
-        throw new UserError('--concept-shift and --observed-at are for --kind outcomes');
-      }
+      if (options.observedAt !== undefined) throw new UserError('--observed-at is for --kind outcomes');
       const asOf = options.asOf ? new Date(options.asOf) : new Date();
       const summary = await generateInto(output, options.rows, (s3, bucket, progress) =>
         writeRawData(s3, bucket, { ...customers, asOf }, progress),
@@ -91,8 +101,8 @@ Examples:
       output.result(summary, () =>
         [
           `wrote s3://${summary.bucket}/${summary.key}`,
-          `  rows ${summary.rows.toLocaleString('en-US')}, ${(summary.bytes / 1e6).toFixed(1)} MB`,
-          `  churn rate ${(summary.churnRate * 100).toFixed(1)}%, mean income ${Math.round(summary.meanIncome).toLocaleString('en-US')}, zero-order customers ${(summary.zeroOrderShare * 100).toFixed(1)}%`,
+          `  rows ${summary.rows.toLocaleString('en-US')} (${summary.customerIds.first} … ${summary.customerIds.last}), ${(summary.bytes / 1e6).toFixed(1)} MB`,
+          `  churn rate ${(summary.churnRate * 100).toFixed(1)}%${summary.conceptShift === null ? '' : ` (concept shift ${summary.conceptShift})`}, mean income ${Math.round(summary.meanIncome).toLocaleString('en-US')}, zero-order customers ${(summary.zeroOrderShare * 100).toFixed(1)}%`,
         ].join('\n'),
       );
     });
@@ -147,6 +157,7 @@ Examples:
 interface GenerateFlags {
   readonly rows: number;
   readonly seed: number;
+  readonly firstId: number;
   readonly drift: Partial<Record<NumericField, number>>;
   readonly kind: (typeof GENERATE_KINDS)[number];
   readonly asOf?: string;

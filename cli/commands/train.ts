@@ -83,7 +83,7 @@ Examples:
             `registered ${c.version} from ${c.datasetPrefix}: held-out AUC ${c.auc.toFixed(4)}`,
             c.championAuc === null
               ? '  no champion to compare with'
-              : `  champion ${c.champion} on the same rows: AUC ${c.championAuc.toFixed(4)}`,
+              : `  champion ${c.champion} on the same rows: AUC ${c.championAuc.toFixed(4)} (${c.version} ${aucDifference(c.auc, c.championAuc)})`,
             result.deployment
               ? `  promoted: ${result.deployment.from ?? 'none'} → ${result.deployment.to} (${c.reason})`
               : `  not promoted: ${c.reason}`,
@@ -91,4 +91,11 @@ Examples:
         );
       },
     );
+}
+
+/** How much higher or lower the candidate's AUC is, as the four decimals both are printed with. */
+function aucDifference(auc: number, championAuc: number): string {
+  const difference = Number(auc.toFixed(4)) - Number(championAuc.toFixed(4));
+  if (Math.abs(difference) < 5e-5) return 'is level';
+  return `is ${Math.abs(difference).toFixed(4)} ${difference > 0 ? 'higher' : 'lower'}`;
 }

@@ -222,7 +222,17 @@ export class FargatePredict extends Construct implements PredictBackend {
       type: IntegrationType.HTTP_PROXY,
       integrationHttpMethod: route.method,
       uri: `http://${this.loadBalancer.loadBalancerDnsName}${route.path}`,
-      options: { connectionType: ConnectionType.VPC_LINK, vpcLink: this.vpcLink },
+      options: {
+        connectionType: ConnectionType.VPC_LINK,
+        vpcLink: this.vpcLink,
+        // The forwarded request is addressed to the NLB: tell the service where the client reached the
+        // API (GET /openapi.json names that server), as a Lambda event's request context would.
+        requestParameters: {
+          'integration.request.header.X-Forwarded-Host': 'context.domainName',
+          'integration.request.header.X-Forwarded-Prefix': 'context.stage',
+          'integration.request.header.X-Forwarded-Proto': "'https'",
+        },
+      },
     });
   }
 

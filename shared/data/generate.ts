@@ -21,13 +21,27 @@ export interface GenerateOptions {
   /** Number of customers (1 … 100,000,000). */
   readonly rows: number;
   readonly seed: number;
+  /**
+   * Number of the first customer's id: row i (1-based) is `c-` + (firstId − 1 + i), zero-padded to 6
+   * digits, so a later file can bring new customers without reusing the ids of an earlier one.
+   * @default 1
+   */
+  readonly firstId?: number;
   /** Multiplies a numeric field, e.g. `{ income: 1.9 }` moves average income from 75,000 to ~142,500. */
   readonly drift?: Readonly<Partial<Record<NumericField, number>>>;
+  /**
+   * Share F (0 < F ≤ 1) of the churn log-odds taken from a changed relation between features and churn:
+   * the label is drawn from (1 − F)·z + F·z′ ({@link shiftedChurnLogOdds}). The customers' fields stay
+   * those of the unshifted run. Absent: labels from z alone.
+   */
+  readonly conceptShift?: number;
   /** Event times fall in the 7 days before this instant. */
   readonly asOf: Date;
 }
 
 const MAX_ROWS = 100_000_000;
+/** Keeps every id, up to the last, a safe integer of at most 12 digits. */
+const MAX_FIRST_ID = 999_999_999_999 - MAX_ROWS;
 const PLAN_P = [0.5, 0.3, 0.2];
 const REGION_P = [0.22, 0.2, 0.2, 0.18, 0.2];
 const PLAN_ORDER_RATE = [0.6, 0.9, 1.3];
@@ -93,6 +107,7 @@ export function shiftedChurnLogOdds(features: Float64Array, shift: number): numb
 }
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+const isShare = (value: unknown) => typeof value === 'number' && value > 0 && value <= 1;
 
 export function validateGenerateOptions(options: GenerateOptions): void {
   if (!Number.isInteger(options.rows) || options.rows < 1 || options.rows > MAX_ROWS) {
@@ -100,6 +115,16 @@ export function validateGenerateOptions(options: GenerateOptions): void {
   }
   if (!Number.isSafeInteger(options.seed) || options.seed < 0) {
     throw new RangeError(`seed must be a non-negative integer, got ${options.seed}`);
+  }
+  const firstId = options.firstId ?? 1;
+  if (!Number.isInteger(firstId) || firstId < 1 || firstId > MAX_FIRST_ID) {
+    throw new RangeError(`firstId must be an integer from 1 to ${MAX_FIRST_ID}, got ${options.firstId}`);
+  }
+  const shift = options.conceptShift;
+  if (shift !== undefined && !isShare(shift)) {
+    throw new RangeError(
+      `conceptShift must be a number greater than 0 and at most 1 (leave it out for none), got ${shift}`,
+    );
   }
   for (const [field, factor] of Object.entries(options.drift ?? {})) {
     if (!(NUMERIC_FIELDS as string[]).includes(field)) {
@@ -126,10 +151,17 @@ export function parseDriftSpec(spec: string): [NumericField, number] {
 
 const round2 = (value: number) => Math.round(value * 100) / 100;
 
-/** Digits of the row number in a generated file's customer ids (`c-` + the row, zero-padded). */
-export const customerIdWidth = (rows: number): number => Math.max(6, String(rows).length);
+/**
+ * Digits of the number in a generated file's customer ids (`c-` + the number, zero-padded): 6, or as
+ * many as its last id needs (the row count, from the first id 1).
+ */
+export const customerIdWidth = (lastId: number): number => Math.max(6, String(lastId).length);
 
-/** Yields customers `c-000001`, `c-000002`, … one at a time: memory stays flat for any row count. */
+/**
+ * Yields customers `c-000001`, `c-000002`, … (from `firstId` on) one at a time: memory stays flat for
+ * any row count. The ids do not enter the random stream: the same seed gives the same customers under
+ * other ids.
+ */
 export function* generateRecords(options: GenerateOptions): Generator<LabeledRecord> {
   validateGenerateOptions(options);
   const random = new Random(options.seed);
@@ -143,7 +175,10 @@ export function* generateRecords(options: GenerateOptions): Generator<LabeledRec
   };
   const features = new Float64Array(FEATURE_COUNT);
   const asOfMs = options.asOf.getTime();
-  const idWidth = customerIdWidth(options.rows);
+  const firstId = options.firstId ?? 1;
+  const idWidth = customerIdWidth(firstId - 1 + options.rows);
+  const shiftedLabel =
+    options.conceptShift === undefined ? undefined : shiftedLabels(options.conceptShift, options.seed);
 
   for (let row = 1; row <= options.rows; row++) {
     const age = random.int(18, 80);
@@ -162,7 +197,7 @@ export function* generateRecords(options: GenerateOptions): Generator<LabeledRec
     const daysSince = Math.floor(orders === 0 ? Math.min(tenure * 30, 365) : lastGap);
     const eventMs = asOfMs - Math.floor(random.float() * WEEK_MS);
     const record: LabeledRecord = {
-      customer_id: `c-${String(row).padStart(idWidth, '0')}`,
+      customer_id: `c-${String(firstId - 1 + row).padStart(idWidth, '0')}`,
       age: scale('age', age),
       income: round2(income),
       plan: PLANS[plan]!,
@@ -176,20 +211,20 @@ export function* generateRecords(options: GenerateOptions): Generator<LabeledRec
       churned: 0,
     };
     encodeInto(record, features, 0);
+    // Drawn either way: the stream, and so every later customer, is the unshifted run's.
     record.churned = random.float() < sigmoid(churnLogOdds(features)) ? 1 : 0;
+    if (shiftedLabel) record.churned = shiftedLabel(features);
     yield record;
   }
 }
 
-/** Options of {@link generateOutcomes}: the customers' (as for {@link generateRecords}), and the outcome's. */
+/**
+ * Options of {@link generateOutcomes}: the customers' (as for {@link generateRecords}; with a concept
+ * shift, the customers' fields of the unshifted run and labels of the shifted one), and the outcome's.
+ */
 export interface OutcomeOptions extends Omit<GenerateOptions, 'asOf'> {
   /** When every outcome was observed. */
   readonly observedAt: Date;
-  /**
-   * Share F (0 < F ≤ 1) of the churn log-odds taken from a changed relation between features and churn:
-   * the label is drawn from (1 − F)·z + F·z′. Absent: each customer's generated label.
-   */
-  readonly conceptShift?: number;
 }
 
 /** One row of an outcome file (`customer_id,churned,observed_at`). */
@@ -199,16 +234,9 @@ export interface GeneratedOutcome {
   readonly observed_at: string;
 }
 
-const isShare = (value: unknown) => typeof value === 'number' && value > 0 && value <= 1;
-
 export function validateOutcomeOptions(options: OutcomeOptions): void {
-  const shift = options.conceptShift;
-  if (shift !== undefined && !isShare(shift)) {
-    throw new RangeError(
-      `conceptShift must be a number greater than 0 and at most 1 (leave it out for none), got ${shift}`,
-    );
-  }
   if (Number.isNaN(options.observedAt.getTime())) throw new RangeError('observedAt must be a valid date');
+  validateGenerateOptions({ ...options, asOf: options.observedAt });
 }
 
 /** Parses the CLI's `--concept-shift F`. */
@@ -230,21 +258,13 @@ function shiftedLabels(shift: number, seed: number): (features: Float64Array) =>
 }
 
 /**
- * The outcomes of the customers {@link generateRecords} yields for the same rows, seed and drift, one at
- * a time: ground truth for the quality job, optionally from a shifted concept (same inputs, new labels).
+ * The outcomes of the customers {@link generateRecords} yields for the same options, one at a time:
+ * ground truth for the quality job, optionally from a shifted concept (same inputs, new labels).
  */
 export function* generateOutcomes(options: OutcomeOptions): Generator<GeneratedOutcome> {
   validateOutcomeOptions(options);
-  const { rows, seed, drift, observedAt, conceptShift } = options;
+  const { observedAt, ...customers } = options;
   const observed_at = observedAt.toISOString();
-  const label = conceptShift === undefined ? undefined : shiftedLabels(conceptShift, seed);
-  const features = new Float64Array(FEATURE_COUNT);
-  for (const record of generateRecords({ rows, seed, drift, asOf: observedAt })) {
-    let churned = record.churned;
-    if (label) {
-      encodeInto(record, features, 0);
-      churned = label(features);
-    }
-    yield { customer_id: record.customer_id, churned, observed_at };
-  }
+  for (const record of generateRecords({ ...customers, asOf: observedAt }))
+    yield { customer_id: record.customer_id, churned: record.churned, observed_at };
 }

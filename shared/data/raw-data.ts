@@ -17,19 +17,42 @@ export interface RawDataSummary {
   readonly key: string;
   readonly rows: number;
   readonly bytes: number;
+  /** The first and last customer ids written. */
+  readonly customerIds: CustomerIdRange;
   readonly churnRate: number;
+  /** The F of the labels' concept shift; null for labels of the unshifted relation. */
+  readonly conceptShift: number | null;
   readonly meanIncome: number;
   readonly zeroOrderShare: number;
 }
 
 export type ProgressListener = (rowsDone: number) => void;
 
-/** What a generated file's key says of it: rows, seed and drift (the customers it is about). */
+export interface CustomerIdRange {
+  readonly first: string;
+  readonly last: string;
+}
+
+/** Notes the first and last customer id of the rows written. */
+function idRangeTally() {
+  const range = { first: '', last: '' };
+  return {
+    range: range as CustomerIdRange,
+    see(id: string) {
+      if (!range.first) range.first = id;
+      range.last = id;
+    },
+  };
+}
+
+/** What a generated file's key says of it: rows, seed, first id, drift and shift (the customers it is about). */
 function generatedName(options: Omit<GenerateOptions, 'asOf'>): string {
   const drift = Object.entries(options.drift ?? {})
     .map(([field, factor]) => `-drift-${field}-${factor}`)
     .join('');
-  return `n${options.rows}-s${options.seed}${drift}`;
+  const firstId = (options.firstId ?? 1) === 1 ? '' : `-first${options.firstId}`;
+  const shift = options.conceptShift === undefined ? '' : `-shift-${options.conceptShift}`;
+  return `n${options.rows}-s${options.seed}${firstId}${drift}${shift}`;
 }
 
 /** Time-ordered, self-describing key: the newest file sorts last. */
@@ -39,8 +62,7 @@ export function rawDataKey(options: GenerateOptions, createdAt: Date): string {
 
 /** The outcome file of the customers of `rawDataKey` with the same options, under `outcomes/`. */
 export function outcomesKey(options: OutcomeOptions, createdAt: Date): string {
-  const shift = options.conceptShift === undefined ? '' : `-shift-${options.conceptShift}`;
-  return `${KEYS.outcomesPrefix}${keyTimestamp(createdAt)}-${generatedName(options)}${shift}.csv`;
+  return `${KEYS.outcomesPrefix}${keyTimestamp(createdAt)}-${generatedName(options)}.csv`;
 }
 
 const ROWS_PER_CHUNK = 2_000;
@@ -105,7 +127,9 @@ export async function writeRawData(
   { now = new Date(), onProgress }: { now?: Date; onProgress?: ProgressListener } = {},
 ): Promise<RawDataSummary> {
   const stats = { churned: 0, incomeSum: 0, zeroOrders: 0 };
+  const ids = idRangeTally();
   const toLine = (record: LabeledRecord) => {
+    ids.see(record.customer_id);
     stats.churned += record.churned;
     stats.incomeSum += record.income;
     if (record.orders === 0) stats.zeroOrders++;
@@ -115,7 +139,9 @@ export async function writeRawData(
   const written = await uploadCsv(s3, file, generateRecords(options), toLine, onProgress);
   return {
     ...written,
+    customerIds: ids.range,
     churnRate: stats.churned / written.rows,
+    conceptShift: options.conceptShift ?? null,
     meanIncome: stats.incomeSum / written.rows,
     zeroOrderShare: stats.zeroOrders / written.rows,
   };
@@ -127,6 +153,8 @@ export interface OutcomesSummary {
   readonly key: string;
   readonly rows: number;
   readonly bytes: number;
+  /** The first and last customer ids written. */
+  readonly customerIds: CustomerIdRange;
   readonly churnRate: number;
   /** The F of the labels' concept shift; null for the customers' generated labels. */
   readonly conceptShift: number | null;
@@ -141,7 +169,9 @@ export async function writeOutcomes(
   { now = new Date(), onProgress }: { now?: Date; onProgress?: ProgressListener } = {},
 ): Promise<OutcomesSummary> {
   let churned = 0;
+  const ids = idRangeTally();
   const toLine = (outcome: GeneratedOutcome) => {
+    ids.see(outcome.customer_id);
     churned += outcome.churned;
     return `${outcome.customer_id},${outcome.churned},${outcome.observed_at}`;
   };
@@ -149,6 +179,7 @@ export async function writeOutcomes(
   const written = await uploadCsv(s3, file, generateOutcomes(options), toLine, onProgress);
   return {
     ...written,
+    customerIds: ids.range,
     churnRate: churned / written.rows,
     conceptShift: options.conceptShift ?? null,
     observedAt: options.observedAt.toISOString(),

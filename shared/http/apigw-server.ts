@@ -58,6 +58,26 @@ function requestUrl(target = '/'): URL {
   return new URL(href);
 }
 
+/** The stage name API Gateway sends in X-Forwarded-Prefix (its pattern: letters, digits, `_`, `-`). */
+const FORWARDED_PREFIX = /^\/?([A-Za-z0-9_-]{1,128})$/;
+
+/**
+ * Where the client reached the API, as API Gateway puts it in a Lambda event's request context: the
+ * domain, and the path with the stage before the route. Behind API Gateway (the Fargate service's
+ * VPC-link integration) the gateway sends them as X-Forwarded-Host and X-Forwarded-Prefix, since the
+ * request it forwards is addressed to the load balancer; served directly (`keel up`) the API is at the
+ * root of the host the client named.
+ */
+function reachedAt(req: IncomingMessage, pathname: string): { domainName?: string; path: string } {
+  const first = (name: string) => {
+    const value = req.headers[name];
+    return (Array.isArray(value) ? value[0] : value)?.split(',')[0]?.trim() || undefined;
+  };
+  const prefix = FORWARDED_PREFIX.exec(first('x-forwarded-prefix') ?? '')?.[1];
+  const domainName = first('x-forwarded-host') ?? first('host');
+  return { ...(domainName ? { domainName } : {}), path: `${prefix ? `/${prefix}` : ''}${pathname}` };
+}
+
 function toEvent(req: IncomingMessage, body: Buffer, requestId: string, stage: string): APIGatewayProxyEvent {
   const url = requestUrl(req.url);
   const headers: Record<string, string> = {};
@@ -108,7 +128,7 @@ function toEvent(req: IncomingMessage, body: Buffer, requestId: string, stage: s
       identity: {
         sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
       } as APIGatewayProxyEvent['requestContext']['identity'],
-      path: `/${stage}${url.pathname}`,
+      ...reachedAt(req, url.pathname),
       stage,
       requestId,
       requestTimeEpoch: Date.now(),

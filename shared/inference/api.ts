@@ -16,8 +16,35 @@ type Route = (
   observer: Observer,
 ) => Promise<APIGatewayProxyResult>;
 
-/** Built on first request, not at init: most cold starts never serve it. */
-let openApiJson: string | undefined;
+/** Built on first request, not at init: most cold starts never serve it; kept for the server it names. */
+let openApiJson: { server: string; json: string } | undefined;
+
+/** A host as the Host header or API Gateway's domain names it: name or address, and port. */
+const HOST = /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
+
+function header(event: APIGatewayProxyEvent, name: string): string | undefined {
+  for (const [key, value] of Object.entries(event.headers ?? {}))
+    if (key.toLowerCase() === name && value) return value.split(',')[0]!.trim();
+  return undefined;
+}
+
+/**
+ * The base URL the client reached this API at, for the document's `servers`: API Gateway's domain and
+ * the path before the route (the stage, `/v1`; empty locally), over the scheme the client used (API
+ * Gateway says https in X-Forwarded-Proto; the local server is plain http). Without a usable host the
+ * URL is `/`, which OpenAPI resolves against where the document was fetched.
+ */
+export function servedFrom(event: APIGatewayProxyEvent): string {
+  // Typed as always there, but a hand-made event (a test's, a console invoke) may lack them.
+  const context: Partial<APIGatewayProxyEvent['requestContext']> = event.requestContext ?? {};
+  const host = context.domainName ?? header(event, 'host');
+  if (!host || !HOST.test(host)) return '/';
+  const scheme = header(event, 'x-forwarded-proto') === 'https' ? 'https' : 'http';
+  const route = context.resourcePath ?? event.resource ?? '';
+  const path = (context.path ?? '').replace(/(.)\/+$/, '$1');
+  const base = route && path.endsWith(route) ? path.slice(0, path.length - route.length) : '';
+  return `${scheme}://${host}${base}`;
+}
 
 const ROUTES: Record<string, Route> = {
   'POST /predict': async (event, deps, requestId, observer) => {
@@ -37,9 +64,11 @@ const ROUTES: Record<string, Route> = {
     });
   },
   'GET /health': async (_event, deps) => jsonResponse(200, await health(deps)),
-  'GET /openapi.json': async () => {
-    openApiJson ??= JSON.stringify(openApiDocument());
-    return { ...jsonResponse(200, null), body: openApiJson };
+  'GET /openapi.json': async (event) => {
+    const server = servedFrom(event);
+    if (openApiJson?.server !== server)
+      openApiJson = { server, json: JSON.stringify(openApiDocument(server)) };
+    return { ...jsonResponse(200, null), body: openApiJson.json };
   },
 };
 

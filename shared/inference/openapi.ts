@@ -154,8 +154,11 @@ const PREDICT_REQUEST_EXAMPLES = {
   },
 };
 
-/** Builds the document (a fresh object each call; the handler keeps one). */
-export function openApiDocument(): Record<string, unknown> {
+/**
+ * Builds the document (a fresh object each call) for the API at `serverUrl`: its one server is the one
+ * that serves it, so a client generated from it calls that API (the handler passes where it was reached).
+ */
+export function openApiDocument(serverUrl: string): Record<string, unknown> {
   return {
     openapi: '3.0.3',
     info: {
@@ -165,18 +168,7 @@ export function openApiDocument(): Record<string, unknown> {
         'Churn predictions from the champion model of the Keel registry. Locally served by `keel up` ' +
         'without authentication; in AWS every request is signed with SigV4 (IAM).',
     },
-    servers: [
-      { url: 'http://127.0.0.1:3000', description: 'the local platform (`keel up`, KEEL_PORT)' },
-      {
-        url: 'https://{apiId}.execute-api.{region}.amazonaws.com/{stage}',
-        description: 'a deployed stage (see the inference stack outputs)',
-        variables: {
-          apiId: { default: 'API_ID' },
-          region: { default: 'us-east-1' },
-          stage: { default: 'v1' },
-        },
-      },
-    ],
+    servers: [{ url: serverUrl, description: 'the API that served this document' }],
     security: [{ sigv4: [] }],
     paths: {
       '/predict': {

@@ -91,28 +91,37 @@ export async function trainAndRegister(
 
 export type PromotionPolicy = 'always' | 'if-better' | 'never';
 
-/** Whether a newly registered version should become the champion, and why (for the log and the report). */
+/**
+ * Whether a newly registered version should become the champion, and why (for the log and the report).
+ * The reason always compares the two AUCs on the same held-out rows, whatever the policy, so a worse
+ * candidate is named as such even when promotion was not requested, or forced.
+ */
 export function promotionDecision(
   result: Pick<TrainRegisterResult, 'auc' | 'champion' | 'championAuc'>,
   policy: PromotionPolicy,
   margin = 0,
 ): { promote: boolean; reason: string } {
   const { auc, champion, championAuc } = result;
-  if (policy === 'never') return { promote: false, reason: 'registered only (promotion not requested)' };
-  if (championAuc === null) return { promote: true, reason: 'no champion yet' };
-  if (policy === 'always') {
-    return { promote: true, reason: `promotion forced (AUC ${auc.toFixed(4)} vs ${championAuc.toFixed(4)})` };
+  if (championAuc === null) {
+    return policy === 'never'
+      ? { promote: false, reason: 'registered only (promotion not requested); no champion to compare with' }
+      : { promote: true, reason: 'no champion yet' };
   }
   // Strictly better: retraining on the same data must not churn the champion.
-  return auc > championAuc + margin
-    ? {
-        promote: true,
-        reason: `AUC ${auc.toFixed(4)} beats champion ${champion} (${championAuc.toFixed(4)}) by more than ${margin}`,
-      }
-    : {
-        promote: false,
-        reason: `AUC ${auc.toFixed(4)} does not beat champion ${champion} (${championAuc.toFixed(4)}) by ${margin}; kept registered`,
-      };
+  const better = auc > championAuc + margin;
+  const by = margin > 0 ? ` by more than ${margin}` : '';
+  const comparison = `AUC ${auc.toFixed(4)} ${better ? 'beats' : 'does not beat'} champion ${champion} (${championAuc.toFixed(4)})${by}`;
+  if (policy === 'never') {
+    const ifBetter = better ? 'promote it' : `keep ${champion}`;
+    return {
+      promote: false,
+      reason: `registered only (promotion not requested); ${comparison}: if-better would ${ifBetter}`,
+    };
+  }
+  if (policy === 'always') return { promote: true, reason: `promotion forced; ${comparison}` };
+  return better
+    ? { promote: true, reason: comparison }
+    : { promote: false, reason: `${comparison}; kept registered` };
 }
 
 export interface RetrainOptions extends TrainRegisterOptions {

@@ -108,6 +108,12 @@ describe('InferenceStack on ECS Fargate', () => {
           ConnectionType: 'VPC_LINK',
           ConnectionId: { Ref: linkId },
           IntegrationHttpMethod: method.Properties.HttpMethod,
+          // Where the client reached the API, which the forwarded request (to the NLB) no longer says.
+          RequestParameters: {
+            'integration.request.header.X-Forwarded-Host': 'context.domainName',
+            'integration.request.header.X-Forwarded-Prefix': 'context.stage',
+            'integration.request.header.X-Forwarded-Proto': "'https'",
+          },
         },
       });
       expect(JSON.stringify(method.Properties.Integration.Uri)).toContain(

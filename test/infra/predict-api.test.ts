@@ -47,7 +47,7 @@ describe('PredictApi in the inference stack', () => {
       RequestModels: Match.absent(),
     });
     // The models are the OpenAPI document's request schemas (draft 4, as API Gateway takes them).
-    const document = openApiDocument() as { components: { schemas: Record<string, object> } };
+    const document = openApiDocument('/') as { components: { schemas: Record<string, object> } };
     for (const name of ['PredictRequest', 'BatchPredictRequest']) {
       expect(models[modelId(name)]!.Properties).toMatchObject({ ContentType: 'application/json' });
       expect(models[modelId(name)]!.Properties.Schema).toEqual({

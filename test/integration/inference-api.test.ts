@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
 import { encodeFeatures, FEATURE_SET } from '#shared/features/index.ts';
@@ -81,7 +82,7 @@ async function call(
   return result;
 }
 
-const DOCUMENT = openApiDocument() as {
+const DOCUMENT = openApiDocument('/') as {
   paths: Record<
     string,
     Record<
@@ -123,13 +124,46 @@ describe('inference API over HTTP', () => {
     const response = await call('GET', '/openapi.json');
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(response.body).toEqual(openApiDocument());
+    expect(response.body).toEqual(openApiDocument(api.url));
     expect(Object.keys(response.body.paths).sort()).toEqual([
       '/health',
       '/openapi.json',
       '/predict',
       '/predict/batch',
     ]);
+  });
+
+  it('names the server that served it, which a generated client then calls', async () => {
+    const serverOf = async (headers: Record<string, string> = {}) => {
+      const { servers } = (await call('GET', '/openapi.json', undefined, headers)).body;
+      expect(servers).toHaveLength(1);
+      return servers[0].url as string;
+    };
+    const local = await serverOf();
+    expect(local).toBe(`http://127.0.0.1:${api.port}`);
+    // A client joins the server URL and the path, as generated clients do.
+    const health = await fetch(`${local}/health`);
+    expect(health.headers.get('x-amzn-requestid')).toBeTruthy();
+    // fetch sends its own Host: ask as a client that named the host another way.
+    const named = await new Promise<string>((resolve, reject) =>
+      request(`${api.url}/openapi.json`, { headers: { host: `localhost:${api.port}` } }, (response) => {
+        let text = '';
+        response.on('data', (chunk) => (text += chunk));
+        response.on('end', () => resolve(JSON.parse(text).servers[0].url));
+      })
+        .on('error', reject)
+        .end(),
+    );
+    expect(named).toBe(`http://localhost:${api.port}`);
+    // Behind API Gateway's VPC link (the Fargate service), from the headers the integration maps.
+    const forwarded = {
+      'x-forwarded-host': 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com',
+      'x-forwarded-prefix': 'v1',
+      'x-forwarded-proto': 'https',
+    };
+    expect(await serverOf(forwarded)).toBe('https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/v1');
+    expect(await serverOf({ 'x-forwarded-host': 'bad host/x' })).toBe('/');
+    expect(await serverOf()).toBe(local);
   });
 
   it('answers 503 NoModel on health and predict while no model is promoted', async () => {

@@ -8,7 +8,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeRuntime } from '#local/running-platform.ts';
 import { createS3Client } from '#shared/aws/clients.ts';
-import { generateOutcomes } from '#shared/data/generate.ts';
+import { generateOutcomes, generateRecords } from '#shared/data/generate.ts';
 import { writeOutcomes } from '#shared/data/raw-data.ts';
 import { type OutcomeDeps, readOutcomes } from '#shared/quality/outcomes.ts';
 import { publishRuntime, startTestAws, type TestAws } from '../support/aws.ts';
@@ -273,10 +273,22 @@ describe('keel data generate --kind outcomes', () => {
       ];
       expect(await text(aws.names.raw, summary.key)).toBe(`${expected.join('\n')}\n`);
 
+      // New customers' outcomes: the same --first-id names the same customers.
+      const later = await runKeel(['--json', 'data', 'generate', ...flags, '--first-id', '20001'], env);
+      expect(later.code, later.stderr).toBe(0);
+      const laterSummary = JSON.parse(later.stdout) as { key: string; customerIds: unknown };
+      expect(laterSummary.customerIds).toEqual({ first: 'c-020001', last: 'c-020500' });
+      expect(laterSummary.key).toMatch(/-n500-s5-first20001\.csv$/);
+      const laterLines = (await text(aws.names.raw, laterSummary.key)).trimEnd().split('\n').slice(1);
+      const customers = [...generateRecords({ rows: 500, seed: 5, firstId: 20_001, asOf: new Date() })];
+      expect(laterLines.map((line) => line.split(',').slice(0, 2).join(','))).toEqual(
+        customers.map((c) => `${c.customer_id},${c.churned}`),
+      );
+
       const human = await runKeel(['data', 'generate', ...flags], env);
       expect(human.code).toBe(0);
       expect(human.stdout).toMatch(
-        /wrote s3:\/\/\S+\/outcomes\/\S+-n500-s5\.csv\n {2}outcomes 500, observed at /,
+        /wrote s3:\/\/\S+\/outcomes\/\S+-n500-s5\.csv\n {2}outcomes 500 \(c-000001 … c-000500\), observed at /,
       );
 
       for (const [args, message] of [
@@ -291,9 +303,12 @@ describe('keel data generate --kind outcomes', () => {
         expect(bad.code, args.join(' ')).not.toBe(0);
         expect(bad.stderr).toContain(message);
       }
-      const customersOnly = await runKeel(['data', 'generate', '--rows', '5', '--concept-shift', '0.5'], env);
-      expect(customersOnly.code).toBe(1);
-      expect(customersOnly.stderr).toContain('--concept-shift and --observed-at are for --kind outcomes');
+      const outcomesOnly = await runKeel(
+        ['data', 'generate', '--rows', '5', '--observed-at', '2026-12-06T02:00:00Z'],
+        env,
+      );
+      expect(outcomesOnly.code).toBe(1);
+      expect(outcomesOnly.stderr).toContain('--observed-at is for --kind outcomes');
     } finally {
       await removeRuntime(aws.home);
     }

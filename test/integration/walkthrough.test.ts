@@ -6,7 +6,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRuntime } from '#local/running-platform.ts';
 import { keelUpEnv, type RunningKeel, startKeelUp } from '../support/cli.ts';
-import { type DocCommand, extractDocCommands, localizeCommand } from '../support/doc-commands.ts';
+import {
+  type DocCommand,
+  extractDocCommands,
+  HARDCODED_API_PORT,
+  localizeCommand,
+} from '../support/doc-commands.ts';
 
 /**
  * Docs that cannot rot: every shell command of the README and of the docs below runs, in order,
@@ -34,7 +39,8 @@ const home = await mkdtemp(join(tmpdir(), 'keel-walkthrough-'));
 const workDir = await mkdtemp(join(tmpdir(), 'keel-walkthrough-cwd-'));
 const env = keelUpEnv(home);
 let keel: RunningKeel;
-let apiHost: string;
+/** The reader's second terminal: the KEEL_PORT the API listens on, never the default 3000. */
+let commandEnv: Record<string, string>;
 
 beforeAll(async () => {
   // The reader runs the commands from the repository root: the example files are where the docs say.
@@ -42,7 +48,10 @@ beforeAll(async () => {
   keel = await startKeelUp(env);
   const api = (await readRuntime(home))?.endpoints.api;
   if (!api) throw new Error(`keel up published no API endpoint:\n${keel.output()}`);
-  apiHost = new URL(api).host;
+  const port = new URL(api).port;
+  if (port === '3000')
+    throw new Error('the API must not be on the default port: a hardcoded :3000 would pass');
+  commandEnv = { ...process.env, ...env, KEEL_PORT: port } as Record<string, string>;
 });
 
 afterAll(async () => {
@@ -53,9 +62,9 @@ afterAll(async () => {
 
 /** Runs one documented command in bash, as a reader would in their second terminal. */
 function run(command: DocCommand) {
-  const text = localizeCommand(command.text, { keelBin: join(root, 'bin/keel.mjs'), apiHost });
+  const text = localizeCommand(command.text, { keelBin: join(root, 'bin/keel.mjs') });
   return new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-    const child = spawn('bash', ['-c', text], { cwd: workDir, env: { ...process.env, ...env } });
+    const child = spawn('bash', ['-c', text], { cwd: workDir, env: commandEnv });
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
@@ -74,6 +83,11 @@ describe('documented commands', () => {
   it('finds the walkthrough and lists what is not run locally, each with a reason', () => {
     expect(commands.filter((c) => c.file === 'docs/walkthrough.md').length).toBeGreaterThanOrEqual(20);
     for (const block of skipped) expect(block.reason.length).toBeGreaterThan(10);
+    // The reader may have moved the API (KEEL_PORT=3100 npm start): commands follow it.
+    for (const command of commands)
+      expect(command.text, `${command.file}:${command.line}: use 127.0.0.1:\${KEEL_PORT:-3000}`).not.toMatch(
+        HARDCODED_API_PORT,
+      );
     console.info(
       `${commands.length} documented commands run; ${skipped.length} blocks not run locally:\n${skipped
         .map((b) => `  ${b.file}:${b.line} (${b.reason}): ${b.commands.join(' ; ')}`)

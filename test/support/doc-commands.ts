@@ -115,10 +115,12 @@ function splitCommands(file: string, lines: string[], firstLine: number): DocCom
 
 /**
  * What the docs assume of the reader's machine, made true for a test: `npx keel` is the repository's
- * own `bin/keel.mjs`, and the API on its default port is the API the test started.
+ * own `bin/keel.mjs`. The API's address is not rewritten: commands name it as
+ * `127.0.0.1:${KEEL_PORT:-3000}`, and the test runs them with the KEEL_PORT of the API it started.
  */
-export function localizeCommand(text: string, options: { keelBin: string; apiHost: string }): string {
-  return text
-    .replaceAll(/\bnpx keel\b/g, `node ${JSON.stringify(options.keelBin)}`)
-    .replaceAll('127.0.0.1:3000', options.apiHost);
+export function localizeCommand(text: string, options: { keelBin: string }): string {
+  return text.replaceAll(/\bnpx keel\b/g, `node ${JSON.stringify(options.keelBin)}`);
 }
+
+/** A command that names the API on port 3000 itself, instead of `${KEEL_PORT:-3000}`. */
+export const HARDCODED_API_PORT = /:3000\b/;

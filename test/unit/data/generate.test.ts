@@ -8,7 +8,13 @@ import {
   shiftedChurnLogOdds,
 } from '#shared/data/generate.ts';
 import { outcomesKey, rawDataKey } from '#shared/data/raw-data.ts';
-import { encodeInto, FEATURE_COUNT, labeledRecordSchema, toCsvLine } from '#shared/features/index.ts';
+import {
+  encodeInto,
+  FEATURE_COUNT,
+  type LabeledRecord,
+  labeledRecordSchema,
+  toCsvLine,
+} from '#shared/features/index.ts';
 import { auc } from '#shared/model/metrics.ts';
 
 const asOf = new Date('2026-11-01T00:00:00Z');
@@ -33,6 +39,20 @@ describe('synthetic churn data', () => {
       expect(at).toBeLessThanOrEqual(asOf.getTime());
       expect(at).toBeGreaterThan(asOf.getTime() - 7 * 86_400_000);
     }
+  });
+
+  it('numbers customers from firstId on: the same customers under new ids', () => {
+    const first = [...generateRecords({ rows: 300, seed: 4, asOf })];
+    const later = [...generateRecords({ rows: 300, seed: 4, asOf, firstId: 20_001 })];
+    expect(later[0]!.customer_id).toBe('c-020001');
+    expect(later[299]!.customer_id).toBe('c-020300');
+    expect(later.map(({ customer_id: _id, ...fields }) => fields)).toEqual(
+      first.map(({ customer_id: _id, ...fields }) => fields),
+    );
+    expect([...generateRecords({ rows: 300, seed: 4, asOf, firstId: 1 })]).toEqual(first);
+    // Past 999,999 the ids get the digits they need, all of one width.
+    const wide = [...generateRecords({ rows: 2, seed: 4, asOf, firstId: 999_999 })];
+    expect(wide.map((r) => r.customer_id)).toEqual(['c-0999999', 'c-1000000']);
   });
 
   it('has the documented distribution: mean income ≈ 75,000, churn 20–30%, some zero-order customers', () => {
@@ -71,6 +91,8 @@ describe('synthetic churn data', () => {
     expect(() => generateRecords({ rows: 0, seed: 1, asOf }).next()).toThrow(/rows must be an integer/);
     expect(() => generateRecords({ rows: 1.5, seed: 1, asOf }).next()).toThrow(/rows/);
     expect(() => generateRecords({ rows: 1, seed: -1, asOf }).next()).toThrow(/seed/);
+    for (const firstId of [0, -1, 1.5, 1e15])
+      expect(() => generateRecords({ rows: 1, seed: 1, asOf, firstId }).next()).toThrow(/firstId must be/);
     expect(() => parseDriftSpec('income')).toThrow(/FIELD=FACTOR/);
     expect(() => parseDriftSpec('plan=2')).toThrow(/"plan" is not a numeric field/);
     expect(() => parseDriftSpec('income=0')).toThrow(/positive/);
@@ -82,6 +104,9 @@ describe('synthetic churn data', () => {
     const older = rawDataKey(options, new Date('2026-11-01T09:59:59Z'));
     const newer = rawDataKey(options, new Date('2026-11-01T10:00:00Z'));
     expect(older).toBe('raw/20261101T095959Z-n10-s1-drift-income-1.9.csv');
+    expect(rawDataKey({ ...options, firstId: 20_001 }, new Date('2026-11-01T10:00:00Z'))).toBe(
+      'raw/20261101T100000Z-n10-s1-first20001-drift-income-1.9.csv',
+    );
     expect([newer, older].sort()).toEqual([older, newer]);
   });
 });
@@ -111,6 +136,18 @@ describe('generated outcomes', () => {
     expect(outcomes.map((o) => o.churned)).toEqual(records.map((r) => r.churned));
     expect(new Set(outcomes.map((o) => o.observed_at))).toEqual(new Set(['2026-12-06T02:00:00.250Z']));
     expect(unshifted).toEqual(customers.map((r) => r.churned));
+  });
+
+  it('follow firstId: the outcomes of new customers name them by their new ids', () => {
+    const options = { rows: 500, seed: 9, firstId: 20_001, drift: { income: 1.9 } };
+    const outcomes = [...generateOutcomes({ ...options, observedAt })];
+    const records = [...generateRecords({ ...options, asOf })];
+    expect(outcomes[0]!.customer_id).toBe('c-020001');
+    expect(outcomes.map((o) => [o.customer_id, o.churned])).toEqual(
+      records.map((r) => [r.customer_id, r.churned]),
+    );
+    const shifted = [...generateOutcomes({ ...options, observedAt, conceptShift: 0.5 })];
+    expect(shifted.map((o) => o.customer_id)).toEqual(records.map((r) => r.customer_id));
   });
 
   it('under a concept shift keep the customers and change whether they churn', () => {
@@ -147,6 +184,30 @@ describe('generated outcomes', () => {
     }
   });
 
+  it('are the labels of customers generated with the same shift: training data of the changed relation', () => {
+    const options = { rows: 2000, seed: 9, firstId: 20_001, drift: { income: 1.9 }, conceptShift: 0.5 };
+    const records = [...generateRecords({ ...options, asOf })];
+    const outcomes = [...generateOutcomes({ ...options, observedAt })];
+    expect(records.map((r) => [r.customer_id, r.churned])).toEqual(
+      outcomes.map((o) => [o.customer_id, o.churned]),
+    );
+    // The fields are the unshifted run's: only the labels changed.
+    const { conceptShift: _, ...unshifted } = options;
+    const plain = [...generateRecords({ ...unshifted, asOf })];
+    const fields = (r: LabeledRecord) => {
+      const { churned: _label, ...rest } = r;
+      return rest;
+    };
+    expect(records.map(fields)).toEqual(plain.map(fields));
+    expect(records.filter((r, i) => r.churned !== plain[i]!.churned).length).toBeGreaterThan(200);
+    expect(rawDataKey({ ...options, asOf }, new Date('2026-11-01T10:00:00Z'))).toBe(
+      'raw/20261101T100000Z-n2000-s9-first20001-drift-income-1.9-shift-0.5.csv',
+    );
+    expect(() => generateRecords({ rows: 1, seed: 1, asOf, conceptShift: 2 }).next()).toThrow(
+      /^conceptShift must be/,
+    );
+  });
+
   it('rejects a bad shift or time, naming it', () => {
     const first = (conceptShift: number | undefined, at = observedAt) =>
       generateOutcomes({ rows: 1, seed: 1, observedAt: at, conceptShift }).next();
@@ -166,6 +227,9 @@ describe('generated outcomes', () => {
     );
     expect(outcomesKey({ rows: 10, seed: 1, observedAt, conceptShift: 0.5 }, at)).toBe(
       'outcomes/20261206T020000Z-n10-s1-shift-0.5.csv',
+    );
+    expect(outcomesKey({ rows: 10, seed: 1, firstId: 20_001, observedAt }, at)).toBe(
+      'outcomes/20261206T020000Z-n10-s1-first20001.csv',
     );
   });
 });

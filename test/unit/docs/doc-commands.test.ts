@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { extractDocCommands, localizeCommand } from '../../support/doc-commands.ts';
+import { extractDocCommands, HARDCODED_API_PORT, localizeCommand } from '../../support/doc-commands.ts';
 
 const doc = (...lines: string[]) => lines.join('\n');
 
@@ -55,12 +55,14 @@ describe('extractDocCommands', () => {
     expect(() => extractDocCommands('x.md', doc('```sh', 'for i in 1; do', '```'))).toThrow('never ends');
   });
 
-  it('localizes npx keel and the default API address', () => {
+  it('localizes npx keel, and leaves the API address to KEEL_PORT', () => {
+    const api = `127.0.0.1:\${KEEL_PORT:-3000}`;
     expect(
-      localizeCommand('npx keel predict c-1 && curl -s 127.0.0.1:3000/health', {
-        keelBin: '/r/bin/keel.mjs',
-        apiHost: '127.0.0.1:4321',
-      }),
-    ).toBe('node "/r/bin/keel.mjs" predict c-1 && curl -s 127.0.0.1:4321/health');
+      localizeCommand(`npx keel predict c-1 && curl -s ${api}/health`, { keelBin: '/r/bin/keel.mjs' }),
+    ).toBe(`node "/r/bin/keel.mjs" predict c-1 && curl -s ${api}/health`);
+    expect(HARDCODED_API_PORT.test(`curl -s ${api}/health`)).toBe(false);
+    expect(HARDCODED_API_PORT.test('curl -s 127.0.0.1:3000/health')).toBe(true);
+    expect(HARDCODED_API_PORT.test('curl -s localhost:3000')).toBe(true);
+    expect(HARDCODED_API_PORT.test('keel data generate --rows 3000')).toBe(false);
   });
 });

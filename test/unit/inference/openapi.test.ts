@@ -1,12 +1,14 @@
+import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { PREDICT_ROUTES } from '#lib/constructs/predict-api.ts';
 import { type ErrorCode, HTTP_STATUS } from '#shared/errors.ts';
-import { API_ROUTES } from '#shared/inference/api.ts';
+import { API_ROUTES, servedFrom } from '#shared/inference/api.ts';
 import { openApiDocument, REQUEST_MODELS, requestModelSchema } from '#shared/inference/openapi.ts';
 import { resolveRef, validateJson } from '../../support/json-schema.ts';
 
 type Json = Record<string, unknown>;
-const document = openApiDocument() as Json & { paths: Record<string, Record<string, Json>> };
+const SERVER = 'https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/v1';
+const document = openApiDocument(SERVER) as Json & { paths: Record<string, Record<string, Json>> };
 
 function* walk(node: unknown, path = '$'): Generator<[string, Json]> {
   if (typeof node !== 'object' || node === null) return;
@@ -119,5 +121,38 @@ describe('the OpenAPI document', () => {
       expect($schema).toBe('http://json-schema.org/draft-04/schema#');
       expect(schema).toEqual(components[name]);
     }
+  });
+
+  it('has one server: the one it is given, where it was served from', () => {
+    expect(document.servers).toEqual([{ url: SERVER, description: 'the API that served this document' }]);
+  });
+});
+
+describe('where the API was reached (the document’s server)', () => {
+  /** The request context fields API Gateway (REST, Lambda proxy) sets that say where the client called. */
+  const event = (context: { domainName?: string; path: string }, headers: Record<string, string> = {}) =>
+    ({
+      path: '/openapi.json',
+      headers,
+      requestContext: { ...context, resourcePath: '/openapi.json', stage: 'v1' },
+    }) as unknown as APIGatewayProxyEvent;
+
+  it('is the stage URL behind API Gateway: https, its domain, the stage before the route', () => {
+    const domainName = 'a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com';
+    const headers = { Host: domainName, 'X-Forwarded-Proto': 'https' };
+    expect(servedFrom(event({ domainName, path: '/v1/openapi.json' }, headers))).toBe(SERVER);
+    expect(servedFrom(event({ domainName, path: '/v1/openapi.json/' }, headers))).toBe(SERVER);
+  });
+
+  it('is the host the client named on a plain local server', () => {
+    expect(servedFrom(event({ path: '/openapi.json' }, { host: '127.0.0.1:3100' }))).toBe(
+      'http://127.0.0.1:3100',
+    );
+    expect(servedFrom(event({ domainName: '[::1]:3100', path: '/openapi.json' }))).toBe('http://[::1]:3100');
+  });
+
+  it('is relative (/) without a usable host', () => {
+    expect(servedFrom(event({ path: '/openapi.json' }))).toBe('/');
+    expect(servedFrom(event({ path: '/openapi.json' }, { host: 'a b/c' }))).toBe('/');
   });
 });
