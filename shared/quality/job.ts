@@ -162,7 +162,9 @@ async function versionQuality(
   const bucketMs = options.bucketDays * DAY;
   const [fromMs, toMs] = [window.from.getTime(), window.to.getTime()];
   const byBucket: (typeof rows)[] = Array.from({ length: Math.ceil((toMs - fromMs) / bucketMs) }, () => []);
-  rows.forEach((row, i) => byBucket[Math.floor((answers.t[i]! - fromMs) / bucketMs)]?.push(row));
+  rows.forEach((row, i) => {
+    byBucket[Math.floor((answers.t[i]! - fromMs) / bucketMs)]?.push(row);
+  });
   const buckets: QualityBucket[] = byBucket.map((inBucket, b) => ({
     from: new Date(fromMs + b * bucketMs).toISOString(),
     to: new Date(Math.min(fromMs + (b + 1) * bucketMs, toMs)).toISOString(),
