@@ -3,10 +3,8 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Output } from '#cli/output.ts';
 import { runLocalJob } from '#cli/run-pipeline.ts';
-import { createS3Client } from '#shared/aws/clients.ts';
 import type { DriftReportDocument } from '#shared/drift/job.ts';
 import { renderDriftReport } from '#shared/drift/report-html.ts';
-import { getJson } from '#shared/pipelines/run-objects.ts';
 
 export function registerDrift(program: Command, output: Output): void {
   const drift = program.command('drift').description('data and prediction drift of the served model');
@@ -26,6 +24,10 @@ export function registerDrift(program: Command, output: Output): void {
       });
       const { target, names } = run;
       const summary = run.output;
+      const [{ createS3Client }, { getJson }] = await Promise.all([
+        import('#shared/aws/clients.ts'),
+        import('#shared/pipelines/run-objects.ts'),
+      ]);
       const s3 = createS3Client(target);
       const document = await getJson<DriftReportDocument>(s3, names.outputs, summary.reportKey).finally(() =>
         s3.destroy(),
