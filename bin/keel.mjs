@@ -1,8 +1,28 @@
 #!/usr/bin/env node
-// Entry for `npx keel` and `npm start`: runs the TypeScript CLI through tsx, no build step.
-import { register } from 'tsx/esm/api';
+// Entry for `npx keel` and `npm start`: the CLI that `npm ci` built into dist/cli (scripts/build-cli.ts)
+// while none of the files it was built from changed since; otherwise (sources edited, `npm run build`
+// not run yet, or no esbuild) the TypeScript itself, through tsx.
+import { readFileSync, statSync } from 'node:fs';
 
 // The CLI runs on the developer's Node (20 is supported here); Lambda runs 22+, so the SDK's notice is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-register();
-await import('./keel.ts');
+
+const build = new URL('../dist/cli/', import.meta.url);
+
+function builtIsCurrent() {
+  try {
+    const { builtAt, inputs } = JSON.parse(readFileSync(new URL('build.json', build), 'utf8'));
+    return inputs.every((input) => statSync(new URL(input, build)).mtimeMs <= builtAt);
+  } catch {
+    return false; // no build, or a source it read is gone
+  }
+}
+
+if (builtIsCurrent()) {
+  process.setSourceMapsEnabled(true);
+  await import(new URL('keel.js', build).href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('./keel.ts');
+}

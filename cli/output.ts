@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
-import { resolveStage, type StageInfo } from '#cli/stage/stage-info.ts';
-import { type PlatformContext, platformContext } from '#local/platform-context.ts';
+import type { StageInfo } from '#cli/stage/stage-info.ts';
+import type { PlatformContext } from '#local/platform-context.ts';
 import { keelHome, requireRuntime } from '#local/running-platform.ts';
 import { Progress } from './progress.ts';
 
@@ -46,7 +46,9 @@ export class Output {
   /** The deployed stage of `--stage`, resolved from its stack outputs; undefined when acting locally. */
   async stage(): Promise<StageInfo | undefined> {
     const { stage, region } = this.target();
-    return stage ? resolveStage(stage, { region }) : undefined;
+    if (!stage) return undefined;
+    const { resolveStage } = await import('#cli/stage/stage-info.ts');
+    return resolveStage(stage, { region });
   }
 
   /**
@@ -55,11 +57,11 @@ export class Output {
    */
   async withPlatform<T>(body: (ctx: PlatformContext) => Promise<T>): Promise<T> {
     const stage = await this.stage();
-    const ctx = platformContext(
-      stage
-        ? { region: stage.target.region, endpoints: stage.target.endpoints, names: stage.names }
-        : await requireRuntime(keelHome()),
-    );
+    const platform = stage
+      ? { region: stage.target.region, endpoints: stage.target.endpoints, names: stage.names }
+      : await requireRuntime(keelHome());
+    const { platformContext } = await import('#local/platform-context.ts');
+    const ctx = platformContext(platform);
     try {
       return await body(ctx);
     } finally {

@@ -1,5 +1,5 @@
 import { type Output, UserError } from '#cli/output.ts';
-import { type StartedRolloutDecision, startRolloutDecision } from '#cli/rollout-decision.ts';
+import type { StartedRolloutDecision } from '#cli/rollout-decision.ts';
 import type { PlatformContext } from '#local/platform-context.ts';
 import { ConflictError, type FieldIssue, ValidationError } from '#shared/errors.ts';
 import { FEATURE_SET } from '#shared/features/index.ts';
@@ -54,6 +54,8 @@ export async function beginRollout(
     throw error;
   }
   try {
+    // The decision's modules (Step Functions, the local state-machine runner) load only to start one.
+    const { startRolloutDecision } = await import('#cli/rollout-decision.ts');
     const decision = await startRolloutDecision(output, ctx.modelName, started.rollout);
     return { ...started, decision };
   } catch (error) {

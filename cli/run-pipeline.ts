@@ -1,5 +1,4 @@
-import { runStageExecution } from '#cli/stage/executions.ts';
-import { createPipelineRunner, type JobOutput, type JobRun, type PipelineRun } from '#local/pipelines.ts';
+import type { JobOutput, JobRun, PipelineRun } from '#local/pipelines.ts';
 import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
 import type { AwsTarget } from '#shared/aws/clients.ts';
 import type { PipelineName } from '#shared/pipelines/definitions.ts';
@@ -29,6 +28,7 @@ export async function runPipelineCommand<T>(
     if (!arn)
       throw new UserError(`stack Keel-${stage.stage}-Pipelines has no ${pipeline} state machine: deploy it`);
     output.info(`running the ${pipeline} state machine of stage ${stage.stage}…`);
+    const { runStageExecution } = await import('#cli/stage/executions.ts');
     const run = await runStageExecution(stage.target.region, arn, input, {
       onStarted: (execution) => output.info(`execution ${execution}`),
     });
@@ -43,6 +43,7 @@ export async function runPipelineCommand<T>(
   const home = keelHome();
   const runtime = await requireRuntime(home);
   output.info(`running the ${pipeline} state machine…`);
+  const { createPipelineRunner } = await import('#local/pipelines.ts');
   const runner = await createPipelineRunner({
     home,
     target: runtimeTarget(runtime),
@@ -112,6 +113,7 @@ export async function runLocalJob<Job extends MonitoringJobName>(
   const runtime = await requireRuntime(home);
   const target = runtimeTarget(runtime);
   const names = runtime.names as ResourceNames;
+  const { createPipelineRunner } = await import('#local/pipelines.ts');
   const runner = await createPipelineRunner({
     home,
     target,

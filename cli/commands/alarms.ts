@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { type Output, parseInteger, UserError } from '#cli/output.ts';
-import { readStageAlarms, type StateChange } from '#cli/stage/alarms.ts';
+import type { StateChange } from '#cli/stage/alarms.ts';
 import {
   ALARM_EVALUATE_SIGNAL,
   type AlarmStatus,
@@ -9,7 +9,6 @@ import {
 } from '#local/alarms.ts';
 import { readNotifications } from '#local/notifications.ts';
 import { keelHome, requireRuntime } from '#local/running-platform.ts';
-import { awsTargetFromEnv } from '#shared/aws/clients.ts';
 
 /** How long `--evaluate` waits for the running platform's evaluation. */
 const EVALUATE_TIMEOUT_MS = 15_000;
@@ -66,6 +65,10 @@ export function registerAlarms(program: Command, output: Output): void {
         if (options.limit < 1 || options.limit > 100) {
           throw new UserError(`--limit must be between 1 and 100 with --stage, got ${options.limit}`);
         }
+        const [{ readStageAlarms }, { awsTargetFromEnv }] = await Promise.all([
+          import('#cli/stage/alarms.ts'),
+          import('#shared/aws/clients.ts'),
+        ]);
         const snapshot = await readStageAlarms(target.stage, target.region ?? awsTargetFromEnv().region, {
           historyLimit: options.limit,
         });

@@ -2,13 +2,14 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { type Command, Option } from 'commander';
 import { type Output, parseInteger, UserError } from '#cli/output.ts';
 import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform.ts';
-import { createS3Client } from '#shared/aws/clients.ts';
 import { parseConceptShift, parseDriftSpec } from '#shared/data/generate.ts';
-import { IMPORT_KINDS, type ImportKind, importCsvFile } from '#shared/data/import-file.ts';
-import { type ProgressListener, writeOutcomes, writeRawData } from '#shared/data/raw-data.ts';
+import type { ImportKind } from '#shared/data/import-file.ts';
+import type { ProgressListener } from '#shared/data/raw-data.ts';
 import { eventTimeSchema, type NumericField } from '#shared/features/index.ts';
 
 const GENERATE_KINDS = ['customers', 'outcomes'] as const;
+/** The kinds of import-file.ts's IMPORT_KINDS (the type checks it), whose module loads the AWS SDK. */
+const IMPORT_KIND_NAMES = Object.keys({ customers: true, outcomes: true } satisfies Record<ImportKind, true>);
 
 export function registerData(program: Command, output: Output): void {
   const data = program.command('data').description('customer data: generated, or your own CSV files');
@@ -72,6 +73,7 @@ Examples:
   $ keel data generate --rows 100000 --seed 7 --kind outcomes --concept-shift 0.5   # for the quality job`,
     )
     .action(async (options: GenerateFlags) => {
+      const { writeOutcomes, writeRawData } = await import('#shared/data/raw-data.ts');
       const customers = {
         rows: options.rows,
         seed: options.seed,
@@ -118,7 +120,7 @@ Examples:
         '--kind <kind>',
         'customers (the raw customer record) or outcomes (customer_id,churned,observed_at)',
       )
-        .choices(Object.keys(IMPORT_KINDS))
+        .choices(IMPORT_KIND_NAMES)
         .default('customers'),
     )
     .addHelpText(
@@ -134,6 +136,7 @@ Examples:
   $ keel --stage prod data import ./outcomes.csv --kind outcomes`,
     )
     .action(async (file: string, options: { kind: ImportKind }) => {
+      const { importCsvFile } = await import('#shared/data/import-file.ts');
       const summary = await output.withPlatform(async (ctx) => {
         const progress = output.progress('importing', undefined, 'bytes');
         const result = await importCsvFile(ctx.clients.s3, ctx.names.raw, {
@@ -186,6 +189,7 @@ async function generateInto<T extends { readonly rows: number }>(
   write: (s3: S3Client, bucket: string, progress: { onProgress: ProgressListener }) => Promise<T>,
 ): Promise<T> {
   const runtime = await requireRuntime(keelHome());
+  const { createS3Client } = await import('#shared/aws/clients.ts');
   const s3 = createS3Client(runtimeTarget(runtime));
   const progress = output.progress('generating', rows);
   try {

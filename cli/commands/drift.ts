@@ -4,16 +4,9 @@ import type { Command } from 'commander';
 import type { Output } from '#cli/output.ts';
 import { runLocalJob } from '#cli/run-pipeline.ts';
 import { stageMonitoringOptions } from '#cli/stage/monitoring-options.ts';
-import { createS3Client } from '#shared/aws/clients.ts';
 import type { DriftReport } from '#shared/drift/compute.ts';
-import {
-  checkDrift,
-  type DriftCheck,
-  type DriftJobInput,
-  type DriftReportDocument,
-} from '#shared/drift/job.ts';
+import type { DriftCheck, DriftJobInput, DriftReportDocument } from '#shared/drift/job.ts';
 import { renderDriftReport } from '#shared/drift/report-html.ts';
-import { getJson } from '#shared/pipelines/run-objects.ts';
 
 /** What both ways print: the run's summary (locally also its report key, metric lines and notice). */
 type DriftSummary = Omit<DriftCheck, 'report' | 'message' | 'generatedAt'>;
@@ -21,6 +14,10 @@ type DriftSummary = Omit<DriftCheck, 'report' | 'message' | 'generatedAt'>;
 /** The local platform's run: the drift function itself, with its role, whose notice goes through the same checks. */
 async function localCheck(output: Output, input: DriftJobInput) {
   const run = await runLocalJob(output, 'drift', { ...input });
+  const [{ createS3Client }, { getJson }] = await Promise.all([
+    import('#shared/aws/clients.ts'),
+    import('#shared/pipelines/run-objects.ts'),
+  ]);
   const s3 = createS3Client(run.target);
   const document = await getJson<DriftReportDocument>(s3, run.names.outputs, run.output.reportKey).finally(
     () => s3.destroy(),
@@ -35,6 +32,7 @@ async function localCheck(output: Output, input: DriftJobInput) {
  */
 async function stageCheck(output: Output, stage: string, input: DriftJobInput) {
   return output.withPlatform(async (ctx) => {
+    const { checkDrift } = await import('#shared/drift/job.ts');
     const {
       report,
       message: _message,

@@ -2,26 +2,16 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { registerRollouts } from '#cli/commands/rollouts.ts';
 import { type Output, UserError } from '#cli/output.ts';
-import { endRolloutFor, rolloutLabel, rolloutName } from '#cli/rollout.ts';
-import { callerIdentityArn, sendTaskSuccess } from '#cli/stage/approvals.ts';
 import type { PlatformContext } from '#local/platform-context.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
-import { newestFeatureDataset, readFeatureDataset } from '#shared/offline/features-dataset.ts';
-import { decideApproval, listApprovals } from '#shared/pipelines/approvals.ts';
-import { type CheckRows, registerExternalModel } from '#shared/registry/external.ts';
-import {
-  type Deployment,
-  getAliases,
-  getChampion,
-  history,
-  listVersions,
-  promote,
-  readMetadata,
-  rollback,
-  rollbackTarget,
-} from '#shared/registry/registry.ts';
+import type { CheckRows } from '#shared/registry/external.ts';
+import type { Deployment } from '#shared/registry/registry.ts';
 import type { Rollout } from '#shared/registry/rollout.ts';
+
+// Loaded by the actions that use them: `keel --help` and the other commands load no AWS SDK.
+const registryModule = () => import('#shared/registry/registry.ts');
+const rolloutModule = () => import('#cli/rollout.ts');
 
 export function registerModels(program: Command, output: Output): void {
   const models = program
@@ -44,6 +34,10 @@ Examples:
     .description('registered versions, the champion marked with *, a rollout challenger with its mode')
     .action(async () =>
       output.withPlatform(async (ctx) => {
+        const [{ listVersions, getAliases }, { rolloutLabel }] = await Promise.all([
+          registryModule(),
+          rolloutModule(),
+        ]);
         const [versions, { champion, rollout }] = await Promise.all([
           listVersions(ctx.registry, ctx.modelName),
           getAliases(ctx.registry, ctx.modelName),
@@ -76,6 +70,7 @@ Examples:
     .argument('<version>', 'e.g. v3')
     .action(async (version: string) =>
       output.withPlatform(async (ctx) => {
+        const { readMetadata } = await registryModule();
         const metadata = await readMetadata(ctx.registry, ctx.modelName, version);
         output.result(metadata, () => JSON.stringify(metadata, null, 2));
       }),
@@ -99,6 +94,10 @@ promoting any other version ends the rollout first (with --json, that log entry 
         if (options.force && command.getOptionValueSource('reason') === 'default') {
           throw new UserError('a forced promotion needs a reason: add --reason TEXT');
         }
+        const [{ getAliases, promote }, { endRolloutFor, rolloutName }] = await Promise.all([
+          registryModule(),
+          rolloutModule(),
+        ]);
         const { rollout } = await getAliases(ctx.registry, ctx.modelName);
         const challenger = rollout?.version === version ? rollout : undefined;
         const endedRollout =
@@ -121,7 +120,7 @@ promoting any other version ends the rollout first (with --json, that log entry 
         output.result({ ...move, endedRollout }, () =>
           [
             `champion of ${ctx.modelName}: ${move.from ?? 'none'} → ${move.to}`,
-            ...rolloutNotes(rollout, endedRollout),
+            ...rolloutNotes(rolloutName, rollout, endedRollout),
           ].join('\n'),
         );
       }),
@@ -138,6 +137,8 @@ A running rollout is ended first (with --json, that log entry is endedRollout).`
     )
     .action(async (options: { reason: string }) =>
       output.withPlatform(async (ctx) => {
+        const [{ getAliases, history, rollback, rollbackTarget }, { endRolloutFor, rolloutName }] =
+          await Promise.all([registryModule(), rolloutModule()]);
         const { rollout } = await getAliases(ctx.registry, ctx.modelName);
         // With nowhere to roll back to, rollback refuses by itself and the rollout keeps running.
         const target = rollout && rollbackTarget(await history(ctx.registry, ctx.modelName));
@@ -157,7 +158,7 @@ A running rollout is ended first (with --json, that log entry is endedRollout).`
         output.result({ ...move, endedRollout }, () =>
           [
             `rolled back ${ctx.modelName}: ${move.from} → ${move.to}`,
-            ...rolloutNotes(rollout, endedRollout),
+            ...rolloutNotes(rolloutName, rollout, endedRollout),
           ].join('\n'),
         );
       }),
@@ -174,8 +175,11 @@ the champion that keeps every customer; entries made by a rollout show its mode 
     )
     .action(async () =>
       output.withPlatform(async (ctx) => {
+        const [{ history }, { rolloutLabel }] = await Promise.all([registryModule(), rolloutModule()]);
         const log = await history(ctx.registry, ctx.modelName);
-        output.result({ name: ctx.modelName, history: log }, () => historyText(ctx.modelName, log));
+        output.result({ name: ctx.modelName, history: log }, () =>
+          historyText(rolloutLabel, ctx.modelName, log),
+        );
       }),
     );
 
@@ -216,6 +220,11 @@ Example:
         promote?: boolean;
       }) =>
         output.withPlatform(async (ctx) => {
+          const [
+            { getAliases, getChampion, promote },
+            { endRolloutFor, rolloutName },
+            { registerExternalModel },
+          ] = await Promise.all([registryModule(), rolloutModule(), import('#shared/registry/external.ts')]);
           const [onnx, metadata, baseline] = await Promise.all([
             readFile(options.onnx).catch(fileError(options.onnx, '--onnx')),
             readJson(options.metadata, '--metadata'),
@@ -267,7 +276,7 @@ Example:
               move
                 ? `  promoted: ${move.from ?? 'none'} → ${move.to}`
                 : `  not promoted: \`keel models promote ${registered.version}\` serves it`,
-              ...rolloutNotes(rollout, endedRollout),
+              ...rolloutNotes(rolloutName, rollout, endedRollout),
             ].join('\n'),
           );
         }),
@@ -291,6 +300,7 @@ Examples:
     )
     .action(async (options: { all?: boolean }) =>
       output.withPlatform(async (ctx) => {
+        const { listApprovals } = await import('#shared/pipelines/approvals.ts');
         const all = await listApprovals(approvalDeps(ctx));
         const shown = options.all ? all : all.filter((a) => a.status === 'pending');
         output.result({ approvals: shown }, () =>
@@ -324,6 +334,10 @@ Examples:
         output.withPlatform(async (ctx) => {
           // In AWS the waiting execution hears the answer through SendTaskSuccess, and who answered is the
           // caller's IAM identity; locally the run reads the answer from the record.
+          const [{ decideApproval }, { callerIdentityArn, sendTaskSuccess }] = await Promise.all([
+            import('#shared/pipelines/approvals.ts'),
+            import('#cli/stage/approvals.ts'),
+          ]);
           const region = output.target().stage ? await ctx.clients.dynamo.config.region() : undefined;
           const decided = await decideApproval(
             approvalDeps(ctx),
@@ -341,7 +355,11 @@ Examples:
 }
 
 /** What a promotion or rollback did to the rollout that ran: ended it with the move, or before it. */
-function rolloutNotes(rollout: Rollout | undefined, endedRollout: Deployment | null): string[] {
+function rolloutNotes(
+  rolloutName: (rollout: Rollout) => string,
+  rollout: Rollout | undefined,
+  endedRollout: Deployment | null,
+): string[] {
   if (!rollout) return [];
   return endedRollout
     ? [`  ended ${rolloutName(rollout)} first: ${endedRollout.reason}`]
@@ -349,7 +367,11 @@ function rolloutNotes(rollout: Rollout | undefined, endedRollout: Deployment | n
 }
 
 /** The deployment log as aligned columns: seq, time, kind, from → to, rollout, actor and reason. */
-function historyText(name: string, log: readonly Deployment[]): string {
+function historyText(
+  rolloutLabel: (rollout: NonNullable<Deployment['rollout']>) => string,
+  name: string,
+  log: readonly Deployment[],
+): string {
   if (log.length === 0) return `${name}: never promoted`;
   const label = (d: Deployment) => (d.rollout ? `${rolloutLabel(d.rollout)} ${d.rollout.id} ` : '');
   const widest = (values: string[]) => Math.max(...values.map((v) => v.length));
@@ -398,6 +420,7 @@ async function checkRows(
   prefix: string | undefined,
   hasBaseline: boolean,
 ): Promise<CheckRows> {
+  const { newestFeatureDataset, readFeatureDataset } = await import('#shared/offline/features-dataset.ts');
   const dataset = prefix ?? (await newestFeatureDataset(ctx.clients.s3, ctx.names.features));
   if (dataset) {
     const data = await readFeatureDataset(ctx.clients.s3, ctx.names.features, dataset);

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { type Output, UserError } from '#cli/output.ts';
-import { signedJsonPost } from '#cli/signed-fetch.ts';
 import { keelHome, requireRuntime } from '#local/running-platform.ts';
 
 /** `--attr income=52000`: numbers stay numbers, anything else is a string (e.g. plan=premium). */
@@ -47,6 +46,7 @@ Examples:
             `stack Keel-${stage.stage}-Inference has no ApiUrl output: deploy it, or pass --endpoint URL`,
           );
         }
+        const { signedJsonPost } = await import('#cli/signed-fetch.ts');
         response = await signedJsonPost(apiUrl(base, 'predict'), body, stage.target.region);
       } else {
         const base = endpoint ?? (await requireRuntime(keelHome())).endpoints.api;

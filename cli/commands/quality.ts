@@ -4,9 +4,6 @@ import type { Command } from 'commander';
 import { type Output, UserError } from '#cli/output.ts';
 import { runLocalJob } from '#cli/run-pipeline.ts';
 import { stageMonitoringOptions } from '#cli/stage/monitoring-options.ts';
-import { createS3Client } from '#shared/aws/clients.ts';
-import { getJson } from '#shared/pipelines/run-objects.ts';
-import { qualityDataOf, runQuality } from '#shared/quality/job.ts';
 import { renderQualityReport } from '#shared/quality/report-html.ts';
 import type { QualityReport, VersionQuality } from '#shared/quality/types.ts';
 import { parseDuration } from '#shared/registry/rollout.ts';
@@ -72,6 +69,10 @@ export function qualityLines(report: QualityReport): string[] {
 /** The quality report of the running local platform: the job's function, as its schedule runs it. */
 async function localReport(output: Output, input: { from?: string; to?: string }) {
   const run = await runLocalJob(output, 'quality', input);
+  const [{ createS3Client }, { getJson }] = await Promise.all([
+    import('#shared/aws/clients.ts'),
+    import('#shared/pipelines/run-objects.ts'),
+  ]);
   const s3 = createS3Client(run.target);
   const report = await getJson<QualityReport>(s3, run.names.outputs, run.output.reportKey).finally(() =>
     s3.destroy(),
@@ -86,6 +87,7 @@ async function localReport(output: Output, input: { from?: string; to?: string }
  */
 async function stageReport(output: Output, stage: string, input: { from?: string; to?: string }) {
   return output.withPlatform(async (ctx) => {
+    const { qualityDataOf, runQuality } = await import('#shared/quality/job.ts');
     const { report } = await runQuality(
       { ...qualityDataOf(ctx), monitoring: stageMonitoringOptions(stage), publish: false },
       input,

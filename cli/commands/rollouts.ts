@@ -1,15 +1,6 @@
 import type { Command } from 'commander';
 import { type Output, parseInteger, UserError } from '#cli/output.ts';
-import {
-  beginRollout,
-  decisionDue,
-  lastRolloutEnd,
-  rolloutDecision,
-  rolloutName,
-  rolloutServing,
-} from '#cli/rollout.ts';
-import { type RolloutFigures, rolloutFigures } from '#cli/rollout-figures.ts';
-import { endRollout, getAliases, history } from '#shared/registry/registry.ts';
+import type { RolloutFigures } from '#cli/rollout-figures.ts';
 import { CANARY_PERCENT, DEFAULT_BAKE, parseDuration, type RolloutMode } from '#shared/registry/rollout.ts';
 
 const BAKE_HELP = 'how long it runs before its decision is due: 90s, 30m, 1h, 7d, 1h30m';
@@ -22,6 +13,7 @@ export function registerRollouts(models: Command, output: Output): void {
   const start =
     (mode: RolloutMode) => (version: string, options: { bake: string; percent?: number; reason: string }) =>
       output.withPlatform(async (ctx) => {
+        const { beginRollout, decisionDue, rolloutName, rolloutServing } = await import('#cli/rollout.ts');
         const started = await beginRollout(ctx, output, {
           version,
           mode,
@@ -109,6 +101,15 @@ Examples:
     )
     .action(async () =>
       output.withPlatform(async (ctx) => {
+        const [
+          { getAliases, history },
+          { decisionDue, lastRolloutEnd, rolloutDecision, rolloutName, rolloutServing },
+          { rolloutFigures },
+        ] = await Promise.all([
+          import('#shared/registry/registry.ts'),
+          import('#cli/rollout.ts'),
+          import('#cli/rollout-figures.ts'),
+        ]);
         const [{ champion, rollout }, log] = await Promise.all([
           getAliases(ctx.registry, ctx.modelName),
           history(ctx.registry, ctx.modelName),
@@ -153,6 +154,10 @@ Examples:
     .option('--reason <text>', 'why, for the deployment log', 'aborted by hand')
     .action(async (options: { reason: string }) =>
       output.withPlatform(async (ctx) => {
+        const [{ endRollout, getAliases }, { rolloutName }] = await Promise.all([
+          import('#shared/registry/registry.ts'),
+          import('#cli/rollout.ts'),
+        ]);
         const { rollout: running } = await getAliases(ctx.registry, ctx.modelName);
         if (!running) {
           throw new UserError(

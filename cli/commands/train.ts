@@ -3,7 +3,6 @@ import { type Output, UserError } from '#cli/output.ts';
 import type { Progress } from '#cli/progress.ts';
 import { runPipelineCommand } from '#cli/run-pipeline.ts';
 import type { Deployment } from '#shared/registry/registry.ts';
-import { onTrainingProgress } from '#shared/training/train.ts';
 
 interface RetrainOutput {
   readonly candidate: {
@@ -55,6 +54,7 @@ Examples:
         if (options.promote && options.ifBetter)
           throw new UserError('use either --promote or --if-better, not both');
         // The local runner trains in this process: draw its boosting rounds (rate, ETA up to nTrees).
+        const { onTrainingProgress } = await import('#shared/training/train.ts');
         let bar: { progress: Progress | undefined; max: number } | undefined;
         const stopListening = onTrainingProgress((done, total) => {
           bar ??= { progress: output.progress('training', total, 'rounds'), max: total };

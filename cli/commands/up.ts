@@ -10,12 +10,8 @@ import {
   ONCALL_WEBHOOK_ENV,
 } from '#local/alarms.ts';
 import { alarmStateChangeEvent } from '#local/alarms-message.ts';
-import { API_COMPUTES, type ApiCompute, isApiCompute, startPlatformApi } from '#local/api.ts';
-import { bootstrapIfEmpty } from '#local/bootstrap.ts';
+import type { ApiCompute } from '#local/api.ts';
 import { fileNotifier, type Notification } from '#local/notifications.ts';
-import { createPipelineRunner } from '#local/pipelines.ts';
-import { platformContext } from '#local/platform-context.ts';
-import { startRolloutDecisions } from '#local/rollout-decisions.ts';
 import {
   keelHome,
   LOCAL_PROCESS_ENV,
@@ -25,7 +21,6 @@ import {
   writeRuntime,
 } from '#local/running-platform.ts';
 import { startScheduler } from '#local/scheduler.ts';
-import { startStorageProcess } from '#local/storage-process.ts';
 import {
   configuredSchedules,
   KeelConfigError,
@@ -37,7 +32,8 @@ import { intEnv, optionalEnv } from '#shared/env.ts';
 import { monitoringOptionsFromEnv } from '#shared/monitoring/alarm-options.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 
-function apiCompute(): ApiCompute {
+async function apiCompute(): Promise<ApiCompute> {
+  const { API_COMPUTES, isApiCompute } = await import('#local/api.ts');
   const value = optionalEnv(LOCAL_PROCESS_ENV.apiCompute, 'lambda');
   if (!isApiCompute(value)) {
     throw new UserError(
@@ -74,11 +70,26 @@ export function registerUp(program: Command, output: Output): void {
           `Keel is already running in ${home} (pid ${running.pid}); stop it first with Ctrl-C`,
         );
       }
-      const compute = apiCompute();
+      const compute = await apiCompute();
       const apiWorkers = intEnv(LOCAL_PROCESS_ENV.apiWorkers, availableParallelism(), { min: 1, max: 64 });
       // This process supervises: storage and the API's containers run in processes of their own, the
       // functions of the API and the pipelines in Lambda-like environments; none of them outlives it.
       let runtime: RuntimeInfo | undefined;
+      const [
+        { startPlatformApi },
+        { bootstrapIfEmpty },
+        { createPipelineRunner },
+        { platformContext },
+        { startRolloutDecisions },
+        { startStorageProcess },
+      ] = await Promise.all([
+        import('#local/api.ts'),
+        import('#local/bootstrap.ts'),
+        import('#local/pipelines.ts'),
+        import('#local/platform-context.ts'),
+        import('#local/rollout-decisions.ts'),
+        import('#local/storage-process.ts'),
+      ]);
       const servers = await startStorageProcess({
         home,
         s3Port: intEnv(LOCAL_PROCESS_ENV.s3Port, 4568, { min: 0, max: 65535 }),

@@ -119,7 +119,7 @@ export async function startTestAws(): Promise<TestAws> {
 }
 
 /** Publishes the test's servers in its home as a running `keel up` would, for commands that look for one. */
-export async function publishRuntime(aws: TestAws): Promise<void> {
+export async function publishRuntime(aws: Pick<TestAws, 'home' | 'target' | 'names'>): Promise<void> {
   await writeRuntime(aws.home, {
     pid: process.pid,
     startedAt: new Date().toISOString(),
