@@ -24,8 +24,8 @@ export interface CliManifest {
   readonly inputs: readonly string[];
 }
 
-/** Files that change how the sources resolve or compile without being inputs of the bundle. */
-const CONFIG_FILES = ['package.json', 'tsconfig.json'];
+/** Files that change how the sources resolve or compile without being inputs of the bundle: this one too. */
+const CONFIG_FILES = ['package.json', 'tsconfig.json', 'scripts/build-cli.ts'];
 
 /**
  * Each module keeps its own `import.meta.url` (the URL of its source file, relative to the chunk that
