@@ -4,6 +4,7 @@
  */
 import type { ApiCompute } from '#local/api.ts';
 import type { ApiUnderEtlResult } from './api-under-etl.ts';
+import type { CliStartResult } from './cli-start.ts';
 import type { ColdStartResult, ProcessColdStart } from './cold-start.ts';
 import type { DriftBenchResult } from './drift.ts';
 import type { HandlerBenchResult } from './handler.ts';
@@ -120,6 +121,7 @@ export interface BenchResults {
   keelFixture?: Outcome<KeelFixtureInfo>;
   handler?: Outcome<HandlerBenchResult>;
   coldStart?: Outcome<ColdStartResult>;
+  cliStart?: Outcome<CliStartResult>;
   http?: Outcome<{
     tool: LoadTool;
     concurrency: number[];
@@ -385,6 +387,32 @@ export function toMarkdown(r: BenchResults): string {
       '',
     );
   } else out.push(whyNot(r.coldStart), '');
+
+  out.push('## Command line start (spawn → exit, ms)', '');
+  if (ok(r.cliStart)) {
+    const c = r.cliStart;
+    const row = (what: string, t: CliStartResult['help'] | null) =>
+      t ? [what, fmt(t.medianMs, 0), fmt(t.minMs, 0)] : [what, 'not run (no platform)', ''];
+    out.push(
+      table(
+        ['command', 'median', 'fastest'],
+        [
+          row('`keel --help`', c.help),
+          row('`keel --json models list`, a platform running', c.modelsList),
+          row('`keel --json models list`, nothing running (stops at once)', c.modelsListNothingRunning),
+          row('`npx keel --help` (npm starts first)', c.npxHelp),
+          row(
+            '`keel --help` from the sources through tsx (a source newer than the build)',
+            c.helpFromSources,
+          ),
+          row('`node -e 0` (Node.js alone)', c.node),
+        ],
+      ),
+      '',
+      `${c.runs} runs of each after one not counted; \`keel\` is \`node bin/keel.mjs\` on the build \`npm ci\` makes (dist/cli, rebuilt for the run).`,
+      '',
+    );
+  } else out.push(whyNot(r.cliStart), '');
 
   out.push('## Training (Keel GBDT vs XGBoost, same matrix and split)', '');
   if (ok(r.training)) {

@@ -8,11 +8,12 @@
  *   npm run bench -- --quick           the short form for CI (BENCH_QUICK=1 too, about two minutes); writes
  *                                      quick.json/quick.md instead, so CI never overwrites the committed figures
  *   options: --no-seed  --tool wrk|autocannon  --skip SECTION,…  --out DIR
- *            (sections: training, scoring, drift, quality, handler, coldstart, http, pipelines, newcomer)
+ *            (sections: training, scoring, drift, quality, handler, coldstart, clistart, http, pipelines,
+ *            newcomer)
  *
  * Sections, in order: training (Keel GBDT vs XGBoost), scoring (onnxruntime / JS), drift, a served Keel
  * model on the embedded platform (bench/keel-fixture.ts) used by the in-process handler latency and
- * cold-start benches, HTTP load against Keel's local API and the reference FastAPI service (bench/seed.ts)
+ * cold-start benches and by the command line's start (bench/cli-start.ts), HTTP load against Keel's local API and the reference FastAPI service (bench/seed.ts)
  * with the same load generator, duration and concurrency, levels interleaved: one storage process over
  * the model's state and two APIs over it in child processes (bench/serve-keel.ts), the ECS container
  * (one process per core) and the Lambda compute, requests by customer id naming a random stored
@@ -34,6 +35,7 @@ import { customerIdWidth } from '#shared/data/generate.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
 import { runApiUnderEtl } from './api-under-etl.ts';
 import { KEEL_ID_BODY, keelAttributesBody, SEED_DIR } from './bodies.ts';
+import { runCliStartBench } from './cli-start.ts';
 import { runColdStartBench } from './cold-start.ts';
 import { type DriftBenchOptions, runDriftBench } from './drift.ts';
 import { servingEnvironment } from './events.ts';
@@ -95,6 +97,8 @@ interface Profile {
   handlerWarmup: number;
   holderRuns: number;
   processRuns: number;
+  /** Runs of each command line start timed. */
+  cliStartRuns: number;
   concurrency: number[];
   httpDurationS: number;
   httpWarmupS: number;
@@ -117,6 +121,7 @@ const FULL: Profile = {
   handlerWarmup: 1_000,
   holderRuns: 5,
   processRuns: 3,
+  cliStartRuns: 10,
   concurrency: [1, 16, 64],
   httpDurationS: 10,
   httpWarmupS: 3,
@@ -138,6 +143,7 @@ const QUICK: Profile = {
   handlerWarmup: 200,
   holderRuns: 2,
   processRuns: 1,
+  cliStartRuns: 3,
   concurrency: [1, 16, 64],
   httpDurationS: 2,
   httpWarmupS: 1,
@@ -156,6 +162,7 @@ const SECTIONS = [
   'quality',
   'handler',
   'coldstart',
+  'clistart',
   'http',
   'pipelines',
   'newcomer',
@@ -293,7 +300,7 @@ async function main(): Promise<number> {
     let fixture: KeelFixture | undefined;
     let attributesBody: string | undefined;
     let keelHome: string | undefined;
-    if (runs('handler') || runs('coldstart') || runs('http')) {
+    if (runs('handler') || runs('coldstart') || runs('clistart') || runs('http')) {
       const built = await section(
         'Keel model on the embedded platform (train, register, promote, load store)',
         () => startKeelFixture({ rows: profile.keelRows, storeRows: profile.storeRows }),
@@ -316,6 +323,11 @@ async function main(): Promise<number> {
         if (runs('coldstart')) {
           results.coldStart = await section('cold start', () =>
             runColdStartBench(f, { holderRuns: profile.holderRuns, processRuns: profile.processRuns }),
+          );
+        }
+        if (runs('clistart')) {
+          results.cliStart = await section('command line start (keel --help, keel models list)', () =>
+            runCliStartBench({ runs: profile.cliStartRuns, platform: f.servers }),
           );
         }
       } finally {
@@ -618,6 +630,9 @@ function sumRss(pids: readonly number[]): number | null {
   return each.length === 0 ? null : round(each.reduce((sum, mb) => sum + mb, 0));
 }
 
+/** Issue 20's goal for `keel --help` and `keel models list`. */
+const CLI_START_TARGET_MS = 500;
+
 /** The README's measured newcomer path before issue 15 (2026-11-24, load average 2.6). */
 const NEWCOMER_BEFORE_S = 49;
 
@@ -631,6 +646,7 @@ function computeRatios(r: BenchResults): void {
     ['Keel model setup', r.keelFixture],
     ['handler', r.handler],
     ['cold start', r.coldStart],
+    ['command line start', r.cliStart],
     ['http', r.http],
   ];
   if (ok(r.http)) {
@@ -781,6 +797,21 @@ function computeRatios(r: BenchResults): void {
       target: `not slower than before (${NEWCOMER_BEFORE_S} s on a quiet machine)`,
       measured: `${r.newcomer.totalS} s (load average ${r.newcomer.loadAverage[0]})`,
       met: r.newcomer.totalS <= NEWCOMER_BEFORE_S,
+    });
+  }
+  if (ok(r.cliStart)) {
+    const c = r.cliStart;
+    r.targets.push({
+      name: 'command line start, spawn → exit: `keel --help`, `keel models list` (running platform)',
+      target: `≤ ${CLI_START_TARGET_MS} ms`,
+      measured:
+        `${c.help.medianMs} ms, ${c.modelsList?.medianMs ?? '–'} ms (median of ${c.runs}); ` +
+        `nothing running ${c.modelsListNothingRunning.medianMs} ms; \`node -e 0\` ${c.node.medianMs} ms; ` +
+        `\`npx keel --help\` ${c.npxHelp.medianMs} ms; from the sources through tsx ${c.helpFromSources.medianMs} ms`,
+      met:
+        c.modelsList === null
+          ? null
+          : c.help.medianMs <= CLI_START_TARGET_MS && c.modelsList.medianMs <= CLI_START_TARGET_MS,
     });
   }
   if (ok(r.handler)) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Entry for `npx keel` and `npm start`: the CLI that `npm ci` built into dist/cli (scripts/build-cli.ts)
-// while none of the files it was built from changed since; otherwise (sources edited, `npm run build`
-// not run yet, or no esbuild) the TypeScript itself, through tsx.
+// while none of the files it was built from changed since; otherwise (a source edited and `npm run build`
+// not run yet) the TypeScript itself, through tsx.
 import { readFileSync, statSync } from 'node:fs';
 
 // The CLI runs on the developer's Node (20 is supported here); Lambda runs 22+, so the SDK's notice is noise.

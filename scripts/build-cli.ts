@@ -1,7 +1,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Metafile, Plugin } from 'esbuild';
+import { build, type Metafile, type Plugin } from 'esbuild';
 
 /**
  * Builds the command line (bin/keel.ts and what it imports) into one ES module and its lazily loaded
@@ -24,8 +24,8 @@ export interface CliManifest {
   readonly inputs: readonly string[];
 }
 
-/** Files that change how the sources resolve or compile without being inputs of the bundle. */
-const CONFIG_FILES = ['package.json', 'tsconfig.json'];
+/** Files that change how the sources resolve or compile without being inputs of the bundle: this one too. */
+const CONFIG_FILES = ['package.json', 'tsconfig.json', 'scripts/build-cli.ts'];
 
 /**
  * Each module keeps its own `import.meta.url` (the URL of its source file, relative to the chunk that
@@ -76,7 +76,6 @@ function requireCommonJs(): Plugin {
 
 /** Builds the CLI into `outdir` (replacing what was there); returns esbuild's metafile. */
 export async function buildCli(outdir = CLI_BUILD_DIR): Promise<Metafile> {
-  const { build } = await import('esbuild');
   const builtAt = Date.now();
   await rm(outdir, { recursive: true, force: true });
   const result = await build({
@@ -115,14 +114,8 @@ export async function buildCli(outdir = CLI_BUILD_DIR): Promise<Metafile> {
   return result.metafile;
 }
 
+// `npm ci --omit=dev` builds too: tsx, a dependency, brings esbuild.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  try {
-    await import('esbuild');
-  } catch {
-    // `npm ci --omit=dev` leaves esbuild out: bin/keel.mjs then runs the sources through tsx.
-    process.stdout.write('esbuild is not installed: keel runs its TypeScript through tsx\n');
-    process.exit(0);
-  }
   const started = performance.now();
   await buildCli();
   process.stdout.write(
