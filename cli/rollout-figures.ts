@@ -101,7 +101,9 @@ async function stageRequests(region: string, since: number): Promise<Record<Vari
               { Name: VARIANT_DIMENSION, Value: variant },
             ],
             StartTime: new Date(since - (since % (period * 1000))),
-            EndTime: end,
+            // Through the end of the period in progress: its requests count too (an emulator that
+            // returns whole periods only would otherwise drop them).
+            EndTime: new Date(end.getTime() + period * 1000),
             Period: period,
             Statistics: ['Sum'],
           }),
