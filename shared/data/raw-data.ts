@@ -11,8 +11,8 @@ import {
   type OutcomeOptions,
 } from './generate.ts';
 
-/** Summary of a generated file, for the CLI and for tests that check the distribution. */
-export interface RawDataSummary {
+/** What every generated file's summary says: where it went, its customers and their labels. */
+interface GeneratedFileSummary {
   readonly bucket: string;
   readonly key: string;
   readonly rows: number;
@@ -22,6 +22,10 @@ export interface RawDataSummary {
   readonly churnRate: number;
   /** The F of the labels' concept shift; null for labels of the unshifted relation. */
   readonly conceptShift: number | null;
+}
+
+/** Summary of a generated customers file, for the CLI and for tests that check the distribution. */
+export interface RawDataSummary extends GeneratedFileSummary {
   readonly meanIncome: number;
   readonly zeroOrderShare: number;
 }
@@ -148,16 +152,7 @@ export async function writeRawData(
 }
 
 /** Summary of a generated outcome file. */
-export interface OutcomesSummary {
-  readonly bucket: string;
-  readonly key: string;
-  readonly rows: number;
-  readonly bytes: number;
-  /** The first and last customer ids written. */
-  readonly customerIds: CustomerIdRange;
-  readonly churnRate: number;
-  /** The F of the labels' concept shift; null for the customers' generated labels. */
-  readonly conceptShift: number | null;
+export interface OutcomesSummary extends GeneratedFileSummary {
   readonly observedAt: string;
 }
 
