@@ -35,9 +35,12 @@ export function parseLabeledCsvRecord(row: Readonly<Record<string, string | unde
 
 export const CSV_HEADER = [...CSV_COLUMNS, LABEL_COLUMN].join(',');
 
-/** One CSV line (no newline) for a labeled record; values never need quoting (schema-checked). */
+/**
+ * One CSV line (no newline) for a labeled record; values never need quoting (schema-checked), and an
+ * absent (imputable) field is an empty cell.
+ */
 export function toCsvLine(record: LabeledRecord | RawRecord): string {
-  const cells = CSV_COLUMNS.map((column) => String(record[column]));
+  const cells = CSV_COLUMNS.map((column) => String(record[column] ?? ''));
   if ('churned' in record) cells.push(String(record.churned));
   return cells.join(',');
 }

@@ -1,59 +1,100 @@
-import { type CategoricalField, type NumericField, PLANS, REGIONS } from './schema.ts';
+import { z } from 'zod';
+import {
+  CATEGORICAL_FIELDS,
+  type CategoricalField,
+  FEATURE_FIELD_NAMES,
+  type MissingPolicy,
+  missingPolicyOf,
+  type NumericField,
+  PLANS,
+  RAW_FIELDS,
+  REGIONS,
+} from './schema.ts';
 
 /**
- * The churn feature set, declared as data. Keeping the arithmetic in this small expression language
- * (instead of arbitrary code) is what lets the fingerprint cover every formula: change an operand, a
- * constant, an order or a category and the fingerprint changes, whatever the bundler does to the code.
+ * A feature set, declared as data. Keeping the arithmetic in this small expression language (instead of
+ * arbitrary code) is what lets the fingerprint cover every formula, and what lets every registered model
+ * version carry the definition it was trained on: change an operand, a constant, an order or a category
+ * and the fingerprint changes, whatever the bundler does to the code.
  */
 export type Expr =
-  | { readonly op: 'field'; readonly name: NumericField }
+  | { readonly op: 'field'; readonly name: string }
   | { readonly op: 'const'; readonly value: number }
   | { readonly op: 'log1p'; readonly of: Expr }
   | { readonly op: 'add' | 'max'; readonly args: readonly [Expr, Expr] }
   /** `num / den`, and `whenZero` when `den` is 0 (a defined value instead of Infinity or NaN). */
   | { readonly op: 'div'; readonly num: Expr; readonly den: Expr; readonly whenZero: number }
   /** 1 when the categorical field equals `value`, else 0 (so an unseen category is all zeros). */
-  | { readonly op: 'oneHot'; readonly field: CategoricalField; readonly value: string };
+  | { readonly op: 'oneHot'; readonly field: string; readonly value: string };
 
 export interface FeatureDefinition {
   readonly name: string;
   readonly expr: Expr;
 }
 
-/** How a missing input field is handled: `required` fails the request, `impute` substitutes a value. */
-export type MissingPolicy =
-  | { readonly kind: 'required' }
-  | { readonly kind: 'impute'; readonly value: number };
+export type { MissingPolicy };
+
+/**
+ * Everything that decides a feature vector, serialized with every model version it trained
+ * (`metadata.json` → `feature_set.definition`); the fingerprint is the hash of exactly this object.
+ */
+export interface FeatureSetDefinition {
+  /** Human-readable version; bump it when the definition changes (the fingerprint changes anyway). */
+  readonly version: string;
+  /** The ordered features the model sees. */
+  readonly features: readonly FeatureDefinition[];
+  /** The known values of every categorical field the features read. */
+  readonly categories: Readonly<Record<string, readonly string[]>>;
+  /** What an absent value of each raw field the features read becomes. */
+  readonly missing: Readonly<Record<string, MissingPolicy>>;
+}
+
+const number = z.number().refine(Number.isFinite, 'must be a finite number');
+const fieldName = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'a raw field name like support_tickets_90d');
+const exprSchema: z.ZodType<Expr> = z.lazy(() =>
+  z.discriminatedUnion('op', [
+    z.strictObject({ op: z.literal('field'), name: fieldName }),
+    z.strictObject({ op: z.literal('const'), value: number }),
+    z.strictObject({ op: z.literal('log1p'), of: exprSchema }),
+    z.strictObject({ op: z.enum(['add', 'max']), args: z.tuple([exprSchema, exprSchema]) }),
+    z.strictObject({ op: z.literal('div'), num: exprSchema, den: exprSchema, whenZero: number }),
+    z.strictObject({ op: z.literal('oneHot'), field: fieldName, value: z.string().min(1) }),
+  ]),
+);
+
+/** A stored definition as this code reads it back (an unknown operation is refused, naming it). */
+export const featureSetDefinitionSchema: z.ZodType<FeatureSetDefinition> = z.strictObject({
+  version: z.string().min(1),
+  features: z
+    .array(z.strictObject({ name: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/), expr: exprSchema }))
+    .min(1),
+  categories: z.record(fieldName, z.array(z.string().min(1))),
+  missing: z.record(
+    fieldName,
+    z.discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('required') }),
+      z.strictObject({ kind: z.literal('impute'), value: number }),
+    ]),
+  ),
+});
 
 const field = (name: NumericField): Expr => ({ op: 'field', name });
 const constant = (value: number): Expr => ({ op: 'const', value });
+const oneHot = (on: CategoricalField, value: string): FeatureDefinition => ({
+  name: `${on}_${value}`,
+  expr: { op: 'oneHot', field: on, value },
+});
 const atLeastOneMonth: Expr = { op: 'max', args: [field('tenure_months'), constant(1)] };
 
 /** Bump when the definition changes in a way a reader should notice; the fingerprint changes anyway. */
 export const FEATURE_SET_VERSION = '1.0.0';
 
-export const CATEGORIES: Readonly<Record<CategoricalField, readonly string[]>> = {
-  plan: PLANS,
-  region: REGIONS,
-};
+/** The known values of each categorical raw field. */
+export const CATEGORIES = Object.fromEntries(
+  CATEGORICAL_FIELDS.map((name) => [name, RAW_FIELDS[name].values]),
+) as Readonly<Record<string, readonly string[]>>;
 
-/**
- * Fields that may be absent at prediction time. A CRM that has never logged a ticket sends nothing,
- * which means zero tickets; every other field is required.
- */
-export const MISSING_POLICY: Readonly<Record<NumericField | CategoricalField, MissingPolicy>> = {
-  age: { kind: 'required' },
-  income: { kind: 'required' },
-  plan: { kind: 'required' },
-  region: { kind: 'required' },
-  tenure_months: { kind: 'required' },
-  total_spend: { kind: 'required' },
-  orders: { kind: 'required' },
-  support_tickets_90d: { kind: 'impute', value: 0 },
-  days_since_last_order: { kind: 'required' },
-};
-
-/** The ordered features the model sees (the reference FastAPI service's 20, in its order). */
+/** The ordered features new models train on (the reference FastAPI service's 20, in its order). */
 export const FEATURES: readonly FeatureDefinition[] = [
   { name: 'age', expr: field('age') },
   { name: 'income', expr: field('income') },
@@ -78,9 +119,63 @@ export const FEATURES: readonly FeatureDefinition[] = [
       whenZero: 0,
     },
   },
-  ...PLANS.map((value) => ({ name: `plan_${value}`, expr: { op: 'oneHot', field: 'plan', value } as const })),
-  ...REGIONS.map((value) => ({
-    name: `region_${value}`,
-    expr: { op: 'oneHot', field: 'region', value } as const,
-  })),
+  ...PLANS.map((value) => oneHot('plan', value)),
+  ...REGIONS.map((value) => oneHot('region', value)),
 ];
+
+/** The raw fields an expression reads, in first-use order. */
+export function fieldsOf(expr: Expr, into: Set<string> = new Set()): Set<string> {
+  switch (expr.op) {
+    case 'field':
+      into.add(expr.name);
+      break;
+    case 'oneHot':
+      into.add(expr.field);
+      break;
+    case 'log1p':
+      fieldsOf(expr.of, into);
+      break;
+    case 'add':
+    case 'max':
+      for (const arg of expr.args) fieldsOf(arg, into);
+      break;
+    case 'div':
+      fieldsOf(expr.num, into);
+      fieldsOf(expr.den, into);
+      break;
+    case 'const':
+      break;
+  }
+  return into;
+}
+
+/**
+ * The definition of features as declared in this code: the one `keel train` and the pipelines use for
+ * new models. Its missing-value policies and categories are those of the raw schema, for the fields the
+ * features read.
+ */
+export function definitionOf(version: string, features: readonly FeatureDefinition[]): FeatureSetDefinition {
+  const read = new Set<string>();
+  for (const feature of features) fieldsOf(feature.expr, read);
+  const fields = FEATURE_FIELD_NAMES.filter((name) => read.has(name));
+  const unknown = [...read].filter((name) => !(FEATURE_FIELD_NAMES as string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new Error(
+      `features read ${unknown.join(', ')}, which shared/features/schema.ts (RAW_FIELDS) does not declare`,
+    );
+  }
+  return {
+    version,
+    features,
+    categories: Object.fromEntries(Object.entries(CATEGORIES).filter(([name]) => read.has(name))) as Record<
+      string,
+      readonly string[]
+    >,
+    missing: Object.fromEntries(fields.map((name) => [name, missingPolicyOf(name)!])),
+  };
+}
+
+export const CURRENT_DEFINITION: FeatureSetDefinition = definitionOf(FEATURE_SET_VERSION, FEATURES);
+
+/** The current definition's missing-value policy, by raw field. */
+export const MISSING_POLICY = CURRENT_DEFINITION.missing;

@@ -223,7 +223,7 @@ describe.skipIf(TEST_EMULATOR === 'moto')('ground truth end to end through keel 
     const store = { dynamo, table: runtime.names.onlineFeatures! };
     const changed = [...(await getRecords(store, ids(100))).values()].map((r) => ({
       ...r,
-      support_tickets_90d: r.support_tickets_90d + 7,
+      support_tickets_90d: (r.support_tickets_90d ?? 0) + 7,
     }));
     await writeRecords(store, changed);
     dynamo.destroy();

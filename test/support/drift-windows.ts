@@ -1,6 +1,6 @@
 import { generateRecords } from '#shared/data/generate.ts';
 import type { DriftWindow } from '#shared/drift/compute.ts';
-import { encodeInto, FEATURE_COUNT, type FeatureFields, featureIndex } from '#shared/features/index.ts';
+import { encodeInto, FEATURE_COUNT, featureIndex, type RawRecord } from '#shared/features/index.ts';
 
 /** Test windows: generated customers, encoded as the ETL does, scored by a fixed logistic function. */
 
@@ -19,7 +19,7 @@ export function generatedWindow(
   seed: number,
   options: {
     drift?: Parameters<typeof generateRecords>[0]['drift'];
-    edit?: (record: FeatureFields, row: number) => FeatureFields;
+    edit?: (record: RawRecord, row: number) => RawRecord;
   } = {},
 ): DriftWindow {
   const x = new Float32Array(rows * FEATURE_COUNT);
