@@ -191,7 +191,6 @@ async function holderLoads(fixture: KeelFixture, runs: number): Promise<ColdStar
       const verified = await loadVerifiedModel(registry, {
         name: fixture.config.modelName,
         version,
-        featureFingerprint: FEATURE_SET.fingerprint,
       });
       const t2 = performance.now();
       sha256Hex(verified.onnx);

@@ -92,7 +92,6 @@ export async function startShadowRollout(registry: RegistryDeps, name = MODEL_NA
   const verified = await loadVerifiedModel(registry, {
     name,
     version: champion,
-    featureFingerprint: FEATURE_SET.fingerprint,
   });
   const {
     name: _name,
@@ -112,7 +111,6 @@ export async function startShadowRollout(registry: RegistryDeps, name = MODEL_NA
     version: challenger.version,
     mode: 'shadow',
     bakeSeconds: 30 * 86_400,
-    featureFingerprint: FEATURE_SET.fingerprint,
     reason: 'benchmark: the cost of a shadow',
     actor: 'bench',
   });
@@ -165,7 +163,6 @@ export async function startKeelFixture(options: KeelFixtureOptions): Promise<Kee
     await promote(registry, {
       name: MODEL_NAME,
       version: metadata.version,
-      featureFingerprint: FEATURE_SET.fingerprint,
       reason: 'benchmark',
       actor: 'bench',
     });

@@ -271,7 +271,6 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
     const { onnx } = await loadVerifiedModel(registry, {
       name: 'churn',
       version,
-      featureFingerprint: FEATURE_SET.fingerprint,
     });
     const scorer = await loadOnnxScorer(onnx, {
       featureCount: FEATURE_COUNT,

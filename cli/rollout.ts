@@ -43,7 +43,6 @@ export async function beginRollout(
     started = await startRollout(ctx.registry, {
       name: ctx.modelName,
       ...input,
-      featureFingerprint: FEATURE_SET.fingerprint,
       actor: ctx.actor,
     });
   } catch (error) {

@@ -111,7 +111,6 @@ promoting any other version ends the rollout first (with --json, that log entry 
         const move = await promote(ctx.registry, {
           name: ctx.modelName,
           version,
-          featureFingerprint: FEATURE_SET.fingerprint,
           reason: options.reason,
           actor: ctx.actor,
           force: options.force,
@@ -153,7 +152,6 @@ A running rollout is ended first (with --json, that log entry is endedRollout).`
           name: ctx.modelName,
           reason: options.reason,
           actor: ctx.actor,
-          featureFingerprint: FEATURE_SET.fingerprint,
         });
         output.result({ ...move, endedRollout }, () =>
           [
@@ -261,7 +259,6 @@ Example:
             ? await promote(ctx.registry, {
                 name: ctx.modelName,
                 version: registered.version,
-                featureFingerprint: FEATURE_SET.fingerprint,
                 reason: `registered from ${options.onnx}`,
                 actor: ctx.actor,
               })

@@ -65,7 +65,6 @@ export const promote = step(
     const common = {
       name: ctx.modelName,
       version: input.version,
-      featureFingerprint: FEATURE_SET.fingerprint,
       reason: `retrain: ${input.reason}`,
       actor: 'retrain-state-machine',
     };

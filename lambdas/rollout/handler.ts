@@ -22,7 +22,6 @@ const deps: RolloutDecisionDeps = {
   guardrails: cloudWatchGuardrails(createCloudWatchClient(target)),
   page: snsPager(createSnsClient(target), requireEnv(KEEL_ENV.onCallTopicArn)),
   stage: requireEnv(KEEL_ENV.stage),
-  featureFingerprint: FEATURE_SET.fingerprint,
 };
 
 const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time');

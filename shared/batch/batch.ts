@@ -125,7 +125,6 @@ export async function planBatch(
   const { metadata } = await loadVerifiedModel(deps.registry, {
     name: options.name,
     version,
-    featureFingerprint: FEATURE_SET.fingerprint,
   });
   const now = (deps.clock ?? (() => new Date()))();
   const runDate = now.toISOString().slice(0, 10);
@@ -252,7 +251,6 @@ export async function scoreSegment(
   const verified = await loadVerifiedModel(deps.registry, {
     name: plan.model.name,
     version: plan.model.version,
-    featureFingerprint: FEATURE_SET.fingerprint,
   });
   const scorer = await loadOnnxScorer(verified.onnx, {
     featureCount: FEATURE_COUNT,

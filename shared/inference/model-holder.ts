@@ -1,6 +1,6 @@
 import { callDependency } from '#shared/aws/errors.ts';
 import { NoModelError, UnavailableError } from '#shared/errors.ts';
-import { FEATURE_SET } from '#shared/features/index.ts';
+import type { FeatureSet } from '#shared/features/index.ts';
 import type { Scorer } from '#shared/model/scorer.ts';
 import type { ModelMetadata } from '#shared/registry/metadata.ts';
 import {
@@ -18,6 +18,8 @@ export interface LoadedModel {
   readonly version: string;
   readonly threshold: number;
   readonly metadata: ModelMetadata;
+  /** Computes this version's features: the definition it was trained on, whatever this code defines. */
+  readonly featureSet: FeatureSet;
   readonly scorer: Scorer;
 }
 
@@ -36,11 +38,7 @@ export interface ServingModels {
 export interface ModelRegistryReader {
   /** Champion and rollout in one read. */
   getAliases(name: string): Promise<Aliases>;
-  loadVerifiedModel(input: {
-    name: string;
-    version: string;
-    featureFingerprint: string;
-  }): Promise<VerifiedModel>;
+  loadVerifiedModel(input: { name: string; version: string }): Promise<VerifiedModel>;
 }
 
 /** The registry in S3 and DynamoDB, as the holder reads it. */
@@ -262,7 +260,6 @@ export class ModelHolder {
       this.deps.registry.loadVerifiedModel({
         name: this.deps.name,
         version,
-        featureFingerprint: FEATURE_SET.fingerprint,
       }),
     );
     return {
@@ -270,6 +267,7 @@ export class ModelHolder {
       version,
       threshold: verified.metadata.threshold,
       metadata: verified.metadata,
+      featureSet: verified.featureSet,
       scorer: await this.deps.createScorer(verified.onnx, verified.metadata),
     };
   }

@@ -45,6 +45,14 @@ export const modelMetadataSchema = z.object({
     version: z.string().min(1),
     fingerprint: z.string().regex(/^sha256:[0-9a-f]{64}$/),
     names: z.array(z.string().min(1)).min(1),
+    /**
+     * The serialized definition the version was trained on (its hash is `fingerprint`): serving, batch
+     * scoring, drift and the retrain gate compute this version's features from it. Absent in versions
+     * registered before definitions were stored; those are served only by code whose current definition
+     * has their fingerprint. Parsed when used, so a definition this code cannot read does not hide the
+     * version from listings.
+     */
+    definition: z.unknown().optional(),
   }),
   artifact: z.object({
     format: z.literal('onnx'),

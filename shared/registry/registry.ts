@@ -9,6 +9,8 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, KeelError, UnknownEntityError, ValidationError } from '#shared/errors.ts';
+import type { FeatureSet } from '#shared/features/index.ts';
+import { assertFieldsInStore, featureSetOfVersion } from './feature-sets.ts';
 import {
   type ModelMetadata,
   type ModelVersion,
@@ -19,6 +21,9 @@ import {
   versionName,
   versionNumber,
 } from './metadata.ts';
+
+export { FieldNotInStoreError, FingerprintMismatchError } from './feature-sets.ts';
+
 import {
   checkRolloutRequest,
   parseRollout,
@@ -48,11 +53,6 @@ export const CHAMPION = 'champion';
 /** A version's artifact in S3 does not match what was registered: never serve it. */
 export class ArtifactIntegrityError extends KeelError {
   readonly code = 'Internal';
-}
-
-/** The model was trained on another feature definition than the one running here. */
-export class FingerprintMismatchError extends KeelError {
-  readonly code = 'Conflict';
 }
 
 /** One registered version, as listed from DynamoDB without reading S3. */
@@ -307,11 +307,14 @@ export interface PromoteInput {
    * otherwise a {@link ConflictError}. Omitted: the current value is read first (CLI use).
    */
   readonly expected?: ModelVersion | null;
-  /** Fingerprint of the feature set running here; a version trained on another one is refused. */
-  readonly featureFingerprint: string;
+  /**
+   * The raw fields the online store holds (`readStoreFields`); a version requiring another one is
+   * refused. @default this code's raw schema
+   */
+  readonly storeFields?: ReadonlySet<string>;
   readonly reason: string;
   readonly actor: string;
-  /** Promote despite a fingerprint mismatch; `reason` must then say why. */
+  /** Promote although the store lacks a field the version requires; `reason` must then say why. */
   readonly force?: boolean;
   readonly kind?: 'promote' | 'rollback';
   /**
@@ -327,13 +330,8 @@ export interface PromoteInput {
  */
 export async function promote(deps: RegistryDeps, input: PromoteInput): Promise<Deployment> {
   const target = await getVersion(deps, input.name, input.version);
-  if (target.fingerprint !== input.featureFingerprint && !input.force) {
-    throw new FingerprintMismatchError(
-      `${target.version} was trained on feature set ${target.fingerprint} but this deployment computes ` +
-        `${input.featureFingerprint}; serving it would skew every prediction. Retrain on the current ` +
-        'features, or promote with --force and a --reason if you know the difference is harmless',
-    );
-  }
+  const featureSet = await servableFeatureSet(deps, input.name, target.version);
+  if (!input.force) assertFieldsInStore(`${input.name} ${target.version}`, featureSet, input.storeFields);
   if (input.force && input.reason.trim().length === 0) {
     throw new ValidationError('a forced promotion needs a reason', [
       { path: 'reason', message: 'required with force' },
@@ -458,8 +456,8 @@ export interface StartRolloutInput extends RolloutRequest {
   readonly version: string;
   /** The champion the caller compared the version with; the rollout starts only beside it. */
   readonly expectedChampion?: ModelVersion;
-  /** Fingerprint of the feature set running here; a challenger trained on another one is refused. */
-  readonly featureFingerprint: string;
+  /** The raw fields the online store holds; a challenger requiring another one is refused. */
+  readonly storeFields?: ReadonlySet<string>;
   readonly reason: string;
   readonly actor: string;
 }
@@ -474,12 +472,11 @@ export async function startRollout(
 ): Promise<{ rollout: Rollout; deployment: Deployment }> {
   checkRolloutRequest(input);
   const target = await getVersion(deps, input.name, input.version);
-  if (target.fingerprint !== input.featureFingerprint) {
-    throw new FingerprintMismatchError(
-      `${target.version} was trained on feature set ${target.fingerprint} but this deployment computes ` +
-        `${input.featureFingerprint}; it cannot be rolled out`,
-    );
-  }
+  assertFieldsInStore(
+    `${input.name} ${target.version}`,
+    await servableFeatureSet(deps, input.name, target.version),
+    input.storeFields,
+  );
   const aliases = await getAliases(deps, input.name);
   if (!aliases.champion) {
     throw new ConflictError(
@@ -666,7 +663,7 @@ export function rollbackTarget(log: readonly Deployment[]): ModelVersion | undef
 
 export async function rollback(
   deps: RegistryDeps,
-  input: { name: string; reason: string; actor: string; featureFingerprint: string },
+  input: { name: string; reason: string; actor: string; storeFields?: ReadonlySet<string> },
 ): Promise<Deployment> {
   const log = await history(deps, input.name);
   const target = rollbackTarget(log);
@@ -682,23 +679,34 @@ export async function rollback(
     name: input.name,
     version: target,
     expected: log.filter(movesChampion).at(-1)!.to,
-    featureFingerprint: input.featureFingerprint,
+    storeFields: input.storeFields,
     reason: input.reason,
     actor: input.actor,
     kind: 'rollback',
-    // A rollback returns to a version that was already served; a fingerprint change since is still refused.
+    // A rollback returns to a version that was already served, with the features it was trained on.
   });
 }
 
-/** A version's artifact, checked byte for byte against the registry and against this feature set. */
+/** A version's artifact, checked byte for byte against the registry, and the features it reads. */
 export interface VerifiedModel {
   readonly metadata: ModelMetadata;
   readonly onnx: Uint8Array;
+  /** Computes this version's features: the definition it was trained on. */
+  readonly featureSet: FeatureSet;
+}
+
+/** The feature set of a registered version, refused (FingerprintMismatch) when nothing can compute it. */
+export async function servableFeatureSet(
+  deps: RegistryDeps,
+  name: string,
+  version: string,
+): Promise<FeatureSet> {
+  return featureSetOfVersion(await readMetadataObject(deps, name, version));
 }
 
 export async function loadVerifiedModel(
   deps: RegistryDeps,
-  input: { name: string; version: string; featureFingerprint: string },
+  input: { name: string; version: string },
 ): Promise<VerifiedModel> {
   const summary = await getVersion(deps, input.name, input.version);
   const metadata = await readMetadataObject(deps, input.name, summary.version);
@@ -713,16 +721,13 @@ export async function loadVerifiedModel(
         `registered as ${summary.sha256} (${summary.bytes} bytes); refusing to serve a tampered artifact`,
     );
   }
-  if (
-    metadata.feature_set.fingerprint !== input.featureFingerprint ||
-    summary.fingerprint !== input.featureFingerprint
-  ) {
-    throw new FingerprintMismatchError(
-      `${input.name} ${summary.version} was trained on feature set ${metadata.feature_set.fingerprint}, ` +
-        `this deployment computes ${input.featureFingerprint}; refusing to serve it`,
+  if (metadata.feature_set.fingerprint !== summary.fingerprint) {
+    throw new ArtifactIntegrityError(
+      `${input.name} ${summary.version}: metadata.json names feature set ${metadata.feature_set.fingerprint} ` +
+        `but the version was registered with ${summary.fingerprint}; refusing to serve it`,
     );
   }
-  return { metadata, onnx };
+  return { metadata, onnx, featureSet: featureSetOfVersion(metadata) };
 }
 
 export async function readBaseline(deps: RegistryDeps, name: string, version: string): Promise<unknown> {

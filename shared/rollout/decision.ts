@@ -71,8 +71,6 @@ export interface RolloutDecisionDeps {
   readonly page: Pager;
   /** The deployment stage: the guardrail alarms are named `alarmName(stage, id)`. */
   readonly stage: string;
-  /** Fingerprint of the feature set this code computes: a promotion checks the challenger against it. */
-  readonly featureFingerprint: string;
   /** @default - the registry's clock, else the system clock */
   readonly clock?: () => Date;
 }
@@ -194,7 +192,6 @@ export async function decide(deps: RolloutDecisionDeps, input: DecideInput): Pro
       name: input.name,
       version: rollout.version,
       expected: rollout.champion,
-      featureFingerprint: deps.featureFingerprint,
       reason: `${describeRollout(rollout)} baked ${rollout.bake_seconds} s with no guardrail in ALARM`,
       actor: ROLLOUT_ACTORS.decision,
       rollout,

@@ -58,7 +58,6 @@ export async function trainAndRegister(
     const live = await loadVerifiedModel(deps.registry, {
       name: options.name,
       version: champion,
-      featureFingerprint: FEATURE_SET.fingerprint,
     });
     const scorer = await loadOnnxScorer(live.onnx, {
       featureCount: FEATURE_COUNT,
@@ -146,7 +145,6 @@ export async function retrain(deps: RetrainDeps, options: RetrainOptions): Promi
         name: options.name,
         version: result.version,
         expected: result.champion,
-        featureFingerprint: FEATURE_SET.fingerprint,
         reason: `retrain: ${decision.reason}`,
         actor: options.actor,
       })

@@ -15,6 +15,7 @@ import { createJsScorer } from '#shared/model/scorer.ts';
 import type { FeatureDataset } from '#shared/offline/features-dataset.ts';
 import { fitCalibrationMap } from '#shared/quality/calibrator.ts';
 import { type Baseline, buildBaseline } from '#shared/registry/baseline.ts';
+import { featureSetMetadata } from '#shared/registry/feature-sets.ts';
 import type { NewModelMetadata } from '#shared/registry/metadata.ts';
 
 /**
@@ -127,11 +128,7 @@ export async function trainCandidate(data: FeatureDataset, options: TrainOptions
   const metadata: NewModelMetadata = {
     algorithm: algorithm === 'gbdt' ? 'gbdt-hist-logistic' : 'logistic-regression',
     dataset: { uri: options.datasetUri, rows: data.rows },
-    feature_set: {
-      version: FEATURE_SET.version,
-      fingerprint: FEATURE_SET.fingerprint,
-      names: [...FEATURE_SET.names],
-    },
+    feature_set: featureSetMetadata(FEATURE_SET),
     metrics: {
       auc: evaluation.auc,
       logloss: evaluation.logloss,

@@ -198,7 +198,6 @@ describe('LambdaPredict in the inference stack (the default)', () => {
       await promote(registry, {
         name: 'churn',
         version,
-        featureFingerprint: FEATURE_SET.fingerprint,
         reason: 'infra liveness test',
         actor: 'test',
       });

@@ -154,7 +154,6 @@ describe('a shadow rollout through the local API', () => {
       version: shadowVersion,
       mode: 'shadow',
       bakeSeconds: 3600,
-      featureFingerprint: FEATURE_SET.fingerprint,
       reason: 'test',
       actor: 'test',
     });

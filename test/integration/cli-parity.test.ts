@@ -405,7 +405,6 @@ describe('the read-only commands against the moto stage', { timeout: 120_000 }, 
       mode: 'canary',
       percent: 10,
       bakeSeconds: 3600,
-      featureFingerprint: FEATURE_SET.fingerprint,
       reason: 'parity',
       actor: 'test',
     });

@@ -177,7 +177,6 @@ describe('inference API over HTTP', () => {
     await promote(registry, {
       name: 'churn',
       version: v1.version,
-      featureFingerprint: FEATURE_SET.fingerprint,
       reason: 't',
       actor: 't',
     });
@@ -352,7 +351,6 @@ describe('inference API over HTTP', () => {
     await promote(registry, {
       name: 'churn',
       version: v2.version,
-      featureFingerprint: FEATURE_SET.fingerprint,
       reason: 't',
       actor: 't',
     });

@@ -107,7 +107,6 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
       name,
       version: 'v1',
       expected: null,
-      featureFingerprint: fingerprint,
       reason: 'first',
       actor,
     });
@@ -116,7 +115,6 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
         name,
         version: 'v2',
         expected: 'v1',
-        featureFingerprint: fingerprint,
         reason: 'a',
         actor,
       }),
@@ -124,7 +122,6 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
         name,
         version: 'v3',
         expected: 'v1',
-        featureFingerprint: fingerprint,
         reason: 'b',
         actor,
       }),
@@ -150,19 +147,17 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
       promote(deps, {
         name,
         version: foreign.version,
-        featureFingerprint: fingerprint,
         reason: 'try',
         actor,
       }),
     ).rejects.toThrow(FingerprintMismatchError);
-    await expect(
-      loadVerifiedModel(deps, { name, version: foreign.version, featureFingerprint: fingerprint }),
-    ).rejects.toThrow(FingerprintMismatchError);
+    await expect(loadVerifiedModel(deps, { name, version: foreign.version })).rejects.toThrow(
+      FingerprintMismatchError,
+    );
     await expect(
       promote(deps, {
         name,
         version: foreign.version,
-        featureFingerprint: fingerprint,
         reason: ' ',
         actor,
         force: true,
@@ -172,7 +167,7 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
 
   it('verifies the artifact hash on every load and refuses a tampered one', async () => {
     const { version } = await registerModel(deps, { name, onnx: onnx(7), metadata: metadata() });
-    const loaded = await loadVerifiedModel(deps, { name, version, featureFingerprint: fingerprint });
+    const loaded = await loadVerifiedModel(deps, { name, version });
     expect(Array.from(loaded.onnx)).toEqual(Array.from(onnx(7)));
     const tampered = onnx(7);
     tampered[10] = (tampered[10]! + 1) % 256;
@@ -183,23 +178,18 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
         Body: tampered,
       }),
     );
-    await expect(loadVerifiedModel(deps, { name, version, featureFingerprint: fingerprint })).rejects.toThrow(
-      ArtifactIntegrityError,
-    );
+    await expect(loadVerifiedModel(deps, { name, version })).rejects.toThrow(ArtifactIntegrityError);
   });
 
   it('rolls back through the history, answers what was live when, and refuses with no history', async () => {
     const model = 'rollback-demo';
     for (const seed of [1, 2, 3])
       await registerModel(deps, { name: model, onnx: onnx(seed), metadata: metadata() });
-    await expect(
-      rollback(deps, { name: model, reason: 'r', actor, featureFingerprint: fingerprint }),
-    ).rejects.toThrow(/no champion yet/);
+    await expect(rollback(deps, { name: model, reason: 'r', actor })).rejects.toThrow(/no champion yet/);
     for (const version of ['v1', 'v2', 'v3']) {
       await promote(deps, {
         name: model,
         version,
-        featureFingerprint: fingerprint,
         reason: `ship ${version}`,
         actor,
       });
@@ -208,19 +198,15 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
       name: model,
       reason: 'bad v3',
       actor,
-      featureFingerprint: fingerprint,
     });
     expect(back1).toMatchObject({ from: 'v3', to: 'v2', kind: 'rollback', reason: 'bad v3' });
     const back2 = await rollback(deps, {
       name: model,
       reason: 'bad v2',
       actor,
-      featureFingerprint: fingerprint,
     });
     expect(back2).toMatchObject({ from: 'v2', to: 'v1' });
-    await expect(
-      rollback(deps, { name: model, reason: 'r', actor, featureFingerprint: fingerprint }),
-    ).rejects.toThrow(/no earlier champion/);
+    await expect(rollback(deps, { name: model, reason: 'r', actor })).rejects.toThrow(/no earlier champion/);
     const log = await history(deps, model);
     expect(log.map((d) => `${d.from ?? '-'}>${d.to}:${d.kind}`)).toEqual([
       '->v1:promote',
@@ -233,9 +219,9 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
     expect(championAt(log, new Date(Date.parse(log[0]!.at) - 1))).toBeUndefined();
     expect(championAt(log, new Date(log[2]!.at))).toBe('v3');
     expect(championAt(log, new Date(Date.parse(log[3]!.at) + 1))).toBe('v2');
-    await expect(
-      promote(deps, { name: model, version: 'v1', featureFingerprint: fingerprint, reason: 'again', actor }),
-    ).rejects.toThrow(/already the champion/);
+    await expect(promote(deps, { name: model, version: 'v1', reason: 'again', actor })).rejects.toThrow(
+      /already the champion/,
+    );
   });
 
   it('restores a log entry lost between the alias move and the log write', async () => {
@@ -244,7 +230,6 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
     await promote(deps, {
       name: model,
       version: 'v1',
-      featureFingerprint: fingerprint,
       reason: 'ship',
       actor,
     });
@@ -264,7 +249,6 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
         version,
         ...request,
         bakeSeconds: 3600,
-        featureFingerprint: fingerprint,
         reason: `try ${version}`,
         actor,
       });
@@ -279,7 +263,6 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
       await promote(deps, {
         name: model,
         version: 'v1',
-        featureFingerprint: fingerprint,
         reason: 'ship',
         actor,
       });
@@ -296,7 +279,6 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
           version: 'v2',
           mode: 'shadow',
           bakeSeconds: 0,
-          featureFingerprint: fingerprint,
           reason: 'r',
           actor,
         }),
@@ -307,7 +289,6 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
           version: 'v2',
           mode: 'shadow',
           bakeSeconds: 60,
-          featureFingerprint: otherFingerprint,
           reason: 'r',
           actor,
         }),
@@ -336,9 +317,9 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
       await expect(start('v3', { mode: 'shadow' })).rejects.toThrow(
         /canary of v2 \(20%\) is already running/,
       );
-      await expect(
-        promote(deps, { name: model, version: 'v3', featureFingerprint: fingerprint, reason: 'r', actor }),
-      ).rejects.toThrow(/canary of v2 \(20%\) is running: end it first/);
+      await expect(promote(deps, { name: model, version: 'v3', reason: 'r', actor })).rejects.toThrow(
+        /canary of v2 \(20%\) is running: end it first/,
+      );
 
       const ended = await endRollout(deps, {
         name: model,
@@ -363,9 +344,9 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
       expect(canary.length / customers.length).toBeGreaterThan(0.12);
       expect(canary.length / customers.length).toBeLessThan(0.28);
       // Starts and ends of rollouts are not champions to roll back to.
-      await expect(
-        rollback(deps, { name: model, reason: 'r', actor, featureFingerprint: fingerprint }),
-      ).rejects.toThrow('no earlier champion to roll back to (champions: v1)');
+      await expect(rollback(deps, { name: model, reason: 'r', actor })).rejects.toThrow(
+        'no earlier champion to roll back to (champions: v1)',
+      );
       for (const [i, customer] of customers.entries()) {
         expect(answers[i]?.variant).toBe(variantFor(rollout, customer));
         expect(answeredBy(log, customer, new Date(Date.parse(ended.at) + 1))).toEqual({
@@ -382,7 +363,6 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
           name: model,
           version: 'v3',
           expected: 'v1',
-          featureFingerprint: fingerprint,
           reason: 'bake passed',
           actor,
           rollout,
@@ -404,7 +384,6 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
           name: model,
           reason: 'undo',
           actor,
-          featureFingerprint: fingerprint,
         });
         expect(back).toMatchObject({ from: 'v3', to: 'v1', kind: 'rollback' });
       }

@@ -47,7 +47,6 @@ const deps = (): RolloutDecisionDeps => ({
     pages.push(page);
   },
   stage: 'local',
-  featureFingerprint: FEATURE_SET.fingerprint,
   clock: now,
 });
 
@@ -76,7 +75,6 @@ async function rollout(version: string, mode: 'canary' | 'shadow' = 'canary'): P
     mode,
     ...(mode === 'canary' ? { percent: 20 } : {}),
     bakeSeconds: 600,
-    featureFingerprint: FEATURE_SET.fingerprint,
     reason: `roll out ${version}`,
     actor: 'test',
   });

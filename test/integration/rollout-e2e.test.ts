@@ -96,7 +96,6 @@ async function registerCopyOfChampion(): Promise<string> {
   const { onnx, metadata } = await loadVerifiedModel(registry, {
     name: 'churn',
     version: champion,
-    featureFingerprint: FEATURE_SET.fingerprint,
   });
   const { name: _n, version: _v, artifact: _a, created_at: _c, ...rest } = metadata;
   return (await registerModel(registry, { name: 'churn', onnx, metadata: { ...rest, parent: champion } }))

@@ -94,7 +94,6 @@ async function rollout(version: string, mode: 'canary' | 'shadow', bakeSeconds: 
     mode,
     ...(mode === 'canary' ? { percent: 10 } : {}),
     bakeSeconds,
-    featureFingerprint: FEATURE_SET.fingerprint,
     reason: `roll out ${version}`,
     actor: 'test',
   });

@@ -313,7 +313,6 @@ describe('a dependency dies during a model registration', () => {
       promote(registry, {
         name: 'churn',
         version: half,
-        featureFingerprint: FEATURE_SET.fingerprint,
         reason: 'test',
         actor: 'test',
       }),

@@ -3,6 +3,7 @@ import { encodeInto, FEATURE_COUNT, FEATURE_SET, type LabeledRecord } from '#sha
 import type { ModelRegistryReader } from '#shared/inference/model-holder.ts';
 import type { ChurnModel } from '#shared/model/model-types.ts';
 import type { Scorer } from '#shared/model/scorer.ts';
+import { featureSetOfVersion } from '#shared/registry/feature-sets.ts';
 import type { ModelMetadata, ModelVersion } from '#shared/registry/metadata.ts';
 import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
 import type { Rollout } from '#shared/registry/rollout.ts';
@@ -50,7 +51,6 @@ export async function promoteVersion(
   await promote(testRegistry(aws), {
     name: 'churn',
     version,
-    featureFingerprint: FEATURE_SET.fingerprint,
     reason: 'test',
     actor: 'test',
   });
@@ -123,7 +123,6 @@ export async function registerFixtureVersions(registry: RegistryDeps, name: stri
   await promote(registry, {
     name,
     version: 'v1',
-    featureFingerprint: FEATURE_SET.fingerprint,
     reason: 'first',
     actor: 'test',
   });
@@ -168,7 +167,7 @@ export function fakeRegistry(versions: Record<string, ModelMetadata | Error> = {
       const entry = registry.versions.get(version);
       if (entry instanceof Error) throw entry;
       if (!entry) throw new UnknownEntityError(`no version ${version}`);
-      return { metadata: entry, onnx: new Uint8Array([1]) };
+      return { metadata: entry, onnx: new Uint8Array([1]), featureSet: featureSetOfVersion(entry) };
     },
   };
   return registry;
