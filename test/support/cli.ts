@@ -1,4 +1,5 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const KEEL = fileURLToPath(new URL('../../bin/keel.mjs', import.meta.url));
@@ -60,9 +61,14 @@ export function startKeelUp(
   env: Record<string, string>,
   readyPattern = /Keel is running/,
   timeoutMs = 120_000,
+  /** The `bin/keel.mjs` to run, and its directory as the working directory: another checkout's. */
+  keelBin = KEEL,
 ) {
   return new Promise<RunningKeel>((resolve, reject) => {
-    const child = spawn(process.execPath, [KEEL, 'up'], { env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [keelBin, 'up'], {
+      env: { ...process.env, ...env },
+      cwd: dirname(dirname(keelBin)),
+    });
     let output = '';
     const running: RunningKeel = {
       child,
