@@ -28,7 +28,7 @@ whatever differs.
 
 Examples:
   $ keel features diff
-  $ keel features diff --against v3 --json
+  $ keel --json features diff --against v3
   $ keel --stage prod features diff`,
     )
     .action(async (options: { against?: string }) =>
