@@ -5,6 +5,7 @@ import { registerBatch } from './commands/batch.ts';
 import { registerData } from './commands/data.ts';
 import { registerDrift } from './commands/drift.ts';
 import { registerEtl } from './commands/etl.ts';
+import { registerFeatures } from './commands/features.ts';
 import { registerModels } from './commands/models.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerQuality } from './commands/quality.ts';
@@ -28,10 +29,11 @@ export function buildProgram(): Command {
       'after',
       `
 Commands act on the local platform (\`npm start\` in another terminal) unless --stage names a deployed
-one; then \`models\`, \`predict\` (SigV4-signed), the pipelines (\`etl run\`, \`train\`, \`batch run\`: an
-execution of the deployed state machine), \`data import\` (to its raw bucket), \`alarms\` (read from
-CloudWatch), \`drift check\` and \`quality check\` (computed here from its captures with your
-credentials, changing nothing) work against AWS; the others answer that they are local only.
+one; then \`models\`, \`features diff\` (reading its registry), \`predict\` (SigV4-signed), the pipelines
+(\`etl run\`, \`train\`, \`batch run\`: an execution of the deployed state machine), \`data import\` (to
+its raw bucket), \`alarms\` (read from CloudWatch), \`drift check\` and \`quality check\` (computed here
+from its captures with your credentials, changing nothing) work against AWS; the others answer that
+they are local only.
 See docs/cli.md.
 
 Examples:
@@ -48,6 +50,7 @@ Examples:
   registerUp(program, output);
   registerData(program, output);
   registerEtl(program, output);
+  registerFeatures(program, output);
   registerTrain(program, output);
   registerBatch(program, output);
   registerDrift(program, output);
@@ -67,6 +70,7 @@ const STAGE_COMMANDS = new Set([
   'batch',
   'alarms',
   'data import',
+  'features diff',
   'drift check',
   'quality',
 ]);

@@ -5,7 +5,7 @@ import { keelHome, requireRuntime, runtimeTarget } from '#local/running-platform
 import { parseConceptShift, parseDriftSpec } from '#shared/data/generate.ts';
 import type { ImportKind } from '#shared/data/import-file.ts';
 import type { ProgressListener } from '#shared/data/raw-data.ts';
-import { eventTimeSchema, type NumericField } from '#shared/features/index.ts';
+import { eventTimeSchema } from '#shared/features/index.ts';
 
 const GENERATE_KINDS = ['customers', 'outcomes'] as const;
 /** The kinds of import-file.ts's IMPORT_KINDS (the type checks it), whose module loads the AWS SDK. */
@@ -33,7 +33,7 @@ export function registerData(program: Command, output: Output): void {
     )
     .option(
       '--drift <field=factor>',
-      'multiply a numeric field, e.g. income=1.9 (repeatable)',
+      'multiply a numeric raw field, e.g. income=1.9 (repeatable)',
       (spec: string, previous: Record<string, number>) => {
         const [field, factor] = parseDriftSpec(spec);
         return { ...previous, [field]: factor };
@@ -161,7 +161,7 @@ interface GenerateFlags {
   readonly rows: number;
   readonly seed: number;
   readonly firstId: number;
-  readonly drift: Partial<Record<NumericField, number>>;
+  readonly drift: Partial<Record<string, number>>;
   readonly kind: (typeof GENERATE_KINDS)[number];
   readonly asOf?: string;
   readonly conceptShift?: number;

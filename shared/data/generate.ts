@@ -1,21 +1,71 @@
 import {
-  encodeInto,
-  FEATURE_COUNT,
-  featureIndex,
   type LabeledRecord,
-  NUMERIC_FIELDS,
-  type NumericField,
   PLANS,
+  RAW_FIELDS,
+  type RawFieldSpec,
   REGIONS,
+  type SyntheticValues,
 } from '#shared/features/index.ts';
 import { Random } from '#shared/random.ts';
 
 /**
  * Deterministic synthetic churn data, modelled on the reference FastAPI service's gen_data.py: lognormal
  * income with a mean of 75,000, orders growing with tenure and plan, ~6% dormant accounts that never
- * order, and a churn label drawn from a fixed logistic function of the customer's features (churn rate
- * ≈ 25%).
+ * order, and a churn label drawn from a fixed logistic function of the customer's raw fields (churn
+ * rate ≈ 25%). Every field of the raw schema is written: the nine this world simulates, and any other
+ * drawn from its `synthetic` values on a stream of its own, so a new field changes no existing column
+ * and no label. The labels never depend on the code's feature definition.
  */
+
+/** A raw schema: {@link RAW_FIELDS}, or in tests one with more fields. */
+export type RawSchema = Readonly<Record<string, RawFieldSpec>>;
+
+/** The raw fields the customers' world simulates (and the churn truth reads). */
+export type SimulatedFields = {
+  readonly age: number;
+  readonly income: number;
+  readonly plan: string;
+  readonly region: string;
+  readonly tenure_months: number;
+  readonly total_spend: number;
+  readonly orders: number;
+  readonly support_tickets_90d: number;
+  readonly days_since_last_order: number;
+};
+const SIMULATED: ReadonlySet<string> = new Set(
+  Object.keys({
+    age: 0,
+    income: 0,
+    plan: 0,
+    region: 0,
+    tenure_months: 0,
+    total_spend: 0,
+    orders: 0,
+    support_tickets_90d: 0,
+    days_since_last_order: 0,
+  } satisfies Record<keyof SimulatedFields, 0>),
+);
+
+/** The columns of a generated customers file before the label: CSV_COLUMNS for {@link RAW_FIELDS}. */
+export const generatedColumns = (schema: RawSchema = RAW_FIELDS): string[] => [
+  'customer_id',
+  ...Object.keys(schema),
+  'event_time',
+];
+
+/** A generated customer: a labeled raw record whose simulated fields are all present. */
+export type GeneratedRecord = LabeledRecord & SimulatedFields;
+
+/**
+ * A field of the raw schema that the generator cannot produce: the world does not simulate it and its
+ * entry declares no (usable) `synthetic` values.
+ */
+export class UnsimulatedFieldError extends RangeError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnsimulatedFieldError';
+  }
+}
 
 export interface GenerateOptions {
   /** Number of customers (1 … 100,000,000). */
@@ -27,8 +77,11 @@ export interface GenerateOptions {
    * @default 1
    */
   readonly firstId?: number;
-  /** Multiplies a numeric field, e.g. `{ income: 1.9 }` moves average income from 75,000 to ~142,500. */
-  readonly drift?: Readonly<Partial<Record<NumericField, number>>>;
+  /**
+   * Multiplies a numeric raw field, e.g. `{ income: 1.9 }` moves average income from 75,000 to
+   * ~142,500; counts stay whole and every value stays in its field's domain.
+   */
+  readonly drift?: Readonly<Partial<Record<string, number>>>;
   /**
    * Share F (0 < F ≤ 1) of the churn log-odds taken from a changed relation between features and churn:
    * the label is drawn from (1 − F)·z + F·z′ ({@link shiftedChurnLogOdds}). The customers' fields stay
@@ -37,6 +90,8 @@ export interface GenerateOptions {
   readonly conceptShift?: number;
   /** Event times fall in the 7 days before this instant. */
   readonly asOf: Date;
+  /** The raw fields to write. @default RAW_FIELDS */
+  readonly schema?: RawSchema;
 }
 
 const MAX_ROWS = 100_000_000;
@@ -51,28 +106,26 @@ const INCOME_SIGMA = 0.45;
 /** A lognormal's mean is exp(mu + sigma²/2): this mu puts the mean, not the median, at 75,000. */
 const INCOME_MU = Math.log(75_000) - INCOME_SIGMA ** 2 / 2;
 const WEEK_MS = 7 * 24 * 3600 * 1000;
-const INTEGER_FIELDS: ReadonlySet<NumericField> = new Set(['orders', 'support_tickets_90d']);
 
-/** The churn log-odds as a function of the features the model sees: the truth the trainer must find. */
-const CHURN_COEFFICIENTS: ReadonlyArray<[feature: string, weight: number]> = [
-  ['support_tickets_90d', 0.55],
-  ['tenure_months', -0.035],
-  ['plan_premium', -0.25],
-  ['age', 0.004],
-];
 const CHURN_INTERCEPT = -1.3 - 0.004 * 45;
-const DAYS_SINCE = featureIndex('days_since_last_order');
-const AVG_SPEND = featureIndex('avg_spend');
-const ORDERS = featureIndex('orders');
-const churnTerms = CHURN_COEFFICIENTS.map(([name, weight]) => [featureIndex(name), weight] as const);
+const isPremium = (customer: SimulatedFields) => (customer.plan === 'premium' ? 1 : 0);
+/** Spend per order, 0 for a customer without orders. */
+const orderValue = (customer: SimulatedFields) =>
+  customer.orders === 0 ? 0 : customer.total_spend / customer.orders;
 
-/** The true churn log-odds of an encoded customer (a {@link FEATURE_COUNT} vector). */
-export function churnLogOdds(features: Float64Array): number {
+/**
+ * The true churn log-odds of a customer, from its raw fields (the truth the trainer must find); the
+ * terms are added in a fixed order so the labels of a seed never change.
+ */
+export function churnLogOdds(customer: SimulatedFields): number {
   let z = CHURN_INTERCEPT;
-  for (const [index, weight] of churnTerms) z += weight * features[index]!;
-  z += 0.018 * Math.min(features[DAYS_SINCE]!, 180);
-  z -= 0.45 * (Math.log1p(features[AVG_SPEND]!) - Math.log(45));
-  if (features[ORDERS] === 0) z += 0.5;
+  z += 0.55 * customer.support_tickets_90d;
+  z += -0.035 * customer.tenure_months;
+  z += -0.25 * isPremium(customer);
+  z += 0.004 * customer.age;
+  z += 0.018 * Math.min(customer.days_since_last_order, 180);
+  z -= 0.45 * (Math.log1p(orderValue(customer)) - Math.log(45));
+  if (customer.orders === 0) z += 0.5;
   return z;
 }
 
@@ -83,27 +136,21 @@ export function churnLogOdds(features: Float64Array): number {
  * scores near-chance AUC on its labels) at about the same churn rate; the intercept centers the terms on
  * the population's means (tenure 36, age 49, income 75,000).
  */
-const CHANGED_CHURN_COEFFICIENTS: ReadonlyArray<[feature: string, weight: number]> = [
-  ['support_tickets_90d', -0.45],
-  ['tenure_months', 0.02],
-  ['age', -0.045],
-  ['log_income', -1],
-  ['plan_premium', 0.5],
-];
 const CHANGED_CHURN_INTERCEPT = -1.95 - 0.02 * 36 + 0.045 * 49 + Math.log(75_000);
-const changedChurnTerms = CHANGED_CHURN_COEFFICIENTS.map(
-  ([name, weight]) => [featureIndex(name), weight] as const,
-);
 
-function changedChurnLogOdds(features: Float64Array): number {
+function changedChurnLogOdds(customer: SimulatedFields): number {
   let z = CHANGED_CHURN_INTERCEPT;
-  for (const [index, weight] of changedChurnTerms) z += weight * features[index]!;
-  return z + 0.018 * Math.min(features[DAYS_SINCE]!, 180);
+  z += -0.45 * customer.support_tickets_90d;
+  z += 0.02 * customer.tenure_months;
+  z += -0.045 * customer.age;
+  z += -1 * Math.log1p(Math.max(customer.income, 0));
+  z += 0.5 * isPremium(customer);
+  return z + 0.018 * Math.min(customer.days_since_last_order, 180);
 }
 
 /** The churn log-odds under concept shift F: (1 − F)·z + F·z′, z′ the changed relation. */
-export function shiftedChurnLogOdds(features: Float64Array, shift: number): number {
-  return (1 - shift) * churnLogOdds(features) + shift * changedChurnLogOdds(features);
+export function shiftedChurnLogOdds(customer: SimulatedFields, shift: number): number {
+  return (1 - shift) * churnLogOdds(customer) + shift * changedChurnLogOdds(customer);
 }
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
@@ -126,30 +173,133 @@ export function validateGenerateOptions(options: GenerateOptions): void {
       `conceptShift must be a number greater than 0 and at most 1 (leave it out for none), got ${shift}`,
     );
   }
-  for (const [field, factor] of Object.entries(options.drift ?? {})) {
-    if (!(NUMERIC_FIELDS as string[]).includes(field)) {
-      throw new RangeError(
-        `drift field "${field}" is not a numeric field; use one of ${NUMERIC_FIELDS.join(', ')}`,
-      );
+  const schema = options.schema ?? RAW_FIELDS;
+  validateDrift(options.drift ?? {}, schema);
+  for (const [name, spec] of Object.entries(schema)) {
+    if (!SIMULATED.has(name)) checkSynthetic(name, spec);
+  }
+  if (Number.isNaN(options.asOf.getTime())) throw new RangeError('asOf must be a valid date');
+}
+
+function validateDrift(drift: Readonly<Partial<Record<string, number>>>, schema: RawSchema): void {
+  const numeric = Object.keys(schema).filter((name) => schema[name]!.kind === 'number');
+  for (const [field, factor] of Object.entries(drift)) {
+    if (!numeric.includes(field)) {
+      throw new RangeError(`drift field "${field}" is not a numeric field; use one of ${numeric.join(', ')}`);
     }
     if (!(typeof factor === 'number' && Number.isFinite(factor) && factor > 0)) {
       throw new RangeError(`drift factor for ${field} must be a positive number, got ${factor}`);
     }
   }
-  if (Number.isNaN(options.asOf.getTime())) throw new RangeError('asOf must be a valid date');
+}
+
+const WHERE = 'its entry of RAW_FIELDS in shared/features/schema.ts';
+
+/** Refuses a field the generator cannot draw: no `synthetic` values, or values of the other kind. */
+function checkSynthetic(name: string, spec: RawFieldSpec): void {
+  const values = spec.synthetic;
+  if (values === undefined) {
+    throw new UnsimulatedFieldError(
+      `raw field "${name}" has no synthetic values: the generated customers' world does not simulate it, ` +
+        `so declare how to draw it as \`synthetic\` in ${WHERE}, e.g. ` +
+        (spec.kind === 'category'
+          ? `synthetic: { dist: 'choice', values: ['a', 'b'], p: [0.7, 0.3] }`
+          : `synthetic: { dist: 'poisson', mean: 4 }`),
+    );
+  }
+  const problem = syntheticProblem(spec, values);
+  if (problem) throw new UnsimulatedFieldError(`raw field "${name}": synthetic ${problem} (${WHERE})`);
+}
+
+function syntheticProblem(spec: RawFieldSpec, values: SyntheticValues): string | undefined {
+  if (spec.kind === 'category') {
+    if (values.dist !== 'choice')
+      return `dist '${values.dist}' draws numbers; a category field takes 'choice'`;
+    const sum = values.p.reduce((total, p) => total + p, 0);
+    if (values.values.length === 0 || values.values.length !== values.p.length)
+      return 'choice needs as many probabilities p as values, and at least one';
+    if (values.p.some((p) => !(p >= 0)) || Math.abs(sum - 1) > 1e-9)
+      return `choice probabilities p must be ≥ 0 and sum to 1, got ${sum}`;
+    return undefined;
+  }
+  switch (values.dist) {
+    case 'choice':
+      return "dist 'choice' draws categories; a number field takes 'poisson', 'uniform' or 'lognormal'";
+    case 'poisson':
+      return Number.isFinite(values.mean) && values.mean >= 0 ? undefined : 'poisson mean must be ≥ 0';
+    case 'uniform':
+      return Number.isFinite(values.min) && Number.isFinite(values.max) && values.min <= values.max
+        ? undefined
+        : 'uniform needs finite min ≤ max';
+    case 'lognormal':
+      return values.median > 0 &&
+        Number.isFinite(values.median) &&
+        values.sigma >= 0 &&
+        Number.isFinite(values.sigma)
+        ? undefined
+        : 'lognormal needs a median > 0 and a finite sigma ≥ 0';
+  }
 }
 
 /** Parses `FIELD=FACTOR` (the CLI's `--drift income=1.9`). */
-export function parseDriftSpec(spec: string): [NumericField, number] {
+export function parseDriftSpec(spec: string, schema: RawSchema = RAW_FIELDS): [string, number] {
   const match = /^([a-z_0-9]+)=([0-9]*\.?[0-9]+)$/.exec(spec.trim());
   if (!match) throw new RangeError(`--drift must look like FIELD=FACTOR (e.g. income=1.9), got "${spec}"`);
-  const field = match[1] as NumericField;
+  const field = match[1]!;
   const factor = Number(match[2]);
-  validateGenerateOptions({ rows: 1, seed: 0, asOf: new Date(0), drift: { [field]: factor } });
+  validateDrift({ [field]: factor }, schema);
   return [field, factor];
 }
 
 const round2 = (value: number) => Math.round(value * 100) / 100;
+
+type NumberSpec = Extract<RawFieldSpec, { kind: 'number' }>;
+
+/** A value kept in its field's domain: whole for a count (or `whole`), within min and max. */
+function inDomain(value: number, spec: NumberSpec, whole: boolean): number {
+  const rounded = whole || spec.integer ? Math.round(value) : value;
+  return Math.min(spec.max ?? Number.POSITIVE_INFINITY, Math.max(spec.min, rounded));
+}
+
+/**
+ * Each synthetic field on a random stream of its own, seeded from the seed and the field's name (FNV-1a):
+ * adding, removing or reordering such a field changes no other column.
+ */
+function fieldSeed(seed: number, name: string): number {
+  let hash = 0x811c9dc5;
+  for (const char of `${seed}/${name}`) hash = Math.imul(hash ^ char.charCodeAt(0), 0x01000193) >>> 0;
+  return hash;
+}
+
+/** Draws one value of a synthetic field per call, drifted by `factor`. */
+function syntheticDraw(
+  name: string,
+  spec: RawFieldSpec,
+  seed: number,
+  factor: number | undefined,
+): () => number | string {
+  const random = new Random(fieldSeed(seed, name));
+  const values = spec.synthetic!;
+  if (values.dist === 'choice') return () => values.values[random.choice(values.p)]!;
+  // checkSynthetic: only a number field draws numbers.
+  const domain = spec as NumberSpec;
+  const draw = (): number => {
+    switch (values.dist) {
+      case 'poisson':
+        return random.poisson(values.mean);
+      case 'uniform':
+        return domain.integer
+          ? random.int(Math.ceil(values.min), Math.floor(values.max))
+          : values.min + random.float() * (values.max - values.min);
+      case 'lognormal':
+        return Math.exp(random.normal(Math.log(values.median), values.sigma));
+    }
+  };
+  return () => {
+    const value = draw() * (factor ?? 1);
+    return inDomain(domain.integer ? value : round2(value), domain, false);
+  };
+}
 
 /**
  * Digits of the number in a generated file's customer ids (`c-` + the number, zero-padded): 6, or as
@@ -162,18 +312,20 @@ export const customerIdWidth = (lastId: number): number => Math.max(6, String(la
  * any row count. The ids do not enter the random stream: the same seed gives the same customers under
  * other ids.
  */
-export function* generateRecords(options: GenerateOptions): Generator<LabeledRecord> {
+export function* generateRecords(options: GenerateOptions): Generator<GeneratedRecord> {
   validateGenerateOptions(options);
   const random = new Random(options.seed);
   const drift = options.drift ?? {};
-  const scale = (field: NumericField, value: number) => {
+  const schema = options.schema ?? RAW_FIELDS;
+  // Ages are whole years; the other simulated fields keep their kind (counts whole) and domain.
+  const scale = (field: keyof SimulatedFields & keyof typeof RAW_FIELDS, value: number) => {
     const factor = drift[field];
     if (factor === undefined) return value;
-    const scaled = value * factor;
-    if (field === 'age') return Math.min(100, Math.max(18, Math.round(scaled)));
-    return INTEGER_FIELDS.has(field) ? Math.round(scaled) : scaled;
+    return inDomain(value * factor, RAW_FIELDS[field] as NumberSpec, field === 'age');
   };
-  const features = new Float64Array(FEATURE_COUNT);
+  const synthetic = Object.entries(schema)
+    .filter(([name]) => !SIMULATED.has(name))
+    .map(([name, spec]) => [name, syntheticDraw(name, spec, options.seed, drift[name])] as const);
   const asOfMs = options.asOf.getTime();
   const firstId = options.firstId ?? 1;
   const idWidth = customerIdWidth(firstId - 1 + options.rows);
@@ -196,7 +348,7 @@ export function* generateRecords(options: GenerateOptions): Generator<LabeledRec
     const lastGap = Math.min(random.exponential(25), 365);
     const daysSince = Math.floor(orders === 0 ? Math.min(tenure * 30, 365) : lastGap);
     const eventMs = asOfMs - Math.floor(random.float() * WEEK_MS);
-    const record: LabeledRecord = {
+    const record: GeneratedRecord = {
       customer_id: `c-${String(firstId - 1 + row).padStart(idWidth, '0')}`,
       age: scale('age', age),
       income: round2(income),
@@ -210,10 +362,10 @@ export function* generateRecords(options: GenerateOptions): Generator<LabeledRec
       event_time: new Date(eventMs - (eventMs % 1000)).toISOString(),
       churned: 0,
     };
-    encodeInto(record, features, 0);
     // Drawn either way: the stream, and so every later customer, is the unshifted run's.
-    record.churned = random.float() < sigmoid(churnLogOdds(features)) ? 1 : 0;
-    if (shiftedLabel) record.churned = shiftedLabel(features);
+    record.churned = random.float() < sigmoid(churnLogOdds(record)) ? 1 : 0;
+    if (shiftedLabel) record.churned = shiftedLabel(record);
+    for (const [name, draw] of synthetic) (record as Record<string, unknown>)[name] = draw();
     yield record;
   }
 }
@@ -252,9 +404,9 @@ export function parseConceptShift(text: string): number {
  * Labels under concept shift F, drawn on a stream of their own (another seed): the customers' stream,
  * and so their inputs, stays byte-identical to the unshifted run's.
  */
-function shiftedLabels(shift: number, seed: number): (features: Float64Array) => 0 | 1 {
+function shiftedLabels(shift: number, seed: number): (customer: SimulatedFields) => 0 | 1 {
   const random = new Random(Number.MAX_SAFE_INTEGER - seed);
-  return (features) => (random.float() < sigmoid(shiftedChurnLogOdds(features, shift)) ? 1 : 0);
+  return (customer) => (random.float() < sigmoid(shiftedChurnLogOdds(customer, shift)) ? 1 : 0);
 }
 
 /**

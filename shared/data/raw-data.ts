@@ -1,14 +1,17 @@
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { CSV_HEADER, type LabeledRecord, OUTCOME_COLUMNS, toCsvLine } from '#shared/features/index.ts';
+import { csvLineWriter, LABEL_COLUMN, type LabeledRecord, OUTCOME_COLUMNS } from '#shared/features/index.ts';
 import { KEYS, keyTimestamp } from '#shared/resources.ts';
 import {
   type GeneratedOutcome,
   type GenerateOptions,
+  generatedColumns,
   generateOutcomes,
   generateRecords,
   type OutcomeOptions,
+  validateGenerateOptions,
+  validateOutcomeOptions,
 } from './generate.ts';
 
 /** What every generated file's summary says: where it went, its customers and their labels. */
@@ -130,6 +133,10 @@ export async function writeRawData(
   options: GenerateOptions,
   { now = new Date(), onProgress }: { now?: Date; onProgress?: ProgressListener } = {},
 ): Promise<RawDataSummary> {
+  // Refused before anything is uploaded (a field without synthetic values, a bad drift).
+  validateGenerateOptions(options);
+  const columns = generatedColumns(options.schema);
+  const toCsvLine = csvLineWriter(columns);
   const stats = { churned: 0, incomeSum: 0, zeroOrders: 0 };
   const ids = idRangeTally();
   const toLine = (record: LabeledRecord) => {
@@ -139,7 +146,7 @@ export async function writeRawData(
     if (record.orders === 0) stats.zeroOrders++;
     return toCsvLine(record);
   };
-  const file = { bucket, key: rawDataKey(options, now), header: CSV_HEADER };
+  const file = { bucket, key: rawDataKey(options, now), header: [...columns, LABEL_COLUMN].join(',') };
   const written = await uploadCsv(s3, file, generateRecords(options), toLine, onProgress);
   return {
     ...written,
@@ -163,6 +170,7 @@ export async function writeOutcomes(
   options: OutcomeOptions,
   { now = new Date(), onProgress }: { now?: Date; onProgress?: ProgressListener } = {},
 ): Promise<OutcomesSummary> {
+  validateOutcomeOptions(options);
   let churned = 0;
   const ids = idRangeTally();
   const toLine = (outcome: GeneratedOutcome) => {

@@ -36,11 +36,16 @@ export function parseLabeledCsvRecord(row: Readonly<Record<string, string | unde
 export const CSV_HEADER = [...CSV_COLUMNS, LABEL_COLUMN].join(',');
 
 /**
- * One CSV line (no newline) for a labeled record; values never need quoting (schema-checked), and an
- * absent (imputable) field is an empty cell.
+ * Writes records as CSV lines (no newline) of these columns, then the label when the record has one;
+ * values never need quoting (schema-checked), and an absent (imputable) field is an empty cell.
  */
-export function toCsvLine(record: LabeledRecord | RawRecord): string {
-  const cells = CSV_COLUMNS.map((column) => String(record[column] ?? ''));
-  if ('churned' in record) cells.push(String(record.churned));
-  return cells.join(',');
-}
+export const csvLineWriter =
+  (columns: readonly string[]) =>
+  (record: LabeledRecord | RawRecord): string => {
+    const cells = columns.map((column) => String((record as Record<string, unknown>)[column] ?? ''));
+    if ('churned' in record) cells.push(String(record.churned));
+    return cells.join(',');
+  };
+
+/** One CSV line of this code's raw schema ({@link CSV_COLUMNS}) for a (labeled) record. */
+export const toCsvLine = csvLineWriter(CSV_COLUMNS);

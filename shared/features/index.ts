@@ -3,7 +3,7 @@
  * the local tools compute features through a {@link FeatureSet} from here; nothing else in the
  * repository computes one.
  */
-export { CSV_HEADER, parseCsvRecord, parseLabeledCsvRecord, toCsvLine } from './csv.ts';
+export { CSV_HEADER, csvLineWriter, parseCsvRecord, parseLabeledCsvRecord, toCsvLine } from './csv.ts';
 export {
   CATEGORIES,
   CURRENT_DEFINITION,

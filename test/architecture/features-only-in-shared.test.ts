@@ -9,7 +9,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /**
  * The rule of docs/architecture.md: nothing outside shared/features computes a feature. Checked over every place a
  * request, a record or a batch is handled. shared/data/generate.ts is the one exemption: it simulates
- * the customers' world (orders, spend), which is not feature code; its churn truth reads the features.
+ * the customers' world (orders, spend) and its churn truth from their raw fields, which is not feature
+ * code (and must not follow the code's feature definition, so that a feature change keeps the labels).
  */
 const SCANNED = ['lambdas', 'local', 'cli', 'bin', 'shared'];
 const EXEMPT = [/^shared\/features\//, /^shared\/data\/generate\.ts$/];

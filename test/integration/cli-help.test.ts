@@ -32,7 +32,19 @@ async function inProcess(args: string[]): Promise<{ exitCode: number; out: strin
 
 const ALL = commandsOf(buildProgram());
 // The commands of docs/architecture.md, "Command line" (every registered command is checked below).
-const DOCUMENTED = ['up', 'data', 'etl', 'train', 'batch', 'drift', 'quality', 'models', 'predict', 'alarms'];
+const DOCUMENTED = [
+  'up',
+  'data',
+  'etl',
+  'features',
+  'train',
+  'batch',
+  'drift',
+  'quality',
+  'models',
+  'predict',
+  'alarms',
+];
 
 describe('keel --help', { timeout: 60_000 }, () => {
   it('lists every documented command with its description (real process)', async () => {

@@ -55,6 +55,7 @@ const RUN: Record<string, 'here' | 'cli-stage.test.ts'> = {
   'models history': 'here',
   'models show': 'here',
   'models approvals': 'here',
+  'features diff': 'here',
   'models rollout': 'here',
   'models rollout abort': 'here',
   'models promote': 'here',
@@ -333,6 +334,18 @@ describe('the read-only commands against the moto stage', { timeout: 120_000 }, 
     expect(history.stdout).toMatch(/→ v1/);
     const show = await onStage(['--json', 'models', 'show', 'v1']);
     expect(JSON.parse(show.stdout)).toMatchObject({ version: 'v1' });
+  });
+
+  it('features diff compares this code’s definition with the stage champion’s, read-only', async () => {
+    const report = JSON.parse((await onStage(['--json', 'features', 'diff'])).stdout);
+    expect(report).toMatchObject({
+      against: { version: 'v1', champion: true },
+      diff: { identical: true, to: { fingerprint: FEATURE_SET.fingerprint } },
+      versions: [
+        { version: 'v1', servable: true },
+        { version: 'v2', servable: true },
+      ],
+    });
   });
 
   it('models approvals lists the stage’s requests (none)', async () => {

@@ -6,8 +6,9 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { parse } from 'csv-parse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeRawData } from '#shared/data/raw-data.ts';
-import { parseLabeledCsvRecord } from '#shared/features/index.ts';
+import { CSV_COLUMNS, parseLabeledCsvRecord, RAW_FIELDS } from '#shared/features/index.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { LOGINS_30D, WITH_LOGINS } from '../support/raw-schemas.ts';
 
 let aws: TestAws;
 beforeAll(async () => {
@@ -68,6 +69,29 @@ describe(`S3 through the shared client (${process.env.KEEL_TEST_EMULATOR ?? 'emb
     }
     expect(rows).toBe(30_000);
     expect(churned / rows).toBeCloseTo(summary.churnRate, 10);
+  });
+
+  it('writes every field of the raw schema it is given, a new one filled from its synthetic values', async () => {
+    const options = { rows: 2000, seed: 6, asOf: new Date('2026-11-01T00:00:00Z'), schema: WITH_LOGINS };
+    const summary = await writeRawData(aws.clients.s3, aws.names.raw, options);
+    const got = await aws.clients.s3.send(new GetObjectCommand({ Bucket: aws.names.raw, Key: summary.key }));
+    const text = await got.Body!.transformToString();
+    const [header, ...lines] = text.trimEnd().split('\n');
+    expect(header).toBe(
+      [...new Set([...CSV_COLUMNS.slice(0, -1), 'logins_30d']), 'event_time', 'churned'].join(','),
+    );
+    expect(lines).toHaveLength(2000);
+    expect(text).not.toContain('undefined');
+    const at = header!.split(',').indexOf('logins_30d');
+    expect(lines.every((line) => /^\d+$/.test(line.split(',')[at]!))).toBe(true);
+    // A field without synthetic values is refused before anything is uploaded.
+    const { synthetic: _, ...undeclared } = LOGINS_30D;
+    await expect(
+      writeRawData(aws.clients.s3, aws.names.raw, {
+        ...options,
+        schema: { ...RAW_FIELDS, logins_30d: undeclared },
+      }),
+    ).rejects.toThrow(/raw field "logins_30d" has no synthetic values/);
   });
 });
 

@@ -1,21 +1,28 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import {
   churnLogOdds,
+  generatedColumns,
   generateOutcomes,
   generateRecords,
   parseConceptShift,
   parseDriftSpec,
+  type RawSchema,
   shiftedChurnLogOdds,
+  UnsimulatedFieldError,
 } from '#shared/data/generate.ts';
 import { outcomesKey, rawDataKey } from '#shared/data/raw-data.ts';
 import {
-  encodeInto,
-  FEATURE_COUNT,
+  CSV_COLUMNS,
+  csvLineWriter,
   type LabeledRecord,
   labeledRecordSchema,
+  RAW_FIELDS,
   toCsvLine,
 } from '#shared/features/index.ts';
 import { auc } from '#shared/model/metrics.ts';
+import { WITH_LOGINS } from '../../support/raw-schemas.ts';
 
 const asOf = new Date('2026-11-01T00:00:00Z');
 const csv = (rows: number, seed: number, drift?: Record<string, number>) =>
@@ -116,12 +123,7 @@ describe('generated outcomes', () => {
   const rows = 40_000;
   const seed = 42;
   const customers = [...generateRecords({ rows, seed, asOf })];
-  const vectors = customers.map((record) => {
-    const features = new Float64Array(FEATURE_COUNT);
-    encodeInto(record, features, 0);
-    return features;
-  });
-  const trueLogOdds = vectors.map(churnLogOdds);
+  const trueLogOdds = customers.map((customer) => churnLogOdds(customer));
   const labels = (conceptShift?: number) =>
     [...generateOutcomes({ rows, seed, observedAt, conceptShift })].map((outcome) => outcome.churned);
   const rate = (values: readonly number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
@@ -162,7 +164,7 @@ describe('generated outcomes', () => {
     const ranked = (values: readonly number[], shift: number) =>
       auc(
         values,
-        vectors.map((v) => shiftedChurnLogOdds(v, shift)),
+        customers.map((customer) => shiftedChurnLogOdds(customer, shift)),
       );
     expect(ranked(full, 1)).toBeGreaterThan(0.78); // measured 0.81
     expect(ranked(half, 0.5)).toBeGreaterThan(0.74); // measured 0.77
@@ -230,6 +232,165 @@ describe('generated outcomes', () => {
     );
     expect(outcomesKey({ rows: 10, seed: 1, firstId: 20_001, observedAt }, at)).toBe(
       'outcomes/20261206T020000Z-n10-s1-first20001.csv',
+    );
+  });
+});
+
+describe('the generator follows the raw schema', () => {
+  /** The columns every generated file had before the schema drove the generator. */
+  const TODAY = [
+    'customer_id',
+    'age',
+    'income',
+    'plan',
+    'region',
+    'tenure_months',
+    'total_spend',
+    'orders',
+    'support_tickets_90d',
+    'days_since_last_order',
+    'event_time',
+    'churned',
+  ];
+  const digest = (records: Iterable<LabeledRecord>) =>
+    createHash('sha256')
+      .update(
+        [...records]
+          .map((record) => TODAY.map((c) => String((record as Record<string, unknown>)[c])).join(','))
+          .join('\n'),
+      )
+      .digest('hex');
+  it('keeps the existing fields and labels of a seed byte for byte (hashes of the output before)', () => {
+    // Printed by the generator before it read the schema; a new raw field must not change them.
+    const golden: [options: object, sha256: string][] = [
+      [{}, '1297b325ba73fa330e389f774f8c2ccabff18555262b3fd3acbd344563fae1b2'],
+      [
+        { drift: { income: 1.9, orders: 1.5, age: 1.3 } },
+        '2d5ecbe8a481e734b6ad3936321d0f08b1e4337d7f07c60c1de57457f2480c1f',
+      ],
+      [{ conceptShift: 0.5 }, '42227fb6b8ccea1897404b5aaf6d7d48f63c4af585e8b8e12b23e6cdb0824cd1'],
+      [{ firstId: 20_001 }, '0ba4955b554c20aa0200aa8360a0e395f18fa414cfcae489efe4f135f420126f'],
+    ];
+    for (const [options, sha256] of golden) {
+      expect(digest(generateRecords({ rows: 500, seed: 7, asOf, ...options })), JSON.stringify(options)).toBe(
+        sha256,
+      );
+      expect(digest(generateRecords({ rows: 500, seed: 7, asOf, ...options, schema: WITH_LOGINS }))).toBe(
+        sha256,
+      );
+    }
+  });
+
+  it('computes the churn truth from the raw fields, not from the code’s feature definition', async () => {
+    const source = await readFile(new URL('../../../shared/data/generate.ts', import.meta.url), 'utf8');
+    expect(source).not.toMatch(
+      /\b(FEATURE_SET|FEATURES|encodeInto|encodeFeatures|featureIndex|featureSetOf)\b/,
+    );
+  });
+
+  it('writes every field of the schema: one the world does not simulate from its synthetic values', () => {
+    const columns = generatedColumns(WITH_LOGINS);
+    expect(generatedColumns()).toEqual([...CSV_COLUMNS]);
+    expect(columns).toEqual([...new Set([...CSV_COLUMNS.slice(0, -1), 'logins_30d']), 'event_time']);
+    const records = [...generateRecords({ rows: 5000, seed: 3, asOf, schema: WITH_LOGINS })];
+    const lines = records.map(csvLineWriter(columns));
+    const at = columns.indexOf('logins_30d');
+    const logins = lines.map((line) => line.split(',')[at]!);
+    expect(logins.every((cell) => /^\d+$/.test(cell))).toBe(true);
+    expect(lines.join('\n')).not.toContain('undefined');
+    const mean = logins.reduce((sum, cell) => sum + Number(cell), 0) / logins.length;
+    expect(mean).toBeGreaterThan(3.8);
+    expect(mean).toBeLessThan(4.2);
+    // Deterministic for the seed, and another seed draws other values.
+    const again = [...generateRecords({ rows: 5000, seed: 3, asOf, schema: WITH_LOGINS })];
+    expect(again.map(csvLineWriter(columns))).toEqual(lines);
+    const other = [...generateRecords({ rows: 5000, seed: 4, asOf, schema: WITH_LOGINS })];
+    expect(other.map((r) => (r as Record<string, unknown>).logins_30d)).not.toEqual(
+      records.map((r) => (r as Record<string, unknown>).logins_30d),
+    );
+  });
+
+  it('draws every kind of synthetic values within the field’s domain, and drifts any numeric field', () => {
+    const schema: RawSchema = {
+      ...WITH_LOGINS,
+      seats: {
+        kind: 'number',
+        min: 1,
+        max: 50,
+        integer: true,
+        description: 'seats',
+        synthetic: { dist: 'uniform', min: 1, max: 50 },
+      },
+      monthly_fee: {
+        kind: 'number',
+        min: 0,
+        description: 'fee',
+        synthetic: { dist: 'lognormal', median: 30, sigma: 0.5 },
+      },
+      channel: {
+        kind: 'category',
+        values: ['web', 'store'],
+        description: 'channel',
+        synthetic: { dist: 'choice', values: ['web', 'store'], p: [0.75, 0.25] },
+      },
+    };
+    const records = [...generateRecords({ rows: 4000, seed: 5, asOf, schema })] as unknown as Record<
+      string,
+      number | string
+    >[];
+    const values = (name: string) => records.map((r) => r[name]!);
+    expect(values('seats').every((v) => Number.isInteger(v) && Number(v) >= 1 && Number(v) <= 50)).toBe(true);
+    expect(values('monthly_fee').every((v) => typeof v === 'number' && v > 0)).toBe(true);
+    const web = values('channel').filter((v) => v === 'web').length / records.length;
+    expect(web).toBeGreaterThan(0.72);
+    expect(web).toBeLessThan(0.78);
+
+    expect(parseDriftSpec('logins_30d=2', schema)).toEqual(['logins_30d', 2]);
+    expect(() => parseDriftSpec('channel=2', schema)).toThrow(/"channel" is not a numeric field/);
+    const drifted = [
+      ...generateRecords({ rows: 4000, seed: 5, asOf, schema, drift: { logins_30d: 2, seats: 3 } }),
+    ] as unknown as Record<string, number>[];
+    const mean = (rows: Record<string, number | string>[], name: string) =>
+      rows.reduce((sum, r) => sum + Number(r[name]), 0) / rows.length;
+    expect(mean(drifted, 'logins_30d') / mean(records, 'logins_30d')).toBeCloseTo(2, 1);
+    expect(drifted.every((r) => Number.isInteger(r.seats) && r.seats! <= 50)).toBe(true);
+    // Drifting a synthetic field leaves the other fields and the labels as they were.
+    expect(digest(drifted as unknown as LabeledRecord[])).toBe(digest(records as unknown as LabeledRecord[]));
+  });
+
+  it('refuses a field without synthetic values, naming it and where to declare them', () => {
+    const schema: RawSchema = {
+      ...RAW_FIELDS,
+      logins_30d: { kind: 'number', min: 0, integer: true, description: 'logins' },
+    };
+    const first = () => generateRecords({ rows: 1, seed: 1, asOf, schema }).next();
+    expect(first).toThrow(UnsimulatedFieldError);
+    expect(first).toThrow(
+      /raw field "logins_30d" has no synthetic values.*`synthetic` in its entry of RAW_FIELDS in shared\/features\/schema\.ts/,
+    );
+    const wrongKind: RawSchema = {
+      ...RAW_FIELDS,
+      channel: {
+        kind: 'category',
+        values: ['web'],
+        description: 'channel',
+        synthetic: { dist: 'poisson', mean: 1 },
+      },
+    };
+    expect(() => generateRecords({ rows: 1, seed: 1, asOf, schema: wrongKind }).next()).toThrow(
+      /raw field "channel": synthetic dist 'poisson' draws numbers; a category field takes 'choice'/,
+    );
+    const badChoice: RawSchema = {
+      ...RAW_FIELDS,
+      channel: {
+        kind: 'category',
+        values: ['web'],
+        description: 'channel',
+        synthetic: { dist: 'choice', values: ['web', 'store'], p: [0.5, 0.2] },
+      },
+    };
+    expect(() => generateRecords({ rows: 1, seed: 1, asOf, schema: badChoice }).next()).toThrow(
+      /sum to 1, got 0\.7/,
     );
   });
 });

@@ -1,17 +1,26 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CATEGORIES, FEATURE_SET_VERSION, MISSING_POLICY } from '#shared/features/definition.ts';
 import {
-  attributesSchema,
-  encodeFeatures,
-  encodeInto,
-  FEATURE_COUNT,
   FEATURE_SET,
   FEATURES,
+  type FeatureSetDefinition,
   fingerprintOf,
   type PartialFeatureFields,
   parseCsvRecord,
   rawRecordSchema,
+  storedFeatureSet,
 } from '#shared/features/index.ts';
+
+/**
+ * The interpreter, tested on a frozen copy of the reference FastAPI service's definition (1.0.0, written
+ * by `npm run features:golden -- --freeze`), so these vectors hold whatever this code's definition
+ * becomes; the current definition's vectors are golden.test.ts's.
+ */
+const FROZEN = JSON.parse(
+  readFileSync(new URL('../../fixtures/features/reference-1.0.0.json', import.meta.url), 'utf8'),
+) as { fingerprint: string; definition: FeatureSetDefinition };
+const REFERENCE = storedFeatureSet(FROZEN.definition, FROZEN.fingerprint);
 
 // Golden vectors: printed by the reference FastAPI service's own features.py `to_vector` for the same
 // inputs, so Keel's features are its features (no training/serving skew against the model it shipped).
@@ -87,9 +96,13 @@ const GOLDEN: { name: string; fields: PartialFeatureFields; vector: number[] }[]
   },
 ];
 
-describe('feature vectors (golden)', () => {
-  it('has the feature names of the reference FastAPI service, in order', () => {
-    expect(FEATURE_SET.names).toEqual([
+describe('feature vectors of the reference definition 1.0.0 (golden)', () => {
+  it('is the frozen reference: its fingerprint, and the feature names of the FastAPI service, in order', () => {
+    expect(REFERENCE.version).toBe('1.0.0');
+    expect(REFERENCE.fingerprint).toBe(
+      'sha256:355e017c6a5563efa9106cc5d504c291edb2b1fe17a399de76b20cf15940c7ee',
+    );
+    expect(REFERENCE.names).toEqual([
       'age',
       'income',
       'log_income',
@@ -111,13 +124,12 @@ describe('feature vectors (golden)', () => {
       'region_west',
       'region_central',
     ]);
-    expect(FEATURE_COUNT).toBe(20);
+    expect(REFERENCE.count).toBe(20);
   });
 
   for (const golden of GOLDEN) {
     it(`encodes: ${golden.name}`, () => {
-      expect(attributesSchema.safeParse(golden.fields).success).toBe(true);
-      const result = encodeFeatures(golden.fields);
+      const result = REFERENCE.encode(golden.fields);
       if (!result.ok) throw new Error(`unexpected missing ${result.missing.join()}`);
       expect(Array.from(result.vector)).toEqual(golden.vector);
       expect(result.imputed).toEqual([]);
@@ -125,15 +137,15 @@ describe('feature vectors (golden)', () => {
   }
 
   it('reports an unseen category and encodes it as all zeros', () => {
-    const result = encodeFeatures(GOLDEN[3]!.fields);
+    const result = REFERENCE.encode(GOLDEN[3]!.fields);
     expect(result.ok && result.unseen).toEqual(['plan']);
-    const known = encodeFeatures(GOLDEN[0]!.fields);
+    const known = REFERENCE.encode(GOLDEN[0]!.fields);
     expect(known.ok && known.unseen).toEqual([]);
   });
 
   it('imputes a missing support_tickets_90d as 0 and says so', () => {
     const { support_tickets_90d: _dropped, ...rest } = GOLDEN[0]!.fields;
-    const result = encodeFeatures(rest);
+    const result = REFERENCE.encode(rest);
     if (!result.ok) throw new Error('expected ok');
     expect(result.imputed).toEqual(['support_tickets_90d']);
     expect(result.vector[6]).toBe(0);
@@ -141,7 +153,7 @@ describe('feature vectors (golden)', () => {
   });
 
   it('lists every missing required field', () => {
-    const result = encodeFeatures({ age: 30, plan: 'basic' });
+    const result = REFERENCE.encode({ age: 30, plan: 'basic' });
     expect(result).toEqual({
       ok: false,
       missing: ['income', 'region', 'tenure_months', 'total_spend', 'orders', 'days_since_last_order'],
@@ -149,56 +161,53 @@ describe('feature vectors (golden)', () => {
   });
 
   it('treats an explicit undefined as missing', () => {
-    const result = encodeFeatures({ ...GOLDEN[0]!.fields, income: undefined });
+    const result = REFERENCE.encode({ ...GOLDEN[0]!.fields, income: undefined });
     expect(result).toEqual({ ok: false, missing: ['income'] });
   });
 
   it('encodeInto writes the same values as float32 rows of a matrix', () => {
-    const matrix = new Float32Array(FEATURE_COUNT * 2);
-    const fields = GOLDEN[0]!.fields as Required<PartialFeatureFields>;
-    encodeInto(fields, matrix, FEATURE_COUNT);
-    expect(Array.from(matrix.subarray(0, FEATURE_COUNT))).toEqual(new Array(FEATURE_COUNT).fill(0));
-    expect(Array.from(matrix.subarray(FEATURE_COUNT))).toEqual(GOLDEN[0]!.vector.map(Math.fround));
+    const count = REFERENCE.count;
+    const matrix = new Float32Array(count * 2);
+    expect(REFERENCE.encodeInto(GOLDEN[0]!.fields, matrix, count)).toBeUndefined();
+    expect(Array.from(matrix.subarray(0, count))).toEqual(new Array(count).fill(0));
+    expect(Array.from(matrix.subarray(count))).toEqual(GOLDEN[0]!.vector.map(Math.fround));
+    const { income: _income, ...incomplete } = GOLDEN[0]!.fields;
+    expect(REFERENCE.encodeInto(incomplete, matrix, 0)).toBe('income');
   });
 });
 
 describe('feature set fingerprint', () => {
-  const definition = {
-    version: FEATURE_SET_VERSION,
-    features: FEATURES,
-    categories: CATEGORIES,
-    missing: MISSING_POLICY,
-  };
-
   it('is the hash of the whole definition', () => {
+    const definition = {
+      version: FEATURE_SET_VERSION,
+      features: FEATURES,
+      categories: CATEGORIES,
+      missing: MISSING_POLICY,
+    };
     expect(FEATURE_SET.fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(fingerprintOf(definition)).toBe(FEATURE_SET.fingerprint);
-  });
-
-  it('is pinned: a change to the definition must be deliberate (bump FEATURE_SET_VERSION, retrain)', () => {
-    expect(FEATURE_SET.version).toBe('1.0.0');
-    expect(FEATURE_SET.fingerprint).toBe(
-      'sha256:355e017c6a5563efa9106cc5d504c291edb2b1fe17a399de76b20cf15940c7ee',
-    );
+    // Pinned for the current definition by golden.test.ts (`npm run features:golden` rewrites it).
   });
 
   it('changes when any part of the definition changes', () => {
+    const definition = FROZEN.definition;
+    const { features, categories, missing } = definition;
     const variants = [
-      { ...definition, features: FEATURES.slice(1) },
-      { ...definition, features: [...FEATURES].reverse() },
+      { ...definition, features: features.slice(1) },
+      { ...definition, features: [...features].reverse() },
       {
         ...definition,
-        features: FEATURES.map((f) =>
+        features: features.map((f) =>
           f.name === 'avg_spend' ? { ...f, expr: { ...f.expr, whenZero: -1 } } : f,
         ),
       },
-      { ...definition, categories: { ...CATEGORIES, plan: ['basic', 'standard'] } },
-      { ...definition, missing: { ...MISSING_POLICY, income: { kind: 'impute', value: 0 } } },
+      { ...definition, categories: { ...categories, plan: ['basic', 'standard'] } },
+      { ...definition, missing: { ...missing, income: { kind: 'impute', value: 0 } } },
       { ...definition, version: '1.0.1' },
     ];
     const prints = new Set(variants.map(fingerprintOf));
     expect(prints.size).toBe(variants.length);
-    expect(prints.has(FEATURE_SET.fingerprint)).toBe(false);
+    expect(prints.has(REFERENCE.fingerprint)).toBe(false);
   });
 
   it('does not depend on key order', () => {

@@ -162,7 +162,11 @@ describe('checkExternalModel (bring your own ONNX model)', () => {
     const example = JSON.parse(/```json\n([\s\S]*?)```/.exec(doc)![1]!) as {
       feature_set: { names: string[] };
     };
-    expect(example.feature_set.names).toEqual(FEATURE_SET.names);
+    expect(
+      example.feature_set.names,
+      'the example lists other feature names than the current definition: copy `names` from ' +
+        'test/fixtures/features/golden.json (written by `npm run features:golden`)',
+    ).toEqual(FEATURE_SET.names);
     const metadata = JSON.parse(
       JSON.stringify(example).replace('<the current fingerprint, sha256:…>', FEATURE_SET.fingerprint),
     );
