@@ -152,7 +152,7 @@ export async function trainCandidate(data: FeatureDataset, options: TrainOptions
     onnx,
     metadata,
     // Feature distributions over every row the model learned from; scores over the held-out rows.
-    baseline: buildBaseline(data.x, data.rows, onnxScores, threshold),
+    baseline: buildBaseline(FEATURE_SET, data.x, data.rows, onnxScores, threshold),
     evaluation,
     test,
     onnxParityMaxDiff,
