@@ -14,6 +14,7 @@ import { runQuality } from '#shared/quality/job.ts';
 import { promote, registerModel } from '#shared/registry/registry.ts';
 import { trainCandidate } from '#shared/training/train.ts';
 import { etlOfRecords, startTestAws, type TestAws } from '../support/aws.ts';
+import { servedPrediction } from '../support/capture.ts';
 import { testRegistry } from '../support/model.ts';
 import { TICKETS_LOG_SET } from '../support/other-definition.ts';
 
@@ -32,22 +33,15 @@ async function capture(count: number, edit?: (x: Float32Array, i: number) => voi
     const vector = new Float32Array(TICKETS_LOG_SET.count);
     TICKETS_LOG_SET.encodeInto(customer, vector, 0);
     edit?.(vector, i);
-    const probability = 0.2 + 0.6 * customer.churned;
-    return captureLine(
-      captureRecord(
-        {
-          customerId: customer.customer_id,
-          requestId: `r-${i}`,
-          model: { name: 'churn', version: 'v1' },
-          probability,
-          prediction: probability >= 0.5 ? 1 : 0,
-          vector,
-          storedEventTime: customer.event_time,
-        },
-        at,
-        'api',
-      ),
-    );
+    const answer = servedPrediction({
+      customerId: customer.customer_id,
+      requestId: `r-${i}`,
+      probability: 0.2 + 0.6 * customer.churned,
+      prediction: customer.churned,
+      vector,
+      storedEventTime: customer.event_time,
+    });
+    return captureLine(captureRecord(answer, at, 'api'));
   });
   await aws.clients.s3.send(
     new PutObjectCommand({
