@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { type GenerateOptions, generateRecords } from '#shared/data/generate.ts';
 import { computeDrift } from '#shared/drift/compute.ts';
 import { driftThresholds } from '#shared/drift/thresholds.ts';
-import { encodeInto, FEATURE_COUNT, featureIndex } from '#shared/features/index.ts';
+import { encodeInto, FEATURE_COUNT, FEATURE_SET, featureIndex } from '#shared/features/index.ts';
 import { requireInteger } from '#shared/model/errors.ts';
 import { buildBaseline } from '#shared/registry/baseline.ts';
 
@@ -55,15 +55,15 @@ export function runDriftBench(options: DriftBenchOptions = {}): DriftBenchResult
   requireInteger('rows', rows, 1);
   requireInteger('repeats', repeats, 1);
   const reference = encodedWindow(BASELINE_ROWS, 1);
-  const baseline = buildBaseline(reference.x, reference.rows, reference.scores, 0.5);
+  const baseline = buildBaseline(FEATURE_SET, reference.x, reference.rows, reference.scores, 0.5);
   // A mildly drifted window, so the report has warnings to build as well as ok features.
   const window = encodedWindow(rows, 2, { income: 1.2 });
   const thresholds = driftThresholds();
-  computeDrift(baseline, window, thresholds); // warm-up: let V8 optimize the counting loops
+  computeDrift(baseline, window, thresholds, FEATURE_SET); // warm-up: let V8 optimize the counting loops
   const times: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const started = performance.now();
-    computeDrift(baseline, window, thresholds);
+    computeDrift(baseline, window, thresholds, FEATURE_SET);
     times.push(performance.now() - started);
   }
   const ms = times.sort((a, b) => a - b)[times.length >> 1]!;

@@ -1,9 +1,9 @@
 /**
  * Quality job benchmark: one run of the quality job (shared/quality/job.ts) over a window of captured
  * answers on the embedded S3, each with its outcome, half of them paired with a batch answer of the
- * same record, and offline features of every record for the skew check. Timed: the whole run (list and
+ * same record, and the offline record of every one for the skew check. Timed: the whole run (list and
  * read the captures, read and index the outcomes, judge per version and per day, scan the offline
- * features, write the report). What docs/capacity-and-cost.md prices the job's Lambda by.
+ * records and recompute the sampled vectors, write the report). What docs/capacity-and-cost.md prices the job's Lambda by.
  *
  *   npx tsx bench/quality.ts [--answers 200000]
  */
@@ -20,9 +20,9 @@ import {
   captureRecord,
 } from '#shared/inference/capture.ts';
 import { requireInteger } from '#shared/model/errors.ts';
-import { featureDatasetHeader, featureRow } from '#shared/offline/features-dataset.ts';
+import { offlineDatasetHeader, offlineRow } from '#shared/offline/features-dataset.ts';
 import { runQuality } from '#shared/quality/job.ts';
-import { readOfflineVectors } from '#shared/quality/skew.ts';
+import { readOfflineRecords } from '#shared/quality/skew.ts';
 import { KEYS } from '#shared/resources.ts';
 import { MODEL_NAME, startKeelFixture } from './keel-fixture.ts';
 import { round } from './util.ts';
@@ -39,7 +39,7 @@ export interface QualityBenchResult {
   offlineRows: number;
   ms: number;
   recordsPerSecond: number;
-  /** The skew check's scan of the offline features alone (a second pass over the same dataset). */
+  /** The skew check's scan of the offline records alone (a second pass over the same dataset). */
   offlineScanMs: number;
   offlineRowsPerSecond: number;
   /** Peak resident memory of the bench process during the run (the embedded S3 included), MiB. */
@@ -74,7 +74,7 @@ export async function runQualityBench(options: QualityBenchOptions = {}): Promis
       captureRecords += lines.length;
       lines = [];
     };
-    let features = `${featureDatasetHeader(false)}\n`;
+    let features = `${offlineDatasetHeader(false)}\n`;
     let outcomes = 'customer_id,churned,observed_at\n';
     const observed = new Date().toISOString();
     for (const [i, customer] of customers.entries()) {
@@ -96,7 +96,7 @@ export async function runQualityBench(options: QualityBenchOptions = {}): Promis
       lines.push(captureLine(captureRecord(answer, at, 'api')));
       if (i % 2 === 0) lines.push(captureLine(captureRecord(answer, at, 'batch')));
       if (lines.length >= OBJECT_LINES) await flush();
-      features += `${featureRow(customer.customer_id, customer.event_time, x)}\n`;
+      features += `${offlineRow(customer, false)}\n`;
       outcomes += `${customer.customer_id},${customer.churned},${observed}\n`;
     }
     await flush();
@@ -132,10 +132,8 @@ export async function runQualityBench(options: QualityBenchOptions = {}): Promis
     const ms = performance.now() - started;
     const v1 = result.report.versions.find((v) => v.version === 'v1');
     const scanStarted = performance.now();
-    const wanted = [
-      { customerId: customers.at(-1)!.customer_id, eventTime: customers.at(-1)!.event_time, x: [] },
-    ];
-    await readOfflineVectors(s3, names.features, wanted, { from: runDate, to: runDate });
+    const wanted = [{ customerId: customers.at(-1)!.customer_id, eventTime: customers.at(-1)!.event_time }];
+    await readOfflineRecords(s3, names.features, wanted, { from: runDate, to: runDate });
     const offlineScanMs = performance.now() - scanStarted;
     return {
       answers,

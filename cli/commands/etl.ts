@@ -48,8 +48,11 @@ Examples:
           `etl of ${report.inputKey}`,
           `  rows ${report.rowsRead}, valid ${report.valid}, quarantined ${report.quarantined}` +
             (report.quarantinePartCount > 0 ? ` (${report.quarantinePartCount} quarantine parts)` : ''),
-          `  offline features: ${report.featurePrefix} (${report.featurePartCount} parts)`,
+          `  offline records: ${report.featurePrefix} (${report.featurePartCount} parts)`,
           `  online store: ${report.onlineWritten} customers`,
+          ...Object.entries(report.imputed)
+            .filter(([, rows]) => rows > 0)
+            .map(([field, rows]) => `  imputed: ${field} in ${rows} rows (absent from the file or empty)`),
         ].join('\n'),
       );
     });

@@ -42,7 +42,7 @@ export const plan = step(
   },
 );
 
-/** One chunk: validate, quarantine, features part, online store; its result goes to S3. */
+/** One chunk: validate, quarantine, its part of the offline records, online store; its result goes to S3. */
 export const chunk = step(z.object({ run: etlRunSchema, index: z.number().int().min(0) }), (input) =>
   processEtlRunChunk(deps, input.run, input.index),
 );
@@ -52,7 +52,8 @@ const stageMaxBadRowShare = numberEnv(KEEL_ENV.etlMaxBadRowShare, { min: 0, max:
 
 /**
  * Totals and checks over the chunks' results (read from S3); fails the execution when rows were lost or
- * too many were bad, else marks the dataset complete.
+ * too many were bad, else records the fields loaded (online-store/fields.json) and marks the dataset
+ * complete.
  */
 export const finalize = step(
   z.object({

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { ValidationError } from '#shared/errors.ts';
-import { FEATURE_SET } from '#shared/features/index.ts';
 import { newestFeatureDataset } from '#shared/offline/features-dataset.ts';
 import { step } from '#shared/pipelines/step.ts';
 import { pipelineContext } from '#shared/pipelines/task-context.ts';

@@ -10,6 +10,7 @@ import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { checkShare } from '#lib/prop-checks.ts';
 import { KEEL_ENV } from '#shared/env.ts';
 import { captureModelPrefix } from '#shared/inference/capture.ts';
+import { STORE_FIELDS_KEY } from '#shared/online-store/fields.ts';
 import { type BucketRole, KEYS, type TableRole } from '#shared/resources.ts';
 
 /** Props of {@link PipelineFunctions}. */
@@ -92,7 +93,7 @@ export class PipelineFunctions extends Construct {
       memorySize: 512,
       timeoutMinutes: 5,
     });
-    this.etlChunk = fn('EtlChunk', 'etl', 'chunk', 'Keel ETL: validate, encode and store one chunk', {
+    this.etlChunk = fn('EtlChunk', 'etl', 'chunk', 'Keel ETL: validate and store one chunk', {
       memorySize: 1024,
       timeoutMinutes: 15,
     });
@@ -174,6 +175,21 @@ export class PipelineFunctions extends Construct {
       'Reads the chunk results',
     );
     tables.onlineFeatures.grant(this.etlChunk.role, 'dynamodb:BatchWriteItem', 'dynamodb:PutItem');
+    // The store-fields manifest, one key read-merged-written (shared/online-store/fields.ts); listing
+    // that key alone makes a missing manifest read as NoSuchKey instead of AccessDenied.
+    this.etlFinalize.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['s3:GetObject', 's3:PutObject'],
+        resources: [buckets.features.arnForObjects(STORE_FIELDS_KEY)],
+      }),
+    );
+    this.etlFinalize.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [buckets.features.bucketArn],
+        conditions: { StringEquals: { 's3:prefix': STORE_FIELDS_KEY } },
+      }),
+    );
 
     list(this.train, buckets.features, 'features/');
     objects(this.train, buckets.features, 'features/', ['s3:GetObject'], 'Reads the offline feature dataset');

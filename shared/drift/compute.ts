@@ -1,6 +1,6 @@
-import { FEATURE_COUNT, FEATURE_SET, featureIndex } from '#shared/features/index.ts';
+import type { FeatureSet } from '#shared/features/index.ts';
 import type { Severity } from '#shared/monitoring/alarm-catalog.ts';
-import { type Baseline, ONE_HOT_COLUMNS } from '#shared/registry/baseline.ts';
+import { type Baseline, featureColumns } from '#shared/registry/baseline.ts';
 import {
   type CategoricalDrift,
   categoricalDrift,
@@ -16,7 +16,7 @@ import type { DriftThresholds } from './thresholds.ts';
 
 /**
  * A drift report: a window of encoded rows and the scores the model gave them, compared with the
- * serving model's baseline. Pure and synchronous; the drift job, `keel drift check` and the tests call
+ * serving model's baseline, both in the model's own feature set. Pure and synchronous; the drift job, `keel drift check` and the tests call
  * it the same way, and the thresholds come from the alarm definitions (`driftThresholds` of
  * thresholds.ts), so a report's statuses and the alarms on its metrics cannot disagree.
  */
@@ -24,7 +24,7 @@ import type { DriftThresholds } from './thresholds.ts';
 export type DriftStatus = 'ok' | Severity | 'insufficient';
 
 export interface DriftWindow {
-  /** Row-major encoded features, FEATURE_COUNT per row (encodeInto's layout); may be longer than needed. */
+  /** Row-major encoded features, the feature set's count per row (encodeInto's layout); may be longer than needed. */
   readonly x: Float32Array;
   readonly rows: number;
   /** The model's probability for each row. */
@@ -68,20 +68,23 @@ export class DriftInputError extends RangeError {
   }
 }
 
+/** Compares a window of the model's `featureSet` (the one its baseline was built with) with the baseline. */
 export function computeDrift(
   baseline: Baseline,
   window: DriftWindow,
   thresholds: DriftThresholds,
+  featureSet: FeatureSet,
 ): DriftReport {
-  validate(baseline, window, thresholds);
+  validate(baseline, window, thresholds, featureSet);
   const { x, rows, scores } = window;
   const { minRows } = thresholds;
+  const { count } = featureSet;
 
   const numeric = baseline.numeric.map((feature) => {
     const counted = countBins(
       x,
-      featureIndex(feature.feature),
-      FEATURE_COUNT,
+      featureSet.index(feature.feature),
+      count,
       rows,
       Float64Array.from(numericBins(feature).edges),
     );
@@ -89,7 +92,7 @@ export function computeDrift(
     return { ...drift, status: featureStatus(drift.psi, thresholds) };
   });
   const categorical = baseline.categorical.map((field) => {
-    const counted = countCategories(x, rows, FEATURE_COUNT, oneHotColumns(field.field, field.categories));
+    const counted = countCategories(x, rows, count, oneHotColumns(featureSet, field.field, field.categories));
     const drift = categoricalDrift(field, counted, rows, minRows);
     return { ...drift, status: featureStatus(drift.psi, thresholds) };
   });
@@ -109,22 +112,27 @@ export function computeDrift(
   };
 }
 
-function validate(baseline: Baseline, window: DriftWindow, thresholds: DriftThresholds): void {
-  if (baseline.featureSet.fingerprint !== FEATURE_SET.fingerprint) {
-    // The window was encoded by today's feature code: another definition means other columns.
+function validate(
+  baseline: Baseline,
+  window: DriftWindow,
+  thresholds: DriftThresholds,
+  featureSet: FeatureSet,
+): void {
+  if (baseline.featureSet.fingerprint !== featureSet.fingerprint) {
+    // The window holds the version's features: a baseline of another definition has other columns.
     throw new DriftInputError(
       'baseline.featureSet.fingerprint',
-      `${baseline.featureSet.fingerprint} is not this code's feature set ${FEATURE_SET.fingerprint}`,
+      `${baseline.featureSet.fingerprint} is not the version's feature set ${featureSet.version} (${featureSet.fingerprint})`,
     );
   }
   const { rows, x, scores } = window;
   if (!Number.isSafeInteger(rows) || rows < 0) {
     throw new DriftInputError('window.rows', `must be a non-negative integer, got ${rows}`);
   }
-  if (x.length < rows * FEATURE_COUNT) {
+  if (x.length < rows * featureSet.count) {
     throw new DriftInputError(
       'window.x',
-      `holds ${x.length} values, fewer than ${rows} rows × ${FEATURE_COUNT}`,
+      `holds ${x.length} values, fewer than ${rows} rows × ${featureSet.count}`,
     );
   }
   if (scores.length < rows) {
@@ -143,8 +151,8 @@ function validate(baseline: Baseline, window: DriftWindow, thresholds: DriftThre
 }
 
 /** The one-hot columns of `field`, checked against the categories the baseline recorded. */
-function oneHotColumns(field: string, categories: readonly string[]): number[] {
-  const columns = ONE_HOT_COLUMNS[field];
+function oneHotColumns(featureSet: FeatureSet, field: string, categories: readonly string[]): number[] {
+  const columns = featureColumns(featureSet).oneHot[field];
   if (!columns) throw new DriftInputError(`baseline.categorical.${field}`, 'is not a categorical field');
   const known = columns.map((c) => c.category);
   if (known.join('\u0000') !== categories.join('\u0000')) {

@@ -1,6 +1,6 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { NoModelError, ValidationError } from '#shared/errors.ts';
-import { FEATURE_COUNT } from '#shared/features/index.ts';
+import type { FeatureSet } from '#shared/features/index.ts';
 import type { CaptureRecord } from '#shared/inference/capture.ts';
 import { type CaptureSource, forEachCapturedRecord } from '#shared/inference/capture-reader.ts';
 import type { MonitoringOptionsInput } from '#shared/monitoring/alarm-options.ts';
@@ -14,7 +14,8 @@ import {
 } from '#shared/monitoring/metrics.ts';
 import { type EmitLine, publishMetrics } from '#shared/monitoring/publish.ts';
 import type { Baseline } from '#shared/registry/baseline.ts';
-import { getChampion, type RegistryDeps, readBaseline } from '#shared/registry/registry.ts';
+import { featureSetOfVersion } from '#shared/registry/feature-sets.ts';
+import { getChampion, type RegistryDeps, readBaseline, readMetadata } from '#shared/registry/registry.ts';
 import { keyTimestamp } from '#shared/resources.ts';
 import { computeDrift, type DriftReport, type DriftStatus } from './compute.ts';
 import { type DriftNotice, driftNotice } from './notice.ts';
@@ -22,7 +23,7 @@ import { driftThresholds } from './thresholds.ts';
 
 /**
  * The drift job: the champion's captured predictions of a window (default: the hour before now) →
- * `computeDrift` against the champion's `baseline.json` → the drift metrics as EMF lines (the same sink
+ * `computeDrift` against the champion's `baseline.json`, in the champion's own feature set → the drift metrics as EMF lines (the same sink
  * as every other Keel metric: stdout in Lambda, `${KEEL_HOME}/metrics/emf.jsonl` locally) → the report
  * as JSON in the outputs bucket under `drift-reports/`.
  *
@@ -110,13 +111,15 @@ export function driftWindow(input: DriftJobInput, now: Date): { from: Date; to: 
   return { from, to };
 }
 
-/** The captured records of `version` served in [from, to), as computeDrift's window. */
+/** The captured records of `version` (whose features are `featureSet`'s) served in [from, to), as computeDrift's window. */
 export async function readCapturedWindow(
   deps: CaptureSource,
   version: string,
+  featureSet: FeatureSet,
   from: Date,
   to: Date,
 ): Promise<{ x: Float32Array; scores: Float64Array; rows: number; skipped: number }> {
+  const count = featureSet.count;
   const kept: CaptureRecord[] = [];
   let skipped = 0;
   const read = await forEachCapturedRecord(deps, from, to, (record) => {
@@ -125,7 +128,7 @@ export async function readCapturedWindow(
       // A shadow's scores were never served: the window is what customers were answered.
       record.variant === 'shadow' ||
       !Array.isArray(record.x) ||
-      record.x.length !== FEATURE_COUNT
+      record.x.length !== count
     ) {
       skipped++;
       return;
@@ -133,10 +136,10 @@ export async function readCapturedWindow(
     kept.push(record);
   });
   skipped += read.skipped;
-  const x = new Float32Array(kept.length * FEATURE_COUNT);
+  const x = new Float32Array(kept.length * count);
   const scores = new Float64Array(kept.length);
   kept.forEach((record, i) => {
-    x.set(record.x, i * FEATURE_COUNT);
+    x.set(record.x, i * count);
     // A missing probability is a non-finite score (counted by computeDrift), never a made-up number.
     scores[i] = typeof record.probability === 'number' ? record.probability : Number.NaN;
   });
@@ -184,10 +187,11 @@ export async function checkDrift(deps: DriftCheckDeps, input: DriftJobInput = {}
   const { from, to } = driftWindow(input, now);
   const version = await getChampion(deps.registry, deps.modelName);
   if (!version) throw new NoModelError(`${deps.modelName} has no champion: there is nothing to watch`);
+  const featureSet = featureSetOfVersion(await readMetadata(deps.registry, deps.modelName, version));
   const baseline = (await readBaseline(deps.registry, deps.modelName, version)) as Baseline;
-  const window = await readCapturedWindow(deps, version, from, to);
+  const window = await readCapturedWindow(deps, version, featureSet, from, to);
   const thresholds = driftThresholds(deps.monitoring);
-  const report = computeDrift(baseline, window, thresholds);
+  const report = computeDrift(baseline, window, thresholds, featureSet);
   const insufficientData = window.rows < thresholds.minRows;
   return {
     generatedAt: now.toISOString(),

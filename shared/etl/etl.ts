@@ -19,8 +19,8 @@ import {
 import { assertHeader, SchemaChangeError } from '#shared/features/header.ts';
 import {
   CATEGORICAL_FIELDS,
-  encodeInto,
-  FEATURE_COUNT,
+  FEATURE_FIELD_NAMES,
+  isImputable,
   LABEL_COLUMN,
   type LabeledRecord,
   parseCsvRecord,
@@ -34,12 +34,13 @@ import {
 } from '#shared/monitoring/metrics.ts';
 import { type EmitLine, publishMetrics } from '#shared/monitoring/publish.ts';
 import {
-  featureDatasetHeader,
   featureDatasetPrefix,
-  featureRow,
   markDatasetComplete,
+  offlineDatasetHeader,
+  offlineRow,
   SUCCESS_MARKER,
 } from '#shared/offline/features-dataset.ts';
+import { recordStoreFields } from '#shared/online-store/fields.ts';
 import { createRecordWriter } from '#shared/online-store/store.ts';
 import { createObjectStream } from '#shared/pipelines/object-stream.ts';
 import {
@@ -55,9 +56,10 @@ import { KEYS } from '#shared/resources.ts';
 
 /**
  * The ETL as three steps, the states of the ETL state machine: `planEtl` cuts the raw file into row
- * chunks (byte ranges), `processEtlChunk` validates, encodes and stores one chunk (the Map state runs
- * these in parallel), and `finalizeEtl` checks the counts. `runEtl` runs the same steps in sequence.
- * Every output key derives from the input key and chunk index, so a re-run rewrites the same objects.
+ * chunks (byte ranges), `processEtlChunk` validates one chunk and stores its records, offline and online
+ * (the Map state runs these in parallel), and `completeEtl` checks the counts and records the fields
+ * loaded. `runEtl` runs the same steps in sequence. Every output key derives from the input key and
+ * chunk index, so a re-run rewrites the same objects.
  */
 export interface EtlDeps {
   readonly s3: S3Client;
@@ -132,6 +134,8 @@ export interface EtlChunkResult {
   readonly featureKey: string;
   readonly quarantineKey: string | null;
   readonly quality: DataQuality;
+  /** Valid rows without a value of each imputable field (stored without it, imputed by the features). */
+  readonly imputed: Record<string, number>;
 }
 
 export interface EtlReport {
@@ -147,6 +151,11 @@ export interface EtlReport {
   readonly quarantineKeys: string[];
   /** The bad rows by the field they failed, and the category values the model never saw. */
   readonly quality: DataQuality;
+  /**
+   * Per imputable field of the raw schema, the valid rows without a value (its column absent, or the
+   * cell empty): stored without it, the feature definitions impute it.
+   */
+  readonly imputed: Record<string, number>;
 }
 
 /** More bad rows than the run allows; `details` holds the report. */
@@ -332,6 +341,9 @@ export async function* readCsvLines(body: Readable, columns: readonly string[]):
 }
 
 const pad = (n: number) => String(n).padStart(5, '0');
+/** The raw fields a file may lack (their policy imputes them). */
+const IMPUTABLE_FIELDS = FEATURE_FIELD_NAMES.filter(isImputable);
+const noneImputed = () => Object.fromEntries(IMPUTABLE_FIELDS.map((field) => [field, 0]));
 /** How much of the feature part a chunk gathers before handing it to the upload. */
 const LINES_FLUSH_CHARS = 64 * 1024;
 
@@ -339,7 +351,10 @@ export function quarantinePrefix(plan: Pick<EtlPlan, 'runDate' | 'featurePrefix'
   return `quarantine/run_date=${plan.runDate}/${plan.featurePrefix.split('/').at(-2)}/`;
 }
 
-/** Validates one chunk's rows, writes its feature part, its quarantine part and its online items. */
+/**
+ * Validates one chunk's rows, writes its part of the offline dataset (the valid raw records), its
+ * quarantine part and its online items.
+ */
 export async function processEtlChunk(
   deps: EtlDeps,
   plan: Omit<EtlPlan, 'chunks' | 'totalRows'>,
@@ -348,7 +363,7 @@ export async function processEtlChunk(
   const featureKey = `${plan.featurePrefix}part-${pad(chunk.index)}.csv`;
   const quarantine: string[] = [];
   const quality = emptyDataQuality();
-  const vector = new Float32Array(FEATURE_COUNT);
+  const imputed = noneImputed();
   // The store's writes and the feature part's upload go on while the next rows are read: the chunk
   // holds a few batches and a part's worth of lines, not its rows.
   const online = createRecordWriter({ dynamo: deps.dynamo, table: deps.onlineTable });
@@ -357,7 +372,7 @@ export async function processEtlChunk(
     key: featureKey,
     contentType: 'text/csv',
   });
-  let lines = `${featureDatasetHeader(plan.labeled)}\n`;
+  let lines = `${offlineDatasetHeader(plan.labeled)}\n`;
   let valid = 0;
   let rows = 0;
   const readChunk = async () => {
@@ -397,8 +412,8 @@ export async function processEtlChunk(
       firstRowOf.set(parsed.data.customer_id, rowNumber);
       const record = parsed.data as LabeledRecord;
       countUnseenCategories(quality, record);
-      encodeInto(record, vector, 0);
-      lines += `${featureRow(record.customer_id, record.event_time, vector, plan.labeled ? record.churned : undefined)}\n`;
+      for (const field of IMPUTABLE_FIELDS) if (record[field] === undefined) imputed[field]!++;
+      lines += `${offlineRow(record, plan.labeled)}\n`;
       valid++;
       if (lines.length >= LINES_FLUSH_CHARS) {
         await features.write(lines);
@@ -441,6 +456,7 @@ export async function processEtlChunk(
     featureKey,
     quarantineKey,
     quality,
+    imputed,
   };
 }
 
@@ -465,6 +481,7 @@ export function finalizeEtl(
     featureParts: sorted.map((r) => r.featureKey),
     quarantineKeys: sorted.flatMap((r) => (r.quarantineKey ? [r.quarantineKey] : [])),
     quality: mergeDataQuality(sorted.map((r) => r.quality)),
+    imputed: Object.fromEntries(IMPUTABLE_FIELDS.map((field) => [field, sum((r) => r.imputed[field] ?? 0)])),
   };
   if (report.rowsRead !== plan.totalRows || report.onlineWritten !== report.valid) {
     throw new EtlCountMismatchError(
@@ -510,7 +527,17 @@ export async function runEtl(deps: EtlDeps, options: EtlOptions): Promise<EtlRep
   return completeEtl(deps, plan, results, options.maxBadRowShare);
 }
 
-/** {@link finalizeEtl}, then the success marker that makes the dataset visible to training. */
+/** The raw fields a file's header carries: what a run loads into the store. */
+const loadedFields = (header: string) => {
+  const columns = header.split(',');
+  return FEATURE_FIELD_NAMES.filter((field) => columns.includes(field));
+};
+
+/**
+ * {@link finalizeEtl}; then, once per run, the fields it loaded into the store-fields manifest (what
+ * promotions check a version's fields against), and last the success marker that makes the dataset
+ * visible to training.
+ */
 export async function completeEtl(
   deps: Pick<EtlDeps, 's3' | 'featuresBucket' | 'clock' | 'emit' | 'service'>,
   plan: Omit<EtlPlan, 'chunks'>,
@@ -521,13 +548,25 @@ export async function completeEtl(
   const unseen = unseenCategoryRows(report.quality);
   publishEtlMetrics(
     deps,
-    CATEGORICAL_FIELDS.map((feature) => ({
-      metricName: ETL_METRICS.unseenCategoryShare,
-      value: unseen[feature] / report.rowsRead,
-      feature,
-    })),
+    [
+      ...CATEGORICAL_FIELDS.map((feature) => ({
+        metricName: ETL_METRICS.unseenCategoryShare,
+        value: unseen[feature] / report.rowsRead,
+        feature,
+      })),
+      // Over valid rows (only they are stored); none valid leaves no share to report.
+      ...(report.valid === 0
+        ? []
+        : IMPUTABLE_FIELDS.map((feature) => ({
+            metricName: ETL_METRICS.imputedShare,
+            value: report.imputed[feature]! / report.valid,
+            feature,
+          }))),
+    ],
     { InputKey: plan.inputKey, RunDate: plan.runDate },
   );
+  const at = (deps.clock ?? (() => new Date()))();
+  await recordStoreFields(deps.s3, deps.featuresBucket, loadedFields(plan.header), at);
   await markDatasetComplete(deps.s3, deps.featuresBucket, plan.featurePrefix, report);
   return report;
 }

@@ -1,5 +1,5 @@
 import { KeelError } from '#shared/errors.ts';
-import { CSV_COLUMNS, LABEL_COLUMN, OUTCOME_COLUMNS } from './schema.ts';
+import { CSV_COLUMNS, isImputable, LABEL_COLUMN, OUTCOME_COLUMNS } from './schema.ts';
 
 /** The columns a kind of CSV file must have, and those it may have. */
 export interface CsvFileSchema {
@@ -9,11 +9,14 @@ export interface CsvFileSchema {
   readonly optional: readonly string[];
 }
 
-/** Raw customer files (ETL, batch scoring); the label makes one training data. */
+/**
+ * Raw customer files (ETL, batch scoring): a field the schema imputes may be absent (every row then
+ * lacks it and is imputed), and the label makes one training data.
+ */
 export const CUSTOMER_FILE: CsvFileSchema = {
   record: 'raw customer record',
-  columns: CSV_COLUMNS,
-  optional: [LABEL_COLUMN],
+  columns: CSV_COLUMNS.filter((column) => !isImputable(column)),
+  optional: [...CSV_COLUMNS.filter(isImputable), LABEL_COLUMN],
 };
 
 /** Outcome files: whether each customer churned, as observed later. */
@@ -88,8 +91,8 @@ const RENAME_LIKENESS = 0.5;
 
 /**
  * Compares a file's header with the columns of its kind (by default the raw customer record's, whose label
- * is optional: a file with it is training data). Each unexpected column is offered as the rename of at most
- * one missing column, the likeliest first.
+ * and imputed fields are optional). Each unexpected column is offered as the rename of at most one absent
+ * column, the likeliest first; an absent optional column is reported missing only when it looks renamed.
  */
 export function headerChange(
   columns: readonly string[],
@@ -98,9 +101,9 @@ export function headerChange(
   const expected = new Set<string>([...schema.columns, ...schema.optional]);
   const seen = new Set<string>();
   const duplicated = columns.filter((column) => seen.has(column) || !seen.add(column));
-  const missingColumns = schema.columns.filter((column) => !seen.has(column));
+  const absent = [...schema.columns, ...schema.optional].filter((column) => !seen.has(column));
   const unexpected = [...seen].filter((column) => !expected.has(column));
-  const candidates = missingColumns
+  const candidates = absent
     .flatMap((column) =>
       unexpected.map((actual) => ({ column, actual, likeness: nameLikeness(column, actual) })),
     )
@@ -113,10 +116,12 @@ export function headerChange(
     renames.set(column, actual);
     taken.add(actual);
   }
-  const missing = missingColumns.map((column) => {
-    const likelyRenamedTo = renames.get(column);
-    return likelyRenamedTo === undefined ? { column } : { column, likelyRenamedTo };
-  });
+  const missing = absent
+    .filter((column) => schema.columns.includes(column) || renames.has(column))
+    .map((column) => {
+      const likelyRenamedTo = renames.get(column);
+      return likelyRenamedTo === undefined ? { column } : { column, likelyRenamedTo };
+    });
   return { missing, unexpected, duplicated: [...new Set(duplicated)] };
 }
 

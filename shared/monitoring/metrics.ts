@@ -73,6 +73,11 @@ export const ETL_METRICS = {
   schemaChanges: 'EtlSchemaChanges',
   /** Share (0-1) of a run's rows whose value of one categorical field the model never saw; dimensions service + Feature. */
   unseenCategoryShare: 'EtlUnseenCategoryShare',
+  /**
+   * Share (0-1) of a run's valid rows without a value of one imputable field (its column absent or the
+   * cell empty), imputed by the feature definitions; dimensions service + Feature.
+   */
+  imputedShare: 'EtlImputedShare',
 } as const;
 
 /** The one extra dimension of the per-version {@link QUALITY_METRICS}. */

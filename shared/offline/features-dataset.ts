@@ -1,87 +1,211 @@
+import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { parse } from 'csv-parse';
 import { listKeys, listObjects } from '#shared/aws/list-objects.ts';
-import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { KeelError } from '#shared/errors.ts';
+import {
+  CATEGORIES,
+  FEATURE_FIELD_NAMES,
+  FEATURE_SET,
+  type FeatureSet,
+  type FieldValues,
+  LABEL_COLUMN,
+  type LabeledRecord,
+  type RawRecord,
+} from '#shared/features/index.ts';
 
 /**
- * The offline feature dataset: CSV parts under `features/run_date=YYYY-MM-DD/<source>/`, one row per
- * customer with its id, event time, the model's features (float32 values, written so they parse back
- * to the same float32) and the label when the source had one. Plain CSV keeps it readable by Athena,
- * pandas and a human, and the header names every feature in order, so a reader checks it matches.
+ * The offline dataset: CSV parts under `features/run_date=YYYY-MM-DD/<source>/`, one row per customer
+ * with its id, event time, the validated raw record (every raw field of the writing code's schema, an
+ * empty cell for an absent one) and the label when the source had one. Raw values rather than feature
+ * values, so that any model version's features can be computed from it: a reader builds the matrix of
+ * one {@link FeatureSet} through its interpreter. Plain CSV keeps it readable by Athena, pandas and a
+ * human; values never need quoting (the schema allows no comma, quote or line break).
  */
 export const FEATURES_PREFIX = 'features/';
 
-export const featureDatasetHeader = (labeled: boolean) =>
-  ['customer_id', 'event_time', ...FEATURE_SET.names, ...(labeled ? ['churned'] : [])].join(',');
+/** The columns this code writes: `customer_id,event_time,<raw fields>[,churned]`. */
+export const offlineDatasetHeader = (labeled: boolean) =>
+  ['customer_id', 'event_time', ...FEATURE_FIELD_NAMES, ...(labeled ? [LABEL_COLUMN] : [])].join(',');
 
-/** Where the features of one raw file land: re-running the same input rewrites the same keys. */
+/** Where the records of one raw file land: re-running the same input rewrites the same keys. */
 export function featureDatasetPrefix(rawKey: string, runDate: string): string {
   const stem = rawKey.replace(/^.*\//, '').replace(/\.csv$/, '');
   return `${FEATURES_PREFIX}run_date=${runDate}/${stem}/`;
 }
 
-export function featureRow(id: string, eventTime: string, vector: Float32Array, label?: 0 | 1): string {
-  let line = `${id},${eventTime}`;
-  for (let i = 0; i < vector.length; i++) line += `,${vector[i]}`;
-  return label === undefined ? line : `${line},${label}`;
+/** One line of the dataset (no newline); numbers print as the shortest text that parses back to them. */
+export function offlineRow(record: RawRecord | LabeledRecord, labeled: boolean): string {
+  let line = `${record.customer_id},${record.event_time}`;
+  for (const name of FEATURE_FIELD_NAMES) line += `,${record[name] ?? ''}`;
+  return labeled ? `${line},${(record as LabeledRecord).churned}` : line;
+}
+
+/** A part the reader cannot build the matrix from; the message names the part and what to do. */
+export class OfflineDatasetError extends KeelError {
+  readonly code = 'ValidationError';
+}
+
+/** A raw field the feature set requires is not in the part (its column or a row's value). */
+export class MissingRawFieldError extends OfflineDatasetError {}
+
+/**
+ * Whether a header is the layout written before offline data held raw records: feature values, whose
+ * one-hot columns (`plan_basic`) stand where the categorical field (`plan`) now is.
+ */
+const isFeatureValued = (columns: readonly string[]) =>
+  Object.entries(CATEGORIES).some(
+    ([field, values]) => !columns.includes(field) && values.some((v) => columns.includes(`${field}_${v}`)),
+  );
+
+/** Refuses a header that is not this dataset's layout: another file, or the feature-valued layout. */
+export function assertOfflineHeader(source: string, columns: readonly string[]): void {
+  if (columns[0] !== 'customer_id' || columns[1] !== 'event_time') {
+    throw new OfflineDatasetError(
+      `${source} is not an offline dataset part: its header starts ${columns.slice(0, 2).join(',')}, not customer_id,event_time`,
+    );
+  }
+  if (isFeatureValued(columns)) {
+    throw new OfflineDatasetError(
+      `${source} holds feature values, the layout before offline data held raw records: re-run the ETL on ` +
+        'its raw file (`keel etl run --input <raw key>`) to rewrite it',
+    );
+  }
+}
+
+/**
+ * How the cells of one part become records for one feature set: the header is checked (every field the
+ * set requires must be a column; others may be absent, imputed, or extra, ignored), and each call
+ * fills one reused record with the fields the set reads, typed (text for its categorical fields).
+ */
+export function recordDecoder(
+  source: string,
+  columns: readonly string[],
+  featureSet: FeatureSet,
+): (cells: readonly string[]) => FieldValues {
+  assertOfflineHeader(source, columns);
+  const absent = featureSet.required.filter((field) => !columns.includes(field));
+  if (absent.length > 0) {
+    throw new MissingRawFieldError(
+      `${source} has no column ${absent.join(', ')}, which feature set ${featureSet.version} ` +
+        `(${featureSet.fingerprint}) requires: use a dataset loaded with ${absent.length > 1 ? 'these fields' : 'the field'}`,
+      { details: { fields: absent, source } },
+    );
+  }
+  const read = featureSet.fields.flatMap((name) => {
+    const index = columns.indexOf(name);
+    return index < 0 ? [] : [{ name, index, text: name in featureSet.categories }];
+  });
+  const record: Record<string, number | string | undefined> = {};
+  return (cells) => {
+    for (const { name, index, text } of read) {
+      const cell = cells[index];
+      record[name] = cell === undefined || cell === '' ? undefined : text ? cell : Number(cell);
+    }
+    return record;
+  };
+}
+
+/** The lines of an object, streamed; leaving early (a break, a throw) closes its response. */
+export async function* objectLines(s3: S3Client, bucket: string, key: string): AsyncGenerator<string> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const body = object.Body as Readable;
+  try {
+    yield* createInterface({ input: body, crlfDelay: Number.POSITIVE_INFINITY });
+  } finally {
+    // An abandoned response fails later with `aborted`: an error no one would be listening for.
+    body.on('error', () => {}).destroy();
+  }
 }
 
 export interface FeatureDataset {
+  /** The feature set the matrix was computed for. */
+  readonly featureSet: FeatureSet;
   readonly rows: number;
-  /** Row-major float32, rows × FEATURE_COUNT. */
+  /** Row-major float32, rows × featureSet.count. */
   readonly x: Float32Array;
-  /** Labels (0/1); empty when the data is unlabeled. */
+  /** Labels (0/1); 0 for rows of unlabeled parts. */
   readonly y: Uint8Array;
   readonly customerIds: string[];
   readonly keys: string[];
 }
 
-/** Loads every part under a prefix into one matrix, checking the header against this feature set. */
+export interface ReadFeatureDatasetOptions {
+  /**
+   * Only these rows (0-based over the parts in key order, ascending): the held-out rows of a training,
+   * for a model of another feature set.
+   * @default - every row
+   */
+  readonly rows?: ArrayLike<number>;
+}
+
+/**
+ * Loads every part under a prefix into one matrix of `featureSet`'s features (default: this code's
+ * definition, what new models train on), computed from the stored raw records by the set's interpreter
+ * and imputed by its policy. Streams each part line by line: memory holds the matrix, not the text.
+ */
 export async function readFeatureDataset(
   s3: S3Client,
   bucket: string,
   prefix: string,
+  featureSet: FeatureSet = FEATURE_SET,
+  options: ReadFeatureDatasetOptions = {},
 ): Promise<FeatureDataset> {
   const keys = (await listKeys(s3, bucket, prefix)).filter((key) => key.endsWith('.csv'));
   if (keys.length === 0) throw new Error(`no feature data under s3://${bucket}/${prefix}`);
   keys.sort();
 
-  let capacity = 1 << 16;
-  let x = new Float32Array(capacity * FEATURE_COUNT);
+  const count = featureSet.count;
+  const only = options.rows;
+  let capacity = only ? Math.max(only.length, 1) : 1 << 16;
+  let x = new Float32Array(capacity * count);
   let y = new Uint8Array(capacity);
   const customerIds: string[] = [];
   let rows = 0;
+  let row = -1;
   for (const key of keys) {
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    const parser = (object.Body as Readable).pipe(parse());
-    let labeled: boolean | undefined;
-    for await (const cells of parser as AsyncIterable<string[]>) {
-      if (labeled === undefined) {
-        labeled = cells.join(',') === featureDatasetHeader(true);
-        if (!labeled && cells.join(',') !== featureDatasetHeader(false)) {
-          throw new Error(
-            `s3://${bucket}/${key} was written with another feature set (header differs from ${FEATURE_SET.version}); re-run the ETL`,
-          );
-        }
+    const source = `s3://${bucket}/${key}`;
+    let decode: ((cells: readonly string[]) => FieldValues) | undefined;
+    let label = -1;
+    for await (const line of objectLines(s3, bucket, key)) {
+      const cells = line.split(',');
+      if (!decode) {
+        decode = recordDecoder(source, cells, featureSet);
+        label = cells.indexOf(LABEL_COLUMN);
         continue;
       }
+      if (line === '') continue;
+      row++;
+      if (only && only[rows] !== row) continue;
       if (rows === capacity) {
         capacity *= 2;
-        const grownX = new Float32Array(capacity * FEATURE_COUNT);
+        const grownX = new Float32Array(capacity * count);
         grownX.set(x);
         x = grownX;
         const grownY = new Uint8Array(capacity);
         grownY.set(y);
         y = grownY;
       }
+      const missing = featureSet.encodeInto(decode(cells), x, rows * count);
+      if (missing !== undefined) {
+        throw new MissingRawFieldError(
+          `${source}: customer ${cells[0]} has no ${missing}, which feature set ${featureSet.version} requires`,
+          { details: { fields: [missing], source } },
+        );
+      }
       customerIds.push(cells[0]!);
-      for (let j = 0; j < FEATURE_COUNT; j++) x[rows * FEATURE_COUNT + j] = Number(cells[2 + j]);
-      y[rows] = labeled ? Number(cells[2 + FEATURE_COUNT]) : 0;
+      y[rows] = label < 0 ? 0 : Number(cells[label]);
       rows++;
+      if (only && rows === only.length) break;
     }
+    if (only && rows === only.length) break;
   }
-  return { rows, x: x.subarray(0, rows * FEATURE_COUNT), y: y.subarray(0, rows), customerIds, keys };
+  if (only && rows < only.length) {
+    throw new OfflineDatasetError(
+      `s3://${bucket}/${prefix} has ${row + 1} rows: row ${only[rows]} asked for is not there (was it rewritten?)`,
+    );
+  }
+  return { featureSet, rows, x: x.subarray(0, rows * count), y: y.subarray(0, rows), customerIds, keys };
 }
 
 /**

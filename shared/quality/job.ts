@@ -1,5 +1,6 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ValidationError } from '#shared/errors.ts';
+import type { FeatureSet } from '#shared/features/index.ts';
 import { forEachCapturedRecord } from '#shared/inference/capture-reader.ts';
 import {
   type MonitoringOptions,
@@ -15,6 +16,7 @@ import {
   serviceDimensions,
 } from '#shared/monitoring/metrics.ts';
 import { type EmitLine, publishMetrics } from '#shared/monitoring/publish.ts';
+import { featureSetOfVersion } from '#shared/registry/feature-sets.ts';
 import { type RegistryDeps, readMetadata } from '#shared/registry/registry.ts';
 import { keyTimestamp, type ResourceNames } from '#shared/resources.ts';
 import { calibratorOf } from './calibrator.ts';
@@ -23,7 +25,7 @@ import { estimateQuality } from './estimate.ts';
 import { type QualityNotice, qualityNotice } from './notice.ts';
 import { outcomeFor, readOutcomes } from './outcomes.ts';
 import { realizedQuality } from './realized.ts';
-import { compareWithOffline, createSkewSample, readOfflineVectors } from './skew.ts';
+import { compareWithOffline, createSkewSample, type OfflineRecord, readOfflineRecords } from './skew.ts';
 import type { QualityBucket, QualityReport, VersionQuality } from './types.ts';
 
 /**
@@ -239,13 +241,18 @@ export async function computeQuality(
   const served = skewSample.vectors();
   const offline =
     served.length === 0
-      ? new Map<string, Float32Array>()
+      ? new Map<string, OfflineRecord>()
       : (
-          await readOfflineVectors(deps.s3, deps.featuresBucket, served, {
+          await readOfflineRecords(deps.s3, deps.featuresBucket, served, {
             from: isoDate(served.reduce((oldest, v) => Math.min(oldest, Date.parse(v.eventTime)), Infinity)),
             to: isoDate(window.to.getTime()),
           })
-        ).vectors;
+        ).records;
+  // Each served vector is recomputed with its own version's features.
+  const featureSets = new Map<string, FeatureSet>();
+  for (const version of new Set(served.map((v) => v.version))) {
+    featureSets.set(version, featureSetOfVersion(await readMetadata(deps.registry, deps.modelName, version)));
+  }
   return {
     generatedAt: now.toISOString(),
     model: { name: deps.modelName },
@@ -260,7 +267,7 @@ export async function computeQuality(
     outcomes: outcomes.intake,
     versions,
     consistency: consistency.figures(),
-    skew: compareWithOffline(served, offline),
+    skew: compareWithOffline(served, offline, (version) => featureSets.get(version)),
   };
 }
 

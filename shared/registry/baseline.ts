@@ -1,10 +1,11 @@
-import { CATEGORIES, FEATURE_COUNT, FEATURE_SET, FEATURES } from '#shared/features/index.ts';
+import type { FeatureSet } from '#shared/features/index.ts';
 
 /**
  * The training-time distributions a model version is watched against (`baseline.json`): quantile bins
  * for each numeric feature, category frequencies for each categorical field (read back from its one-hot
- * columns; all zeros means an unseen category), and the distribution of the model's scores. Built
- * when a version is trained or imported, stored beside it; shared/drift compares its windows on the same bins.
+ * columns; all zeros means an unseen category), and the distribution of the model's scores, all in the
+ * version's own feature set. Built when a version is trained or imported, stored beside it;
+ * shared/drift compares its windows on the same bins.
  */
 export interface NumericBaseline {
   readonly feature: string;
@@ -70,51 +71,75 @@ export function binFractions(values: ArrayLike<number>, edges: readonly number[]
   return counts.map((count) => (values.length === 0 ? 0 : count / values.length));
 }
 
-/** Columns of the feature vector that one-hot encode each categorical field. */
-export const ONE_HOT_COLUMNS: Readonly<Record<string, { category: string; column: number }[]>> =
-  Object.fromEntries(
-    Object.keys(CATEGORIES).map((field) => [
-      field,
-      FEATURES.flatMap((feature, column) =>
-        feature.expr.op === 'oneHot' && feature.expr.field === field
-          ? [{ category: feature.expr.value, column }]
-          : [],
+/** Where a feature set's features are in its vector: its one-hot columns by field, and the others. */
+export interface FeatureColumns {
+  /** The columns that one-hot encode each categorical field the set reads. */
+  readonly oneHot: Readonly<Record<string, readonly { category: string; column: number }[]>>;
+  readonly numeric: readonly number[];
+}
+
+const columnsBySet = new WeakMap<FeatureSet, FeatureColumns>();
+
+/** The {@link FeatureColumns} of a feature set, from its definition (computed once per set). */
+export function featureColumns(featureSet: FeatureSet): FeatureColumns {
+  let columns = columnsBySet.get(featureSet);
+  if (!columns) {
+    const features = featureSet.definition.features;
+    columns = {
+      oneHot: Object.fromEntries(
+        Object.keys(featureSet.categories).map((field) => [
+          field,
+          features.flatMap((feature, column) =>
+            feature.expr.op === 'oneHot' && feature.expr.field === field
+              ? [{ category: feature.expr.value, column }]
+              : [],
+          ),
+        ]),
       ),
-    ]),
-  );
+      numeric: features.flatMap((feature, column) => (feature.expr.op === 'oneHot' ? [] : [column])),
+    };
+    columnsBySet.set(featureSet, columns);
+  }
+  return columns;
+}
 
-export const NUMERIC_COLUMNS: readonly number[] = FEATURES.flatMap((feature, column) =>
-  feature.expr.op === 'oneHot' ? [] : [column],
-);
-
-function column(x: Float32Array, rows: number, index: number): Float64Array {
+function column(x: Float32Array, rows: number, count: number, index: number): Float64Array {
   const out = new Float64Array(rows);
-  for (let r = 0; r < rows; r++) out[r] = x[r * FEATURE_COUNT + index]!;
+  for (let r = 0; r < rows; r++) out[r] = x[r * count + index]!;
   return out;
 }
 
-export function categoryCounts(x: Float32Array, rows: number, field: string): Record<string, number> {
-  const columns = ONE_HOT_COLUMNS[field]!;
+export function categoryCounts(
+  featureSet: FeatureSet,
+  x: Float32Array,
+  rows: number,
+  field: string,
+): Record<string, number> {
+  const columns = featureColumns(featureSet).oneHot[field]!;
+  const { count } = featureSet;
   const counts: Record<string, number> = Object.fromEntries([
     ...columns.map((c) => [c.category, 0]),
     [UNSEEN, 0],
   ]);
   for (let r = 0; r < rows; r++) {
-    const hit = columns.find((c) => x[r * FEATURE_COUNT + c.column] === 1);
+    const hit = columns.find((c) => x[r * count + c.column] === 1);
     counts[hit ? hit.category : UNSEEN]!++;
   }
   return counts;
 }
 
+/** The baseline of rows × `featureSet.count` features (row-major) and the model's scores of them. */
 export function buildBaseline(
+  featureSet: FeatureSet,
   x: Float32Array,
   rows: number,
   scores: Float64Array,
   threshold: number,
   bins = 10,
 ): Baseline {
-  const numeric = NUMERIC_COLUMNS.map((index) => {
-    const values = column(x, rows, index);
+  const columns = featureColumns(featureSet);
+  const numeric = columns.numeric.map((index) => {
+    const values = column(x, rows, featureSet.count, index);
     const edges = quantileEdges(values, bins);
     let sum = 0;
     let min = Number.POSITIVE_INFINITY;
@@ -125,7 +150,7 @@ export function buildBaseline(
       if (v > max) max = v;
     }
     return {
-      feature: FEATURE_SET.names[index]!,
+      feature: featureSet.names[index]!,
       edges,
       fractions: binFractions(values, edges),
       mean: sum / rows,
@@ -133,11 +158,11 @@ export function buildBaseline(
       max,
     };
   });
-  const categorical = Object.keys(ONE_HOT_COLUMNS).map((field) => {
-    const counts = categoryCounts(x, rows, field);
+  const categorical = Object.keys(columns.oneHot).map((field) => {
+    const counts = categoryCounts(featureSet, x, rows, field);
     return {
       field,
-      categories: ONE_HOT_COLUMNS[field]!.map((c) => c.category),
+      categories: columns.oneHot[field]!.map((c) => c.category),
       frequencies: Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, v / rows])),
     };
   });
@@ -149,7 +174,7 @@ export function buildBaseline(
     scoreSum += s;
   }
   return {
-    featureSet: { version: FEATURE_SET.version, fingerprint: FEATURE_SET.fingerprint },
+    featureSet: { version: featureSet.version, fingerprint: featureSet.fingerprint },
     rows,
     numeric,
     categorical,

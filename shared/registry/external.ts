@@ -283,7 +283,7 @@ export async function checkExternalModel(input: ExternalModelInput): Promise<Che
     }
     baseline = input.baseline;
   } else {
-    baseline = buildBaseline(input.rows.x, input.rows.rows, scores, parsed.threshold);
+    baseline = buildBaseline(input.featureSet, input.rows.x, input.rows.rows, scores, parsed.threshold);
   }
 
   const auc =

@@ -1,8 +1,9 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { KeelError } from '#shared/errors.ts';
+import { FEATURE_SET, type FeatureSet } from '#shared/features/index.ts';
 import { evaluateBinary } from '#shared/model/metrics.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
-import { readFeatureDataset } from '#shared/offline/features-dataset.ts';
+import { MissingRawFieldError, readFeatureDataset } from '#shared/offline/features-dataset.ts';
 import type { ModelMetadata, ModelVersion } from '#shared/registry/metadata.ts';
 import {
   type Deployment,
@@ -12,7 +13,7 @@ import {
   type RegistryDeps,
   registerModel,
 } from '#shared/registry/registry.ts';
-import { type Algorithm, trainCandidate } from './train.ts';
+import { type Algorithm, type Candidate, trainCandidate } from './train.ts';
 
 export interface RetrainDeps {
   readonly registry: RegistryDeps;
@@ -39,12 +40,55 @@ export interface TrainRegisterResult {
   readonly improvement: number | null;
 }
 
-/** Train → evaluate against the champion on the same held-out rows → register. Never promotes. */
+/** The champion's features cannot be computed for the held-out customers of the dataset trained on. */
+export class ChampionNotComparableError extends KeelError {
+  readonly code = 'Conflict';
+}
+
+/**
+ * The candidate's held-out customers in `featureSet`'s features: the candidate's own rows when it is the
+ * candidate's set, else the same rows of the dataset computed again from the raw records.
+ */
+async function heldOut(
+  deps: RetrainDeps,
+  datasetPrefix: string,
+  data: { readonly featureSet: FeatureSet; readonly customerIds: readonly string[] },
+  candidate: Candidate,
+  featureSet: FeatureSet,
+  champion: string,
+): Promise<Float32Array> {
+  if (featureSet.fingerprint === data.featureSet.fingerprint) return candidate.test.x;
+  let rows: Awaited<ReturnType<typeof readFeatureDataset>>;
+  try {
+    rows = await readFeatureDataset(deps.s3, deps.featuresBucket, datasetPrefix, featureSet, {
+      rows: candidate.testRows,
+    });
+  } catch (error) {
+    if (!(error instanceof MissingRawFieldError)) throw error;
+    throw new ChampionNotComparableError(
+      `the champion ${champion} cannot be scored on the candidate's held-out customers: ${error.message}`,
+      { cause: error, details: error.details },
+    );
+  }
+  const moved = rows.customerIds.findIndex((id, k) => id !== data.customerIds[candidate.testRows[k]!]);
+  if (moved >= 0) {
+    throw new ChampionNotComparableError(
+      `s3://${deps.featuresBucket}/${datasetPrefix} changed while training: held-out row ${candidate.testRows[moved]} ` +
+        'is another customer now; train again',
+    );
+  }
+  return rows.x;
+}
+
+/**
+ * Train on this code's feature definition → evaluate against the champion on the same held-out
+ * customers, each model scored with its own features → register. Never promotes.
+ */
 export async function trainAndRegister(
   deps: RetrainDeps,
   options: TrainRegisterOptions,
 ): Promise<TrainRegisterResult> {
-  const data = await readFeatureDataset(deps.s3, deps.featuresBucket, options.datasetPrefix);
+  const data = await readFeatureDataset(deps.s3, deps.featuresBucket, options.datasetPrefix, FEATURE_SET);
   const champion = (await getChampion(deps.registry, options.name)) ?? null;
   const candidate = await trainCandidate(data, {
     algorithm: options.algorithm,
@@ -59,11 +103,12 @@ export async function trainAndRegister(
       name: options.name,
       version: champion,
     });
+    const x = await heldOut(deps, options.datasetPrefix, data, candidate, live.featureSet, champion);
     const scorer = await loadOnnxScorer(live.onnx, {
-      featureCount: FEATURE_COUNT,
-      featureNames: FEATURE_SET.names,
+      featureCount: live.featureSet.count,
+      featureNames: live.featureSet.names,
     });
-    const scores = await scorer.scoreBatch(candidate.test.x, candidate.test.y.length);
+    const scores = await scorer.scoreBatch(x, candidate.test.y.length);
     await scorer.release();
     championAuc = evaluateBinary(candidate.test.y, scores, live.metadata.threshold).auc;
   }

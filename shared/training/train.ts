@@ -1,4 +1,4 @@
-import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { FEATURE_SET, type FeatureSet } from '#shared/features/index.ts';
 import { type Dataset, takeRows } from '#shared/model/dataset.ts';
 import { type GbdtParams, trainGbdt } from '#shared/model/gbdt.ts';
 import { trainLogistic } from '#shared/model/logistic.ts';
@@ -19,8 +19,9 @@ import { featureSetMetadata } from '#shared/registry/feature-sets.ts';
 import type { NewModelMetadata } from '#shared/registry/metadata.ts';
 
 /**
- * Training as a plain function: offline features in, a candidate version out (ONNX bytes, metadata,
- * drift baseline, held-out evaluation). Registration and promotion are the caller's decision.
+ * Training as a plain function: a feature matrix in, a candidate version out (ONNX bytes, metadata with
+ * the feature definition, drift baseline, held-out evaluation). Registration and promotion are the
+ * caller's decision.
  */
 export type Algorithm = 'gbdt' | 'logistic';
 
@@ -68,6 +69,8 @@ export interface Candidate {
   readonly evaluation: BinaryEvaluation;
   /** The held-out rows, kept so a champion can be scored on exactly the same data. */
   readonly test: Dataset;
+  /** Which rows of the training data `test` holds, ascending (what a champion of another feature set reads). */
+  readonly testRows: Uint32Array;
   /** Largest |onnxruntime − trainer| probability over the held-out rows. */
   readonly onnxParityMaxDiff: number;
 }
@@ -75,12 +78,19 @@ export interface Candidate {
 /** ONNX and trainer must agree to this on every held-out row, or nothing is registered. */
 export const PARITY_TOLERANCE = 1e-6;
 
-export async function trainCandidate(data: FeatureDataset, options: TrainOptions): Promise<Candidate> {
+/**
+ * The rows to train on; `featureSet` is the one the matrix was computed with (default: this code's
+ * definition, what new models train on), and the one the candidate records.
+ */
+export type TrainingData = Omit<FeatureDataset, 'featureSet'> & { readonly featureSet?: FeatureSet };
+
+export async function trainCandidate(data: TrainingData, options: TrainOptions): Promise<Candidate> {
   const clock = options.clock ?? (() => performance.now());
   const algorithm = options.algorithm ?? 'gbdt';
   const seed = options.seed ?? 42;
   const threshold = options.threshold ?? 0.5;
-  const all: Dataset = { x: data.x, y: data.y, featureCount: FEATURE_COUNT };
+  const featureSet = data.featureSet ?? FEATURE_SET;
+  const all: Dataset = { x: data.x, y: data.y, featureCount: featureSet.count };
   const split = stratifiedSplit(data.y, { test: options.testShare ?? 0.2, seed });
   const train = takeRows(all, split.train);
   const test = takeRows(all, split.test);
@@ -108,10 +118,10 @@ export async function trainCandidate(data: FeatureDataset, options: TrainOptions
   const durationMs = clock() - started;
 
   const trainerScores = await createJsScorer(model).scoreBatch(test.x, test.y.length);
-  const onnx = exportOnnx(model, { featureNames: FEATURE_SET.names, producer: { name: 'keel' } });
+  const onnx = exportOnnx(model, { featureNames: featureSet.names, producer: { name: 'keel' } });
   const onnxScorer = await loadOnnxScorer(onnx, {
-    featureCount: FEATURE_COUNT,
-    featureNames: FEATURE_SET.names,
+    featureCount: featureSet.count,
+    featureNames: featureSet.names,
   });
   const onnxScores = await onnxScorer.scoreBatch(test.x, test.y.length);
   await onnxScorer.release();
@@ -128,7 +138,7 @@ export async function trainCandidate(data: FeatureDataset, options: TrainOptions
   const metadata: NewModelMetadata = {
     algorithm: algorithm === 'gbdt' ? 'gbdt-hist-logistic' : 'logistic-regression',
     dataset: { uri: options.datasetUri, rows: data.rows },
-    feature_set: featureSetMetadata(FEATURE_SET),
+    feature_set: featureSetMetadata(featureSet),
     metrics: {
       auc: evaluation.auc,
       logloss: evaluation.logloss,
@@ -152,9 +162,10 @@ export async function trainCandidate(data: FeatureDataset, options: TrainOptions
     onnx,
     metadata,
     // Feature distributions over every row the model learned from; scores over the held-out rows.
-    baseline: buildBaseline(data.x, data.rows, onnxScores, threshold),
+    baseline: buildBaseline(featureSet, data.x, data.rows, onnxScores, threshold),
     evaluation,
     test,
+    testRows: split.test,
     onnxParityMaxDiff,
   };
 }

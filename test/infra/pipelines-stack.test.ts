@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DataStack } from '#lib/stacks/data-stack.ts';
 import { PipelinesStack, type PipelinesStackProps } from '#lib/stacks/pipelines-stack.ts';
 import { type AslDefinition, type AslState, inlineDistributedMaps } from '#local/state-machines.ts';
+import { STORE_FIELDS_KEY } from '#shared/online-store/fields.ts';
 import { NOTIFY_FAILURE_STATE, PIPELINES } from '#shared/pipelines/definitions.ts';
 import { isMonitoringJob, SCHEDULES } from '#shared/pipelines/schedules.ts';
 import { resolveIntrinsics } from '../support/asl.ts';
@@ -410,6 +411,28 @@ describe('permissions', () => {
       ]),
     );
   });
+  it('lets the ETL finalize task read the chunk results, mark the dataset and merge the one store-fields key', () => {
+    const role = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
+      id.startsWith('FunctionsEtlFinalizeRole'),
+    )!;
+    const s3 = roleStatements(role).filter((s) => [s.Action].flat().some((a) => String(a).startsWith('s3:')));
+    const features = { 'Fn::ImportValue': expect.stringMatching(/FeaturesBucket.*Arn/) };
+    const objects = (key: string) => ({ 'Fn::Join': ['', [features, `/${key}`]] });
+    expect(s3).toEqual([
+      { Effect: 'Allow', Action: 's3:PutObject', Resource: objects('features/*') },
+      { Effect: 'Allow', Action: 's3:GetObject', Resource: objects('etl-runs/*') },
+      // Read-merge-write of online-store/fields.json with conditional writes: that key, nothing else.
+      { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: objects(STORE_FIELDS_KEY) },
+      // Listing only that key: a missing manifest is NoSuchKey, not AccessDenied.
+      {
+        Effect: 'Allow',
+        Action: 's3:ListBucket',
+        Resource: features,
+        Condition: { StringEquals: { 's3:prefix': STORE_FIELDS_KEY } },
+      },
+    ]);
+  });
+
   it('lets the batch score task put objects under its predictions, the model’s capture prefix and batch-runs/ only', () => {
     const role = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
       id.startsWith('FunctionsBatchScoreRole'),

@@ -87,6 +87,7 @@ const windowOf = (version: string, from: Date, to: Date) =>
   readCapturedWindow(
     { s3: aws.clients.s3, outputsBucket: aws.names.outputs, modelName: 'churn' },
     version,
+    FEATURE_SET,
     from,
     to,
   );

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { provisionResources } from '#local/provision.ts';
 import { startRulesFront } from '#local/rules/proxy.ts';
 import { awsRulesEnforced } from '#local/rules/switch.ts';
@@ -14,7 +15,8 @@ import {
   createDynamoClient,
   createS3Client,
 } from '#shared/aws/clients.ts';
-import type { EtlDeps } from '#shared/etl/etl.ts';
+import { type EtlDeps, type EtlReport, runEtl } from '#shared/etl/etl.ts';
+import { CSV_HEADER, type LabeledRecord, toCsvLine } from '#shared/features/index.ts';
 import { LOCAL_ENVIRONMENT, type ResourceNames, resourceNames } from '#shared/resources.ts';
 
 /**
@@ -39,6 +41,17 @@ export const etlDepsOf = (aws: TestAws): EtlDeps => ({
   featuresBucket: aws.names.features,
   onlineTable: aws.names.onlineFeatures,
 });
+
+/** Puts `records` as the raw CSV `key` and runs the ETL over it (metrics discarded); its report. */
+export async function etlOfRecords(
+  aws: TestAws,
+  key: string,
+  records: readonly LabeledRecord[],
+): Promise<EtlReport> {
+  const body = `${[CSV_HEADER, ...records.map(toCsvLine)].join('\n')}\n`;
+  await aws.clients.s3.send(new PutObjectCommand({ Bucket: aws.names.raw, Key: key, Body: body }));
+  return runEtl({ ...etlDepsOf(aws), emit: () => {} }, { inputKey: key });
+}
 
 export const TEST_EMULATOR = process.env.KEEL_TEST_EMULATOR === 'moto' ? 'moto' : 'embedded';
 

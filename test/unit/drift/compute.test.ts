@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { computeDrift, DriftInputError, type DriftReport, type FeatureDrift } from '#shared/drift/compute.ts';
 import { driftThresholds } from '#shared/drift/thresholds.ts';
-import { FEATURE_COUNT, featureIndex } from '#shared/features/index.ts';
+import { FEATURE_COUNT, FEATURE_SET, featureIndex } from '#shared/features/index.ts';
 import { type Baseline, buildBaseline, UNSEEN } from '#shared/registry/baseline.ts';
 import { generatedWindow } from '../../support/drift-windows.ts';
 
 const ROWS = 20_000;
 const thresholds = driftThresholds();
 const reference = generatedWindow(ROWS, 1);
-const baseline = buildBaseline(reference.x, reference.rows, reference.scores, 0.5);
+const baseline = buildBaseline(FEATURE_SET, reference.x, reference.rows, reference.scores, 0.5);
 
 const nameOf = (f: FeatureDrift) => (f.kind === 'numeric' ? f.feature : f.field);
 const statusOf = (report: DriftReport, name: string) =>
@@ -41,7 +41,7 @@ describe('computeDrift on generated customers', () => {
   });
 
   it('finds nothing between two samples of the same population', () => {
-    const report = computeDrift(baseline, generatedWindow(ROWS, 2), thresholds);
+    const report = computeDrift(baseline, generatedWindow(ROWS, 2), thresholds, FEATURE_SET);
     expect(report.features.map(nameOf)).toEqual([
       ...baseline.numeric.map((n) => n.feature),
       'plan',
@@ -56,7 +56,12 @@ describe('computeDrift on generated customers', () => {
   });
 
   it('pages on income (and log_income) when income is multiplied by 1.9, and leaves the rest alone', () => {
-    const report = computeDrift(baseline, generatedWindow(ROWS, 2, { drift: { income: 1.9 } }), thresholds);
+    const report = computeDrift(
+      baseline,
+      generatedWindow(ROWS, 2, { drift: { income: 1.9 } }),
+      thresholds,
+      FEATURE_SET,
+    );
     expect(statusOf(report, 'income')).toBe('page');
     expect(statusOf(report, 'log_income')).toBe('page');
     for (const name of UNRELATED) expect(statusOf(report, name), name).toBe('ok');
@@ -73,6 +78,7 @@ describe('computeDrift on generated customers', () => {
       baseline,
       generatedWindow(ROWS, 2, { drift: { support_tickets_90d: 3 } }),
       thresholds,
+      FEATURE_SET,
     );
     expect(statusOf(tickets, 'support_tickets_90d')).toBe('page');
     expect(tickets.prediction.positiveRateDelta).toBeGreaterThanOrEqual(10);
@@ -83,6 +89,7 @@ describe('computeDrift on generated customers', () => {
       baseline,
       generatedWindow(ROWS, 2, { drift: { tenure_months: 0.5 } }),
       thresholds,
+      FEATURE_SET,
     );
     expect(statusOf(tenure, 'tenure_months')).toBe('page');
     expect(tenure.prediction.scorePsi).toBeGreaterThanOrEqual(0.2);
@@ -93,7 +100,7 @@ describe('computeDrift on generated customers', () => {
     const window = generatedWindow(ROWS, 2, {
       edit: (record, row) => (row % 10 < 3 ? { ...record, region: 'atlantis' } : record),
     });
-    const report = computeDrift(baseline, window, thresholds);
+    const report = computeDrift(baseline, window, thresholds, FEATURE_SET);
     const region = report.features.find((f) => f.kind === 'categorical' && f.field === 'region')!;
     expect(region.kind === 'categorical' && region.categories.at(-1)).toBe(UNSEEN);
     expect(region.baseline.at(-1)).toBe(0);
@@ -110,6 +117,7 @@ describe('computeDrift edge cases', () => {
       baseline,
       { x: new Float32Array(0), rows: 0, scores: new Float64Array(0) },
       thresholds,
+      FEATURE_SET,
     );
     expect(report.features.every((f) => f.status === 'insufficient' && f.psi === null)).toBe(true);
     expect(report.features[0]!.insufficient).toBe('insufficient data: no rows in the window');
@@ -130,12 +138,14 @@ describe('computeDrift edge cases', () => {
   });
 
   it('is insufficient below minRows', () => {
-    const report = computeDrift(baseline, generatedWindow(100, 2), thresholds);
+    const report = computeDrift(baseline, generatedWindow(100, 2), thresholds, FEATURE_SET);
     expect(report.status).toBe('insufficient');
     expect(report.features[0]!.insufficient).toBe(
       'insufficient data: 100 finite values, fewer than the 500 required',
     );
-    expect(computeDrift(baseline, generatedWindow(100, 2), { ...thresholds, minRows: 50 }).status).toBe('ok');
+    expect(
+      computeDrift(baseline, generatedWindow(100, 2), { ...thresholds, minRows: 50 }, FEATURE_SET).status,
+    ).toBe('ok');
   });
 
   it('counts NaN and Infinity apart and bins only the finite values', () => {
@@ -144,7 +154,7 @@ describe('computeDrift edge cases', () => {
     for (let r = 0; r < 100; r++)
       window.x[r * FEATURE_COUNT + income] = r % 2 ? Number.NaN : Number.NEGATIVE_INFINITY;
     window.scores[0] = Number.NaN;
-    const report = computeDrift(baseline, window, thresholds);
+    const report = computeDrift(baseline, window, thresholds, FEATURE_SET);
     const drift = report.features.find((f) => nameOf(f) === 'income')!;
     expect(drift).toMatchObject({ kind: 'numeric', valid: ROWS - 100, nan: 50, infinite: 50, status: 'ok' });
     expect(drift.current.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
@@ -155,13 +165,16 @@ describe('computeDrift edge cases', () => {
     const zeroTickets = (rows: number, seed: number) =>
       generatedWindow(rows, seed, { edit: (record) => ({ ...record, support_tickets_90d: 0 }) });
     const flat = zeroTickets(5000, 1);
-    const flatBaseline = buildBaseline(flat.x, flat.rows, flat.scores, 0.5);
+    const flatBaseline = buildBaseline(FEATURE_SET, flat.x, flat.rows, flat.scores, 0.5);
     const tickets = flatBaseline.numeric.find((n) => n.feature === 'support_tickets_90d')!;
     expect(tickets.edges).toEqual([]);
     expect(
-      statusOf(computeDrift(flatBaseline, zeroTickets(5000, 2), thresholds), 'support_tickets_90d'),
+      statusOf(
+        computeDrift(flatBaseline, zeroTickets(5000, 2), thresholds, FEATURE_SET),
+        'support_tickets_90d',
+      ),
     ).toBe('ok');
-    const report = computeDrift(flatBaseline, generatedWindow(5000, 2), thresholds);
+    const report = computeDrift(flatBaseline, generatedWindow(5000, 2), thresholds, FEATURE_SET);
     const drift = report.features.find((f) => nameOf(f) === 'support_tickets_90d')!;
     expect(drift.kind === 'numeric' && drift.edges[0]).toBe(0);
     expect(drift.baseline).toEqual([0, 1, 0]);
@@ -180,20 +193,30 @@ describe('computeDrift edge cases', () => {
       }
       return 'no error';
     };
-    expect(keyOf(() => computeDrift(other, window, thresholds))).toBe('baseline.featureSet.fingerprint');
-    expect(keyOf(() => computeDrift(baseline, { ...window, rows: 11 }, thresholds))).toBe('window.x');
-    expect(keyOf(() => computeDrift(baseline, { ...window, scores: new Float64Array(5) }, thresholds))).toBe(
-      'window.scores',
+    expect(keyOf(() => computeDrift(other, window, thresholds, FEATURE_SET))).toBe(
+      'baseline.featureSet.fingerprint',
     );
-    expect(keyOf(() => computeDrift(baseline, { ...window, rows: -1 }, thresholds))).toBe('window.rows');
+    expect(keyOf(() => computeDrift(baseline, { ...window, rows: 11 }, thresholds, FEATURE_SET))).toBe(
+      'window.x',
+    );
     expect(
-      keyOf(() => computeDrift(baseline, window, { ...thresholds, featurePsi: { warn: 0.3, page: 0.2 } })),
+      keyOf(() =>
+        computeDrift(baseline, { ...window, scores: new Float64Array(5) }, thresholds, FEATURE_SET),
+      ),
+    ).toBe('window.scores');
+    expect(keyOf(() => computeDrift(baseline, { ...window, rows: -1 }, thresholds, FEATURE_SET))).toBe(
+      'window.rows',
+    );
+    expect(
+      keyOf(() =>
+        computeDrift(baseline, window, { ...thresholds, featurePsi: { warn: 0.3, page: 0.2 } }, FEATURE_SET),
+      ),
     ).toBe('thresholds.featurePsi');
     const renamed: Baseline = {
       ...baseline,
       categorical: [{ field: 'plan', categories: ['basic', 'gold'], frequencies: {} }],
     };
-    expect(keyOf(() => computeDrift(renamed, window, thresholds))).toBe(
+    expect(keyOf(() => computeDrift(renamed, window, thresholds, FEATURE_SET))).toBe(
       'baseline.categorical.plan.categories',
     );
   });

@@ -2,11 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { computeDrift } from '#shared/drift/compute.ts';
 import { driftNotice } from '#shared/drift/notice.ts';
 import { driftThresholds } from '#shared/drift/thresholds.ts';
+import { FEATURE_SET } from '#shared/features/index.ts';
 import { buildBaseline } from '#shared/registry/baseline.ts';
 import { generatedWindow } from '../../support/drift-windows.ts';
 
 const baselineWindow = generatedWindow(20_000, 1);
-const baseline = buildBaseline(baselineWindow.x, baselineWindow.rows, baselineWindow.scores, 0.5);
+const baseline = buildBaseline(
+  FEATURE_SET,
+  baselineWindow.x,
+  baselineWindow.rows,
+  baselineWindow.scores,
+  0.5,
+);
 const run = {
   model: { name: 'churn', version: 'v7' },
   window: { from: '2026-12-06T01:00:00.000Z', to: '2026-12-06T02:00:00.000Z' },
@@ -19,6 +26,7 @@ describe('driftNotice', () => {
       baseline,
       generatedWindow(20_000, 2, { drift: { income: 1.9 } }),
       driftThresholds(),
+      FEATURE_SET,
     );
     const notice = driftNotice(report, run)!;
     expect(notice.message).toMatchObject({
@@ -46,6 +54,7 @@ describe('driftNotice', () => {
       baseline,
       generatedWindow(20_000, 3, { drift: { tenure_months: 0.2 } }),
       driftThresholds({ drift: { featurePsiWarn: 50, featurePsiPage: 60 } }),
+      FEATURE_SET,
     );
     const notice = driftNotice(report, run)!;
     expect(notice.message.features).toEqual([]);
@@ -61,7 +70,7 @@ describe('driftNotice', () => {
 
   it('sends nothing when nothing moved', () => {
     expect(
-      driftNotice(computeDrift(baseline, generatedWindow(20_000, 2), driftThresholds()), run),
+      driftNotice(computeDrift(baseline, generatedWindow(20_000, 2), driftThresholds(), FEATURE_SET), run),
     ).toBeUndefined();
   });
 });

@@ -2,18 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { computeDrift } from '#shared/drift/compute.ts';
 import { renderDriftReport } from '#shared/drift/report-html.ts';
 import { driftThresholds } from '#shared/drift/thresholds.ts';
+import { FEATURE_SET } from '#shared/features/index.ts';
 import { buildBaseline } from '#shared/registry/baseline.ts';
 import { generatedWindow } from '../../support/drift-windows.ts';
 
 const reference = generatedWindow(5000, 1);
-const baseline = buildBaseline(reference.x, reference.rows, reference.scores, 0.5);
+const baseline = buildBaseline(FEATURE_SET, reference.x, reference.rows, reference.scores, 0.5);
 const page = (drift?: { income: number }) => {
   const window = generatedWindow(5000, 2, drift ? { drift } : {});
   return renderDriftReport({
     model: { name: 'churn', version: 'v3' },
     window: { from: '2026-11-24T10:00:00.000Z', to: '2026-11-24T11:00:00.000Z' },
     rows: window.rows,
-    report: computeDrift(baseline, window, driftThresholds()),
+    report: computeDrift(baseline, window, driftThresholds(), FEATURE_SET),
     generatedAt: '2026-11-24T11:00:05.000Z',
   });
 };

@@ -6,7 +6,7 @@ import {
   nameLikeness,
   SchemaChangeError,
 } from '#shared/features/header.ts';
-import { CSV_COLUMNS, LABEL_COLUMN } from '#shared/features/index.ts';
+import { CSV_COLUMNS, isImputable, LABEL_COLUMN } from '#shared/features/index.ts';
 
 const withColumn = (from: string, to: string) => CSV_COLUMNS.map((column) => (column === from ? to : column));
 
@@ -43,6 +43,27 @@ describe('headerChange', () => {
       { column: 'total_spend', likelyRenamedTo: 'total_spend_usd' },
       { column: 'orders' },
     ]);
+  });
+
+  it('accepts a file without a column the schema imputes, but not without a required one', () => {
+    const noTickets = CSV_COLUMNS.filter((c) => c !== 'support_tickets_90d');
+    expect(isImputable('support_tickets_90d')).toBe(true);
+    expect(headerChange(noTickets)).toEqual({ missing: [], unexpected: [], duplicated: [] });
+    expect(headerChange([...noTickets, LABEL_COLUMN])).toEqual({
+      missing: [],
+      unexpected: [],
+      duplicated: [],
+    });
+    expect(headerChange(CSV_COLUMNS.filter((c) => c !== 'orders')).missing).toEqual([{ column: 'orders' }]);
+  });
+
+  it('names an imputed column that looks renamed: its values would be imputed instead of read', () => {
+    const change = headerChange(withColumn('support_tickets_90d', 'support_tickets_90_days'));
+    expect(change).toEqual({
+      missing: [{ column: 'support_tickets_90d', likelyRenamedTo: 'support_tickets_90_days' }],
+      unexpected: ['support_tickets_90_days'],
+      duplicated: [],
+    });
   });
 
   it('reports missing, unexpected and duplicated columns', () => {

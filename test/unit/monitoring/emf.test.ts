@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { computeDrift, type DriftWindow } from '#shared/drift/compute.ts';
 import { driftMetricData } from '#shared/drift/job.ts';
 import { driftThresholds } from '#shared/drift/thresholds.ts';
-import { CATEGORICAL_FIELDS } from '#shared/features/index.ts';
+import { CATEGORICAL_FIELDS, FEATURE_SET } from '#shared/features/index.ts';
 import { ALARM_IDS, alarmDefinitions, unseenCategoryAlarmId } from '#shared/monitoring/alarm-definitions.ts';
 import { EmfKeyCollisionError, isEmfLine, parseEmf, toEmf } from '#shared/monitoring/emf.ts';
 import {
@@ -122,13 +122,13 @@ describe('EMF', () => {
 
 describe('drift report → EMF lines → the same alarm definitions', () => {
   const reference = generatedWindow(20_000, 1);
-  const baseline = buildBaseline(reference.x, reference.rows, reference.scores, 0.5);
+  const baseline = buildBaseline(FEATURE_SET, reference.x, reference.rows, reference.scores, 0.5);
   const catalog = alarmDefinitions();
   const HOUR = 3_600_000;
 
   /** What the local evaluator will do: read the drift job's EMF lines and evaluate every drift alarm. */
   function alarmStates(window: DriftWindow) {
-    const report = computeDrift(baseline, window, driftThresholds());
+    const report = computeDrift(baseline, window, driftThresholds(), FEATURE_SET);
     const lines = toEmf(driftMetricData(report), { namespace: KEEL_NAMESPACE, timestamp: T - HOUR / 2 }).map(
       (doc) => JSON.stringify(doc),
     );
@@ -181,7 +181,7 @@ describe('drift report → EMF lines → the same alarm definitions', () => {
   });
 
   it('publishes no PSI for an insufficient window, so the drift alarms keep their state', () => {
-    const report = computeDrift(baseline, generatedWindow(10, 2), driftThresholds());
+    const report = computeDrift(baseline, generatedWindow(10, 2), driftThresholds(), FEATURE_SET);
     const names = driftMetricData(report).map((d) => d.metricName);
     expect(names).toEqual([
       DRIFT_METRICS.warnedFeatures,

@@ -88,6 +88,7 @@ describe('finalizeEtl', () => {
     featureKey: 'k',
     quarantineKey: quarantined > 0 ? 'q' : null,
     quality,
+    imputed: { support_tickets_90d: 0 },
   });
 
   it('reports a field every row failed as that field, with the quarantine location', () => {

@@ -182,6 +182,7 @@ describe('state data at the largest plans stays under 256 KiB', () => {
       featureKey: `${plan.featurePrefix}part-${String(chunk.index).padStart(5, '0')}.csv`,
       quarantineKey: `quarantine/run_date=2026-12-01/x/part-${String(chunk.index).padStart(5, '0')}.jsonl`,
       quality: worstQuality(chunk.index),
+      imputed: { support_tickets_90d: chunk.rows },
     }));
     const report = finalizeEtl(plan, results, { maxBadRowShare: 1, featuresBucket: 'features' });
     expect(bytes(report)).toBeGreaterThan(LIMIT); // what the dataset's manifest holds, not the state

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type GenerateOptions, generateRecords } from '#shared/data/generate.ts';
-import { encodeInto, FEATURE_COUNT, type LabeledRecord } from '#shared/features/index.ts';
+import { encodeInto, FEATURE_COUNT, FEATURE_SET, type LabeledRecord } from '#shared/features/index.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import type { FeatureDataset } from '#shared/offline/features-dataset.ts';
 import { calibratorOf, fitCalibrationMap, IDENTITY_MAP } from '#shared/quality/calibrator.ts';
@@ -40,7 +40,7 @@ function customers(
     customerIds.push(record.customer_id);
     i++;
   }
-  return { rows, x, y, customerIds, keys: [] };
+  return { featureSet: FEATURE_SET, rows, x, y, customerIds, keys: [] };
 }
 
 const candidates = new Map<number, Promise<Candidate>>();

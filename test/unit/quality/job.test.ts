@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { generateRecords } from '#shared/data/generate.ts';
+import { FEATURE_COUNT, FEATURE_SET, type FeatureSet, type LabeledRecord } from '#shared/features/index.ts';
 import type { CaptureRecord } from '#shared/inference/capture.ts';
 import { resolveMonitoringOptions } from '#shared/monitoring/alarm-options.ts';
 import { QUALITY_METRICS } from '#shared/monitoring/metrics.ts';
+import { offlineDatasetHeader, offlineRow } from '#shared/offline/features-dataset.ts';
 import { createConsistencyCheck } from '#shared/quality/consistency.ts';
 import { qualityMetricData, qualityWindow } from '#shared/quality/job.ts';
 import { qualityNotice } from '#shared/quality/notice.ts';
 import { compareWithOffline, createSkewSample } from '#shared/quality/skew.ts';
+import { LOGINS_SET, TICKETS_LOG_SET } from '../../support/other-definition.ts';
 import { qualityReportFixture } from '../../support/quality-report.ts';
 
 const x = Array.from({ length: FEATURE_COUNT }, (_, i) => i + 0.5);
@@ -62,7 +65,6 @@ describe('training/serving skew', () => {
     sample.offer(record({ source: 'batch' }));
     sample.offer(record({ eventTime: undefined }));
     sample.offer(record({ variant: 'shadow' }));
-    sample.offer(record({ x: [1, 2] }));
     expect(sample.vectors()).toEqual([]);
     for (let i = 0; i < 100; i++) sample.offer(record({ customerId: `c-${i}` }));
     expect(sample.vectors()).toHaveLength(3);
@@ -71,30 +73,66 @@ describe('training/serving skew', () => {
     recent.offer(record({ t: '2026-12-01T08:59:59.999Z' }));
     expect(recent.vectors()).toEqual([]);
     recent.offer(record({ t: '2026-12-01T09:00:00.000Z' }));
-    expect(recent.vectors()).toHaveLength(1);
+    expect(recent.vectors()).toEqual([
+      { customerId: 'c-000001', eventTime: '2026-11-30T00:00:00.000Z', version: 'v1', x },
+    ]);
   });
 
-  it('names the features that differ from the offline vector of the same record, most often first', () => {
-    const served = [0, 1, 2, 3].map((i) => ({ customerId: `c-${i}`, eventTime: 'e', x }));
-    const offline = new Map<string, Float32Array>();
-    const same = Float32Array.from(x);
-    offline.set('c-0\u0000e', same);
-    const oneOff = Float32Array.from(x);
-    oneOff[6] = 99;
-    offline.set('c-1\u0000e', oneOff);
-    const twoOff = Float32Array.from(x);
-    twoOff[6] = 98;
-    twoOff[0] = 1;
-    offline.set('c-2\u0000e', twoOff);
-    // c-3 has no offline row: not compared.
-    expect(compareWithOffline(served, offline)).toEqual({
-      sampled: 4,
-      compared: 3,
-      differing: 2,
-      share: 2 / 3,
+  it('names the features that differ from the offline record of the same record, most often first', () => {
+    const customers = [...generateRecords({ rows: 5, seed: 3, asOf: new Date('2026-11-30T00:00:00Z') })];
+    const columns = offlineDatasetHeader(true).split(',');
+    const offline = new Map(
+      customers
+        .slice(0, 4)
+        .map((r) => [
+          `${r.customer_id}\u0000${r.event_time}`,
+          { source: 's3://features/part-00000.csv', columns, cells: offlineRow(r, true).split(',') },
+        ]),
+    );
+    const servedBy = (set: FeatureSet, r: LabeledRecord, edit: (x: Float32Array) => void = () => {}) => {
+      const vector = new Float32Array(set.count);
+      set.encodeInto(r, vector, 0);
+      edit(vector);
+      return { customerId: r.customer_id, eventTime: r.event_time, x: Array.from(vector) };
+    };
+    const [a, b, c, d, e] = customers as [
+      LabeledRecord,
+      LabeledRecord,
+      LabeledRecord,
+      LabeledRecord,
+      LabeledRecord,
+    ];
+    const served = [
+      { ...servedBy(FEATURE_SET, a), version: 'v1' },
+      { ...servedBy(FEATURE_SET, b, (v) => (v[6] = 99)), version: 'v1' },
+      {
+        ...servedBy(FEATURE_SET, c, (v) => {
+          v[6] = 98;
+          v[0] = 1;
+        }),
+        version: 'v1',
+      },
+      // A version of another definition: recomputed with its own features (and one of them differs).
+      {
+        ...servedBy(TICKETS_LOG_SET, d, (v) => (v[TICKETS_LOG_SET.index('log_tickets')] = 7)),
+        version: 'v2',
+      },
+      { ...servedBy(TICKETS_LOG_SET, a), version: 'v2' },
+      // Not compared: no offline record; a version requiring a field the part lacks; an unknown version.
+      { ...servedBy(FEATURE_SET, e), version: 'v1' },
+      { ...servedBy(FEATURE_SET, a), x: [40, 3], version: 'v3' },
+      { ...servedBy(FEATURE_SET, a), version: 'v9' },
+    ];
+    const sets: Record<string, FeatureSet> = { v1: FEATURE_SET, v2: TICKETS_LOG_SET, v3: LOGINS_SET };
+    expect(compareWithOffline(served, offline, (version) => sets[version])).toEqual({
+      sampled: 8,
+      compared: 5,
+      differing: 3,
+      share: 3 / 5,
       features: [
         { name: FEATURE_SET.names[6], differing: 2 },
         { name: FEATURE_SET.names[0], differing: 1 },
+        { name: 'log_tickets', differing: 1 },
       ],
     });
   });

@@ -5,11 +5,11 @@ import {
   binIndex,
   buildBaseline,
   categoryCounts,
-  NUMERIC_COLUMNS,
-  ONE_HOT_COLUMNS,
+  featureColumns,
   quantileEdges,
   UNSEEN,
 } from '#shared/registry/baseline.ts';
+import { TICKETS_LOG_SET } from '../../support/other-definition.ts';
 
 describe('baseline bins (golden)', () => {
   it('puts a value in the first bin whose edge is above it (edges are lower-inclusive)', () => {
@@ -53,8 +53,12 @@ describe('buildBaseline', () => {
   for (const [i, row] of rows.entries()) encodeInto(row, x, i * FEATURE_COUNT);
 
   it('reads category frequencies back from the one-hot columns, unseen included', () => {
-    expect(ONE_HOT_COLUMNS.plan!.map((c) => c.category)).toEqual(['basic', 'standard', 'premium']);
-    expect(categoryCounts(x, rows.length, 'plan')).toEqual({
+    expect(featureColumns(FEATURE_SET).oneHot.plan!.map((c) => c.category)).toEqual([
+      'basic',
+      'standard',
+      'premium',
+    ]);
+    expect(categoryCounts(FEATURE_SET, x, rows.length, 'plan')).toEqual({
       basic: 2,
       standard: 0,
       premium: 1,
@@ -63,9 +67,19 @@ describe('buildBaseline', () => {
   });
 
   it('describes numeric features, categorical fields and scores', () => {
-    const baseline = buildBaseline(x, rows.length, Float64Array.from([0.1, 0.4, 0.6, 0.9]), 0.5, 4);
+    const baseline = buildBaseline(
+      FEATURE_SET,
+      x,
+      rows.length,
+      Float64Array.from([0.1, 0.4, 0.6, 0.9]),
+      0.5,
+      4,
+    );
     expect(baseline.featureSet.fingerprint).toBe(FEATURE_SET.fingerprint);
-    expect(baseline.numeric.map((n) => n.feature)).toEqual(NUMERIC_COLUMNS.map((i) => FEATURE_SET.names[i]));
+    expect(baseline.numeric.map((n) => n.feature)).toEqual(
+      featureColumns(FEATURE_SET).numeric.map((i) => FEATURE_SET.names[i]),
+    );
+    expect(baseline.numeric).toHaveLength(12);
     const income = baseline.numeric.find((n) => n.feature === 'income')!;
     expect(income).toMatchObject({
       edges: [2000, 3000, 4000],
@@ -86,5 +100,21 @@ describe('buildBaseline', () => {
       mean: 0.5,
       edges: [0.4, 0.6, 0.9],
     });
+  });
+
+  it('is built in the version’s own feature set: its columns, its names, its fingerprint', () => {
+    const wide = new Float32Array(rows.length * TICKETS_LOG_SET.count);
+    for (const [i, row] of rows.entries()) TICKETS_LOG_SET.encodeInto(row, wide, i * TICKETS_LOG_SET.count);
+    const scores = Float64Array.from([0.1, 0.4, 0.6, 0.9]);
+    const baseline = buildBaseline(TICKETS_LOG_SET, wide, rows.length, scores, 0.5, 4);
+    expect(baseline.featureSet).toEqual({ version: '1.1.0', fingerprint: TICKETS_LOG_SET.fingerprint });
+    expect(baseline.numeric.map((n) => n.feature).at(-1)).toBe('log_tickets');
+    expect(baseline.numeric.find((n) => n.feature === 'log_tickets')).toMatchObject({
+      mean: Math.fround(Math.log1p(1)),
+    });
+    // The one-hot columns sit where this set puts them (before its last feature), read back the same.
+    expect(baseline.categorical).toEqual(
+      buildBaseline(FEATURE_SET, x, rows.length, scores, 0.5, 4).categorical,
+    );
   });
 });

@@ -18,7 +18,7 @@ function dataset(rows: number, seed: number): FeatureDataset {
     customerIds.push(record.customer_id);
     i++;
   }
-  return { rows, x, y, customerIds, keys: [] };
+  return { featureSet: FEATURE_SET, rows, x, y, customerIds, keys: [] };
 }
 
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
