@@ -121,6 +121,9 @@ function compile(expr: Expr, definition: FeatureSetDefinition): Compiled {
           `field "${field}" is numeric: oneHot reads categorical fields`,
         );
       }
+      if (definition.categories[field] === undefined) {
+        throw new InvalidFeatureDefinitionError(`oneHot reads ${field}, which has no categories entry`);
+      }
       return (fields) => (fields[field] === value ? 1 : 0);
     }
   }
@@ -138,14 +141,6 @@ function build(definition: FeatureSetDefinition): FeatureSet {
   }
   // In the policy table's order (the raw schema's), which is how messages list missing fields.
   const fields = Object.keys(definition.missing).filter((name) => read.has(name));
-  const uncategorized = definition.features.flatMap(({ expr }) =>
-    expr.op === 'oneHot' && definition.categories[expr.field] === undefined ? [expr.field] : [],
-  );
-  if (uncategorized.length > 0) {
-    throw new InvalidFeatureDefinitionError(
-      `oneHot reads ${uncategorized[0]}, which has no categories entry`,
-    );
-  }
   const compiled = definition.features.map((feature) => compile(feature.expr, definition));
   const count = compiled.length;
   const required = fields.filter((name) => definition.missing[name]?.kind === 'required');
