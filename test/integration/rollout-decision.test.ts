@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FEATURE_SET } from '#shared/features/index.ts';
 import { getAliases, history, type RegistryDeps, startRollout } from '#shared/registry/registry.ts';
 import type { Rollout } from '#shared/registry/rollout.ts';
 import {
