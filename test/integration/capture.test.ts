@@ -9,7 +9,7 @@ import { metricsFile } from '#local/metrics-file.ts';
 import { type BatchDeps, planBatch, scoreSegment } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { readCapturedWindow } from '#shared/drift/job.ts';
-import { encodeFeatures, FEATURE_COUNT, } from '#shared/features/index.ts';
+import { encodeFeatures, FEATURE_COUNT } from '#shared/features/index.ts';
 import {
   type CaptureRecord,
   captureHourPrefix,

@@ -10,7 +10,7 @@ import { buildProgram } from '#cli/program.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { DriftJobResult } from '#shared/drift/job.ts';
-import { encodeInto, FEATURE_COUNT, } from '#shared/features/index.ts';
+import { encodeInto, FEATURE_COUNT } from '#shared/features/index.ts';
 import {
   captureHourPrefix,
   captureLine,
