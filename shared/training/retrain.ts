@@ -3,6 +3,7 @@ import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { evaluateBinary } from '#shared/model/metrics.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { readFeatureDataset } from '#shared/offline/features-dataset.ts';
+import { readStoreFields } from '#shared/online-store/fields.ts';
 import type { ModelMetadata, ModelVersion } from '#shared/registry/metadata.ts';
 import {
   type Deployment,
@@ -145,6 +146,7 @@ export async function retrain(deps: RetrainDeps, options: RetrainOptions): Promi
         name: options.name,
         version: result.version,
         expected: result.champion,
+        storeFields: await readStoreFields(deps.s3, deps.featuresBucket),
         reason: `retrain: ${decision.reason}`,
         actor: options.actor,
       })

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { readStoreFields } from '#shared/online-store/fields.ts';
 import { getAliases, history, type RegistryDeps, startRollout } from '#shared/registry/registry.ts';
 import type { Rollout } from '#shared/registry/rollout.ts';
 import {
@@ -46,6 +47,7 @@ const deps = (): RolloutDecisionDeps => ({
     pages.push(page);
   },
   stage: 'local',
+  storeFields: () => readStoreFields(aws.clients.s3, aws.names.features),
   clock: now,
 });
 
