@@ -1,9 +1,15 @@
 import { UnknownEntityError } from '#shared/errors.ts';
-import { encodeInto, FEATURE_COUNT, FEATURE_SET, type LabeledRecord } from '#shared/features/index.ts';
+import {
+  encodeInto,
+  FEATURE_COUNT,
+  FEATURE_SET,
+  type FeatureSet,
+  type LabeledRecord,
+} from '#shared/features/index.ts';
 import type { ModelRegistryReader } from '#shared/inference/model-holder.ts';
 import type { ChurnModel } from '#shared/model/model-types.ts';
 import type { Scorer } from '#shared/model/scorer.ts';
-import { featureSetOfVersion } from '#shared/registry/feature-sets.ts';
+import { featureSetMetadata, featureSetOfVersion } from '#shared/registry/feature-sets.ts';
 import type { ModelMetadata, ModelVersion } from '#shared/registry/metadata.ts';
 import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
 import type { Rollout } from '#shared/registry/rollout.ts';
@@ -63,16 +69,19 @@ export interface FakeScorer extends Scorer {
   released: boolean;
 }
 
-export function fakeScorer(score: (row: Float32Array) => number = () => 0.8): FakeScorer {
+export function fakeScorer(
+  score: (row: Float32Array) => number = () => 0.8,
+  featureCount = FEATURE_COUNT,
+): FakeScorer {
   const scorer: FakeScorer = {
     kind: 'js',
-    featureCount: FEATURE_COUNT,
+    featureCount,
     calls: [],
     released: false,
     async scoreBatch(x, rows) {
       scorer.calls.push({ x, rows });
       return Float64Array.from({ length: rows }, (_, r) =>
-        score(x.subarray(r * FEATURE_COUNT, (r + 1) * FEATURE_COUNT)),
+        score(x.subarray(r * featureCount, (r + 1) * featureCount)),
       );
     },
     async scoreOne(x) {
@@ -86,18 +95,23 @@ export function fakeScorer(score: (row: Float32Array) => number = () => 0.8): Fa
   return scorer;
 }
 
-/** Metadata of a registered `churn` version trained on the running feature set. */
-export const modelMetadata = (version: string, threshold = 0.5): ModelMetadata => ({
+/**
+ * Metadata of a registered `churn` version: trained on the running feature set, registered before
+ * definitions were stored (no `definition`), or on `featureSet`, whose definition it stores.
+ */
+export const modelMetadata = (version: string, threshold = 0.5, featureSet?: FeatureSet): ModelMetadata => ({
   name: 'churn',
   version,
   algorithm: 'gbdt',
   dataset: { uri: 's3://test', rows: 100 },
   created_at: '2026-01-01T00:00:00.000Z',
-  feature_set: {
-    version: FEATURE_SET.version,
-    fingerprint: FEATURE_SET.fingerprint,
-    names: [...FEATURE_SET.names],
-  },
+  feature_set: featureSet
+    ? featureSetMetadata(featureSet)
+    : {
+        version: FEATURE_SET.version,
+        fingerprint: FEATURE_SET.fingerprint,
+        names: [...FEATURE_SET.names],
+      },
   artifact: { format: 'onnx', sha256: '0'.repeat(64), bytes: 1 },
   metrics: { auc: 0.8, logloss: 0.4, accuracy: 0.8 },
   threshold,
