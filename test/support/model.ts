@@ -4,10 +4,13 @@ import {
   FEATURE_COUNT,
   FEATURE_SET,
   type FeatureSet,
+  type FieldValues,
   type LabeledRecord,
 } from '#shared/features/index.ts';
 import type { ModelRegistryReader } from '#shared/inference/model-holder.ts';
+import { trainGbdt } from '#shared/model/gbdt.ts';
 import type { ChurnModel } from '#shared/model/model-types.ts';
+import { exportOnnx } from '#shared/model/onnx-export.ts';
 import type { Scorer } from '#shared/model/scorer.ts';
 import { featureSetMetadata, featureSetOfVersion } from '#shared/registry/feature-sets.ts';
 import type { ModelMetadata, ModelVersion } from '#shared/registry/metadata.ts';
@@ -48,6 +51,41 @@ export async function registerTrainedModel(
     baseline: candidate.baseline,
   });
   return { version: metadata.version, model: candidate.model };
+}
+
+/**
+ * Trains a small GBDT on `customers` encoded with `featureSet` (any definition, as a later or earlier
+ * code would have trained it) and registers it with that definition stored, as training stores it.
+ */
+export async function registerModelOn(
+  registry: RegistryDeps,
+  featureSet: FeatureSet,
+  customers: readonly (LabeledRecord & FieldValues)[],
+  { seed, nTrees }: { seed: number; nTrees: number },
+): Promise<{ version: string; model: ChurnModel }> {
+  const rows = customers.length;
+  const x = new Float32Array(rows * featureSet.count);
+  const y = new Uint8Array(rows);
+  customers.forEach((record, i) => {
+    const missing = featureSet.encodeInto(record, x, i * featureSet.count);
+    if (missing) throw new Error(`customer ${record.customer_id} lacks ${missing}`);
+    y[i] = record.churned;
+  });
+  const { model } = trainGbdt({ x, y, featureCount: featureSet.count }, { nTrees, seed });
+  const metadata = await registerModel(registry, {
+    name: 'churn',
+    onnx: exportOnnx(model, { featureNames: featureSet.names }),
+    metadata: {
+      algorithm: 'gbdt-hist-logistic',
+      dataset: { uri: 's3://test', rows },
+      feature_set: featureSetMetadata(featureSet),
+      metrics: { auc: 0.8, logloss: 0.4, accuracy: 0.8 },
+      threshold: 0.5,
+      training: { rows, params: { nTrees, seed }, duration_ms: 1 },
+      parent: null,
+    },
+  });
+  return { version: metadata.version, model };
 }
 
 export async function promoteVersion(
