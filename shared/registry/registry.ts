@@ -670,6 +670,8 @@ export async function rollback(
         : `${input.name} has no earlier champion to roll back to (champions: ${moves.map((e) => e.to).join(' → ')})`,
     );
   }
+  // Checked as any promotion: the version returned to is served with the definition it was trained on,
+  // which must still be computable from what the store holds (never forced).
   return promote(deps, {
     name: input.name,
     version: target,
@@ -678,7 +680,6 @@ export async function rollback(
     reason: input.reason,
     actor: input.actor,
     kind: 'rollback',
-    // A rollback returns to a version that was already served, with the features it was trained on.
   });
 }
 

@@ -10,6 +10,7 @@ import {
   CSV_HEADER,
   FEATURE_COUNT,
   FEATURE_FIELD_NAMES,
+  FEATURE_SET,
   featureSetOf,
   toCsvLine,
 } from '#shared/features/index.ts';
@@ -174,7 +175,12 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(bad.stderr).toMatch(/metadata file is invalid: threshold: /);
 
     type Registered = {
-      metadata: { version: string; parent: string; external: { changes: string[] } };
+      metadata: {
+        version: string;
+        parent: string;
+        external: { changes: string[] };
+        feature_set: { fingerprint: string; definition: unknown };
+      };
       checks: { scoredRows: number; auc: number };
       deployment: { to: string };
     };
@@ -191,6 +197,11 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(registered.deployment.to).toBe(version);
     expect(registered.checks.scoredRows).toBeGreaterThan(1000);
     expect(registered.checks.auc).toBeGreaterThan(0.6);
+    // Stored with the definition it was checked against: served with it whatever later code defines.
+    expect(registered.metadata.feature_set).toMatchObject({
+      fingerprint: FEATURE_SET.fingerprint,
+      definition: JSON.parse(JSON.stringify(FEATURE_SET.definition)),
+    });
     expect(registered.metadata.external.changes).toEqual([
       "ZipMap output 'output_probability' replaced by its probability tensor",
     ]);
