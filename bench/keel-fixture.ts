@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { type LocalServers, startLocalServers } from '#local/servers.ts';
 import { type AwsClients, createAwsClients } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
-import { encodeInto, FEATURE_COUNT, FEATURE_SET, type RawRecord } from '#shared/features/index.ts';
+import { encodeInto, FEATURE_COUNT, type RawRecord } from '#shared/features/index.ts';
 import type { PredictConfig } from '#shared/inference/predict-environment.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
 import {

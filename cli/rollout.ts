@@ -1,12 +1,14 @@
 import { type Output, UserError } from '#cli/output.ts';
 import type { StartedRolloutDecision } from '#cli/rollout-decision.ts';
 import type { PlatformContext } from '#local/platform-context.ts';
-import { ConflictError, type FieldIssue, ValidationError } from '#shared/errors.ts';
-import { FEATURE_SET } from '#shared/features/index.ts';
+import { ConflictError, type FieldIssue, type KeelError, ValidationError } from '#shared/errors.ts';
+import { readStoreFields } from '#shared/online-store/fields.ts';
 import {
+  checkPromotable,
   type Deployment,
   describeRollout,
   endRollout,
+  FieldNotInStoreError,
   FingerprintMismatchError,
   getVersion,
   type RolloutRef,
@@ -23,6 +25,9 @@ export interface RolloutInput {
   readonly bakeSeconds: number;
   readonly reason: string;
 }
+
+/** The raw fields the platform's online store holds, as the ETL recorded them: what promotions check. */
+export const storeFieldsOf = (ctx: PlatformContext) => readStoreFields(ctx.clients.s3, ctx.names.features);
 
 /** The command-line flag of each field of a rollout request, so a refusal names what to change. */
 const FLAGS: Readonly<Record<string, string>> = { percent: '--percent', bake: '--bake' };
@@ -43,6 +48,7 @@ export async function beginRollout(
     started = await startRollout(ctx.registry, {
       name: ctx.modelName,
       ...input,
+      storeFields: await storeFieldsOf(ctx),
       actor: ctx.actor,
     });
   } catch (error) {
@@ -76,18 +82,20 @@ export async function beginRollout(
 export async function endRolloutFor(
   ctx: PlatformContext,
   rollout: Rollout,
-  input: { version: string; force?: boolean; reason: string },
+  input: { version: string; force?: boolean; reason: string; storeFields: ReadonlySet<string> | undefined },
 ): Promise<Deployment> {
   const target = await getVersion(ctx.registry, ctx.modelName, input.version);
   const keeps = `${describeRollout(rollout)} keeps running`;
   if (target.version === rollout.champion) {
     throw new ConflictError(`${target.version} is already the champion of ${ctx.modelName}; ${keeps}`);
   }
-  if (target.fingerprint !== FEATURE_SET.fingerprint && !input.force) {
-    throw new FingerprintMismatchError(
-      `${target.version} was trained on feature set ${target.fingerprint} but this deployment computes ` +
-        `${FEATURE_SET.fingerprint}, so it would not be promoted; ${keeps}`,
-    );
+  try {
+    await checkPromotable(ctx.registry, { name: ctx.modelName, ...input, version: target.version });
+  } catch (error) {
+    if (!(error instanceof FingerprintMismatchError || error instanceof FieldNotInStoreError)) throw error;
+    // The same refusal, saying what became of the rollout.
+    const Refusal = error.constructor as new (message: string, options: object) => KeelError;
+    throw new Refusal(`${error.message}; ${keeps}`, { cause: error, details: error.details });
   }
   return endRollout(ctx.registry, {
     name: ctx.modelName,

@@ -81,7 +81,10 @@ Examples:
     .description('make a version the champion (conditional on the champion you last saw)')
     .argument('<version>', 'e.g. v3')
     .option('--reason <text>', 'why, for the deployment log', 'manual promotion')
-    .option('--force', 'promote even if it was trained on another feature set (needs --reason)')
+    .option(
+      '--force',
+      'promote even if it reads a raw field the online store does not hold yet (needs --reason)',
+    )
     .addHelpText(
       'after',
       `
@@ -94,11 +97,14 @@ promoting any other version ends the rollout first (with --json, that log entry 
         if (options.force && command.getOptionValueSource('reason') === 'default') {
           throw new UserError('a forced promotion needs a reason: add --reason TEXT');
         }
-        const [{ getAliases, promote }, { endRolloutFor, rolloutName }] = await Promise.all([
+        const [{ getAliases, promote }, { endRolloutFor, rolloutName, storeFieldsOf }] = await Promise.all([
           registryModule(),
           rolloutModule(),
         ]);
-        const { rollout } = await getAliases(ctx.registry, ctx.modelName);
+        const [{ rollout }, storeFields] = await Promise.all([
+          getAliases(ctx.registry, ctx.modelName),
+          storeFieldsOf(ctx),
+        ]);
         const challenger = rollout?.version === version ? rollout : undefined;
         const endedRollout =
           rollout && !challenger
@@ -106,6 +112,7 @@ promoting any other version ends the rollout first (with --json, that log entry 
                 version,
                 force: options.force,
                 reason: `ended by the promotion of ${version}`,
+                storeFields,
               })
             : null;
         const move = await promote(ctx.registry, {
@@ -114,6 +121,7 @@ promoting any other version ends the rollout first (with --json, that log entry 
           reason: options.reason,
           actor: ctx.actor,
           force: options.force,
+          storeFields,
           rollout: challenger,
         });
         output.result({ ...move, endedRollout }, () =>
@@ -136,9 +144,14 @@ A running rollout is ended first (with --json, that log entry is endedRollout).`
     )
     .action(async (options: { reason: string }) =>
       output.withPlatform(async (ctx) => {
-        const [{ getAliases, history, rollback, rollbackTarget }, { endRolloutFor, rolloutName }] =
-          await Promise.all([registryModule(), rolloutModule()]);
-        const { rollout } = await getAliases(ctx.registry, ctx.modelName);
+        const [
+          { getAliases, history, rollback, rollbackTarget },
+          { endRolloutFor, rolloutName, storeFieldsOf },
+        ] = await Promise.all([registryModule(), rolloutModule()]);
+        const [{ rollout }, storeFields] = await Promise.all([
+          getAliases(ctx.registry, ctx.modelName),
+          storeFieldsOf(ctx),
+        ]);
         // With nowhere to roll back to, rollback refuses by itself and the rollout keeps running.
         const target = rollout && rollbackTarget(await history(ctx.registry, ctx.modelName));
         const endedRollout =
@@ -146,12 +159,14 @@ A running rollout is ended first (with --json, that log entry is endedRollout).`
             ? await endRolloutFor(ctx, rollout, {
                 version: target,
                 reason: `ended by the rollback to ${target}`,
+                storeFields,
               })
             : null;
         const move = await rollback(ctx.registry, {
           name: ctx.modelName,
           reason: options.reason,
           actor: ctx.actor,
+          storeFields,
         });
         output.result({ ...move, endedRollout }, () =>
           [
@@ -220,7 +235,7 @@ Example:
         output.withPlatform(async (ctx) => {
           const [
             { getAliases, getChampion, promote },
-            { endRolloutFor, rolloutName },
+            { endRolloutFor, rolloutName, storeFieldsOf },
             { registerExternalModel },
           ] = await Promise.all([registryModule(), rolloutModule(), import('#shared/registry/external.ts')]);
           const [onnx, metadata, baseline] = await Promise.all([
@@ -246,6 +261,7 @@ Example:
             file: options.onnx,
           });
           // Promoting it ends a running rollout first, as `keel models promote` does.
+          const storeFields = options.promote ? await storeFieldsOf(ctx) : undefined;
           const rollout = options.promote
             ? (await getAliases(ctx.registry, ctx.modelName)).rollout
             : undefined;
@@ -253,6 +269,7 @@ Example:
             ? await endRolloutFor(ctx, rollout, {
                 version: registered.version,
                 reason: `ended by the promotion of ${registered.version}`,
+                storeFields,
               })
             : null;
           const move = options.promote
@@ -261,6 +278,7 @@ Example:
                 version: registered.version,
                 reason: `registered from ${options.onnx}`,
                 actor: ctx.actor,
+                storeFields,
               })
             : undefined;
           output.result({ metadata: registered, checks, deployment: move ?? null, endedRollout }, () =>

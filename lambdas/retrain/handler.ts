@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ValidationError } from '#shared/errors.ts';
 import { newestFeatureDataset } from '#shared/offline/features-dataset.ts';
+import { readStoreFields } from '#shared/online-store/fields.ts';
 import { step } from '#shared/pipelines/step.ts';
 import { pipelineContext } from '#shared/pipelines/task-context.ts';
 import { versionSchema } from '#shared/registry/metadata.ts';
@@ -64,6 +65,7 @@ export const promote = step(
     const common = {
       name: ctx.modelName,
       version: input.version,
+      storeFields: await readStoreFields(deps.s3, deps.featuresBucket),
       reason: `retrain: ${input.reason}`,
       actor: 'retrain-state-machine',
     };

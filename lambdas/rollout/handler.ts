@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { awsTargetFromEnv, createCloudWatchClient, createSnsClient } from '#shared/aws/clients.ts';
 import { KEEL_ENV, requireEnv } from '#shared/env.ts';
 import { ValidationError } from '#shared/errors.ts';
-import { FEATURE_SET } from '#shared/features/index.ts';
 import { logger } from '#shared/observability.ts';
+import { readStoreFields } from '#shared/online-store/fields.ts';
 import { step } from '#shared/pipelines/step.ts';
 import { pipelineContext } from '#shared/pipelines/task-context.ts';
 import { modelNameSchema } from '#shared/registry/metadata.ts';
@@ -22,6 +22,7 @@ const deps: RolloutDecisionDeps = {
   guardrails: cloudWatchGuardrails(createCloudWatchClient(target)),
   page: snsPager(createSnsClient(target), requireEnv(KEEL_ENV.onCallTopicArn)),
   stage: requireEnv(KEEL_ENV.stage),
+  storeFields: () => readStoreFields(ctx.clients.s3, ctx.names.features),
 };
 
 const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time');

@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { OnnxRuntimeLayer } from '#lib/constructs/onnxruntime-layer.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
+import { grantPromotionReads } from '#lib/promotion-grants.ts';
 import { checkShare } from '#lib/prop-checks.ts';
 import { KEEL_ENV } from '#shared/env.ts';
 import { captureModelPrefix } from '#shared/inference/capture.ts';
@@ -214,6 +215,11 @@ export class PipelineFunctions extends Construct {
       'dynamodb:UpdateItem',
       'dynamodb:Query',
     );
+    grantPromotionReads(this.promote.role, {
+      models: buckets.models,
+      features: buckets.features,
+      modelName: props.modelName,
+    });
 
     for (const f of [this.batchPlan, this.batchScore]) {
       objects(f, buckets.models, modelPrefix, ['s3:GetObject'], 'Reads and verifies the champion artifact');

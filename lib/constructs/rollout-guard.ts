@@ -10,6 +10,7 @@ import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DeadLetterQueue } from '#lib/constructs/dead-letter-queue.ts';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
+import { grantPromotionReads } from '#lib/promotion-grants.ts';
 import { KEEL_ENV } from '#shared/env.ts';
 import { ROLLOUT_GUARDRAIL_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
@@ -20,7 +21,10 @@ import type { BucketRole, TableRole } from '#shared/resources.ts';
 export interface RolloutGuardProps {
   /** Deployment stage: names the guardrail alarms (`alarmName(stage, id)`) and the decide function. */
   readonly stage: string;
-  /** The data stack's buckets, by role (their names only: the functions read none). */
+  /**
+   * The data stack's buckets, by role: decide reads a version's metadata (models) and the online
+   * store's field manifest (features) before promoting; the others are only named.
+   */
   readonly buckets: Readonly<Record<BucketRole, IBucket>>;
   /** The data stack's tables, by role: the rollouts are moved in `modelRegistry`. */
   readonly tables: Readonly<Record<TableRole, ITable>>;
@@ -50,7 +54,7 @@ export interface RolloutGuardProps {
  * - `guard` is the target of an EventBridge rule on the guardrail alarms' moves to ALARM: it ends the
  *   running rollout at once and pages, naming the version and the alarm.
  * Each may move the aliases of its model only, publish to the on-call topic with its key, and (decide)
- * read the guardrail alarms; nothing else.
+ * read the guardrail alarms and what a promotion checks; nothing else.
  */
 export class RolloutGuard extends Construct {
   public readonly decide: KeelFunction;
@@ -126,6 +130,12 @@ export class RolloutGuard extends Construct {
       Grant.addToPrincipal({ grantee: role, actions: ['sns:Publish'], resourceArns: [onCallTopic.topicArn] });
       onCallTopic.masterKey!.grant(role, 'kms:GenerateDataKey', 'kms:Decrypt');
     }
+    // Promoting the challenger reads its feature definition and the store's fields.
+    grantPromotionReads(this.decide.role, {
+      models: props.buckets.models,
+      features: props.buckets.features,
+      modelName: props.modelName,
+    });
     // DescribeAlarms by name is scoped to those metric alarms' ARNs (only composite alarms need "*").
     this.decide.role.addToPrincipalPolicy(
       new PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: guardrailArns }),

@@ -5,14 +5,7 @@ import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb'
 import { z } from 'zod';
 import { NoModelError, ValidationError } from '#shared/errors.ts';
 import { planEtl, readCsvLines } from '#shared/etl/etl.ts';
-import {
-  encodeFeatures,
-  FEATURE_COUNT,
-  FEATURE_SET,
-  parseCsvRecord,
-  parseLabeledCsvRecord,
-  type RawRecord,
-} from '#shared/features/index.ts';
+import { parseCsvRecord, parseLabeledCsvRecord, type RawRecord } from '#shared/features/index.ts';
 import {
   CAPTURE_CONTENT_TYPE,
   captureHourPrefix,
@@ -37,7 +30,8 @@ import { KEYS } from '#shared/resources.ts';
  * Batch scoring as the states of its state machine: `planBatch` pins the champion version and splits the
  * online store into parallel-scan segments, `scoreSegment` scores one segment (a Distributed Map item in
  * AWS), `finalizeBatch` adds up the counts and writes the manifest. Segments partition the table, so
- * every customer is scored exactly once, by the same model version.
+ * every customer is scored exactly once, by the same model version, with the feature definition that
+ * version was trained on (whatever this code defines).
  */
 /** One Distributed Map item: a parallel-scan segment of the store, or a byte range of an input file. */
 export interface BatchSegment {
@@ -81,6 +75,8 @@ export const batchRunSchema = z.object({
   runId: z.string().min(1),
   runDate: z.string(),
   model: z.object({ name: z.string(), version: z.string(), threshold: z.number() }),
+  /** The pinned version's feature definition, which every row is encoded with and stamped with. */
+  featureSet: z.object({ version: z.string(), fingerprint: z.string() }),
   outputPrefix: z.string().min(1),
   totalSegments: z.number().int().min(1).max(MAX_BATCH_SEGMENTS),
   /** Score the rows of this raw CSV instead of the online store. */
@@ -122,7 +118,7 @@ export async function planBatch(
 ): Promise<BatchPlan> {
   const version = await getChampion(deps.registry, options.name);
   if (!version) throw new NoModelError(`no ${options.name} model is promoted: nothing to score with`);
-  const { metadata } = await loadVerifiedModel(deps.registry, {
+  const { metadata, featureSet } = await loadVerifiedModel(deps.registry, {
     name: options.name,
     version,
   });
@@ -134,6 +130,7 @@ export async function planBatch(
     runId,
     runDate,
     model: { name: options.name, version, threshold: metadata.threshold },
+    featureSet: { version: featureSet.version, fingerprint: featureSet.fingerprint },
     outputPrefix: `predictions/run_date=${runDate}/${runId}/`,
   };
   if (options.inputKey) {
@@ -252,9 +249,10 @@ export async function scoreSegment(
     name: plan.model.name,
     version: plan.model.version,
   });
+  const { featureSet } = verified;
   const scorer = await loadOnnxScorer(verified.onnx, {
-    featureCount: FEATURE_COUNT,
-    featureNames: FEATURE_SET.names,
+    featureCount: featureSet.count,
+    featureNames: featureSet.names,
   });
   const key = `${plan.outputPrefix}part-${String(segment.segment).padStart(5, '0')}.csv`;
   const sampleRate = deps.capture?.sampleRate ?? 0;
@@ -279,32 +277,29 @@ export async function scoreSegment(
   let positives = 0;
   let skipped = 0;
   let captured = 0;
-  const x = new Float32Array(SCAN_PAGE * FEATURE_COUNT);
+  const width = featureSet.count;
+  const x = new Float32Array(SCAN_PAGE * width);
   try {
     await predictions.write(`${PREDICTIONS_HEADER}\n`);
     for await (const { records, invalid } of readAhead(segmentRecords(deps, plan, segment))) {
       skipped += invalid;
       const scored: RawRecord[] = [];
       for (const record of records) {
-        const encoded = encodeFeatures(record);
-        if (!encoded.ok) {
+        // Every attribute of a stored item reaches the definition, fields this code does not know included.
+        if (featureSet.encodeInto(record, x, scored.length * width) !== undefined) {
           skipped++;
           continue;
         }
-        x.set(encoded.vector, scored.length * FEATURE_COUNT);
         scored.push(record);
       }
-      const probabilities = await scorer.scoreBatch(
-        x.subarray(0, scored.length * FEATURE_COUNT),
-        scored.length,
-      );
+      const probabilities = await scorer.scoreBatch(x.subarray(0, scored.length * width), scored.length);
       let lines = '';
       let captureLines = '';
       scored.forEach((record, i) => {
         const probability = probabilities[i]!;
         const prediction = probability >= plan.model.threshold ? 1 : 0;
         positives += prediction;
-        lines += `${record.customer_id},${probability},${prediction},${plan.model.version},${FEATURE_SET.fingerprint},${record.event_time}\n`;
+        lines += `${record.customer_id},${probability},${prediction},${plan.model.version},${featureSet.fingerprint},${record.event_time}\n`;
         if (captures && (sampleRate >= 1 || random() < sampleRate)) {
           const capture = captureRecord(
             {
@@ -313,7 +308,7 @@ export async function scoreSegment(
               model: plan.model,
               probability,
               prediction,
-              vector: x.subarray(i * FEATURE_COUNT, (i + 1) * FEATURE_COUNT),
+              vector: x.subarray(i * width, (i + 1) * width),
               storedEventTime: record.event_time,
             },
             scoredAt,
@@ -356,7 +351,7 @@ export async function finalizeBatch(
   const report: BatchReport = {
     runId: plan.runId,
     model: plan.model,
-    featureSet: { version: FEATURE_SET.version, fingerprint: FEATURE_SET.fingerprint },
+    featureSet: plan.featureSet,
     rows,
     positives,
     positiveRate: rows === 0 ? 0 : positives / rows,

@@ -63,7 +63,10 @@ export interface CaptureRecord {
   readonly version: string;
   readonly probability: number;
   readonly prediction: number;
-  /** The encoded features in FEATURE_SET order, as the model saw them (float32 values). */
+  /**
+   * The encoded features as the model of `version` saw them (float32 values), in the order of its own
+   * feature set (the definition that version was trained on, not necessarily this code's).
+   */
   readonly x: number[];
   /**
    * The event_time of the stored record the features came from, when they came from it alone (no
@@ -86,11 +89,19 @@ export interface CapturedPrediction {
   readonly vector: Float32Array;
   /** The stored record's event_time, when the features came from it alone. */
   readonly storedEventTime?: string;
-  /** During a rollout: its id, and the shadow challenger's score of the same request (shadow mode). */
+  /**
+   * During a rollout: its id, and the shadow challenger's score of the same request with the features
+   * it scored (shadow mode).
+   */
   readonly rollout?: {
     readonly id: string;
     readonly variant: 'champion' | 'canary';
-    readonly shadow?: { readonly version: string; readonly probability: number; readonly prediction: number };
+    readonly shadow?: {
+      readonly version: string;
+      readonly probability: number;
+      readonly prediction: number;
+      readonly vector: Float32Array;
+    };
   };
 }
 
@@ -149,7 +160,10 @@ function captureLines(prediction: CapturedPrediction, at: Date): string {
   const answer = captureRecord(prediction, at, 'api');
   const shadow = prediction.rollout?.shadow;
   const lines = [captureLine(answer)];
-  if (shadow) lines.push(captureLine({ ...answer, ...shadow, variant: 'shadow' }));
+  if (shadow) {
+    const { vector, ...score } = shadow;
+    lines.push(captureLine({ ...answer, ...score, x: Array.from(vector), variant: 'shadow' }));
+  }
   return `${lines.join('\n')}\n`;
 }
 

@@ -1,7 +1,7 @@
 import { callDependency } from '#shared/aws/errors.ts';
 import { NoModelError, UnavailableError } from '#shared/errors.ts';
 import type { FeatureSet } from '#shared/features/index.ts';
-import type { Scorer } from '#shared/model/scorer.ts';
+import { ModelFormatError, type Scorer } from '#shared/model/scorer.ts';
 import type { ModelMetadata } from '#shared/registry/metadata.ts';
 import {
   type Aliases,
@@ -23,8 +23,15 @@ export interface LoadedModel {
   readonly scorer: Scorer;
 }
 
-/** Turns verified ONNX bytes into a scorer: onnxruntime in-process, or a SageMaker endpoint. */
-export type ScorerFactory = (onnx: Uint8Array, metadata: ModelMetadata) => Promise<Scorer>;
+/**
+ * Turns verified ONNX bytes into a scorer (onnxruntime in-process, or a SageMaker endpoint) taking the
+ * version's own features: `featureSet` is the definition it was trained on.
+ */
+export type ScorerFactory = (
+  onnx: Uint8Array,
+  metadata: ModelMetadata,
+  featureSet: FeatureSet,
+) => Promise<Scorer>;
 
 /** What serves a request: the champion and, while a rollout runs, its verified challenger. */
 export interface ServingModels {
@@ -84,7 +91,7 @@ export type ModelEvent =
 
 /**
  * Holds the champion model, and during a rollout its challenger, and follows the aliases: a check at
- * most every `refreshIntervalMs`, a new version loaded (S3 → sha256 → fingerprint → session) before it
+ * most every `refreshIntervalMs`, a new version loaded (S3 → sha256 → its feature definition → session) before it
  * replaces the old one, and a replaced one released only after in-flight requests had time to finish.
  * A version that fails verification is never served: a champion keeps the previous one serving, a
  * challenger leaves the rollout to the champion alone (and says so: `challenger-refused`).
@@ -262,13 +269,22 @@ export class ModelHolder {
         version,
       }),
     );
+    const { featureSet } = verified;
+    const scorer = await this.deps.createScorer(verified.onnx, verified.metadata, featureSet);
+    if (scorer.featureCount !== featureSet.count) {
+      await scorer.release();
+      throw new ModelFormatError(
+        `${this.deps.name} ${version} scores ${scorer.featureCount} features, but its feature set ` +
+          `${featureSet.version} computes ${featureSet.count}; refusing to serve it`,
+      );
+    }
     return {
       name: this.deps.name,
       version,
       threshold: verified.metadata.threshold,
       metadata: verified.metadata,
-      featureSet: verified.featureSet,
-      scorer: await this.deps.createScorer(verified.onnx, verified.metadata),
+      featureSet,
+      scorer,
     };
   }
 

@@ -75,11 +75,11 @@ const ERROR_EXAMPLES: Record<Exclude<ErrorCode, 'Conflict'>, { summary: string; 
     },
   },
   IncompleteFeatures: {
-    summary: 'fields the features need are missing; the message names them',
+    summary: 'fields the answering model’s features need are missing; the message names them',
     value: {
       error: {
         code: 'IncompleteFeatures',
-        message: 'missing fields for c-000123: income, plan',
+        message: 'missing fields for c-000123: income, plan (required by feature set 1.0.0)',
         details: { missing: ['income', 'plan'] },
       },
     },

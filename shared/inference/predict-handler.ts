@@ -6,7 +6,6 @@ import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { type AwsTarget, awsTargetFromEnv, createAwsClients, SERVING_TIMEOUTS } from '#shared/aws/clients.ts';
-import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import { httpErrors, requestIdOf } from '#shared/http/middleware.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createSageMakerScorer } from '#shared/model/sagemaker-scorer.ts';
@@ -25,14 +24,16 @@ import type { InferenceDeps, Prediction } from './service.ts';
  */
 function scorerFactory(config: PredictConfig, target: AwsTarget): ScorerFactory {
   if (config.backend === 'onnx') {
-    return (onnx) => loadOnnxScorer(onnx, { featureCount: FEATURE_COUNT, featureNames: FEATURE_SET.names });
+    return (onnx, _metadata, featureSet) =>
+      loadOnnxScorer(onnx, { featureCount: featureSet.count, featureNames: featureSet.names });
   }
   const client = new SageMakerRuntimeClient({
     region: target.region,
     maxAttempts: SERVING_TIMEOUTS.maxAttempts,
   });
   const endpointName = config.sagemakerEndpoint!;
-  return async () => createSageMakerScorer({ client, endpointName, featureCount: FEATURE_COUNT });
+  return async (_onnx, _metadata, featureSet) =>
+    createSageMakerScorer({ client, endpointName, featureCount: featureSet.count });
 }
 
 /**
@@ -114,16 +115,18 @@ export function createInferenceRuntime(
 
 type RolloutScores = NonNullable<Prediction['rollout']>;
 
-/** What capture keeps of a rollout: its id, who answered, and a shadow's score of the same request. */
+/**
+ * What capture keeps of a rollout: its id, who answered, and a shadow's score of the same request with
+ * the features it scored (its own definition's).
+ */
 function captureRollout(rollout: RolloutScores, body: Prediction['body']) {
   const shadow = rollout.mode === 'shadow' ? rollout.scores.find((s) => s.role === 'challenger') : undefined;
+  const { version, probability, prediction, vector } = shadow ?? {};
   return {
     id: rollout.id,
     variant: body.model.variant,
-    ...(shadow?.probability !== undefined && shadow.prediction !== undefined
-      ? {
-          shadow: { version: shadow.version, probability: shadow.probability, prediction: shadow.prediction },
-        }
+    ...(version && probability !== undefined && prediction !== undefined && vector
+      ? { shadow: { version, probability, prediction, vector } }
       : {}),
   };
 }

@@ -6,14 +6,7 @@ import {
   UnknownEntityError,
   ValidationError,
 } from '#shared/errors.ts';
-import {
-  encodeFeatures,
-  FEATURE_COUNT,
-  FEATURE_FIELD_NAMES,
-  FEATURE_SET,
-  type PartialFeatureFields,
-  type RawRecord,
-} from '#shared/features/index.ts';
+import type { FeatureSet, FieldValues, RawRecord } from '#shared/features/index.ts';
 import type { VariantDimension } from '#shared/monitoring/metrics.ts';
 import { freshness, type RecordReader } from '#shared/online-store/store.ts';
 import { type RolloutMode, type Variant, variantFor } from '#shared/registry/rollout.ts';
@@ -28,7 +21,9 @@ import {
 
 /**
  * The inference domain, free of HTTP and Lambda: validate → read the online store → merge request
- * attributes → features (shared/features) → score → apply the model's threshold.
+ * attributes → features of the answering model's own definition (its `featureSet`) → score → apply
+ * the model's threshold. Champion and challenger may read different definitions: each request is
+ * encoded once per definition that scores it.
  */
 export interface InferenceDeps {
   readonly models: ModelHolder;
@@ -50,9 +45,14 @@ export interface PredictionFacts {
 export interface VariantScore {
   readonly role: VariantDimension;
   readonly version: string;
-  /** Absent when the variant's model failed on this request (the champion then answered instead). */
+  /**
+   * Absent when the variant's model failed on this request, or the request lacks a field its
+   * definition requires (the champion then answered instead).
+   */
   readonly probability?: number;
   readonly prediction?: 0 | 1;
+  /** The features this variant scored (float32, its feature set's order), with its probability. */
+  readonly vector?: Float32Array;
   /** Milliseconds from the start of the prediction until this score was ready. */
   readonly ms: number;
 }
@@ -60,7 +60,10 @@ export interface VariantScore {
 export interface Prediction {
   readonly body: PredictResponse;
   readonly facts: PredictionFacts;
-  /** The encoded features the model scored (float32, FEATURE_SET order): what prediction capture keeps. */
+  /**
+   * The encoded features the answering model scored (float32, in the order of its own feature set):
+   * what prediction capture keeps.
+   */
   readonly vector: Float32Array;
   /**
    * The stored record's event_time when the features came from it alone (no attributes): what ties
@@ -83,36 +86,33 @@ export function parsePredictRequest(body: unknown, prefix = ''): PredictRequest 
   return parsed.data;
 }
 
-/** The feature fields a record or the request's attributes hold (the others never become features). */
-function featureFields(record: Partial<RawRecord> | undefined): PartialFeatureFields {
-  if (!record) return {};
-  const fields: Record<string, unknown> = {};
-  for (const name of FEATURE_FIELD_NAMES) if (record[name] !== undefined) fields[name] = record[name];
-  return fields as PartialFeatureFields;
+/** One request's features as one definition computes them. */
+interface Encoded {
+  /** Float32 once, here: the model scores this vector and capture keeps the same one. */
+  readonly vector: Float32Array;
+  readonly imputed: readonly string[];
+  readonly unseen: readonly string[];
 }
 
 interface Prepared {
   readonly request: PredictRequest;
-  /** Float32 once, here: the model scores this vector and capture keeps the same one. */
-  readonly vector: Float32Array;
+  /**
+   * Every attribute of the stored record, overridden by the request's: a definition reads the fields
+   * it names, including fields this code's raw schema does not know.
+   */
+  readonly values: FieldValues;
   readonly storedEventTime: string | undefined;
-  readonly warnings: string[];
-  readonly facts: PredictionFacts;
+  /** What deserves attention whichever model answers (a stale record). */
+  readonly warnings: readonly string[];
+  readonly stale: boolean;
+  /** By feature-set fingerprint: champion and challenger of the same definition encode once. */
+  readonly encodings: Map<string, Encoded | IncompleteFeaturesError>;
 }
 
 function prepare(request: PredictRequest, stored: RawRecord | undefined, deps: InferenceDeps): Prepared {
   if (!stored && request.attributes === undefined) {
     throw new UnknownEntityError(
       `customer ${request.customerId} is not in the online store; send its fields in "attributes"`,
-    );
-  }
-  const encoded = encodeFeatures({ ...featureFields(stored), ...featureFields(request.attributes) });
-  if (!encoded.ok) {
-    throw new IncompleteFeaturesError(
-      `missing fields for ${request.customerId}: ${encoded.missing.join(', ')}`,
-      {
-        details: { missing: encoded.missing },
-      },
     );
   }
   const warnings: string[] = [];
@@ -126,37 +126,60 @@ function prepare(request: PredictRequest, stored: RawRecord | undefined, deps: I
     if (stale)
       warnings.push(`${dated.what} stale: event_time ${dated.event_time} is older than the freshness limit`);
   }
-  if (encoded.imputed.length > 0) warnings.push(`imputed: ${encoded.imputed.join(', ')}`);
-  if (encoded.unseen.length > 0) warnings.push(`unseen category in: ${encoded.unseen.join(', ')}`);
   return {
     request,
-    vector: Float32Array.from(encoded.vector),
+    values: { ...stored, ...request.attributes },
     storedEventTime: request.attributes === undefined ? stored?.event_time : undefined,
     warnings,
-    facts: { imputed: encoded.imputed.length, unseen: encoded.unseen.length, stale },
+    stale,
+    encodings: new Map(),
   };
+}
+
+/** `row`'s features as `featureSet` computes them, or the fields it requires and the row lacks. */
+function encodedFor(row: Prepared, featureSet: FeatureSet): Encoded | IncompleteFeaturesError {
+  let encoded = row.encodings.get(featureSet.fingerprint);
+  if (!encoded) {
+    const result = featureSet.encode(row.values);
+    encoded = result.ok
+      ? { vector: Float32Array.from(result.vector), imputed: result.imputed, unseen: result.unseen }
+      : new IncompleteFeaturesError(
+          `missing fields for ${row.request.customerId}: ${result.missing.join(', ')} ` +
+            `(required by feature set ${featureSet.version})`,
+          { details: { missing: result.missing } },
+        );
+    row.encodings.set(featureSet.fingerprint, encoded);
+  }
+  return encoded;
 }
 
 const decide = (probability: number, model: LoadedModel): 0 | 1 => (probability >= model.threshold ? 1 : 0);
 
-/** How one prepared request was scored: who answered, and during a rollout every variant's score. */
+/** How one prepared request was scored: who answered, with which features, and during a rollout every variant's score. */
 interface Scored {
   readonly probability: number;
   readonly model: LoadedModel;
+  readonly encoded: Encoded;
   readonly variant: Variant;
   readonly scores?: VariantScore[];
 }
 
+/** A prepared request's outcome: scored, or refused for lacking a field the answering model requires. */
+type Outcome = Scored | IncompleteFeaturesError;
+
 function respond(prepared: Prepared, scored: Scored, serving: ServingModels, requestId: string): Prediction {
-  const { probability, model, variant } = scored;
+  const { probability, model, encoded, variant } = scored;
+  const warnings = [...prepared.warnings];
+  if (encoded.imputed.length > 0) warnings.push(`imputed: ${encoded.imputed.join(', ')}`);
+  if (encoded.unseen.length > 0) warnings.push(`unseen category in: ${encoded.unseen.join(', ')}`);
   const body: PredictResponse = {
     customerId: prepared.request.customerId,
     prediction: decide(probability, model),
     probability,
     model: { name: model.name, version: model.version, variant },
-    featureSet: { version: FEATURE_SET.version, fingerprint: FEATURE_SET.fingerprint },
+    featureSet: { version: model.featureSet.version, fingerprint: model.featureSet.fingerprint },
     requestId,
-    ...(prepared.warnings.length > 0 ? { warnings: prepared.warnings } : {}),
+    ...(warnings.length > 0 ? { warnings } : {}),
   };
   const rollout =
     serving.rollout && scored.scores
@@ -164,41 +187,65 @@ function respond(prepared: Prepared, scored: Scored, serving: ServingModels, req
       : undefined;
   return {
     body,
-    facts: prepared.facts,
-    vector: prepared.vector,
+    facts: { imputed: encoded.imputed.length, unseen: encoded.unseen.length, stale: prepared.stale },
+    vector: encoded.vector,
     ...(prepared.storedEventTime ? { storedEventTime: prepared.storedEventTime } : {}),
     ...(rollout ? { rollout } : {}),
   };
 }
 
-/** The class-1 probabilities of `rows` by `model`: one model call whatever their number. */
-async function scoreWith(model: LoadedModel, rows: readonly Prepared[]): Promise<ArrayLike<number>> {
-  if (rows.length === 0) return [];
-  if (rows.length === 1) return [await model.scorer.scoreOne(rows[0]!.vector)];
-  const x = new Float32Array(rows.length * FEATURE_COUNT);
-  rows.forEach((row, i) => {
-    x.set(row.vector, i * FEATURE_COUNT);
-  });
-  return model.scorer.scoreBatch(x, rows.length);
+/** `rows` as one model scored them: each row's features (or what it lacks) and probability, and when. */
+interface ModelScores {
+  readonly encoded: readonly (Encoded | IncompleteFeaturesError)[];
+  /** One per row, undefined where the row lacks a field; undefined as a whole when the model failed. */
+  readonly probabilities: readonly (number | undefined)[] | undefined;
+  /** Milliseconds from the start of the prediction until the scores were ready. */
+  readonly ms: number;
 }
 
-/** `rows` scored by `model`, and when (ms since `started`) the scores were ready. */
-async function timedScores(
+/** The class-1 probabilities of `vectors` by `model`: one model call whatever their number. */
+async function scoreVectors(
+  model: LoadedModel,
+  vectors: readonly Float32Array[],
+): Promise<ArrayLike<number>> {
+  if (vectors.length === 0) return [];
+  if (vectors.length === 1) return [await model.scorer.scoreOne(vectors[0]!)];
+  const count = model.featureSet.count;
+  const x = new Float32Array(vectors.length * count);
+  vectors.forEach((vector, i) => {
+    x.set(vector, i * count);
+  });
+  return model.scorer.scoreBatch(x, vectors.length);
+}
+
+/** `rows` encoded with `model`'s definition and scored by it; a model failure throws. */
+async function scoreWith(
   model: LoadedModel,
   rows: readonly Prepared[],
   started: number,
-): Promise<{ probabilities: ArrayLike<number>; ms: number }> {
-  const probabilities = await scoreWith(model, rows);
-  return { probabilities, ms: performance.now() - started };
+): Promise<ModelScores> {
+  const encoded = rows.map((row) => encodedFor(row, model.featureSet));
+  const ready = encoded.filter((e): e is Encoded => !(e instanceof KeelError));
+  const scores = await scoreVectors(
+    model,
+    ready.map((e) => e.vector),
+  );
+  let next = 0;
+  return {
+    encoded,
+    probabilities: encoded.map((e) => (e instanceof KeelError ? undefined : scores[next++]!)),
+    ms: performance.now() - started,
+  };
 }
 
-/** The challenger's scores of `rows`, or undefined when its model failed: it never fails a request. */
+/** The challenger's scores of `rows`, without probabilities when its model failed: it never fails a request. */
 function challengerScores(
   challenger: LoadedModel,
   rows: readonly Prepared[],
   started: number,
-): Promise<{ probabilities: ArrayLike<number> | undefined; ms: number }> {
-  return timedScores(challenger, rows, started).catch(() => ({
+): Promise<ModelScores> {
+  return scoreWith(challenger, rows, started).catch(() => ({
+    encoded: [],
     probabilities: undefined,
     ms: performance.now() - started,
   }));
@@ -207,16 +254,46 @@ function challengerScores(
 const scoreOf = (
   role: VariantDimension,
   model: LoadedModel,
-  probability: number | undefined,
-  ms: number,
-): VariantScore =>
-  probability === undefined
-    ? { role, version: model.version, ms }
-    : { role, version: model.version, probability, prediction: decide(probability, model), ms };
+  scores: ModelScores,
+  i: number,
+): VariantScore => {
+  const probability = scores.probabilities?.[i];
+  const encoded = scores.encoded[i];
+  return probability === undefined || encoded === undefined || encoded instanceof KeelError
+    ? { role, version: model.version, ms: scores.ms }
+    : {
+        role,
+        version: model.version,
+        probability,
+        prediction: decide(probability, model),
+        vector: encoded.vector,
+        ms: scores.ms,
+      };
+};
+
+/** Row `i` of `scores` as `model`'s answer, or the fields it lacks for that model. */
+function answer(
+  model: LoadedModel,
+  variant: Variant,
+  scores: ModelScores,
+  i: number,
+  rollout?: VariantScore[],
+): Outcome {
+  const encoded = scores.encoded[i]!;
+  if (encoded instanceof KeelError) return encoded;
+  return {
+    probability: scores.probabilities![i]!,
+    model,
+    encoded,
+    variant,
+    ...(rollout ? { scores: rollout } : {}),
+  };
+}
 
 /**
- * Scores prepared requests as the serving models say. No rollout: the champion. Canary: each
- * customer's stable variant answers, and canary rows the challenger fails on are answered by the
+ * Scores prepared requests as the serving models say, each model with its own definition. No rollout:
+ * the champion. Canary: each customer's stable variant answers, and canary rows the challenger cannot
+ * answer (its model failed, or the row lacks a field its definition requires) are answered by the
  * champion. Shadow: both score every row, side by side, and the champion answers. A champion failure
  * fails the requests, as without a rollout; a challenger failure fails none.
  */
@@ -224,81 +301,67 @@ async function scoreServing(
   serving: ServingModels,
   rows: readonly Prepared[],
   started: number,
-): Promise<Scored[]> {
+): Promise<Outcome[]> {
   const { champion, rollout, challenger } = serving;
   if (!rollout || !challenger) {
-    const probabilities = await scoreWith(champion, rows);
-    return rows.map((_, i) => ({ probability: probabilities[i]!, model: champion, variant: 'champion' }));
+    const answers = await scoreWith(champion, rows, started);
+    return rows.map((_, i) => answer(champion, 'champion', answers, i));
   }
   if (rollout.mode === 'shadow') {
     const [answers, shadow] = await Promise.all([
-      timedScores(champion, rows, started),
+      scoreWith(champion, rows, started),
       challengerScores(challenger, rows, started),
     ]);
-    return rows.map((_, i) => {
-      const probability = answers.probabilities[i]!;
-      return {
-        probability,
-        model: champion,
-        variant: 'champion',
-        scores: [
-          scoreOf('champion', champion, probability, answers.ms),
-          scoreOf('challenger', challenger, shadow.probabilities?.[i], shadow.ms),
-        ],
-      };
-    });
+    return rows.map((_, i) =>
+      answer(champion, 'champion', answers, i, [
+        scoreOf('champion', champion, answers, i),
+        scoreOf('challenger', challenger, shadow, i),
+      ]),
+    );
   }
   const toCanary = rows.map((row) => variantFor(rollout, row.request.customerId) === 'canary');
   const canaryRows = rows.filter((_, i) => toCanary[i]);
-  const championRows = rows.filter((_, i) => !toCanary[i]);
   const [canary, answers] = await Promise.all([
     challengerScores(challenger, canaryRows, started),
-    timedScores(champion, championRows, started),
+    scoreWith(
+      champion,
+      rows.filter((_, i) => !toCanary[i]),
+      started,
+    ),
   ]);
-  const fallback = canary.probabilities ? undefined : await timedScores(champion, canaryRows, started);
+  const declined = canaryRows.filter((_, k) => canary.probabilities?.[k] === undefined);
+  const fallback = declined.length > 0 ? await scoreWith(champion, declined, started) : undefined;
   let nextCanary = 0;
   let nextChampion = 0;
-  return rows.map((_, i): Scored => {
+  let nextFallback = 0;
+  return rows.map((_, i): Outcome => {
     if (!toCanary[i]) {
-      const probability = answers.probabilities[nextChampion++]!;
-      return {
-        probability,
-        model: champion,
-        variant: 'champion',
-        scores: [scoreOf('champion', champion, probability, answers.ms)],
-      };
+      const j = nextChampion++;
+      return answer(champion, 'champion', answers, j, [scoreOf('champion', champion, answers, j)]);
     }
     const k = nextCanary++;
-    if (!fallback) {
-      const probability = canary.probabilities![k]!;
-      return {
-        probability,
-        model: challenger,
-        variant: 'canary',
-        scores: [scoreOf('challenger', challenger, probability, canary.ms)],
-      };
+    if (canary.probabilities?.[k] !== undefined) {
+      return answer(challenger, 'canary', canary, k, [scoreOf('challenger', challenger, canary, k)]);
     }
-    const probability = fallback.probabilities[k]!;
-    return {
-      probability,
-      model: champion,
-      variant: 'champion',
-      scores: [
-        scoreOf('challenger', challenger, undefined, canary.ms),
-        scoreOf('champion', champion, probability, fallback.ms),
-      ],
-    };
+    const f = nextFallback++;
+    return answer(champion, 'champion', fallback!, f, [
+      scoreOf('challenger', challenger, canary, k),
+      scoreOf('champion', champion, fallback!, f),
+    ]);
   });
 }
 
 /**
- * Whether the request carries every feature field itself: then nothing stored would survive the
- * override, and the online store is not read (as the reference FastAPI service is called: every field
- * in the body).
+ * Whether the request lacks a field that a serving model's definition reads: then the online store is
+ * read; a request carrying every one of them itself reads nothing (as the reference FastAPI service is
+ * called: every field in the body).
  */
-export function needsStoredRecord(request: PredictRequest): boolean {
-  const attributes = request.attributes;
-  return attributes === undefined || FEATURE_FIELD_NAMES.some((name) => attributes[name] === undefined);
+export function needsStoredRecord(request: PredictRequest, serving: ServingModels): boolean {
+  const attributes: FieldValues | undefined = request.attributes;
+  if (attributes === undefined) return true;
+  return [serving.champion, serving.challenger].some((model) =>
+    model?.featureSet.fields.some((name) => attributes[name] === undefined),
+  );
 }
 
 async function readStore(deps: InferenceDeps, ids: string[]): Promise<Map<string, RawRecord>> {
@@ -310,12 +373,13 @@ export async function predictOne(deps: InferenceDeps, body: unknown, requestId: 
   // A malformed request is the client's to fix whatever the model state: validate first.
   const request = parsePredictRequest(body);
   const serving = await deps.models.requireServing();
-  const stored = needsStoredRecord(request)
+  const stored = needsStoredRecord(request, serving)
     ? (await readStore(deps, [request.customerId])).get(request.customerId)
     : undefined;
   const prepared = prepare(request, stored, deps);
-  const [scored] = await scoreServing(serving, [prepared], started);
-  return respond(prepared, scored!, serving, requestId);
+  const [outcome] = await scoreServing(serving, [prepared], started);
+  if (outcome instanceof KeelError) throw outcome;
+  return respond(prepared, outcome!, serving, requestId);
 }
 
 /** One batch item: its prediction, or the error that stopped it (the HTTP layer maps it to its body). */
@@ -344,26 +408,29 @@ export async function predictBatch(
     }
   });
   const ids = requests.flatMap((r) =>
-    r instanceof KeelError || !needsStoredRecord(r) ? [] : [r.customerId],
+    r instanceof KeelError || !needsStoredRecord(r, serving) ? [] : [r.customerId],
   );
   const stored = ids.length > 0 ? await readStore(deps, ids) : new Map<string, RawRecord>();
   const prepared = requests.map((request) => {
     if (request instanceof KeelError) return request;
     try {
-      return prepare(request, needsStoredRecord(request) ? stored.get(request.customerId) : undefined, deps);
+      const record = needsStoredRecord(request, serving) ? stored.get(request.customerId) : undefined;
+      return prepare(request, record, deps);
     } catch (error) {
       if (error instanceof KeelError) return error;
       throw error;
     }
   });
   const ready = prepared.filter((p): p is Prepared => !(p instanceof KeelError));
-  const scored = await scoreServing(serving, ready, started);
+  const outcomes = await scoreServing(serving, ready, started);
   let next = 0;
-  return prepared.map((p) =>
-    p instanceof KeelError
-      ? { ok: false, error: p }
-      : { ok: true, prediction: respond(p, scored[next++]!, serving, requestId) },
-  );
+  return prepared.map((p): BatchResult => {
+    if (p instanceof KeelError) return { ok: false, error: p };
+    const outcome = outcomes[next++]!;
+    return outcome instanceof KeelError
+      ? { ok: false, error: outcome }
+      : { ok: true, prediction: respond(p, outcome, serving, requestId) };
+  });
 }
 
 export async function health(deps: InferenceDeps): Promise<HealthResponse> {

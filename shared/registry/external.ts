@@ -12,6 +12,7 @@ import { tensorInfo } from '#shared/model/onnx-export.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { ModelFormatError } from '#shared/model/scorer.ts';
 import { type Baseline, buildBaseline } from './baseline.ts';
+import { featureSetMetadata } from './feature-sets.ts';
 import { type ModelMetadata, modelMetadataSchema, type NewModelMetadata } from './metadata.ts';
 import { type RegistryDeps, registerModel, sha256Hex } from './registry.ts';
 
@@ -292,6 +293,12 @@ export async function checkExternalModel(input: ExternalModelInput): Promise<Che
       : null;
   const metadata: NewModelMetadata = {
     ...parsed,
+    // The definition it was checked against is what serves it; a forced registration of another feature
+    // set keeps what its file declares (servable only if that names a definition of its own).
+    feature_set:
+      parsed.feature_set.fingerprint === input.featureSet.fingerprint
+        ? featureSetMetadata(input.featureSet)
+        : parsed.feature_set,
     parent: parsed.parent === undefined ? input.champion : parsed.parent,
     external: {
       file: input.file,

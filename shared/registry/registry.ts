@@ -330,8 +330,7 @@ export interface PromoteInput {
  */
 export async function promote(deps: RegistryDeps, input: PromoteInput): Promise<Deployment> {
   const target = await getVersion(deps, input.name, input.version);
-  const featureSet = await servableFeatureSet(deps, input.name, target.version);
-  if (!input.force) assertFieldsInStore(`${input.name} ${target.version}`, featureSet, input.storeFields);
+  await checkPromotable(deps, { ...input, version: target.version });
   if (input.force && input.reason.trim().length === 0) {
     throw new ValidationError('a forced promotion needs a reason', [
       { path: 'reason', message: 'required with force' },
@@ -472,11 +471,7 @@ export async function startRollout(
 ): Promise<{ rollout: Rollout; deployment: Deployment }> {
   checkRolloutRequest(input);
   const target = await getVersion(deps, input.name, input.version);
-  assertFieldsInStore(
-    `${input.name} ${target.version}`,
-    await servableFeatureSet(deps, input.name, target.version),
-    input.storeFields,
-  );
+  await checkPromotable(deps, { name: input.name, version: target.version, storeFields: input.storeFields });
   const aliases = await getAliases(deps, input.name);
   if (!aliases.champion) {
     throw new ConflictError(
@@ -675,6 +670,8 @@ export async function rollback(
         : `${input.name} has no earlier champion to roll back to (champions: ${moves.map((e) => e.to).join(' → ')})`,
     );
   }
+  // Checked as any promotion: the version returned to is served with the definition it was trained on,
+  // which must still be computable from what the store holds (never forced).
   return promote(deps, {
     name: input.name,
     version: target,
@@ -683,7 +680,6 @@ export async function rollback(
     reason: input.reason,
     actor: input.actor,
     kind: 'rollback',
-    // A rollback returns to a version that was already served, with the features it was trained on.
   });
 }
 
@@ -693,6 +689,20 @@ export interface VerifiedModel {
   readonly onnx: Uint8Array;
   /** Computes this version's features: the definition it was trained on. */
   readonly featureSet: FeatureSet;
+}
+
+/**
+ * What refuses a registered version as champion or challenger before any write: a definition nothing
+ * can compute (FingerprintMismatchError), or, unless `force`, a required raw field the store lacks
+ * (FieldNotInStoreError). Returns the version's feature set.
+ */
+export async function checkPromotable(
+  deps: RegistryDeps,
+  input: { name: string; version: ModelVersion; storeFields?: ReadonlySet<string>; force?: boolean },
+): Promise<FeatureSet> {
+  const featureSet = await servableFeatureSet(deps, input.name, input.version);
+  if (!input.force) assertFieldsInStore(`${input.name} ${input.version}`, featureSet, input.storeFields);
+  return featureSet;
 }
 
 /** The feature set of a registered version, refused (FingerprintMismatch) when nothing can compute it. */

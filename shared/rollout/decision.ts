@@ -71,6 +71,8 @@ export interface RolloutDecisionDeps {
   readonly page: Pager;
   /** The deployment stage: the guardrail alarms are named `alarmName(stage, id)`. */
   readonly stage: string;
+  /** The raw fields the online store holds (`readStoreFields`): a promotion is checked against them. */
+  readonly storeFields: () => Promise<ReadonlySet<string> | undefined>;
   /** @default - the registry's clock, else the system clock */
   readonly clock?: () => Date;
 }
@@ -192,6 +194,7 @@ export async function decide(deps: RolloutDecisionDeps, input: DecideInput): Pro
       name: input.name,
       version: rollout.version,
       expected: rollout.champion,
+      storeFields: await deps.storeFields(),
       reason: `${describeRollout(rollout)} baked ${rollout.bake_seconds} s with no guardrail in ALARM`,
       actor: ROLLOUT_ACTORS.decision,
       rollout,

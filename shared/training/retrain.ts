@@ -4,6 +4,7 @@ import { FEATURE_SET, type FeatureSet } from '#shared/features/index.ts';
 import { evaluateBinary } from '#shared/model/metrics.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { MissingRawFieldError, readFeatureDataset } from '#shared/offline/features-dataset.ts';
+import { readStoreFields } from '#shared/online-store/fields.ts';
 import type { ModelMetadata, ModelVersion } from '#shared/registry/metadata.ts';
 import {
   type Deployment,
@@ -190,6 +191,7 @@ export async function retrain(deps: RetrainDeps, options: RetrainOptions): Promi
         name: options.name,
         version: result.version,
         expected: result.champion,
+        storeFields: await readStoreFields(deps.s3, deps.featuresBucket),
         reason: `retrain: ${decision.reason}`,
         actor: options.actor,
       })

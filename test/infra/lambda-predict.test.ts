@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { LambdaPredict } from '#lib/constructs/lambda-predict.ts';
 import { PREDICT_ROUTES } from '#lib/constructs/predict-api.ts';
 import { generateRecords } from '#shared/data/generate.ts';
-import { encodeFeatures, encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { encodeFeatures, encodeInto, FEATURE_COUNT } from '#shared/features/index.ts';
 import { parseCaptureLine } from '#shared/inference/capture.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import { writeRecords } from '#shared/online-store/store.ts';

@@ -3,6 +3,7 @@ import { functionOf, type LocalDeployment, loadLocalDeployment } from '#local/de
 import { StageResolver } from '#local/deployment/intrinsics.ts';
 import { synthesizeLocalStage } from '#local/deployment/synthesize.ts';
 import { AccessDeniedError, Authorizer, type Principal } from '#local/rules/authorizer.ts';
+import { STORE_FIELDS_KEY } from '#shared/online-store/fields.ts';
 
 /**
  * The synthesized app's permissions, evaluated as IAM and KMS evaluate them (the local platform's
@@ -134,6 +135,37 @@ describe('least privilege of the functions', () => {
     );
     const registry = `arn:aws:dynamodb:us-east-1:000000000000:table/keel-local-model-registry`;
     expect(await allowed({ principal, action: 'dynamodb:PutItem', resource: registry })).not.toBe(true);
+  });
+
+  it('the functions that promote may read a version’s metadata and the store’s field manifest, nothing more', async () => {
+    const bucket = (role: string) => `arn:aws:s3:::keel-local-${role}-000000000000-us-east-1`;
+    for (const fn of [
+      functionOf(deployment, 'lambdas/retrain/handler.ts', 'promote'),
+      functionOf(deployment, 'lambdas/rollout/handler.ts', 'decide'),
+    ]) {
+      const principal: Principal = { kind: 'role', roleArn: fn.roleArn, session: fn.name };
+      const reads = (resource: string) => allowed({ principal, action: 's3:GetObject', resource });
+      expect(await reads(`${bucket('models')}/models/churn/v12/metadata.json`), fn.name).toBe(true);
+      expect(await reads(`${bucket('features')}/${STORE_FIELDS_KEY}`), fn.name).toBe(true);
+      // Listing that one key only: S3 then says NoSuchKey, not AccessDenied, before an ETL wrote it.
+      const lists = (prefix: string) =>
+        allowed({
+          principal,
+          action: 's3:ListBucket',
+          resource: bucket('features'),
+          context: { 's3:prefix': prefix },
+        });
+      expect(await lists(STORE_FIELDS_KEY), fn.name).toBe(true);
+      for (const denied of [
+        reads(`${bucket('models')}/models/churn/v12/model.onnx`),
+        reads(`${bucket('models')}/models/other/v1/metadata.json`),
+        reads(`${bucket('features')}/features/part-00000.csv`),
+        lists('features/'),
+        allowed({ principal, action: 's3:PutObject', resource: `${bucket('features')}/${STORE_FIELDS_KEY}` }),
+      ]) {
+        expect(await denied, fn.name).toMatch(/is not authorized to perform/);
+      }
+    }
   });
 
   it('the predict function may read the store and the registry, and write nothing there', async () => {

@@ -10,6 +10,7 @@ import { isMonitoringJob, SCHEDULES } from '#shared/pipelines/schedules.ts';
 import { resolveIntrinsics } from '../support/asl.ts';
 import { CDK_CONTEXT } from '../support/cdk.ts';
 import type { Statement } from '../support/cfn-template.ts';
+import { promotionReadStatements } from '../support/promotion-grants.ts';
 
 let template: Template;
 const env = { account: '123456789012', region: 'us-east-1' };
@@ -430,6 +431,23 @@ describe('permissions', () => {
         Resource: features,
         Condition: { StringEquals: { 's3:prefix': STORE_FIELDS_KEY } },
       },
+    ]);
+  });
+
+  it('lets the promote task move the aliases and read what a promotion checks: its versions’ metadata and the store’s fields', () => {
+    const role = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
+      id.startsWith('FunctionsPromoteRole'),
+    )!;
+    const own = (s: Statement) => !/^(logs|xray):/.test([s.Action].flat()[0]!);
+    expect(roleStatements(role).filter(own)).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+        Resource: {
+          'Fn::ImportValue': expect.stringMatching(/^Keel-test-Data:ExportsOutputFnGetAttModelRegistryTable/),
+        },
+      },
+      ...promotionReadStatements(),
     ]);
   });
 

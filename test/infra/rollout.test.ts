@@ -14,6 +14,7 @@ import { NOTIFY_FAILURE_STATE, PIPELINES, ROLLOUT_FUNCTIONS } from '#shared/pipe
 import { resolveIntrinsics } from '../support/asl.ts';
 import { CDK_CONTEXT, NO_BUNDLING, synthFindings } from '../support/cdk.ts';
 import { type Resource, statementsOf } from '../support/cfn-template.ts';
+import { promotionReadStatements } from '../support/promotion-grants.ts';
 
 /**
  * The rollout decision as deployed: the pipelines stack's state machine (wait for the bake end →
@@ -232,7 +233,7 @@ describe('the rollout functions and the guard rule (monitoring stack)', () => {
     Resource: '*',
   };
 
-  it('decide may read the guardrail alarms by name, move the aliases, publish to the on-call topic with its key: nothing else', () => {
+  it('decide may read the guardrail alarms by name, move the aliases, read what a promotion checks, publish to the on-call topic with its key: nothing else', () => {
     expect(statementsOf(monitoring, roleOf(monitoring, decideId()))).toEqual([
       ownLogs('Decide'),
       xray,
@@ -240,6 +241,8 @@ describe('the rollout functions and the guard rule (monitoring stack)', () => {
       { Effect: 'Allow', Action: 'sns:Publish', Resource: topic() },
       // What SNS asks of a publisher on a KMS-encrypted topic: without it every page is refused.
       { Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: key() },
+      // Promoting the challenger reads its feature definition and the store's fields.
+      ...promotionReadStatements(),
       // By name, no wildcard: the guardrails are metric alarms (only composites need "*").
       {
         Effect: 'Allow',

@@ -6,11 +6,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { platformContext } from '#local/platform-context.ts';
 import { readRuntime } from '#local/running-platform.ts';
 import { generateRecords } from '#shared/data/generate.ts';
-import { CSV_HEADER, FEATURE_COUNT, toCsvLine } from '#shared/features/index.ts';
+import {
+  CSV_HEADER,
+  FEATURE_COUNT,
+  FEATURE_FIELD_NAMES,
+  FEATURE_SET,
+  featureSetOf,
+  toCsvLine,
+} from '#shared/features/index.ts';
 import { ROLLOUT_GUARDRAIL_IDS } from '#shared/monitoring/alarm-definitions.ts';
+import { STORE_FIELDS_KEY, storeFieldsSchema } from '#shared/online-store/fields.ts';
+import { featureSetMetadata } from '#shared/registry/feature-sets.ts';
 import { registerModel } from '#shared/registry/registry.ts';
 import { keelUpEnv, type RunningKeel, runKeel, startKeelUp } from '../support/cli.ts';
 import { externalMetadata, externalOnnx } from '../support/external-model.ts';
+import { LATER_FIELD, laterFieldDefinition } from '../support/feature-definitions.ts';
 
 const home = await mkdtemp(join(tmpdir(), 'keel-models-'));
 const env = keelUpEnv(home, { KEEL_BOOTSTRAP_ROWS: '3000' });
@@ -94,7 +104,7 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(shown).toMatchObject({ version: 'v3', parent: 'v1' });
   });
 
-  it('explains unknown versions, already-champion and mismatched feature sets', async () => {
+  it('explains unknown versions, already-champion and versions whose features nothing can compute', async () => {
     const unknown = await runKeel(['models', 'show', 'v99'], env);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('has no version v99');
@@ -116,13 +126,18 @@ describe('keel train and keel models against a running platform', { timeout: 240
       },
     });
     ctx.close();
-    const refused = await runKeel(['models', 'promote', foreign.version], env);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/trained on feature set sha256:a+ but this deployment computes/);
-    const noReason = await runKeel(['models', 'promote', foreign.version, '--force'], env);
-    expect(noReason.stderr).toContain('needs a reason');
-    const forced = await json('models', 'promote', foreign.version, '--force', '--reason', 'audit test');
-    expect(forced).toMatchObject({ to: foreign.version, reason: 'audit test' });
+    // Registered without its definition, of a feature set this code does not compute: nothing can
+    // serve it, forced or not.
+    for (const force of [[], ['--force', '--reason', 'audit test']]) {
+      const refused = await runKeel(['models', 'promote', foreign.version, ...force], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(
+        new RegExp(
+          `churn ${foreign.version} was registered without its feature definition, and its feature set sha256:a+ is not`,
+        ),
+      );
+    }
+    expect((await json<{ champion: string }>('models', 'list')).champion).toBe('v1');
   });
 
   it('registers an externally trained ONNX model, refusing bad ones, and serves it once promoted', async () => {
@@ -160,7 +175,12 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(bad.stderr).toMatch(/metadata file is invalid: threshold: /);
 
     type Registered = {
-      metadata: { version: string; parent: string; external: { changes: string[] } };
+      metadata: {
+        version: string;
+        parent: string;
+        external: { changes: string[] };
+        feature_set: { fingerprint: string; definition: unknown };
+      };
       checks: { scoredRows: number; auc: number };
       deployment: { to: string };
     };
@@ -177,6 +197,11 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(registered.deployment.to).toBe(version);
     expect(registered.checks.scoredRows).toBeGreaterThan(1000);
     expect(registered.checks.auc).toBeGreaterThan(0.6);
+    // Stored with the definition it was checked against: served with it whatever later code defines.
+    expect(registered.metadata.feature_set).toMatchObject({
+      fingerprint: FEATURE_SET.fingerprint,
+      definition: JSON.parse(JSON.stringify(FEATURE_SET.definition)),
+    });
     expect(registered.metadata.external.changes).toEqual([
       "ZipMap output 'output_probability' replaced by its probability tensor",
     ]);
@@ -359,6 +384,54 @@ describe('keel train and keel models against a running platform', { timeout: 240
       new RegExp(`promote +v3 → v2 +canary 10% ${challenger.rollout.id} +by \\S+: canary held\n`),
     );
     expect(historyText.stdout).toMatch(/promote +v5 → v3 {2,}by \S+: v3 after all\n/);
+  });
+
+  it('refuses to promote a version reading a raw field the store lacks, naming it, until the store has it', async () => {
+    const ctx = platformContext((await readRuntime(home))!);
+    const later = featureSetOf(laterFieldDefinition({ kind: 'required' }));
+    const { version } = await registerModel(ctx.registry, {
+      name: 'churn',
+      onnx: new Uint8Array([1, 2, 3]),
+      metadata: {
+        algorithm: 'later',
+        dataset: { uri: 's3://later', rows: 1 },
+        feature_set: featureSetMetadata(later),
+        metrics: { auc: 0.9, logloss: 0.3, accuracy: 0.9 },
+        threshold: 0.5,
+        training: { rows: 1, params: {}, duration_ms: 1 },
+        parent: null,
+      },
+    });
+    const champion = (await json<{ champion: string }>('models', 'list')).champion;
+    const refused = await runKeel(['models', 'promote', version], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `churn ${version} requires the raw field ${LATER_FIELD}, which the online store does not have yet: ` +
+        'load data with it (`keel etl run`) before promoting',
+    );
+    const noReason = await runKeel(['models', 'promote', version, '--force'], env);
+    expect(noReason.stderr).toContain('needs a reason');
+    expect((await json<{ champion: string }>('models', 'list')).champion).toBe(champion);
+
+    // Once the store's manifest says a load brought the field, the same promotion goes through.
+    const at = new Date().toISOString();
+    const manifest = storeFieldsSchema.parse({
+      fields: Object.fromEntries(
+        [...FEATURE_FIELD_NAMES, LATER_FIELD].map((field) => [field, { firstLoaded: at, lastLoaded: at }]),
+      ),
+    });
+    await ctx.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: ctx.names.features,
+        Key: STORE_FIELDS_KEY,
+        Body: JSON.stringify(manifest),
+      }),
+    );
+    ctx.close();
+    expect(await json('models', 'promote', version, '--reason', 'logins loaded')).toMatchObject({
+      from: champion,
+      to: version,
+    });
   });
 
   it('imports a local CSV with its header checked first, and a failed ETL says where, what and why', async () => {

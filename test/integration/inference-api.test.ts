@@ -1,7 +1,14 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
-import { encodeFeatures, FEATURE_SET } from '#shared/features/index.ts';
+import {
+  encodeFeatures,
+  FEATURE_FIELD_NAMES,
+  FEATURE_SET,
+  type FeatureSet,
+  featureSetOf,
+  type RawRecord,
+} from '#shared/features/index.ts';
 import { type ApiServer, startApiServer } from '#shared/http/apigw-server.ts';
 import { MAX_BODY_BYTES } from '#shared/http/responses.ts';
 import { openApiDocument } from '#shared/inference/openapi.ts';
@@ -9,11 +16,12 @@ import { createApiHandler, createInferenceRuntime } from '#shared/inference/pred
 import type { InferenceDeps } from '#shared/inference/service.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import { writeRecords } from '#shared/online-store/store.ts';
-import { promote, type RegistryDeps } from '#shared/registry/registry.ts';
+import { promote, type RegistryDeps, rollback } from '#shared/registry/registry.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { LATER_FIELD, laterFieldDefinition } from '../support/feature-definitions.ts';
 import { validateJson } from '../support/json-schema.ts';
-import { registerTrainedModel } from '../support/model.ts';
+import { registerModelOn, registerTrainedModel } from '../support/model.ts';
 import { startToggleProxy, type ToggleProxy } from '../support/toggle-proxy.ts';
 
 /**
@@ -361,6 +369,77 @@ describe('inference API over HTTP', () => {
     await load;
     expect(results.length).toBeGreaterThan(0);
     expect(new Set(results)).toEqual(new Set([200]));
+  });
+
+  it('promotes a version of another definition and rolls it back under load: no failed request, every answer stamped, the old scores exactly as before', async () => {
+    const ids = customers.slice(0, 40).map((c) => c.customer_id);
+    const scores = async () => {
+      const { status, body } = await post('/predict/batch', {
+        items: ids.map((customerId) => ({ customerId })),
+      });
+      expect(status).toBe(200);
+      // Everything of each answer but the request's own id.
+      return (body.results as { requestId: string; model: { version: string }; probability: number }[]).map(
+        ({ requestId: _id, ...answer }) => answer,
+      );
+    };
+    const before = await scores();
+    expect(new Set(before.map((r) => r.model.version))).toEqual(new Set(['v2']));
+
+    // A later definition reads logins_30d, a field this code's schema does not know: the ETL of a later
+    // code loaded it into the store, and v3 was trained on it.
+    const later = featureSetOf(laterFieldDefinition({ kind: 'impute', value: 0 }));
+    const withLogins = customers.map((c, i) =>
+      i % 2 === 0 ? { ...c, [LATER_FIELD]: c.churned ? 0 : 20 + (i % 7) } : c,
+    );
+    const v3 = await registerModelOn(registry, later, withLogins.slice(0, 1500), { seed: 3, nTrees: 10 });
+    await writeRecords(
+      { dynamo: aws.clients.dynamo, table: aws.names.onlineFeatures },
+      withLogins.slice(0, 500).map(({ churned: _label, ...raw }) => raw as RawRecord),
+    );
+    const storeFields = new Set([...FEATURE_FIELD_NAMES, LATER_FIELD]);
+
+    const answers: { status: number; version?: string; featureSet?: unknown }[] = [];
+    let done = false;
+    const load = (async () => {
+      for (let i = 0; !done; i++) {
+        const { status, body } = await post('/predict', { customerId: ids[i % ids.length] });
+        answers.push({ status, version: body.model?.version, featureSet: body.featureSet });
+      }
+    })();
+    const served = (version: string) => async () =>
+      (await post('/predict', { customerId: ids[0] })).body.model?.version === version;
+    await promote(registry, {
+      name: 'churn',
+      version: v3.version,
+      reason: 'logins',
+      actor: 't',
+      storeFields,
+    });
+    await waitFor(served(v3.version));
+    const during = await scores();
+    await rollback(registry, { name: 'churn', reason: 'roll back', actor: 't', storeFields });
+    await waitFor(served('v2'));
+    done = true;
+    await load;
+
+    // No request failed, and every answer names the version and the feature set that produced it.
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    const stamps = new Set(answers.map((a) => JSON.stringify([a.version, a.featureSet])));
+    const stamp = (version: string, set: FeatureSet) =>
+      JSON.stringify([version, { version: set.version, fingerprint: set.fingerprint }]);
+    expect(stamps).toEqual(new Set([stamp('v2', FEATURE_SET), stamp(v3.version, later)]));
+    // v3 scored each customer with its own features: the stored logins where the store has them.
+    for (const [i, result] of during.entries()) {
+      const { churned: _label, ...record } = withLogins[i]!;
+      const encoded = later.encode(record);
+      if (!encoded.ok) throw new Error('unexpected');
+      const expected = await createJsScorer(v3.model).scoreOne(Float32Array.from(encoded.vector));
+      expect(result.model.version).toBe(v3.version);
+      expect(Math.abs(result.probability - expected)).toBeLessThan(1e-6);
+    }
+    // Rolled back, v2 scores exactly as before the change, the new field in the store notwithstanding.
+    expect(await scores()).toEqual(before);
   });
 
   it('answers 503 Unavailable while DynamoDB is down and recovers by itself', async () => {

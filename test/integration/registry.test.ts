@@ -2,13 +2,15 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, UnknownEntityError, ValidationError } from '#shared/errors.ts';
-import { FEATURE_SET } from '#shared/features/index.ts';
+import { FEATURE_FIELD_NAMES, FEATURE_SET, type FeatureSet, featureSetOf } from '#shared/features/index.ts';
+import { featureSetMetadata } from '#shared/registry/feature-sets.ts';
 import type { NewModelMetadata } from '#shared/registry/metadata.ts';
 import {
   ArtifactIntegrityError,
   answeredBy,
   championAt,
   endRollout,
+  FieldNotInStoreError,
   FingerprintMismatchError,
   getAliases,
   getChampion,
@@ -25,6 +27,7 @@ import {
 } from '#shared/registry/registry.ts';
 import { variantFor } from '#shared/registry/rollout.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
+import { EXTRA_FEATURE_SET, LATER_FIELD, laterFieldDefinition } from '../support/feature-definitions.ts';
 
 let aws: TestAws;
 let deps: RegistryDeps;
@@ -65,6 +68,22 @@ function metadata(overrides: Partial<NewModelMetadata> = {}): NewModelMetadata {
 
 const onnx = (seed: number) => new Uint8Array(Array.from({ length: 256 }, (_, i) => (i * seed) % 251));
 const actor = 'test';
+
+/** Metadata of a version trained on `set`, its definition stored as training stores it. */
+const trainedOn = (set: FeatureSet): NewModelMetadata => metadata({ feature_set: featureSetMetadata(set) });
+
+/**
+ * Writes racing for one alias item: at once against the embedded DynamoDB, one after the other against
+ * moto, whose UpdateItem evaluates its ConditionExpression and writes without holding a lock (two
+ * concurrent conditional updates of one item, from the same value, now and then both succeed there; never
+ * in DynamoDB). The outcome asserted is the same either way: one write wins, the other is refused.
+ */
+async function race<T>(writes: readonly (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
+  if (aws.emulator !== 'moto') return Promise.allSettled(writes.map((write) => write()));
+  const results: PromiseSettledResult<T>[] = [];
+  for (const write of writes) results.push(...(await Promise.allSettled([write()])));
+  return results;
+}
 
 describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () => {
   const name = 'churn';
@@ -110,21 +129,9 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
       reason: 'first',
       actor,
     });
-    const results = await Promise.allSettled([
-      promote(deps, {
-        name,
-        version: 'v2',
-        expected: 'v1',
-        reason: 'a',
-        actor,
-      }),
-      promote(deps, {
-        name,
-        version: 'v3',
-        expected: 'v1',
-        reason: 'b',
-        actor,
-      }),
+    const results = await race([
+      () => promote(deps, { name, version: 'v2', expected: 'v1', reason: 'a', actor }),
+      () => promote(deps, { name, version: 'v3', expected: 'v1', reason: 'b', actor }),
     ]);
     const won = results.filter((r) => r.status === 'fulfilled');
     const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -137,32 +144,200 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
     expect((await history(deps, name)).map((d) => d.to)).toEqual(['v1', winner]);
   });
 
-  it('refuses a version trained on another feature set unless forced with a reason', async () => {
+  it('serves a version registered without its definition only while its fingerprint is this code’s, even forced', async () => {
+    const { version: old } = await registerModel(deps, {
+      name: 'old-metadata',
+      onnx: onnx(4),
+      metadata: metadata(),
+    });
+    expect((await loadVerifiedModel(deps, { name: 'old-metadata', version: old })).featureSet).toBe(
+      FEATURE_SET,
+    );
     const foreign = await registerModel(deps, {
-      name,
+      name: 'old-metadata',
       onnx: onnx(5),
       metadata: metadata({ feature_set: { version: '0.9.0', fingerprint: otherFingerprint, names: ['a'] } }),
     });
-    await expect(
-      promote(deps, {
-        name,
+    const refusal = new RegExp(
+      `old-metadata ${foreign.version} was registered without its feature definition, and its feature set ` +
+        `${otherFingerprint} is not the one this code defines`,
+    );
+    for (const force of [false, true]) {
+      const error = await promote(deps, {
+        name: 'old-metadata',
         version: foreign.version,
         reason: 'try',
         actor,
-      }),
-    ).rejects.toThrow(FingerprintMismatchError);
-    await expect(loadVerifiedModel(deps, { name, version: foreign.version })).rejects.toThrow(
-      FingerprintMismatchError,
+        force,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FingerprintMismatchError);
+      expect((error as Error).message).toMatch(refusal);
+    }
+    await expect(loadVerifiedModel(deps, { name: 'old-metadata', version: foreign.version })).rejects.toThrow(
+      refusal,
     );
+    await promote(deps, { name: 'old-metadata', version: old, reason: 'current features', actor });
+    expect(await getChampion(deps, 'old-metadata')).toBe(old);
+  });
+
+  it('promotes, rolls out and rolls back across versions of different definitions, each served with its own', async () => {
+    const model = 'definitions';
+    const { version: current } = await registerModel(deps, {
+      name: model,
+      onnx: onnx(1),
+      metadata: trainedOn(FEATURE_SET),
+    });
+    const { version: extra } = await registerModel(deps, {
+      name: model,
+      onnx: onnx(2),
+      metadata: trainedOn(EXTRA_FEATURE_SET),
+    });
+    const loaded = await loadVerifiedModel(deps, { name: model, version: extra });
+    expect(loaded.featureSet.fingerprint).toBe(EXTRA_FEATURE_SET.fingerprint);
+    expect(loaded.featureSet.names).toEqual([...FEATURE_SET.names, 'log_orders']);
+    expect(loaded.metadata.feature_set.definition).toEqual(EXTRA_FEATURE_SET.definition);
+    expect((await loadVerifiedModel(deps, { name: model, version: current })).featureSet).toBe(FEATURE_SET);
+
+    await promote(deps, { name: model, version: current, reason: 'ship', actor });
+    const { rollout } = await startRollout(deps, {
+      name: model,
+      version: extra,
+      mode: 'canary',
+      percent: 10,
+      bakeSeconds: 60,
+      reason: 'new features',
+      actor,
+    });
+    await promote(deps, {
+      name: model,
+      version: extra,
+      expected: rollout.champion,
+      reason: 'baked',
+      actor,
+      rollout,
+    });
+    expect(await rollback(deps, { name: model, reason: 'undo', actor })).toMatchObject({
+      from: extra,
+      to: current,
+      kind: 'rollback',
+    });
+    await promote(deps, { name: model, version: extra, reason: 'again', actor });
+    expect(await getAliases(deps, model)).toEqual({ champion: extra, rollout: undefined });
+  });
+
+  it('refuses a version whose stored definition was altered or cannot be computed, naming it, even forced', async () => {
+    const model = 'bad-definitions';
+    await registerModel(deps, { name: model, onnx: onnx(1), metadata: trainedOn(FEATURE_SET) });
+    await promote(deps, { name: model, version: 'v1', reason: 'ship', actor });
+    const stored = featureSetMetadata(EXTRA_FEATURE_SET);
+    const definition = EXTRA_FEATURE_SET.definition;
+    const bad = [
+      // One constant changed after training: the definition no longer hashes to the fingerprint.
+      {
+        definition: {
+          ...definition,
+          missing: { ...definition.missing, support_tickets_90d: { kind: 'impute', value: 1 } },
+        },
+        message: /stored feature definition hashes to sha256:[0-9a-f]{64}, not the stored fingerprint/,
+      },
+      {
+        definition: {
+          ...definition,
+          features: [{ name: 'root', expr: { op: 'sqrt', of: { op: 'const', value: 2 } } }],
+        },
+        message: /stored feature definition does not parse: features\.0\.expr/,
+      },
+    ];
+    for (const [i, { definition: altered, message }] of bad.entries()) {
+      const { version } = await registerModel(deps, {
+        name: model,
+        onnx: onnx(2 + i),
+        metadata: metadata({ feature_set: { ...stored, definition: altered } }),
+      });
+      const attempts = [
+        () => promote(deps, { name: model, version, reason: 'try', actor }),
+        () => promote(deps, { name: model, version, reason: 'I know', actor, force: true }),
+        () =>
+          startRollout(deps, { name: model, version, mode: 'shadow', bakeSeconds: 60, reason: 'try', actor }),
+        () => loadVerifiedModel(deps, { name: model, version }),
+      ];
+      for (const attempt of attempts) {
+        const error = await attempt().catch((e: unknown) => e);
+        expect(error, `${version}`).toBeInstanceOf(FingerprintMismatchError);
+        expect((error as Error).message).toMatch(new RegExp(`^${model} ${version}: `));
+        expect((error as Error).message).toMatch(message);
+      }
+    }
+    expect(await getAliases(deps, model)).toEqual({ champion: 'v1', rollout: undefined });
+  });
+
+  it('refuses a version requiring a raw field the store lacks, naming the field, unless forced with a reason', async () => {
+    const model = 'store-fields';
+    const later = featureSetOf(laterFieldDefinition({ kind: 'required' }));
+    const imputed = featureSetOf(laterFieldDefinition({ kind: 'impute', value: 0 }));
+    await registerModel(deps, { name: model, onnx: onnx(1), metadata: trainedOn(FEATURE_SET) });
+    const { version } = await registerModel(deps, { name: model, onnx: onnx(2), metadata: trainedOn(later) });
+    const { version: optional } = await registerModel(deps, {
+      name: model,
+      onnx: onnx(3),
+      metadata: trainedOn(imputed),
+    });
+    await promote(deps, { name: model, version: 'v1', reason: 'ship', actor });
+    const withoutField = new Set<string>(FEATURE_FIELD_NAMES);
+    for (const storeFields of [withoutField, undefined]) {
+      const refusals = [
+        promote(deps, { name: model, version, reason: 'try', actor, storeFields }),
+        startRollout(deps, {
+          name: model,
+          version,
+          mode: 'shadow',
+          bakeSeconds: 60,
+          reason: 'try',
+          actor,
+          storeFields,
+        }),
+      ];
+      for (const refusal of refusals) {
+        const error = await refusal.catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(FieldNotInStoreError);
+        expect((error as FieldNotInStoreError).message).toMatch(
+          new RegExp(
+            `^${model} ${version} requires the raw field ${LATER_FIELD}, which the online store does not have yet`,
+          ),
+        );
+        expect((error as FieldNotInStoreError).details).toEqual({ fields: [LATER_FIELD] });
+      }
+    }
+    // An imputed field need not be in the store: absent, it is imputed.
+    await promote(deps, {
+      name: model,
+      version: optional,
+      reason: 'imputes',
+      actor,
+      storeFields: withoutField,
+    });
     await expect(
-      promote(deps, {
-        name,
-        version: foreign.version,
-        reason: ' ',
-        actor,
-        force: true,
-      }),
-    ).rejects.toThrow(/needs a reason/);
+      promote(deps, { name: model, version, reason: ' ', actor, storeFields: withoutField, force: true }),
+    ).rejects.toThrow(/a forced promotion needs a reason/);
+    await promote(deps, {
+      name: model,
+      version,
+      reason: 'the field lands with tonight’s load',
+      actor,
+      storeFields: withoutField,
+      force: true,
+    });
+    // A rollback checks the store as a promotion does: the imputing version needs nothing it lacks.
+    await rollback(deps, { name: model, reason: 'back', actor, storeFields: withoutField });
+    expect(await getChampion(deps, model)).toBe(optional);
+    await promote(deps, {
+      name: model,
+      version,
+      reason: 'the store has it now',
+      actor,
+      storeFields: new Set([...withoutField, LATER_FIELD]),
+    });
+    expect(await getChampion(deps, model)).toBe(version);
   });
 
   it('verifies the artifact hash on every load and refuses a tampered one', async () => {
@@ -283,10 +458,17 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
           actor,
         }),
       ).rejects.toThrow(/bake period/);
+      const unservable = await registerModel(deps, {
+        name: model,
+        onnx: onnx(4),
+        metadata: metadata({
+          feature_set: { version: '0.9.0', fingerprint: otherFingerprint, names: ['a'] },
+        }),
+      });
       await expect(
         startRollout(deps, {
           name: model,
-          version: 'v2',
+          version: unservable.version,
           mode: 'shadow',
           bakeSeconds: 60,
           reason: 'r',
@@ -358,21 +540,22 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
 
     it('promotes the challenger only while its rollout runs: a decision and an abort cannot both act', async () => {
       const { rollout } = await start('v3', { mode: 'shadow' });
-      const results = await Promise.allSettled([
-        promote(deps, {
-          name: model,
-          version: 'v3',
-          expected: 'v1',
-          reason: 'bake passed',
-          actor,
-          rollout,
-        }),
-        endRollout(deps, { name: model, rolloutId: rollout.id, reason: 'aborted', actor }),
+      const results = await race([
+        () =>
+          promote(deps, {
+            name: model,
+            version: 'v3',
+            expected: 'v1',
+            reason: 'bake passed',
+            actor,
+            rollout,
+          }),
+        () => endRollout(deps, { name: model, rolloutId: rollout.id, reason: 'aborted', actor }),
       ]);
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       const aliases = await getAliases(deps, model);
       expect(aliases.rollout).toBeUndefined();
-      expect(aliases.champion).toBe(results[0].status === 'fulfilled' ? 'v3' : 'v1');
+      expect(aliases.champion).toBe(results[0]!.status === 'fulfilled' ? 'v3' : 'v1');
       const log = await history(deps, model);
       expect(log.map((d) => d.seq)).toEqual(log.map((_, i) => i + 1));
       expect(log.at(-1)).toMatchObject({

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FEATURE_SET } from '#shared/features/index.ts';
+import { readStoreFields } from '#shared/online-store/fields.ts';
 import { getAliases, history, type RegistryDeps, startRollout } from '#shared/registry/registry.ts';
 import type { Rollout } from '#shared/registry/rollout.ts';
 import {
@@ -47,6 +47,7 @@ const deps = (): RolloutDecisionDeps => ({
     pages.push(page);
   },
   stage: 'local',
+  storeFields: () => readStoreFields(aws.clients.s3, aws.names.features),
   clock: now,
 });
 

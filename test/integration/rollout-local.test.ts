@@ -18,7 +18,6 @@ import {
   startRolloutDecisions,
 } from '#local/rollout-decisions.ts';
 import { removeRuntime } from '#local/running-platform.ts';
-import { FEATURE_SET } from '#shared/features/index.ts';
 import { GUARDRAIL_ALARM_IDS } from '#shared/monitoring/alarm-definitions.ts';
 import { alarmName } from '#shared/monitoring/cloudwatch-alarms.ts';
 import { toEmf } from '#shared/monitoring/emf.ts';

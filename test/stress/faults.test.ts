@@ -6,7 +6,7 @@ import { createAwsClients } from '#shared/aws/clients.ts';
 import type { BatchReport, BatchRunSummary } from '#shared/batch/batch.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { EtlRunSummary } from '#shared/etl/etl.ts';
-import { CSV_HEADER, FEATURE_SET, toCsvLine } from '#shared/features/index.ts';
+import { CSV_HEADER, toCsvLine } from '#shared/features/index.ts';
 import { readFeatureDataset } from '#shared/offline/features-dataset.ts';
 import { getRecords, writeRecords } from '#shared/online-store/store.ts';
 import { getJson } from '#shared/pipelines/run-objects.ts';

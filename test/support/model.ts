@@ -1,9 +1,18 @@
 import { UnknownEntityError } from '#shared/errors.ts';
-import { encodeInto, FEATURE_COUNT, FEATURE_SET, type LabeledRecord } from '#shared/features/index.ts';
+import {
+  encodeInto,
+  FEATURE_COUNT,
+  FEATURE_SET,
+  type FeatureSet,
+  type FieldValues,
+  type LabeledRecord,
+} from '#shared/features/index.ts';
 import type { ModelRegistryReader } from '#shared/inference/model-holder.ts';
+import { trainGbdt } from '#shared/model/gbdt.ts';
 import type { ChurnModel } from '#shared/model/model-types.ts';
+import { exportOnnx } from '#shared/model/onnx-export.ts';
 import type { Scorer } from '#shared/model/scorer.ts';
-import { featureSetOfVersion } from '#shared/registry/feature-sets.ts';
+import { featureSetMetadata, featureSetOfVersion } from '#shared/registry/feature-sets.ts';
 import type { ModelMetadata, ModelVersion } from '#shared/registry/metadata.ts';
 import { promote, type RegistryDeps, registerModel } from '#shared/registry/registry.ts';
 import type { Rollout } from '#shared/registry/rollout.ts';
@@ -44,6 +53,41 @@ export async function registerTrainedModel(
   return { version: metadata.version, model: candidate.model };
 }
 
+/**
+ * Trains a small GBDT on `customers` encoded with `featureSet` (any definition, as a later or earlier
+ * code would have trained it) and registers it with that definition stored, as training stores it.
+ */
+export async function registerModelOn(
+  registry: RegistryDeps,
+  featureSet: FeatureSet,
+  customers: readonly (LabeledRecord & FieldValues)[],
+  { seed, nTrees }: { seed: number; nTrees: number },
+): Promise<{ version: string; model: ChurnModel }> {
+  const rows = customers.length;
+  const x = new Float32Array(rows * featureSet.count);
+  const y = new Uint8Array(rows);
+  customers.forEach((record, i) => {
+    const missing = featureSet.encodeInto(record, x, i * featureSet.count);
+    if (missing) throw new Error(`customer ${record.customer_id} lacks ${missing}`);
+    y[i] = record.churned;
+  });
+  const { model } = trainGbdt({ x, y, featureCount: featureSet.count }, { nTrees, seed });
+  const metadata = await registerModel(registry, {
+    name: 'churn',
+    onnx: exportOnnx(model, { featureNames: featureSet.names }),
+    metadata: {
+      algorithm: 'gbdt-hist-logistic',
+      dataset: { uri: 's3://test', rows },
+      feature_set: featureSetMetadata(featureSet),
+      metrics: { auc: 0.8, logloss: 0.4, accuracy: 0.8 },
+      threshold: 0.5,
+      training: { rows, params: { nTrees, seed }, duration_ms: 1 },
+      parent: null,
+    },
+  });
+  return { version: metadata.version, model };
+}
+
 export async function promoteVersion(
   aws: Pick<TestAws, 'clients' | 'names'>,
   version: string,
@@ -63,16 +107,19 @@ export interface FakeScorer extends Scorer {
   released: boolean;
 }
 
-export function fakeScorer(score: (row: Float32Array) => number = () => 0.8): FakeScorer {
+export function fakeScorer(
+  score: (row: Float32Array) => number = () => 0.8,
+  featureCount = FEATURE_COUNT,
+): FakeScorer {
   const scorer: FakeScorer = {
     kind: 'js',
-    featureCount: FEATURE_COUNT,
+    featureCount,
     calls: [],
     released: false,
     async scoreBatch(x, rows) {
       scorer.calls.push({ x, rows });
       return Float64Array.from({ length: rows }, (_, r) =>
-        score(x.subarray(r * FEATURE_COUNT, (r + 1) * FEATURE_COUNT)),
+        score(x.subarray(r * featureCount, (r + 1) * featureCount)),
       );
     },
     async scoreOne(x) {
@@ -86,18 +133,23 @@ export function fakeScorer(score: (row: Float32Array) => number = () => 0.8): Fa
   return scorer;
 }
 
-/** Metadata of a registered `churn` version trained on the running feature set. */
-export const modelMetadata = (version: string, threshold = 0.5): ModelMetadata => ({
+/**
+ * Metadata of a registered `churn` version: trained on the running feature set, registered before
+ * definitions were stored (no `definition`), or on `featureSet`, whose definition it stores.
+ */
+export const modelMetadata = (version: string, threshold = 0.5, featureSet?: FeatureSet): ModelMetadata => ({
   name: 'churn',
   version,
   algorithm: 'gbdt',
   dataset: { uri: 's3://test', rows: 100 },
   created_at: '2026-01-01T00:00:00.000Z',
-  feature_set: {
-    version: FEATURE_SET.version,
-    fingerprint: FEATURE_SET.fingerprint,
-    names: [...FEATURE_SET.names],
-  },
+  feature_set: featureSet
+    ? featureSetMetadata(featureSet)
+    : {
+        version: FEATURE_SET.version,
+        fingerprint: FEATURE_SET.fingerprint,
+        names: [...FEATURE_SET.names],
+      },
   artifact: { format: 'onnx', sha256: '0'.repeat(64), bytes: 1 },
   metrics: { auc: 0.8, logloss: 0.4, accuracy: 0.8 },
   threshold,

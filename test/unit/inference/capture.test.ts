@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
-import { FEATURE_COUNT, FEATURE_FIELD_NAMES } from '#shared/features/index.ts';
+import { FEATURE_COUNT, FEATURE_FIELD_NAMES, FEATURE_SET } from '#shared/features/index.ts';
 import {
   CAPTURE_FILTER_PATTERN,
   captureLine,
@@ -46,6 +46,7 @@ const stubModels = {
       name: 'churn',
       version: 'v3',
       threshold: 0.5,
+      featureSet: FEATURE_SET,
       scorer: {
         kind: 'js',
         featureCount: FEATURE_COUNT,
@@ -155,15 +156,17 @@ describe('prediction capture in a Lambda-like environment', () => {
 });
 
 describe('capture during a rollout', () => {
-  it("keeps a shadow's score beside the champion's answer, in the same write, marked as never served", () => {
+  it("keeps a shadow's score and features beside the champion's answer, in the same write, marked as never served", () => {
     const stdout = stdoutChunks();
+    const shadowVector = new Float32Array(FEATURE_COUNT + 1).fill(0.25);
     const capture = createPredictionCapture({ sampleRate: 1, now: () => new Date('2026-03-04T05:06:07Z') });
     capture.record(
       servedPrediction({
         rollout: {
           id: 'r-0123456789ab',
           variant: 'champion',
-          shadow: { version: 'v2', probability: 0.9, prediction: 1 },
+          // Its own definition's features: one more than the champion's, other values.
+          shadow: { version: 'v2', probability: 0.9, prediction: 1, vector: shadowVector },
         },
       }),
     );
@@ -195,7 +198,8 @@ describe('capture during a rollout', () => {
         variant: 'shadow',
       }),
     ]);
-    expect(shadowed![1]!.x).toEqual(shadowed![0]!.x);
+    expect(shadowed![0]!.x).toEqual(Array.from(servedPrediction().vector));
+    expect(shadowed![1]!.x).toEqual(Array.from(shadowVector));
     expect(shadowed![1]!.requestId).toBe(shadowed![0]!.requestId);
     expect(canary).toEqual([
       expect.objectContaining({ version: 'v2', rollout: 'r-0123456789ab', variant: 'canary' }),

@@ -1,9 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { NoModelError, UnavailableError } from '#shared/errors.ts';
-import { FEATURE_COUNT } from '#shared/features/index.ts';
+import { FEATURE_COUNT, FEATURE_SET, type FeatureSet } from '#shared/features/index.ts';
 import { type ModelEvent, ModelHolder, type ModelHolderDeps } from '#shared/inference/model-holder.ts';
 import { ModelFormatError } from '#shared/model/scorer.ts';
 import { ArtifactIntegrityError, FingerprintMismatchError } from '#shared/registry/registry.ts';
+import { EXTRA_FEATURE_SET } from '../../support/feature-definitions.ts';
 import {
   connectionRefused,
   type FakeRegistry,
@@ -171,6 +172,48 @@ describe('ModelHolder', () => {
     await models.require();
     expect(registry.loads).toEqual(['v1', 'v2']);
     expect(events.at(-1)).toMatchObject({ type: 'load-failed', version: 'v2' });
+  });
+
+  it('serves each version with its own definition, and gives the scorer that definition', async () => {
+    const given = new Map<string, FeatureSet>();
+    const registry = fakeRegistry({
+      v1: modelMetadata('v1', 0.3),
+      v2: modelMetadata('v2', 0.6, EXTRA_FEATURE_SET),
+    });
+    registry.champion = 'v1';
+    const { models } = holderOf(registry, {
+      createScorer: async (_onnx, metadata, featureSet) => {
+        given.set(metadata.version, featureSet);
+        return fakeScorer(() => 0.5, featureSet.count);
+      },
+    });
+    expect((await models.require()).featureSet).toBe(FEATURE_SET);
+    registry.champion = 'v2';
+    nextCheck();
+    const v2 = await models.require();
+    expect(v2.version).toBe('v2');
+    expect(v2.featureSet.fingerprint).toBe(EXTRA_FEATURE_SET.fingerprint);
+    expect(v2.scorer.featureCount).toBe(FEATURE_COUNT + 1);
+    expect(Object.fromEntries([...given].map(([version, set]) => [version, set.fingerprint]))).toEqual({
+      v1: FEATURE_SET.fingerprint,
+      v2: EXTRA_FEATURE_SET.fingerprint,
+    });
+  });
+
+  it('never serves a version whose scorer takes another number of features than its definition computes', async () => {
+    const { registry, models, scorers, events } = await servingV1();
+    // The scorer is made for this code's 20 features; v2's definition computes 21.
+    registry.versions.set('v2', modelMetadata('v2', 0.6, EXTRA_FEATURE_SET));
+    registry.champion = 'v2';
+    nextCheck();
+    expect((await models.require()).version).toBe('v1');
+    expect(events.at(-1)).toMatchObject({ type: 'load-failed', version: 'v2' });
+    const { error } = events.at(-1) as { error: Error };
+    expect(error).toBeInstanceOf(ModelFormatError);
+    expect(error.message).toBe(
+      `churn v2 scores ${FEATURE_COUNT} features, but its feature set 2.0.0-test computes ${FEATURE_COUNT + 1}; refusing to serve it`,
+    );
+    expect(scorers.get('v2')?.released).toBe(true);
   });
 
   it('retries at once a version whose load found the registry unavailable', async () => {

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
-import { FEATURE_FIELD_NAMES, type RawRecord } from '#shared/features/index.ts';
+import {
+  FEATURE_COUNT,
+  FEATURE_FIELD_NAMES,
+  FEATURE_SET,
+  type FeatureSet,
+  type FieldValues,
+  featureSetOf,
+  type RawRecord,
+} from '#shared/features/index.ts';
 import { type ModelEvent, ModelHolder } from '#shared/inference/model-holder.ts';
 import {
   type BatchResult,
@@ -11,6 +19,7 @@ import {
 } from '#shared/inference/service.ts';
 import { FingerprintMismatchError } from '#shared/registry/registry.ts';
 import { type Rollout, variantFor } from '#shared/registry/rollout.ts';
+import { EXTRA_FEATURE_SET, LATER_FIELD, laterFieldDefinition } from '../../support/feature-definitions.ts';
 import { type FakeScorer, fakeRegistry, fakeScorer, modelMetadata } from '../../support/model.ts';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
@@ -37,16 +46,22 @@ const rolloutOf = (mode: Rollout['mode'], percent: number | null): Rollout => ({
 });
 
 /**
- * v1 (champion, scores 0.2) and v2 (challenger, scores 0.9), thresholds 0.5: every answer says who
- * gave it. The aliases are read on every request.
+ * v1 (champion, scores 0.2) and v2 (challenger, scores 0.9, trained on `challengerSet`, default this
+ * code's definition), thresholds 0.5: every answer says who gave it. The aliases are read on every
+ * request; the store holds `stored` (none: no store read expected).
  */
 function serving(
   rollout: Rollout | undefined,
-  options: { challenger?: Error; failingChallenger?: boolean } = {},
+  options: {
+    challenger?: Error;
+    failingChallenger?: boolean;
+    challengerSet?: FeatureSet;
+    stored?: readonly RawRecord[];
+  } = {},
 ) {
   const registry = fakeRegistry({
     v1: modelMetadata('v1', 0.5),
-    v2: options.challenger ?? modelMetadata('v2', 0.5),
+    v2: options.challenger ?? modelMetadata('v2', 0.5, options.challengerSet),
   });
   registry.champion = 'v1';
   registry.rollout = rollout;
@@ -57,8 +72,8 @@ function serving(
     name: 'churn',
     refreshIntervalMs: 0,
     releaseDelayMs: 0,
-    createScorer: async (_onnx, metadata) => {
-      const scorer = fakeScorer(() => (metadata.version === 'v1' ? 0.2 : 0.9));
+    createScorer: async (_onnx, metadata, featureSet) => {
+      const scorer = fakeScorer(() => (metadata.version === 'v1' ? 0.2 : 0.9), featureSet.count);
       if (metadata.version === 'v2' && options.failingChallenger) {
         scorer.scoreOne = scorer.scoreBatch = async () => {
           throw new Error('the challenger cannot score');
@@ -69,9 +84,13 @@ function serving(
     },
     onEvent: (event) => events.push(event),
   });
+  const store = new Map(options.stored?.map((record) => [record.customer_id, record]));
   const deps: InferenceDeps = {
     models,
-    readRecords: () => Promise.reject(new Error('no store read expected')),
+    readRecords: async (ids) => {
+      if (!options.stored) throw new Error('no store read expected');
+      return new Map(ids.flatMap((id) => (store.has(id) ? [[id, store.get(id)!] as const] : [])));
+    },
     maxRecordAgeMs: 30 * 86_400_000,
     now: () => NOW,
   };
@@ -117,6 +136,7 @@ describe('serving a canary', () => {
             version: expected === 'canary' ? 'v2' : 'v1',
             probability: expected === 'canary' ? 0.9 : 0.2,
             prediction: expected === 'canary' ? 1 : 0,
+            vector: prediction.vector,
             ms: expect.any(Number),
           },
         ],
@@ -143,7 +163,14 @@ describe('serving a canary', () => {
     for (const prediction of failed) {
       expect(prediction.rollout?.scores).toEqual([
         { role: 'challenger', version: 'v2', ms: expect.any(Number) },
-        { role: 'champion', version: 'v1', probability: 0.2, prediction: 0, ms: expect.any(Number) },
+        {
+          role: 'champion',
+          version: 'v1',
+          probability: 0.2,
+          prediction: 0,
+          vector: prediction.vector,
+          ms: expect.any(Number),
+        },
       ]);
     }
   });
@@ -220,5 +247,73 @@ describe('the challenger in the model holder', () => {
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(scorers.get('v2')?.released).toBe(true);
     expect(scorers.get('v1')?.released).toBe(false);
+  });
+});
+
+describe('a challenger of another feature definition', () => {
+  /** The float32 features of `record` as `featureSet` computes them. */
+  const features = (featureSet: FeatureSet, record: object) => {
+    const encoded = featureSet.encode(record as FieldValues);
+    if (!encoded.ok) throw new Error(`incomplete: ${encoded.missing.join(', ')}`);
+    return Float32Array.from(encoded.vector);
+  };
+  const stamp = (featureSet: FeatureSet) => ({
+    version: featureSet.version,
+    fingerprint: featureSet.fingerprint,
+  });
+
+  it('answers canary customers with the challenger’s own features and stamp, the others with the champion’s', async () => {
+    const rollout = rolloutOf('canary', 30);
+    const { deps, scorers } = serving(rollout, { challengerSet: EXTRA_FEATURE_SET });
+    const answered = await predictAll(deps);
+    const byVariant = { champion: 0, canary: 0 };
+    for (const [i, prediction] of answered.entries()) {
+      const { body, vector } = prediction;
+      const set = body.model.variant === 'canary' ? EXTRA_FEATURE_SET : FEATURE_SET;
+      byVariant[body.model.variant]++;
+      expect(body.model.version).toBe(body.model.variant === 'canary' ? 'v2' : 'v1');
+      expect(body.featureSet).toEqual(stamp(set));
+      // What capture keeps is what the answering model scored: its own definition's vector.
+      expect(vector).toEqual(features(set, customers[i]!));
+      expect(prediction.rollout?.scores[0]?.vector).toBe(vector);
+    }
+    expect(byVariant.canary).toBeGreaterThan(50);
+    expect(byVariant.champion).toBeGreaterThan(150);
+    // Each model was called with rows of its own width.
+    for (const call of scorers.get('v2')!.calls) expect(call.x.length).toBe(call.rows * (FEATURE_COUNT + 1));
+    for (const call of scorers.get('v1')!.calls) expect(call.x.length).toBe(call.rows * FEATURE_COUNT);
+  });
+
+  it('scores a shadow with its own features beside the champion’s answer', async () => {
+    const { deps } = serving(rolloutOf('shadow', null), { challengerSet: EXTRA_FEATURE_SET });
+    const prediction = await predictOne(deps, item(customers[0]!), 'req');
+    expect(prediction.body.featureSet).toEqual(stamp(FEATURE_SET));
+    expect(prediction.vector).toEqual(features(FEATURE_SET, customers[0]!));
+    const [champion, shadow] = prediction.rollout!.scores;
+    expect(champion).toMatchObject({ role: 'champion', version: 'v1', vector: prediction.vector });
+    expect(shadow).toMatchObject({ role: 'challenger', version: 'v2', probability: 0.9 });
+    expect(shadow!.vector).toEqual(features(EXTRA_FEATURE_SET, customers[0]!));
+  });
+
+  it('leaves to the champion a canary customer lacking a field the challenger requires', async () => {
+    const later = featureSetOf(laterFieldDefinition({ kind: 'required' }));
+    const rollout = rolloutOf('canary', 50);
+    const canaryCustomers = customers.filter((c) => variantFor(rollout, c.customer_id) === 'canary');
+    const [without, withField] = canaryCustomers as [RawRecord, RawRecord];
+    const stored = [without, { ...withField, [LATER_FIELD]: 3 }];
+    const { deps } = serving(rollout, { challengerSet: later, stored });
+    // The challenger reads a field no attributes can carry: the store is read for every request.
+    const [lacking, having] = predictions(
+      await predictBatch(deps, { items: stored.map((r) => ({ customerId: r.customer_id })) }, 'req'),
+    );
+    expect(lacking!.body.model).toEqual({ name: 'churn', version: 'v1', variant: 'champion' });
+    expect(lacking!.body.featureSet).toEqual(stamp(FEATURE_SET));
+    expect(lacking!.rollout?.scores).toEqual([
+      { role: 'challenger', version: 'v2', ms: expect.any(Number) },
+      expect.objectContaining({ role: 'champion', version: 'v1', probability: 0.2 }),
+    ]);
+    expect(having!.body.model).toEqual({ name: 'churn', version: 'v2', variant: 'canary' });
+    expect(having!.body.featureSet).toEqual(stamp(later));
+    expect(having!.vector.at(-1)).toBe(Math.fround(Math.log1p(3)));
   });
 });

@@ -10,9 +10,12 @@ import {
 } from '#shared/errors.ts';
 import {
   encodeFeatures,
+  FEATURE_COUNT,
   FEATURE_FIELD_NAMES,
   FEATURE_SET,
+  type FeatureSet,
   featureIndex,
+  featureSetOf,
   type RawRecord,
 } from '#shared/features/index.ts';
 import { ModelHolder } from '#shared/inference/model-holder.ts';
@@ -25,6 +28,7 @@ import {
   predictOne,
 } from '#shared/inference/service.ts';
 import { coalescedReader } from '#shared/online-store/store.ts';
+import { LATER_FIELD, laterFieldDefinition } from '../../support/feature-definitions.ts';
 import { connectionRefused, fakeRegistry, fakeScorer, modelMetadata } from '../../support/model.ts';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
@@ -41,8 +45,8 @@ const fieldsOf = (record: RawRecord) =>
 const byAge = (row: Float32Array) => (row[featureIndex('age')]! % 10) / 10;
 
 /** The online store over an in-memory table: answers BatchGetItem, and keeps the ids of each read. */
-function fakeStore(records: readonly RawRecord[], down?: Error) {
-  const table = new Map(records.map((record) => [record.customer_id, record]));
+function fakeStore(records: readonly object[], down?: Error) {
+  const table = new Map(records.map((record) => [(record as RawRecord).customer_id, record]));
   const reads: string[][] = [];
   const dynamo = {
     async send(command: BatchGetCommand) {
@@ -59,10 +63,18 @@ function fakeStore(records: readonly RawRecord[], down?: Error) {
  * The service over a registry whose champion is v4 (threshold 0.5, scoring by age), or that has none
  * (`promoted: false`), and a store holding `records` (default: `stored`).
  */
-function service(options: { promoted?: boolean; records?: readonly RawRecord[]; storeDown?: Error } = {}) {
-  const registry = fakeRegistry({ v4: modelMetadata('v4', 0.5) });
+function service(
+  options: {
+    promoted?: boolean;
+    records?: readonly object[];
+    storeDown?: Error;
+    /** The definition v4 was trained on (default: this code's, stored without its definition). */
+    featureSet?: FeatureSet;
+  } = {},
+) {
+  const registry = fakeRegistry({ v4: modelMetadata('v4', 0.5, options.featureSet) });
   if (options.promoted !== false) registry.champion = 'v4';
-  const scorer = fakeScorer(byAge);
+  const scorer = fakeScorer(byAge, options.featureSet?.count);
   const models = new ModelHolder({
     registry,
     name: 'churn',
@@ -90,6 +102,7 @@ const okResult = (result: BatchResult | undefined) => {
   if (!result?.ok) throw new Error(`expected a prediction, got ${result?.error.message}`);
   return result.prediction;
 };
+const predictions = (results: BatchResult[]) => results.map(okResult);
 const errorOf = (result: BatchResult | undefined) => {
   if (!result || result.ok) throw new Error('expected an error');
   return result.error;
@@ -287,5 +300,61 @@ describe('health', () => {
       status: 'ok',
       model: { name: 'churn', version: 'v4' },
     });
+  });
+});
+
+describe('a version whose definition reads a raw field this code does not know', () => {
+  const imputing = featureSetOf(laterFieldDefinition({ kind: 'impute', value: 0 }));
+  const requiring = featureSetOf(laterFieldDefinition({ kind: 'required' }));
+  const stamp = (featureSet: FeatureSet) => ({
+    version: featureSet.version,
+    fingerprint: featureSet.fingerprint,
+  });
+
+  it('is served from store records carrying the field, and imputes it per its policy where absent', async () => {
+    const carrying = { ...stored!, [LATER_FIELD]: 12 };
+    const { deps, scorer } = service({ featureSet: imputing, records: [carrying, other!] });
+    const [withField, withoutField] = predictions(
+      await predictBatch(
+        deps,
+        { items: [{ customerId: stored!.customer_id }, { customerId: other!.customer_id }] },
+        'r-1',
+      ),
+    );
+    expect(withField!.body.featureSet).toEqual(stamp(imputing));
+    expect(withField!.vector).toHaveLength(FEATURE_COUNT + 1);
+    expect(withField!.vector.at(-1)).toBe(Math.fround(Math.log1p(12)));
+    expect(Array.from(withField!.vector.subarray(0, FEATURE_COUNT))).toEqual(
+      Array.from(float32Features(stored!)),
+    );
+    expect(withField!.body.warnings).toBeUndefined();
+    expect(withoutField!.vector.at(-1)).toBe(0);
+    expect(withoutField!.body.warnings).toEqual([`imputed: ${LATER_FIELD}`]);
+    expect(withoutField!.facts).toEqual({ imputed: 1, unseen: 0, stale: false });
+    expect(scorer.calls).toEqual([{ x: expect.any(Float32Array), rows: 2 }]);
+    expect(scorer.calls[0]!.x).toHaveLength(2 * (FEATURE_COUNT + 1));
+  });
+
+  it('reads the store although the attributes hold every field this code knows', async () => {
+    const { deps, reads } = service({ featureSet: imputing, records: [{ ...stored!, [LATER_FIELD]: 4 }] });
+    const prediction = await predictOne(
+      deps,
+      { customerId: stored!.customer_id, attributes: fieldsOf(stored!) },
+      'r-1',
+    );
+    expect(reads).toEqual([[stored!.customer_id]]);
+    expect(prediction.vector.at(-1)).toBe(Math.fround(Math.log1p(4)));
+  });
+
+  it('names the field its definition requires when a record lacks it', async () => {
+    const { deps } = service({ featureSet: requiring, records: [stored!, { ...other!, [LATER_FIELD]: 1 }] });
+    const error = await predictOne(deps, { customerId: stored!.customer_id }, 'r-1').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(IncompleteFeaturesError);
+    expect((error as IncompleteFeaturesError).message).toBe(
+      `missing fields for ${stored!.customer_id}: ${LATER_FIELD} (required by feature set ${requiring.version})`,
+    );
+    expect((error as IncompleteFeaturesError).details).toEqual({ missing: [LATER_FIELD] });
+    const answered = await predictOne(deps, { customerId: other!.customer_id }, 'r-1');
+    expect(answered.body.featureSet).toEqual(stamp(requiring));
   });
 });

@@ -2,6 +2,7 @@ import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PREDICT_POWERTOOLS } from '#lib/predict-settings.ts';
 import { powertoolsVariables } from '#lib/process-environment.ts';
+import { FEATURE_SET } from '#shared/features/index.ts';
 import type { ModelHolder } from '#shared/inference/model-holder.ts';
 
 /**
@@ -75,7 +76,9 @@ async function tracedInvocation(body: unknown, failure?: Error) {
     },
   };
   const models = {
-    requireServing: async () => ({ champion: { name: 'churn', version: 'v3', threshold: 0.5, scorer } }),
+    requireServing: async () => ({
+      champion: { name: 'churn', version: 'v3', threshold: 0.5, featureSet: FEATURE_SET, scorer },
+    }),
   };
   const handler = createApiHandler(
     {

@@ -208,6 +208,7 @@ describe('state data at the largest plans stays under 256 KiB', () => {
       runId,
       runDate: '2026-12-01',
       model: { name: 'churn', version: 'v12345', threshold: 0.123456789 },
+      featureSet: { version: '12.345.678-with-a-long-name', fingerprint: `sha256:${'f'.repeat(64)}` },
       outputPrefix,
       totalSegments: MAX_BATCH_SEGMENTS,
       segments: Array.from({ length: MAX_BATCH_SEGMENTS }, (_, segment) => ({

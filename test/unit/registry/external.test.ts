@@ -12,6 +12,7 @@ import {
   normalizeOnnx,
   parseExternalMetadata,
 } from '#shared/registry/external.ts';
+import { featureSetMetadata } from '#shared/registry/feature-sets.ts';
 import { modelMetadataSchema } from '#shared/registry/metadata.ts';
 import { sha256Hex } from '#shared/registry/registry.ts';
 import { externalMetadata, externalOnnx, externalProbability } from '../../support/external-model.ts';
@@ -69,6 +70,10 @@ describe('checkExternalModel (bring your own ONNX model)', () => {
       algorithm: 'sklearn-logistic-regression',
       external: { file: 'logreg.onnx', sha256: sha256Hex(externalOnnx()), changes: checked.checks.changes },
     });
+    // The definition it was checked against is stored with it, whatever the file declared: serving
+    // computes its features from that, not from the code running then.
+    expect(externalMetadata().feature_set).not.toHaveProperty('definition');
+    expect(checked.metadata.feature_set).toEqual(featureSetMetadata(FEATURE_SET));
     expect(checked.baseline).toMatchObject({
       rows: ROWS,
       featureSet: { fingerprint: FEATURE_SET.fingerprint },
@@ -133,8 +138,12 @@ describe('checkExternalModel (bring your own ONNX model)', () => {
   });
 
   it('refuses another feature set unless forced with a reason, and records the reason', async () => {
-    const other = { ...FEATURE_SET, fingerprint: `sha256:${'a'.repeat(64)}`, version: '0.9.0' };
-    const metadata = externalMetadata({ feature_set: { ...other, names: [...other.names] } });
+    const other = {
+      version: '0.9.0',
+      fingerprint: `sha256:${'a'.repeat(64)}`,
+      names: [...FEATURE_SET.names],
+    };
+    const metadata = externalMetadata({ feature_set: other });
     const error = await refusal(checkExternalModel(input({ metadata })));
     expect(error.message).toMatch(/trained on feature set 0\.9\.0 \(sha256:a{64}\).*--force --reason/);
     expect((await refusal(checkExternalModel(input({ metadata, force: true })))).message).toMatch(
@@ -142,6 +151,8 @@ describe('checkExternalModel (bring your own ONNX model)', () => {
     );
     const forced = await checkExternalModel(input({ metadata, force: true, reason: 'shadow test' }));
     expect(forced.metadata.external?.forced).toBe('shadow test');
+    // Not checked against this deployment's definition: it keeps what it declared, and nothing else.
+    expect(forced.metadata.feature_set).toEqual(other);
   });
 
   it('uses a given baseline only if it is one of the same feature set', async () => {
