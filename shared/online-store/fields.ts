@@ -1,4 +1,10 @@
-import { GetObjectCommand, NoSuchKey, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  ListObjectsV2Command,
+  NoSuchKey,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { KeelError } from '#shared/errors.ts';
 
@@ -27,6 +33,13 @@ async function readManifest(
   s3: S3Client,
   bucket: string,
 ): Promise<{ manifest: StoreFields; etag: string | undefined } | undefined> {
+  // Listed first: S3 answers a GET of a missing key with AccessDenied unless the caller may list the
+  // bucket, and whether a listing grant limited to this key's prefix counts for that is not documented;
+  // a listing with that prefix is what the grant allows, whatever S3 decides for the GET.
+  const listed = await s3.send(
+    new ListObjectsV2Command({ Bucket: bucket, Prefix: STORE_FIELDS_KEY, MaxKeys: 1 }),
+  );
+  if (!listed.Contents?.some((object) => object.Key === STORE_FIELDS_KEY)) return undefined;
   try {
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: STORE_FIELDS_KEY }));
     const manifest = storeFieldsSchema.parse(JSON.parse(await object.Body!.transformToString()));
