@@ -355,6 +355,10 @@ describe('keel features export', { timeout: 120_000 }, () => {
     expect(await refusal('--definition', logins)).toMatch(
       /^keel: s3:\/\/\S+\/features\/run_date=\S+\/20261101T000000Z-export\/part-00000\.csv has no column logins_30d, which feature set 2\.0\.0/,
     );
+    const nowhere = join(aws.home, 'no-such-dir', 'x.csv');
+    const unwritable = await runKeel(['features', 'export', '--out', nowhere], env);
+    expect(unwritable.code).toBe(1);
+    expect(unwritable.stderr).toContain(`keel: cannot write --out ${nowhere}: ENOENT`);
     expect(await refusal('--dataset', 'features/run_date=1999-01-01/x')).toContain(
       `no feature data under s3://${aws.names.features}/features/run_date=1999-01-01/x/`,
     );
