@@ -71,6 +71,7 @@ const STAGE_COMMANDS = new Set([
   'alarms',
   'data import',
   'features diff',
+  'features export',
   'drift check',
   'quality',
 ]);

@@ -1,3 +1,4 @@
+import { open, rename, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ZodError } from 'zod';
 import { type Output, UserError } from '#cli/output.ts';
@@ -8,7 +9,9 @@ import { FEATURE_FIELD_NAMES, FEATURE_SET, type FeatureSetDefinition } from '#sh
 export function registerFeatures(program: Command, output: Output): void {
   const features = program
     .command('features')
-    .description('the feature definition: what a change of it does, before it lands');
+    .description(
+      "the feature definition: what a change of it does before it lands, and the dataset's vectors",
+    );
 
   features
     .command('diff')
@@ -40,6 +43,119 @@ Examples:
         output.result(report, () => describeFeatureChange(report));
       }),
     );
+
+  features
+    .command('export')
+    .description(
+      "write the offline dataset's feature vectors as CSV, computed by this code's or a registered version's definition",
+    )
+    .requiredOption('--out <file>', 'the CSV file to write (replaced once complete)')
+    .option(
+      '--dataset <prefix>',
+      'the offline dataset to read, e.g. features/run_date=2026-12-06/x/ (default: newest)',
+    )
+    .option(
+      '--definition <which>',
+      "whose feature definition: current (this code's, what `keel train` trains on) or a version, e.g. v3",
+      'current',
+    )
+    .addHelpText(
+      'after',
+      `
+Writes customer_id,event_time, the definition's features in its order and churned (when the dataset
+is labeled), one row per customer of the newest complete dataset \`keel etl run\` wrote (or --dataset),
+computed from its raw records by the definition's interpreter, as Keel trains and serves. Values parse
+back to the same float32. Reads the dataset part by part; only the features bucket (and the registry
+for --definition vN) is read.
+
+Examples:
+  $ keel features export --out features.csv
+  $ keel features export --definition v3 --out v3-features.csv
+  $ keel --stage prod features export --dataset features/run_date=2026-12-06/customers/ --out prod.csv`,
+    )
+    .action(async (options: { out: string; dataset?: string; definition: string }) =>
+      output.withPlatform(async (ctx) => {
+        const report = await exportFeatures(ctx, options);
+        output.result(report, () =>
+          [
+            `wrote ${report.rows} rows to ${report.out}`,
+            `  dataset     ${report.dataset}`,
+            `  definition  ${report.featureSet.version} (${report.featureSet.fingerprint}), ${report.definition === 'current' ? "this code's" : `${report.definition}'s`}`,
+            `  columns     customer_id, event_time, ${report.featureSet.count} features${report.labeled ? ', churned' : ''}`,
+          ].join('\n'),
+        );
+      }),
+    );
+}
+
+interface FeatureExportReport {
+  readonly out: string;
+  readonly dataset: string;
+  readonly definition: string;
+  readonly featureSet: { readonly version: string; readonly fingerprint: string; readonly count: number };
+  readonly rows: number;
+  readonly labeled: boolean;
+}
+
+/**
+ * Streams a dataset's rows through the chosen feature set into a file beside `out`, renamed to it once
+ * complete, so a failed export leaves no file that looks whole.
+ */
+async function exportFeatures(
+  ctx: PlatformContext,
+  options: { out: string; dataset?: string; definition: string },
+): Promise<FeatureExportReport> {
+  const [dataset, { writeFeatureCsv }] = await Promise.all([
+    import('#shared/offline/features-dataset.ts'),
+    import('#shared/offline/feature-export.ts'),
+  ]);
+  const featureSet = await featureSetNamed(ctx, options.definition);
+  const bucket = ctx.names.features;
+  let prefix = options.dataset ?? (await dataset.newestFeatureDataset(ctx.clients.s3, bucket));
+  if (prefix === undefined) {
+    throw new UserError(
+      `no complete offline dataset in s3://${bucket}/${dataset.FEATURES_PREFIX} yet: run \`keel etl run\` first`,
+    );
+  }
+  if (!prefix.endsWith('/')) prefix += '/';
+  const parts = await dataset.datasetParts(ctx.clients.s3, bucket, prefix);
+
+  const partial = `${options.out}.partial`;
+  const file = await open(partial, 'w').catch((error: NodeJS.ErrnoException) => {
+    throw new UserError(`cannot write --out ${options.out}: ${error.message}`);
+  });
+  let summary: Awaited<ReturnType<typeof writeFeatureCsv>>;
+  try {
+    summary = await writeFeatureCsv(
+      dataset.featureRows(ctx.clients.s3, parts, featureSet),
+      featureSet,
+      (text) => file.write(text).then(() => undefined),
+    );
+  } catch (error) {
+    await file.close();
+    await rm(partial, { force: true });
+    throw error;
+  }
+  await file.close();
+  await rename(partial, options.out);
+  return {
+    out: options.out,
+    dataset: `s3://${bucket}/${prefix}`,
+    definition: options.definition,
+    featureSet: { version: featureSet.version, fingerprint: featureSet.fingerprint, count: featureSet.count },
+    ...summary,
+  };
+}
+
+/** `current` (this code's definition) or a registered version's stored one. */
+async function featureSetNamed(ctx: PlatformContext, which: string) {
+  if (which === 'current') return FEATURE_SET;
+  const [{ readMetadata }, { featureSetOfVersion }] = await Promise.all([
+    import('#shared/registry/registry.ts'),
+    import('#shared/registry/feature-sets.ts'),
+  ]);
+  // An unknown or malformed version is refused here, naming it.
+  return featureSetOfVersion(await readMetadata(ctx.registry, ctx.modelName, which));
 }
 
 /** Reads every registered version and the store's fields, and compares this code's definition. */

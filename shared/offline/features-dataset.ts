@@ -139,29 +139,46 @@ export interface ReadFeatureDatasetOptions {
   readonly rows?: ArrayLike<number>;
 }
 
-/**
- * Loads every part under a prefix into one matrix of `featureSet`'s features (default: this code's
- * definition, what new models train on), computed from the stored raw records by the set's interpreter
- * and imputed by its policy. Streams each part line by line: memory holds the matrix, not the text.
- */
-export async function readFeatureDataset(
-  s3: S3Client,
-  bucket: string,
-  prefix: string,
-  featureSet: FeatureSet = FEATURE_SET,
-  options: ReadFeatureDatasetOptions = {},
-): Promise<FeatureDataset> {
-  const keys = (await listKeys(s3, bucket, prefix)).filter((key) => key.endsWith('.csv'));
-  if (keys.length === 0) throw new Error(`no feature data under s3://${bucket}/${prefix}`);
-  keys.sort();
+/** The CSV parts of a dataset, in the order its rows are numbered. */
+export interface DatasetParts {
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly keys: string[];
+}
 
-  const count = featureSet.count;
+export async function datasetParts(s3: S3Client, bucket: string, prefix: string): Promise<DatasetParts> {
+  const keys = (await listKeys(s3, bucket, prefix)).filter((key) => key.endsWith('.csv'));
+  if (keys.length === 0) throw new OfflineDatasetError(`no feature data under s3://${bucket}/${prefix}`);
+  return { bucket, prefix, keys: keys.sort() };
+}
+
+/** One row of a dataset with its features, as {@link featureRows} yields it. */
+export interface FeatureRow {
+  /** The part the row is in. */
+  readonly key: string;
+  readonly customerId: string;
+  readonly eventTime: string;
+  /** 0 or 1; undefined in a part without the label column. */
+  readonly label: number | undefined;
+  /** The row's features: one buffer for every row, overwritten by the next (copy what you keep). */
+  readonly features: Float32Array;
+}
+
+/**
+ * The rows of a dataset's parts, each with `featureSet`'s features computed from the stored raw record by
+ * the set's interpreter and imputed by its policy. Streams each part line by line, so memory holds one
+ * row; leaving early closes the part being read.
+ */
+export async function* featureRows(
+  s3: S3Client,
+  parts: DatasetParts,
+  featureSet: FeatureSet,
+  options: ReadFeatureDatasetOptions = {},
+): AsyncGenerator<FeatureRow> {
+  const { bucket, keys } = parts;
+  const features = new Float32Array(featureSet.count);
   const only = options.rows;
-  let capacity = only ? Math.max(only.length, 1) : 1 << 16;
-  let x = new Float32Array(capacity * count);
-  let y = new Uint8Array(capacity);
-  const customerIds: string[] = [];
-  let rows = 0;
+  let found = 0;
   let row = -1;
   for (const key of keys) {
     const source = `s3://${bucket}/${key}`;
@@ -176,36 +193,74 @@ export async function readFeatureDataset(
       }
       if (line === '') continue;
       row++;
-      if (only && only[rows] !== row) continue;
-      if (rows === capacity) {
-        capacity *= 2;
-        const grownX = new Float32Array(capacity * count);
-        grownX.set(x);
-        x = grownX;
-        const grownY = new Uint8Array(capacity);
-        grownY.set(y);
-        y = grownY;
-      }
-      const missing = featureSet.encodeInto(decode(cells), x, rows * count);
+      if (only && only[found] !== row) continue;
+      const missing = featureSet.encodeInto(decode(cells), features, 0);
       if (missing !== undefined) {
         throw new MissingRawFieldError(
           `${source}: customer ${cells[0]} has no ${missing}, which feature set ${featureSet.version} requires`,
           { details: { fields: [missing], source } },
         );
       }
-      customerIds.push(cells[0]!);
-      y[rows] = label < 0 ? 0 : Number(cells[label]);
-      rows++;
-      if (only && rows === only.length) break;
+      found++;
+      yield {
+        key,
+        customerId: cells[0]!,
+        eventTime: cells[1]!,
+        label: label < 0 ? undefined : Number(cells[label]),
+        features,
+      };
+      if (only && found === only.length) return;
     }
-    if (only && rows === only.length) break;
   }
-  if (only && rows < only.length) {
+  if (only && found < only.length) {
     throw new OfflineDatasetError(
-      `s3://${bucket}/${prefix} has ${row + 1} rows: row ${only[rows]} asked for is not there (was it rewritten?)`,
+      `s3://${bucket}/${parts.prefix} has ${row + 1} rows: row ${only[found]} asked for is not there (was it rewritten?)`,
     );
   }
-  return { featureSet, rows, x: x.subarray(0, rows * count), y: y.subarray(0, rows), customerIds, keys };
+}
+
+/**
+ * Loads every part under a prefix into one matrix of `featureSet`'s features (default: this code's
+ * definition, what new models train on), row by row from {@link featureRows}: memory holds the
+ * matrix, not the text.
+ */
+export async function readFeatureDataset(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  featureSet: FeatureSet = FEATURE_SET,
+  options: ReadFeatureDatasetOptions = {},
+): Promise<FeatureDataset> {
+  const parts = await datasetParts(s3, bucket, prefix);
+  const count = featureSet.count;
+  let capacity = options.rows ? Math.max(options.rows.length, 1) : 1 << 16;
+  let x = new Float32Array(capacity * count);
+  let y = new Uint8Array(capacity);
+  const customerIds: string[] = [];
+  let rows = 0;
+  for await (const row of featureRows(s3, parts, featureSet, options)) {
+    if (rows === capacity) {
+      capacity *= 2;
+      const grownX = new Float32Array(capacity * count);
+      grownX.set(x);
+      x = grownX;
+      const grownY = new Uint8Array(capacity);
+      grownY.set(y);
+      y = grownY;
+    }
+    x.set(row.features, rows * count);
+    y[rows] = row.label ?? 0;
+    customerIds.push(row.customerId);
+    rows++;
+  }
+  return {
+    featureSet,
+    rows,
+    x: x.subarray(0, rows * count),
+    y: y.subarray(0, rows),
+    customerIds,
+    keys: parts.keys,
+  };
 }
 
 /**

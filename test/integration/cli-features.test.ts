@@ -1,24 +1,36 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateRecords } from '#shared/data/generate.ts';
+import { runEtl } from '#shared/etl/etl.ts';
 import type { FeatureChangeReport } from '#shared/features/diff.ts';
 import {
+  CSV_HEADER,
+  type EncodeResult,
   type Expr,
+  encodeFeatures,
   FEATURE_FIELD_NAMES,
   FEATURE_SET,
   type FeatureSetDefinition,
   fingerprintOf,
+  type LabeledRecord,
+  toCsvLine,
 } from '#shared/features/index.ts';
 import { STORE_FIELDS_KEY } from '#shared/online-store/fields.ts';
 import { modelKeys, type NewModelMetadata } from '#shared/registry/metadata.ts';
 import { promote, registerModel } from '#shared/registry/registry.ts';
-import { publishRuntime, startTestAws, type TestAws } from '../support/aws.ts';
+import { etlDepsOf, publishRuntime, startTestAws, type TestAws } from '../support/aws.ts';
 import { runKeel } from '../support/cli.ts';
 import { modelMetadata, testRegistry } from '../support/model.ts';
+import { LOGINS_SET, TICKETS_LOG_SET } from '../support/other-definition.ts';
 
 /**
- * `keel features diff` against the local servers (a published runtime, as `keel up` leaves one): this
- * code's definition compared with the champion's or a version's, and every registered version's
- * servability, read from the registry and the online store's field list.
+ * `keel features diff` and `keel features export` against the local servers (a published runtime, as
+ * `keel up` leaves one): this code's definition compared with the champion's or a version's, and every
+ * registered version's servability, read from the registry and the online store's field list; the
+ * offline dataset an ETL wrote, as the vectors of this code's or a version's definition.
  */
 
 let aws: TestAws;
@@ -81,6 +93,40 @@ async function diff(...args: string[]) {
   const result = await runKeel(['--json', 'features', 'diff', ...args], env);
   expect(result.code, result.stderr).toBe(0);
   return JSON.parse(result.stdout) as FeatureChangeReport;
+}
+
+const EXPORT_ROWS = 2_500;
+const exportRecords = [
+  ...generateRecords({ rows: EXPORT_ROWS, seed: 23, asOf: new Date('2026-11-01T00:00:00Z') }),
+];
+const byId = new Map(exportRecords.map((r) => [r.customer_id, r]));
+
+/** `keel [--json] features export ARGS --out FILE`, which must succeed; the file's header and rows. */
+async function exported(args: string[], json = false) {
+  const out = join(aws.home, `export-${args.join('-').replace(/\W+/g, '_')}.csv`);
+  const result = await runKeel(
+    [...(json ? ['--json'] : []), 'features', 'export', ...args, '--out', out],
+    env,
+  );
+  expect(result.code, result.stderr).toBe(0);
+  const [header, ...lines] = (await readFile(out, 'utf8')).trimEnd().split('\n');
+  return { out, stdout: result.stdout, header: header!.split(','), rows: lines.map((l) => l.split(',')) };
+}
+
+/** Asserts that every row holds its customer's float32 vector as `encode` computes it, and the label. */
+function expectVectors(rows: string[][], encode: (record: LabeledRecord) => EncodeResult) {
+  expect(rows).toHaveLength(EXPORT_ROWS);
+  expect(new Set(rows.map((r) => r[0])).size).toBe(EXPORT_ROWS);
+  for (const [id, eventTime, ...rest] of rows) {
+    const record = byId.get(id!)!;
+    expect(eventTime).toBe(record.event_time);
+    const expected = encode(record);
+    if (!expected.ok) throw new Error(`${id} lacks ${expected.missing.join(', ')}`);
+    expect(Array.from(new Float32Array(rest.slice(0, -1).map(Number))), id).toEqual(
+      Array.from(new Float32Array(expected.vector)),
+    );
+    expect(Number(rest.at(-1))).toBe(record.churned);
+  }
 }
 
 beforeAll(async () => {
@@ -237,5 +283,84 @@ describe('keel features diff', { timeout: 60_000 }, () => {
     const bad = await runKeel(['features', 'diff', '--against', 'latest'], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('"latest" is not a version');
+  });
+});
+
+describe('keel features export', { timeout: 120_000 }, () => {
+  it('before any ETL says to run one, and writes no file', async () => {
+    const out = join(aws.home, 'none.csv');
+    const result = await runKeel(['features', 'export', '--out', out], env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /^keel: no complete offline dataset in s3:\/\/\S+\/features\/ yet: run `keel etl run` first/,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("writes, after an ETL, every customer's vector of this code's definition, equal to encodeFeatures'", async () => {
+    const key = 'raw/20261101T000000Z-export.csv';
+    await aws.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: aws.names.raw,
+        Key: key,
+        Body: `${[CSV_HEADER, ...exportRecords.map(toCsvLine)].join('\n')}\n`,
+      }),
+    );
+    const report = await runEtl({ ...etlDepsOf(aws), emit: () => {} }, { inputKey: key, chunkRows: 1_000 });
+    expect(report.featureParts).toHaveLength(3);
+
+    const { stdout, header, rows } = await exported([]);
+    expect(header).toEqual(['customer_id', 'event_time', ...FEATURE_SET.names, 'churned']);
+    expectVectors(rows, encodeFeatures);
+    expect(stdout).toContain(`wrote ${EXPORT_ROWS} rows to `);
+    expect(stdout).toContain(`s3://${aws.names.features}/${report.featurePrefix}`);
+    expect(stdout).toContain(`definition  ${FEATURE_SET.version} (${FEATURE_SET.fingerprint}), this code's`);
+    // The same dataset named, without its trailing slash.
+    const named = await exported(['--dataset', report.featurePrefix.slice(0, -1)]);
+    expect(named.rows).toEqual(rows);
+  });
+
+  it("--definition vN writes that version's features, from its stored definition", async () => {
+    const version = await register(stored(TICKETS_LOG_SET.definition));
+    const { out, stdout, header, rows } = await exported(['--definition', version], true);
+    expect(JSON.parse(stdout)).toEqual({
+      out,
+      dataset: expect.stringMatching(/\/20261101T000000Z-export\/$/),
+      definition: version,
+      featureSet: {
+        version: TICKETS_LOG_SET.version,
+        fingerprint: TICKETS_LOG_SET.fingerprint,
+        count: FEATURE_SET.count + 1,
+      },
+      rows: EXPORT_ROWS,
+      labeled: true,
+    });
+    expect(header).toEqual(['customer_id', 'event_time', ...TICKETS_LOG_SET.names, 'churned']);
+    expect(header.at(-2)).toBe('log_tickets');
+    expectVectors(rows, (record) => TICKETS_LOG_SET.encode(record));
+  });
+
+  it('names what is wrong: an unknown version, a field the dataset lacks, a dataset that is not there', async () => {
+    const out = join(aws.home, 'refused.csv');
+    const refusal = async (...args: string[]) => {
+      const result = await runKeel(['features', 'export', ...args, '--out', out], env);
+      expect(result.code).toBe(1);
+      expect(existsSync(out)).toBe(false);
+      expect(existsSync(`${out}.partial`)).toBe(false);
+      return result.stderr;
+    };
+    expect(await refusal('--definition', 'v99')).toContain('model churn has no version v99');
+    expect(await refusal('--definition', 'latest')).toContain('"latest" is not a version');
+    const logins = await register(stored(LOGINS_SET.definition));
+    expect(await refusal('--definition', logins)).toMatch(
+      /^keel: s3:\/\/\S+\/features\/run_date=\S+\/20261101T000000Z-export\/part-00000\.csv has no column logins_30d, which feature set 2\.0\.0/,
+    );
+    const nowhere = join(aws.home, 'no-such-dir', 'x.csv');
+    const unwritable = await runKeel(['features', 'export', '--out', nowhere], env);
+    expect(unwritable.code).toBe(1);
+    expect(unwritable.stderr).toContain(`keel: cannot write --out ${nowhere}: ENOENT`);
+    expect(await refusal('--dataset', 'features/run_date=1999-01-01/x')).toContain(
+      `no feature data under s3://${aws.names.features}/features/run_date=1999-01-01/x/`,
+    );
   });
 });

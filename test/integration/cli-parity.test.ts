@@ -25,6 +25,7 @@ import {
   SERVICE_DIMENSION,
   VARIANT_DIMENSION,
 } from '#shared/monitoring/metrics.ts';
+import { markDatasetComplete, offlineDatasetHeader, offlineRow } from '#shared/offline/features-dataset.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
 import type { QualityReport } from '#shared/quality/types.ts';
 import { getAliases, startRollout } from '#shared/registry/registry.ts';
@@ -56,6 +57,7 @@ const RUN: Record<string, 'here' | 'cli-stage.test.ts'> = {
   'models show': 'here',
   'models approvals': 'here',
   'features diff': 'here',
+  'features export': 'here',
   'models rollout': 'here',
   'models rollout abort': 'here',
   'models promote': 'here',
@@ -346,6 +348,30 @@ describe('the read-only commands against the moto stage', { timeout: 120_000 }, 
         { version: 'v2', servable: true },
       ],
     });
+  });
+
+  it('features export writes the vectors of the stage’s newest dataset, read-only', async () => {
+    const customers = stage.customers.slice(0, 300);
+    const prefix = 'features/run_date=2026-12-06/parity/';
+    await stage.aws.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: stage.names.features,
+        Key: `${prefix}part-00000.csv`,
+        Body: `${[offlineDatasetHeader(true), ...customers.map((c) => offlineRow(c, true))].join('\n')}\n`,
+      }),
+    );
+    await markDatasetComplete(stage.aws.clients.s3, stage.names.features, prefix, {});
+    const out = join(stage.aws.home, 'stage-features.csv');
+    const result = await onStage(['--json', 'features', 'export', '--definition', 'v1', '--out', out]);
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      dataset: `s3://${stage.names.features}/${prefix}`,
+      featureSet: { fingerprint: FEATURE_SET.fingerprint },
+      rows: customers.length,
+      labeled: true,
+    });
+    const lines = (await readFile(out, 'utf8')).trimEnd().split('\n');
+    expect(lines[0]).toBe(['customer_id', 'event_time', ...FEATURE_SET.names, 'churned'].join(','));
+    expect(lines.slice(1).map((line) => line.split(',')[0])).toEqual(customers.map((c) => c.customer_id));
   });
 
   it('models approvals lists the stage’s requests (none)', async () => {
