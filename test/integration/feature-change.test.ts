@@ -102,7 +102,7 @@ async function sendTraffic(): Promise<void> {
           body: JSON.stringify({ customerId }),
         });
         const body = (await response.json()) as {
-          version?: string;
+          model?: { version?: string };
           probability?: number;
           featureSet?: { version: string; fingerprint: string };
         };
@@ -110,7 +110,7 @@ async function sendTraffic(): Promise<void> {
           at,
           status: response.status,
           customerId,
-          version: body.version,
+          version: body.model?.version,
           probability: body.probability,
           fingerprint: body.featureSet?.fingerprint,
           featureSetVersion: body.featureSet?.version,
@@ -164,7 +164,8 @@ beforeAll(async () => {
   // Every customer answered by v1 before anything changes: what the rollback must give back.
   const deadline = Date.now() + 30_000;
   while (new Set(answers.filter((a) => a.version === 'v1').map((a) => a.customerId)).size < 50) {
-    if (Date.now() > deadline) throw new Error(`v1 did not answer for every customer:\n${keel.output()}`);
+    if (Date.now() > deadline)
+      throw new Error(`v1 did not answer for every customer: ${JSON.stringify(answers.slice(-3))}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }, 240_000);
