@@ -416,10 +416,16 @@ describe('inference API over HTTP', () => {
       actor: 't',
       storeFields,
     });
+    // The load itself must meet each version, however fast the switches are.
+    const loadMet = (version: string, from: number) => async () =>
+      answers.slice(from).some((a) => a.version === version);
     await waitFor(served(v3.version));
+    await waitFor(loadMet(v3.version, 0));
     const during = await scores();
+    const rolledBackAt = answers.length;
     await rollback(registry, { name: 'churn', reason: 'roll back', actor: 't', storeFields });
     await waitFor(served('v2'));
+    await waitFor(loadMet('v2', rolledBackAt));
     done = true;
     await load;
 
