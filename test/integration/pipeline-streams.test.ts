@@ -141,9 +141,10 @@ describe('createObjectStream', () => {
   });
 });
 
-describe('an ETL chunk whose feature part spans several upload parts', () => {
+describe('an ETL chunk whose offline part spans several upload parts', () => {
   it('writes every valid row once, in order, and each online item', async () => {
-    const rows = 40_000;
+    // About 80 bytes a raw record offline: 80,000 rows make a part of two upload parts.
+    const rows = 80_000;
     const lines = [CSV_HEADER, ...[...generateRecords({ rows, seed: 23, asOf: new Date() })].map(toCsvLine)];
     lines[7] = 'c-000007,not,a,row';
     await aws.clients.s3.send(
