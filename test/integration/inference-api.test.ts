@@ -419,13 +419,26 @@ describe('inference API over HTTP', () => {
     // The load itself must meet each version, however fast the switches are.
     const loadMet = (version: string, from: number) => async () =>
       answers.slice(from).some((a) => a.version === version);
+    // Every instance of the function has followed the move: past the refresh interval, a round of
+    // concurrent requests (one per instance) all answered by `version`.
+    const settledOn = async (version: string) => {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await waitFor(async () => {
+        const round = await Promise.all(
+          ids.slice(0, 6).map((customerId) => post('/predict', { customerId })),
+        );
+        return round.every((answer) => answer.body.model?.version === version);
+      });
+    };
     await waitFor(served(v3.version));
     await waitFor(loadMet(v3.version, 0));
+    await settledOn(v3.version);
     const during = await scores();
     const rolledBackAt = answers.length;
     await rollback(registry, { name: 'churn', reason: 'roll back', actor: 't', storeFields });
     await waitFor(served('v2'));
     await waitFor(loadMet('v2', rolledBackAt));
+    await settledOn('v2');
     done = true;
     await load;
 
