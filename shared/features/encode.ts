@@ -150,9 +150,12 @@ function build(definition: FeatureSetDefinition): FeatureSet {
     categorical
       .filter(([name, values]) => !values.includes(record[name] as string))
       .map(([name]) => name as CategoricalField);
+  const fill = (record: FieldValues, out: Float32Array | Float64Array, offset: number) => {
+    for (let i = 0; i < count; i++) out[offset + i] = compiled[i]!(record);
+  };
   const encodeInto = (record: FieldValues, out: Float32Array | Float64Array, offset: number) => {
     for (const name of required) if (record[name] === undefined) return name;
-    for (let i = 0; i < count; i++) out[offset + i] = compiled[i]!(record);
+    fill(record, out, offset);
     return undefined;
   };
   return Object.freeze({
@@ -169,7 +172,7 @@ function build(definition: FeatureSetDefinition): FeatureSet {
       if (missing.length > 0) return { ok: false, missing };
       const imputed = imputable.filter((name) => values[name] === undefined) as FeatureFieldName[];
       const vector = new Float64Array(count);
-      encodeInto(values, vector, 0);
+      fill(values, vector, 0);
       return { ok: true, vector, imputed, unseen: unseen(values) };
     },
     encodeInto,
