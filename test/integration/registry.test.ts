@@ -285,6 +285,7 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
     await promote(deps, { name: model, version: 'v1', reason: 'ship', actor });
     const withoutField = new Set<string>(FEATURE_FIELD_NAMES);
     for (const storeFields of [withoutField, undefined]) {
+      // Each refusal is caught as it is made: the second may reject while the first is awaited.
       const refusals = [
         promote(deps, { name: model, version, reason: 'try', actor, storeFields }),
         startRollout(deps, {
@@ -296,9 +297,9 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
           actor,
           storeFields,
         }),
-      ];
+      ].map((attempt) => attempt.catch((e: unknown) => e));
       for (const refusal of refusals) {
-        const error = await refusal.catch((e: unknown) => e);
+        const error = await refusal;
         expect(error).toBeInstanceOf(FieldNotInStoreError);
         expect((error as FieldNotInStoreError).message).toMatch(
           new RegExp(
