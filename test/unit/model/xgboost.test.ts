@@ -82,6 +82,17 @@ describe.each(FIXTURES)('XGBoost fixture %s', (name) => {
     expect(maxDiff(margins, expected.margin)).toBeLessThanOrEqual(TOLERANCE);
   });
 
+  it("summed in float32 as XGBoost sums them, the leaves reached give XGBoost's margins bit for bit", () => {
+    // Each tree alone (base margin 0) yields the leaf value every row reaches in it.
+    const leaves = model.trees.map((tree) =>
+      xgboostMargins({ ...model, baseMargin: 0, trees: [tree] }, expected.x, expected.rows),
+    );
+    const float32 = Array.from({ length: expected.rows }, (_, r) =>
+      leaves.reduce((sum, leaf) => Math.fround(sum + leaf[r]!), model.baseMargin),
+    );
+    expect(float32).toEqual(expected.margin);
+  });
+
   it("converted to ONNX, onnxruntime's probabilities equal XGBoost's own, NaN rows included", async () => {
     const ensemble = xgboostToEnsemble(model);
     const probabilities = await onnxProbabilities(ensemble, expected.x, expected.rows);
