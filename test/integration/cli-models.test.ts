@@ -1,6 +1,7 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { platformContext } from '#local/platform-context.ts';
@@ -38,6 +39,17 @@ async function json<T>(...args: string[]): Promise<T> {
   const result = await runKeel(['--json', ...args], env);
   if (result.code !== 0) throw new Error(`keel ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
   return JSON.parse(result.stdout) as T;
+}
+
+/** The API answers with `version` (once its instances have followed the promotion), a probability. */
+async function expectServed(version: string): Promise<void> {
+  let served: { model: { version: string }; probability: number } | undefined;
+  for (let attempt = 0; attempt < 20 && served?.model.version !== version; attempt++) {
+    served = await json('predict', 'c-000042');
+  }
+  expect(served?.model.version).toBe(version);
+  expect(served!.probability).toBeGreaterThan(0);
+  expect(served!.probability).toBeLessThan(1);
 }
 
 // Each pipeline command synthesizes the stack and runs a state machine: minutes on a loaded machine.
@@ -205,13 +217,7 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(registered.metadata.external.changes).toEqual([
       "ZipMap output 'output_probability' replaced by its probability tensor",
     ]);
-    let served: { model: { version: string }; probability: number } | undefined;
-    for (let attempt = 0; attempt < 20 && served?.model.version !== version; attempt++) {
-      served = await json('predict', 'c-000042');
-    }
-    expect(served?.model.version).toBe(version);
-    expect(served!.probability).toBeGreaterThan(0);
-    expect(served!.probability).toBeLessThan(1);
+    await expectServed(version);
   });
 
   it('rolls versions out (canary, shadow), shows, aborts and promotes them, and logs every step', async () => {
@@ -466,5 +472,59 @@ describe('keel train and keel models against a running platform', { timeout: 240
       /the etl execution failed in state "Plan chunks": SchemaChangeError: s3:\/\/[^ ]+\/raw\/upstream-renamed\.csv: the header does not match the raw customer record: missing column income \(renamed to annual_income\?\)/,
     );
     expect(failed.stderr).toContain('notifications.jsonl');
+  });
+
+  it('registers an XGBoost model file directly, refusing one of other features, and serves it once promoted', async () => {
+    const fixture = new URL('../fixtures/xgboost/churn.json', import.meta.url);
+    const document = JSON.parse(await readFile(fixture, 'utf8'));
+    const { algorithm: _, ...metadataFile } = externalMetadata();
+    const metadata = join(home, 'xgboost.metadata.json');
+    await writeFile(metadata, JSON.stringify(metadataFile));
+
+    const both = await runKeel(
+      ['models', 'register', '--onnx', 'a.onnx', '--xgboost', 'b.json', '--metadata', metadata],
+      env,
+    );
+    expect(both.code).toBe(1);
+    expect(both.stderr).toContain('give either --onnx FILE or --xgboost FILE, not both');
+    document.learner.feature_names[1] = 'salary';
+    const renamed = join(home, 'renamed-xgboost.json');
+    await writeFile(renamed, JSON.stringify(document));
+    const refused = await runKeel(['models', 'register', '--xgboost', renamed, '--metadata', metadata], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /learner\.feature_names differ .* at position 1: the model has 'salary', the feature set 'income'/,
+    );
+
+    type Registered = {
+      metadata: {
+        version: string;
+        algorithm: string;
+        training: { params: { parity_max_diff: number; source: string } };
+        external: { file: string; changes: string[] };
+      };
+      checks: { inputName: string; scoredRows: number; auc: number };
+      deployment: { to: string };
+    };
+    const path = fileURLToPath(fixture);
+    const registered = await json<Registered>(
+      'models',
+      'register',
+      '--xgboost',
+      path,
+      '--metadata',
+      metadata,
+      '--promote',
+    );
+    const { version } = registered.metadata;
+    expect(registered.deployment.to).toBe(version);
+    expect(registered.metadata).toMatchObject({ algorithm: 'xgboost', external: { file: path } });
+    expect(registered.metadata.training.params.source).toBe('xgboost');
+    expect(registered.metadata.training.params.parity_max_diff).toBeLessThanOrEqual(1e-6);
+    expect(registered.metadata.external.changes).toEqual([
+      expect.stringMatching(/^converted from XGBoost 1\.7\.4 \(20 trees/),
+    ]);
+    expect(registered.checks.auc).toBeGreaterThan(0.6);
+    await expectServed(version);
   });
 });
