@@ -4,7 +4,8 @@
  *
  * - Features are float32 (a row of a Float32Array); thresholds are float32 values (Math.fround).
  * - At an internal node, go to `left` when `x[feature] < threshold` (strict), else to `right`.
- *   NaN compares false, so it goes right (ONNX: BRANCH_LT, missing value does not track true).
+ *   NaN compares false, so it goes right (ONNX: BRANCH_LT, missing value does not track true), unless
+ *   the tree has `missingLeft` and it is true for that node (imported XGBoost trees: default_left).
  * - Leaves have `feature === -1`; their `value` is an additive margin (log-odds) contribution.
  * - probability(class 1) = sigmoid(baseScore + sum of the reached leaf values).
  * - Leaf values and baseScore may be any finite doubles. The ONNX export (onnx-export.ts) evaluates in
@@ -23,6 +24,11 @@ export interface Tree {
   readonly right: number[];
   /** Leaf margin per node; 0 for internal nodes. */
   readonly value: number[];
+  /**
+   * Per node: a NaN feature goes left (true) or right (false). Absent: NaN goes right everywhere (Keel's
+   * own trainer); present on trees imported from XGBoost, whose splits learn a default direction.
+   */
+  readonly missingLeft?: readonly boolean[];
 }
 
 export interface TreeEnsemble {
@@ -42,6 +48,10 @@ export function sigmoid(margin: number): number {
 export function ensembleMargin(model: TreeEnsemble, x: Float32Array, offset = 0): number {
   let margin = model.baseScore;
   for (const tree of model.trees) {
+    if (tree.missingLeft) {
+      margin += missingAwareLeaf(tree, tree.missingLeft, x, offset);
+      continue;
+    }
     let node = 0;
     let feature = tree.feature[0]!;
     while (feature !== -1) {
@@ -51,6 +61,24 @@ export function ensembleMargin(model: TreeEnsemble, x: Float32Array, offset = 0)
     margin += tree.value[node]!;
   }
   return margin;
+}
+
+/** The leaf value a row reaches in a tree whose NaN direction is set per node. */
+function missingAwareLeaf(
+  tree: Tree,
+  missingLeft: readonly boolean[],
+  x: Float32Array,
+  offset: number,
+): number {
+  let node = 0;
+  let feature = tree.feature[0]!;
+  while (feature !== -1) {
+    const v = x[offset + feature]!;
+    const left = Number.isNaN(v) ? missingLeft[node] === true : v < tree.threshold[node]!;
+    node = left ? tree.left[node]! : tree.right[node]!;
+    feature = tree.feature[node]!;
+  }
+  return tree.value[node]!;
 }
 
 /**

@@ -115,6 +115,7 @@ function treeEnsembleGraph(model: TreeEnsemble): GraphBody {
   const leafTreeIds: number[] = [];
   const leafNodeIds: number[] = [];
   const leafWeights: number[] = [];
+  const missingTracksTrue: number[] = [];
   // Without any leaf weight onnxruntime leaves the binary case and writes one score per row instead of two.
   const trees: readonly Tree[] =
     model.trees.length > 0
@@ -127,6 +128,7 @@ function treeEnsembleGraph(model: TreeEnsemble): GraphBody {
       const feature = tree.feature[n]!;
       treeIds.push(t);
       nodeIds.push(n);
+      missingTracksTrue.push(feature !== -1 && tree.missingLeft?.[n] === true ? 1 : 0);
       if (feature === -1) {
         featureIds.push(0);
         modes.push('LEAF');
@@ -159,6 +161,10 @@ function treeEnsembleGraph(model: TreeEnsemble): GraphBody {
       doublesTensorAttr('nodes_values_as_tensor', thresholds),
       intsAttr('nodes_truenodeids', trueIds),
       intsAttr('nodes_falsenodeids', falseIds),
+      // Written only when some tree sets it, so Keel's own models export exactly as before.
+      ...(trees.some((tree) => tree.missingLeft)
+        ? [intsAttr('nodes_missing_value_tracks_true', missingTracksTrue)]
+        : []),
       intsAttr('class_treeids', leafTreeIds),
       intsAttr('class_nodeids', leafNodeIds),
       intsAttr(
@@ -235,10 +241,9 @@ function checkFeatureNames(featureCount: number, names: readonly string[]): void
 function checkTree(tree: Tree, t: number, featureCount: number): void {
   const n = tree.feature.length;
   if (n === 0) throw new OnnxExportError(`tree ${t} has no nodes`);
-  for (const key of ['threshold', 'left', 'right', 'value'] as const) {
-    if (tree[key].length !== n) {
-      throw new OnnxExportError(`tree ${t}: ${key} has ${tree[key].length} entries for ${n} nodes`);
-    }
+  for (const key of ['threshold', 'left', 'right', 'value', 'missingLeft'] as const) {
+    const length = tree[key]?.length ?? n;
+    if (length !== n) throw new OnnxExportError(`tree ${t}: ${key} has ${length} entries for ${n} nodes`);
   }
   // Each node reached from at most one parent (never the root) rules out cycles on the root's paths.
   const hasParent = new Uint8Array(n);
