@@ -1,7 +1,7 @@
 import { Arn, ArnFormat, Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
 import { InstanceType } from 'aws-cdk-lib/aws-ec2';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type IFunction, Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
@@ -55,7 +55,7 @@ import {
   TRANSIENT_ERRORS,
 } from '#shared/pipelines/definitions.ts';
 import { BAKE_SECONDS } from '#shared/registry/rollout.ts';
-import { XGBOOST_HYPERPARAMETERS } from '#shared/training/sagemaker.ts';
+import { trainingJobPrefix, XGBOOST_HYPERPARAMETERS } from '#shared/training/sagemaker.ts';
 import type { PipelineFunctions } from './pipeline-functions.ts';
 
 /** Props of {@link PipelineStateMachines}. */
@@ -472,6 +472,7 @@ export class PipelineStateMachines extends Construct {
       // publisher, so the role needs the key's GenerateDataKey and Decrypt besides sns:Publish (which
       // SnsPublish grants). It records requests in its own partition of the registry table only.
       gate.topic.masterKey!.grant(this.retrain, 'kms:GenerateDataKey', 'kms:Decrypt');
+      if (props.sagemaker) this.holdToStageJobs(props.stage, this.retrain);
       this.retrain.addToRolePolicy(
         new PolicyStatement({
           actions: ['dynamodb:PutItem'],
@@ -536,7 +537,9 @@ export class PipelineStateMachines extends Construct {
       stateName: s.trainingJob,
       integrationPattern: IntegrationPattern.RUN_JOB,
       trainingJobName: JsonPath.stringAt('$.training.run.jobName'),
-      role: sm.role,
+      // The role's grants are its own (pipeline-functions.ts): through this view the task cannot add
+      // its broader ones on the key (kms:ReEncrypt*, kms:GenerateDataKey*).
+      role: sm.role.withoutPolicyUpdates(),
       algorithmSpecification: {
         trainingImage: DockerImage.fromRegistry(training.image),
         trainingInputMode: InputMode.FILE,
@@ -590,6 +593,38 @@ export class PipelineStateMachines extends Construct {
       catchable: [prepare, channels, job, importModel],
       work: lambdaWork + training.maxRuntime.toSeconds(),
     };
+  }
+
+  /**
+   * The training job task's grants name `training-job/*` (its job name is a path, known at run time):
+   * the machine may still create, describe, stop and tag only its own stage's jobs (`keel-<stage>-…`).
+   */
+  private holdToStageJobs(stage: string, machine: StateMachine): void {
+    const stack = Stack.of(machine);
+    const job = (name: string) =>
+      stack.formatArn({ service: 'sagemaker', resource: 'training-job', resourceName: name });
+    machine.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.DENY,
+        actions: [
+          'sagemaker:CreateTrainingJob',
+          'sagemaker:DescribeTrainingJob',
+          'sagemaker:StopTrainingJob',
+          'sagemaker:AddTags',
+        ],
+        notResources: [job(`${trainingJobPrefix(stage)}*`)],
+      }),
+    );
+    acknowledgeWildcardResource(machine, {
+      resource: job('*'),
+      actions: [
+        'sagemaker:CreateTrainingJob',
+        'sagemaker:DescribeTrainingJob',
+        'sagemaker:StopTrainingJob',
+        'sagemaker:AddTags',
+      ],
+      reason: `Runs the retrain's training job, named per run; a Deny holds it to the stage's own jobs (${trainingJobPrefix(stage)}*)`,
+    });
   }
 
   /** Refuses props Step Functions would refuse or the gate cannot work with; deploy-time values pass. */
@@ -651,9 +686,12 @@ export class PipelineStateMachines extends Construct {
         'logs:PutResourcePolicy',
         'logs:DescribeResourcePolicies',
         'logs:DescribeLogGroups',
+        // The training job task (engine sagemaker) reads the job's tags, which has no resource-level permissions.
+        ...(pipeline === 'retrain' && props.sagemaker ? ['sagemaker:ListTags'] : []),
       ],
       reason:
-        'Tracing and execution logging: X-Ray and CloudWatch Logs delivery APIs support no resource-level permissions, so AWS requires "*"',
+        'Tracing and execution logging: X-Ray and CloudWatch Logs delivery APIs support no resource-level permissions, so AWS requires "*"' +
+        (pipeline === 'retrain' && props.sagemaker ? '; so does SageMaker ListTags, which the training job task calls' : ''),
     });
     for (const task of tasks) {
       acknowledgeWildcardResource(machine.role, {
