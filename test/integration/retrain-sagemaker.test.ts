@@ -11,11 +11,11 @@ import { LOCAL_CONFIG_VARIABLE } from '#shared/config/keel-config.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { CSV_HEADER, FEATURE_SET, toCsvLine } from '#shared/features/index.ts';
 import { offlineDatasetHeader } from '#shared/offline/features-dataset.ts';
-import { getJson } from '#shared/pipelines/run-objects.ts';
 import { PIPELINES } from '#shared/pipelines/definitions.ts';
+import { getJson } from '#shared/pipelines/run-objects.ts';
 import { getChampion, listVersions, readMetadata } from '#shared/registry/registry.ts';
-import { channelOf } from '#shared/training/sagemaker-retrain.ts';
 import { builtInXgboostImage, XGBOOST_HYPERPARAMETERS } from '#shared/training/sagemaker.ts';
+import { channelOf } from '#shared/training/sagemaker-retrain.ts';
 import { startTestAws, TEST_EMULATOR, type TestAws } from '../support/aws.ts';
 
 /**
@@ -102,7 +102,9 @@ const registry = () => ({
 });
 
 async function objects(prefix: string): Promise<string[]> {
-  const page = await aws.clients.s3.send(new ListObjectsV2Command({ Bucket: aws.names.features, Prefix: prefix }));
+  const page = await aws.clients.s3.send(
+    new ListObjectsV2Command({ Bucket: aws.names.features, Prefix: prefix }),
+  );
   return (page.Contents ?? []).map((o) => o.Key!).sort();
 }
 async function text(key: string): Promise<string> {
@@ -139,7 +141,9 @@ describe.runIf(TEST_EMULATOR === 'moto')('the retrain on SageMaker (moto)', () =
     );
     expect(run.status, JSON.stringify(run.error)).toBe('SUCCEEDED');
     expect(done.filter((state) => state === s.channel)).toHaveLength(3);
-    expect(done).toEqual(expect.arrayContaining([s.prepareTraining, s.trainingJob, s.importModel, s.promote]));
+    expect(done).toEqual(
+      expect.arrayContaining([s.prepareTraining, s.trainingJob, s.importModel, s.promote]),
+    );
     expect(done).not.toContain(s.train);
     const job = jobs.at(-1)!;
     expect(job).toMatch(/^keel-local-\d{14}-[0-9a-f]{8}$/);
@@ -156,10 +160,12 @@ describe.runIf(TEST_EMULATOR === 'moto')('the retrain on SageMaker (moto)', () =
       VolumeKmsKeyId: described.OutputDataConfig?.KmsKeyId,
     });
     const bucket = `s3://${aws.names.features}/`;
-    expect(described.InputDataConfig?.map((c) => [c.ChannelName, c.DataSource?.S3DataSource?.S3Uri])).toEqual([
-      ['train', `${bucket}sagemaker/train/${job}/`],
-      ['validation', `${bucket}sagemaker/validation/${job}/`],
-    ]);
+    expect(described.InputDataConfig?.map((c) => [c.ChannelName, c.DataSource?.S3DataSource?.S3Uri])).toEqual(
+      [
+        ['train', `${bucket}sagemaker/train/${job}/`],
+        ['validation', `${bucket}sagemaker/validation/${job}/`],
+      ],
+    );
     expect(described.OutputDataConfig?.S3OutputPath).toBe(`${bucket}sagemaker/output/${job}/`);
 
     // The channels: label first, no header, this code's 20 features; each customer in one channel.
@@ -231,7 +237,10 @@ describe.runIf(TEST_EMULATOR === 'moto')('the retrain on SageMaker (moto)', () =
     const run = await runner.run('retrain', { promotion: 'if-better' });
     expect(run.status).toBe('FAILED');
     expect(run.failedState).toBe(s.importModel);
-    expect(run.error?.message).toMatch(/tampered/);
+    expect(run.error?.name).toBe('XgboostModelError');
+    expect(run.error?.message).toMatch(
+      /feature_names differ .* the model has 'tampered', the feature set 'age'/,
+    );
     expect((await listVersions(registry(), 'churn')).length).toBe(before);
   });
 });
