@@ -29,13 +29,13 @@ import { type RolloutDecisionInput, requestRolloutDecision } from './rollout-dec
 import { Authorizer, type Principal } from './rules/authorizer.ts';
 import { awsRulesEnforced } from './rules/switch.ts';
 import { authorizePublish, deliverLocally, type OnCallWebhook, startLocalSns } from './sns.ts';
-import { localTrainingJobs, TRAINING_JOB_RESOURCE } from './training-jobs.ts';
 import {
   type AslDefinition,
   type AslState,
   capExecutionTimeout,
   inlineDistributedMaps,
 } from './state-machines.ts';
+import { localTrainingJobs, TRAINING_JOB_RESOURCE } from './training-jobs.ts';
 
 export { type Notification, notificationsFile } from './notifications.ts';
 

@@ -8,11 +8,7 @@ import { pipelineContext } from '#shared/pipelines/task-context.ts';
 import { versionSchema } from '#shared/registry/metadata.ts';
 import { promote as promoteVersion, startRollout } from '#shared/registry/registry.ts';
 import { retrainRolloutSchema, rolloutDecisionStart } from '#shared/registry/rollout.ts';
-import {
-  promotionDecision,
-  type TrainRegisterResult,
-  trainAndRegister,
-} from '#shared/training/retrain.ts';
+import { promotionDecision, type TrainRegisterResult, trainAndRegister } from '#shared/training/retrain.ts';
 import {
   importTrainedModel,
   prepareTraining as prepareRun,
@@ -81,11 +77,16 @@ export const train = step(
 export const prepareTraining = step(
   z.object({
     datasetPrefix: z.string().min(1).optional(),
-    algorithm: z.literal('gbdt', { error: 'the sagemaker engine trains XGBoost trees: gbdt or none' }).optional(),
+    algorithm: z
+      .literal('gbdt', { error: 'the sagemaker engine trains XGBoost trees: gbdt or none' })
+      .optional(),
   }),
   async (input) => {
     const stage = requireEnv(KEEL_ENV.stage);
-    return prepareRun(deps, { stage, ...(input.datasetPrefix ? { datasetPrefix: input.datasetPrefix } : {}) });
+    return prepareRun(deps, {
+      stage,
+      ...(input.datasetPrefix ? { datasetPrefix: input.datasetPrefix } : {}),
+    });
   },
 );
 

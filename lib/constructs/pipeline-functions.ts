@@ -90,7 +90,8 @@ export class PipelineFunctions extends Construct {
   public readonly etlPlan: KeelFunction;
   public readonly etlChunk: KeelFunction;
   public readonly etlFinalize: KeelFunction;
-  public readonly train: KeelFunction;
+  /** Present with the `lambda` retrain engine (the default). */
+  public readonly train?: KeelFunction;
   public readonly promote: KeelFunction;
   public readonly batchPlan: KeelFunction;
   public readonly batchScore: KeelFunction;
@@ -147,13 +148,14 @@ export class PipelineFunctions extends Construct {
       { memorySize: 256, timeoutMinutes: 1 },
       share === undefined ? {} : { [KEEL_ENV.etlMaxBadRowShare]: String(share) },
     );
-    this.train = fn(
-      'Train',
-      'retrain',
-      'train',
-      'Keel retrain: train, evaluate against the champion, register',
-      { memorySize: 3008, timeoutMinutes: 15 },
-    );
+    const train =
+      props.retrainEngine === 'sagemaker'
+        ? undefined
+        : fn('Train', 'retrain', 'train', 'Keel retrain: train, evaluate against the champion, register', {
+            memorySize: 3008,
+            timeoutMinutes: 15,
+          });
+    this.train = train;
     this.promote = fn('Promote', 'retrain', 'promote', 'Keel retrain: move the champion alias', {
       memorySize: 256,
       timeoutMinutes: 1,
@@ -233,22 +235,24 @@ export class PipelineFunctions extends Construct {
       }),
     );
 
-    list(this.train, buckets.features, 'features/');
-    objects(this.train, buckets.features, 'features/', ['s3:GetObject'], 'Reads the offline feature dataset');
-    objects(
-      this.train,
-      buckets.models,
-      modelPrefix,
-      ['s3:GetObject', 's3:PutObject'],
-      'Registers a new version and reads the champion',
-    );
-    tables.modelRegistry.grant(
-      this.train.role,
-      'dynamodb:GetItem',
-      'dynamodb:PutItem',
-      'dynamodb:UpdateItem',
-      'dynamodb:Query',
-    );
+    if (train) {
+      list(train, buckets.features, 'features/');
+      objects(train, buckets.features, 'features/', ['s3:GetObject'], 'Reads the offline feature dataset');
+      objects(
+        train,
+        buckets.models,
+        modelPrefix,
+        ['s3:GetObject', 's3:PutObject'],
+        'Registers a new version and reads the champion',
+      );
+      tables.modelRegistry.grant(
+        train.role,
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:Query',
+      );
+    }
     tables.modelRegistry.grant(
       this.promote.role,
       'dynamodb:GetItem',
@@ -444,13 +448,23 @@ export class PipelineFunctions extends Construct {
     });
     role.addToPrincipalPolicy(
       new PolicyStatement({
-        actions: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'],
+        actions: [
+          'logs:CreateLogGroup',
+          'logs:CreateLogStream',
+          'logs:DescribeLogStreams',
+          'logs:PutLogEvents',
+        ],
         resources: [logGroup],
       }),
     );
     acknowledgeWildcardResource(role, {
       resource: logGroup,
-      actions: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'],
+      actions: [
+        'logs:CreateLogGroup',
+        'logs:CreateLogStream',
+        'logs:DescribeLogStreams',
+        'logs:PutLogEvents',
+      ],
       reason: "SageMaker writes the job's logs to streams of the TrainingJobs log group it names at run time",
     });
     role.addToPrincipalPolicy(
@@ -463,7 +477,8 @@ export class PipelineFunctions extends Construct {
     acknowledgeWildcardResource(role, {
       resource: '*',
       actions: ['cloudwatch:PutMetricData'],
-      reason: "The job's metrics: PutMetricData has no resource-level permissions; held to SageMaker's namespaces",
+      reason:
+        "The job's metrics: PutMetricData has no resource-level permissions; held to SageMaker's namespaces",
     });
     for (const prefix of [...readable, sagemakerKeys.outputPrefix]) {
       acknowledgeWildcardResource(role, {
@@ -478,15 +493,23 @@ export class PipelineFunctions extends Construct {
         new PolicyStatement({
           actions: ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'],
           resources: [
-            stack.formatArn({ service: 'ecr', region: image.region, resource: 'repository', resourceName: image.repository }),
+            stack.formatArn({
+              service: 'ecr',
+              region: image.region,
+              resource: 'repository',
+              resourceName: image.repository,
+            }),
           ],
         }),
       );
-      role.addToPrincipalPolicy(new PolicyStatement({ actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }));
+      role.addToPrincipalPolicy(
+        new PolicyStatement({ actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+      );
       acknowledgeWildcardResource(role, {
         resource: '*',
         actions: ['ecr:GetAuthorizationToken'],
-        reason: 'Pulls the configured image from ECR: GetAuthorizationToken has no resource-level permissions',
+        reason:
+          'Pulls the configured image from ECR: GetAuthorizationToken has no resource-level permissions',
       });
     }
     return { prepare, writeChannels, importModel, role, key };

@@ -1,6 +1,6 @@
 import { Arn, ArnFormat, Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
-import { InstanceType } from 'aws-cdk-lib/aws-ec2';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { InstanceType } from 'aws-cdk-lib/aws-ec2';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type IFunction, Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -280,15 +280,27 @@ export class PipelineStateMachines extends Construct {
     // Retrain
     {
       const s = PIPELINES.retrain.states;
-      const { train, last: trained, catchable, work: trainWork } = props.sagemaker
+      const {
+        train,
+        last: trained,
+        catchable,
+        work: trainWork,
+        functions: trainFunctions,
+      } = props.sagemaker
         ? this.sagemakerTrain(props.sagemaker, f, task)
         : (() => {
+            if (!f.train) {
+              throw new Error(
+                `PipelineStateMachines ${this.node.path}: the functions have no train task (retrainEngine sagemaker): pass sagemaker`,
+              );
+            }
             const state = task(s.train, f.train, undefined, '$.candidate');
             return {
               train: state,
               last: state,
               catchable: [state],
               work: f.train.function.timeout!.toSeconds() * (1 + TASK_RETRY_ATTEMPTS),
+              functions: [f.train],
             };
           })();
       const promote = task(
@@ -460,14 +472,7 @@ export class PipelineStateMachines extends Construct {
         );
       }
       trained.next(decide);
-      const sm = f.sagemaker;
-      this.retrain = this.machine(
-        'retrain',
-        props,
-        train,
-        props.sagemaker && sm ? [sm.prepare, sm.writeChannels, sm.importModel, f.promote] : [f.train, f.promote],
-        retrainTimeout,
-      );
+      this.retrain = this.machine('retrain', props, train, [...trainFunctions, f.promote], retrainTimeout);
       // The gate publishes to an encrypted topic (validateProps): SNS encrypts with the key as the
       // publisher, so the role needs the key's GenerateDataKey and Decrypt besides sns:Publish (which
       // SnsPublish grants). It records requests in its own partition of the registry table only.
@@ -523,7 +528,10 @@ export class PipelineStateMachines extends Construct {
   ) {
     const owner = `PipelineStateMachines ${this.node.path}`;
     const sm = f.sagemaker;
-    if (!sm) throw new Error(`${owner}: sagemaker training needs the functions' sagemaker resources (retrainEngine)`);
+    if (!sm)
+      throw new Error(
+        `${owner}: sagemaker training needs the functions' sagemaker resources (retrainEngine)`,
+      );
     const s = PIPELINES.retrain.states;
     const prepare = task(s.prepareTraining, sm.prepare, undefined, '$.training');
     const channels = new MapState(this, 'RetrainChannels', {
@@ -592,6 +600,7 @@ export class PipelineStateMachines extends Construct {
       last: importModel,
       catchable: [prepare, channels, job, importModel],
       work: lambdaWork + training.maxRuntime.toSeconds(),
+      functions: [sm.prepare, sm.writeChannels, sm.importModel],
     };
   }
 
@@ -691,7 +700,9 @@ export class PipelineStateMachines extends Construct {
       ],
       reason:
         'Tracing and execution logging: X-Ray and CloudWatch Logs delivery APIs support no resource-level permissions, so AWS requires "*"' +
-        (pipeline === 'retrain' && props.sagemaker ? '; so does SageMaker ListTags, which the training job task calls' : ''),
+        (pipeline === 'retrain' && props.sagemaker
+          ? '; so does SageMaker ListTags, which the training job task calls'
+          : ''),
     });
     for (const task of tasks) {
       acknowledgeWildcardResource(machine.role, {

@@ -13,13 +13,6 @@ import {
 } from '#shared/config/rules.ts';
 import { KEEL_ENV } from '#shared/env.ts';
 import {
-  ECR_IMAGE,
-  ECR_IMAGE_RULE,
-  SAGEMAKER_INSTANCE_TYPE,
-  SAGEMAKER_TRAINING_DEFAULTS,
-  SAGEMAKER_TRAINING_LIMITS,
-} from '#shared/training/sagemaker.ts';
-import {
   MonitoringOptionsError,
   type MonitoringOptionsInput,
   resolveMonitoringOptions,
@@ -38,6 +31,13 @@ import {
   parseDuration,
   type RetrainRollout,
 } from '#shared/registry/rollout.ts';
+import {
+  ECR_IMAGE,
+  ECR_IMAGE_RULE,
+  SAGEMAKER_INSTANCE_TYPE,
+  SAGEMAKER_TRAINING_DEFAULTS,
+  SAGEMAKER_TRAINING_LIMITS,
+} from '#shared/training/sagemaker.ts';
 
 /**
  * The configuration of one deployment stage, declared once: `bin/app.ts` turns it into the stacks'

@@ -86,7 +86,11 @@ export async function prepareTraining(
     ]);
   }
   const parts = await datasetParts(deps.s3, deps.featuresBucket, datasetPrefix);
-  const jobName = trainingJobName(input.stage, (input.clock ?? (() => new Date()))(), randomBytes(4).toString('hex'));
+  const jobName = trainingJobName(
+    input.stage,
+    (input.clock ?? (() => new Date()))(),
+    randomBytes(4).toString('hex'),
+  );
   const prefixes = runPrefixes(jobName);
   const plan: TrainingPlan = { datasetPrefix, parts: parts.keys, prefixes };
   const { run, items } = runPlanOf(plan, 'parts', prefixes.run);
@@ -101,7 +105,11 @@ export async function prepareTraining(
       datasetPrefix,
       heldoutPrefix: prefixes.heldout,
       outputPrefix: prefixes.output,
-      uris: { train: uri(prefixes.train), validation: uri(prefixes.validation), output: uri(prefixes.output) },
+      uris: {
+        train: uri(prefixes.train),
+        validation: uri(prefixes.validation),
+        output: uri(prefixes.output),
+      },
     },
     items,
   };
@@ -145,7 +153,8 @@ export async function writeChannels(
 ): Promise<{ index: number }> {
   const plan = await readPlan(deps.s3, deps.featuresBucket, run.planKey);
   const key = plan.parts[index];
-  if (key === undefined) throw new ValidationError(`the run has no part ${index}`, [{ path: 'index', message: 'out of range' }]);
+  if (key === undefined)
+    throw new ValidationError(`the run has no part ${index}`, [{ path: 'index', message: 'out of range' }]);
   const channels: Channel[] = ['train', 'validation', 'heldout'];
   const streams = {} as Record<Channel, ObjectStream>;
   const counts: ChannelCounts = { train: 0, validation: 0, heldout: 0 };
@@ -249,7 +258,10 @@ export interface ImportInput {
  * evaluation → the champion gate on the same customers → registered with the job's engine, name and
  * instances in its metadata. Never promotes.
  */
-export async function importTrainedModel(deps: RetrainDeps, input: ImportInput): Promise<TrainRegisterResult> {
+export async function importTrainedModel(
+  deps: RetrainDeps,
+  input: ImportInput,
+): Promise<TrainRegisterResult> {
   const { run, job } = input;
   const key = keyUnder(job.modelArtifacts, deps.featuresBucket, run.outputPrefix);
   if (!key) {
@@ -261,14 +273,19 @@ export async function importTrainedModel(deps: RetrainDeps, input: ImportInput):
     .send(new GetObjectCommand({ Bucket: deps.featuresBucket, Key: key }))
     .catch((error: unknown) => {
       if ((error as { name?: string }).name !== 'NoSuchKey') throw error;
-      throw new TrainedModelError(`training job ${job.name} completed, but ${job.modelArtifacts} is not there`, {
-        cause: error,
-      });
+      throw new TrainedModelError(
+        `training job ${job.name} completed, but ${job.modelArtifacts} is not there`,
+        {
+          cause: error,
+        },
+      );
     });
   const archive = await object.Body!.transformToByteArray();
   const counts = (
     await getResults<ChannelCounts>(deps.s3, deps.featuresBucket, run, (index) => {
-      return new TrainedModelError(`the run's part ${index} wrote no channel counts: was it prepared by this run?`);
+      return new TrainedModelError(
+        `the run's part ${index} wrote no channel counts: was it prepared by this run?`,
+      );
     })
   ).reduce((sum, c) => ({
     train: sum.train + c.train,
@@ -277,7 +294,9 @@ export async function importTrainedModel(deps: RetrainDeps, input: ImportInput):
   }));
   const held = await readHeldOut(deps, run, FEATURE_SET);
   if (held.rows === 0) {
-    throw new TrainedModelError(`no held-out rows under s3://${deps.featuresBucket}/${run.heldoutPrefix}: nothing to check the model on`);
+    throw new TrainedModelError(
+      `no held-out rows under s3://${deps.featuresBucket}/${run.heldoutPrefix}: nothing to check the model on`,
+    );
   }
   const imported = await importXgboostModel(fileFromTarGz(archive, XGBOOST_MODEL_FILE), {
     featureSet: FEATURE_SET,
@@ -301,7 +320,10 @@ export async function importTrainedModel(deps: RetrainDeps, input: ImportInput):
       heldOutLabels: held.y,
       metadata: {
         algorithm: 'xgboost',
-        dataset: { uri: `s3://${deps.featuresBucket}/${run.datasetPrefix}`, rows: counts.train + counts.validation + counts.heldout },
+        dataset: {
+          uri: `s3://${deps.featuresBucket}/${run.datasetPrefix}`,
+          rows: counts.train + counts.validation + counts.heldout,
+        },
         feature_set: featureSetMetadata(FEATURE_SET),
         metrics: { ...metrics, held_out_rows_total: counts.heldout },
         threshold,

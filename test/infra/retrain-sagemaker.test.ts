@@ -138,8 +138,11 @@ describe('the stacks with retrain.engine "sagemaker" (2 instances)', () => {
   };
   const objects = (prefix: string) => ({ 'Fn::Join': ['', [features, `/${prefix}*`]] });
 
-  it('pass cdk-nag with nothing unacknowledged', () => {
+  it('pass cdk-nag with nothing unacknowledged, and have no Lambda trainer', () => {
     expect(findings).toEqual([]);
+    expect(
+      template.findResources('AWS::Lambda::Function', { Properties: { Handler: 'index.train' } }),
+    ).toEqual({});
   });
 
   it('train as prepare → a Map over the parts → the training job → import, then decide as the Lambda path does', () => {
