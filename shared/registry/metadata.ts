@@ -80,7 +80,6 @@ export const modelMetadataSchema = z.object({
         image: z.string().min(1),
         instance_type: z.string().min(1),
         instance_count: z.number().int().min(1),
-        billable_seconds: z.number().min(0).optional(),
       })
       .optional(),
   }),

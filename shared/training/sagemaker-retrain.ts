@@ -50,6 +50,8 @@ import { heldOutMetrics } from './train.ts';
 /** What a run's state carries: its job name (also the run's id), prefixes and S3 URIs. */
 export const trainingRunSchema = runObjectsSchema.extend({
   jobName: z.string().min(1).max(63),
+  /** When the run was prepared: the import records the time from then as the training's duration. */
+  startedAt: z.iso.datetime(),
   datasetPrefix: z.string().min(1),
   heldoutPrefix: z.string().min(1),
   outputPrefix: z.string().min(1),
@@ -71,7 +73,6 @@ type ChannelCounts = Record<Channel, number>;
 export interface PrepareInput {
   readonly stage: string;
   readonly datasetPrefix?: string;
-  readonly clock?: () => Date;
 }
 
 /** Names the run and its job, lists the dataset's parts into the run's plan; the Map's items. */
@@ -86,11 +87,8 @@ export async function prepareTraining(
     ]);
   }
   const parts = await datasetParts(deps.s3, deps.featuresBucket, datasetPrefix);
-  const jobName = trainingJobName(
-    input.stage,
-    (input.clock ?? (() => new Date()))(),
-    randomBytes(4).toString('hex'),
-  );
+  const startedAt = new Date();
+  const jobName = trainingJobName(input.stage, startedAt, randomBytes(4).toString('hex'));
   const prefixes = runPrefixes(jobName);
   const plan: TrainingPlan = { datasetPrefix, parts: parts.keys, prefixes };
   const { run, items } = runPlanOf(plan, 'parts', prefixes.run);
@@ -102,6 +100,7 @@ export async function prepareTraining(
       planKey: run.planKey,
       resultsPrefix: run.resultsPrefix,
       jobName,
+      startedAt: startedAt.toISOString(),
       datasetPrefix,
       heldoutPrefix: prefixes.heldout,
       outputPrefix: prefixes.output,
@@ -206,7 +205,6 @@ export const trainingJobSchema = z.object({
   image: z.string().min(1),
   instanceType: z.string().min(1),
   instanceCount: z.number().int().min(1),
-  billableSeconds: z.number().min(0).optional(),
 });
 export type TrainingJobSummary = z.infer<typeof trainingJobSchema>;
 
@@ -330,14 +328,14 @@ export async function importTrainedModel(
         training: {
           rows: counts.train,
           params: { ...XGBOOST_HYPERPARAMETERS, ...imported.params, validation_rows: counts.validation },
-          duration_ms: (job.billableSeconds ?? 0) * 1000,
+          // The run's wall time from prepare to import: writing the channels, provisioning, training.
+          duration_ms: Math.max(0, Date.now() - Date.parse(run.startedAt)),
           engine: 'sagemaker',
           sagemaker: {
             job_name: job.name,
             image: job.image,
             instance_type: job.instanceType,
             instance_count: job.instanceCount,
-            ...(job.billableSeconds === undefined ? {} : { billable_seconds: job.billableSeconds }),
           },
         },
         parent: champion,

@@ -193,6 +193,7 @@ describe.runIf(TEST_EMULATOR === 'moto')('the retrain on SageMaker (moto)', () =
       },
     });
     expect(metadata.algorithm).toBe('xgboost');
+    expect(metadata.training.duration_ms).toBeGreaterThan(0);
     expect(metadata.feature_set.fingerprint).toBe(FEATURE_SET.fingerprint);
     expect(metadata.metrics.onnx_parity_max_abs_diff as number).toBeLessThanOrEqual(1e-6);
     const heldRows = (await Promise.all(heldout.map(text))).reduce(
