@@ -200,8 +200,9 @@ the champion that keeps every customer; entries made by a rollout show its mode 
 
   models
     .command('register')
-    .description('check and register a model trained outside Keel (ONNX, e.g. from XGBoost or scikit-learn)')
-    .requiredOption('--onnx <file>', 'the exported model: one float [N, F] input, class probabilities out')
+    .description('check and register a model trained outside Keel (ONNX, or an XGBoost model file)')
+    .option('--onnx <file>', 'the exported model: one float [N, F] input, class probabilities out')
+    .option('--xgboost <file>', 'instead of --onnx: an XGBoost model (JSON or UBJSON, binary:logistic)')
     .requiredOption('--metadata <file>', 'metadata.json without version, artifact and created_at')
     .option(
       '--dataset <prefix>',
@@ -216,41 +217,44 @@ the champion that keeps every customer; entries made by a rollout show its mode 
       `
 Keel rewrites a ZipMap output to its probability tensor and a double input to float; everything else
 is checked: one input of F = ${FEATURE_COUNT} features in feature-set order, a class-1 probability in [0, 1] on
-every row of the offline features. See docs/bring-your-own-model.md.
+every row of the offline features. An XGBoost model (save_model's .json or .ubj) is converted to ONNX
+here, its scores checked against its own trees on those rows; its metadata may leave out algorithm.
+See docs/bring-your-own-model.md.
 
 Example:
   $ keel models register --onnx xgb.onnx --metadata xgb.metadata.json
+  $ keel models register --xgboost model.json --metadata xgb.metadata.json
   $ keel models register --onnx old.onnx --metadata old.json --force --reason "A/B against v7"`,
     )
     .action(
       async (options: {
-        onnx: string;
+        onnx?: string;
+        xgboost?: string;
         metadata: string;
         dataset?: string;
         baseline?: string;
         force?: boolean;
         reason?: string;
         promote?: boolean;
-      }) =>
-        output.withPlatform(async (ctx) => {
+      }) => {
+        const [flag, modelFile] = modelFileOption(options);
+        return output.withPlatform(async (ctx) => {
           const [
             { getAliases, getChampion, promote },
             { endRolloutFor, rolloutName, storeFieldsOf },
             { registerExternalModel },
           ] = await Promise.all([registryModule(), rolloutModule(), import('#shared/registry/external.ts')]);
-          const [onnx, metadata, baseline] = await Promise.all([
-            readFile(options.onnx).catch(fileError(options.onnx, '--onnx')),
+          const [model, metadata, baseline] = await Promise.all([
+            readFile(modelFile).catch(fileError(modelFile, flag)),
             readJson(options.metadata, '--metadata'),
             options.baseline === undefined ? undefined : readJson(options.baseline, '--baseline'),
           ]);
           const champion = (await getChampion(ctx.registry, ctx.modelName)) ?? null;
           const rows = await checkRows(ctx, options.dataset, baseline !== undefined);
-          output.info(
-            `checking ${options.onnx} on ${rows.rows.toLocaleString('en-US')} rows of ${rows.source}`,
-          );
+          output.info(`checking ${modelFile} on ${rows.rows.toLocaleString('en-US')} rows of ${rows.source}`);
           const { metadata: registered, checks } = await registerExternalModel(ctx.registry, {
             name: ctx.modelName,
-            onnx: new Uint8Array(onnx),
+            ...(flag === '--onnx' ? { onnx: new Uint8Array(model) } : { xgboost: new Uint8Array(model) }),
             metadata,
             featureSet: FEATURE_SET,
             champion,
@@ -258,7 +262,7 @@ Example:
             baseline,
             force: options.force,
             reason: options.reason,
-            file: options.onnx,
+            file: modelFile,
           });
           // Promoting it ends a running rollout first, as `keel models promote` does.
           const storeFields = options.promote ? await storeFieldsOf(ctx) : undefined;
@@ -276,14 +280,14 @@ Example:
             ? await promote(ctx.registry, {
                 name: ctx.modelName,
                 version: registered.version,
-                reason: `registered from ${options.onnx}`,
+                reason: `registered from ${modelFile}`,
                 actor: ctx.actor,
                 storeFields,
               })
             : undefined;
           output.result({ metadata: registered, checks, deployment: move ?? null, endedRollout }, () =>
             [
-              `registered ${ctx.modelName} ${registered.version} from ${options.onnx} (${registered.algorithm})`,
+              `registered ${ctx.modelName} ${registered.version} from ${modelFile} (${registered.algorithm})`,
               `  input '${checks.inputName}', probabilities from '${checks.outputName}'` +
                 (checks.changes.length > 0 ? `; ${checks.changes.join('; ')}` : ''),
               `  scored ${checks.scoredRows.toLocaleString('en-US')} rows of ${checks.source}` +
@@ -294,7 +298,8 @@ Example:
               ...rolloutNotes(rolloutName, rollout, endedRollout),
             ].join('\n'),
           );
-        }),
+        });
+      },
     );
 
   models
@@ -407,6 +412,16 @@ const approvalDeps = (ctx: PlatformContext) => ({
   dynamo: ctx.clients.dynamo,
   table: ctx.names.modelRegistry,
 });
+
+/** The model file of `keel models register`: exactly one of --onnx and --xgboost. */
+function modelFileOption(options: { onnx?: string; xgboost?: string }): ['--onnx' | '--xgboost', string] {
+  if (options.onnx !== undefined && options.xgboost !== undefined) {
+    throw new UserError('give either --onnx FILE or --xgboost FILE, not both');
+  }
+  if (options.onnx !== undefined) return ['--onnx', options.onnx];
+  if (options.xgboost !== undefined) return ['--xgboost', options.xgboost];
+  throw new UserError('give the model to register: --onnx FILE or --xgboost FILE');
+}
 
 function fileError(file: string, flag: string) {
   return (error: NodeJS.ErrnoException): never => {

@@ -16,6 +16,8 @@
  *   binary case onnxruntime then computes s = baseScore + sum(leaves) and writes
  *   [logistic(-s), logistic(s)]. Weights on class id 1 would silently drop base_values, and two
  *   base values would drop the leaves.
+ * - Trees with `missingLeft` (imported XGBoost trees) add `nodes_missing_value_tracks_true`: a NaN
+ *   input then takes the true (left, `x < threshold`) branch where it is 1, as ensembleMargin does.
  */
 import onnxProto from 'onnx-proto';
 import { KeelError } from '#shared/errors.ts';

@@ -1,7 +1,8 @@
 /**
- * Bringing your own model: an ONNX binary classifier trained outside Keel (XGBoost, scikit-learn, …)
- * is checked against this deployment's feature set and made servable before it is registered like
- * any other version. Plain functions; the caller supplies the feature rows to check it on.
+ * Bringing your own model: an ONNX binary classifier trained outside Keel (XGBoost, scikit-learn, …),
+ * or an XGBoost model file converted here, is checked against this deployment's feature set and made
+ * servable before it is registered like any other version. Plain functions; the caller supplies the
+ * feature rows to check it on.
  */
 import onnxProto from 'onnx-proto';
 import { z } from 'zod';
@@ -11,6 +12,7 @@ import { evaluateBinary } from '#shared/model/metrics.ts';
 import { tensorInfo } from '#shared/model/onnx-export.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { ModelFormatError } from '#shared/model/scorer.ts';
+import { importXgboostModel, XgboostModelError, XgboostParityError } from '#shared/model/xgboost.ts';
 import { type Baseline, buildBaseline } from './baseline.ts';
 import { featureSetMetadata } from './feature-sets.ts';
 import { type ModelMetadata, modelMetadataSchema, type NewModelMetadata } from './metadata.ts';
@@ -180,8 +182,13 @@ export interface CheckRows {
 
 export interface ExternalModelInput {
   readonly name: string;
-  /** The ONNX file's bytes, as exported. */
-  readonly onnx: Uint8Array;
+  /** The ONNX file's bytes, as exported; or give {@link xgboost} instead. */
+  readonly onnx?: Uint8Array;
+  /**
+   * An XGBoost model file (JSON or UBJSON) instead of ONNX: converted to Keel's ONNX tree ensemble,
+   * checked against the XGBoost trees on {@link rows}, then checked like an ONNX file.
+   */
+  readonly xgboost?: Uint8Array;
   /** The metadata file's parsed JSON. */
   readonly metadata: unknown;
   readonly featureSet: FeatureSet;
@@ -228,7 +235,19 @@ const baselineFileSchema = z.object({
 export async function checkExternalModel(input: ExternalModelInput): Promise<CheckedExternalModel> {
   if (input.force && !input.reason)
     throw new ExternalModelError('--force needs --reason TEXT: say why, it is recorded');
-  const parsed = parseExternalMetadata(input.metadata, { name: input.name });
+  const file = input.onnx ?? input.xgboost;
+  if (!file || (input.onnx && input.xgboost)) {
+    throw new ExternalModelError('give the model either as an ONNX file or as an XGBoost model file');
+  }
+  // An XGBoost model says what it is: its metadata file may leave the algorithm out.
+  const metadataValue =
+    input.xgboost &&
+    typeof input.metadata === 'object' &&
+    input.metadata !== null &&
+    !('algorithm' in input.metadata)
+      ? { algorithm: 'xgboost', ...input.metadata }
+      : input.metadata;
+  const parsed = parseExternalMetadata(metadataValue, { name: input.name });
   checkFeatureSet(parsed, input.featureSet, input);
   const F = input.featureSet.names.length;
   if (parsed.feature_set.names.length !== F) {
@@ -242,7 +261,8 @@ export async function checkExternalModel(input: ExternalModelInput): Promise<Che
       `${input.rows.source} has no rows to check the model on: pass another dataset`,
     );
   }
-  const { onnx: servable, changes } = normalizeOnnx(input.onnx);
+  const converted = input.xgboost ? await convertXgboost(input, input.xgboost) : undefined;
+  const { onnx: servable, changes } = converted ?? normalizeOnnx(file);
   let scorer: Awaited<ReturnType<typeof loadOnnxScorer>>;
   try {
     scorer = await loadOnnxScorer(servable, { featureCount: F, featureNames: input.featureSet.names });
@@ -299,10 +319,13 @@ export async function checkExternalModel(input: ExternalModelInput): Promise<Che
       parsed.feature_set.fingerprint === input.featureSet.fingerprint
         ? featureSetMetadata(input.featureSet)
         : parsed.feature_set,
+    training: converted
+      ? { ...parsed.training, params: { ...parsed.training.params, ...converted.params } }
+      : parsed.training,
     parent: parsed.parent === undefined ? input.champion : parsed.parent,
     external: {
       file: input.file,
-      sha256: sha256Hex(input.onnx),
+      sha256: sha256Hex(file),
       changes,
       ...(input.force && input.reason ? { forced: input.reason } : {}),
     },
@@ -320,6 +343,36 @@ export async function checkExternalModel(input: ExternalModelInput): Promise<Che
       auc: auc !== null && Number.isFinite(auc) ? auc : null,
     },
   };
+}
+
+/**
+ * The XGBoost model as Keel's ONNX tree ensemble, its parity with the XGBoost trees measured on the
+ * check rows; the conversion is recorded as a change, its figures in the training params.
+ */
+async function convertXgboost(
+  input: ExternalModelInput,
+  bytes: Uint8Array,
+): Promise<{ onnx: Uint8Array; changes: string[]; params: Record<string, unknown> }> {
+  try {
+    const imported = await importXgboostModel(bytes, {
+      featureSet: input.featureSet,
+      rows: { x: input.rows.x, count: input.rows.rows },
+    });
+    const { params, parityMaxDiff } = imported;
+    return {
+      onnx: imported.onnx,
+      changes: [
+        `converted from XGBoost${params.xgboost_version ? ` ${params.xgboost_version}` : ''} ` +
+          `(${params.trees} trees, max depth ${params.max_depth}) to an ONNX tree ensemble: ` +
+          `largest probability difference from the XGBoost trees ${parityMaxDiff.toExponential(2)} ` +
+          `on ${input.rows.rows} rows of ${input.rows.source}`,
+      ],
+      params: { ...params, parity_max_diff: parityMaxDiff, parity_rows: input.rows.rows },
+    };
+  } catch (error) {
+    if (!(error instanceof XgboostModelError || error instanceof XgboostParityError)) throw error;
+    throw new ExternalModelError(`${input.file}: ${error.message}`, { cause: error });
+  }
 }
 
 /** Checks, then registers a new immutable version through the registry (atomic number, no overwrite). */

@@ -188,3 +188,85 @@ describe('checkExternalModel (bring your own ONNX model)', () => {
     expect(doc).toContain(`shape \`[N, ${FEATURE_COUNT}]\``);
   });
 });
+
+describe('checkExternalModel with an XGBoost model file', () => {
+  const churnXgboost = async (ext: 'json' | 'ubj') =>
+    new Uint8Array(await readFile(new URL(`../../fixtures/xgboost/churn.${ext}`, import.meta.url)));
+  const { algorithm: _, ...withoutAlgorithm } = externalMetadata();
+  const xgboostInput = async (overrides: Partial<ExternalModelInput> = {}) =>
+    input({
+      onnx: undefined,
+      xgboost: await churnXgboost('ubj'),
+      metadata: withoutAlgorithm,
+      file: 'xgboost-model',
+      ...overrides,
+    });
+
+  it('converts it to ONNX, checks it like an ONNX file and records the conversion and its parity', async () => {
+    const xgboost = await churnXgboost('ubj');
+    const checked = await checkExternalModel(await xgboostInput());
+    expect(checked.checks).toMatchObject({
+      inputName: 'features',
+      outputName: 'probabilities',
+      scoredRows: ROWS,
+    });
+    expect(checked.checks.auc).toBeGreaterThan(0.6);
+    expect(checked.checks.changes).toEqual([
+      expect.stringMatching(
+        /^converted from XGBoost 1\.7\.4 \(20 trees, max depth 4\) to an ONNX tree ensemble: largest probability difference from the XGBoost trees \d\.\d\de-\d+ on 400 rows of generated customers$/,
+      ),
+    ]);
+    expect(checked.metadata).toMatchObject({
+      algorithm: 'xgboost',
+      external: { file: 'xgboost-model', sha256: sha256Hex(xgboost), changes: checked.checks.changes },
+    });
+    const params = checked.metadata.training.params;
+    expect(params).toMatchObject({
+      C: 1.0,
+      source: 'xgboost',
+      objective: 'binary:logistic',
+      trees: 20,
+      parity_rows: ROWS,
+    });
+    expect(params.parity_max_diff).toBeLessThanOrEqual(1e-6);
+    const artifact = { format: 'onnx', sha256: sha256Hex(checked.onnx), bytes: checked.onnx.byteLength };
+    const registered = {
+      ...checked.metadata,
+      name: 'churn',
+      version: 'v3',
+      created_at: new Date().toISOString(),
+    };
+    expect(modelMetadataSchema.safeParse({ ...registered, artifact }).success).toBe(true);
+    // The JSON file of the same model converts to the same ONNX graph.
+    const fromJson = await checkExternalModel(await xgboostInput({ xgboost: await churnXgboost('json') }));
+    expect(fromJson.onnx).toEqual(checked.onnx);
+  });
+
+  it('keeps an algorithm the metadata names', async () => {
+    const checked = await checkExternalModel(
+      await xgboostInput({ metadata: externalMetadata({ algorithm: 'xgb-hist' }) }),
+    );
+    expect(checked.metadata.algorithm).toBe('xgb-hist');
+  });
+
+  it('refuses a model whose feature names are not the feature set, naming the file and the feature', async () => {
+    const document = JSON.parse(new TextDecoder().decode(await churnXgboost('json')));
+    document.learner.feature_names[0] = 'age_years';
+    const error = await refusal(
+      checkExternalModel(await xgboostInput({ xgboost: new TextEncoder().encode(JSON.stringify(document)) })),
+    );
+    expect(error).toBeInstanceOf(ExternalModelError);
+    expect(error.message).toMatch(
+      /^xgboost-model: learner\.feature_names differ .* at position 0: the model has 'age_years', the feature set 'age'/,
+    );
+  });
+
+  it('takes exactly one model file', async () => {
+    expect((await refusal(checkExternalModel(await xgboostInput({ onnx: externalOnnx() })))).message).toMatch(
+      /either as an ONNX file or as an XGBoost model file/,
+    );
+    expect((await refusal(checkExternalModel(input({ onnx: undefined })))).message).toMatch(
+      /either as an ONNX file/,
+    );
+  });
+});
