@@ -84,10 +84,10 @@ export interface GateCandidate {
 }
 
 /**
- * The champion gate and registration, shared by both engines: scores the champion (read before the
- * candidate was trained, so a move since is a conflict at promotion) on the candidate's held-out
- * customers with its own features (`heldOut` computes them for its feature set), records that AUC and
- * registers the candidate. Never promotes.
+ * The champion gate and registration, shared by both engines: scores `champion` (the candidate's
+ * parent; a move since is a conflict at promotion) on the candidate's held-out customers with its own
+ * features (`heldOut` computes them for its feature set), records that AUC and registers the
+ * candidate. Never promotes.
  */
 export async function gateAndRegister(
   deps: RetrainDeps,
