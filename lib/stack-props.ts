@@ -59,6 +59,16 @@ export function stackPropsOf(config: KeelConfig) {
         emails: config.retrain.approval.emails,
         webhookUrls: config.retrain.approval.webhookUrls,
       },
+      sagemakerTraining:
+        config.retrain.engine === 'sagemaker'
+          ? {
+              instanceType: config.retrain.sagemaker.instanceType,
+              instanceCount: config.retrain.sagemaker.instanceCount,
+              maxRuntime: Duration.hours(config.retrain.sagemaker.maxRuntimeHours),
+              volumeSizeGb: config.retrain.sagemaker.volumeSizeGb,
+              image: config.retrain.sagemaker.image,
+            }
+          : undefined,
     } satisfies Partial<PipelinesStackProps>,
     monitoring: {
       alarmOptions: config.alarms,

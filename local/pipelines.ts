@@ -35,6 +35,7 @@ import {
   capExecutionTimeout,
   inlineDistributedMaps,
 } from './state-machines.ts';
+import { localTrainingJobs, TRAINING_JOB_RESOURCE } from './training-jobs.ts';
 
 export { type Notification, notificationsFile } from './notifications.ts';
 
@@ -68,6 +69,11 @@ export interface PipelineRunnerOptions {
   readonly deployment?: LocalDeployment;
   /** The Node.js binary of the functions' environments. @default - this process's */
   readonly nodeBinary?: string;
+  /**
+   * Called when the retrain creates its SageMaker training job (engine sagemaker), before the job is
+   * described: an emulator's job trains nothing, so a test puts the model the algorithm would write.
+   */
+  readonly onTrainingJobCreated?: (name: string) => Promise<void>;
 }
 
 export interface PipelineRun<T = unknown> {
@@ -251,6 +257,16 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
       StartDate: new Date().toISOString(),
     };
   };
+  // The retrain's training job (engine sagemaker), with the retrain's role's grants checked.
+  const trainingJob = (pipeline: PipelineName) =>
+    localTrainingJobs({
+      target: options.target,
+      env: deployment.env,
+      authorize: async (action, resource, context) => {
+        await authorizer?.authorize({ principal: roleOf(pipeline), action, resource, context });
+      },
+      ...(options.onTrainingJobCreated ? { onCreated: options.onTrainingJobCreated } : {}),
+    });
   const handlers = Object.fromEntries(
     PIPELINE_NAMES.map((pipeline) => [
       pipeline,
@@ -259,6 +275,7 @@ export async function createPipelineRunner(options: PipelineRunnerOptions): Prom
         publish: notify(pipeline),
         recordAndWait: approve,
         startExecution: startExecution(pipeline),
+        trainingJob: trainingJob(pipeline),
       }),
     ]),
   ) as Record<PipelineName, Record<string, TaskHandler>>;
@@ -404,7 +421,8 @@ const PIPELINE_NAMES = Object.keys(PIPELINES) as PipelineName[];
 
 /**
  * Binds every Task state of a definition (Map processors included) to what it calls: a Lambda
- * function, an SNS publish, or the approval wait (local/approvals.ts). A state whose resource the
+ * function, an SNS publish, the approval wait (local/approvals.ts), or a SageMaker training job
+ * (local/training-jobs.ts). A state whose resource the
  * local runner cannot play is refused here, not at run time.
  */
 function bindTaskStates(
@@ -414,6 +432,7 @@ function bindTaskStates(
     readonly publish: TaskHandler;
     readonly recordAndWait: TaskHandler;
     readonly startExecution: TaskHandler;
+    readonly trainingJob: TaskHandler;
   },
 ): Record<string, TaskHandler> {
   const handlers: Record<string, TaskHandler> = {};
@@ -427,6 +446,7 @@ function bindTaskStates(
       else if (resource === 'arn:aws:states:::sns:publish') handlers[name] = bind.publish;
       else if (resource === 'arn:aws:states:::states:startExecution') handlers[name] = bind.startExecution;
       else if (resource === APPROVAL_TASK_RESOURCE) handlers[name] = bind.recordAndWait;
+      else if (resource === TRAINING_JOB_RESOURCE) handlers[name] = bind.trainingJob;
       else throw new Error(`state "${name}" calls ${resource}, which the local runner cannot run`);
     }
   };

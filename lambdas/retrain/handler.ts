@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { KEEL_ENV, requireEnv } from '#shared/env.ts';
 import { ValidationError } from '#shared/errors.ts';
 import { newestFeatureDataset } from '#shared/offline/features-dataset.ts';
 import { readStoreFields } from '#shared/online-store/fields.ts';
@@ -7,24 +8,55 @@ import { pipelineContext } from '#shared/pipelines/task-context.ts';
 import { versionSchema } from '#shared/registry/metadata.ts';
 import { promote as promoteVersion, startRollout } from '#shared/registry/registry.ts';
 import { retrainRolloutSchema, rolloutDecisionStart } from '#shared/registry/rollout.ts';
-import { promotionDecision, trainAndRegister } from '#shared/training/retrain.ts';
+import { promotionDecision, type TrainRegisterResult, trainAndRegister } from '#shared/training/retrain.ts';
+import {
+  importTrainedModel,
+  prepareTraining as prepareRun,
+  trainingJobSchema,
+  trainingRunSchema,
+  writeChannels as writeRunChannels,
+} from '#shared/training/sagemaker-retrain.ts';
 
 const ctx = pipelineContext();
 const deps = { registry: ctx.registry, s3: ctx.clients.s3, featuresBucket: ctx.names.features };
+
+/** What the execution input says about the decision, read by `train` and `importTrained` alike. */
+const decisionInput = z.object({
+  margin: z.number().min(0).max(1).default(0),
+  promotion: z.enum(['always', 'if-better', 'never']).default('if-better'),
+  requireApproval: z.boolean().default(false),
+  rollout: retrainRolloutSchema.default({ mode: 'promote' }),
+});
+
+/** The `$.candidate` both engines hand to the decide, approval and promote states. */
+function candidateOutput(
+  result: TrainRegisterResult,
+  input: z.infer<typeof decisionInput>,
+  datasetPrefix: string,
+) {
+  const decision = promotionDecision(result, input.promotion, input.margin);
+  return {
+    version: result.version,
+    auc: result.auc,
+    champion: result.champion,
+    championAuc: result.championAuc,
+    datasetPrefix,
+    promote: decision.promote,
+    reason: decision.reason,
+    requireApproval: input.requireApproval,
+    rollout: input.rollout,
+  };
+}
 
 /**
  * Train on the offline features (default: the newest dataset), evaluate against the champion on the
  * same held-out rows, register. The result carries the decision the Choice state acts on.
  */
 export const train = step(
-  z.object({
+  decisionInput.extend({
     datasetPrefix: z.string().min(1).optional(),
     algorithm: z.enum(['gbdt', 'logistic']).optional(),
     seed: z.number().int().min(0).optional(),
-    margin: z.number().min(0).max(1).default(0),
-    promotion: z.enum(['always', 'if-better', 'never']).default('if-better'),
-    requireApproval: z.boolean().default(false),
-    rollout: retrainRolloutSchema.default({ mode: 'promote' }),
   }),
   async (input) => {
     const datasetPrefix = input.datasetPrefix ?? (await newestFeatureDataset(deps.s3, deps.featuresBucket));
@@ -34,18 +66,49 @@ export const train = step(
       ]);
     }
     const result = await trainAndRegister(deps, { ...input, name: ctx.modelName, datasetPrefix });
-    const decision = promotionDecision(result, input.promotion, input.margin);
-    return {
-      version: result.version,
-      auc: result.auc,
-      champion: result.champion,
-      championAuc: result.championAuc,
-      datasetPrefix,
-      promote: decision.promote,
-      reason: decision.reason,
-      requireApproval: input.requireApproval,
-      rollout: input.rollout,
-    };
+    return candidateOutput(result, input, datasetPrefix);
+  },
+);
+
+/**
+ * Engine `sagemaker`, first task: plans the run (its job name and prefixes, the dataset's parts) for the
+ * Map that writes the channels and the training job. The job trains XGBoost: `algorithm` can only be gbdt.
+ */
+export const prepareTraining = step(
+  z.object({
+    datasetPrefix: z.string().min(1).optional(),
+    algorithm: z
+      .literal('gbdt', { error: 'the sagemaker engine trains XGBoost trees: gbdt or none' })
+      .optional(),
+  }),
+  async (input) => {
+    const stage = requireEnv(KEEL_ENV.stage);
+    return prepareRun(deps, {
+      stage,
+      ...(input.datasetPrefix ? { datasetPrefix: input.datasetPrefix } : {}),
+    });
+  },
+);
+
+/** Engine `sagemaker`, one Map item: one offline part into the training channels. */
+export const writeChannels = step(
+  z.object({ run: trainingRunSchema, index: z.number().int().min(0) }),
+  (input) => writeRunChannels(deps, input.run, input.index),
+);
+
+/**
+ * Engine `sagemaker`, after the training job: converts its model, checks parity, and runs the same
+ * gate and registration as `train`, with the same output.
+ */
+export const importTrained = step(
+  decisionInput.extend({
+    training: z.object({ run: trainingRunSchema }),
+    trainingJob: trainingJobSchema,
+  }),
+  async (input) => {
+    const { run } = input.training;
+    const result = await importTrainedModel(deps, { name: ctx.modelName, run, job: input.trainingJob });
+    return candidateOutput(result, input, run.datasetPrefix);
   },
 );
 

@@ -1,6 +1,7 @@
-import { Duration } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { Grant, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Grant, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
@@ -13,6 +14,13 @@ import { KEEL_ENV } from '#shared/env.ts';
 import { captureModelPrefix } from '#shared/inference/capture.ts';
 import { STORE_FIELDS_KEY } from '#shared/online-store/fields.ts';
 import { type BucketRole, KEYS, type TableRole } from '#shared/resources.ts';
+import { type Channel, sagemakerKeys } from '#shared/training/sagemaker.ts';
+
+/** Account, region and repository of an ECR image URI (`retrain.sagemaker.image`). */
+function ecrRepositoryOf(image: string): { account: string; region: string; repository: string } | undefined {
+  const match = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^:@]+)/.exec(image);
+  return match ? { account: match[1]!, region: match[2]!, repository: match[3]! } : undefined;
+}
 
 /** Props of {@link PipelineFunctions}. */
 export interface PipelineFunctionsProps {
@@ -41,6 +49,37 @@ export interface PipelineFunctionsProps {
    * @default - 1 (every row)
    */
   readonly batchCaptureSampleRate?: number;
+  /**
+   * The retrain's engine: with `sagemaker`, the functions around a SageMaker training job
+   * ({@link PipelineFunctions.sagemaker}), its role and its KMS key are created too.
+   *
+   * @default - 'lambda'
+   */
+  readonly retrainEngine?: 'lambda' | 'sagemaker';
+  /**
+   * The stage, which names its training jobs (`keel-<stage>-…`).
+   *
+   * @default - none; required with the `sagemaker` engine
+   */
+  readonly stage?: string;
+  /**
+   * With the `sagemaker` engine and an image of the stage's own account's ECR (`retrain.sagemaker.image`):
+   * the training role may pull it.
+   *
+   * @default - AWS's built-in image, which SageMaker pulls without the role
+   */
+  readonly trainingImage?: string;
+}
+
+/** The SageMaker engine's functions, the training job's role and the key of its output and volume. */
+export interface SageMakerTrainingResources {
+  readonly prepare: KeelFunction;
+  readonly writeChannels: KeelFunction;
+  readonly importModel: KeelFunction;
+  /** The training job's role: reads the run's train and validation channels, writes its output. */
+  readonly role: Role;
+  /** Encrypts the job's output (model.tar.gz) and its instances' volumes. */
+  readonly key: Key;
 }
 
 /**
@@ -51,11 +90,14 @@ export class PipelineFunctions extends Construct {
   public readonly etlPlan: KeelFunction;
   public readonly etlChunk: KeelFunction;
   public readonly etlFinalize: KeelFunction;
-  public readonly train: KeelFunction;
+  /** Present with the `lambda` retrain engine (the default). */
+  public readonly train?: KeelFunction;
   public readonly promote: KeelFunction;
   public readonly batchPlan: KeelFunction;
   public readonly batchScore: KeelFunction;
   public readonly batchFinalize: KeelFunction;
+  /** Present with the `sagemaker` retrain engine. */
+  public readonly sagemaker?: SageMakerTrainingResources;
 
   constructor(scope: Construct, id: string, props: PipelineFunctionsProps) {
     super(scope, id);
@@ -106,13 +148,14 @@ export class PipelineFunctions extends Construct {
       { memorySize: 256, timeoutMinutes: 1 },
       share === undefined ? {} : { [KEEL_ENV.etlMaxBadRowShare]: String(share) },
     );
-    this.train = fn(
-      'Train',
-      'retrain',
-      'train',
-      'Keel retrain: train, evaluate against the champion, register',
-      { memorySize: 3008, timeoutMinutes: 15 },
-    );
+    const train =
+      props.retrainEngine === 'sagemaker'
+        ? undefined
+        : fn('Train', 'retrain', 'train', 'Keel retrain: train, evaluate against the champion, register', {
+            memorySize: 3008,
+            timeoutMinutes: 15,
+          });
+    this.train = train;
     this.promote = fn('Promote', 'retrain', 'promote', 'Keel retrain: move the champion alias', {
       memorySize: 256,
       timeoutMinutes: 1,
@@ -192,22 +235,24 @@ export class PipelineFunctions extends Construct {
       }),
     );
 
-    list(this.train, buckets.features, 'features/');
-    objects(this.train, buckets.features, 'features/', ['s3:GetObject'], 'Reads the offline feature dataset');
-    objects(
-      this.train,
-      buckets.models,
-      modelPrefix,
-      ['s3:GetObject', 's3:PutObject'],
-      'Registers a new version and reads the champion',
-    );
-    tables.modelRegistry.grant(
-      this.train.role,
-      'dynamodb:GetItem',
-      'dynamodb:PutItem',
-      'dynamodb:UpdateItem',
-      'dynamodb:Query',
-    );
+    if (train) {
+      list(train, buckets.features, 'features/');
+      objects(train, buckets.features, 'features/', ['s3:GetObject'], 'Reads the offline feature dataset');
+      objects(
+        train,
+        buckets.models,
+        modelPrefix,
+        ['s3:GetObject', 's3:PutObject'],
+        'Registers a new version and reads the champion',
+      );
+      tables.modelRegistry.grant(
+        train.role,
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:Query',
+      );
+    }
     tables.modelRegistry.grant(
       this.promote.role,
       'dynamodb:GetItem',
@@ -248,6 +293,15 @@ export class PipelineFunctions extends Construct {
       ['s3:PutObject'],
       'Captures its scored rows for the drift job',
     );
+    if (props.retrainEngine === 'sagemaker') {
+      this.sagemaker = this.sagemakerTraining(
+        props,
+        (name, handler, description, sizing, environment) =>
+          fn(name, 'retrain', handler, description, sizing, environment),
+        objects,
+        list,
+      );
+    }
     objects(this.batchFinalize, buckets.outputs, 'predictions/', ['s3:PutObject'], 'Writes the run manifest');
     objects(this.batchPlan, buckets.outputs, KEYS.batchRunsPrefix, ['s3:PutObject'], 'Writes the run plan');
     objects(
@@ -264,6 +318,201 @@ export class PipelineFunctions extends Construct {
       ['s3:GetObject'],
       'Reads the segment results',
     );
+  }
+
+  /**
+   * The SageMaker engine (shared/training/sagemaker-retrain.ts): every run's objects live under
+   * `sagemaker/<kind>/<run>/` of the features bucket, so each grant below names its kind: the job reads
+   * `train/` and `validation/` only (never the held-out rows) and writes `output/` only.
+   */
+  private sagemakerTraining(
+    props: PipelineFunctionsProps,
+    fn: (
+      name: string,
+      handler: string,
+      description: string,
+      sizing: { memorySize: number; timeoutMinutes: number },
+      environment?: Record<string, string>,
+    ) => KeelFunction,
+    objects: (f: KeelFunction, bucket: IBucket, prefix: string, actions: string[], why: string) => void,
+    list: (f: KeelFunction, bucket: IBucket, prefix: string) => void,
+  ): SageMakerTrainingResources {
+    const owner = `PipelineFunctions ${this.node.path}`;
+    if (props.stage === undefined) throw new Error(`${owner}: stage is required with the sagemaker engine`);
+    const features = props.buckets.features;
+    const prepare = fn(
+      'PrepareTraining',
+      'prepareTraining',
+      'Keel retrain on SageMaker: plan the training channels',
+      { memorySize: 512, timeoutMinutes: 5 },
+      { [KEEL_ENV.stage]: props.stage },
+    );
+    const writeChannels = fn(
+      'WriteChannels',
+      'writeChannels',
+      'Keel retrain on SageMaker: one offline part into the training channels',
+      { memorySize: 1024, timeoutMinutes: 15 },
+    );
+    const importModel = fn(
+      'ImportTrainedModel',
+      'importTrained',
+      'Keel retrain on SageMaker: convert the XGBoost model, check parity, gate, register',
+      { memorySize: 3008, timeoutMinutes: 15 },
+    );
+    const channel = (c: Channel) => sagemakerKeys.channelPrefix(c);
+    list(prepare, features, 'features/');
+    objects(prepare, features, sagemakerKeys.runsPrefix, ['s3:PutObject'], 'Writes the run plan');
+    objects(writeChannels, features, 'features/', ['s3:GetObject'], 'Reads its offline part');
+    objects(
+      writeChannels,
+      features,
+      sagemakerKeys.runsPrefix,
+      ['s3:GetObject', 's3:PutObject'],
+      'Reads the run plan, writes its channel counts',
+    );
+    for (const c of ['train', 'validation', 'heldout'] as const) {
+      objects(writeChannels, features, channel(c), ['s3:PutObject'], `Writes its part of the ${c} channel`);
+    }
+    objects(importModel, features, sagemakerKeys.runsPrefix, ['s3:GetObject'], 'Reads the channel counts');
+    list(importModel, features, channel('heldout'));
+    objects(importModel, features, channel('heldout'), ['s3:GetObject'], 'Reads the held-out rows');
+    objects(importModel, features, sagemakerKeys.outputPrefix, ['s3:GetObject'], "Reads the job's model");
+    objects(
+      importModel,
+      props.buckets.models,
+      `models/${props.modelName}/`,
+      ['s3:GetObject', 's3:PutObject'],
+      'Registers a new version and reads the champion',
+    );
+    props.tables.modelRegistry.grant(
+      importModel.role,
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:Query',
+    );
+
+    const key = new Key(this, 'TrainingKey', {
+      enableKeyRotation: true,
+      description: "Keel retrain on SageMaker: the training job's output and volumes",
+    });
+    // The job writes model.tar.gz with the key (SSE-KMS), the import reads it.
+    key.grant(importModel.role, 'kms:Decrypt');
+    const role = new Role(this, 'TrainingJobRole', {
+      assumedBy: new ServicePrincipal('sagemaker.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+      description: "Keel retrain on SageMaker: the training job's own role",
+    });
+    const readable = [channel('train'), channel('validation')];
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: readable.map((prefix) => features.arnForObjects(`${prefix}*`)),
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [features.bucketArn],
+        conditions: { StringLike: { 's3:prefix': readable.map((prefix) => `${prefix}*`) } },
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [features.arnForObjects(`${sagemakerKeys.outputPrefix}*`)],
+      }),
+    );
+    // S3 encrypts the output as the writer, with the key (a multipart upload also decrypts its data key);
+    // SageMaker encrypts the instances' volumes through a grant it creates as the role.
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [key.keyArn],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['kms:CreateGrant'],
+        resources: [key.keyArn],
+        conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      }),
+    );
+    const stack = Stack.of(this);
+    const logGroup = stack.formatArn({
+      service: 'logs',
+      resource: 'log-group',
+      resourceName: '/aws/sagemaker/TrainingJobs:*',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: [
+          'logs:CreateLogGroup',
+          'logs:CreateLogStream',
+          'logs:DescribeLogStreams',
+          'logs:PutLogEvents',
+        ],
+        resources: [logGroup],
+      }),
+    );
+    acknowledgeWildcardResource(role, {
+      resource: logGroup,
+      actions: [
+        'logs:CreateLogGroup',
+        'logs:CreateLogStream',
+        'logs:DescribeLogStreams',
+        'logs:PutLogEvents',
+      ],
+      reason: "SageMaker writes the job's logs to streams of the TrainingJobs log group it names at run time",
+    });
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['cloudwatch:PutMetricData'],
+        resources: ['*'],
+        conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
+      }),
+    );
+    acknowledgeWildcardResource(role, {
+      resource: '*',
+      actions: ['cloudwatch:PutMetricData'],
+      reason:
+        "The job's metrics: PutMetricData has no resource-level permissions; held to SageMaker's namespaces",
+    });
+    for (const prefix of [...readable, sagemakerKeys.outputPrefix]) {
+      acknowledgeWildcardResource(role, {
+        resource: features.arnForObjects(`${prefix}*`),
+        actions: prefix === sagemakerKeys.outputPrefix ? ['s3:PutObject'] : ['s3:GetObject'],
+        reason: `The training job's ${prefix} objects: each run's keys are only known at run time`,
+      });
+    }
+    const image = props.trainingImage === undefined ? undefined : ecrRepositoryOf(props.trainingImage);
+    if (image && image.account === stack.account) {
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'],
+          resources: [
+            stack.formatArn({
+              service: 'ecr',
+              region: image.region,
+              resource: 'repository',
+              resourceName: image.repository,
+            }),
+          ],
+        }),
+      );
+      role.addToPrincipalPolicy(
+        new PolicyStatement({ actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+      );
+      acknowledgeWildcardResource(role, {
+        resource: '*',
+        actions: ['ecr:GetAuthorizationToken'],
+        reason:
+          'Pulls the configured image from ECR: GetAuthorizationToken has no resource-level permissions',
+      });
+    }
+    return { prepare, writeChannels, importModel, role, key };
   }
 
   /** Refuses shares outside 0..1; values known only at deploy time pass. */

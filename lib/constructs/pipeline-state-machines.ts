@@ -1,6 +1,7 @@
-import { Arn, ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Arn, ArnFormat, Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { InstanceType } from 'aws-cdk-lib/aws-ec2';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type IFunction, Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
@@ -26,7 +27,17 @@ import {
   Wait,
   WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
-import { LambdaInvoke, SnsPublish, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import {
+  DockerImage,
+  InputMode,
+  LambdaInvoke,
+  S3DataDistributionType,
+  S3DataType,
+  S3Location,
+  SageMakerCreateTrainingJob,
+  SnsPublish,
+  StepFunctionsStartExecution,
+} from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { KeelFunction } from '#lib/constructs/keel-function.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
@@ -44,6 +55,7 @@ import {
   TRANSIENT_ERRORS,
 } from '#shared/pipelines/definitions.ts';
 import { BAKE_SECONDS } from '#shared/registry/rollout.ts';
+import { trainingJobPrefix, XGBOOST_HYPERPARAMETERS } from '#shared/training/sagemaker.ts';
 import type { PipelineFunctions } from './pipeline-functions.ts';
 
 /** Props of {@link PipelineStateMachines}. */
@@ -85,6 +97,31 @@ export interface PipelineStateMachinesProps {
    * @default - RetentionDays.ONE_MONTH
    */
   readonly logRetention?: RetentionDays;
+  /**
+   * Train on SageMaker (stage config `retrain.engine: "sagemaker"`; `functions.sagemaker` must exist):
+   * the retrain's train task becomes prepare → a Map writing the channels → the training job → import.
+   *
+   * @default - the Lambda trainer
+   */
+  readonly sagemaker?: SageMakerTrainingProps;
+}
+
+/** The retrain's SageMaker training job (stage config `retrain.sagemaker`). */
+export interface SageMakerTrainingProps {
+  /** The XGBoost algorithm image (AWS's built-in one of the region, or `retrain.sagemaker.image`). */
+  readonly image: string;
+  /** e.g. `ml.m5.xlarge`. */
+  readonly instanceType: string;
+  readonly instanceCount: number;
+  /** SageMaker stops the job after this. */
+  readonly maxRuntime: Duration;
+  readonly volumeSizeGb: number;
+  /**
+   * Parts the channel Map writes at once.
+   *
+   * @default - 4
+   */
+  readonly concurrency?: number;
 }
 
 /**
@@ -243,7 +280,29 @@ export class PipelineStateMachines extends Construct {
     // Retrain
     {
       const s = PIPELINES.retrain.states;
-      const train = task(s.train, f.train, undefined, '$.candidate');
+      const {
+        train,
+        last: trained,
+        catchable,
+        work: trainWork,
+        functions: trainFunctions,
+      } = props.sagemaker
+        ? this.sagemakerTrain(props.sagemaker, f, task)
+        : (() => {
+            if (!f.train) {
+              throw new Error(
+                `PipelineStateMachines ${this.node.path}: the functions have no train task (retrainEngine sagemaker): pass sagemaker`,
+              );
+            }
+            const state = task(s.train, f.train, undefined, '$.candidate');
+            return {
+              train: state,
+              last: state,
+              catchable: [state],
+              work: f.train.function.timeout!.toSeconds() * (1 + TASK_RETRY_ATTEMPTS),
+              functions: [f.train],
+            };
+          })();
       const promote = task(
         s.promote,
         f.promote,
@@ -399,25 +458,26 @@ export class PipelineStateMachines extends Construct {
         )
         .otherwise(promote);
       const retrainFailure = failure('retrain');
-      catchAll([train, promote, request, startDecision], retrainFailure);
+      catchAll([...catchable, promote, request, startDecision], retrainFailure);
       wait.addCatch(retrainFailure, { errors: [Errors.ALL], resultPath: '$.error' });
 
       // The execution outlives its longest path: the tasks with every retry, and the wait for a person.
-      const work = [f.train, f.promote].reduce(
-        (seconds, fn) => seconds + fn.function.timeout!.toSeconds() * (1 + TASK_RETRY_ATTEMPTS),
-        0,
+      const work = trainWork + f.promote.function.timeout!.toSeconds() * (1 + TASK_RETRY_ATTEMPTS);
+      const retrainTimeout = PIPELINE_TIMEOUT.plus(Duration.seconds(waitSeconds)).plus(
+        props.sagemaker?.maxRuntime ?? Duration.seconds(0),
       );
-      const retrainTimeout = PIPELINE_TIMEOUT.plus(Duration.seconds(waitSeconds));
       if (work + waitSeconds >= retrainTimeout.toSeconds()) {
         throw new Error(
           `PipelineStateMachines ${this.node.path}: the retrain's tasks (${work} s with retries) and the approval wait (${waitSeconds} s) exceed its execution timeout (${retrainTimeout.toSeconds()} s): lower the task timeouts`,
         );
       }
-      this.retrain = this.machine('retrain', props, train.next(decide), [f.train, f.promote], retrainTimeout);
+      trained.next(decide);
+      this.retrain = this.machine('retrain', props, train, [...trainFunctions, f.promote], retrainTimeout);
       // The gate publishes to an encrypted topic (validateProps): SNS encrypts with the key as the
       // publisher, so the role needs the key's GenerateDataKey and Decrypt besides sns:Publish (which
       // SnsPublish grants). It records requests in its own partition of the registry table only.
       gate.topic.masterKey!.grant(this.retrain, 'kms:GenerateDataKey', 'kms:Decrypt');
+      if (props.sagemaker) this.holdToStageJobs(props.stage, this.retrain);
       this.retrain.addToRolePolicy(
         new PolicyStatement({
           actions: ['dynamodb:PutItem'],
@@ -447,6 +507,133 @@ export class PipelineStateMachines extends Construct {
         f.batchFinalize,
       ]);
     }
+  }
+
+  /**
+   * The retrain's training on SageMaker: prepare (the run's plan) → a Map over the offline parts writing
+   * the channels → the training job (Step Functions' own integration, waiting for the job) → import (the
+   * same gate and registration as the Lambda trainer, the same `$.candidate`). The state holds the run's
+   * prefixes and item numbers and what is kept of the job's description, never rows.
+   */
+  private sagemakerTrain(
+    training: SageMakerTrainingProps,
+    f: PipelineFunctions,
+    task: (
+      name: string,
+      fn: KeelFunction,
+      payload?: Record<string, unknown>,
+      resultPath?: string,
+      outputPath?: string,
+    ) => LambdaInvoke,
+  ) {
+    const owner = `PipelineStateMachines ${this.node.path}`;
+    const sm = f.sagemaker;
+    if (!sm)
+      throw new Error(
+        `${owner}: sagemaker training needs the functions' sagemaker resources (retrainEngine)`,
+      );
+    const s = PIPELINES.retrain.states;
+    const prepare = task(s.prepareTraining, sm.prepare, undefined, '$.training');
+    const channels = new MapState(this, 'RetrainChannels', {
+      stateName: s.channels,
+      itemsPath: '$.training.items',
+      itemSelector: { 'run.$': '$.training.run', 'index.$': '$$.Map.Item.Value' },
+      maxConcurrency: training.concurrency ?? 4,
+      resultPath: JsonPath.DISCARD,
+    }).itemProcessor(task(s.channel, sm.writeChannels, undefined, JsonPath.DISCARD, '$.index'));
+    const job = new SageMakerCreateTrainingJob(this, 'RetrainTrainingJob', {
+      stateName: s.trainingJob,
+      integrationPattern: IntegrationPattern.RUN_JOB,
+      trainingJobName: JsonPath.stringAt('$.training.run.jobName'),
+      // The role's grants are its own (pipeline-functions.ts): through this view the task cannot add
+      // its broader ones on the key (kms:ReEncrypt*, kms:GenerateDataKey*).
+      role: sm.role.withoutPolicyUpdates(),
+      algorithmSpecification: {
+        trainingImage: DockerImage.fromRegistry(training.image),
+        trainingInputMode: InputMode.FILE,
+      },
+      hyperparameters: { ...XGBOOST_HYPERPARAMETERS },
+      inputDataConfig: (['train', 'validation'] as const).map((channel) => ({
+        channelName: channel,
+        contentType: 'text/csv',
+        dataSource: {
+          s3DataSource: {
+            s3DataType: S3DataType.S3_PREFIX,
+            s3Location: S3Location.fromJsonExpression(`$.training.run.uris.${channel}`),
+            // Several instances each train on their share of the parts; every one evaluates on all.
+            s3DataDistributionType:
+              channel === 'train' && training.instanceCount > 1
+                ? S3DataDistributionType.SHARDED_BY_S3_KEY
+                : S3DataDistributionType.FULLY_REPLICATED,
+          },
+        },
+      })),
+      outputDataConfig: {
+        s3OutputLocation: S3Location.fromJsonExpression('$.training.run.uris.output'),
+        encryptionKey: sm.key,
+      },
+      resourceConfig: {
+        instanceCount: training.instanceCount,
+        instanceType: new InstanceType(training.instanceType.replace(/^ml\./, '')),
+        volumeSize: Size.gibibytes(training.volumeSizeGb),
+        volumeEncryptionKey: sm.key,
+      },
+      stoppingCondition: { maxRuntime: training.maxRuntime },
+      enableNetworkIsolation: true,
+      // What the import needs of DescribeTrainingJob: a few fields, not the whole description.
+      resultSelector: {
+        'name.$': '$.TrainingJobName',
+        'modelArtifacts.$': '$.ModelArtifacts.S3ModelArtifacts',
+        'image.$': '$.AlgorithmSpecification.TrainingImage',
+        'instanceType.$': '$.ResourceConfig.InstanceType',
+        'instanceCount.$': '$.ResourceConfig.InstanceCount',
+      },
+      resultPath: '$.trainingJob',
+    });
+    const importModel = task(s.importModel, sm.importModel, undefined, '$.candidate');
+    const lambdaWork = [sm.prepare, sm.writeChannels, sm.importModel].reduce(
+      (seconds, fn) => seconds + fn.function.timeout!.toSeconds() * (1 + TASK_RETRY_ATTEMPTS),
+      0,
+    );
+    return {
+      train: prepare.next(channels).next(job).next(importModel),
+      last: importModel,
+      catchable: [prepare, channels, job, importModel],
+      work: lambdaWork + training.maxRuntime.toSeconds(),
+      functions: [sm.prepare, sm.writeChannels, sm.importModel],
+    };
+  }
+
+  /**
+   * The training job task's grants name `training-job/*` (its job name is a path, known at run time):
+   * the machine may still create, describe, stop and tag only its own stage's jobs (`keel-<stage>-…`).
+   */
+  private holdToStageJobs(stage: string, machine: StateMachine): void {
+    const stack = Stack.of(machine);
+    const job = (name: string) =>
+      stack.formatArn({ service: 'sagemaker', resource: 'training-job', resourceName: name });
+    machine.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.DENY,
+        actions: [
+          'sagemaker:CreateTrainingJob',
+          'sagemaker:DescribeTrainingJob',
+          'sagemaker:StopTrainingJob',
+          'sagemaker:AddTags',
+        ],
+        notResources: [job(`${trainingJobPrefix(stage)}*`)],
+      }),
+    );
+    acknowledgeWildcardResource(machine, {
+      resource: job('*'),
+      actions: [
+        'sagemaker:CreateTrainingJob',
+        'sagemaker:DescribeTrainingJob',
+        'sagemaker:StopTrainingJob',
+        'sagemaker:AddTags',
+      ],
+      reason: `Runs the retrain's training job, named per run; a Deny holds it to the stage's own jobs (${trainingJobPrefix(stage)}*)`,
+    });
   }
 
   /** Refuses props Step Functions would refuse or the gate cannot work with; deploy-time values pass. */
@@ -508,9 +695,14 @@ export class PipelineStateMachines extends Construct {
         'logs:PutResourcePolicy',
         'logs:DescribeResourcePolicies',
         'logs:DescribeLogGroups',
+        // The training job task (engine sagemaker) reads the job's tags, which has no resource-level permissions.
+        ...(pipeline === 'retrain' && props.sagemaker ? ['sagemaker:ListTags'] : []),
       ],
       reason:
-        'Tracing and execution logging: X-Ray and CloudWatch Logs delivery APIs support no resource-level permissions, so AWS requires "*"',
+        'Tracing and execution logging: X-Ray and CloudWatch Logs delivery APIs support no resource-level permissions, so AWS requires "*"' +
+        (pipeline === 'retrain' && props.sagemaker
+          ? '; so does SageMaker ListTags, which the training job task calls'
+          : ''),
     });
     for (const task of tasks) {
       acknowledgeWildcardResource(machine.role, {

@@ -1,4 +1,4 @@
-import { CfnOutput, CrossStackReferences, type Duration, ReferenceStrength, Stack } from 'aws-cdk-lib';
+import { CfnOutput, CrossStackReferences, type Duration, ReferenceStrength, Stack, Token } from 'aws-cdk-lib';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
@@ -7,7 +7,10 @@ import { ApprovalsTopic } from '#lib/constructs/approvals-topic.ts';
 import { addDeadLetterQueueOutputs } from '#lib/constructs/dead-letter-queue.ts';
 import { PipelineFunctions } from '#lib/constructs/pipeline-functions.ts';
 import { PipelineSchedules } from '#lib/constructs/pipeline-schedules.ts';
-import { PipelineStateMachines } from '#lib/constructs/pipeline-state-machines.ts';
+import {
+  PipelineStateMachines,
+  type SageMakerTrainingProps,
+} from '#lib/constructs/pipeline-state-machines.ts';
 import {
   type DataResources,
   type KeelStackProps,
@@ -16,6 +19,11 @@ import {
 } from '#lib/stacks/common-props.ts';
 import { isMonitoringJob, SCHEDULES, type ScheduleDefinition } from '#shared/pipelines/schedules.ts';
 import { assertValidStage } from '#shared/resources.ts';
+import {
+  builtInXgboostImage,
+  XGBOOST_IMAGE_ACCOUNTS,
+  XGBOOST_IMAGE_VERSION,
+} from '#shared/training/sagemaker.ts';
 
 /** Props of {@link PipelinesStack}. */
 export interface PipelinesStackProps extends KeelStackProps, DataResources, ModelProps {
@@ -67,6 +75,13 @@ export interface PipelinesStackProps extends KeelStackProps, DataResources, Mode
     readonly emails?: readonly string[];
     readonly webhookUrls?: readonly string[];
   };
+  /**
+   * Retrain on SageMaker (stage config `retrain.engine: "sagemaker"` and `retrain.sagemaker`). Without
+   * `image`, AWS's built-in XGBoost image of the stack's region, which must be one Keel knows.
+   *
+   * @default - the Lambda trainer
+   */
+  readonly sagemakerTraining?: Omit<SageMakerTrainingProps, 'image'> & { readonly image?: string };
 }
 
 /**
@@ -90,6 +105,8 @@ export class PipelinesStack extends Stack {
     // Exports/imports: the data stack cannot remove a bucket or table these pipelines still use.
     CrossStackReferences.of(this).consume(ReferenceStrength.STRONG);
     const modelName = modelNameOf(props);
+    const training = props.sagemakerTraining;
+    const trainingImage = training && (training.image ?? this.builtInImage());
     const functions = new PipelineFunctions(this, 'Functions', {
       buckets: props.buckets,
       tables: props.tables,
@@ -97,6 +114,7 @@ export class PipelinesStack extends Stack {
       logRetention: props.logRetention,
       maxBadRowShare: props.maxBadRowShare,
       batchCaptureSampleRate: props.batchCaptureSampleRate,
+      ...(training ? { retrainEngine: 'sagemaker', stage: props.stage, trainingImage: training.image } : {}),
     });
     this.notifications = new Topic(this, 'Notifications', {
       displayName: `Keel ${props.stage} pipeline notifications`,
@@ -123,6 +141,7 @@ export class PipelinesStack extends Stack {
         timeout: props.approval?.timeout,
       },
       logRetention: props.logRetention,
+      ...(training && trainingImage ? { sagemaker: { ...training, image: trainingImage } } : {}),
     });
     this.schedules = new PipelineSchedules(this, 'Schedules', {
       // The monitoring jobs' schedules join when the monitoring stack provides their targets.
@@ -156,5 +175,18 @@ export class PipelinesStack extends Stack {
     });
     addDeadLetterQueueOutputs('schedules', this.schedules.deadLetterQueue);
     addDeadLetterQueueOutputs('approvals', this.approvals.deadLetterQueue);
+  }
+
+  /** AWS's built-in XGBoost image of the stack's region; a region Keel does not know it for is refused. */
+  private builtInImage(): string {
+    const region = this.region;
+    const known = Object.keys(XGBOOST_IMAGE_ACCOUNTS).join(', ');
+    const image = Token.isUnresolved(region) ? undefined : builtInXgboostImage(region);
+    if (image === undefined) {
+      throw new Error(
+        `retrain.sagemaker.image: required in ${Token.isUnresolved(region) ? 'a stack without a region' : `region ${region}`}, where Keel does not know the account of AWS's built-in XGBoost ${XGBOOST_IMAGE_VERSION} image (it knows ${known}): set it to that image's URI`,
+      );
+    }
+    return image;
   }
 }

@@ -22,6 +22,8 @@ export interface AwsTarget {
     readonly dynamodb: string;
     readonly sns?: string;
     readonly cloudwatch?: string;
+    /** An emulator's SageMaker API (moto), which the local runner sends the retrain's training job to. */
+    readonly sagemaker?: string;
   };
 }
 
@@ -62,7 +64,8 @@ const LOCAL_KEYS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
  */
 export const LOCAL_SESSION_PREFIX = 'keel-local-session/';
 
-const localCredentials = () => {
+/** The credentials every client of a local endpoint signs with. */
+export const localCredentials = () => {
   const token = process.env.AWS_SESSION_TOKEN;
   return token?.startsWith(LOCAL_SESSION_PREFIX) ? { ...LOCAL_KEYS, sessionToken: token } : LOCAL_KEYS;
 };

@@ -31,6 +31,13 @@ import {
   parseDuration,
   type RetrainRollout,
 } from '#shared/registry/rollout.ts';
+import {
+  ECR_IMAGE,
+  ECR_IMAGE_RULE,
+  SAGEMAKER_INSTANCE_TYPE,
+  SAGEMAKER_TRAINING_DEFAULTS,
+  SAGEMAKER_TRAINING_LIMITS,
+} from '#shared/training/sagemaker.ts';
 
 /**
  * The configuration of one deployment stage, declared once: `bin/app.ts` turns it into the stacks'
@@ -199,6 +206,55 @@ export const keelConfigSchema = z.strictObject({
        * guardrails then decide (docs/rollout.md).
        */
       rollout: retrainRolloutSchema.prefault('promote'),
+      /**
+       * What trains the candidate: the `lambda` task (Keel's own trainer, in one function), or a `sagemaker`
+       * training job with AWS's built-in XGBoost algorithm, for datasets beyond one Lambda (docs/retrain-on-sagemaker.md).
+       */
+      engine: z.enum(['lambda', 'sagemaker'], { error: 'must be lambda or sagemaker' }).default('lambda'),
+      /** The SageMaker training job (`engine: "sagemaker"` only). */
+      sagemaker: z
+        .strictObject({
+          /** The training instances' type. */
+          instanceType: z
+            .string({ error: 'must be a SageMaker instance type, e.g. ml.m5.xlarge' })
+            .regex(SAGEMAKER_INSTANCE_TYPE, 'must be a SageMaker instance type, e.g. ml.m5.xlarge')
+            .default(SAGEMAKER_TRAINING_DEFAULTS.instanceType),
+          instanceCount: z
+            .int({ error: 'must be a whole number' })
+            .min(1, `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.instanceCount}`)
+            .max(
+              SAGEMAKER_TRAINING_LIMITS.instanceCount,
+              `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.instanceCount}`,
+            )
+            .default(SAGEMAKER_TRAINING_DEFAULTS.instanceCount),
+          /** SageMaker stops the job after this long (its own limit is 28 days). */
+          maxRuntimeHours: z
+            .int({ error: 'must be a whole number of hours' })
+            .min(1, `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.maxRuntimeHours} hours`)
+            .max(
+              SAGEMAKER_TRAINING_LIMITS.maxRuntimeHours,
+              `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.maxRuntimeHours} hours`,
+            )
+            .default(SAGEMAKER_TRAINING_DEFAULTS.maxRuntimeHours),
+          /** Each instance's storage volume, which holds the training channels (File mode). */
+          volumeSizeGb: z
+            .int({ error: 'must be a whole number of GB' })
+            .min(1, `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.volumeSizeGb} GB`)
+            .max(
+              SAGEMAKER_TRAINING_LIMITS.volumeSizeGb,
+              `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.volumeSizeGb} GB`,
+            )
+            .default(SAGEMAKER_TRAINING_DEFAULTS.volumeSizeGb),
+          /**
+           * The XGBoost 3.0-5 algorithm image; absent: AWS's built-in one of the stage's region, which
+           * Keel knows for the regions of `XGBOOST_IMAGE_ACCOUNTS` only.
+           */
+          image: z
+            .string({ error: `must be ${ECR_IMAGE_RULE}` })
+            .regex(ECR_IMAGE, `must be ${ECR_IMAGE_RULE}`)
+            .optional(),
+        })
+        .prefault({}),
     })
     .prefault({}),
   capture: z

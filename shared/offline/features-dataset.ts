@@ -162,6 +162,9 @@ export interface FeatureRow {
   readonly label: number | undefined;
   /** The row's features: one buffer for every row, overwritten by the next (copy what you keep). */
   readonly features: Float32Array;
+  /** The stored line itself, and its part's header line (a row copied elsewhere keeps its raw record). */
+  readonly line: string;
+  readonly header: string;
 }
 
 /**
@@ -184,10 +187,12 @@ export async function* featureRows(
     const source = `s3://${bucket}/${key}`;
     let decode: ((cells: readonly string[]) => FieldValues) | undefined;
     let label = -1;
+    let header = '';
     for await (const line of objectLines(s3, bucket, key)) {
       const cells = line.split(',');
       if (!decode) {
         decode = recordDecoder(source, cells, featureSet);
+        header = line;
         label = cells.indexOf(LABEL_COLUMN);
         continue;
       }
@@ -208,6 +213,8 @@ export async function* featureRows(
         eventTime: cells[1]!,
         label: label < 0 ? undefined : Number(cells[label]),
         features,
+        line,
+        header,
       };
       if (only && found === only.length) return;
     }

@@ -16,6 +16,12 @@ export const PIPELINES = {
     name: 'retrain',
     states: {
       train: 'Train and register',
+      /** Engine `sagemaker` (stage config `retrain.engine`): these four stand where `train` stands. */
+      prepareTraining: 'Prepare training',
+      channels: 'Write training channels',
+      channel: 'Write training channel',
+      trainingJob: 'Train on SageMaker',
+      importModel: 'Import and register',
       decide: 'Better than the champion?',
       prepareApproval: 'Prepare approval',
       requestApproval: 'Request approval',

@@ -71,6 +71,17 @@ export const modelMetadataSchema = z.object({
     rows: z.number().int().min(0),
     params: z.record(z.string(), z.unknown()),
     duration_ms: z.number().min(0),
+    /** What trained it (stage config `retrain.engine`); absent: the Lambda trainer. */
+    engine: z.enum(['lambda', 'sagemaker']).optional(),
+    /** The SageMaker training job that trained it (engine `sagemaker`). */
+    sagemaker: z
+      .object({
+        job_name: z.string().min(1),
+        image: z.string().min(1),
+        instance_type: z.string().min(1),
+        instance_count: z.number().int().min(1),
+      })
+      .optional(),
   }),
   /** The champion when this version was trained (what it was compared against), or null. */
   parent: versionSchema.nullable(),

@@ -5,7 +5,8 @@ import { evaluateBinary } from '#shared/model/metrics.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { MissingRawFieldError, readFeatureDataset } from '#shared/offline/features-dataset.ts';
 import { readStoreFields } from '#shared/online-store/fields.ts';
-import type { ModelMetadata, ModelVersion } from '#shared/registry/metadata.ts';
+import type { Baseline } from '#shared/registry/baseline.ts';
+import type { ModelMetadata, ModelVersion, NewModelMetadata } from '#shared/registry/metadata.ts';
 import {
   type Deployment,
   getChampion,
@@ -56,21 +57,11 @@ async function heldOut(
   data: { readonly featureSet: FeatureSet; readonly customerIds: readonly string[] },
   candidate: Candidate,
   featureSet: FeatureSet,
-  champion: string,
 ): Promise<Float32Array> {
   if (featureSet.fingerprint === data.featureSet.fingerprint) return candidate.test.x;
-  let rows: Awaited<ReturnType<typeof readFeatureDataset>>;
-  try {
-    rows = await readFeatureDataset(deps.s3, deps.featuresBucket, datasetPrefix, featureSet, {
-      rows: candidate.testRows,
-    });
-  } catch (error) {
-    if (!(error instanceof MissingRawFieldError)) throw error;
-    throw new ChampionNotComparableError(
-      `the champion ${champion} cannot be scored on the candidate's held-out customers: ${error.message}`,
-      { cause: error, details: error.details },
-    );
-  }
+  const rows = await readFeatureDataset(deps.s3, deps.featuresBucket, datasetPrefix, featureSet, {
+    rows: candidate.testRows,
+  });
   const moved = rows.customerIds.findIndex((id, k) => id !== data.customerIds[candidate.testRows[k]!]);
   if (moved >= 0) {
     throw new ChampionNotComparableError(
@@ -79,6 +70,74 @@ async function heldOut(
     );
   }
   return rows.x;
+}
+
+/** A trained candidate as the champion gate takes it, whatever trained it. */
+export interface GateCandidate {
+  readonly onnx: Uint8Array;
+  readonly metadata: NewModelMetadata;
+  readonly baseline: Baseline;
+  /** The candidate's AUC on its held-out rows. */
+  readonly auc: number;
+  /** The held-out rows' labels, in the order `heldOut` returns their features. */
+  readonly heldOutLabels: Uint8Array;
+}
+
+/**
+ * The champion gate and registration, shared by both engines: scores `champion` (the candidate's
+ * parent; a move since is a conflict at promotion) on the candidate's held-out customers with its own
+ * features (`heldOut` computes them for its feature set), records that AUC and registers the
+ * candidate. Never promotes.
+ */
+export async function gateAndRegister(
+  deps: RetrainDeps,
+  options: {
+    readonly name: string;
+    readonly candidate: GateCandidate;
+    readonly champion: ModelVersion | null;
+    readonly heldOut: (featureSet: FeatureSet) => Promise<Float32Array>;
+  },
+): Promise<TrainRegisterResult> {
+  const { candidate, champion } = options;
+  let championAuc: number | null = null;
+  if (champion) {
+    const live = await loadVerifiedModel(deps.registry, { name: options.name, version: champion });
+    let x: Float32Array;
+    try {
+      x = await options.heldOut(live.featureSet);
+    } catch (error) {
+      if (!(error instanceof MissingRawFieldError)) throw error;
+      throw new ChampionNotComparableError(
+        `the champion ${champion} cannot be scored on the candidate's held-out customers: ${error.message}`,
+        { cause: error, details: error.details },
+      );
+    }
+    const scorer = await loadOnnxScorer(live.onnx, {
+      featureCount: live.featureSet.count,
+      featureNames: live.featureSet.names,
+    });
+    const scores = await scorer.scoreBatch(x, candidate.heldOutLabels.length);
+    await scorer.release();
+    championAuc = evaluateBinary(candidate.heldOutLabels, scores, live.metadata.threshold).auc;
+  }
+
+  const metadata = await registerModel(deps.registry, {
+    name: options.name,
+    onnx: candidate.onnx,
+    metadata: {
+      ...candidate.metadata,
+      metrics: { ...candidate.metadata.metrics, champion_auc_same_test: championAuc },
+    },
+    baseline: candidate.baseline,
+  });
+  return {
+    metadata,
+    version: metadata.version,
+    auc: candidate.auc,
+    champion,
+    championAuc,
+    improvement: championAuc === null ? null : candidate.auc - championAuc,
+  };
 }
 
 /**
@@ -97,41 +156,18 @@ export async function trainAndRegister(
     datasetUri: `s3://${deps.featuresBucket}/${options.datasetPrefix}`,
     parent: champion,
   });
-
-  let championAuc: number | null = null;
-  if (champion) {
-    const live = await loadVerifiedModel(deps.registry, {
-      name: options.name,
-      version: champion,
-    });
-    const x = await heldOut(deps, options.datasetPrefix, data, candidate, live.featureSet, champion);
-    const scorer = await loadOnnxScorer(live.onnx, {
-      featureCount: live.featureSet.count,
-      featureNames: live.featureSet.names,
-    });
-    const scores = await scorer.scoreBatch(x, candidate.test.y.length);
-    await scorer.release();
-    championAuc = evaluateBinary(candidate.test.y, scores, live.metadata.threshold).auc;
-  }
-
-  const metadata = await registerModel(deps.registry, {
+  return gateAndRegister(deps, {
     name: options.name,
-    onnx: candidate.onnx,
-    metadata: {
-      ...candidate.metadata,
-      metrics: { ...candidate.metadata.metrics, champion_auc_same_test: championAuc },
+    candidate: {
+      onnx: candidate.onnx,
+      metadata: candidate.metadata,
+      baseline: candidate.baseline,
+      auc: candidate.evaluation.auc,
+      heldOutLabels: candidate.test.y,
     },
-    baseline: candidate.baseline,
-  });
-  const auc = candidate.evaluation.auc;
-  return {
-    metadata,
-    version: metadata.version,
-    auc,
     champion,
-    championAuc,
-    improvement: championAuc === null ? null : auc - championAuc,
-  };
+    heldOut: (featureSet) => heldOut(deps, options.datasetPrefix, data, candidate, featureSet),
+  });
 }
 
 export type PromotionPolicy = 'always' | 'if-better' | 'never';

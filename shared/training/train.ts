@@ -84,6 +84,37 @@ export const PARITY_TOLERANCE = 1e-6;
  */
 export type TrainingData = Omit<FeatureDataset, 'featureSet'> & { readonly featureSet?: FeatureSet };
 
+/**
+ * A candidate's held-out evaluation as its metadata records it, from its ONNX scores; `parityMaxDiff`
+ * is the largest |ONNX − reference| probability over those rows.
+ */
+export function heldOutMetrics(
+  y: Uint8Array,
+  scores: Float64Array,
+  threshold: number,
+  parityMaxDiff: number,
+): { evaluation: BinaryEvaluation; metrics: NewModelMetadata['metrics'] } {
+  const evaluation = evaluateBinary(y, scores, threshold);
+  const calibrationSummary = calibration(y, scores, 10);
+  return {
+    evaluation,
+    metrics: {
+      auc: evaluation.auc,
+      logloss: evaluation.logloss,
+      accuracy: evaluation.accuracy,
+      precision: evaluation.precision,
+      recall: evaluation.recall,
+      brier: calibrationSummary.brier,
+      expected_calibration_error: calibrationSummary.expectedCalibrationError,
+      calibration: calibrationSummary.bins,
+      // What the quality job turns scores into probabilities with, to estimate quality before outcomes.
+      calibration_map: fitCalibrationMap(scores, y),
+      test_rows: y.length,
+      onnx_parity_max_abs_diff: parityMaxDiff,
+    },
+  };
+}
+
 export async function trainCandidate(data: TrainingData, options: TrainOptions): Promise<Candidate> {
   const clock = options.clock ?? (() => performance.now());
   const algorithm = options.algorithm ?? 'gbdt';
@@ -133,26 +164,12 @@ export async function trainCandidate(data: TrainingData, options: TrainOptions):
     throw new Error(`ONNX export disagrees with the trainer by ${onnxParityMaxDiff} (> ${PARITY_TOLERANCE})`);
   }
 
-  const evaluation = evaluateBinary(test.y, onnxScores, threshold);
-  const calibrationSummary = calibration(test.y, onnxScores, 10);
+  const { evaluation, metrics } = heldOutMetrics(test.y, onnxScores, threshold, onnxParityMaxDiff);
   const metadata: NewModelMetadata = {
     algorithm: algorithm === 'gbdt' ? 'gbdt-hist-logistic' : 'logistic-regression',
     dataset: { uri: options.datasetUri, rows: data.rows },
     feature_set: featureSetMetadata(featureSet),
-    metrics: {
-      auc: evaluation.auc,
-      logloss: evaluation.logloss,
-      accuracy: evaluation.accuracy,
-      precision: evaluation.precision,
-      recall: evaluation.recall,
-      brier: calibrationSummary.brier,
-      expected_calibration_error: calibrationSummary.expectedCalibrationError,
-      calibration: calibrationSummary.bins,
-      // What the quality job turns scores into probabilities with, to estimate quality before outcomes.
-      calibration_map: fitCalibrationMap(onnxScores, test.y),
-      test_rows: test.y.length,
-      onnx_parity_max_abs_diff: onnxParityMaxDiff,
-    },
+    metrics,
     threshold,
     training: { rows: train.y.length, params, duration_ms: Math.round(durationMs) },
     parent: options.parent,

@@ -75,6 +75,8 @@ describe('the schema of a stage configuration', () => {
         approval: { timeoutHours: 24, emails: [], webhookUrls: [] },
         onDrift: false,
         rollout: { mode: 'promote' },
+        engine: 'lambda',
+        sagemaker: { instanceType: 'ml.m5.xlarge', instanceCount: 1, maxRuntimeHours: 4, volumeSizeGb: 50 },
       },
       capture: { apiSampleRate: 1, batchSampleRate: 1 },
       etl: {},

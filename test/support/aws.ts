@@ -80,7 +80,10 @@ export async function startMoto(): Promise<{ target: AwsTarget; process: ChildPr
   const endpoint = `http://127.0.0.1:${port}`;
   await waitForHttp(`${endpoint}/moto-api/`, 30_000);
   return {
-    target: { region: LOCAL_ENVIRONMENT.region, endpoints: { s3: endpoint, dynamodb: endpoint } },
+    target: {
+      region: LOCAL_ENVIRONMENT.region,
+      endpoints: { s3: endpoint, dynamodb: endpoint, sagemaker: endpoint },
+    },
     process: child,
   };
 }
@@ -97,7 +100,13 @@ export async function startTestAws(): Promise<TestAws> {
     dynamo.destroy();
     // moto ignores IAM: the same rules proxies as in front of the embedded servers check each call.
     const rules = awsRulesEnforced() ? await startRulesFront(moto.target) : undefined;
-    const target = rules?.target ?? moto.target;
+    // The state machine's SageMaker calls go to moto directly, checked by the local runner.
+    const target: AwsTarget = rules
+      ? {
+          ...rules.target,
+          endpoints: { ...rules.target.endpoints!, sagemaker: moto.target.endpoints!.sagemaker! },
+        }
+      : moto.target;
     const clients = createAwsClients(target);
     return {
       emulator: 'moto',

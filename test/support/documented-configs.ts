@@ -25,6 +25,7 @@ export const DOCUMENTED_CONFIGS: Readonly<Record<string, unknown>> = {
   },
   'inference.provisionedConcurrency': { inference: { provisionedConcurrency: 1 } },
   'retrain.onDrift': { retrain: { onDrift: true } },
+  'retrain.engine sagemaker': { retrain: { engine: 'sagemaker' } },
   'retrain.requireApproval': {
     retrain: { requireApproval: true, approval: { emails: ['ml-leads@example.com'] } },
   },

@@ -44,6 +44,8 @@ describe('writeFeatureCsv', () => {
     eventTime: '2026-11-01T00:00:00Z',
     label,
     features: new Float32Array(FEATURE_SET.count).fill(0.25),
+    line: '',
+    header: '',
   });
   async function* rowsOf(...rows: FeatureRow[]) {
     yield* rows;
