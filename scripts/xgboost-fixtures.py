@@ -10,7 +10,9 @@ Each fixture NAME is a small binary:logistic model trained with a fixed seed, sa
 NAME.json and NAME.ubj (the same model in both encodings), and NAME.predictions.json: test rows
 (row-major float32 values, null for a missing value) with XGBoost's own predictions on them,
 `margin` (predict(output_margin=True)) and `probability` (predict()). The test rows hold NaNs, and
-values equal to the model's split conditions (the strict `<` of a split).
+values equal to the model's split conditions (the strict `<` of a split). A model trained with early
+stopping keeps the rounds after its best one in the file; its predictions are those of the best
+iteration (iteration_range up to best_iteration + 1), the model Keel serves.
 """
 
 import json
@@ -72,8 +74,10 @@ def write(name, booster, x_test):
     booster.save_model(os.path.join(OUT, f"{name}.json"))
     booster.save_model(os.path.join(OUT, f"{name}.ubj"))
     matrix = xgb.DMatrix(x_test, missing=np.nan, feature_names=booster.feature_names)
-    margin = booster.predict(matrix, output_margin=True)
-    probability = booster.predict(matrix)
+    best = booster.attr("best_iteration")
+    rounds = (0, int(best) + 1) if best is not None else (0, 0)
+    margin = booster.predict(matrix, output_margin=True, iteration_range=rounds)
+    probability = booster.predict(matrix, iteration_range=rounds)
     values = [None if np.isnan(v) else float(v) for v in x_test.astype(np.float32).ravel()]
     with open(os.path.join(OUT, f"{name}.predictions.json"), "w") as f:
         json.dump(
@@ -155,6 +159,20 @@ def main():
         x[TEST_ROWS:], y[TEST_ROWS:], {"max_depth": 4, "tree_method": "hist", "eta": 0.2}, 20, names
     )
     write("churn", booster, test_rows(booster, x, rng))
+
+    # Early stopping, as SageMaker's built-in XGBoost runs it: the file holds every round trained.
+    x, y = synthetic(14, 1600, 5)
+    matrix = xgb.DMatrix(x[600:], label=y[600:], missing=np.nan)
+    validation = xgb.DMatrix(x[TEST_ROWS:600], label=y[TEST_ROWS:600], missing=np.nan)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "seed": 7, "nthread": 1, "eta": 0.5, "max_depth": 4},
+        matrix,
+        num_boost_round=60,
+        evals=[(validation, "validation")],
+        early_stopping_rounds=3,
+        verbose_eval=False,
+    )
+    write("early-stopping", booster, test_rows(booster, x, rng))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,16 @@ export interface XgboostModel {
   readonly featureCount: number;
   /** learner.feature_names; empty when the model was trained without names. */
   readonly featureNames: readonly string[];
+  /**
+   * The trees served: every tree in the file, or, when it was trained with early stopping
+   * (`learner.attributes.best_iteration`), those up to the best iteration, as Keel's own trainer keeps.
+   * XGBoost's `save_model` writes every round trained, including the ones after the best.
+   */
   readonly trees: readonly XgboostTree[];
+  /** Trees in the file (more than `trees.length` after early stopping). */
+  readonly treesInFile: number;
+  /** `learner.attributes.best_iteration`; null without early stopping. */
+  readonly bestIteration: number | null;
   /** XGBoost's version that wrote the model, e.g. "1.7.4"; null when the file does not say. */
   readonly version: string | null;
 }
@@ -158,6 +167,8 @@ export async function importXgboostModel(
       objective: xgb.objective,
       base_score: xgb.baseScore,
       trees: xgb.trees.length,
+      trees_in_file: xgb.treesInFile,
+      best_iteration: xgb.bestIteration,
       max_depth: Math.max(0, ...xgb.trees.map(depthOf)),
     },
   };
@@ -367,15 +378,30 @@ function readModel(document: unknown): XgboostModel {
       fail(`${MODEL}.tree_info[${i}]`, `output group ${describe(group)}: expected one group (0)`);
   });
 
+  const bestIteration = readBestIteration(learner.attributes, numTrees);
+  const served = bestIteration === null ? trees : trees.slice(0, bestIteration + 1);
   return {
     objective: objectiveName,
     baseScore,
     baseMargin: logitFloat32(baseScore),
     featureCount,
     featureNames,
-    trees: trees.map((tree, i) => readTree(tree, `${MODEL}.trees[${i}]`, featureCount)),
+    trees: served.map((tree, i) => readTree(tree, `${MODEL}.trees[${i}]`, featureCount)),
+    treesInFile: numTrees,
+    bestIteration,
     version,
   };
+}
+
+/** Early stopping's best round (0-based), which must name one of the file's trees. */
+function readBestIteration(attributes: Json, numTrees: number): number | null {
+  if (attributes === undefined) return null;
+  const best = object(attributes, `${LEARNER}.attributes`).best_iteration;
+  if (best === undefined) return null;
+  const path = `${LEARNER}.attributes.best_iteration`;
+  const iteration = integerParam(best, path, 0);
+  if (iteration >= numTrees) fail(path, `${iteration}, but the model has ${numTrees} trees`);
+  return iteration;
 }
 
 /** "5E-1", or the one-element vector "[5E-1]" XGBoost 3 writes. */

@@ -17,7 +17,16 @@ import {
 } from '#shared/model/xgboost.ts';
 
 /** Written by scripts/xgboost-fixtures.py with XGBoost 1.7.4 (see there). */
-const FIXTURES = ['depth1', 'depth3', 'depth6', 'missing', 'base-score', 'one-hot', 'churn'] as const;
+const FIXTURES = [
+  'depth1',
+  'depth3',
+  'depth6',
+  'missing',
+  'base-score',
+  'one-hot',
+  'churn',
+  'early-stopping',
+] as const;
 const TOLERANCE = 1e-6;
 
 const fixtureFile = (file: string) => new URL(`../../fixtures/xgboost/${file}`, import.meta.url);
@@ -205,6 +214,22 @@ describe('importXgboostModel', () => {
     const model = parseXgboostModel(modelBytes('churn', 'json'));
     expect(xgboostFeatureNames(model)).toEqual(FEATURE_SET.names);
     expect(xgboostFeatureNames(parseXgboostModel(modelBytes('depth1', 'json')))).toBeNull();
+  });
+
+  it('serves an early-stopped model up to its best iteration, and refuses a best iteration past its trees', () => {
+    const model = parseXgboostModel(modelBytes('early-stopping', 'ubj'));
+    expect(model).toMatchObject({ bestIteration: 12, treesInFile: 16 });
+    expect(model.trees).toHaveLength(13);
+    // XGBoost 1.7 records the last round as the best when nothing stopped early: every tree is served.
+    expect(parseXgboostModel(modelBytes('churn', 'json'))).toMatchObject({
+      bestIteration: 19,
+      treesInFile: 20,
+    });
+    const document = modelJson('early-stopping');
+    document.learner.attributes.best_iteration = '16';
+    expect(() => parseXgboostModel(encode(document))).toThrow(
+      /learner\.attributes\.best_iteration: 16, but the model has 16 trees/,
+    );
   });
 
   it('refuses feature names in another order, naming both', async () => {
