@@ -1,4 +1,4 @@
-import { CfnOutput, type Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
@@ -15,6 +15,7 @@ import {
   TABLE_ROLES,
   type TableRole,
 } from '#shared/resources.ts';
+import { SAGEMAKER_PREFIX, SAGEMAKER_RUN_RETENTION_DAYS } from '#shared/training/sagemaker.ts';
 
 /** Props of {@link DataStack}. */
 export interface DataStackProps extends KeelStackProps {
@@ -109,6 +110,10 @@ export class DataStack extends Stack {
       { prefix: CAPTURE_PREFIX, after: props.captureRetention },
       { prefix: PREDICTIONS_PREFIX, after: props.predictionRetention },
     ].flatMap(({ prefix, after }) => (after ? [{ prefix, after }] : []));
+    const expirations: Partial<Record<BucketRole, { prefix: string; after: Duration }[]>> = {
+      outputs: outputExpirations,
+      features: [{ prefix: SAGEMAKER_PREFIX, after: Duration.days(SAGEMAKER_RUN_RETENTION_DAYS) }],
+    };
     const buckets = {} as Record<BucketRole, IBucket>;
     for (const role of BUCKET_ROLES) {
       buckets[role] = new SecureBucket(this, `${pascal(role)}Bucket`, {
@@ -118,7 +123,7 @@ export class DataStack extends Stack {
         // The model registry's artifacts: an overwritten or deleted version stays recoverable.
         versioned: role === 'models',
         noncurrentVersionExpiration: role === 'models' ? props.modelVersionRetention : undefined,
-        expirations: role === 'outputs' ? outputExpirations : undefined,
+        expirations: expirations[role],
         removalPolicy,
         logRetention: props.logRetention,
       }).bucket;

@@ -69,6 +69,11 @@ export const HELD_OUT_CAP = 200_000;
  * training job to reading `train/` and `validation/` and writing `output/` (never the held-out rows).
  */
 export const SAGEMAKER_PREFIX = 'sagemaker/';
+/**
+ * Days a run's channels and model archive stay in the features bucket: the imported model lives on in
+ * the registry, and the channels are copies of the offline dataset.
+ */
+export const SAGEMAKER_RUN_RETENTION_DAYS = 30;
 export type Channel = 'train' | 'validation' | 'heldout';
 export const sagemakerKeys = {
   channelPrefix: (channel: Channel) => `${SAGEMAKER_PREFIX}${channel}/`,

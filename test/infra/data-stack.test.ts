@@ -161,10 +161,21 @@ describe('DataStack template', () => {
     ]);
   });
 
+  it("expires a SageMaker retrain's channels and model archive in the features bucket after 30 days", () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketName: Match.stringLikeRegexp('features'),
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([{ Prefix: 'sagemaker/', ExpirationInDays: 30, Status: 'Enabled' }]),
+      },
+    });
+  });
+
   it('aborts incomplete multipart uploads after 7 days in every bucket', () => {
     template.allResourcesProperties('AWS::S3::Bucket', {
       LifecycleConfiguration: {
-        Rules: [Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } })],
+        Rules: Match.arrayWith([
+          Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }),
+        ]),
       },
     });
   });
