@@ -7,6 +7,7 @@ import { pipelineContext } from '#shared/pipelines/task-context.ts';
 import { versionSchema } from '#shared/registry/metadata.ts';
 import { promote as promoteVersion, startRollout } from '#shared/registry/registry.ts';
 import { retrainRolloutSchema, rolloutDecisionStart } from '#shared/registry/rollout.ts';
+import { DEFAULT_MAX_TRAINING_ROWS, maxTrainingRowsSchema } from '#shared/training/limits.ts';
 import { promotionDecision, trainAndRegister } from '#shared/training/retrain.ts';
 
 const ctx = pipelineContext();
@@ -22,6 +23,8 @@ export const train = step(
     algorithm: z.enum(['gbdt', 'logistic']).optional(),
     seed: z.number().int().min(0).optional(),
     margin: z.number().min(0).max(1).default(0),
+    /** Stage config `retrain.maxTrainingRows` (the retrain schedule's input); else the default. */
+    maxTrainingRows: maxTrainingRowsSchema.default(DEFAULT_MAX_TRAINING_ROWS),
     promotion: z.enum(['always', 'if-better', 'never']).default('if-better'),
     requireApproval: z.boolean().default(false),
     rollout: retrainRolloutSchema.default({ mode: 'promote' }),

@@ -31,6 +31,7 @@ import {
   parseDuration,
   type RetrainRollout,
 } from '#shared/registry/rollout.ts';
+import { DEFAULT_MAX_TRAINING_ROWS, maxTrainingRowsSchema } from '#shared/training/limits.ts';
 
 /**
  * The configuration of one deployment stage, declared once: `bin/app.ts` turns it into the stacks'
@@ -199,6 +200,8 @@ export const keelConfigSchema = z.strictObject({
        * guardrails then decide (docs/rollout.md).
        */
       rollout: retrainRolloutSchema.prefault('promote'),
+      /** The most rows a retrain draws from the offline dataset; above it, a stratified sample. */
+      maxTrainingRows: maxTrainingRowsSchema.default(DEFAULT_MAX_TRAINING_ROWS),
     })
     .prefault({}),
   capture: z
@@ -517,7 +520,7 @@ export function loadKeelConfig(options: { root: string; stage: string; file?: st
 
 /**
  * `SCHEDULES` as the stage configures them: each expression and switch, and the retrain schedule's
- * promotion margin and approval gate in its execution input.
+ * promotion margin, approval gate and row cap in its execution input.
  */
 export function configuredSchedules(config: KeelConfig): ScheduleDefinition[] {
   return (Object.keys(SCHEDULE_KEYS) as ScheduleKey[]).map((key) => {
@@ -528,6 +531,10 @@ export function configuredSchedules(config: KeelConfig): ScheduleDefinition[] {
         ? {
             ...declared.input,
             margin: config.retrain.promotionMargin,
+            // The train task's own default otherwise: the stacks of a default config stay those of none.
+            ...(config.retrain.maxTrainingRows === DEFAULT_MAX_TRAINING_ROWS
+              ? {}
+              : { maxTrainingRows: config.retrain.maxTrainingRows }),
             ...(config.retrain.requireApproval ? { requireApproval: true } : {}),
             ...(config.retrain.rollout.mode === 'promote' ? {} : { rollout: config.retrain.rollout }),
           }

@@ -71,6 +71,18 @@ export const modelMetadataSchema = z.object({
     rows: z.number().int().min(0),
     params: z.record(z.string(), z.unknown()),
     duration_ms: z.number().min(0),
+    /**
+     * Set when the retrain read the dataset as a stream and drew a stratified sample of at most `cap`
+     * rows (stage config `retrain.maxTrainingRows`); absent in versions trained before, or in memory.
+     */
+    sample: z
+      .object({
+        rows_seen: z.number().int().min(0),
+        rows_used: z.number().int().min(0),
+        seed: z.number().int().min(0),
+        cap: z.number().int().min(1),
+      })
+      .optional(),
   }),
   /** The champion when this version was trained (what it was compared against), or null. */
   parent: versionSchema.nullable(),
