@@ -483,6 +483,10 @@ export function toMarkdown(r: BenchResults): string {
       ),
       '',
     );
+    out.push(
+      `Load average (1 min) ${fmt(m.loadAverage.start, 2)} → ${fmt(m.loadAverage.end, 2)} on ${r.meta.machine.cpus} CPUs.`,
+      '',
+    );
     const w = m.wall;
     if (w) {
       out.push(

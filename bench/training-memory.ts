@@ -16,7 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -96,6 +96,8 @@ export interface TrainingMemoryResult {
   readonly wall: LambdaWall | null;
   /** Bounded path: largest / smallest peak RSS over the runs at or above the cap. */
   readonly boundedGrowth: number | null;
+  /** os.loadavg() (1 minute) before and after: the times are as slow as the machine was busy. */
+  readonly loadAverage: { readonly start: number; readonly end: number };
 }
 
 const LAMBDA_MEMORY_MB = 3_008;
@@ -128,6 +130,7 @@ export async function runTrainingMemoryBench(
   options: TrainingMemoryOptions,
   log: (line: string) => void = () => {},
 ): Promise<TrainingMemoryResult> {
+  const loadStart = loadavg()[0]!;
   const home = await mkdtemp(join(tmpdir(), 'keel-bench-training-memory-'));
   const servers = await startLocalServers({ home, s3Port: 0, dynamoPort: 0, environment: LOCAL_ENVIRONMENT });
   const clients = createAwsClients(servers.target);
@@ -166,6 +169,7 @@ export async function runTrainingMemoryBench(
     runs,
     wall: lambdaWall(runs),
     boundedGrowth: peaks.length < 2 ? null : round(Math.max(...peaks) / Math.min(...peaks), 3),
+    loadAverage: { start: round(loadStart, 2), end: round(loadavg()[0]!, 2) },
   };
 }
 
