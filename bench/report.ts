@@ -494,7 +494,7 @@ export function toMarkdown(r: BenchResults): string {
           `the ${fmt(w.memoryMb, 0)} MB / ${w.timeoutS / 60} min function runs out of ${w.fails} first, at about ${fmt(w.memoryWallRows, 0)} rows ` +
           `(time at about ${fmt(w.timeWallRows, 0)}). ` +
           (w.bounded
-            ? `Bounded path above the cap: memory flat (largest/smallest peak ${fmt(m.boundedGrowth, 2)}×), ${fmt(w.bounded.sPerMillionRowsRead, 1)} s per million rows read (two passes): its time limit at about ${fmt(w.bounded.timeWallRows, 0)} rows.`
+            ? `Bounded path above the cap: memory flat (peak with the most rows in ${fmt(m.boundedGrowth, 2)}× that at the cap), ${fmt(w.bounded.sPerMillionRowsRead, 1)} s per million rows read (two passes): its time limit at about ${fmt(w.bounded.timeWallRows, 0)} rows.`
             : ''),
         '',
       );

@@ -851,7 +851,7 @@ function computeRatios(r: BenchResults): void {
     const above = m.runs.filter((run) => run.path === 'bounded' && run.rows >= m.cap);
     r.targets.push({
       name: `bounded retrain: peak RSS flat above the cap (${m.cap.toLocaleString('en-US')} rows)`,
-      target: 'largest ≤ 1.1× smallest',
+      target: 'most rows in ≤ 1.1× fewest',
       measured: `${above.map((run) => `${run.rows.toLocaleString('en-US')} rows in: ${run.peakRssMb} MiB`).join(', ')} (${growth}×)`,
       met: growth <= 1.1,
     });
