@@ -16,6 +16,7 @@ import type { QualityBenchResult } from './quality.ts';
 import type { ScoringBenchResult } from './scoring.ts';
 import type { SeedModel } from './seed.ts';
 import type { TrainingBenchResult } from './training.ts';
+import type { TrainingMemoryResult } from './training-memory.ts';
 import type { LatencySummary } from './util.ts';
 
 export type Failed = { error: string };
@@ -113,6 +114,7 @@ export interface BenchResults {
     profile: Record<string, unknown>;
   };
   training?: Outcome<TrainingBenchResult>;
+  trainingMemory?: Outcome<TrainingMemoryResult>;
   scoring?: Outcome<ScoringBenchResult>;
   drift?: Outcome<DriftBenchResult>;
   quality?: Outcome<QualityBenchResult>;
@@ -462,6 +464,42 @@ export function toMarkdown(r: BenchResults): string {
       '',
     );
   }
+
+  out.push('## Retraining memory (bench/training-memory.ts: each training in a child process)', '');
+  if (ok(r.trainingMemory)) {
+    const m = r.trainingMemory;
+    out.push(
+      table(
+        ['path', 'rows in', 'rows used', 'read s', 'train s', 'wall s', 'peak RSS MiB'],
+        m.runs.map((run) => [
+          run.path === 'bounded' ? `bounded (cap ${fmt(run.cap, 0)})` : 'in-memory',
+          fmt(run.rows, 0),
+          fmt(run.rowsUsed, 0),
+          fmt(run.readS, 1),
+          fmt(run.trainS, 1),
+          fmt(run.wallS, 1),
+          fmt(run.peakRssMb, 0),
+        ]),
+      ),
+      '',
+    );
+    out.push(
+      `Load average (1 min) ${fmt(m.loadAverage.start, 2)} → ${fmt(m.loadAverage.end, 2)} on ${r.meta.machine.cpus} CPUs.`,
+      '',
+    );
+    const w = m.wall;
+    if (w) {
+      out.push(
+        `In-memory path: ${fmt(w.mbPerMillionRows, 0)} MiB and ${fmt(w.sPerMillionRows, 1)} s per million rows (slope of its two largest runs): ` +
+          `the ${fmt(w.memoryMb, 0)} MB / ${w.timeoutS / 60} min function runs out of ${w.fails} first, at about ${fmt(w.memoryWallRows, 0)} rows ` +
+          `(time at about ${fmt(w.timeWallRows, 0)}). ` +
+          (w.bounded
+            ? `Bounded path above the cap: memory flat (peak with the most rows in ${fmt(m.boundedGrowth, 2)}× that at the cap), ${fmt(w.bounded.sPerMillionRowsRead, 1)} s per million rows read (two passes): its time limit at about ${fmt(w.bounded.timeWallRows, 0)} rows.`
+            : ''),
+        '',
+      );
+    }
+  } else out.push(whyNot(r.trainingMemory), '');
 
   out.push('## Scoring (synthetic 100 × depth-6 trees, 20 features)', '');
   if (ok(r.scoring)) {

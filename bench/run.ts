@@ -8,10 +8,11 @@
  *   npm run bench -- --quick           the short form for CI (BENCH_QUICK=1 too, about two minutes); writes
  *                                      quick.json/quick.md instead, so CI never overwrites the committed figures
  *   options: --no-seed  --tool wrk|autocannon  --skip SECTION,…  --out DIR
- *            (sections: training, scoring, drift, quality, handler, coldstart, clistart, http, pipelines,
- *            newcomer)
+ *            (sections: training, training-memory, scoring, drift, quality, handler, coldstart, clistart,
+ *            http, pipelines, newcomer)
  *
- * Sections, in order: training (Keel GBDT vs XGBoost), scoring (onnxruntime / JS), drift, a served Keel
+ * Sections, in order: training (Keel GBDT vs XGBoost), training-memory (the retrain's peak RSS and time,
+ * in-memory vs bounded, bench/training-memory.ts), scoring (onnxruntime / JS), drift, a served Keel
  * model on the embedded platform (bench/keel-fixture.ts) used by the in-process handler latency and
  * cold-start benches and by the command line's start (bench/cli-start.ts), HTTP load against Keel's local API and the reference FastAPI service (bench/seed.ts)
  * with the same load generator, duration and concurrency, levels interleaved: one storage process over
@@ -84,12 +85,19 @@ import {
 } from './seed.ts';
 import { type KeelServer, type KeelStorage, startKeelServer } from './serve-keel.ts';
 import { runTrainingBench } from './training.ts';
+import {
+  FULL_TRAINING_MEMORY,
+  QUICK_TRAINING_MEMORY,
+  runTrainingMemoryBench,
+  type TrainingMemoryOptions,
+} from './training-memory.ts';
 import { cpuSnapshot, otherCpuShare, processRssMb, removeDirectory, round, trackDirectory } from './util.ts';
 
 interface Profile {
   trainingRows: number;
   /** Fits per trainer (median reported). */
   trainingRepeats: number;
+  trainingMemory: TrainingMemoryOptions;
   scoring: ScoringBenchOptions;
   keelRows: number;
   storeRows: number;
@@ -114,6 +122,7 @@ interface Profile {
 const FULL: Profile = {
   trainingRows: 100_000,
   trainingRepeats: 3,
+  trainingMemory: FULL_TRAINING_MEMORY,
   scoring: {},
   keelRows: 100_000,
   storeRows: 100_000,
@@ -136,6 +145,7 @@ const FULL: Profile = {
 const QUICK: Profile = {
   trainingRows: 20_000,
   trainingRepeats: 1,
+  trainingMemory: QUICK_TRAINING_MEMORY,
   scoring: QUICK_SCORING,
   keelRows: 20_000,
   storeRows: 2_000,
@@ -157,6 +167,7 @@ const QUICK: Profile = {
 
 const SECTIONS = [
   'training',
+  'training-memory',
   'scoring',
   'drift',
   'quality',
@@ -281,6 +292,11 @@ async function main(): Promise<number> {
     if (runs('training')) {
       results.training = await section('training (Keel GBDT vs XGBoost)', async () =>
         runTrainingBench({ rows: profile.trainingRows, repeats: profile.trainingRepeats }),
+      );
+    }
+    if (runs('training-memory')) {
+      results.trainingMemory = await section('training memory (in-memory vs bounded, child processes)', () =>
+        runTrainingMemoryBench(profile.trainingMemory, (line) => log(`  ${line}`)),
       );
     }
     if (runs('scoring')) {
@@ -639,6 +655,7 @@ const NEWCOMER_BEFORE_S = 49;
 function computeRatios(r: BenchResults): void {
   const failures: [string, Outcome<object> | undefined][] = [
     ['training', r.training],
+    ['training memory', r.trainingMemory],
     ['scoring', r.scoring],
     ['drift', r.drift],
     ['pipelines', r.pipelines],
@@ -827,6 +844,17 @@ function computeRatios(r: BenchResults): void {
     if (ok(r.seed) && ok(r.seed.inProcess)) {
       r.ratios.inProcessSpeedupP50 = round(r.seed.inProcess.p50Us / r.handler.featuresAndModel.p50Us, 1);
     }
+  }
+  const growth = ok(r.trainingMemory) ? r.trainingMemory.boundedGrowth : null;
+  if (ok(r.trainingMemory) && growth !== null) {
+    const m = r.trainingMemory;
+    const above = m.runs.filter((run) => run.path === 'bounded' && run.rows >= m.cap);
+    r.targets.push({
+      name: `bounded retrain: peak RSS flat above the cap (${m.cap.toLocaleString('en-US')} rows)`,
+      target: 'most rows in ≤ 1.1× fewest',
+      measured: `${above.map((run) => `${run.rows.toLocaleString('en-US')} rows in: ${run.peakRssMb} MiB`).join(', ')} (${growth}×)`,
+      met: growth <= 1.1,
+    });
   }
   if (ok(r.training) && r.training.ratios) {
     r.ratios.trainTime = r.training.ratios.trainTime;

@@ -30,6 +30,11 @@ export function registerTrain(program: Command, output: Output): void {
     .option('--algorithm <name>', 'gbdt (gradient-boosted trees) or logistic (baseline)', 'gbdt')
     .option('--dataset <prefix>', 'offline feature prefix (default: the newest dataset)')
     .option('--seed <n>', 'seed of the split and the trainer', Number, 42)
+    .option(
+      '--max-rows <n>',
+      "most rows drawn from the dataset, a stratified sample above it (default: the stage config's retrain.maxTrainingRows)",
+      Number,
+    )
     .addHelpText(
       'after',
       `
@@ -47,6 +52,7 @@ Examples:
         algorithm: string;
         dataset?: string;
         seed: number;
+        maxRows?: number;
       }) => {
         if (options.algorithm !== 'gbdt' && options.algorithm !== 'logistic') {
           throw new UserError(`--algorithm must be gbdt or logistic, got "${options.algorithm}"`);
@@ -72,6 +78,7 @@ Examples:
             margin: options.margin,
             promotion: options.promote ? 'always' : options.ifBetter ? 'if-better' : 'never',
             requireApproval: options.requireApproval ?? false,
+            maxTrainingRows: options.maxRows ?? (await configuredMaxTrainingRows(output.target().stage)),
             ...(options.dataset ? { datasetPrefix: options.dataset } : {}),
           });
         } finally {
@@ -98,4 +105,30 @@ function aucDifference(auc: number, championAuc: number): string {
   const difference = Number(auc.toFixed(4)) - Number(championAuc.toFixed(4));
   if (Math.abs(difference) < 5e-5) return 'is level';
   return `is ${Math.abs(difference).toFixed(4)} ${difference > 0 ? 'higher' : 'lower'}`;
+}
+
+/**
+ * The stage's `retrain.maxTrainingRows`, as its scheduled retrains use it: from its configuration in this
+ * checkout (`config/<stage>.json`, or locally the file `KEEL_CONFIG` names), else the default.
+ */
+async function configuredMaxTrainingRows(stage: string | undefined): Promise<number> {
+  const [{ existsSync }, { REPO_ROOT }, config, { LOCAL_ENVIRONMENT }, { DEFAULT_MAX_TRAINING_ROWS }] =
+    await Promise.all([
+      import('node:fs'),
+      import('#lib/paths.ts'),
+      import('#shared/config/keel-config.ts'),
+      import('#shared/resources.ts'),
+      import('#shared/training/limits.ts'),
+    ]);
+  const name = stage ?? LOCAL_ENVIRONMENT.stage;
+  const file = stage ? undefined : config.localConfigFile();
+  if (file === undefined && !existsSync(config.stageConfigPath(REPO_ROOT, name)))
+    return DEFAULT_MAX_TRAINING_ROWS;
+  try {
+    return config.loadKeelConfig({ root: REPO_ROOT, stage: name, file }).retrain.maxTrainingRows;
+  } catch (error) {
+    if (error instanceof config.KeelConfigError)
+      throw new UserError(`${error.message} (docs/configuration.md)`);
+    throw error;
+  }
 }

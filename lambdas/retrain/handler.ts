@@ -8,6 +8,7 @@ import { pipelineContext } from '#shared/pipelines/task-context.ts';
 import { versionSchema } from '#shared/registry/metadata.ts';
 import { promote as promoteVersion, startRollout } from '#shared/registry/registry.ts';
 import { retrainRolloutSchema, rolloutDecisionStart } from '#shared/registry/rollout.ts';
+import { DEFAULT_MAX_TRAINING_ROWS, maxTrainingRowsSchema } from '#shared/training/limits.ts';
 import { promotionDecision, type TrainRegisterResult, trainAndRegister } from '#shared/training/retrain.ts';
 import {
   importTrainedModel,
@@ -57,6 +58,8 @@ export const train = step(
     datasetPrefix: z.string().min(1).optional(),
     algorithm: z.enum(['gbdt', 'logistic']).optional(),
     seed: z.number().int().min(0).optional(),
+    /** Stage config `retrain.maxTrainingRows` (the retrain schedule's input); else the default. */
+    maxTrainingRows: maxTrainingRowsSchema.default(DEFAULT_MAX_TRAINING_ROWS),
   }),
   async (input) => {
     const datasetPrefix = input.datasetPrefix ?? (await newestFeatureDataset(deps.s3, deps.featuresBucket));

@@ -38,6 +38,7 @@ import {
   SAGEMAKER_TRAINING_DEFAULTS,
   SAGEMAKER_TRAINING_LIMITS,
 } from '#shared/training/sagemaker.ts';
+import { DEFAULT_MAX_TRAINING_ROWS, maxTrainingRowsSchema } from '#shared/training/limits.ts';
 
 /**
  * The configuration of one deployment stage, declared once: `bin/app.ts` turns it into the stacks'
@@ -208,7 +209,7 @@ export const keelConfigSchema = z.strictObject({
       rollout: retrainRolloutSchema.prefault('promote'),
       /**
        * What trains the candidate: the `lambda` task (Keel's own trainer, in one function), or a `sagemaker`
-       * training job with AWS's built-in XGBoost algorithm, for datasets beyond one Lambda (docs/retrain-on-sagemaker.md).
+       * training job with AWS's built-in XGBoost algorithm, for datasets beyond one Lambda (docs/configuration.md, "Retraining on SageMaker").
        */
       engine: z.enum(['lambda', 'sagemaker'], { error: 'must be lambda or sagemaker' }).default('lambda'),
       /** The SageMaker training job (`engine: "sagemaker"` only). */
@@ -255,6 +256,8 @@ export const keelConfigSchema = z.strictObject({
             .optional(),
         })
         .prefault({}),
+      /** The most rows a retrain draws from the offline dataset; above it, a stratified sample. */
+      maxTrainingRows: maxTrainingRowsSchema.default(DEFAULT_MAX_TRAINING_ROWS),
     })
     .prefault({}),
   capture: z
@@ -573,7 +576,7 @@ export function loadKeelConfig(options: { root: string; stage: string; file?: st
 
 /**
  * `SCHEDULES` as the stage configures them: each expression and switch, and the retrain schedule's
- * promotion margin and approval gate in its execution input.
+ * promotion margin, approval gate and row cap in its execution input.
  */
 export function configuredSchedules(config: KeelConfig): ScheduleDefinition[] {
   return (Object.keys(SCHEDULE_KEYS) as ScheduleKey[]).map((key) => {
@@ -584,6 +587,10 @@ export function configuredSchedules(config: KeelConfig): ScheduleDefinition[] {
         ? {
             ...declared.input,
             margin: config.retrain.promotionMargin,
+            // The train task's own default otherwise: the stacks of a default config stay those of none.
+            ...(config.retrain.maxTrainingRows === DEFAULT_MAX_TRAINING_ROWS
+              ? {}
+              : { maxTrainingRows: config.retrain.maxTrainingRows }),
             ...(config.retrain.requireApproval ? { requireApproval: true } : {}),
             ...(config.retrain.rollout.mode === 'promote' ? {} : { rollout: config.retrain.rollout }),
           }

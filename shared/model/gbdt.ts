@@ -109,16 +109,103 @@ export function trainGbdt(
   const p = resolveGbdtParams(params);
   validateDataset(data, 'train');
   const { train, trainRows, validation } = chooseValidation(data, p, options.validation);
-  const n = rowCount(train);
-  const positives = train.y.reduce((sum, label) => sum + label, 0);
-  if (positives === 0 || positives === n) {
+  requireBothClasses(train.y);
+  const valid = validation && {
+    y: validation.y,
+    addTree: (grown: GrownTree, margins: Float64Array) => addTreeToMargins(grown.tree, validation, margins),
+  };
+  return boost(binFeatures(train, p.maxBins), train.y, trainRows, valid, p, options.onRound);
+}
+
+/**
+ * Rows binned beforehand with fixed edges (see {@link binEdges}, {@link binInto}): what a trainer that
+ * never holds the float rows of the whole set trains on. `edges` are data values, so the exactness
+ * contract above holds as for {@link trainGbdt}.
+ */
+export interface BinnedDataset {
+  readonly rows: number;
+  readonly featureCount: number;
+  /** Column-major bin index of every value: bins[feature * rows + row]. */
+  readonly bins: Uint8Array;
+  /** Per feature: edges[k] is the smallest value of bin k + 1 (at most maxBins - 1 edges). */
+  readonly edges: readonly Float32Array[];
+  /** 0/1 labels, one per row. */
+  readonly y: Uint8Array;
+}
+
+export interface BinnedGbdtOptions {
+  /** Held-out rows binned with the same edges; else see validationFraction. */
+  readonly validation?: BinnedDataset;
+  readonly onRound?: GbdtOptions['onRound'];
+}
+
+/**
+ * {@link trainGbdt} on pre-binned rows. With the edges {@link trainGbdt} would compute from the same
+ * training rows (and the same validation rows, binned with them), the model is the same, tree for tree:
+ * routing a validation row on its bins equals routing its float32 values on the thresholds.
+ */
+export function trainGbdtBinned(
+  data: BinnedDataset,
+  params: Partial<GbdtParams> = {},
+  options: BinnedGbdtOptions = {},
+): GbdtResult {
+  const p = resolveGbdtParams(params);
+  validateBinned(data, p, 'train');
+  let train = data;
+  let trainRows = identity(data.rows);
+  let validation = options.validation;
+  if (validation) {
+    validateBinned(validation, p, 'validation');
+    if (validation.edges !== data.edges) {
+      throw new InvalidParameterError(
+        'validation.edges',
+        'validation rows must be binned with the training edges',
+      );
+    }
+  } else if (p.earlyStoppingRounds > 0) {
+    const split = stratifiedSplit(data.y, { validation: p.validationFraction, seed: p.seed });
+    if (split.validation.length === 0) {
+      throw new InvalidParameterError('validationFraction', 'validationFraction leaves no validation rows');
+    }
+    train = takeBinnedRows(data, split.train);
+    trainRows = split.train;
+    validation = takeBinnedRows(data, split.validation);
+  }
+  requireBothClasses(train.y);
+  const binned = validation;
+  const valid = binned && {
+    y: binned.y,
+    addTree: (grown: GrownTree, margins: Float64Array) => addBinnedTreeToMargins(grown, binned, margins),
+  };
+  return boost(binningOf(train), train.y, trainRows, valid, p, options.onRound);
+}
+
+function requireBothClasses(y: Uint8Array): void {
+  const positives = y.reduce((sum, label) => sum + label, 0);
+  if (positives === 0 || positives === y.length) {
     throw new InvalidParameterError('train.y', 'training labels must contain both classes');
   }
+}
 
-  const binning = binFeatures(train, p.maxBins);
+/** The validation rows of a boosting run: their labels and how a new tree adds to their margins. */
+interface ValidationRows {
+  readonly y: Uint8Array;
+  readonly addTree: (grown: GrownTree, margins: Float64Array) => void;
+}
+
+function boost(
+  binning: Binning,
+  y: Uint8Array,
+  trainRows: Uint32Array,
+  validation: ValidationRows | undefined,
+  p: GbdtParams,
+  onRound: GbdtOptions['onRound'],
+): GbdtResult {
+  const n = binning.rows;
+  const positives = y.reduce((sum, label) => sum + label, 0);
   const baseScore = Math.fround(Math.log(positives / (n - positives)));
   const margins = new Float64Array(n).fill(baseScore);
-  const validMargins = validation ? new Float64Array(rowCount(validation)).fill(baseScore) : undefined;
+  const validMargins = validation ? new Float64Array(validation.y.length).fill(baseScore) : undefined;
   const grower = new TreeGrower(binning, p);
   const random = new Random(p.seed);
   const trees: Tree[] = [];
@@ -127,17 +214,17 @@ export function trainGbdt(
   let stoppedEarly = false;
 
   for (let round = 1; round <= p.nTrees; round++) {
-    grower.setGradients(margins, train.y);
+    grower.setGradients(margins, y);
     const tree = grower.grow(
       sampleRows(n, p.subsample, random),
-      sampleFeatures(train.featureCount, p.colsampleByTree, random),
+      sampleFeatures(binning.featureCount, p.colsampleByTree, random),
     );
     grower.addToMargins(tree, margins);
     trees.push(tree.tree);
-    options.onRound?.(round, p.nTrees);
+    onRound?.(round, p.nTrees);
     if (!validation || !validMargins) continue;
 
-    addTreeToMargins(tree.tree, validation, validMargins);
+    validation.addTree(tree, validMargins);
     const loss = marginLogLoss(validMargins, validation.y);
     validationLogLoss.push(loss);
     if (p.earlyStoppingRounds === 0) continue;
@@ -153,7 +240,7 @@ export function trainGbdt(
   return {
     model: {
       kind: 'tree-ensemble',
-      featureCount: train.featureCount,
+      featureCount: binning.featureCount,
       baseScore,
       trees: trees.slice(0, keep),
     },
@@ -203,27 +290,21 @@ interface Binning {
   /** Column-major bin index of every value: bins[feature * rows + row]. */
   readonly bins: Uint8Array;
   /** Per feature: edges[k] is the smallest value in bin k + 1, so bin(x) = #{k : edges[k] <= x}. */
-  readonly edges: Float32Array[];
+  readonly edges: readonly Float32Array[];
   /** Per feature: start of its bins in a histogram, in bins (the last entry is the total). */
   readonly histOffsets: Int32Array;
 }
 
 function binFeatures(data: Dataset, maxBins: number): Binning {
   const n = rowCount(data);
-  const { featureCount, x } = data;
+  const { featureCount } = data;
   const bins = new Uint8Array(featureCount * n);
   const edges: Float32Array[] = [];
-  const histOffsets = new Int32Array(featureCount + 1);
-  const column = new Float32Array(n);
-  const sorted = new Float32Array(n);
-  const radix = new RadixScratch(n);
+  const columns = new ColumnSorter(data.x, n, featureCount);
   for (let f = 0; f < featureCount; f++) {
-    for (let i = 0; i < n; i++) column[i] = x[i * featureCount + f]!;
-    const order = radix.argsort(column);
-    for (let k = 0; k < n; k++) sorted[k] = column[order[k]!]!;
+    const { sorted, order } = columns.sort(f);
     const featureEdges = quantileEdges(sorted, maxBins);
     edges.push(featureEdges);
-    histOffsets[f + 1] = histOffsets[f]! + featureEdges.length + 1;
     // bin = number of edges <= value: one merge-like walk over the sorted values. NaN (sorted last)
     // compares false, so it stays in the last bin, which no split sends left (as `NaN < t` is false).
     const out = bins.subarray(f * n, (f + 1) * n);
@@ -234,7 +315,119 @@ function binFeatures(data: Dataset, maxBins: number): Binning {
       out[order[k]!] = bin;
     }
   }
-  return { rows: n, featureCount, bins, edges, histOffsets };
+  return { rows: n, featureCount, bins, edges, histOffsets: histOffsetsOf(edges) };
+}
+
+/** Per feature: start of its bins in a histogram, in bins (the last entry is the total). */
+function histOffsetsOf(edges: readonly Float32Array[]): Int32Array {
+  const offsets = new Int32Array(edges.length + 1);
+  for (let f = 0; f < edges.length; f++) offsets[f + 1] = offsets[f]! + edges[f]!.length + 1;
+  return offsets;
+}
+
+/** The columns of a row-major float32 matrix, one at a time, sorted ascending (NaN last). */
+class ColumnSorter {
+  private readonly column: Float32Array;
+  private readonly sorted: Float32Array;
+  private readonly radix: RadixScratch;
+
+  constructor(
+    private readonly x: Float32Array,
+    private readonly rows: number,
+    private readonly featureCount: number,
+  ) {
+    this.column = new Float32Array(rows);
+    this.sorted = new Float32Array(rows);
+    this.radix = new RadixScratch(rows);
+  }
+
+  /** Feature f's values sorted, and the row of each (both overwritten by the next call). */
+  sort(f: number): { sorted: Float32Array; order: Uint32Array } {
+    const { x, rows, featureCount, column, sorted } = this;
+    for (let i = 0; i < rows; i++) column[i] = x[i * featureCount + f]!;
+    const order = this.radix.argsort(column);
+    for (let k = 0; k < rows; k++) sorted[k] = column[order[k]!]!;
+    return { sorted, order };
+  }
+}
+
+/**
+ * Quantile bin edges of each feature from rows (row-major float32) such as a uniform sample of a dataset
+ * too large to hold: the same rule as {@link trainGbdt} applies to its training rows, so the edges are
+ * values of the sample, hence data values.
+ */
+export function binEdges(x: Float32Array, featureCount: number, maxBins: number): Float32Array[] {
+  requireInteger('maxBins', maxBins, 2, 256);
+  const rows = x.length / featureCount;
+  const columns = new ColumnSorter(x, rows, featureCount);
+  return Array.from({ length: featureCount }, (_, f) => quantileEdges(columns.sort(f).sorted, maxBins));
+}
+
+/** The bin of each of `features` (one row) under `edges`, written to bins[f * stride + at]: column-major. */
+export function binInto(
+  edges: readonly Float32Array[],
+  features: Float32Array,
+  bins: Uint8Array,
+  stride: number,
+  at: number,
+): void {
+  for (let f = 0; f < edges.length; f++) {
+    const featureEdges = edges[f]!;
+    const value = features[f]!;
+    // Number of edges <= value (binary search); NaN compares false everywhere: the last bin, as above.
+    let lo = 0;
+    let hi = featureEdges.length;
+    if (Number.isNaN(value)) lo = hi;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (featureEdges[mid]! <= value) lo = mid + 1;
+      else hi = mid;
+    }
+    bins[f * stride + at] = lo;
+  }
+}
+
+function binningOf(data: BinnedDataset): Binning {
+  const { rows, featureCount, bins, edges } = data;
+  return { rows, featureCount, bins, edges, histOffsets: histOffsetsOf(edges) };
+}
+
+function validateBinned(data: BinnedDataset, p: GbdtParams, what: string): void {
+  const { rows, featureCount, bins, edges, y } = data;
+  if (!Number.isInteger(featureCount) || featureCount < 1) {
+    throw new InvalidParameterError(`${what}.featureCount`, `${what}.featureCount must be an integer >= 1`);
+  }
+  if (y.length !== rows || bins.length !== rows * featureCount) {
+    throw new InvalidParameterError(
+      `${what}.bins`,
+      `${what} has ${bins.length} bins and ${y.length} labels, expected rows (${rows}) x featureCount (${featureCount}) and rows`,
+    );
+  }
+  const tooMany = edges.findIndex((e) => e.length >= p.maxBins);
+  if (edges.length !== featureCount || tooMany >= 0) {
+    throw new InvalidParameterError(
+      `${what}.edges`,
+      `${what}.edges must hold fewer than maxBins (${p.maxBins}) edges for each of the ${featureCount} features`,
+    );
+  }
+  for (let i = 0; i < rows; i++) {
+    if (y[i]! > 1)
+      throw new InvalidParameterError(`${what}.y`, `${what}.y[${i}] is ${y[i]}, labels must be 0 or 1`);
+  }
+}
+
+/** The rows at `indices`, in that order, as a new binned dataset with the same edges. */
+function takeBinnedRows(data: BinnedDataset, indices: Uint32Array): BinnedDataset {
+  const n = indices.length;
+  const bins = new Uint8Array(n * data.featureCount);
+  for (let f = 0; f < data.featureCount; f++) {
+    const from = f * data.rows;
+    const to = f * n;
+    for (let k = 0; k < n; k++) bins[to + k] = data.bins[from + indices[k]!]!;
+  }
+  const y = new Uint8Array(n);
+  for (let k = 0; k < n; k++) y[k] = data.y[indices[k]!]!;
+  return { rows: n, featureCount: data.featureCount, bins, edges: data.edges, y };
 }
 
 /** LSD radix argsort of float32 values (4 passes of 8 bits), far faster than a comparison sort. */
@@ -790,6 +983,20 @@ function addTreeToMargins(tree: Tree, data: Dataset, margins: Float64Array): voi
     let node = 0;
     while (tree.feature[node] !== -1) {
       node = x[offset + tree.feature[node]!]! < tree.threshold[node]! ? tree.left[node]! : tree.right[node]!;
+    }
+    margins[row]! += tree.value[node]!;
+  }
+}
+
+/** Adds one tree's leaf values to `margins`, descending on bins made with the tree's edges (same routes). */
+function addBinnedTreeToMargins(grown: GrownTree, data: BinnedDataset, margins: Float64Array): void {
+  const { tree, splitBin } = grown;
+  const { bins, rows } = data;
+  for (let row = 0; row < margins.length; row++) {
+    let node = 0;
+    while (tree.feature[node] !== -1) {
+      const bin = bins[tree.feature[node]! * rows + row]!;
+      node = bin <= splitBin[node]! ? tree.left[node]! : tree.right[node]!;
     }
     margins[row]! += tree.value[node]!;
   }

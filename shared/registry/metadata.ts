@@ -82,6 +82,18 @@ export const modelMetadataSchema = z.object({
         instance_count: z.number().int().min(1),
       })
       .optional(),
+    /**
+     * Set when the retrain read the dataset as a stream and drew a stratified sample of at most `cap`
+     * rows (stage config `retrain.maxTrainingRows`); absent in versions trained before, or in memory.
+     */
+    sample: z
+      .object({
+        rows_seen: z.number().int().min(0),
+        rows_used: z.number().int().min(0),
+        seed: z.number().int().min(0),
+        cap: z.number().int().min(1),
+      })
+      .optional(),
   }),
   /** The champion when this version was trained (what it was compared against), or null. */
   parent: versionSchema.nullable(),

@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { KeelError } from '#shared/errors.ts';
 import { FEATURE_SET, type FeatureSet } from '#shared/features/index.ts';
+import { DEFAULT_GBDT_PARAMS } from '#shared/model/gbdt.ts';
 import { evaluateBinary } from '#shared/model/metrics.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { MissingRawFieldError, readFeatureDataset } from '#shared/offline/features-dataset.ts';
@@ -15,7 +16,9 @@ import {
   type RegistryDeps,
   registerModel,
 } from '#shared/registry/registry.ts';
-import { type Algorithm, type Candidate, trainCandidate } from './train.ts';
+import { DEFAULT_MAX_TRAINING_ROWS } from './limits.ts';
+import { readTrainingSample } from './sample.ts';
+import { type Algorithm, type Candidate, DEFAULT_TEST_SHARE, trainCandidateOnSample } from './train.ts';
 
 export interface RetrainDeps {
   readonly registry: RegistryDeps;
@@ -29,6 +32,12 @@ export interface TrainRegisterOptions {
   readonly datasetPrefix: string;
   readonly algorithm?: Algorithm;
   readonly seed?: number;
+  /**
+   * The most rows drawn from the dataset (stage config `retrain.maxTrainingRows`): above it, a stratified
+   * sample of this many is trained on and held out from, so memory is bounded by it.
+   * @default DEFAULT_MAX_TRAINING_ROWS
+   */
+  readonly maxTrainingRows?: number;
 }
 
 export interface TrainRegisterResult {
@@ -54,7 +63,7 @@ export class ChampionNotComparableError extends KeelError {
 async function heldOut(
   deps: RetrainDeps,
   datasetPrefix: string,
-  data: { readonly featureSet: FeatureSet; readonly customerIds: readonly string[] },
+  data: { readonly featureSet: FeatureSet; readonly testCustomerIds: readonly string[] },
   candidate: Candidate,
   featureSet: FeatureSet,
 ): Promise<Float32Array> {
@@ -62,7 +71,7 @@ async function heldOut(
   const rows = await readFeatureDataset(deps.s3, deps.featuresBucket, datasetPrefix, featureSet, {
     rows: candidate.testRows,
   });
-  const moved = rows.customerIds.findIndex((id, k) => id !== data.customerIds[candidate.testRows[k]!]);
+  const moved = rows.customerIds.findIndex((id, k) => id !== data.testCustomerIds[k]);
   if (moved >= 0) {
     throw new ChampionNotComparableError(
       `s3://${deps.featuresBucket}/${datasetPrefix} changed while training: held-out row ${candidate.testRows[moved]} ` +
@@ -148,14 +157,23 @@ export async function trainAndRegister(
   deps: RetrainDeps,
   options: TrainRegisterOptions,
 ): Promise<TrainRegisterResult> {
-  const data = await readFeatureDataset(deps.s3, deps.featuresBucket, options.datasetPrefix, FEATURE_SET);
+  const seed = options.seed ?? 42;
+  // A stream in two passes into binned rows and a bounded sample: never the whole dataset in memory.
+  const sample = await readTrainingSample(deps.s3, deps.featuresBucket, options.datasetPrefix, FEATURE_SET, {
+    cap: options.maxTrainingRows ?? DEFAULT_MAX_TRAINING_ROWS,
+    seed,
+    testShare: DEFAULT_TEST_SHARE,
+    maxBins: DEFAULT_GBDT_PARAMS.maxBins,
+    trainFeatures: options.algorithm === 'logistic',
+  });
   const champion = (await getChampion(deps.registry, options.name)) ?? null;
-  const candidate = await trainCandidate(data, {
+  const candidate = await trainCandidateOnSample(sample, FEATURE_SET, {
     algorithm: options.algorithm,
-    seed: options.seed,
+    seed,
     datasetUri: `s3://${deps.featuresBucket}/${options.datasetPrefix}`,
     parent: champion,
   });
+  const data = { featureSet: FEATURE_SET, testCustomerIds: sample.testCustomerIds };
   return gateAndRegister(deps, {
     name: options.name,
     candidate: {

@@ -1,6 +1,6 @@
 import { FEATURE_SET, type FeatureSet } from '#shared/features/index.ts';
 import { type Dataset, takeRows } from '#shared/model/dataset.ts';
-import { type GbdtParams, trainGbdt } from '#shared/model/gbdt.ts';
+import { type GbdtParams, type GbdtResult, trainGbdt, trainGbdtBinned } from '#shared/model/gbdt.ts';
 import { trainLogistic } from '#shared/model/logistic.ts';
 import {
   type BinaryEvaluation,
@@ -17,6 +17,7 @@ import { fitCalibrationMap } from '#shared/quality/calibrator.ts';
 import { type Baseline, buildBaseline } from '#shared/registry/baseline.ts';
 import { featureSetMetadata } from '#shared/registry/feature-sets.ts';
 import type { NewModelMetadata } from '#shared/registry/metadata.ts';
+import type { SampleInfo, TrainingSample } from './sample.ts';
 
 /**
  * Training as a plain function: a feature matrix in, a candidate version out (ONNX bytes, metadata with
@@ -75,6 +76,9 @@ export interface Candidate {
   readonly onnxParityMaxDiff: number;
 }
 
+/** Share of rows held out for the final evaluation when the options name none. */
+export const DEFAULT_TEST_SHARE = 0.2;
+
 /** ONNX and trainer must agree to this on every held-out row, or nothing is registered. */
 export const PARITY_TOLERANCE = 1e-6;
 
@@ -116,15 +120,77 @@ export function heldOutMetrics(
 }
 
 export async function trainCandidate(data: TrainingData, options: TrainOptions): Promise<Candidate> {
-  const clock = options.clock ?? (() => performance.now());
-  const algorithm = options.algorithm ?? 'gbdt';
-  const seed = options.seed ?? 42;
-  const threshold = options.threshold ?? 0.5;
   const featureSet = data.featureSet ?? FEATURE_SET;
   const all: Dataset = { x: data.x, y: data.y, featureCount: featureSet.count };
-  const split = stratifiedSplit(data.y, { test: options.testShare ?? 0.2, seed });
+  const split = stratifiedSplit(data.y, {
+    test: options.testShare ?? DEFAULT_TEST_SHARE,
+    seed: seedOf(options),
+  });
   const train = takeRows(all, split.train);
-  const test = takeRows(all, split.test);
+  return finishCandidate(
+    featureSet,
+    options,
+    {
+      rows: train.y.length,
+      gbdt: (params, gbdtOptions) => trainGbdt(train, params, gbdtOptions),
+      logistic: () => trainLogistic(train),
+    },
+    { test: takeRows(all, split.test), testRows: split.test },
+    // Feature distributions over every row the model learned from; scores over the held-out rows.
+    { x: data.x, rows: data.rows, datasetRows: data.rows },
+  );
+}
+
+/**
+ * {@link trainCandidate} on a bounded sample of a dataset read as a stream (shared/training/sample.ts):
+ * trees fitted on its binned rows, evaluated on its held-out rows; the metadata records the sampling
+ * (`training.sample`).
+ */
+export async function trainCandidateOnSample(
+  sample: TrainingSample,
+  featureSet: FeatureSet,
+  options: TrainOptions,
+): Promise<Candidate> {
+  const { train, trainX } = sample;
+  return finishCandidate(
+    featureSet,
+    options,
+    {
+      rows: train.rows,
+      gbdt: (params, gbdtOptions) => trainGbdtBinned(train, params, gbdtOptions),
+      logistic: () => {
+        if (!trainX) throw new Error('the sample holds no float training rows: read it with trainFeatures');
+        return trainLogistic({ x: trainX, y: train.y, featureCount: featureSet.count });
+      },
+    },
+    sample,
+    // The drift baseline from pass 1's uniform sample of the dataset, not every row (bounded memory).
+    { ...sample.reference, datasetRows: sample.info.rows_seen, sample: sample.info },
+  );
+}
+
+const seedOf = (options: TrainOptions) => options.seed ?? 42;
+
+/** How one kind of training data is fitted: the tree trainer or the logistic baseline. */
+interface Fitting {
+  /** Rows fitted on (early-stopping validation rows included). */
+  readonly rows: number;
+  readonly gbdt: (params: Partial<GbdtParams>, options: { onRound: TrainingProgress }) => GbdtResult;
+  readonly logistic: () => ReturnType<typeof trainLogistic>;
+}
+
+async function finishCandidate(
+  featureSet: FeatureSet,
+  options: TrainOptions,
+  fitting: Fitting,
+  heldOut: { readonly test: Dataset; readonly testRows: Uint32Array },
+  reference: { readonly x: Float32Array; readonly rows: number; datasetRows: number; sample?: SampleInfo },
+): Promise<Candidate> {
+  const clock = options.clock ?? (() => performance.now());
+  const algorithm = options.algorithm ?? 'gbdt';
+  const seed = seedOf(options);
+  const threshold = options.threshold ?? 0.5;
+  const { test, testRows } = heldOut;
 
   const started = clock();
   let model: ChurnModel;
@@ -136,13 +202,13 @@ export async function trainCandidate(data: TrainingData, options: TrainOptions):
       options.onProgress?.(done, total);
       for (const listener of progressListeners) listener(done, total);
     };
-    const result = trainGbdt(train, { earlyStoppingRounds: 10, seed, ...options.params }, { onRound });
+    const result = fitting.gbdt({ earlyStoppingRounds: 10, seed, ...options.params }, { onRound });
     // Early stopping ends before nTrees: the last report says done = total, the rounds actually run.
     if (rounds > 0) onRound(rounds, rounds);
     model = result.model;
     params = { ...result.params, bestIteration: result.bestIteration, stoppedEarly: result.stoppedEarly };
   } else {
-    const result = trainLogistic(train);
+    const result = fitting.logistic();
     model = result.model;
     params = { ...result.params, iterations: result.iterations, converged: result.converged };
   }
@@ -167,22 +233,26 @@ export async function trainCandidate(data: TrainingData, options: TrainOptions):
   const { evaluation, metrics } = heldOutMetrics(test.y, onnxScores, threshold, onnxParityMaxDiff);
   const metadata: NewModelMetadata = {
     algorithm: algorithm === 'gbdt' ? 'gbdt-hist-logistic' : 'logistic-regression',
-    dataset: { uri: options.datasetUri, rows: data.rows },
+    dataset: { uri: options.datasetUri, rows: reference.datasetRows },
     feature_set: featureSetMetadata(featureSet),
     metrics,
     threshold,
-    training: { rows: train.y.length, params, duration_ms: Math.round(durationMs) },
+    training: {
+      rows: fitting.rows,
+      params,
+      duration_ms: Math.round(durationMs),
+      ...(reference.sample ? { sample: reference.sample } : {}),
+    },
     parent: options.parent,
   };
   return {
     model,
     onnx,
     metadata,
-    // Feature distributions over every row the model learned from; scores over the held-out rows.
-    baseline: buildBaseline(featureSet, data.x, data.rows, onnxScores, threshold),
+    baseline: buildBaseline(featureSet, reference.x, reference.rows, onnxScores, threshold),
     evaluation,
     test,
-    testRows: split.test,
+    testRows,
     onnxParityMaxDiff,
   };
 }

@@ -77,6 +77,7 @@ describe('the schema of a stage configuration', () => {
         rollout: { mode: 'promote' },
         engine: 'lambda',
         sagemaker: { instanceType: 'ml.m5.xlarge', instanceCount: 1, maxRuntimeHours: 4, volumeSizeGb: 50 },
+        maxTrainingRows: 1_000_000,
       },
       capture: { apiSampleRate: 1, batchSampleRate: 1 },
       etl: {},
@@ -262,15 +263,26 @@ describe('the schema of a stage configuration', () => {
   it('turns the retrain settings into the retrain schedule’s execution input', () => {
     const schedules = configuredSchedules(
       parse({
-        retrain: { promotionMargin: 0.01, requireApproval: true, approval: { emails: ['a@example.com'] } },
+        retrain: {
+          promotionMargin: 0.01,
+          requireApproval: true,
+          approval: { emails: ['a@example.com'] },
+          maxTrainingRows: 250_000,
+        },
         schedules: { drift: { enabled: false } },
       }),
     );
     expect(schedules.find((s) => s.id === 'Retrain')!.input).toEqual({
       promotion: 'if-better',
       margin: 0.01,
+      maxTrainingRows: 250_000,
       requireApproval: true,
     });
+    for (const bad of [999, 4_000_001, 1.5, '1000']) {
+      expect(failure(() => parse({ retrain: { maxTrainingRows: bad } }))).toContain(
+        'retrain.maxTrainingRows: must be a whole number from 1,000 to 4,000,000',
+      );
+    }
     expect(schedules.find((s) => s.id === 'Drift')!.enabled).toBe(false);
   });
 });

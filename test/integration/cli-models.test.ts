@@ -72,8 +72,11 @@ describe('keel train and keel models against a running platform', { timeout: 240
     expect(v2.candidate).toMatchObject({ version: 'v2', promote: false });
     expect(v2.candidate.championAuc).toBeGreaterThan(0.6);
     expect(v2.deployment).toBeUndefined();
-    const v3 = await json<Retrain>('train', '--promote');
+    // The row cap: a stratified sample of 2,000 of the 3,000 customers, recorded with the version.
+    const v3 = await json<Retrain>('train', '--promote', '--max-rows', '2000');
     expect(v3.deployment).toMatchObject({ from: 'v1', to: 'v3' });
+    const sampled = await json<{ training: { sample: unknown } }>('models', 'show', 'v3');
+    expect(sampled.training.sample).toEqual({ rows_seen: 3000, rows_used: 2000, seed: 42, cap: 2000 });
 
     expect(await json('models', 'promote', 'v2', '--reason', 'canary')).toMatchObject({
       from: 'v3',

@@ -1,10 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
-import { FEATURE_SET, type FeatureSet } from '#shared/features/index.ts';
-import { readFeatureDataset } from '#shared/offline/features-dataset.ts';
+import { FEATURE_SET } from '#shared/features/index.ts';
 import { getChampion, promote, readMetadata, registerModel } from '#shared/registry/registry.ts';
+import { DEFAULT_MAX_TRAINING_ROWS } from '#shared/training/limits.ts';
 import { ChampionNotComparableError, retrain, trainAndRegister } from '#shared/training/retrain.ts';
-import { type TrainingData, trainCandidate } from '#shared/training/train.ts';
+import { readTrainingSample } from '#shared/training/sample.ts';
+import {
+  type Candidate,
+  DEFAULT_TEST_SHARE,
+  trainCandidate,
+  trainCandidateOnSample,
+} from '#shared/training/train.ts';
 import { etlOfRecords, startTestAws, type TestAws } from '../support/aws.ts';
 import { testRegistry } from '../support/model.ts';
 import { LOGINS_SET, TICKETS_LOG_SET } from '../support/other-definition.ts';
@@ -28,13 +34,10 @@ afterAll(async () => {
 
 const deps = () => ({ registry: testRegistry(aws), s3: aws.clients.s3, featuresBucket: aws.names.features });
 
-/** Trains on `data` (of its own feature set), registers the version and makes it the champion. */
-async function championOf(data: TrainingData & { featureSet: FeatureSet }, force = false) {
-  const candidate = await trainCandidate(data, {
-    datasetUri: 's3://test',
-    parent: null,
-    params: { nTrees: 20 },
-  });
+const TRAIN_OPTIONS = { datasetUri: 's3://test', parent: null, params: { nTrees: 20 } };
+
+/** Registers a trained candidate and makes it the champion. */
+async function championOf(candidate: Candidate, force = false) {
   const { version } = await registerModel(testRegistry(aws), {
     name: 'churn',
     onnx: candidate.onnx,
@@ -53,8 +56,22 @@ async function championOf(data: TrainingData & { featureSet: FeatureSet }, force
 
 describe('the retrain gate with a champion of another feature definition', () => {
   it('scores the champion with its own features on the candidate’s held-out customers', async () => {
-    const wide = await readFeatureDataset(aws.clients.s3, aws.names.features, datasetPrefix, TICKETS_LOG_SET);
-    const { version: v1 } = await championOf(wide);
+    // Drawn as a retrain draws (same seed, same labels): the same held-out customers, in other features.
+    const wide = await readTrainingSample(
+      aws.clients.s3,
+      aws.names.features,
+      datasetPrefix,
+      TICKETS_LOG_SET,
+      {
+        cap: DEFAULT_MAX_TRAINING_ROWS,
+        seed: 42,
+        testShare: DEFAULT_TEST_SHARE,
+        maxBins: 256,
+      },
+    );
+    const { version: v1 } = await championOf(
+      await trainCandidateOnSample(wide, TICKETS_LOG_SET, TRAIN_OPTIONS),
+    );
     const champion = await readMetadata(testRegistry(aws), 'churn', v1);
     expect(champion.feature_set.fingerprint).toBe(TICKETS_LOG_SET.fingerprint);
     expect(champion.feature_set.fingerprint).not.toBe(FEATURE_SET.fingerprint);
@@ -80,7 +97,8 @@ describe('the retrain gate with a champion of another feature definition', () =>
     const rows = 200;
     const x = Float32Array.from({ length: rows * LOGINS_SET.count }, (_, i) => (i * 7) % 31);
     const y = Uint8Array.from({ length: rows }, (_, i) => i % 2);
-    await championOf({ featureSet: LOGINS_SET, rows, x, y, customerIds: [], keys: [] }, true);
+    const data = { featureSet: LOGINS_SET, rows, x, y, customerIds: [], keys: [] };
+    await championOf(await trainCandidate(data, TRAIN_OPTIONS), true);
     const error = await trainAndRegister(deps(), {
       name: 'churn',
       datasetPrefix,

@@ -1,8 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { takeRows } from '#shared/model/dataset.ts';
+import { type Dataset, takeRows } from '#shared/model/dataset.ts';
 import { InvalidParameterError } from '#shared/model/errors.ts';
-import { type GbdtParams, trainGbdt } from '#shared/model/gbdt.ts';
-import { auc } from '#shared/model/metrics.ts';
+import {
+  type BinnedDataset,
+  binEdges,
+  binInto,
+  DEFAULT_GBDT_PARAMS,
+  type GbdtParams,
+  trainGbdt,
+  trainGbdtBinned,
+} from '#shared/model/gbdt.ts';
+import { auc, stratifiedSplit } from '#shared/model/metrics.ts';
 import { ensembleMargin, type Tree, type TreeEnsemble } from '#shared/model/model-types.ts';
 import type { Random } from '#shared/random.ts';
 import { standardNormal, synthesize } from '../../support/synthetic-data.ts';
@@ -155,6 +163,67 @@ describe('trainGbdt', () => {
     const validation = takeRows(data, [0, 1]);
     expect(() => trainGbdt(data, {}, { validation: { ...validation, featureCount: 3 } })).toThrow(
       /validation.x has 12 values/,
+    );
+  });
+});
+
+/** Every row of `data` binned (column-major) with `edges`, as a streaming reader bins them. */
+function binned(data: Dataset, edges: Float32Array[]): BinnedDataset {
+  const rows = data.y.length;
+  const bins = new Uint8Array(rows * data.featureCount);
+  for (let r = 0; r < rows; r++) {
+    binInto(edges, data.x.subarray(r * data.featureCount, (r + 1) * data.featureCount), bins, rows, r);
+  }
+  return { rows, featureCount: data.featureCount, bins, edges, y: data.y };
+}
+
+describe('trainGbdtBinned', () => {
+  const params: Partial<GbdtParams> = { nTrees: 40, maxDepth: 4, subsample: 0.8, colsampleByTree: 0.7 };
+
+  it('grows the same trees as trainGbdt from rows binned with the edges of the same training rows', () => {
+    for (const data of [awkwardColumns(3_000, 3), knownFunction(3_000, 4)]) {
+      const train = takeRows(
+        data,
+        Uint32Array.from({ length: 2_400 }, (_, i) => i),
+      );
+      const validation = takeRows(
+        data,
+        Uint32Array.from({ length: 600 }, (_, i) => 2_400 + i),
+      );
+      const edges = binEdges(train.x, train.featureCount, 256);
+      const expected = trainGbdt(train, { ...params, earlyStoppingRounds: 5 }, { validation });
+      const actual = trainGbdtBinned(
+        binned(train, edges),
+        { ...params, earlyStoppingRounds: 5 },
+        { validation: binned(validation, edges) },
+      );
+      expect(actual.model).toEqual(expected.model);
+      expect(actual.validationLogLoss).toEqual(expected.validationLogLoss);
+      expect(actual.trainMargins).toEqual(expected.trainMargins);
+    }
+  });
+
+  it('holds out the same validation rows as trainGbdt when early stopping without a validation set', () => {
+    const data = knownFunction(4_000, 6);
+    const p = { ...params, earlyStoppingRounds: 3, seed: 9 };
+    const split = stratifiedSplit(data.y, { validation: DEFAULT_GBDT_PARAMS.validationFraction, seed: 9 });
+    const edges = binEdges(takeRows(data, split.train).x, data.featureCount, 256);
+    const expected = trainGbdt(data, p);
+    const actual = trainGbdtBinned(binned(data, edges), p);
+    expect(actual.model).toEqual(expected.model);
+    expect(actual.trainRows).toEqual(expected.trainRows);
+    expect(actual.stoppedEarly).toBe(expected.stoppedEarly);
+  });
+
+  it('refuses edges it cannot index with a byte, and validation rows binned otherwise', () => {
+    const data = knownFunction(500, 2);
+    const edges = binEdges(data.x, data.featureCount, 256);
+    expect(() => trainGbdtBinned(binned(data, edges), { maxBins: 8 })).toThrow(
+      /train.edges must hold fewer than maxBins \(8\)/,
+    );
+    const other = binEdges(data.x, data.featureCount, 16);
+    expect(() => trainGbdtBinned(binned(data, edges), {}, { validation: binned(data, other) })).toThrow(
+      expect.objectContaining({ parameter: 'validation.edges' }),
     );
   });
 });
