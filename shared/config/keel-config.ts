@@ -31,6 +31,7 @@ import {
   parseDuration,
   type RetrainRollout,
 } from '#shared/registry/rollout.ts';
+import { DEFAULT_MAX_TRAINING_ROWS, maxTrainingRowsSchema } from '#shared/training/limits.ts';
 import {
   ECR_IMAGE,
   ECR_IMAGE_RULE,
@@ -38,7 +39,6 @@ import {
   SAGEMAKER_TRAINING_DEFAULTS,
   SAGEMAKER_TRAINING_LIMITS,
 } from '#shared/training/sagemaker.ts';
-import { DEFAULT_MAX_TRAINING_ROWS, maxTrainingRowsSchema } from '#shared/training/limits.ts';
 
 /**
  * The configuration of one deployment stage, declared once: `bin/app.ts` turns it into the stacks'
