@@ -64,6 +64,14 @@ const positive = (what = 'number') =>
     .gt(0, `must be a positive ${what}`)
     .refine(Number.isFinite, `must be a positive ${what}`);
 const positiveInt = () => z.int({ error: 'must be a whole number' }).min(1, 'must be at least 1');
+/** A whole number from 1 to `max`, in `unit` when it has one. */
+const wholeFromOne = (max: number, unit?: string) => {
+  const range = `must be from 1 to ${max}${unit ? ` ${unit}` : ''}`;
+  return z
+    .int({ error: `must be a whole number${unit ? ` of ${unit}` : ''}` })
+    .min(1, range)
+    .max(max, range);
+};
 const days = (max?: number) => {
   const atLeastOne = positiveInt();
   return max === undefined ? atLeastOne : atLeastOne.max(max, `must be at most ${max} days`);
@@ -220,32 +228,17 @@ export const keelConfigSchema = z.strictObject({
             .string({ error: 'must be a SageMaker instance type, e.g. ml.m5.xlarge' })
             .regex(SAGEMAKER_INSTANCE_TYPE, 'must be a SageMaker instance type, e.g. ml.m5.xlarge')
             .default(SAGEMAKER_TRAINING_DEFAULTS.instanceType),
-          instanceCount: z
-            .int({ error: 'must be a whole number' })
-            .min(1, `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.instanceCount}`)
-            .max(
-              SAGEMAKER_TRAINING_LIMITS.instanceCount,
-              `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.instanceCount}`,
-            )
-            .default(SAGEMAKER_TRAINING_DEFAULTS.instanceCount),
+          instanceCount: wholeFromOne(SAGEMAKER_TRAINING_LIMITS.instanceCount).default(
+            SAGEMAKER_TRAINING_DEFAULTS.instanceCount,
+          ),
           /** SageMaker stops the job after this long (its own limit is 28 days). */
-          maxRuntimeHours: z
-            .int({ error: 'must be a whole number of hours' })
-            .min(1, `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.maxRuntimeHours} hours`)
-            .max(
-              SAGEMAKER_TRAINING_LIMITS.maxRuntimeHours,
-              `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.maxRuntimeHours} hours`,
-            )
-            .default(SAGEMAKER_TRAINING_DEFAULTS.maxRuntimeHours),
+          maxRuntimeHours: wholeFromOne(SAGEMAKER_TRAINING_LIMITS.maxRuntimeHours, 'hours').default(
+            SAGEMAKER_TRAINING_DEFAULTS.maxRuntimeHours,
+          ),
           /** Each instance's storage volume, which holds the training channels (File mode). */
-          volumeSizeGb: z
-            .int({ error: 'must be a whole number of GB' })
-            .min(1, `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.volumeSizeGb} GB`)
-            .max(
-              SAGEMAKER_TRAINING_LIMITS.volumeSizeGb,
-              `must be from 1 to ${SAGEMAKER_TRAINING_LIMITS.volumeSizeGb} GB`,
-            )
-            .default(SAGEMAKER_TRAINING_DEFAULTS.volumeSizeGb),
+          volumeSizeGb: wholeFromOne(SAGEMAKER_TRAINING_LIMITS.volumeSizeGb, 'GB').default(
+            SAGEMAKER_TRAINING_DEFAULTS.volumeSizeGb,
+          ),
           /**
            * The XGBoost 3.0-5 algorithm image; absent: AWS's built-in one of the stage's region, which
            * Keel knows for the regions of `XGBOOST_IMAGE_ACCOUNTS` only.
