@@ -39,6 +39,11 @@ export const ONNX_METADATA_KEYS = {
   featureNames: 'keel.feature_names',
 } as const;
 
+/**
+ * An exported model and the evaluation it came from (the trainer's, or XGBoost's trees) must agree to
+ * this in probability on every row checked, or nothing is registered.
+ */
+export const PARITY_TOLERANCE = 1e-6;
 export const KEEL_ONNX_FORMAT = 'keel-churn-onnx/1';
 export const ONNX_INPUT_NAME = 'features';
 export const ONNX_LABEL_OUTPUT = 'label';

@@ -11,9 +11,8 @@
  */
 import { KeelError } from '#shared/errors.ts';
 import type { FeatureSet } from '#shared/features/encode.ts';
-import { PARITY_TOLERANCE } from '#shared/training/train.ts';
 import { sigmoid, type Tree, type TreeEnsemble } from './model-types.ts';
-import { exportOnnx } from './onnx-export.ts';
+import { exportOnnx, PARITY_TOLERANCE } from './onnx-export.ts';
 import { loadOnnxScorer } from './onnx-runtime.ts';
 import { decodeUbjson, UbjsonError, type UbjsonValue } from './ubjson.ts';
 

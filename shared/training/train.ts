@@ -9,7 +9,7 @@ import {
   stratifiedSplit,
 } from '#shared/model/metrics.ts';
 import type { ChurnModel } from '#shared/model/model-types.ts';
-import { exportOnnx } from '#shared/model/onnx-export.ts';
+import { exportOnnx, PARITY_TOLERANCE } from '#shared/model/onnx-export.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createJsScorer } from '#shared/model/scorer.ts';
 import type { FeatureDataset } from '#shared/offline/features-dataset.ts';
@@ -78,9 +78,6 @@ export interface Candidate {
 
 /** Share of rows held out for the final evaluation when the options name none. */
 export const DEFAULT_TEST_SHARE = 0.2;
-
-/** ONNX and trainer must agree to this on every held-out row, or nothing is registered. */
-export const PARITY_TOLERANCE = 1e-6;
 
 /**
  * The rows to train on; `featureSet` is the one the matrix was computed with (default: this code's

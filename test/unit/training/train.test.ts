@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
+import { PARITY_TOLERANCE } from '#shared/model/onnx-export.ts';
 import type { FeatureDataset } from '#shared/offline/features-dataset.ts';
 import { calibratorOf, MAX_KNOTS } from '#shared/quality/calibrator.ts';
 import { modelMetadataSchema } from '#shared/registry/metadata.ts';
-import { PARITY_TOLERANCE, trainCandidate } from '#shared/training/train.ts';
+import { trainCandidate } from '#shared/training/train.ts';
 
 function dataset(rows: number, seed: number): FeatureDataset {
   const x = new Float32Array(rows * FEATURE_COUNT);
