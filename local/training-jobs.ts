@@ -31,6 +31,9 @@ export interface LocalTrainingJobsOptions {
   readonly pollMs?: number;
 }
 
+/** SageMaker's own default MaxRuntimeInSeconds, when a job sets none. */
+const DEFAULT_MAX_RUNTIME_SECONDS = 86_400;
+
 /** An error as the Step Functions SageMaker integration reports it (its name is what Catch matches). */
 const taskError = (name: string, message: string) => Object.assign(new Error(message), { name });
 
@@ -51,6 +54,9 @@ export function localTrainingJobs(options: LocalTrainingJobsOptions): TaskHandle
     await options.authorize('iam:PassRole', String(input.RoleArn), {
       'iam:PassedToService': 'sagemaker.amazonaws.com',
     });
+    // Step Functions' wait ends with the job, which SageMaker stops at its StoppingCondition: so does this one.
+    const maxSeconds = input.StoppingCondition?.MaxRuntimeInSeconds ?? DEFAULT_MAX_RUNTIME_SECONDS;
+    const deadline = Date.now() + maxSeconds * 1000;
     const client = new SageMakerClient({ region, endpoint, credentials: localCredentials() });
     try {
       await client.send(new CreateTrainingJobCommand(input)).catch((error: Error) => {
@@ -68,6 +74,12 @@ export function localTrainingJobs(options: LocalTrainingJobsOptions): TaskHandle
           throw taskError(
             'States.TaskFailed',
             `training job ${name} ${status.toLowerCase()}: ${described.FailureReason ?? 'no reason given'}`,
+          );
+        }
+        if (Date.now() > deadline) {
+          throw taskError(
+            'States.Timeout',
+            `training job ${name} is still ${status} after its MaxRuntimeInSeconds (${maxSeconds} s)`,
           );
         }
         await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
