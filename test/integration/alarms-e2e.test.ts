@@ -143,10 +143,11 @@ describe.skipIf(TEST_EMULATOR === 'moto')('alarms end to end through keel up', (
       );
       expect(composite.AlarmRule).toContain('ALARM("keel-local-data-drift-page")');
 
-      // Prediction drift: three times the support tickets (the strongest churn driver) moves the
-      // positive rate by far more than 10 points.
+      // Prediction drift: five support tickets each (the strongest churn driver, Poisson around one in
+      // the training data) moves the positive rate by far more than 10 points; three moved it by only
+      // 9 points for a model trained on another split of the same customers.
       const sickerFrom = new Date();
-      await p.serve(1000, 8, 'support_tickets_90d=3');
+      await p.serve(1000, 8, 'support_tickets_90d=5');
       const sicker = await p.driftCheck(sickerFrom, 1000);
       expect(Math.abs(sicker.report.prediction.positiveRateDelta!)).toBeGreaterThanOrEqual(10);
       const afterSicker = await p.alarms();

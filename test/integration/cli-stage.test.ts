@@ -255,6 +255,8 @@ describe('the CLI against a deployed stage (--stage)', { timeout: 120_000 }, () 
       margin: 0,
       promotion: 'never',
       requireApproval: false,
+      // The stage config's retrain.maxTrainingRows (the default), which `keel train --max-rows` overrides.
+      maxTrainingRows: 1_000_000,
     });
     const etl = await runKeel(['--stage', STAGE, 'etl', 'run'], sfn('etl'));
     expect(etl.code).toBe(1);
