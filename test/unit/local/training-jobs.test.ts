@@ -16,7 +16,7 @@ afterEach(async () => {
 
 /** Answers SageMaker's JSON protocol: every job is created, then forever InProgress. */
 async function jobThatNeverEnds(calls: string[]): Promise<string> {
-  server = createServer((request, response) => {
+  const api = createServer((request, response) => {
     request.resume();
     request.on('end', () => {
       const action = String(request.headers['x-amz-target']).split('.').pop() ?? '';
@@ -31,8 +31,9 @@ async function jobThatNeverEnds(calls: string[]): Promise<string> {
       );
     });
   });
-  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server?.address() as AddressInfo).port}`;
+  server = api;
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
 }
 
 describe('local createTrainingJob.sync', () => {
