@@ -129,6 +129,8 @@ export interface ImportedXgboost {
   readonly onnx: Uint8Array;
   /** Largest |onnxruntime − sigmoid(xgboostMargins)| probability over the check rows. */
   readonly parityMaxDiff: number;
+  /** The ONNX model's probabilities on the check rows (what its evaluation on them needs). */
+  readonly scores: Float64Array;
   /** What the model is, for the registry's metadata (`params`). */
   readonly params: Record<string, unknown>;
 }
@@ -155,11 +157,12 @@ export async function importXgboostModel(
     featureNames: options.featureSet.names,
     producer: { name: 'keel-xgboost', ...(xgb.version ? { version: xgb.version } : {}) },
   });
-  const parityMaxDiff = await checkXgboostParity(xgb, onnx, options);
+  const parity = await checkXgboostParity(xgb, onnx, options);
   return {
     model,
     onnx,
-    parityMaxDiff,
+    parityMaxDiff: parity.maxDiff,
+    scores: parity.scores,
     params: {
       source: 'xgboost',
       xgboost_version: xgb.version,
@@ -197,13 +200,14 @@ export function checkXgboostFeatures(model: XgboostModel, featureSet: FeatureSet
 
 /**
  * Scores `rows` with the ONNX model and compares each probability with sigmoid of the XGBoost trees'
- * margin; returns the largest difference, or throws {@link XgboostParityError} above PARITY_TOLERANCE.
+ * margin; returns the largest difference with the ONNX scores, or throws {@link XgboostParityError}
+ * above PARITY_TOLERANCE.
  */
 export async function checkXgboostParity(
   model: XgboostModel,
   onnx: Uint8Array,
   options: XgboostImportOptions,
-): Promise<number> {
+): Promise<{ maxDiff: number; scores: Float64Array }> {
   const { x, count } = options.rows;
   if (count < 1) throw new XgboostParityError('no rows to check the converted model on');
   const margins = xgboostMargins(model, x, count);
@@ -233,7 +237,7 @@ export async function checkXgboostParity(
         `${sigmoid(margins[worst]!)} (max difference ${maxDiff} > ${PARITY_TOLERANCE} over ${count} rows)`,
     );
   }
-  return maxDiff;
+  return { maxDiff, scores };
 }
 
 function depthOf(tree: XgboostTree): number {

@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { KeelError, ValidationError } from '#shared/errors.ts';
 import { FEATURE_SET, type FeatureSet, LABEL_COLUMN } from '#shared/features/index.ts';
 import { fileFromTarGz } from '#shared/model/model-archive.ts';
-import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { importXgboostModel } from '#shared/model/xgboost.ts';
 import { float32Text } from '#shared/offline/feature-export.ts';
 import {
@@ -300,12 +299,8 @@ export async function importTrainedModel(
     featureSet: FEATURE_SET,
     rows: { x: held.x, count: held.rows },
   });
-  const scorer = await loadOnnxScorer(imported.onnx, {
-    featureCount: FEATURE_SET.count,
-    featureNames: FEATURE_SET.names,
-  });
-  const scores = await scorer.scoreBatch(held.x, held.rows);
-  await scorer.release();
+  // The parity check scored the held-out rows with the ONNX model already.
+  const { scores } = imported;
   const threshold = 0.5;
   const { evaluation, metrics } = heldOutMetrics(held.y, scores, threshold, imported.parityMaxDiff);
   const champion = (await getChampion(deps.registry, input.name)) ?? null;
