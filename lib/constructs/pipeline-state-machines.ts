@@ -203,10 +203,8 @@ export class PipelineStateMachines extends Construct {
       // step reads the results back (shared/pipelines/run-objects.ts).
       const chunks = new MapState(this, 'EtlChunks', {
         stateName: s.chunks,
-        itemsPath: '$.plan.items',
-        itemSelector: { 'run.$': '$.plan.run', 'index.$': '$$.Map.Item.Value' },
+        ...runItems('$.plan'),
         maxConcurrency: etlConcurrency,
-        resultPath: JsonPath.DISCARD,
       }).itemProcessor(task(s.chunk, f.etlChunk, undefined, JsonPath.DISCARD, '$.index'));
       const finalize = task(s.finalize, f.etlFinalize);
       catchAll([plan, chunks, finalize], failure('etl'));
@@ -493,10 +491,8 @@ export class PipelineStateMachines extends Construct {
       const score = task(s.score, f.batchScore, undefined, JsonPath.DISCARD, '$.index');
       const segments = new DistributedMap(this, 'BatchSegments', {
         stateName: s.segments,
-        itemsPath: '$.plan.items',
-        itemSelector: { 'run.$': '$.plan.run', 'index.$': '$$.Map.Item.Value' },
+        ...runItems('$.plan'),
         maxConcurrency: batchConcurrency,
-        resultPath: JsonPath.DISCARD,
       }).itemProcessor(score);
       const plan = task(s.plan, f.batchPlan, undefined, '$.plan');
       const finalize = task(s.finalize, f.batchFinalize, { 'run.$': '$.plan.run' });
@@ -536,10 +532,8 @@ export class PipelineStateMachines extends Construct {
     const prepare = task(s.prepareTraining, sm.prepare, undefined, '$.training');
     const channels = new MapState(this, 'RetrainChannels', {
       stateName: s.channels,
-      itemsPath: '$.training.items',
-      itemSelector: { 'run.$': '$.training.run', 'index.$': '$$.Map.Item.Value' },
+      ...runItems('$.training'),
       maxConcurrency: training.concurrency ?? 4,
-      resultPath: JsonPath.DISCARD,
     }).itemProcessor(task(s.channel, sm.writeChannels, undefined, JsonPath.DISCARD, '$.index'));
     const job = new SageMakerCreateTrainingJob(this, 'RetrainTrainingJob', {
       stateName: s.trainingJob,
@@ -747,6 +741,19 @@ const MAX_APPROVAL_WAIT = Duration.days(30);
 const TASK_RETRY_ATTEMPTS = 3;
 
 const lambdaOf = (fn: KeelFunction | IFunction): IFunction => (fn instanceof KeelFunction ? fn.function : fn);
+
+/**
+ * A Map over a run's items (shared/pipelines/run-objects.ts): the plan task's output at `planPath` holds
+ * the run and its item numbers; each iteration gets the run and its number and passes nothing on (its
+ * result is in S3), so the state does not grow with the items' work.
+ */
+function runItems(planPath: string) {
+  return {
+    itemsPath: `${planPath}.items`,
+    itemSelector: { 'run.$': `${planPath}.run`, 'index.$': '$$.Map.Item.Value' },
+    resultPath: JsonPath.DISCARD,
+  };
+}
 
 function withRetry<T extends TaskStateBase>(state: T): T {
   state.addRetry({
