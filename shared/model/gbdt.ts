@@ -163,10 +163,7 @@ export function trainGbdtBinned(
       );
     }
   } else if (p.earlyStoppingRounds > 0) {
-    const split = stratifiedSplit(data.y, { validation: p.validationFraction, seed: p.seed });
-    if (split.validation.length === 0) {
-      throw new InvalidParameterError('validationFraction', 'validationFraction leaves no validation rows');
-    }
+    const split = earlyStoppingSplit(data.y, p);
     train = takeBinnedRows(data, split.train);
     trainRows = split.train;
     validation = takeBinnedRows(data, split.validation);
@@ -253,6 +250,15 @@ function boost(
   };
 }
 
+/** The stratified share of the training rows held out for early stopping when no validation set is given. */
+function earlyStoppingSplit(y: Uint8Array, p: GbdtParams) {
+  const split = stratifiedSplit(y, { validation: p.validationFraction, seed: p.seed });
+  if (split.validation.length === 0) {
+    throw new InvalidParameterError('validationFraction', 'validationFraction leaves no validation rows');
+  }
+  return split;
+}
+
 function chooseValidation(
   data: Dataset,
   p: GbdtParams,
@@ -270,10 +276,7 @@ function chooseValidation(
     return { train: data, trainRows: allRows(), validation };
   }
   if (p.earlyStoppingRounds === 0) return { train: data, trainRows: allRows(), validation: undefined };
-  const split = stratifiedSplit(data.y, { validation: p.validationFraction, seed: p.seed });
-  if (split.validation.length === 0) {
-    throw new InvalidParameterError('validationFraction', 'validationFraction leaves no validation rows');
-  }
+  const split = earlyStoppingSplit(data.y, p);
   return {
     train: takeRows(data, split.train),
     trainRows: split.train,
