@@ -128,7 +128,7 @@ export async function startStorageProcess(options: StorageProcessOptions): Promi
     });
 
   // Synthesis (on a cache miss) happens here, not in the child: the CDK app imports the handlers'
-  // modules, and the tracer's async hooks they load would tax every promise of the storage servers.
+  // modules, which the process serving every store call has no use for.
   await loadLocalDeployment();
   const first = await launch({
     home: options.home,

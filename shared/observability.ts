@@ -2,13 +2,12 @@ import { Console } from 'node:console';
 import type { Writable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { Tracer } from '@aws-lambda-powertools/tracer';
 import { VARIANT_DIMENSION, type VariantDimension } from '#shared/monitoring/metrics.ts';
 
 /**
- * Logger, metrics and tracer, created once per process (Lambda module scope, the ECS server, the local
+ * Logger and metrics, created once per process (Lambda module scope, the ECS server, the local
  * platform). Configured by Powertools' own variables (POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL,
- * POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_ENABLED).
+ * POWERTOOLS_METRICS_NAMESPACE). The tracer is not here: see shared/inference/tracing.ts.
  */
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'keel' });
 const metricsOptions = {
@@ -53,8 +52,6 @@ export function publishVariantMetricsEvery(intervalMs: number): () => void {
   setInterval(flushVariantMetrics, intervalMs).unref();
   return flushVariantMetrics;
 }
-export const tracer = new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'keel' });
-
 /**
  * Sends EMF metric lines to `sink` instead of stdout. In AWS, CloudWatch reads EMF from the function's
  * log stream; the local platform reads the same lines from a file to evaluate the same alarms.
@@ -66,4 +63,16 @@ export function redirectMetrics(sink: Writable): void {
       stderr: process.stderr,
     });
   }
+}
+
+/**
+ * Whether X-Ray can trace this process: in Lambda (whose `AWS_EXECUTION_ENV` is `AWS_Lambda_<runtime>`),
+ * unless POWERTOOLS_TRACE_ENABLED is false. Powertools' tracer would be off everywhere this is false;
+ * it would count the ECS container (`AWS_ECS_FARGATE`) as on, where no X-Ray daemon listens.
+ */
+export function xrayTracingEnabled(env: Readonly<Record<string, string | undefined>> = process.env): boolean {
+  return (
+    (env.AWS_EXECUTION_ENV ?? '').startsWith('AWS_Lambda_') &&
+    (env.POWERTOOLS_TRACE_ENABLED ?? '').toLowerCase() !== 'false'
+  );
 }

@@ -1,7 +1,6 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
@@ -10,13 +9,22 @@ import { httpErrors, requestIdOf } from '#shared/http/middleware.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createSageMakerScorer } from '#shared/model/sagemaker-scorer.ts';
 import { PREDICT_METRICS, ROLLOUT_METRICS } from '#shared/monitoring/metrics.ts';
-import { logger, metrics, publishVariantMetrics, tracer, variantMetrics } from '#shared/observability.ts';
+import {
+  logger,
+  metrics,
+  publishVariantMetrics,
+  variantMetrics,
+  xrayTracingEnabled,
+} from '#shared/observability.ts';
 import { coalescedReader } from '#shared/online-store/store.ts';
 import { type Observer, routeApiRequest } from './api.ts';
 import { createPredictionCapture, type PredictionCapture } from './capture.ts';
 import { ModelHolder, registryReader, type ScorerFactory } from './model-holder.ts';
 import type { PredictConfig } from './predict-environment.ts';
 import type { InferenceDeps, Prediction } from './service.ts';
+
+/** The X-Ray SDK only where it traces (see ./tracing.ts). */
+const tracing = xrayTracingEnabled() ? await import('./tracing.ts') : undefined;
 
 /**
  * onnxruntime in-process, or the SageMaker endpoint the model is deployed on (for models too large for
@@ -166,12 +174,9 @@ export function createApiHandler(deps: InferenceDeps, observer: Observer) {
       publishVariantMetrics();
     }
   }
-  return (
-    middy(api)
-      // The response holds customer ids and probabilities: never trace metadata (docs/security.md).
-      .use(captureLambdaHandler(tracer, { captureResponse: false }))
-      .use(injectLambdaContext(logger))
-      .use(logMetrics(metrics, { captureColdStartMetric: true }))
-      .use(httpErrors({ logger, metrics }))
-  );
+  return middy(api)
+    .use(tracing ? [tracing.tracingMiddleware()] : [])
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use(httpErrors({ logger, metrics }));
 }

@@ -1,9 +1,12 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PREDICT_POWERTOOLS } from '#lib/predict-settings.ts';
 import { powertoolsVariables } from '#lib/process-environment.ts';
 import { FEATURE_SET } from '#shared/features/index.ts';
 import type { ModelHolder } from '#shared/inference/model-holder.ts';
+import { xrayTracingEnabled } from '#shared/observability.ts';
 
 /**
  * X-Ray gets no customer data from the predict handler (docs/security.md): with tracing on, as in
@@ -58,8 +61,8 @@ const event = (body: unknown) =>
 async function tracedInvocation(body: unknown, failure?: Error) {
   // The module-level tracer reads its switches when created: load it afresh in a Lambda-like environment.
   vi.resetModules();
-  const { tracer } = await import('#shared/observability.ts');
   const { createApiHandler } = await import('#shared/inference/predict-handler.ts');
+  const { tracer } = await import('#shared/inference/tracing.ts');
   expect(tracer.isTracingEnabled()).toBe(true);
   const lambdaSegment = new RecordingSegment('facade');
   let current = lambdaSegment;
@@ -142,4 +145,62 @@ describe('the predict handler under X-Ray', () => {
     expect(handlerSegment.metadata).toEqual({});
     expect(JSON.stringify(handlerSegment)).not.toContain(CUSTOMER);
   });
+});
+
+describe('the X-Ray SDK, loaded only where it traces', () => {
+  it('traces in Lambda only, unless POWERTOOLS_TRACE_ENABLED is false', () => {
+    expect(xrayTracingEnabled({ AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x' })).toBe(true);
+    expect(
+      xrayTracingEnabled({ AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x', POWERTOOLS_TRACE_ENABLED: 'TRUE' }),
+    ).toBe(true);
+    expect(
+      xrayTracingEnabled({ AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x', POWERTOOLS_TRACE_ENABLED: 'False' }),
+    ).toBe(false);
+    // The ECS container: no X-Ray daemon beside it.
+    expect(xrayTracingEnabled({ AWS_EXECUTION_ENV: 'AWS_ECS_FARGATE' })).toBe(false);
+    // The local platform, the command line, the benchmarks.
+    expect(xrayTracingEnabled({ POWERTOOLS_TRACE_ENABLED: 'true' })).toBe(false);
+  });
+
+  /** Whether importing `modules` in a fresh process with `env` loads the X-Ray SDK (its async hooks). */
+  async function loadsXray(modules: readonly string[], env: Record<string, string> = {}) {
+    const script = `
+      for (const m of ${JSON.stringify(modules)}) await import(m);
+      const { createRequire } = await import('node:module');
+      const loaded = Object.keys(createRequire(process.cwd() + '/').cache);
+      console.log(JSON.stringify(loaded.some((path) => path.includes('/aws-xray-sdk-core/'))));`;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { env: { PATH: process.env.PATH ?? '', POWERTOOLS_LOG_LEVEL: 'SILENT', ...env } },
+    );
+    return JSON.parse(stdout.trim().split('\n').at(-1)!) as boolean;
+  }
+
+  it('is not loaded by the pipelines, nor by the predict handler outside Lambda (the ECS container)', async () => {
+    // Every pipeline task and the ECS container pay for its async hooks on every promise when it is.
+    expect(
+      await loadsXray([
+        '#shared/observability.ts',
+        '#shared/pipelines/step.ts',
+        '#shared/etl/etl.ts',
+        '#shared/batch/batch.ts',
+        '#shared/inference/predict-handler.ts',
+      ]),
+    ).toBe(false);
+    expect(
+      await loadsXray(['#shared/inference/predict-handler.ts'], {
+        AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+        POWERTOOLS_TRACE_ENABLED: 'false',
+      }),
+    ).toBe(false);
+  }, 60_000);
+
+  it('is loaded by the predict handler in Lambda', async () => {
+    expect(
+      await loadsXray(['#shared/inference/predict-handler.ts'], {
+        AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+      }),
+    ).toBe(true);
+  }, 60_000);
 });
