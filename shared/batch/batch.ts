@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { NoModelError, ValidationError } from '#shared/errors.ts';
 import { planEtl, readCsvLines } from '#shared/etl/etl.ts';
@@ -13,6 +14,7 @@ import {
   captureRecord,
 } from '#shared/inference/capture.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
+import { fromItem, type Item } from '#shared/online-store/items.ts';
 import { createObjectStream } from '#shared/pipelines/object-stream.ts';
 import {
   getResults,
@@ -205,7 +207,7 @@ async function* segmentRecords(
     yield { records: page, invalid };
     return;
   }
-  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  let ExclusiveStartKey: Item | undefined;
   do {
     const page = await deps.dynamo.send(
       new ScanCommand({
@@ -216,7 +218,7 @@ async function* segmentRecords(
         ExclusiveStartKey,
       }),
     );
-    yield { records: (page.Items ?? []) as RawRecord[], invalid: 0 };
+    yield { records: (page.Items ?? []).map((item) => fromItem(item) as RawRecord), invalid: 0 };
     ExclusiveStartKey = page.LastEvaluatedKey;
   } while (ExclusiveStartKey);
 }

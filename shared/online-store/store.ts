@@ -1,10 +1,7 @@
-import {
-  BatchGetCommand,
-  BatchWriteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { BatchGetItemCommand, BatchWriteItemCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { RawRecord } from '#shared/features/index.ts';
+import { fromItem, type Item, toItem } from './items.ts';
 
 /**
  * The online feature store: one DynamoDB item per customer holding the latest raw record and its event
@@ -59,11 +56,13 @@ export async function writeRecords(deps: OnlineStoreDeps, records: readonly RawR
 /** One `BatchWriteItem` of up to 25 records, its unprocessed items retried; returns how many were accepted. */
 async function writeBatch(deps: OnlineStoreDeps, batch: readonly RawRecord[]): Promise<number> {
   let written = 0;
-  let pending = batch.map((Item) => ({ PutRequest: { Item } }));
+  let pending = batch.map((record) => ({ PutRequest: { Item: toItem(record) } }));
   for (let attempt = 0; pending.length > 0; attempt++) {
     if (attempt >= MAX_ATTEMPTS) throw new UnprocessedItemsError('writes', pending.length);
     if (attempt > 0) await backoff(deps, attempt);
-    const result = await deps.dynamo.send(new BatchWriteCommand({ RequestItems: { [deps.table]: pending } }));
+    const result = await deps.dynamo.send(
+      new BatchWriteItemCommand({ RequestItems: { [deps.table]: pending } }),
+    );
     const unprocessed = (result.UnprocessedItems?.[deps.table] ?? []) as typeof pending;
     written += pending.length - unprocessed.length;
     pending = unprocessed;
@@ -146,15 +145,17 @@ export async function getRecords(
 ): Promise<Map<string, RawRecord>> {
   const found = new Map<string, RawRecord>();
   for (const batch of chunks([...new Set(customerIds)], READ_BATCH)) {
-    let keys: Record<string, unknown>[] = batch.map((customer_id) => ({ customer_id }));
+    let keys: Item[] = batch.map((id) => ({ customer_id: { S: id } }));
     for (let attempt = 0; keys.length > 0; attempt++) {
       if (attempt >= MAX_ATTEMPTS) throw new UnprocessedItemsError('reads', keys.length);
       if (attempt > 0) await backoff(deps, attempt);
       const result = await deps.dynamo.send(
-        new BatchGetCommand({ RequestItems: { [deps.table]: { Keys: keys, ConsistentRead: true } } }),
+        new BatchGetItemCommand({ RequestItems: { [deps.table]: { Keys: keys, ConsistentRead: true } } }),
       );
-      for (const item of result.Responses?.[deps.table] ?? [])
-        found.set(item.customer_id as string, item as RawRecord);
+      for (const item of result.Responses?.[deps.table] ?? []) {
+        const record = fromItem(item) as RawRecord;
+        found.set(record.customer_id, record);
+      }
       keys = result.UnprocessedKeys?.[deps.table]?.Keys ?? [];
     }
   }

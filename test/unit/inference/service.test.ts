@@ -1,4 +1,5 @@
-import type { BatchGetCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { BatchGetItemCommand } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
 import {
@@ -27,6 +28,7 @@ import {
   predictBatch,
   predictOne,
 } from '#shared/inference/service.ts';
+import { toItem } from '#shared/online-store/items.ts';
 import { coalescedReader } from '#shared/online-store/store.ts';
 import { LATER_FIELD, laterFieldDefinition } from '../../support/feature-definitions.ts';
 import { connectionRefused, fakeRegistry, fakeScorer, modelMetadata } from '../../support/model.ts';
@@ -49,11 +51,15 @@ function fakeStore(records: readonly object[], down?: Error) {
   const table = new Map(records.map((record) => [(record as RawRecord).customer_id, record]));
   const reads: string[][] = [];
   const dynamo = {
-    async send(command: BatchGetCommand) {
-      const ids = command.input.RequestItems!.online!.Keys!.map((key) => key.customer_id as string);
+    async send(command: BatchGetItemCommand) {
+      const ids = command.input.RequestItems!.online!.Keys!.map((key) => key.customer_id!.S!);
       reads.push(ids);
       if (down) throw down;
-      return { Responses: { online: ids.flatMap((id) => table.get(id) ?? []) } };
+      return {
+        Responses: {
+          online: ids.flatMap((id) => (table.has(id) ? [toItem(table.get(id) as RawRecord)] : [])),
+        },
+      };
     },
   };
   return { store: { dynamo: dynamo as unknown as DynamoDBDocumentClient, table: 'online' }, reads };

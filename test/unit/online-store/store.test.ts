@@ -1,5 +1,10 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  type AttributeValue,
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
@@ -31,7 +36,7 @@ beforeEach(() => {
 describe('online store batching and retries', () => {
   it('writes in chunks of 25 and retries unprocessed items with growing, jittered backoff', async () => {
     let calls = 0;
-    mock.on(BatchWriteCommand).callsFake((input: { RequestItems: Record<string, unknown[]> }) => {
+    mock.on(BatchWriteItemCommand).callsFake((input: { RequestItems: Record<string, unknown[]> }) => {
       calls++;
       const items = input.RequestItems[table]!;
       // The first attempt of each chunk leaves its last two items unprocessed.
@@ -39,14 +44,14 @@ describe('online store batching and retries', () => {
     });
     expect(await writeRecords(deps, records)).toBe(60);
     const sizes = mock
-      .commandCalls(BatchWriteCommand)
+      .commandCalls(BatchWriteItemCommand)
       .map((c) => c.args[0].input.RequestItems![table]!.length);
     expect(sizes).toEqual([25, 2, 25, 2, 10, 2]);
     expect(sleeps).toEqual([25, 25, 25]); // attempt 1: 0.5 × min(2000, 25 × 2¹)
   });
 
   it('gives up with a clear error when items stay unprocessed', async () => {
-    mock.on(BatchWriteCommand).callsFake((input: { RequestItems: Record<string, unknown[]> }) => ({
+    mock.on(BatchWriteItemCommand).callsFake((input: { RequestItems: Record<string, unknown[]> }) => ({
       UnprocessedItems: { [table]: input.RequestItems[table]! },
     }));
     await expect(writeRecords(deps, records.slice(0, 3))).rejects.toThrow(UnprocessedItemsError);
@@ -57,8 +62,8 @@ describe('online store batching and retries', () => {
     const ids = Array.from({ length: 150 }, (_, i) => `c-${i}`);
     let first = true;
     mock
-      .on(BatchGetCommand)
-      .callsFake((input: { RequestItems: Record<string, { Keys: { customer_id: string }[] }> }) => {
+      .on(BatchGetItemCommand)
+      .callsFake((input: { RequestItems: Record<string, { Keys: { customer_id: AttributeValue }[] }> }) => {
         const keys = input.RequestItems[table]!.Keys;
         const served = first ? keys.slice(0, 10) : keys;
         const unprocessed = first ? keys.slice(10) : [];
@@ -71,7 +76,7 @@ describe('online store batching and retries', () => {
     const found = await getRecords(deps, [...ids, ...ids.slice(0, 5)]);
     expect(found.size).toBe(150);
     const sizes = mock
-      .commandCalls(BatchGetCommand)
+      .commandCalls(BatchGetItemCommand)
       .map((c) => c.args[0].input.RequestItems![table]!.Keys!.length);
     expect(sizes).toEqual([100, 90, 50]);
   });
