@@ -364,6 +364,9 @@ export interface MemoryGrowth {
     readonly peakRssMb: number;
     /** peak / baseline peak − 1 */
     readonly growth: number;
+    /** The same for the anonymous memory alone (see ProcessPeak.peakAnonMb). */
+    readonly baselinePeakAnonMb: number;
+    readonly peakAnonMb: number;
   }[];
   readonly target: { readonly maxPeakRssMb: number; readonly maxGrowth: number };
 }
@@ -388,17 +391,26 @@ export async function runPipelinesBenchInChild(
       : await runOnceInChild({ scoringRows: BASELINE_SCORING_ROWS, etlRows: options.baselineRows }, log);
   const main = await runOnceInChild(options, log);
   if (!baseline || options.baselineRows === undefined) return main;
-  const before = new Map(baseline.processes.map((p) => [p.label, p.peakRssMb]));
+  const before = new Map(baseline.processes.map((p) => [p.label, p]));
   return {
     ...main,
     memoryGrowth: {
       baselineRows: options.baselineRows,
       rows: options.etlRows,
-      processes: main.processes.flatMap(({ label, peakRssMb }) => {
-        const baselinePeakRssMb = before.get(label);
-        return baselinePeakRssMb === undefined
+      processes: main.processes.flatMap(({ label, peakRssMb, peakAnonMb }) => {
+        const base = before.get(label);
+        return base === undefined
           ? []
-          : [{ label, baselinePeakRssMb, peakRssMb, growth: peakRssMb / baselinePeakRssMb - 1 }];
+          : [
+              {
+                label,
+                baselinePeakRssMb: base.peakRssMb,
+                peakRssMb,
+                growth: peakRssMb / base.peakRssMb - 1,
+                baselinePeakAnonMb: base.peakAnonMb,
+                peakAnonMb,
+              },
+            ];
       }),
       target: { maxPeakRssMb: 512, maxGrowth: 0.1 },
     },

@@ -11,6 +11,12 @@ export interface ProcessPeak {
   /** What the process is: `label` of its environment, `this process`, or its command's name. */
   readonly label: string;
   readonly peakRssMb: number;
+  /**
+   * The largest anonymous resident memory (RssAnon: heaps, native allocations) seen in a sample. RSS
+   * also counts the pages of files a process maps, such as the LevelDB tables of the embedded
+   * DynamoDB, which are the kernel's page cache, reclaimable at any time.
+   */
+  readonly peakAnonMb: number;
   /** CPU time it used (user + system) up to the last sample. */
   readonly cpuSeconds: number;
 }
@@ -30,23 +36,28 @@ export function watchProcessPeaks(
   label: (environment: ReadonlyMap<string, string>, pid: number) => string | undefined,
   intervalMs = 500,
 ): ProcessPeaks {
-  const seen = new Map<number, { label: string; named: boolean; peakKb: number; cpuTicks: number }>();
+  const seen = new Map<
+    number,
+    { label: string; named: boolean; peakKb: number; peakAnonKb: number; cpuTicks: number }
+  >();
   const linux = process.platform === 'linux';
   const sample = () => {
     if (!linux) return;
     for (const pid of [process.pid, ...childrenOf(process.pid)]) {
-      const kb = highWaterKb(pid);
+      const status = readProc(pid, 'status') ?? '';
+      const kb = statusKb(status, 'VmHWM');
       if (kb === undefined) continue;
       let entry = seen.get(pid);
       if (!entry?.named) {
         // A process the caller cannot name yet (started before it knew the pid) is asked about again.
         const named = pid === process.pid ? SELF_PROCESS : label(environmentOf(pid), pid);
-        entry ??= { cpuTicks: 0, label: '', named: false, peakKb: 0 };
+        entry ??= { cpuTicks: 0, label: '', named: false, peakKb: 0, peakAnonKb: 0 };
         entry.label = named ?? readProc(pid, 'comm')?.trim() ?? `pid ${pid}`;
         entry.named = named !== undefined;
         seen.set(pid, entry);
       }
       entry.peakKb = Math.max(entry.peakKb, kb);
+      entry.peakAnonKb = Math.max(entry.peakAnonKb, statusKb(status, 'RssAnon') ?? 0);
       entry.cpuTicks = cpuTicks(pid) ?? entry.cpuTicks;
     }
   };
@@ -61,15 +72,17 @@ export function watchProcessPeaks(
           pid: process.pid,
           label: SELF_PROCESS,
           peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+          peakAnonMb: Math.round(process.resourceUsage().maxRSS / 1024),
           cpuSeconds: cpuSecondsOf(process.cpuUsage()),
         },
       ];
     }
     return [...seen]
-      .map(([pid, { label, peakKb, cpuTicks }]) => ({
+      .map(([pid, { label, peakKb, peakAnonKb, cpuTicks }]) => ({
         pid,
         label,
         peakRssMb: Math.round(peakKb / 1024),
+        peakAnonMb: Math.round(peakAnonKb / 1024),
         cpuSeconds: cpuTicks / CLOCK_TICKS,
       }))
       .sort((a, b) => b.peakRssMb - a.peakRssMb);
@@ -85,12 +98,16 @@ export function watchProcessPeaks(
 
 /** The largest peak of each label, how many processes had it, and the CPU time they used together. */
 export function peaksByLabel(peaks: readonly ProcessPeak[]) {
-  const by = new Map<string, { processes: number; peakRssMb: number; cpuSeconds: number }>();
-  for (const { label, peakRssMb, cpuSeconds } of peaks) {
-    const entry = by.get(label) ?? { processes: 0, peakRssMb: 0, cpuSeconds: 0 };
+  const by = new Map<
+    string,
+    { processes: number; peakRssMb: number; peakAnonMb: number; cpuSeconds: number }
+  >();
+  for (const { label, peakRssMb, peakAnonMb, cpuSeconds } of peaks) {
+    const entry = by.get(label) ?? { processes: 0, peakRssMb: 0, peakAnonMb: 0, cpuSeconds: 0 };
     by.set(label, {
       processes: entry.processes + 1,
       peakRssMb: Math.max(entry.peakRssMb, peakRssMb),
+      peakAnonMb: Math.max(entry.peakAnonMb, peakAnonMb),
       cpuSeconds: Math.round((entry.cpuSeconds + cpuSeconds) * 10) / 10,
     });
   }
@@ -134,8 +151,9 @@ function childrenOf(parent: number): number[] {
   });
 }
 
-function highWaterKb(pid: number): number | undefined {
-  const match = /^VmHWM:\s+(\d+) kB/m.exec(readProc(pid, 'status') ?? '');
+/** A `kB` field of /proc/<pid>/status (VmHWM, RssAnon, …). */
+function statusKb(status: string, field: string): number | undefined {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
   return match ? Number(match[1]) : undefined;
 }
 
