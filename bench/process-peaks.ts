@@ -14,7 +14,8 @@ export interface ProcessPeak {
   /**
    * The largest anonymous resident memory (RssAnon: heaps, native allocations) seen in a sample. RSS
    * also counts the pages of files a process maps, such as the LevelDB tables of the embedded
-   * DynamoDB, which are the kernel's page cache, reclaimable at any time.
+   * DynamoDB, which are the kernel's page cache, reclaimable at any time. Off Linux, where only this
+   * process's peak RSS is known, that RSS.
    */
   readonly peakAnonMb: number;
   /** CPU time it used (user + system) up to the last sample. */

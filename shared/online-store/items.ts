@@ -10,7 +10,7 @@ import { convertToAttr, convertToNative, type NativeAttributeValue } from '@aws-
  */
 export type Item = Record<string, AttributeValue>;
 
-const SAFE = (n: number) => n <= Number.MAX_SAFE_INTEGER && n >= Number.MIN_SAFE_INTEGER;
+const isSafeNumber = (n: number) => n <= Number.MAX_SAFE_INTEGER && n >= Number.MIN_SAFE_INTEGER;
 
 export function toItem(record: Readonly<Record<string, unknown>>): Item {
   const item: Item = {};
@@ -18,7 +18,7 @@ export function toItem(record: Readonly<Record<string, unknown>>): Item {
     const value = record[key];
     if (value === undefined) continue;
     if (typeof value === 'string') item[key] = { S: value };
-    else if (typeof value === 'number' && Number.isFinite(value) && SAFE(value))
+    else if (typeof value === 'number' && Number.isFinite(value) && isSafeNumber(value))
       item[key] = { N: String(value) };
     else if (typeof value === 'boolean') item[key] = { BOOL: value };
     else if (value === null) item[key] = { NULL: true };
@@ -34,7 +34,7 @@ export function fromItem(item: Readonly<Item>): Record<string, unknown> {
     if (value.S !== undefined) record[key] = value.S;
     else if (value.N !== undefined) {
       const n = Number(value.N);
-      record[key] = SAFE(n) ? n : convertToNative(value);
+      record[key] = isSafeNumber(n) ? n : convertToNative(value);
     } else if (value.BOOL !== undefined) record[key] = value.BOOL;
     else if (value.NULL !== undefined) record[key] = null;
     else record[key] = convertToNative(value);
