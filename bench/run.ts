@@ -136,7 +136,7 @@ const FULL: Profile = {
   httpWarmupS: 3,
   seedRows: 100_000,
   seedInProcessCalls: 2_000,
-  underEtl: { rows: 1_000_000, baselineS: 10, sliceS: 5, maxS: 300 },
+  underEtl: { rows: 1_000_000, baselineS: 10, sliceS: 5, maxS: 600 },
   drift: {},
   quality: { answers: 200_000 },
   pipelines: FULL_PIPELINES,

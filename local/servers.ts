@@ -6,6 +6,7 @@ import dynalite from 'dynalite';
 import S3rver from 's3rver';
 import { type AwsTarget, createDynamoClient, createS3Client } from '#shared/aws/clients.ts';
 import { type DeploymentEnvironment, type ResourceNames, resourceNames } from '#shared/resources.ts';
+import { type BulkAdmission, createBulkAdmission, withBulkAdmission } from './bulk-admission.ts';
 import { provisionResources } from './provision.ts';
 import { type Denial, startRulesFront } from './rules/proxy.ts';
 import { awsRulesEnforced } from './rules/switch.ts';
@@ -25,6 +26,11 @@ export interface LocalServersOptions {
   readonly environment: DeploymentEnvironment;
   /** Told of every call the rules proxies refuse. */
   readonly onDenied?: (denial: Denial) => void;
+  /**
+   * What holds a pipeline's bulk DynamoDB calls while point reads are served.
+   * @default - createBulkAdmission(): bulk calls one at a time, each followed by an equal pause, while serving
+   */
+  readonly bulkAdmission?: BulkAdmission;
 }
 
 export interface LocalServers {
@@ -72,6 +78,13 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
   const s3rver = new S3rver({ address: HOST, port: options.s3Port, directory: s3Dir, silent: true });
   const s3Port = (await s3rver.run().catch((error) => rethrowPortInUse(error, 'S3', options.s3Port))).port;
   const dynamoServer = dynalite({ path: dynamoDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  // Point reads before a pipeline's bulk calls, whichever port a client calls (local/bulk-admission.ts).
+  const dynamoHandler = withBulkAdmission(
+    dynamoServer.listeners('request')[0] as RequestListener,
+    options.bulkAdmission ?? createBulkAdmission(),
+  );
+  dynamoServer.removeAllListeners('request');
+  dynamoServer.on('request', dynamoHandler);
   const dynamoPort = await new Promise<number>((resolve, reject) => {
     dynamoServer.once('error', reject);
     dynamoServer.listen(options.dynamoPort, HOST, () =>
@@ -99,7 +112,7 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
         onDenied: options.onDenied,
         ports: options.proxyPorts,
         // The hot path (every online-store read) skips a second HTTP hop to the emulator.
-        dynamodbHandler: dynamoServer.listeners('request')[0] as RequestListener,
+        dynamodbHandler: dynamoHandler,
       }).catch(async (error: unknown) => {
         await closeEmulators();
         throw error;

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import {
   Agent,
   createServer,
@@ -10,6 +9,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { type LocalDeployment, loadLocalDeployment } from '#local/deployment/deployment.ts';
 import type { AwsTarget } from '#shared/aws/clients.ts';
 import { AccessDeniedError, Authorizer, type Principal } from './authorizer.ts';
@@ -229,22 +229,23 @@ export async function startRulesProxy(options: RulesProxyOptions): Promise<Rules
 
 /**
  * Gives a request to an HTTP handler in this process. A body already read is replayed to it as the
- * stream it would have read; an unread one streams through.
+ * stream it would have read, which holds the body until the handler reads it (a handler may wait
+ * before it does: local/bulk-admission.ts); an unread one streams through.
  */
 function handOver(handler: RequestListener, req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
   if (!body) {
     handler(req, res);
     return;
   }
-  const replay = Object.assign(new EventEmitter(), {
+  const replay = Object.assign(new Readable({ read() {} }), {
     method: req.method,
     url: req.url,
     headers: req.headers,
     socket: req.socket,
   });
+  replay.push(body);
+  replay.push(null);
   handler(replay as unknown as IncomingMessage, res);
-  replay.emit('data', body);
-  replay.emit('end');
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
