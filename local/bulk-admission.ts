@@ -85,27 +85,35 @@ export function dynamoOperation(req: IncomingMessage): string {
 }
 
 /**
- * The DynamoDB server's request listener behind a {@link BulkAdmission}: a held request's body waits,
- * unread, in its stream until the call is admitted.
+ * Runs a DynamoDB request (`run`) once `admission` lets it: at once, or after a bulk call's hold. A
+ * call whose caller went away while it was held never runs, and frees its place.
  */
+export function runWhenAdmitted(
+  admission: BulkAdmission | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  run: () => void,
+): void {
+  const admitted = admission?.admit(dynamoOperation(req));
+  if (!admitted) {
+    run();
+    return;
+  }
+  // 'close' follows the response's end, or a connection that went away first (even while held).
+  let release: (() => void) | undefined;
+  let closed = false;
+  res.once('close', () => {
+    closed = true;
+    release?.();
+  });
+  void admitted.then((admittedRelease) => {
+    release = admittedRelease;
+    if (closed) release();
+    else run();
+  });
+}
+
+/** A DynamoDB server's request listener behind a {@link BulkAdmission} (a held body waits in its stream). */
 export function withBulkAdmission(listener: RequestListener, admission: BulkAdmission): RequestListener {
-  return (req: IncomingMessage, res: ServerResponse) => {
-    const admitted = admission.admit(dynamoOperation(req));
-    if (!admitted) {
-      listener(req, res);
-      return;
-    }
-    // 'close' follows the response's end, or a connection that went away first (even while held).
-    let release: (() => void) | undefined;
-    let closed = false;
-    res.once('close', () => {
-      closed = true;
-      release?.();
-    });
-    void admitted.then((admittedRelease) => {
-      release = admittedRelease;
-      if (closed) release();
-      else listener(req, res);
-    });
-  };
+  return (req, res) => runWhenAdmitted(admission, req, res, () => listener(req, res));
 }

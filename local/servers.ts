@@ -79,12 +79,10 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
   const s3Port = (await s3rver.run().catch((error) => rethrowPortInUse(error, 'S3', options.s3Port))).port;
   const dynamoServer = dynalite({ path: dynamoDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   // Point reads before a pipeline's bulk calls, whichever port a client calls (local/bulk-admission.ts).
-  const dynamoHandler = withBulkAdmission(
-    dynamoServer.listeners('request')[0] as RequestListener,
-    options.bulkAdmission ?? createBulkAdmission(),
-  );
+  const dynamoHandler = dynamoServer.listeners('request')[0] as RequestListener;
+  const admission = options.bulkAdmission ?? createBulkAdmission();
   dynamoServer.removeAllListeners('request');
-  dynamoServer.on('request', dynamoHandler);
+  dynamoServer.on('request', withBulkAdmission(dynamoHandler, admission));
   const dynamoPort = await new Promise<number>((resolve, reject) => {
     dynamoServer.once('error', reject);
     dynamoServer.listen(options.dynamoPort, HOST, () =>
@@ -113,6 +111,7 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
         ports: options.proxyPorts,
         // The hot path (every online-store read) skips a second HTTP hop to the emulator.
         dynamodbHandler: dynamoHandler,
+        dynamodbAdmission: admission,
       }).catch(async (error: unknown) => {
         await closeEmulators();
         throw error;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import {
   Agent,
   createServer,
@@ -9,7 +10,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import { type BulkAdmission, runWhenAdmitted } from '#local/bulk-admission.ts';
 import { type LocalDeployment, loadLocalDeployment } from '#local/deployment/deployment.ts';
 import type { AwsTarget } from '#shared/aws/clients.ts';
 import { AccessDeniedError, Authorizer, type Principal } from './authorizer.ts';
@@ -59,6 +60,8 @@ export interface RulesProxyOptions {
    * second HTTP hop. @default - requests go to `upstream` over HTTP
    */
   readonly upstreamHandler?: RequestListener;
+  /** What holds a pipeline's bulk calls before they reach `upstreamHandler`. @default - nothing holds them */
+  readonly upstreamAdmission?: BulkAdmission;
 }
 
 const DENIALS_KEPT = 1_000;
@@ -72,8 +75,9 @@ export async function startRulesProxy(options: RulesProxyOptions): Promise<Rules
   const { deployment, authorizer, service } = options;
 
   const forward = (req: IncomingMessage, res: ServerResponse, body?: Buffer) => {
-    if (options.upstreamHandler) {
-      handOver(options.upstreamHandler, req, res, body);
+    const handler = options.upstreamHandler;
+    if (handler) {
+      runWhenAdmitted(options.upstreamAdmission, req, res, () => handOver(handler, req, res, body));
       return;
     }
     const out = httpRequest(
@@ -229,23 +233,22 @@ export async function startRulesProxy(options: RulesProxyOptions): Promise<Rules
 
 /**
  * Gives a request to an HTTP handler in this process. A body already read is replayed to it as the
- * stream it would have read, which holds the body until the handler reads it (a handler may wait
- * before it does: local/bulk-admission.ts); an unread one streams through.
+ * stream it would have read; an unread one streams through.
  */
 function handOver(handler: RequestListener, req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
   if (!body) {
     handler(req, res);
     return;
   }
-  const replay = Object.assign(new Readable({ read() {} }), {
+  const replay = Object.assign(new EventEmitter(), {
     method: req.method,
     url: req.url,
     headers: req.headers,
     socket: req.socket,
   });
-  replay.push(body);
-  replay.push(null);
   handler(replay as unknown as IncomingMessage, res);
+  replay.emit('data', body);
+  replay.emit('end');
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -292,6 +295,8 @@ export interface RulesFrontOptions {
   readonly ports?: { readonly s3?: number; readonly dynamodb?: number };
   /** DynamoDB's request handler when the emulator runs in this process (no second HTTP hop). */
   readonly dynamodbHandler?: RequestListener;
+  /** What holds a pipeline's bulk calls before they reach `dynamodbHandler`. @default - nothing holds them */
+  readonly dynamodbAdmission?: BulkAdmission;
 }
 
 /**
@@ -319,6 +324,7 @@ export async function startRulesFront(
     upstream: upstream.endpoints.dynamodb,
     port: options.ports?.dynamodb,
     upstreamHandler: options.dynamodbHandler,
+    upstreamAdmission: options.dynamodbAdmission,
   }).catch(async (error: unknown) => {
     await s3.close();
     throw error;
