@@ -2,9 +2,8 @@ import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } 
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { functionOf, loadLocalDeployment } from '#local/deployment/deployment.ts';
-import { roleSessionEnvironment } from '#local/rules/credentials.ts';
-import { type AwsClients, createAwsClients } from '#shared/aws/clients.ts';
-import { startTestAws, type TestAws } from '../support/aws.ts';
+import type { AwsClients } from '#shared/aws/clients.ts';
+import { roleClients, startTestAws, type TestAws } from '../support/aws.ts';
 
 /**
  * The rules proxies in front of the local S3 and DynamoDB (embedded or moto): a call signed with a
@@ -16,25 +15,13 @@ let aws: TestAws;
 let chunk: AwsClients;
 let predict: AwsClients;
 
-/** Clients holding a function's role session, as that function's environment holds its credentials. */
-function clientsOf(roleArn: string, session: string): AwsClients {
-  const saved = process.env.AWS_SESSION_TOKEN;
-  process.env.AWS_SESSION_TOKEN = roleSessionEnvironment(roleArn, session).AWS_SESSION_TOKEN;
-  try {
-    return createAwsClients(aws.target);
-  } finally {
-    if (saved === undefined) delete process.env.AWS_SESSION_TOKEN;
-    else process.env.AWS_SESSION_TOKEN = saved;
-  }
-}
-
 beforeAll(async () => {
   aws = await startTestAws();
   const deployment = await loadLocalDeployment();
   const etlChunk = functionOf(deployment, 'lambdas/etl/handler.ts', 'chunk');
   const predictFn = functionOf(deployment, 'lambdas/predict/handler.ts');
-  chunk = clientsOf(etlChunk.roleArn, etlChunk.name);
-  predict = clientsOf(predictFn.roleArn, predictFn.name);
+  chunk = roleClients(aws.target, etlChunk.roleArn, etlChunk.name);
+  predict = roleClients(aws.target, predictFn.roleArn, predictFn.name);
   await aws.clients.s3.send(
     new PutObjectCommand({ Bucket: aws.names.models, Key: 'models/churn/v1/model.onnx', Body: 'onnx' }),
   );

@@ -5,7 +5,6 @@ import { BatchWriteItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BulkAdmission } from '#local/bulk-admission.ts';
 import { functionOf, loadLocalDeployment } from '#local/deployment/deployment.ts';
-import { roleSessionEnvironment } from '#local/rules/credentials.ts';
 import { type LocalServers, startLocalServers } from '#local/servers.ts';
 import { type AwsClients, createAwsClients } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
@@ -13,6 +12,7 @@ import type { RawRecord } from '#shared/features/index.ts';
 import { toItem } from '#shared/online-store/items.ts';
 import { getRecords } from '#shared/online-store/store.ts';
 import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
+import { roleClients } from '../support/aws.ts';
 
 /**
  * The embedded DynamoDB's bulk calls wait for their admission (local/bulk-admission.ts, whose policy
@@ -21,7 +21,6 @@ import { LOCAL_ENVIRONMENT } from '#shared/resources.ts';
  * up while held frees its place and writes nothing. Here a hand-driven admission holds every bulk call.
  */
 interface Held {
-  readonly operation: string;
   admit(): void;
   released: boolean;
 }
@@ -31,7 +30,6 @@ const handDriven: BulkAdmission = {
     if (operation !== 'BatchWriteItem') return undefined;
     return new Promise((resolve) => {
       const entry: Held = {
-        operation,
         released: false,
         admit: () =>
           resolve(() => {
@@ -59,14 +57,7 @@ beforeAll(async () => {
   });
   operator = createAwsClients(servers.target);
   const etlChunk = functionOf(await loadLocalDeployment(), 'lambdas/etl/handler.ts', 'chunk');
-  const saved = process.env.AWS_SESSION_TOKEN;
-  process.env.AWS_SESSION_TOKEN = roleSessionEnvironment(etlChunk.roleArn, etlChunk.name).AWS_SESSION_TOKEN;
-  try {
-    chunk = createAwsClients(servers.target);
-  } finally {
-    if (saved === undefined) delete process.env.AWS_SESSION_TOKEN;
-    else process.env.AWS_SESSION_TOKEN = saved;
-  }
+  chunk = roleClients(servers.target, etlChunk.roleArn, etlChunk.name);
 });
 afterAll(async () => {
   for (const entry of held) entry.admit();
@@ -92,11 +83,11 @@ const writeBatch = (clients: AwsClients, batch: readonly RawRecord[], abortSigna
     { abortSignal },
   );
 
-/** Waits until `count` calls are held (bounded: 5 s). */
-async function heldCount(count: number): Promise<void> {
-  const until = Date.now() + 5_000;
-  while (held.length < count) {
-    if (Date.now() > until) throw new Error(`${held.length} calls held, expected ${count}`);
+/** Waits until `condition` holds (bounded: 5 s). */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not within 5 s: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
@@ -112,7 +103,7 @@ describe('bulk calls held by the admission', () => {
     const fromRole = records.slice(0, 25);
     const fromOperator = records.slice(25, 50);
     const writes = [writeBatch(chunk, fromRole), writeBatch(operator, fromOperator)];
-    await heldCount(2);
+    await until(() => held.length >= 2, 'two calls held');
     // Held: nothing written yet, and point reads are answered meanwhile.
     expect((await stored([...fromRole, ...fromOperator])).size).toBe(0);
     for (const entry of held) entry.admit();
@@ -130,15 +121,14 @@ describe('bulk calls held by the admission', () => {
     const aborts = new AbortController();
     const batch = records.slice(50, 75);
     const given = writeBatch(operator, batch, aborts.signal).catch((error: Error) => error);
-    await heldCount(1);
+    await until(() => held.length >= 1, 'one call held');
     aborts.abort();
     expect(await given).toMatchObject({ name: 'AbortError' });
     // The server (in this process) sees the connection close once its event loop turns.
     await new Promise((resolve) => setTimeout(resolve, 200));
     // Admitted after its caller left: it frees its place at once and never runs.
     held[0]!.admit();
-    const until = Date.now() + 5_000;
-    while (!held[0]!.released && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 5));
+    await until(() => held[0]!.released, 'its place freed');
     expect(held[0]!.released).toBe(true);
     expect((await stored(batch)).size).toBe(0);
   });

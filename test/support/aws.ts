@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { provisionResources } from '#local/provision.ts';
+import { roleSessionEnvironment } from '#local/rules/credentials.ts';
 import { startRulesFront } from '#local/rules/proxy.ts';
 import { awsRulesEnforced } from '#local/rules/switch.ts';
 import { writeRuntime } from '#local/running-platform.ts';
@@ -150,4 +151,16 @@ export async function publishRuntime(aws: Pick<TestAws, 'home' | 'target' | 'nam
     endpoints: { s3: aws.target.endpoints!.s3, dynamodb: aws.target.endpoints!.dynamodb },
     names: { ...aws.names },
   });
+}
+
+/** Clients holding a function's role session, as that function's environment holds its credentials. */
+export function roleClients(target: AwsTarget, roleArn: string, session: string): AwsClients {
+  const saved = process.env.AWS_SESSION_TOKEN;
+  process.env.AWS_SESSION_TOKEN = roleSessionEnvironment(roleArn, session).AWS_SESSION_TOKEN;
+  try {
+    return createAwsClients(target);
+  } finally {
+    if (saved === undefined) delete process.env.AWS_SESSION_TOKEN;
+    else process.env.AWS_SESSION_TOKEN = saved;
+  }
 }
