@@ -73,10 +73,12 @@ const actor = 'test';
 const trainedOn = (set: FeatureSet): NewModelMetadata => metadata({ feature_set: featureSetMetadata(set) });
 
 /**
- * Writes racing for one alias item: at once against the embedded DynamoDB, one after the other against
- * moto, whose UpdateItem evaluates its ConditionExpression and writes without holding a lock (two
- * concurrent conditional updates of one item, from the same value, now and then both succeed there; never
- * in DynamoDB). The outcome asserted is the same either way: one write wins, the other is refused.
+ * Writes racing for one item (an alias, the version counter): at once against the embedded DynamoDB, one
+ * after the other against moto, whose UpdateItem reads and writes without holding a lock (two concurrent
+ * conditional updates of one item, from the same value, now and then both succeed there, and two
+ * concurrent ADDs to the counter can return the same number; never in DynamoDB). The outcome asserted is
+ * the same either way: one conditional write wins, the other is refused; each registration gets its own
+ * version.
  */
 async function race<T>(writes: readonly (() => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
   if (aws.emulator !== 'moto') return Promise.allSettled(writes.map((write) => write()));
@@ -89,11 +91,16 @@ describe(`model registry (${process.env.KEEL_TEST_EMULATOR ?? 'embedded'})`, () 
   const name = 'churn';
 
   it('allocates distinct versions to concurrent registrations', async () => {
-    const registered = await Promise.all(
-      [1, 2, 3, 4].map((seed) =>
-        registerModel(deps, { name, onnx: onnx(seed), metadata: metadata(), baseline: { seed } }),
+    const settled = await race(
+      [1, 2, 3, 4].map(
+        (seed) => () =>
+          registerModel(deps, { name, onnx: onnx(seed), metadata: metadata(), baseline: { seed } }),
       ),
     );
+    const registered = settled.map((result) => {
+      if (result.status === 'rejected') throw result.reason;
+      return result.value;
+    });
     expect(registered.map((m) => m.version).sort()).toEqual(['v1', 'v2', 'v3', 'v4']);
     const listed = await listVersions(deps, name);
     expect(listed.map((v) => v.version)).toEqual(['v1', 'v2', 'v3', 'v4']);
