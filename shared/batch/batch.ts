@@ -8,10 +8,10 @@ import { NoModelError, ValidationError } from '#shared/errors.ts';
 import { planEtl, readCsvLines } from '#shared/etl/etl.ts';
 import { parseCsvRecord, parseLabeledCsvRecord, type RawRecord } from '#shared/features/index.ts';
 import {
+  batchCaptureLine,
   CAPTURE_CONTENT_TYPE,
   captureHourPrefix,
   captureObjectKey,
-  captureRecord,
 } from '#shared/inference/capture.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { fromItem, type Item } from '#shared/online-store/items.ts';
@@ -275,6 +275,9 @@ export async function scoreSegment(
           contentType: CAPTURE_CONTENT_TYPE,
         })
       : undefined;
+  const captureLine = captures
+    ? batchCaptureLine({ at: scoredAt, requestId: plan.runId, model: plan.model })
+    : undefined;
   let rows = 0;
   let positives = 0;
   let skipped = 0;
@@ -302,21 +305,14 @@ export async function scoreSegment(
         const prediction = probability >= plan.model.threshold ? 1 : 0;
         positives += prediction;
         lines += `${record.customer_id},${probability},${prediction},${plan.model.version},${featureSet.fingerprint},${record.event_time}\n`;
-        if (captures && (sampleRate >= 1 || random() < sampleRate)) {
-          const capture = captureRecord(
-            {
-              customerId: record.customer_id,
-              requestId: plan.runId,
-              model: plan.model,
-              probability,
-              prediction,
-              vector: x.subarray(i * width, (i + 1) * width),
-              storedEventTime: record.event_time,
-            },
-            scoredAt,
-            'batch',
-          );
-          captureLines += `${JSON.stringify(capture)}\n`;
+        if (captureLine && (sampleRate >= 1 || random() < sampleRate)) {
+          captureLines += captureLine({
+            customerId: record.customer_id,
+            probability,
+            prediction,
+            vector: x.subarray(i * width, (i + 1) * width),
+            storedEventTime: record.event_time,
+          });
           captured++;
         }
       });

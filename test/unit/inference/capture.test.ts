@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
 import { FEATURE_COUNT, FEATURE_FIELD_NAMES, FEATURE_SET } from '#shared/features/index.ts';
 import {
+  batchCaptureLine,
   CAPTURE_FILTER_PATTERN,
   captureLine,
   captureRecord,
@@ -225,5 +226,76 @@ describe('capture lines', () => {
     ]) {
       expect(parseCaptureLine(other), other).toBeUndefined();
     }
+  });
+});
+
+describe('batch capture lines', () => {
+  const context = {
+    at: new Date('2026-03-04T05:06:07.089Z'),
+    requestId: '20260304T050607Z-9a4dace1',
+    model: { name: 'churn', version: 'v12' },
+  };
+  const line = batchCaptureLine(context);
+  /** What the line must be: the JSON of the batch record, as any reader of a capture object parses it. */
+  const expected = (record: Parameters<typeof line>[0]) =>
+    `${JSON.stringify(captureRecord({ ...record, requestId: context.requestId, model: context.model }, context.at, 'batch'))}\n`;
+
+  it('writes a scored row exactly as the JSON of its capture record (golden line)', () => {
+    const record = {
+      customerId: 'c-000001',
+      probability: 0.123456789,
+      prediction: 0,
+      vector: Float32Array.of(43, 49313.94140625, 10.80598258972168, 0.5, 0, 1),
+      storedEventTime: '2026-11-30T05:06:23.000Z',
+    };
+    expect(line(record)).toBe(
+      '{"t":"2026-03-04T05:06:07.089Z","source":"batch","requestId":"20260304T050607Z-9a4dace1","customerId":"c-000001","model":"churn","version":"v12","probability":0.123456789,"prediction":0,"x":[43,49313.94140625,10.80598258972168,0.5,0,1],"eventTime":"2026-11-30T05:06:23.000Z"}\n',
+    );
+    expect(line(record)).toBe(expected(record));
+  });
+
+  it('escapes and formats as JSON does: quotes, control characters, non-finite numbers, -0, no event time', () => {
+    const cases = [
+      { customerId: 'a"b\\c\n\u0001é😀', storedEventTime: 'x"y' },
+      { customerId: 'plain', storedEventTime: undefined },
+      { customerId: 'empty-time', storedEventTime: '' },
+    ];
+    const vector = Float32Array.of(
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      -0,
+      1e-45,
+      3.4e38,
+      -7.25,
+    );
+    for (const { customerId, storedEventTime } of cases) {
+      const record = { customerId, probability: Number.NaN, prediction: 1, vector, storedEventTime };
+      expect(line(record), customerId).toBe(expected(record));
+      expect(JSON.parse(line(record))).toEqual(JSON.parse(expected(record)));
+    }
+  });
+
+  it('matches the record JSON over many scored rows of generated customers', () => {
+    const x = new Float32Array(FEATURE_COUNT);
+    let rows = 0;
+    for (const { churned: _label, ...customer } of generateRecords({
+      rows: 500,
+      seed: 11,
+      asOf: new Date('2026-03-01'),
+    })) {
+      expect(FEATURE_SET.encodeInto(customer, x, 0)).toBeUndefined();
+      const probability = (rows * 0.618033988749895) % 1;
+      const record = {
+        customerId: customer.customer_id,
+        probability,
+        prediction: probability >= 0.5 ? 1 : 0,
+        vector: x,
+        storedEventTime: customer.event_time,
+      };
+      expect(line(record)).toBe(expected(record));
+      rows++;
+    }
+    expect(rows).toBe(500);
   });
 });
