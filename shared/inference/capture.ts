@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
  * per line. Firehose (and the local stand-in, likewise) partitions by the hour its buffer started, not
  * by each record's own time, so a record may sit in the hour before or after its own, by at most
  * {@link CAPTURE_PARTITION_SLACK_MS}: readers list that much around their window and filter on `t`.
- * Batch scoring writes its records (`source: 'batch'`) directly, through {@link captureRecord}: one
+ * Batch scoring writes its records (`source: 'batch'`) directly, through {@link batchCaptureLine}: one
  * object per segment, in the hour of the segment's time (every record's own), which its handler awaits.
  */
 
