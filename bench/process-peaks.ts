@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 /**
  * Peak resident memory of this process and of each process it started (the Lambda-like environments,
@@ -27,6 +27,11 @@ export interface ProcessPeaks {
   snapshot(): ProcessPeak[];
   /** Stops sampling; every process seen, largest first. */
   stop(): ProcessPeak[];
+  /**
+   * Starts this process's peak again from its present size (the kernel's high-water mark too, through
+   * `/proc/self/clear_refs`), so that work done before, such as writing a fixture, does not count.
+   */
+  resetSelf(): void;
 }
 
 /** The label of this process. */
@@ -90,6 +95,12 @@ export function watchProcessPeaks(
   };
   return {
     snapshot: list,
+    resetSelf() {
+      if (!linux) return;
+      writeFileSync('/proc/self/clear_refs', '5');
+      seen.delete(process.pid);
+      sample();
+    },
     stop() {
       clearInterval(timer);
       return list();
