@@ -26,12 +26,17 @@ export const boundedOpenOptions = <T extends OpenOptions>(options: T): T => ({
   ...options,
 });
 
-let installed = false;
+/** Marks the classes already corrected: a test runner may load this module more than once over one copy of them. */
+const INSTALLED = Symbol.for('keel.leveldb-bounds');
 
 /** Applies both corrections to every LevelDB this process opens from now on; idempotent. */
 export function installLevelDbBounds(): void {
-  if (installed) return;
-  installed = true;
+  const level = ClassicLevel.prototype as unknown as {
+    _open(options: OpenOptions): Promise<void>;
+    [INSTALLED]?: true;
+  };
+  if (level[INSTALLED]) return;
+  level[INSTALLED] = true;
   for (const iterator of [AbstractKeyIterator.prototype, AbstractValueIterator.prototype]) {
     const closable = iterator as unknown as { return?: unknown; close(): Promise<void> };
     if (closable.return !== undefined) continue;
@@ -44,7 +49,6 @@ export function installLevelDbBounds(): void {
       },
     });
   }
-  const level = ClassicLevel.prototype as unknown as { _open(options: OpenOptions): Promise<void> };
   const open = level._open;
   level._open = function (this: unknown, options: OpenOptions) {
     return open.call(this, boundedOpenOptions(options));

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { ClassicLevel } from 'classic-level';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { boundedOpenOptions, LEVELDB_OPEN_DEFAULTS } from '#local/leveldb-bounds.ts';
+import { boundedOpenOptions, installLevelDbBounds, LEVELDB_OPEN_DEFAULTS } from '#local/leveldb-bounds.ts';
 import { type LocalServers, startLocalServers } from '#local/servers.ts';
 import { type AwsClients, createAwsClients } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
@@ -115,5 +115,11 @@ describe('the embedded DynamoDB and its LevelDB', () => {
     });
     // LevelDB raises anything under 74 to 74 (64 tables); a lower default would mislead a reader.
     expect(LEVELDB_OPEN_DEFAULTS.maxOpenFiles).toBeGreaterThanOrEqual(74);
+  });
+
+  it('corrects the classes once, however often it is installed', () => {
+    const open = (ClassicLevel.prototype as unknown as { _open: unknown })._open;
+    installLevelDbBounds();
+    expect((ClassicLevel.prototype as unknown as { _open: unknown })._open).toBe(open);
   });
 });
