@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,4 +124,44 @@ describe('the embedded DynamoDB and its LevelDB', () => {
     installLevelDbBounds();
     expect((ClassicLevel.prototype as unknown as { _open: unknown })._open).toBe(open);
   });
+
+  // /proc/self/maps lists the files mapped into this process (Linux, where CI runs).
+  it.runIf(process.platform === 'linux')(
+    'keeps at most 64 of its table files mapped, however many the table has',
+    async () => {
+      installLevelDbBounds();
+      const location = join(home, 'many-tables');
+      // A small write buffer: every batch below is flushed as a table of its own (~100 KiB), and as their
+      // keys do not overlap, LevelDB moves them down the levels as they are rather than merging them.
+      const db = new ClassicLevel<string, string>(location, {
+        writeBufferSize: 64 * 1024,
+        maxFileSize: 16 * 1024,
+      });
+      for (let batch = 0; batch < 90; batch++)
+        await db.batch(
+          Array.from({ length: 500 }, (_, i) => ({
+            type: 'put' as const,
+            key: `k${String(batch * 500 + i).padStart(6, '0')}`,
+            value: randomBytes(100).toString('hex'), // incompressible: the tables stay many
+          })),
+        );
+      const tablesMapped = () =>
+        readFileSync('/proc/self/maps', 'utf8')
+          .split('\n')
+          .filter((line) => line.includes(`${location}/`) && line.endsWith('.ldb')).length;
+      let read = 0;
+      let mostMapped = 0;
+      for await (const _ of db.keys()) {
+        read += 1;
+        if (read % 500 === 0) mostMapped = Math.max(mostMapped, tablesMapped());
+      }
+      const { readdir } = await import('node:fs/promises');
+      const tables = (await readdir(location)).filter((name) => name.endsWith('.ldb')).length;
+      await db.close();
+      expect(read).toBe(45_000);
+      expect(tables).toBeGreaterThan(80);
+      expect(mostMapped).toBeGreaterThan(0);
+      expect(mostMapped).toBeLessThanOrEqual(64);
+    },
+  );
 });
