@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -133,10 +133,7 @@ describe('the embedded DynamoDB and its LevelDB', () => {
       const location = join(home, 'many-tables');
       // A small write buffer: every batch below is flushed as a table of its own (~100 KiB), and as their
       // keys do not overlap, LevelDB moves them down the levels as they are rather than merging them.
-      const db = new ClassicLevel<string, string>(location, {
-        writeBufferSize: 64 * 1024,
-        maxFileSize: 16 * 1024,
-      });
+      const db = new ClassicLevel<string, string>(location, { writeBufferSize: 64 * 1024 });
       for (let batch = 0; batch < 90; batch++)
         await db.batch(
           Array.from({ length: 500 }, (_, i) => ({
@@ -155,7 +152,6 @@ describe('the embedded DynamoDB and its LevelDB', () => {
         read += 1;
         if (read % 500 === 0) mostMapped = Math.max(mostMapped, tablesMapped());
       }
-      const { readdir } = await import('node:fs/promises');
       const tables = (await readdir(location)).filter((name) => name.endsWith('.ldb')).length;
       await db.close();
       expect(read).toBe(45_000);
