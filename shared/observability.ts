@@ -2,6 +2,8 @@ import { Console } from 'node:console';
 import type { Writable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import type { MiddlewareObj } from '@middy/core';
+import type { Context } from 'aws-lambda';
 import { VARIANT_DIMENSION, type VariantDimension } from '#shared/monitoring/metrics.ts';
 
 /**
@@ -17,40 +19,57 @@ const metricsOptions = {
 export const metrics = new Metrics(metricsOptions);
 /**
  * The per-variant metrics of a rollout (dimensions service + Variant), one instance per dimension set;
- * whoever adds to them publishes them when its request ends (`publishVariantMetrics`).
+ * published with the rest of a request's metrics ({@link requestMetrics}).
  */
 export const variantMetrics: Readonly<Record<VariantDimension, Metrics>> = {
   champion: new Metrics({ ...metricsOptions, defaultDimensions: { [VARIANT_DIMENSION]: 'champion' } }),
   challenger: new Metrics({ ...metricsOptions, defaultDimensions: { [VARIANT_DIMENSION]: 'challenger' } }),
 };
 
-/** Set by {@link publishVariantMetricsEvery}: a timer publishes them, not each request. */
+/** Set by {@link publishMetricsEvery}: a timer publishes the request metrics, not each request. */
 let publishedByTimer = false;
 
-/**
- * Writes the variant metrics a request added, before Lambda may freeze the environment: at the end of
- * every invocation, unless a long-running process publishes them on a timer.
- */
-export function publishVariantMetrics(): void {
-  if (!publishedByTimer) flushVariantMetrics();
-}
+/** Whether a timer publishes the request metrics ({@link publishMetricsEvery}). */
+export const metricsPublishedByTimer = (): boolean => publishedByTimer;
 
-function flushVariantMetrics(): void {
-  for (const instance of Object.values(variantMetrics)) {
+/** Every request metric waiting, one EMF line per instance that has any. */
+function flushRequestMetrics(): void {
+  for (const instance of [metrics, ...Object.values(variantMetrics)]) {
     if (instance.hasStoredMetrics()) instance.publishStoredMetrics();
   }
 }
 
 /**
- * For a process that is not frozen between requests (the ECS container): the variant metrics of all
- * requests in `intervalMs` go out as one EMF line per variant (Powertools also publishes at 100 values
- * of a metric), not two lines per request, which cost a shadow rollout a fifth of the throughput.
- * Returns the final flush, for shutdown.
+ * Powertools' `logMetrics` for the predict handler's `metrics` and `variantMetrics`: the cold start
+ * once, then what the request added, published as it ends, before Lambda may freeze the environment.
+ * In a process publishing on a timer ({@link publishMetricsEvery}) the request leaves them to it.
  */
-export function publishVariantMetricsEvery(intervalMs: number): () => void {
+export function requestMetrics(): MiddlewareObj<unknown, unknown, Error, Context> {
+  const publish = () => {
+    if (publishedByTimer) return;
+    metrics.publishStoredMetrics();
+    for (const instance of Object.values(variantMetrics)) {
+      if (instance.hasStoredMetrics()) instance.publishStoredMetrics();
+    }
+  };
+  return {
+    before: (request) => metrics.captureColdStartMetric(request.context.functionName),
+    after: publish,
+    onError: publish,
+  };
+}
+
+/**
+ * For a process that is not frozen between requests (the ECS container): the request metrics of all
+ * requests in `intervalMs` go out together, each metric's values as one array (Powertools also
+ * publishes at 100 values of a metric), one EMF line per instance instead of one or three per request.
+ * Per request they cost the container a tenth of its throughput (and a shadow rollout a fifth), and
+ * CloudWatch Logs charges for every byte. Returns the final flush, for shutdown.
+ */
+export function publishMetricsEvery(intervalMs: number): () => void {
   publishedByTimer = true;
-  setInterval(flushVariantMetrics, intervalMs).unref();
-  return flushVariantMetrics;
+  setInterval(flushRequestMetrics, intervalMs).unref();
+  return flushRequestMetrics;
 }
 /**
  * Sends EMF metric lines to `sink` instead of stdout. In AWS, CloudWatch reads EMF from the function's

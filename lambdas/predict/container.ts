@@ -1,19 +1,19 @@
 import { intEnv, optionalEnv } from '#shared/env.ts';
 import { startApiServer } from '#shared/http/apigw-server.ts';
-import { logger, publishVariantMetricsEvery } from '#shared/observability.ts';
+import { logger, publishMetricsEvery } from '#shared/observability.ts';
 import { handler } from './handler.ts';
 
 /**
  * The predict service on ECS Fargate: the Lambda's own handler (same configuration, same model holder,
  * same error mapping) behind the API Gateway adapter, so the VPC-link integration answers exactly as
- * the Lambda integration does. ECS stops a task with SIGTERM: the server drains, publishes a rollout's
- * last per-variant metrics and exits. Nothing else needs flushing: each prediction's capture line is on
+ * the Lambda integration does. ECS stops a task with SIGTERM: the server drains, publishes its last
+ * metrics and exits. Nothing else needs flushing: each prediction's capture line is on
  * stdout before its response (capture.ts), and the awslogs driver (blocking mode) ships what the
  * container wrote after it exits.
  */
-// Not frozen between requests: a rollout's per-variant metrics go out once a second (CloudWatch's
-// alarms read one-minute periods), flushed at SIGTERM with the rest.
-const flushVariantMetrics = publishVariantMetricsEvery(1000);
+// Not frozen between requests: the request metrics go out once a second (CloudWatch's alarms read
+// one-minute periods), flushed at SIGTERM with the rest.
+const flushMetrics = publishMetricsEvery(1000);
 const server = await startApiServer({
   handler,
   host: optionalEnv('HOST', '0.0.0.0'),
@@ -26,7 +26,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
     logger.info('stopping', { signal });
     void server.close().then(() => {
-      flushVariantMetrics();
+      flushMetrics();
       process.exit(0);
     });
   });

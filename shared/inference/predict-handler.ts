@@ -1,6 +1,5 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
@@ -12,7 +11,8 @@ import { PREDICT_METRICS, ROLLOUT_METRICS } from '#shared/monitoring/metrics.ts'
 import {
   logger,
   metrics,
-  publishVariantMetrics,
+  metricsPublishedByTimer,
+  requestMetrics,
   variantMetrics,
   xrayTracingEnabled,
 } from '#shared/observability.ts';
@@ -90,6 +90,8 @@ export function createInferenceRuntime(
   const capture = config.capture
     ? createPredictionCapture({ sampleRate: config.capture.sampleRate })
     : undefined;
+  /** The version the metrics waiting to go out were answered by. */
+  let pendingVersion: string | undefined;
   const observer: Observer = {
     prediction({ body, facts, vector, storedEventTime, rollout }) {
       capture?.record({
@@ -99,8 +101,14 @@ export function createInferenceRuntime(
         ...(rollout ? { rollout: captureRollout(rollout, body) } : {}),
       });
       if (rollout) addVariantMetrics(rollout);
-      // Metadata, not a dimension: the alarms watch the {service} dimension set.
-      metrics.addMetadata('ModelVersion', body.model.version);
+      // Metadata, not a dimension: the alarms watch the {service} dimension set. One EMF line names one
+      // version, so under a timer the answers of another version go out first.
+      const version = body.model.version;
+      if (version !== pendingVersion && metricsPublishedByTimer() && metrics.hasStoredMetrics()) {
+        metrics.publishStoredMetrics();
+      }
+      pendingVersion = version;
+      metrics.addMetadata('ModelVersion', version);
       metrics.addMetric('Predictions', MetricUnit.Count, 1);
       metrics.addMetric('PositivePredictions', MetricUnit.Count, body.prediction);
       metrics.addMetric('Probability', MetricUnit.NoUnit, body.probability);
@@ -171,12 +179,11 @@ export function createApiHandler(deps: InferenceDeps, observer: Observer) {
       return await routeApiRequest(event, deps, requestIdOf(event, context), observer);
     } finally {
       metrics.addMetric(PREDICT_METRICS.latency, MetricUnit.Milliseconds, performance.now() - started);
-      publishVariantMetrics();
     }
   }
   return middy(api)
     .use(tracing ? [tracing.tracingMiddleware()] : [])
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use(requestMetrics())
     .use(httpErrors({ logger, metrics }));
 }

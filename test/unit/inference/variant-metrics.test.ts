@@ -1,16 +1,24 @@
 import { Writable } from 'node:stream';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { describe, expect, it } from 'vitest';
-import { parseEmf } from '#shared/monitoring/emf.ts';
-import { ROLLOUT_METRICS, VARIANT_DIMENSION } from '#shared/monitoring/metrics.ts';
+import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { generateRecords } from '#shared/data/generate.ts';
+import { FEATURE_COUNT, FEATURE_FIELD_NAMES, FEATURE_SET } from '#shared/features/index.ts';
+import type { ModelHolder } from '#shared/inference/model-holder.ts';
+import { type MetricSample, parseEmf } from '#shared/monitoring/emf.ts';
+import { PREDICT_METRICS, ROLLOUT_METRICS, VARIANT_DIMENSION } from '#shared/monitoring/metrics.ts';
 
 // This file's process only: vitest.config.ts turns metrics off for the suite, and Powertools reads the
 // variable when the instances are created, at import.
 process.env.POWERTOOLS_METRICS_DISABLED = 'false';
-const { publishVariantMetrics, publishVariantMetricsEvery, redirectMetrics, variantMetrics } = await import(
-  '#shared/observability.ts'
-);
+const { publishMetricsEvery, redirectMetrics, variantMetrics } = await import('#shared/observability.ts');
+const { createApiHandler, createInferenceRuntime } = await import('#shared/inference/predict-handler.ts');
 
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** The EMF lines the metrics write from now on. */
 function sink(): string[] {
   const lines: string[] = [];
   redirectMetrics(
@@ -24,32 +32,109 @@ function sink(): string[] {
   return lines;
 }
 
-const requests = (lines: string[], variant: string) =>
+/** The champion answering now: every row scored 0.8. */
+let servingVersion = 'v3';
+const models = {
+  requireServing: async () => ({
+    champion: {
+      name: 'churn',
+      version: servingVersion,
+      threshold: 0.5,
+      featureSet: FEATURE_SET,
+      scorer: {
+        kind: 'js',
+        featureCount: FEATURE_COUNT,
+        scoreOne: async () => 0.8,
+        scoreBatch: async (_x: Float32Array, rows: number) => new Float64Array(rows).fill(0.8),
+        release: async () => undefined,
+      },
+    },
+  }),
+} as unknown as ModelHolder;
+
+/** The predict handler as the Lambda entry and the ECS container build it. */
+const { deps, observer } = createInferenceRuntime(
+  {
+    modelsBucket: 'm',
+    registryTable: 'r',
+    onlineTable: 'o',
+    modelName: 'churn',
+    refreshIntervalMs: 0,
+    backend: 'onnx',
+    sagemakerEndpoint: undefined,
+    maxRecordAgeMs: 86_400_000,
+    capture: undefined,
+  },
+  // Never called: every request carries all its fields, so the store is not read.
+  { region: 'us-east-1', endpoints: { s3: 'http://127.0.0.1:9', dynamodb: 'http://127.0.0.1:9' } },
+);
+const handler = createApiHandler({ ...deps, models }, observer);
+
+const customer = [...generateRecords({ rows: 1, seed: 3, asOf: new Date('2026-01-01T00:00:00Z') })][0]!;
+const attributes = Object.fromEntries(FEATURE_FIELD_NAMES.map((name) => [name, customer[name]]));
+const predict = async () => {
+  const response = await handler(
+    {
+      httpMethod: 'POST',
+      path: '/predict',
+      headers: {},
+      isBase64Encoded: false,
+      body: JSON.stringify({ customerId: 'c-1', attributes }),
+      requestContext: { requestId: 'api-1' },
+    } as unknown as APIGatewayProxyEvent,
+    { awsRequestId: 'lambda-1', functionName: 'keel-predict' } as Context,
+  );
+  expect(response.statusCode).toBe(200);
+};
+
+const samples = (lines: string[], name: string, filter: (s: MetricSample) => boolean = () => true) =>
+  lines.flatMap(parseEmf).filter((s) => s.metricName === name && filter(s));
+const total = (lines: string[], name: string, filter?: (s: MetricSample) => boolean) =>
+  samples(lines, name, filter).reduce((sum, s) => sum + s.value, 0);
+const ofVariant = (variant: string) => (s: MetricSample) => s.dimensions[VARIANT_DIMENSION] === variant;
+/** The lines with predictions in them: each one's ModelVersion and how many predictions it counts. */
+const predictionLines = (lines: string[]) =>
   lines
-    .flatMap(parseEmf)
-    .filter((s) => s.metricName === ROLLOUT_METRICS.requests && s.dimensions[VARIANT_DIMENSION] === variant)
-    .reduce((total, s) => total + s.value, 0);
+    .map((line) => JSON.parse(line) as { ModelVersion?: string; Predictions?: number | number[] })
+    .filter((doc) => doc.Predictions !== undefined)
+    .map((doc) => ({ version: doc.ModelVersion, predictions: [doc.Predictions].flat().length }));
 
-describe('per-variant metrics of a rollout', () => {
-  it('go out at the end of each invocation (Lambda), then, in a process not frozen (ECS), once per interval', async () => {
+describe('the predict handler’s metrics', () => {
+  it('go out before each invocation ends (Lambda), then, in a process not frozen (ECS), once per interval, one line per version', async () => {
     const lines = sink();
-    for (const instance of Object.values(variantMetrics)) instance.setThrowOnEmptyMetrics(false);
-    variantMetrics.champion.addMetric(ROLLOUT_METRICS.requests, MetricUnit.Count, 1);
+    // Lambda: frozen once the handler resolves, so no timer may be left to publish.
+    vi.useFakeTimers();
+    await predict();
     variantMetrics.challenger.addMetric(ROLLOUT_METRICS.requests, MetricUnit.Count, 1);
-    publishVariantMetrics();
-    expect(lines).toHaveLength(2);
-    expect([requests(lines, 'champion'), requests(lines, 'challenger')]).toEqual([1, 1]);
+    await predict();
+    expect(predictionLines(lines)).toEqual([
+      { version: 'v3', predictions: 1 },
+      { version: 'v3', predictions: 1 },
+    ]);
+    expect(total(lines, PREDICT_METRICS.http2xx)).toBe(2);
+    expect(total(lines, ROLLOUT_METRICS.requests, ofVariant('challenger'))).toBe(1);
+    vi.useRealTimers();
 
-    const flush = publishVariantMetricsEvery(100);
-    for (let i = 0; i < 50; i++) {
-      variantMetrics.challenger.addMetric(ROLLOUT_METRICS.requests, MetricUnit.Count, 1);
-      publishVariantMetrics();
-    }
-    expect(lines).toHaveLength(2);
-    await expect.poll(() => lines.length, { timeout: 2000, interval: 20 }).toBe(3);
-    expect(requests(lines, 'challenger')).toBe(51);
+    // ECS: the requests of an interval share one line; a request answered by another version sends
+    // the waiting ones first, so that each line's ModelVersion is the version of all its answers.
+    const flush = publishMetricsEvery(100);
+    lines.length = 0;
+    for (let i = 0; i < 30; i++) await predict();
     variantMetrics.champion.addMetric(ROLLOUT_METRICS.requests, MetricUnit.Count, 1);
+    expect(lines).toEqual([]);
+    servingVersion = 'v4';
+    for (let i = 0; i < 20; i++) await predict();
+    expect(predictionLines(lines)).toEqual([{ version: 'v3', predictions: 30 }]);
+    await expect.poll(() => predictionLines(lines).length, { timeout: 2000, interval: 20 }).toBe(2);
+    expect(predictionLines(lines)[1]).toEqual({ version: 'v4', predictions: 20 });
+    expect(total(lines, PREDICT_METRICS.http2xx)).toBe(50);
+    expect(samples(lines, PREDICT_METRICS.latency)).toHaveLength(50);
+    expect(total(lines, ROLLOUT_METRICS.requests, ofVariant('champion'))).toBe(1);
+    // Shutdown publishes what the last interval added.
+    await predict();
+    variantMetrics.challenger.addMetric(ROLLOUT_METRICS.requests, MetricUnit.Count, 1);
     flush();
-    expect(requests(lines, 'champion')).toBe(2);
+    expect(predictionLines(lines).at(-1)).toEqual({ version: 'v4', predictions: 1 });
+    expect(total(lines, ROLLOUT_METRICS.requests, ofVariant('challenger'))).toBe(1);
   });
 });
