@@ -45,6 +45,8 @@ export interface LoadRun {
   /** Present when each request named a random stored customer instead of sending `body`. */
   randomCustomers?: RandomCustomers;
   warmupS: number;
+  /** The warm-up's own figures (16 connections), not one of the levels. */
+  warmup?: LoadLevel;
   levels: LoadLevel[];
 }
 
@@ -287,7 +289,13 @@ export async function runInterleaved(options: {
     });
     if (options.warmupS > 0) {
       await attempt(target, async () => {
-        await runLoad({ ...target, tool: options.tool, connections: 16, durationS: options.warmupS });
+        const warmup = await runLoad({
+          ...target,
+          tool: options.tool,
+          connections: 16,
+          durationS: options.warmupS,
+        });
+        (results.get(target.name) as LoadRun).warmup = warmup;
       });
     }
   }
