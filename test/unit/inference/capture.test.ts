@@ -1,7 +1,6 @@
-import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { generateRecords } from '#shared/data/generate.ts';
-import { FEATURE_COUNT, FEATURE_FIELD_NAMES, FEATURE_SET } from '#shared/features/index.ts';
+import { FEATURE_COUNT, FEATURE_SET } from '#shared/features/index.ts';
 import {
   batchCaptureLine,
   CAPTURE_FILTER_PATTERN,
@@ -10,9 +9,14 @@ import {
   createPredictionCapture,
   parseCaptureLine,
 } from '#shared/inference/capture.ts';
-import type { ModelHolder } from '#shared/inference/model-holder.ts';
-import { createApiHandler, createInferenceRuntime } from '#shared/inference/predict-handler.ts';
 import { servedPrediction } from '../../support/capture.ts';
+import {
+  apiEvent,
+  customerAttributes,
+  fixedScoreModels,
+  lambdaContext,
+  predictHandlerOver,
+} from '../../support/predict-handler.ts';
 
 /**
  * Prediction capture on the request path, as Lambda runs it: the handler's promise resolves and the
@@ -40,58 +44,11 @@ const captureLines = (chunks: string[]) =>
     .filter((chunk) => chunk.endsWith('\n') && parseCaptureLine(chunk.slice(0, -1)))
     .map((chunk) => chunk.slice(0, -1));
 
-/** A model that scores every row 0.8: the capture path, not the model, is under test. */
-const stubModels = {
-  requireServing: async () => ({
-    champion: {
-      name: 'churn',
-      version: 'v3',
-      threshold: 0.5,
-      featureSet: FEATURE_SET,
-      scorer: {
-        kind: 'js',
-        featureCount: FEATURE_COUNT,
-        scoreOne: async () => 0.8,
-        scoreBatch: async (_x: Float32Array, rows: number) => new Float64Array(rows).fill(0.8),
-        release: async () => undefined,
-      },
-    },
-  }),
-} as unknown as ModelHolder;
-
-const context = { awsRequestId: 'lambda-1' } as Context;
-const event = (path: string, body: unknown) =>
-  ({
-    httpMethod: 'POST',
-    path,
-    headers: {},
-    isBase64Encoded: false,
-    body: JSON.stringify(body),
-    requestContext: { requestId: 'api-1' },
-  }) as unknown as APIGatewayProxyEvent;
-
-/** The predict handler as the Lambda entry builds it, capturing every prediction. */
+/** The predict handler as the Lambda entry builds it, capturing every prediction (the model is a stub). */
 function predictHandler() {
-  const { deps, observer, capture } = createInferenceRuntime(
-    {
-      modelsBucket: 'm',
-      registryTable: 'r',
-      onlineTable: 'o',
-      modelName: 'churn',
-      refreshIntervalMs: 0,
-      backend: 'onnx',
-      sagemakerEndpoint: undefined,
-      maxRecordAgeMs: 86_400_000,
-      capture: { sampleRate: 1 },
-    },
-    // Never called: every request carries all its fields, so the store is not read.
-    { region: 'us-east-1', endpoints: { s3: 'http://127.0.0.1:9', dynamodb: 'http://127.0.0.1:9' } },
-  );
-  return { handler: createApiHandler({ ...deps, models: stubModels }, observer), capture: capture! };
+  const { handler, capture } = predictHandlerOver(fixedScoreModels(), { sampleRate: 1 });
+  return { handler, capture: capture! };
 }
-
-const customer = [...generateRecords({ rows: 1, seed: 3, asOf: new Date('2026-01-01T00:00:00Z') })][0]!;
-const attributes = Object.fromEntries(FEATURE_FIELD_NAMES.map((name) => [name, customer[name]]));
 
 describe('prediction capture in a Lambda-like environment', () => {
   it('writes each capture line before the handler resolves, leaving no timer or buffer behind', async () => {
@@ -99,7 +56,10 @@ describe('prediction capture in a Lambda-like environment', () => {
     const stdout = stdoutChunks();
     // Frozen: from here no timer would ever fire.
     vi.useFakeTimers();
-    const response = await handler(event('/predict', { customerId: 'c-1', attributes }), context);
+    const response = await handler(
+      apiEvent('/predict', { customerId: 'c-1', attributes: customerAttributes }),
+      lambdaContext,
+    );
     expect(response.statusCode).toBe(200);
     // Already delivered, synchronously: nothing was left for a timer or a later invocation.
     const sink = captureLines(stdout);
@@ -118,13 +78,13 @@ describe('prediction capture in a Lambda-like environment', () => {
     expect(parseCaptureLine(sink[0]!)!.x).toHaveLength(FEATURE_COUNT);
 
     const batch = await handler(
-      event('/predict/batch', {
+      apiEvent('/predict/batch', {
         items: [
-          { customerId: 'c-2', attributes },
-          { customerId: 'c-3', attributes },
+          { customerId: 'c-2', attributes: customerAttributes },
+          { customerId: 'c-3', attributes: customerAttributes },
         ],
       }),
-      context,
+      lambdaContext,
     );
     expect(batch.statusCode).toBe(200);
     expect(captureLines(stdout).map((line) => parseCaptureLine(line)!.customerId)).toEqual([

@@ -1,10 +1,6 @@
 import { Writable } from 'node:stream';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { generateRecords } from '#shared/data/generate.ts';
-import { FEATURE_COUNT, FEATURE_FIELD_NAMES, FEATURE_SET } from '#shared/features/index.ts';
-import type { ModelHolder } from '#shared/inference/model-holder.ts';
 import { type MetricSample, parseEmf } from '#shared/monitoring/emf.ts';
 import { PREDICT_METRICS, ROLLOUT_METRICS, VARIANT_DIMENSION } from '#shared/monitoring/metrics.ts';
 
@@ -12,7 +8,9 @@ import { PREDICT_METRICS, ROLLOUT_METRICS, VARIANT_DIMENSION } from '#shared/mon
 // variable when the instances are created, at import.
 process.env.POWERTOOLS_METRICS_DISABLED = 'false';
 const { publishMetricsEvery, redirectMetrics, variantMetrics } = await import('#shared/observability.ts');
-const { createApiHandler, createInferenceRuntime } = await import('#shared/inference/predict-handler.ts');
+const { apiEvent, customerAttributes, fixedScoreModels, lambdaContext, predictHandlerOver } = await import(
+  '../../support/predict-handler.ts'
+);
 
 afterEach(() => {
   vi.useRealTimers();
@@ -32,57 +30,13 @@ function sink(): string[] {
   return lines;
 }
 
-/** The champion answering now: every row scored 0.8. */
+/** The champion answering now. */
 let servingVersion = 'v3';
-const models = {
-  requireServing: async () => ({
-    champion: {
-      name: 'churn',
-      version: servingVersion,
-      threshold: 0.5,
-      featureSet: FEATURE_SET,
-      scorer: {
-        kind: 'js',
-        featureCount: FEATURE_COUNT,
-        scoreOne: async () => 0.8,
-        scoreBatch: async (_x: Float32Array, rows: number) => new Float64Array(rows).fill(0.8),
-        release: async () => undefined,
-      },
-    },
-  }),
-} as unknown as ModelHolder;
-
-/** The predict handler as the Lambda entry and the ECS container build it. */
-const { deps, observer } = createInferenceRuntime(
-  {
-    modelsBucket: 'm',
-    registryTable: 'r',
-    onlineTable: 'o',
-    modelName: 'churn',
-    refreshIntervalMs: 0,
-    backend: 'onnx',
-    sagemakerEndpoint: undefined,
-    maxRecordAgeMs: 86_400_000,
-    capture: undefined,
-  },
-  // Never called: every request carries all its fields, so the store is not read.
-  { region: 'us-east-1', endpoints: { s3: 'http://127.0.0.1:9', dynamodb: 'http://127.0.0.1:9' } },
-);
-const handler = createApiHandler({ ...deps, models }, observer);
-
-const customer = [...generateRecords({ rows: 1, seed: 3, asOf: new Date('2026-01-01T00:00:00Z') })][0]!;
-const attributes = Object.fromEntries(FEATURE_FIELD_NAMES.map((name) => [name, customer[name]]));
+const { handler } = predictHandlerOver(fixedScoreModels(() => servingVersion));
 const predict = async () => {
   const response = await handler(
-    {
-      httpMethod: 'POST',
-      path: '/predict',
-      headers: {},
-      isBase64Encoded: false,
-      body: JSON.stringify({ customerId: 'c-1', attributes }),
-      requestContext: { requestId: 'api-1' },
-    } as unknown as APIGatewayProxyEvent,
-    { awsRequestId: 'lambda-1', functionName: 'keel-predict' } as Context,
+    apiEvent('/predict', { customerId: 'c-1', attributes: customerAttributes }),
+    lambdaContext,
   );
   expect(response.statusCode).toBe(200);
 };
