@@ -45,12 +45,9 @@ function flushRequestMetrics(): void {
  * In a process publishing on a timer ({@link publishMetricsEvery}) the request leaves them to it.
  */
 export function requestMetrics(): MiddlewareObj<unknown, unknown, Error, Context> {
+  // Every predict request adds latency and an Http* count, so `metrics` is never empty here.
   const publish = () => {
-    if (publishedByTimer) return;
-    metrics.publishStoredMetrics();
-    for (const instance of Object.values(variantMetrics)) {
-      if (instance.hasStoredMetrics()) instance.publishStoredMetrics();
-    }
+    if (!publishedByTimer) flushRequestMetrics();
   };
   return {
     before: (request) => metrics.captureColdStartMetric(request.context.functionName),
