@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from '#lib/paths.ts';
 import type { AwsTarget } from '#shared/aws/clients.ts';
 import type { ApiServer } from '#shared/http/apigw-server.ts';
@@ -9,6 +9,7 @@ import type { ResourceNames } from '#shared/resources.ts';
 import { type CaptureDelivery, platformCaptureDelivery } from './capture-delivery.ts';
 import { functionOf, loadLocalDeployment } from './deployment/deployment.ts';
 import { freePort } from './free-port.ts';
+import { builtModule } from './lambda/function-build.ts';
 import { functionLogRouter, localFunctionVariables } from './lambda/functions.ts';
 import { functionProcessEnvironment } from './lambda/service.ts';
 
@@ -46,7 +47,7 @@ export interface ContainerApi extends ApiServer {
   pids(): number[];
 }
 
-const CONTAINER_ENTRY = fileURLToPath(new URL('../lambdas/predict/container.ts', import.meta.url));
+const CONTAINER_SOURCE = 'lambdas/predict/container.ts';
 const HOST = '127.0.0.1';
 
 export async function startContainerApi(options: ContainerApiOptions): Promise<ContainerApi> {
@@ -60,9 +61,11 @@ export async function startContainerApi(options: ContainerApiOptions): Promise<C
   const logs = functionLogRouter(options.home, delivery.accept);
   const source = { name: `${predict.name}-container`, logicalId: `${predict.logicalId}Container` };
   const variables = localFunctionVariables(options.target, options.environment);
+  // The container's bundle, as its image runs it, while the build is current; else its source.
+  const built = builtModule(CONTAINER_SOURCE);
   cluster.setupPrimary({
-    exec: CONTAINER_ENTRY,
-    execArgv: ['--import', 'tsx'],
+    exec: built ?? join(REPO_ROOT, CONTAINER_SOURCE),
+    execArgv: built ? [] : ['--import', 'tsx'],
     cwd: REPO_ROOT,
     silent: true,
   });

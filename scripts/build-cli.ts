@@ -1,7 +1,8 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile, type Plugin } from 'esbuild';
+import { writeBuildManifest } from './build-manifest.mjs';
 
 /**
  * Builds the command line (bin/keel.ts and what it imports) into one ES module and its lazily loaded
@@ -12,20 +13,14 @@ import { build, type Metafile, type Plugin } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
-/** Where bin/keel.mjs looks for the build: its entry keel.js, and {@link CLI_MANIFEST}. */
+/**
+ * Where bin/keel.mjs looks for the build: its entry keel.js, and the manifest of what the build read
+ * (scripts/build-manifest.mjs), by which it tells whether a source changed since.
+ */
 export const CLI_BUILD_DIR = join(ROOT, 'dist', 'cli');
-/** What the build read, for bin/keel.mjs to tell whether a source changed since (in {@link CLI_BUILD_DIR}). */
-export const CLI_MANIFEST = 'build.json';
-
-export interface CliManifest {
-  /** When the build started (ms since the epoch): a source modified later makes the build stale. */
-  readonly builtAt: number;
-  /** Every file the build read, relative to the manifest's directory. */
-  readonly inputs: readonly string[];
-}
 
 /** Files that change how the sources resolve or compile without being inputs of the bundle: this one too. */
-const CONFIG_FILES = ['package.json', 'tsconfig.json', 'scripts/build-cli.ts'];
+const CONFIG_FILES = ['package.json', 'tsconfig.json', 'scripts/build-cli.ts', 'scripts/build-manifest.mjs'];
 
 /**
  * Each module keeps its own `import.meta.url` (the URL of its source file, relative to the chunk that
@@ -103,22 +98,12 @@ export async function buildCli(outdir = CLI_BUILD_DIR): Promise<Metafile> {
     metafile: true,
     logLevel: 'warning',
   });
-  const sources = Object.keys(result.metafile.inputs).filter(
-    (input) => !input.startsWith(`${REQUIRE_NAMESPACE}:`),
-  );
-  const inputs = [...sources, ...CONFIG_FILES].map((file) =>
-    relative(outdir, join(ROOT, file)).split('\\').join('/'),
-  );
-  const manifest: CliManifest = { builtAt, inputs };
-  await writeFile(join(outdir, CLI_MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
+  writeBuildManifest(outdir, {
+    root: ROOT,
+    builtAt,
+    metafile: result.metafile,
+    configFiles: CONFIG_FILES,
+    ignoredInputs: new RegExp(`^${REQUIRE_NAMESPACE}:`),
+  });
   return result.metafile;
-}
-
-// `npm ci --omit=dev` builds too: tsx, a dependency, brings esbuild.
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const started = performance.now();
-  await buildCli();
-  process.stdout.write(
-    `built the CLI into ${relative(ROOT, CLI_BUILD_DIR)} in ${Math.round(performance.now() - started)} ms\n`,
-  );
 }

@@ -16,6 +16,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { FUNCTION_BUNDLING } from '#lib/bundling.ts';
 import { acknowledgeWildcardResource } from '#lib/nag.ts';
 import { ENTRY_METADATA, REPO_ROOT } from '#lib/paths.ts';
 import {
@@ -125,13 +126,6 @@ const MEMORY_MB = { min: 128, max: 10_240 };
 const TIMEOUT_SECONDS = { min: 1, max: 900 };
 
 /**
- * esbuild's ESM output has no `require`; CommonJS dependencies (parts of the AWS SDK, Powertools) call it
- * for Node built-ins, so the bundle defines one.
- */
-const REQUIRE_BANNER =
-  "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
-
-/**
  * THE Lambda function of Keel: a TypeScript handler bundled locally by esbuild as one minified ESM
  * file with a source map, on Node.js 22, x86_64 (onnxruntime-node's arm64 build has a reported
  * initialisation crash), with X-Ray active tracing, JSON logs in its own log group with a retention, and
@@ -195,15 +189,12 @@ export class KeelFunction extends Construct {
       bundling: {
         format: OutputFormat.ESM,
         target: 'node22',
-        // ESM entry points of dependencies first: they tree-shake, CommonJS does not.
-        mainFields: ['module', 'main'],
-        banner: REQUIRE_BANNER,
-        minify: true,
-        // Error classes name themselves (`new.target.name`): logs must read UnavailableError, not "ju".
-        keepNames: true,
+        mainFields: [...FUNCTION_BUNDLING.mainFields],
+        banner: FUNCTION_BUNDLING.banner,
+        minify: FUNCTION_BUNDLING.minify,
+        keepNames: FUNCTION_BUNDLING.keepNames,
         sourceMap: true,
-        // Stack traces need the mappings, not a copy of every source file: a smaller package to load.
-        sourcesContent: false,
+        sourcesContent: FUNCTION_BUNDLING.sourcesContent,
         // The SDK is bundled, not taken from the runtime: the deployed code runs the SDK version the
         // tests ran (package-lock.json), not whatever version the runtime ships that week.
         bundleAwsSDK: true,

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { AssetHashType, DockerImage, RemovalPolicy } from 'aws-cdk-lib';
 import { Architecture, Code, LayerVersion, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { ONNXRUNTIME_PACKAGE } from '#lib/bundling.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
 
 /**
@@ -67,7 +68,7 @@ export interface OnnxRuntimeLayerProps {
  */
 export class OnnxRuntimeLayer extends Construct {
   /** Modules a function must mark external to load them from this layer. */
-  public static readonly EXTERNAL_MODULES: readonly string[] = ['onnxruntime-node'];
+  public static readonly EXTERNAL_MODULES: readonly string[] = [ONNXRUNTIME_PACKAGE];
 
   public readonly layer: LayerVersion;
 

@@ -1,13 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setPriority } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from '#lib/paths.ts';
 import type { LocalDeployment, LocalFunction } from '#local/deployment/deployment.ts';
 import { roleSessionEnvironment } from '#local/rules/credentials.ts';
 import { BOOT_VARIABLES } from './boot-variables.ts';
 import type { EnvironmentMessage, Invocation, SerializedError } from './environment.ts';
+import { builtModule, ENVIRONMENT_SOURCE, FUNCTIONS_BUILD_DIR } from './function-build.ts';
 
 /**
  * Lambda's execution model on this machine. Each function of the local deployment runs in
@@ -43,6 +44,11 @@ export interface LocalLambdaOptions {
    * serving when both want them. @default - 0, as this process
    */
   readonly priority?: number;
+  /**
+   * The build of the functions a function runs from while it is current (local/lambda/function-build.ts);
+   * false: every function runs from its source, through tsx. @default - dist/functions, which `npm ci` builds
+   */
+  readonly functionsBuild?: string | false;
 }
 
 /** A failed invocation, named as Lambda names it (`errorType`): what Step Functions' Retry and Catch match. */
@@ -58,7 +64,7 @@ export class LambdaInvocationError extends Error {
 
 /** Lambda's limit on a synchronous invocation's request and response payloads. */
 export const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
-/** How long the init phase may take locally (tsx transpiles the sources on a cold start). */
+/** How long the init phase may take locally (tsx transpiles the sources on a cold start from them). */
 const INIT_LIMIT_MS = 120_000;
 
 const ENTRY = fileURLToPath(new URL('./environment.ts', import.meta.url));
@@ -244,6 +250,16 @@ export class LocalLambda {
     env.idleTimer.unref();
   }
 
+  /** How a function of the repository runs: from the local build while it is current, else through tsx. */
+  private sourceCode(entry: string) {
+    const build = this.options.functionsBuild ?? FUNCTIONS_BUILD_DIR;
+    const module = build === false ? undefined : builtModule(entry, build);
+    const runner = build === false ? undefined : builtModule(ENVIRONMENT_SOURCE, build);
+    return module && runner
+      ? { args: [runner], root: REPO_ROOT, entry: relative(REPO_ROOT, module), nodePath: {} }
+      : { args: ['--import', 'tsx', ENTRY], root: REPO_ROOT, entry, nodePath: {} };
+  }
+
   private start(pool: Pool): Environment {
     const { fn } = pool;
     const id = ++this.nextId;
@@ -251,10 +267,10 @@ export class LocalLambda {
     counters.started += 1;
     this.counters.set(fn.name, counters);
     const { deployment } = this.options;
-    // A built function runs its bundle as Lambda does: from its own folder, its layers on NODE_PATH,
-    // no project node_modules within reach; a source function runs through tsx from the repository.
     const code = fn.artifact
       ? {
+          // What `cdk deploy` uploads runs as Lambda runs it: from its own folder, its layers on
+          // NODE_PATH, no project node_modules within reach.
           args: [ENTRY],
           root: fn.artifact.codeDir,
           entry: 'index.mjs',
@@ -262,7 +278,7 @@ export class LocalLambda {
             NODE_PATH: fn.artifact.layerDirs.map((dir) => join(dir, 'nodejs', 'node_modules')).join(':'),
           },
         }
-      : { args: ['--import', 'tsx', ENTRY], root: REPO_ROOT, entry: fn.entry!, nodePath: {} };
+      : this.sourceCode(fn.entry!);
     const child = spawn(this.options.nodeBinary ?? process.execPath, code.args, {
       cwd: code.root,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import type { Metafile } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '#lib/paths.ts';
-import { buildCli, CLI_MANIFEST, type CliManifest, REQUIRE_NAMESPACE } from '../../scripts/build-cli.ts';
+import { buildCli, REQUIRE_NAMESPACE } from '#scripts/build-cli.ts';
+import { BUILD_MANIFEST, type BuildManifest } from '#scripts/build-manifest.mjs';
 import { publishRuntime, startTestAws, type TestAws } from '../support/aws.ts';
 
 /**
@@ -75,7 +76,7 @@ function startPackages(metafile: Metafile): Set<string> {
 // choice can be tested without touching the repository's dist/ that the other tests' `keel` runs.
 let root: string;
 let metafile: Metafile;
-let manifest: CliManifest;
+let manifest: BuildManifest;
 let aws: TestAws;
 
 beforeAll(async () => {
@@ -83,12 +84,12 @@ beforeAll(async () => {
   mkdirSync(join(root, 'bin'));
   for (const file of ['bin/keel.mjs', 'bin/keel.ts', 'package.json'])
     copyFileSync(join(REPO_ROOT, file), join(root, file));
-  for (const dir of ['cli', 'local', 'shared', 'lib', 'lambdas', 'node_modules'])
+  for (const dir of ['cli', 'local', 'shared', 'lib', 'lambdas', 'scripts', 'node_modules'])
     symlinkSync(join(REPO_ROOT, dir), join(root, dir));
   metafile = await buildCli(join(root, 'dist', 'cli'));
   aws = await startTestAws();
   await publishRuntime(aws);
-  manifest = JSON.parse(readFileSync(join(root, 'dist', 'cli', CLI_MANIFEST), 'utf8')) as CliManifest;
+  manifest = JSON.parse(readFileSync(join(root, 'dist', 'cli', BUILD_MANIFEST), 'utf8')) as BuildManifest;
   // Records every module the process imports (resolve hook) or requires (the require cache at exit),
   // in the file LOADED names.
   const hooks = `import { appendFileSync } from 'node:fs';
@@ -172,7 +173,7 @@ describe('keel start-up', { timeout: 120_000 }, () => {
     const newest = Math.max(
       ...manifest.inputs.map((input) => statSync(join(root, 'dist', 'cli', input)).mtimeMs),
     );
-    const file = join(root, 'dist', 'cli', CLI_MANIFEST);
+    const file = join(root, 'dist', 'cli', BUILD_MANIFEST);
     writeFileSync(file, JSON.stringify({ ...manifest, builtAt: newest - 1 }));
     try {
       const source = await keel(['models', '--help']);

@@ -1,12 +1,16 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '#lib/paths.ts';
 import type { LocalDeployment, LocalFunction } from '#local/deployment/deployment.ts';
+import { ENVIRONMENT_SOURCE } from '#local/lambda/function-build.ts';
 import { LambdaInvocationError, LocalLambda } from '#local/lambda/service.ts';
+import { buildLocalFunctions, functionSources } from '#scripts/build-functions.ts';
+import { BUILD_MANIFEST } from '#scripts/build-manifest.mjs';
 import { LOCAL_SESSION_PREFIX } from '#shared/aws/clients.ts';
 import { untilGone } from '../support/processes.ts';
 
@@ -45,7 +49,10 @@ const deploymentOf = (fn: LocalFunction): LocalDeployment => ({
 
 let dir: string;
 let lambda: LocalLambda;
-const start = (fn = fixture(), options: { idleSeconds?: number; priority?: number } = {}) => {
+const start = (
+  fn = fixture(),
+  options: { idleSeconds?: number; priority?: number; functionsBuild?: string } = {},
+) => {
   lambda = new LocalLambda({ deployment: deploymentOf(fn), environment: {}, ...options });
   return fn;
 };
@@ -107,6 +114,33 @@ describe('a Lambda-like environment', () => {
     expect(existsSync(left)).toBe(false);
     await lambda.invoke(fn.name, { action: 'sleep', ms: 200 });
     expect(existsSync(left)).toBe(true);
+  });
+
+  it('runs a function from the local build while it is current, and from its source once a file it was built from is newer', async () => {
+    const build = join(dir, 'build');
+    const fn = fixture();
+    await buildLocalFunctions(build, [fn.entry!]);
+    start(fn, { functionsBuild: build });
+    expect(await lambda.invoke(fn.name, { action: 'module' })).toEqual({
+      module: pathToFileURL(join(build, 'test/support/fixtures/lifecycle-handler.js')).href,
+      runner: join(build, 'local/lambda/environment.js'),
+    });
+    // As if the fixture had been edited after the build.
+    const manifest = join(build, BUILD_MANIFEST);
+    writeFileSync(manifest, JSON.stringify({ ...JSON.parse(readFileSync(manifest, 'utf8')), builtAt: 0 }));
+    lambda.reapIdle();
+    expect(await lambda.invoke(fn.name, { action: 'module' })).toEqual({
+      module: pathToFileURL(join(REPO_ROOT, fn.entry!)).href,
+      runner: join(REPO_ROOT, ENVIRONMENT_SOURCE),
+    });
+  });
+
+  it("builds every function of the deployment and the ECS container (npm ci's build covers them all)", async () => {
+    const { loadLocalDeployment } = await import('#local/deployment/deployment.ts');
+    const entries = [...(await loadLocalDeployment()).functions.values()].map((fn) => fn.entry);
+    expect(functionSources()).toEqual(
+      expect.arrayContaining([...new Set(entries), 'lambdas/predict/container.ts']),
+    );
   });
 
   it('reaps an environment idle past idleSeconds; the next invocation starts (and initializes) a new one', async () => {
