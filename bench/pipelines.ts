@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { REPO_ROOT } from '#lib/paths.ts';
 import { functionOf, loadLocalDeployment } from '#local/deployment/deployment.ts';
 import { createPipelineRunner, type PipelineRunner } from '#local/pipelines.ts';
 import { startLocalServers } from '#local/servers.ts';
@@ -22,8 +23,10 @@ import type { AslDefinition } from '#local/state-machines.ts';
 import { type StorageProcess, startStorageProcess } from '#local/storage-process.ts';
 import { type AwsTarget, createAwsClients } from '#shared/aws/clients.ts';
 import type { BatchRunSummary } from '#shared/batch/batch.ts';
+import { loadKeelConfig } from '#shared/config/keel-config.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import { writeRawData } from '#shared/data/raw-data.ts';
+import { KEEL_ENV } from '#shared/env.ts';
 import type { EtlRunSummary } from '#shared/etl/etl.ts';
 import { encodeInto, FEATURE_COUNT, FEATURE_SET, type RawRecord } from '#shared/features/index.ts';
 import { WRITES_IN_FLIGHT } from '#shared/online-store/store.ts';
@@ -116,6 +119,19 @@ export async function runEtlMemoryProfile(rows: number, chunkRows: number) {
  * environment's cold start), the Map's items (cold starts of their environments included), and the
  * finalize task; the Map's rate is the rows over its own time only.
  */
+/** Runs `work` with KEEL_CAPTURE_SAMPLE_RATE set, which the functions' environments take over their own. */
+async function withCaptureSampleRate<T>(rate: number, work: () => Promise<T>): Promise<T> {
+  const name = KEEL_ENV.captureSampleRate;
+  const before = process.env[name];
+  process.env[name] = String(rate);
+  try {
+    return await work();
+  } finally {
+    if (before === undefined) delete process.env[name];
+    else process.env[name] = before;
+  }
+}
+
 async function timedRun<T>(
   runner: PipelineRunner,
   pipeline: 'etl' | 'batch',
@@ -220,7 +236,26 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
     // The pipelines' own peaks, before the environments are reaped and before the store's rates are measured.
     const pipelinePeaks = peaks.snapshot();
 
-    phase(`batch done in ${batch.result.seconds.toFixed(1)} s; the store's own rates …`);
+    // The local stage captures every scored row for the drift job; config/prod.json a share of them.
+    const sampleRate = loadKeelConfig({ root: REPO_ROOT, stage: 'prod' }).capture.batchSampleRate;
+    phase(`batch done in ${batch.result.seconds.toFixed(1)} s; again, capturing a share of ${sampleRate} …`);
+    const { target, names } = servers;
+    const sampled = await withCaptureSampleRate(sampleRate, async () => {
+      // Environments of their own: the variable is read when they start.
+      const sampledRunner = await createPipelineRunner({ home, target, names, deployment });
+      try {
+        return await timedRun<BatchRunSummary>(
+          sampledRunner,
+          'batch',
+          { segments },
+          (output) => output.rows,
+          storagePid,
+        );
+      } finally {
+        await sampledRunner.close();
+      }
+    });
+    phase(`sampled batch done in ${sampled.seconds.toFixed(1)} s; the store's own rates …`);
     // The same table, the same concurrency, the same endpoint (the rules proxy, with the tasks' roles) as
     // the pipelines; then dynalite's own endpoint. The scans read what the batch run read; the writes
     // add items of their own (fresh keys, as the ETL's were), after it.
@@ -331,11 +366,19 @@ export async function runPipelinesBench(options: PipelinesBenchOptions = FULL_PI
         phases: batch.result.phases,
         serverCpuSeconds: batch.result.serverCpuSeconds,
         peakRssMb: batch.peakRssMb,
+        /** The same run with config/prod.json's share of rows captured instead of every row. */
+        sampledCapture: {
+          sampleRate,
+          rowsPerSecond: rate(sampled),
+          seconds: sampled.seconds,
+          serverCpuSeconds: sampled.serverCpuSeconds,
+        },
       },
       storeRates,
       ratios: {
         etlToRawWrite: rate(etl.result) / storeRates.write.proxy.rowsPerSecond,
         batchToRawScan: rate(batch.result) / storeRates.scan.proxy.rowsPerSecond,
+        sampledBatchToRawScan: rate(sampled) / storeRates.scan.proxy.rowsPerSecond,
         target: 0.8,
       },
       /** Peak RSS of each kind of process of the pipelines (the largest of its kind), up to the batch run's end. */

@@ -578,6 +578,13 @@ export function toMarkdown(r: BenchResults): string {
             `${fmt(p.ratios.batchToRawScan, 2)} of raw scans (target ≥ ${p.ratios.target})`,
             fmt(p.batchStateMachine.peakRssMb, 0),
           ],
+          [
+            `the same, capturing a share of ${p.batchStateMachine.sampledCapture.sampleRate} of the rows (config/prod.json) instead of every row (${fmt(p.batchStateMachine.sampledCapture.seconds, 1)} s)`,
+            fmt(p.batchStateMachine.rows, 0),
+            fmt(p.batchStateMachine.sampledCapture.rowsPerSecond, 0),
+            `${fmt(p.ratios.sampledBatchToRawScan, 2)} of raw scans`,
+            '',
+          ],
           ...(
             [
               ['raw BatchWriteItem, 25 items', write.proxy, write.direct],
@@ -596,7 +603,7 @@ export function toMarkdown(r: BenchResults): string {
         ],
       ),
       '',
-      `${p.note}. CPU seconds of the storage process during the ETL ${fmt(p.etlStateMachine.serverCpuSeconds, 1)}, the batch ${fmt(p.batchStateMachine.serverCpuSeconds, 1)}, the raw writes ${fmt(write.proxy.serverCpuSeconds, 1)} (their clients ${fmt(write.proxy.clientCpuSeconds, 1)}), the raw scans ${fmt(scan.proxy.serverCpuSeconds, 1)} (clients ${fmt(scan.proxy.clientCpuSeconds, 1)}). Peak RSS of each process (the largest of its kind): ${p.processes
+      `${p.note}. CPU seconds of the storage process during the ETL ${fmt(p.etlStateMachine.serverCpuSeconds, 1)}, the batch ${fmt(p.batchStateMachine.serverCpuSeconds, 1)} (${fmt(p.batchStateMachine.sampledCapture.serverCpuSeconds, 1)} capturing a share), the raw writes ${fmt(write.proxy.serverCpuSeconds, 1)} (their clients ${fmt(write.proxy.clientCpuSeconds, 1)}), the raw scans ${fmt(scan.proxy.serverCpuSeconds, 1)} (clients ${fmt(scan.proxy.clientCpuSeconds, 1)}). Peak RSS of each process (the largest of its kind): ${p.processes
         .map(
           (q) =>
             `${q.label} ${fmt(q.peakRssMb, 0)} MiB${q.processes > 1 ? ` (${q.processes})` : ''}, ${fmt(q.cpuSeconds, 1)} CPU s`,
