@@ -9,7 +9,7 @@ import type { ResourceNames } from '#shared/resources.ts';
 import { type CaptureDelivery, platformCaptureDelivery } from './capture-delivery.ts';
 import { functionOf, loadLocalDeployment } from './deployment/deployment.ts';
 import { freePort } from './free-port.ts';
-import { builtModule } from './lambda/function-build.ts';
+import { builtModules } from './lambda/function-build.ts';
 import { functionLogRouter, localFunctionVariables } from './lambda/functions.ts';
 import { functionProcessEnvironment } from './lambda/service.ts';
 
@@ -62,7 +62,7 @@ export async function startContainerApi(options: ContainerApiOptions): Promise<C
   const source = { name: `${predict.name}-container`, logicalId: `${predict.logicalId}Container` };
   const variables = localFunctionVariables(options.target, options.environment);
   // The container's bundle, as its image runs it, while the build is current; else its source.
-  const built = builtModule(CONTAINER_SOURCE);
+  const [built] = builtModules([CONTAINER_SOURCE]) ?? [];
   cluster.setupPrimary({
     exec: built ?? join(REPO_ROOT, CONTAINER_SOURCE),
     execArgv: built ? [] : ['--import', 'tsx'],

@@ -8,7 +8,7 @@ import type { LocalDeployment, LocalFunction } from '#local/deployment/deploymen
 import { roleSessionEnvironment } from '#local/rules/credentials.ts';
 import { BOOT_VARIABLES } from './boot-variables.ts';
 import type { EnvironmentMessage, Invocation, SerializedError } from './environment.ts';
-import { builtModule, ENVIRONMENT_SOURCE, FUNCTIONS_BUILD_DIR } from './function-build.ts';
+import { builtModules, ENVIRONMENT_SOURCE } from './function-build.ts';
 
 /**
  * Lambda's execution model on this machine. Each function of the local deployment runs in
@@ -45,10 +45,10 @@ export interface LocalLambdaOptions {
    */
   readonly priority?: number;
   /**
-   * The build of the functions a function runs from while it is current (local/lambda/function-build.ts);
-   * false: every function runs from its source, through tsx. @default - dist/functions, which `npm ci` builds
+   * The build a function runs from while it is current (local/lambda/function-build.ts), else from its
+   * source through tsx. @default - dist/functions, which `npm ci` builds
    */
-  readonly functionsBuild?: string | false;
+  readonly functionsBuild?: string;
 }
 
 /** A failed invocation, named as Lambda names it (`errorType`): what Step Functions' Retry and Catch match. */
@@ -252,11 +252,9 @@ export class LocalLambda {
 
   /** How a function of the repository runs: from the local build while it is current, else through tsx. */
   private sourceCode(entry: string) {
-    const build = this.options.functionsBuild ?? FUNCTIONS_BUILD_DIR;
-    const module = build === false ? undefined : builtModule(entry, build);
-    const runner = build === false ? undefined : builtModule(ENVIRONMENT_SOURCE, build);
-    return module && runner
-      ? { args: [runner], root: REPO_ROOT, entry: relative(REPO_ROOT, module), nodePath: {} }
+    const built = builtModules([ENVIRONMENT_SOURCE, entry], this.options.functionsBuild);
+    return built
+      ? { args: [built[0]!], root: REPO_ROOT, entry: relative(REPO_ROOT, built[1]!), nodePath: {} }
       : { args: ['--import', 'tsx', ENTRY], root: REPO_ROOT, entry, nodePath: {} };
   }
 
