@@ -1,8 +1,8 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Metafile, type Plugin } from 'esbuild';
-import { writeBuildManifest } from './build-manifest.mjs';
+import type { Metafile, Plugin } from 'esbuild';
+import { buildEsm } from './esm-build.ts';
 
 /**
  * Builds the command line (bin/keel.ts and what it imports) into one ES module and its lazily loaded
@@ -20,7 +20,13 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const CLI_BUILD_DIR = join(ROOT, 'dist', 'cli');
 
 /** Files that change how the sources resolve or compile without being inputs of the bundle: this one too. */
-const CONFIG_FILES = ['package.json', 'tsconfig.json', 'scripts/build-cli.ts', 'scripts/build-manifest.mjs'];
+const CONFIG_FILES = [
+  'package.json',
+  'tsconfig.json',
+  'scripts/build-cli.ts',
+  'scripts/build-manifest.mjs',
+  'scripts/esm-build.ts',
+];
 
 /**
  * Each module keeps its own `import.meta.url` (the URL of its source file, relative to the chunk that
@@ -71,19 +77,10 @@ function requireCommonJs(): Plugin {
 
 /** Builds the CLI into `outdir` (replacing what was there); returns esbuild's metafile. */
 export async function buildCli(outdir = CLI_BUILD_DIR): Promise<Metafile> {
-  const builtAt = Date.now();
-  await rm(outdir, { recursive: true, force: true });
-  const result = await build({
-    absWorkingDir: ROOT,
+  return buildEsm(outdir, {
     entryPoints: { keel: join(ROOT, 'bin', 'keel.ts') },
-    outdir,
-    bundle: true,
-    // Dynamic imports become chunks loaded when a command runs, with the packages they import.
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    // Packages (onnxruntime's native addon, aws-cdk-lib, the SDK) load from node_modules at run time.
+    // Packages (onnxruntime's native addon, aws-cdk-lib, the SDK) load from node_modules at run time;
+    // dynamic imports become chunks loaded when a command runs, with the packages they import.
     packages: 'external',
     // The banner is outside the modules, where `define` does not reach.
     banner: {
@@ -93,17 +90,8 @@ export async function buildCli(outdir = CLI_BUILD_DIR): Promise<Metafile> {
     },
     define: { 'import.meta.url': '__keelModuleUrl' },
     plugins: [ownImportMetaUrl(outdir), requireCommonJs()],
-    sourcemap: 'linked',
     sourcesContent: false,
-    metafile: true,
-    logLevel: 'warning',
-  });
-  writeBuildManifest(outdir, {
-    root: ROOT,
-    builtAt,
-    metafile: result.metafile,
     configFiles: CONFIG_FILES,
     ignoredInputs: new RegExp(`^${REQUIRE_NAMESPACE}:`),
   });
-  return result.metafile;
 }

@@ -1,11 +1,10 @@
 import { readdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build, type Metafile } from 'esbuild';
+import type { Metafile } from 'esbuild';
 import { FUNCTION_BUNDLING, ONNXRUNTIME_PACKAGE } from '#lib/bundling.ts';
 import { REPO_ROOT } from '#lib/paths.ts';
 import { builtNameOf, ENVIRONMENT_SOURCE, FUNCTIONS_BUILD_DIR } from '#local/lambda/function-build.ts';
-import { writeBuildManifest } from './build-manifest.mjs';
+import { buildEsm } from './esm-build.ts';
 
 /**
  * Builds what the local platform runs of each function (local/lambda/function-build.ts): every module
@@ -22,6 +21,7 @@ const CONFIG_FILES = [
   'lib/bundling.ts',
   'scripts/build-functions.ts',
   'scripts/build-manifest.mjs',
+  'scripts/esm-build.ts',
 ];
 
 /** Every module of lambdas/ (relative to the repository): the handlers and the ECS container. */
@@ -42,36 +42,16 @@ export async function buildLocalFunctions(
   outdir = FUNCTIONS_BUILD_DIR,
   sources = functionSources(),
 ): Promise<Metafile> {
-  const builtAt = Date.now();
-  await rm(outdir, { recursive: true, force: true });
-  const result = await build({
-    absWorkingDir: REPO_ROOT,
+  return buildEsm(outdir, {
     entryPoints: Object.fromEntries(
       [ENVIRONMENT_SOURCE, ...sources].map((source) => [builtNameOf(source), join(REPO_ROOT, source)]),
     ),
-    outdir,
-    bundle: true,
-    // One build for all: the modules the functions share are chunks of their own, not copies.
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    // The Node.js that runs the local platform (20 or later); Lambda's bundles target its 22.
-    target: 'node20',
     mainFields: [...FUNCTION_BUNDLING.mainFields],
     banner: { js: FUNCTION_BUNDLING.banner },
     minify: FUNCTION_BUNDLING.minify,
     keepNames: FUNCTION_BUNDLING.keepNames,
-    sourcemap: 'linked',
     sourcesContent: FUNCTION_BUNDLING.sourcesContent,
     external: [ONNXRUNTIME_PACKAGE],
-    metafile: true,
-    logLevel: 'warning',
-  });
-  writeBuildManifest(outdir, {
-    root: REPO_ROOT,
-    builtAt,
-    metafile: result.metafile,
     configFiles: CONFIG_FILES,
   });
-  return result.metafile;
 }
