@@ -114,11 +114,6 @@ export async function runEtlMemoryProfile(rows: number, chunkRows: number) {
   }
 }
 
-/**
- * Where a state machine's time went, from when its tasks finished: the plan task (with its
- * environment's cold start), the Map's items (cold starts of their environments included), and the
- * finalize task; the Map's rate is the rows over its own time only.
- */
 /** Runs `work` with KEEL_CAPTURE_SAMPLE_RATE set, which the functions' environments take over their own. */
 async function withCaptureSampleRate<T>(rate: number, work: () => Promise<T>): Promise<T> {
   const name = KEEL_ENV.captureSampleRate;
@@ -132,6 +127,11 @@ async function withCaptureSampleRate<T>(rate: number, work: () => Promise<T>): P
   }
 }
 
+/**
+ * Where a state machine's time went, from when its tasks finished: the plan task (with its
+ * environment's cold start), the Map's items (cold starts of their environments included), and the
+ * finalize task; the Map's rate is the rows over its own time only.
+ */
 async function timedRun<T>(
   runner: PipelineRunner,
   pipeline: 'etl' | 'batch',

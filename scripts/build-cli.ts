@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Metafile, Plugin } from 'esbuild';
+import { REPO_ROOT } from '#lib/paths.ts';
 import { buildEsm } from './esm-build.ts';
 
 /**
@@ -11,13 +11,11 @@ import { buildEsm } from './esm-build.ts';
  * `npm ci` runs it (the `prepare` script); bin/keel.mjs runs the build while no source is newer.
  */
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-
 /**
  * Where bin/keel.mjs looks for the build: its entry keel.js, and the manifest of what the build read
  * (scripts/build-manifest.mjs), by which it tells whether a source changed since.
  */
-export const CLI_BUILD_DIR = join(ROOT, 'dist', 'cli');
+export const CLI_BUILD_DIR = join(REPO_ROOT, 'dist', 'cli');
 
 /** Files that change how the sources resolve or compile without being inputs of the bundle: this one too. */
 const CONFIG_FILES = [
@@ -78,7 +76,7 @@ function requireCommonJs(): Plugin {
 /** Builds the CLI into `outdir` (replacing what was there); returns esbuild's metafile. */
 export async function buildCli(outdir = CLI_BUILD_DIR): Promise<Metafile> {
   return buildEsm(outdir, {
-    entryPoints: { keel: join(ROOT, 'bin', 'keel.ts') },
+    entryPoints: { keel: join(REPO_ROOT, 'bin', 'keel.ts') },
     // Packages (onnxruntime's native addon, aws-cdk-lib, the SDK) load from node_modules at run time;
     // dynamic imports become chunks loaded when a command runs, with the packages they import.
     packages: 'external',
