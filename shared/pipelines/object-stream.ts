@@ -82,6 +82,7 @@ export function createObjectStream(
     await inFlight;
     const full = filling;
     filling = spare ?? Buffer.allocUnsafeSlow(PART_BYTES);
+    spare = undefined;
     used = 0;
     // Its failure surfaces at the next part boundary, or at the end.
     inFlight = uploadPart(full, parts.length + 1).then(() => {

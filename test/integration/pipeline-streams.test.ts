@@ -155,6 +155,19 @@ describe('createObjectStream', () => {
     expect(text).toBe(pieces.join(''));
   });
 
+  it('sends a part that one write filled to the last byte, then the rest', async () => {
+    const stream = createObjectStream(aws.clients.s3, {
+      bucket: bucket(),
+      key: 'streams/exact.txt',
+      contentType: 'text/plain',
+    });
+    // 2 bytes, then 3-byte characters up to the part's last byte.
+    const pieces = ['ab', '€'.repeat((PART_BYTES - 2) / 3), 'tail\n'];
+    for (const piece of pieces) await stream.write(piece);
+    await stream.end();
+    expect(await read('streams/exact.txt')).toBe(pieces.join(''));
+  });
+
   it('fills and sends two part buffers in turn, however large the object', async () => {
     const s3 = createS3Client(aws.target);
     const bodies: Uint8Array[] = [];
