@@ -7,6 +7,7 @@ import S3rver from 's3rver';
 import { type AwsTarget, createDynamoClient, createS3Client } from '#shared/aws/clients.ts';
 import { type DeploymentEnvironment, type ResourceNames, resourceNames } from '#shared/resources.ts';
 import { type BulkAdmission, createBulkAdmission, withBulkAdmission } from './bulk-admission.ts';
+import { installTableDescriptionCache } from './dynalite-tables.ts';
 import { installLevelDbBounds } from './leveldb-bounds.ts';
 import { provisionResources } from './provision.ts';
 import { type Denial, startRulesFront } from './rules/proxy.ts';
@@ -79,6 +80,7 @@ export async function startLocalServers(options: LocalServersOptions): Promise<L
   const s3rver = new S3rver({ address: HOST, port: options.s3Port, directory: s3Dir, silent: true });
   const s3Port = (await s3rver.run().catch((error) => rethrowPortInUse(error, 'S3', options.s3Port))).port;
   installLevelDbBounds();
+  installTableDescriptionCache();
   const dynamoServer = dynalite({ path: dynamoDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   // Point reads before a pipeline's bulk calls, whichever port a client calls (local/bulk-admission.ts).
   const dynamoHandler = dynamoServer.listeners('request')[0] as RequestListener;
