@@ -142,7 +142,8 @@ export function createObjectStream(
           Bucket,
           Key,
           UploadId: await upload,
-          MultipartUpload: { Parts: parts.sort((a, b) => a.PartNumber! - b.PartNumber!) },
+          // One part in flight at a time: they are in order.
+          MultipartUpload: { Parts: parts },
         }),
       );
     },

@@ -89,16 +89,32 @@ describe('createObjectStream', () => {
     (
       await aws.clients.s3.send(new GetObjectCommand({ Bucket: bucket(), Key: key }))
     ).Body!.transformToString();
+  /** A stream to `key` of the outputs bucket, through `s3` (the test's shared client unless given). */
+  const open = (key: string, s3: S3Client = aws.clients.s3) =>
+    createObjectStream(s3, { bucket: bucket(), key, contentType: 'text/csv' });
+  /** Records the calls `s3` completes; `of(command)` lists one command's, in order. */
+  const recordCalls = (s3: S3Client) => {
+    const sent: { command: string; input: Record<string, unknown>; output: Record<string, unknown> }[] = [];
+    s3.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        sent.push({
+          command: context.commandName ?? '',
+          input: args.input as Record<string, unknown>,
+          output: result.output as unknown as Record<string, unknown>,
+        });
+        return result;
+      },
+      { step: 'initialize' },
+    );
+    return (command: string) => sent.filter((call) => call.command === command);
+  };
   const exists = async (key: string) =>
     ((await aws.clients.s3.send(new ListObjectsV2Command({ Bucket: bucket(), Prefix: key }))).KeyCount ?? 0) >
     0;
 
   it('writes a small object in one put, visible only once ended', async () => {
-    const stream = createObjectStream(aws.clients.s3, {
-      bucket: bucket(),
-      key: 'streams/small.csv',
-      contentType: 'text/csv',
-    });
+    const stream = open('streams/small.csv');
     await stream.write('a,b\n');
     await stream.write('1,2\n');
     expect(await exists('streams/small.csv')).toBe(false);
@@ -107,11 +123,7 @@ describe('createObjectStream', () => {
   });
 
   it('keeps every line whole and in order across parts of a multipart upload', async () => {
-    const stream = createObjectStream(aws.clients.s3, {
-      bucket: bucket(),
-      key: 'streams/large.csv',
-      contentType: 'text/csv',
-    });
+    const stream = open('streams/large.csv');
     // Lines of odd lengths, written in pieces that straddle the part boundaries.
     const lines = Array.from({ length: 220_000 }, (_, i) => `row-${i},${'x'.repeat(i % 97)}\n`);
     let piece = '';
@@ -130,21 +142,13 @@ describe('createObjectStream', () => {
   });
 
   it('leaves no object when aborted, whatever it had uploaded', async () => {
-    const stream = createObjectStream(aws.clients.s3, {
-      bucket: bucket(),
-      key: 'streams/aborted.csv',
-      contentType: 'text/csv',
-    });
+    const stream = open('streams/aborted.csv');
     await stream.write('y'.repeat(PART_BYTES + 1_000));
     await stream.abort(new Error('the segment failed'));
     expect(await exists('streams/aborted.csv')).toBe(false);
   });
   it('keeps the bytes in order when writes come before the earlier ones are taken, multi-byte text across parts', async () => {
-    const stream = createObjectStream(aws.clients.s3, {
-      bucket: bucket(),
-      key: 'streams/unawaited.txt',
-      contentType: 'text/plain',
-    });
+    const stream = open('streams/unawaited.txt');
     // 3-byte and 4-byte characters, so part boundaries fall inside characters.
     const pieces = Array.from({ length: 9 }, (_, i) => `${i}:${'é€😀'.repeat(200_000 + i)}\n`);
     const writes = pieces.map((piece) => stream.write(piece));
@@ -156,11 +160,7 @@ describe('createObjectStream', () => {
   });
 
   it('sends a part that one write filled to the last byte, then the rest', async () => {
-    const stream = createObjectStream(aws.clients.s3, {
-      bucket: bucket(),
-      key: 'streams/exact.txt',
-      contentType: 'text/plain',
-    });
+    const stream = open('streams/exact.txt');
     // 2 bytes, then 3-byte characters up to the part's last byte.
     const pieces = ['ab', '€'.repeat((PART_BYTES - 2) / 3), 'tail\n'];
     for (const piece of pieces) await stream.write(piece);
@@ -170,25 +170,13 @@ describe('createObjectStream', () => {
 
   it('fills and sends two part buffers in turn, however large the object', async () => {
     const s3 = createS3Client(aws.target);
-    const bodies: Uint8Array[] = [];
-    s3.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { Body?: unknown };
-        if (context.commandName === 'UploadPartCommand' && input.Body instanceof Uint8Array)
-          bodies.push(input.Body);
-        return next(args);
-      },
-      { step: 'initialize' },
-    );
-    const stream = createObjectStream(s3, {
-      bucket: bucket(),
-      key: 'streams/reused.csv',
-      contentType: 'text/csv',
-    });
+    const of = recordCalls(s3);
+    const stream = open('streams/reused.csv', s3);
     const line = `${'z'.repeat(99)}\n`;
     const page = line.repeat(1_000);
     for (let bytes = 0; bytes < 6 * PART_BYTES; bytes += page.length) await stream.write(page);
     await stream.end();
+    const bodies = of('UploadPartCommand').map(({ input }) => input.Body as Uint8Array);
     expect(bodies.length).toBe(7);
     expect(new Set(bodies.map((body) => body.buffer)).size).toBe(2);
     const text = await read('streams/reused.csv');
@@ -207,29 +195,12 @@ describe('createObjectStream', () => {
       credentials: localCredentials(),
       requestChecksumCalculation: 'WHEN_SUPPORTED',
     });
-    const sent: { command: string; input: Record<string, unknown>; output: Record<string, unknown> }[] = [];
-    s3.middlewareStack.add(
-      (next, context) => async (args) => {
-        const result = await next(args);
-        sent.push({
-          command: context.commandName ?? '',
-          input: args.input as Record<string, unknown>,
-          output: result.output as unknown as Record<string, unknown>,
-        });
-        return result;
-      },
-      { step: 'initialize' },
-    );
-    const stream = createObjectStream(s3, {
-      bucket: bucket(),
-      key: 'streams/checksummed.csv',
-      contentType: 'text/csv',
-    });
+    const of = recordCalls(s3);
+    const stream = open('streams/checksummed.csv', s3);
     const text = `${'c'.repeat(99)}\n`.repeat(80_000);
     await stream.write(text);
     await stream.end();
     expect(await read('streams/checksummed.csv')).toBe(text);
-    const of = (command: string) => sent.filter((call) => call.command === command);
     expect(of('CreateMultipartUploadCommand')[0]?.input).toMatchObject({ ChecksumAlgorithm: 'CRC32' });
     const returned = of('UploadPartCommand').map(({ input, output }) => ({
       PartNumber: input.PartNumber,
