@@ -1,7 +1,6 @@
-import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { csvLineWriter, LABEL_COLUMN, type LabeledRecord, OUTCOME_COLUMNS } from '#shared/features/index.ts';
+import { createObjectStream } from '#shared/pipelines/object-stream.ts';
 import { KEYS, keyTimestamp } from '#shared/resources.ts';
 import {
   type GeneratedOutcome,
@@ -103,8 +102,8 @@ function* csvChunks<T>(
 }
 
 /**
- * Streams generated rows into one CSV object (multipart upload): rows are produced as S3 takes them,
- * so a million rows never sit in memory at once.
+ * Streams generated rows into one CSV object (an object stream: a multipart upload beyond one part):
+ * rows are produced as S3 takes them, so a million rows never sit in memory at once.
  */
 async function uploadCsv<T>(
   s3: S3Client,
@@ -114,15 +113,17 @@ async function uploadCsv<T>(
   onProgress: ProgressListener | undefined,
 ): Promise<{ bucket: string; key: string; rows: number; bytes: number }> {
   const tally = { rows: 0, bytes: 0 };
-  const body = Readable.from(csvChunks(object.header, records, toLine, tally, onProgress), {
-    objectMode: false,
-  });
-  await new Upload({
-    client: s3,
-    params: { Bucket: object.bucket, Key: object.key, Body: body, ContentType: 'text/csv' },
-    partSize: 8 * 1024 * 1024,
-    queueSize: 2,
-  }).done();
+  const csv = createObjectStream(s3, { bucket: object.bucket, key: object.key, contentType: 'text/csv' });
+  try {
+    for (const chunk of csvChunks(object.header, records, toLine, tally, onProgress)) {
+      const room = csv.write(chunk);
+      if (room) await room;
+    }
+    await csv.end();
+  } catch (error) {
+    await csv.abort(error as Error);
+    throw error;
+  }
   return { bucket: object.bucket, key: object.key, ...tally };
 }
 

@@ -7,6 +7,7 @@ import { parse } from 'csv-parse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeRawData } from '#shared/data/raw-data.ts';
 import { CSV_COLUMNS, parseLabeledCsvRecord, RAW_FIELDS } from '#shared/features/index.ts';
+import { PART_BYTES } from '#shared/pipelines/object-stream.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
 import { LOGINS_30D, WITH_LOGINS } from '../support/raw-schemas.ts';
 
@@ -49,16 +50,19 @@ describe(`S3 through the shared client (${process.env.KEEL_TEST_EMULATOR ?? 'emb
 
   it('streams generated customers into the raw bucket and reads back every row valid', async () => {
     const summary = await writeRawData(aws.clients.s3, aws.names.raw, {
-      rows: 30_000,
+      rows: 80_000,
       seed: 5,
       asOf: new Date('2026-11-01T00:00:00Z'),
     });
-    expect(summary.rows).toBe(30_000);
+    expect(summary.rows).toBe(80_000);
     const listed = await aws.clients.s3.send(
       new ListObjectsV2Command({ Bucket: aws.names.raw, Prefix: 'raw/' }),
     );
     expect(listed.Contents?.map((object) => object.Key)).toContain(summary.key);
     const got = await aws.clients.s3.send(new GetObjectCommand({ Bucket: aws.names.raw, Key: summary.key }));
+    // More than one upload part, every byte of it.
+    expect(summary.bytes).toBeGreaterThan(PART_BYTES);
+    expect(got.ContentLength).toBe(summary.bytes);
     let rows = 0;
     let churned = 0;
     for await (const row of (got.Body as Readable).pipe(parse({ columns: true }))) {
@@ -67,7 +71,7 @@ describe(`S3 through the shared client (${process.env.KEEL_TEST_EMULATOR ?? 'emb
       rows++;
       churned += parsed.data.churned;
     }
-    expect(rows).toBe(30_000);
+    expect(rows).toBe(80_000);
     expect(churned / rows).toBeCloseTo(summary.churnRate, 10);
   });
 
