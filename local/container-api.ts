@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -48,6 +49,35 @@ export interface ContainerApi extends ApiServer {
 }
 
 const CONTAINER_SOURCE = 'lambdas/predict/container.ts';
+const CONTAINER_DOCKERFILE = 'lambdas/predict/Dockerfile';
+
+/**
+ * The options the image gives node: its Dockerfile's last `CMD`, in exec form `["node", …options,
+ * "<script>"]`. The local workers start with them, so that they run the bundle as a task does.
+ */
+export function imageNodeOptions(dockerfile: string): string[] {
+  const cmd = dockerfile
+    .split('\n')
+    .filter((line) => line.startsWith('CMD '))
+    .at(-1);
+  let argv: unknown;
+  try {
+    argv = cmd && JSON.parse(cmd.slice('CMD '.length));
+  } catch {
+    argv = undefined;
+  }
+  if (
+    !Array.isArray(argv) ||
+    argv.length < 2 ||
+    argv[0] !== 'node' ||
+    !argv.every((arg): arg is string => typeof arg === 'string')
+  ) {
+    throw new Error(
+      `${CONTAINER_DOCKERFILE}: expected a last CMD in exec form ["node", …options, "<script>"], got ${cmd ?? 'none'}`,
+    );
+  }
+  return argv.slice(1, -1);
+}
 const HOST = '127.0.0.1';
 
 export async function startContainerApi(options: ContainerApiOptions): Promise<ContainerApi> {
@@ -63,9 +93,10 @@ export async function startContainerApi(options: ContainerApiOptions): Promise<C
   const variables = localFunctionVariables(options.target, options.environment);
   // The container's bundle, as its image runs it, while the build is current; else its source.
   const [built] = builtModules([CONTAINER_SOURCE]) ?? [];
+  const nodeOptions = imageNodeOptions(readFileSync(join(REPO_ROOT, CONTAINER_DOCKERFILE), 'utf8'));
   cluster.setupPrimary({
     exec: built ?? join(REPO_ROOT, CONTAINER_SOURCE),
-    execArgv: built ? [] : ['--import', 'tsx'],
+    execArgv: built ? nodeOptions : [...nodeOptions, '--import', 'tsx'],
     cwd: REPO_ROOT,
     silent: true,
   });

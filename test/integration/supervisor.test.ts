@@ -1,7 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { imageNodeOptions } from '#local/container-api.ts';
 import { readRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { createDocumentClient } from '#shared/aws/clients.ts';
 import { getRecord, writeRecords } from '#shared/online-store/store.ts';
@@ -45,6 +46,12 @@ describe('keel up supervises storage, the API containers and the functions', () 
   it('serves by customer id from two container processes and reads a write back fresh', async () => {
     const info = await runtime();
     expect(info.processes.api).toHaveLength(2);
+    // Each runs node as the image's CMD does.
+    const options = imageNodeOptions(await readFile('lambdas/predict/Dockerfile', 'utf8'));
+    for (const pid of info.processes.api) {
+      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      expect(argv).toEqual(expect.arrayContaining(options));
+    }
     const customerId = 'c-000042';
     const before = await predict({ customerId });
     expect(before.status).toBe(200);
