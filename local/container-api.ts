@@ -78,6 +78,7 @@ export function imageNodeOptions(dockerfile: string): string[] {
   }
   return argv.slice(1, -1);
 }
+
 const HOST = '127.0.0.1';
 
 export async function startContainerApi(options: ContainerApiOptions): Promise<ContainerApi> {
