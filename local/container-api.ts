@@ -79,6 +79,10 @@ export function imageNodeOptions(dockerfile: string): string[] {
   return argv.slice(1, -1);
 }
 
+/** {@link imageNodeOptions} of the predict image's Dockerfile in this repository. */
+export const containerNodeOptions = (): string[] =>
+  imageNodeOptions(readFileSync(join(REPO_ROOT, CONTAINER_DOCKERFILE), 'utf8'));
+
 const HOST = '127.0.0.1';
 
 export async function startContainerApi(options: ContainerApiOptions): Promise<ContainerApi> {
@@ -94,7 +98,7 @@ export async function startContainerApi(options: ContainerApiOptions): Promise<C
   const variables = localFunctionVariables(options.target, options.environment);
   // The container's bundle, as its image runs it, while the build is current; else its source.
   const [built] = builtModules([CONTAINER_SOURCE]) ?? [];
-  const nodeOptions = imageNodeOptions(readFileSync(join(REPO_ROOT, CONTAINER_DOCKERFILE), 'utf8'));
+  const nodeOptions = containerNodeOptions();
   cluster.setupPrimary({
     exec: built ?? join(REPO_ROOT, CONTAINER_SOURCE),
     execArgv: built ? nodeOptions : [...nodeOptions, '--import', 'tsx'],

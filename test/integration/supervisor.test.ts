@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imageNodeOptions } from '#local/container-api.ts';
+import { containerNodeOptions } from '#local/container-api.ts';
 import { readRuntime, runtimeTarget } from '#local/running-platform.ts';
 import { createDocumentClient } from '#shared/aws/clients.ts';
 import { getRecord, writeRecords } from '#shared/online-store/store.ts';
@@ -47,7 +47,7 @@ describe('keel up supervises storage, the API containers and the functions', () 
     const info = await runtime();
     expect(info.processes.api).toHaveLength(2);
     // Each runs node as the image's CMD does.
-    const options = imageNodeOptions(await readFile('lambdas/predict/Dockerfile', 'utf8'));
+    const options = containerNodeOptions();
     for (const pid of info.processes.api) {
       const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
       expect(argv).toEqual(expect.arrayContaining(options));

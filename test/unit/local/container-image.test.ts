@@ -1,12 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { imageNodeOptions } from '#local/container-api.ts';
+import { containerNodeOptions, imageNodeOptions } from '#local/container-api.ts';
 
 /** The local ECS workers start node with the options the predict image's CMD gives it. */
 describe('imageNodeOptions', () => {
   it("reads the predict image's options: source maps, and no memory reducer", () => {
-    const dockerfile = readFileSync(new URL('../../../lambdas/predict/Dockerfile', import.meta.url), 'utf8');
-    expect(imageNodeOptions(dockerfile)).toEqual(['--enable-source-maps', '--no-memory-reducer']);
+    expect(containerNodeOptions()).toEqual(['--enable-source-maps', '--no-memory-reducer']);
   });
 
   it('takes the last CMD, as docker does', () => {
