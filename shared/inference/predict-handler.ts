@@ -13,6 +13,7 @@ import {
 import { httpErrors, requestIdOf } from '#shared/http/middleware.ts';
 import { loadOnnxScorer } from '#shared/model/onnx-runtime.ts';
 import { createSageMakerScorer } from '#shared/model/sagemaker-scorer.ts';
+import { coalescingScorer } from '#shared/model/scorer.ts';
 import { PREDICT_METRICS, ROLLOUT_METRICS } from '#shared/monitoring/metrics.ts';
 import {
   logger,
@@ -50,6 +51,12 @@ function scorerFactory(config: PredictConfig, target: AwsTarget): ScorerFactory 
     createSageMakerScorer({ client, endpointName, featureCount: featureSet.count });
 }
 
+/** A server's requests of one turn scored in one model call (coalescingScorer). */
+const coalesced =
+  (factory: ScorerFactory): ScorerFactory =>
+  async (...args) =>
+    coalescingScorer(await factory(...args));
+
 /**
  * Builds what a predict process serves with (clients, the model holder, metric reporting) from its
  * configuration: shared by the Lambda handler and the ECS container so both behave the same.
@@ -76,7 +83,7 @@ export function createInferenceRuntime(
     }),
     name: config.modelName,
     refreshIntervalMs: config.refreshIntervalMs,
-    createScorer: scorerFactory(config, target),
+    createScorer: coalesced(scorerFactory(config, target)),
     onEvent: (event) => {
       if (event.type === 'loaded' || event.type === 'challenger-loaded') {
         logger.info(`model ${event.type}`, { ...event });

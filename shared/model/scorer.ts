@@ -61,3 +61,54 @@ export function createJsScorer(model: ChurnModel): Scorer {
     async release() {},
   };
 }
+
+interface QueuedRow {
+  readonly x: Float32Array;
+  readonly resolve: (probability: number) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * `scorer` for a server: the one-row calls made in one turn of the event loop (the requests that one
+ * coalesced store read answered) go to the model as one batch. A model call costs about the same for
+ * one row as for a few (onnxruntime with Keel's 100-tree model: 15 µs of CPU for one row, 17 for four,
+ * 25 for eight: measured), so requests that share a call pay for about one. A row of the wrong shape
+ * fails alone; a failed batch fails every row that shared it, as one call of its own would have.
+ */
+export function coalescingScorer<S extends Scorer>(scorer: S): S {
+  let queue: QueuedRow[] = [];
+  const flush = () => {
+    const rows = queue;
+    queue = [];
+    if (rows.length === 1) {
+      const [row] = rows as [QueuedRow];
+      scorer.scoreOne(row.x).then(row.resolve, row.reject);
+      return;
+    }
+    const F = scorer.featureCount;
+    const x = new Float32Array(rows.length * F);
+    rows.forEach((row, i) => {
+      x.set(row.x, i * F);
+    });
+    scorer.scoreBatch(x, rows.length).then(
+      (probabilities) => {
+        rows.forEach((row, i) => {
+          row.resolve(probabilities[i]!);
+        });
+      },
+      (error: unknown) => {
+        for (const row of rows) row.reject(error);
+      },
+    );
+  };
+  return {
+    ...scorer,
+    scoreBatch: (x, rows) => scorer.scoreBatch(x, rows),
+    scoreOne: (x) =>
+      new Promise<number>((resolve, reject) => {
+        checkBatchShape(x, 1, scorer.featureCount);
+        if (queue.push({ x, resolve, reject }) === 1) setImmediate(flush);
+      }),
+    release: () => scorer.release(),
+  };
+}

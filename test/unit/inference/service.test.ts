@@ -28,6 +28,7 @@ import {
   predictBatch,
   predictOne,
 } from '#shared/inference/service.ts';
+import { coalescingScorer } from '#shared/model/scorer.ts';
 import { toItem } from '#shared/online-store/items.ts';
 import { coalescedReader } from '#shared/online-store/store.ts';
 import { LATER_FIELD, laterFieldDefinition } from '../../support/feature-definitions.ts';
@@ -76,6 +77,8 @@ function service(
     storeDown?: Error;
     /** The definition v4 was trained on (default: this code's, stored without its definition). */
     featureSet?: FeatureSet;
+    /** Serve through coalescingScorer, as a predict process does. */
+    coalesce?: boolean;
   } = {},
 ) {
   const registry = fakeRegistry({ v4: modelMetadata('v4', 0.5, options.featureSet) });
@@ -85,7 +88,7 @@ function service(
     registry,
     name: 'churn',
     refreshIntervalMs: 60_000,
-    createScorer: async () => scorer,
+    createScorer: async () => (options.coalesce ? coalescingScorer(scorer) : scorer),
   });
   const { store, reads } = fakeStore(options.records ?? [stored!], options.storeDown);
   const deps: InferenceDeps = {
@@ -158,6 +161,22 @@ describe('predictOne', () => {
     expect(reads).toHaveLength(1);
     expect(reads[0]!.sort()).toEqual([stored!.customer_id, other!.customer_id].sort());
     expect([a!.vector, b!.vector, c!.vector]).toEqual([stored!, other!, stored!].map(float32Features));
+  });
+
+  it('scores the requests one shared read answered in one model call, each with its own row', async () => {
+    const { deps, scorer } = service({ records: [stored!, other!], coalesce: true });
+    await deps.models.require();
+    const answers = await Promise.all(
+      [stored!, other!, stored!].map((record, i) =>
+        predictOne(deps, { customerId: record.customer_id }, `r-${i}`),
+      ),
+    );
+    expect(scorer.calls.map((call) => call.rows)).toEqual([3]);
+    // The two customers score differently, so a row answered with another's probability would show.
+    expect(new Set(answers.map((a) => a.body.probability)).size).toBe(2);
+    expect(answers.map((a) => a.body.probability)).toEqual(
+      [stored!, other!, stored!].map((record) => byAge(float32Features(record))),
+    );
   });
 
   it('warns of an imputed field, an unseen category and a stale record', async () => {
