@@ -72,8 +72,12 @@ export function createInferenceRuntime(
   close(): Promise<void>;
 } {
   const clients = createAwsClients(target, SERVING_TIMEOUTS);
-  // Every request's store read is the same command: a client of its own builds its middleware once.
-  const storeReads = createDynamoClient(target, SERVING_TIMEOUTS, { cacheMiddleware: true });
+  // Every request's store read is the same command: a client of its own builds its middleware once,
+  // over the document client's connections.
+  const storeReads = createDynamoClient(target, SERVING_TIMEOUTS, {
+    cacheMiddleware: true,
+    shareConnectionsWith: clients.dynamo,
+  });
   const models = new ModelHolder({
     registry: registryReader({
       s3: clients.s3,

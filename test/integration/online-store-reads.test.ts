@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDynamoClient, SERVING_TIMEOUTS } from '#shared/aws/clients.ts';
+import { createDocumentClient, createDynamoClient, SERVING_TIMEOUTS } from '#shared/aws/clients.ts';
 import { generateRecords } from '#shared/data/generate.ts';
 import type { RawRecord } from '#shared/features/index.ts';
 import { coalescedReader, READS_IN_FLIGHT, writeRecords } from '#shared/online-store/store.ts';
@@ -69,6 +69,22 @@ describe('coalescedReader', () => {
     // The local DynamoDB is always consistent; DynamoDB is only when asked, so every read asks.
     expect(consistentBatchGets).toBe(2);
     store.dynamo.destroy();
+  });
+
+  it("reads over another client's connections, as a predict process reads over its document client's", async () => {
+    const documents = createDocumentClient(aws.target, SERVING_TIMEOUTS);
+    const reads = createDynamoClient(aws.target, SERVING_TIMEOUTS, {
+      cacheMiddleware: true,
+      shareConnectionsWith: documents,
+    });
+    expect(reads.config.requestHandler).toBe(documents.config.requestHandler);
+    expect(await reads.config.maxAttempts()).toBe(SERVING_TIMEOUTS.maxAttempts);
+    const read = coalescedReader({ dynamo: reads, table: aws.names.onlineFeatures });
+    // Customers no other test changes.
+    const customers = records.slice(10, 13);
+    const found = await read(customers.map((record) => record.customer_id));
+    expect([...found.values()]).toEqual(customers);
+    documents.destroy();
   });
 
   it(`keeps at most ${READS_IN_FLIGHT} calls in flight; reads of later turns wait and share the next call`, async () => {
