@@ -7,6 +7,7 @@ import {
   ValidationError,
 } from '#shared/errors.ts';
 import type { FeatureSet, FieldValues, RawRecord } from '#shared/features/index.ts';
+import { scoreRows } from '#shared/model/scorer.ts';
 import type { VariantDimension } from '#shared/monitoring/metrics.ts';
 import { freshness, type RecordReader } from '#shared/online-store/store.ts';
 import { type RolloutMode, type Variant, variantFor } from '#shared/registry/rollout.ts';
@@ -203,21 +204,6 @@ interface ModelScores {
   readonly ms: number;
 }
 
-/** The class-1 probabilities of `vectors` by `model`: one model call whatever their number. */
-async function scoreVectors(
-  model: LoadedModel,
-  vectors: readonly Float32Array[],
-): Promise<ArrayLike<number>> {
-  if (vectors.length === 0) return [];
-  if (vectors.length === 1) return [await model.scorer.scoreOne(vectors[0]!)];
-  const count = model.featureSet.count;
-  const x = new Float32Array(vectors.length * count);
-  vectors.forEach((vector, i) => {
-    x.set(vector, i * count);
-  });
-  return model.scorer.scoreBatch(x, vectors.length);
-}
-
 /** `rows` encoded with `model`'s definition and scored by it; a model failure throws. */
 async function scoreWith(
   model: LoadedModel,
@@ -226,8 +212,8 @@ async function scoreWith(
 ): Promise<ModelScores> {
   const encoded = rows.map((row) => encodedFor(row, model.featureSet));
   const ready = encoded.filter((e): e is Encoded => !(e instanceof KeelError));
-  const scores = await scoreVectors(
-    model,
+  const scores = await scoreRows(
+    model.scorer,
     ready.map((e) => e.vector),
   );
   let next = 0;

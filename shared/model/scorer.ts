@@ -62,6 +62,18 @@ export function createJsScorer(model: ChurnModel): Scorer {
   };
 }
 
+/** The probabilities of `rows` (one row each) in one call of `scorer`: `scoreOne` for a single row. */
+export async function scoreRows(scorer: Scorer, rows: readonly Float32Array[]): Promise<ArrayLike<number>> {
+  if (rows.length === 0) return [];
+  if (rows.length === 1) return [await scorer.scoreOne(rows[0]!)];
+  const F = scorer.featureCount;
+  const x = new Float32Array(rows.length * F);
+  rows.forEach((row, i) => {
+    x.set(row, i * F);
+  });
+  return scorer.scoreBatch(x, rows.length);
+}
+
 interface QueuedRow {
   readonly x: Float32Array;
   readonly resolve: (probability: number) => void;
@@ -80,17 +92,10 @@ export function coalescingScorer<S extends Scorer>(scorer: S): S {
   const flush = () => {
     const rows = queue;
     queue = [];
-    if (rows.length === 1) {
-      const [row] = rows as [QueuedRow];
-      scorer.scoreOne(row.x).then(row.resolve, row.reject);
-      return;
-    }
-    const F = scorer.featureCount;
-    const x = new Float32Array(rows.length * F);
-    rows.forEach((row, i) => {
-      x.set(row.x, i * F);
-    });
-    scorer.scoreBatch(x, rows.length).then(
+    scoreRows(
+      scorer,
+      rows.map((row) => row.x),
+    ).then(
       (probabilities) => {
         rows.forEach((row, i) => {
           row.resolve(probabilities[i]!);
